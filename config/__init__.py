@@ -1,0 +1,118 @@
+"""The one place where configuration is read from the environment.
+
+Every setting of DESIGN.md's table is optional; the defaults are the embedded ones (SQLite,
+in-process cache, synthetic market) so that a fresh checkout runs with nothing else installed.
+A malformed value stops the program with one line that names the variable and what it expects,
+because a typo in production must never silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+TIMEFRAMES: tuple[str, ...] = ("1h", "4h", "1d", "1w", "1m")
+
+
+class ConfigError(ValueError):
+    """A configuration variable holds a value the program cannot use."""
+
+
+@dataclass(frozen=True)
+class MarketSource:
+    """The parsed `MARKET_SOURCE`: its kind and, for `csv`, the directory it reads."""
+
+    kind: str  # "synthetic" | "massive" | "csv"
+    csv_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: str
+    model_dir: str
+    database_url: str
+    redis_url: str | None
+    market_source: MarketSource
+    massive_api_key: str | None
+    massive_api_base: str
+    serve_host: str
+    serve_port: int
+
+
+def _parse_database_url(value: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    expect = "expected sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB"
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ConfigError(f"DATABASE_URL={value!r} is not a database URL; {expect}") from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(f"DATABASE_URL={value!r} names backend {url.get_backend_name()!r}; {expect}")
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() not in ("psycopg", "psycopg2"):
+        # psycopg 3 is the driver we ship; a bare postgresql:// is rewritten to it.
+        if "+" in url.drivername:
+            raise ConfigError(f"DATABASE_URL={value!r} names driver {url.get_driver_name()!r}; {expect}")
+    if url.get_backend_name() == "postgresql" and "+" not in url.drivername:
+        value = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return value
+
+
+def _parse_redis_url(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    from urllib.parse import urlparse
+
+    parsed = urlparse(value)
+    if parsed.scheme not in ("redis", "rediss", "unix") or (parsed.scheme != "unix" and not parsed.hostname):
+        raise ConfigError(f"REDIS_URL={value!r} is not a Redis URL; expected redis://HOST:PORT/DB")
+    return value
+
+
+def _parse_market_source(value: str) -> MarketSource:
+    expect = "expected 'synthetic', 'massive' or 'csv:<dir>'"
+    if value in ("synthetic", "massive"):
+        return MarketSource(kind=value)
+    if value.startswith("csv:"):
+        directory = value[len("csv:") :]
+        if not directory:
+            raise ConfigError(f"MARKET_SOURCE={value!r} names no directory; {expect}")
+        return MarketSource(kind="csv", csv_dir=Path(directory))
+    raise ConfigError(f"MARKET_SOURCE={value!r} is unknown; {expect}")
+
+
+def _parse_port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"SERVE_PORT={value!r} is not a TCP port; expected an integer 1-65535")
+    return port
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raises ConfigError naming the first bad variable."""
+    env = os.environ if environ is None else environ
+    return Settings(
+        data_dir=env.get("DATA_DIR") or "./var/data",
+        model_dir=env.get("MODEL_DIR") or "./var/models",
+        database_url=_parse_database_url(env.get("DATABASE_URL") or "sqlite:///./var/app.db"),
+        redis_url=_parse_redis_url(env.get("REDIS_URL")),
+        market_source=_parse_market_source(env.get("MARKET_SOURCE") or "synthetic"),
+        massive_api_key=env.get("MASSIVE_API_KEY") or env.get("POLYGON_API_KEY") or None,
+        massive_api_base=(env.get("MASSIVE_API_BASE") or "https://api.massive.com").rstrip("/"),
+        serve_host=env.get("SERVE_HOST") or "127.0.0.1",
+        serve_port=_parse_port(env.get("SERVE_PORT") or "8000"),
+    )
+
+
+def settings_or_exit() -> Settings:
+    """Entry points call this: a bad variable ends the program with one readable line."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None

@@ -1,0 +1,1 @@
+"""Features: scale-free TA-Lib indicators computed from candles, without lookahead."""

@@ -1,0 +1,1 @@
+"""Serving: the Ray Serve application behind one HTTP ingress."""

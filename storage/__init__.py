@@ -1,0 +1,1 @@
+"""Storage: the metadata database, the parquet lake, the cache and the model registry."""

@@ -1,0 +1,171 @@
+"""The parquet lake: one OHLCV file per symbol and timeframe, `DATA_DIR/X_BTCUSD/1h_ohlcv.parquet`.
+
+Writes are atomic (temporary file in the same folder, fsync, rename, fsync of the folder), so a
+reader sees either the old file or the new one, never half of one, even if the writer is killed.
+A file that exists but cannot be read is reported with its path and left alone: it may be the
+only copy of years of candles.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from config import TIMEFRAMES
+
+RETENTION_DAYS: dict[str, int] = {"1h": 365, "4h": 1095, "1d": 1825, "1w": 1825, "1m": 1825}
+
+OHLCV_COLUMNS: tuple[str, ...] = ("timestamp", "open", "high", "low", "close", "volume", "vwap")
+
+SCHEMA = pa.schema(
+    [
+        ("timestamp", pa.timestamp("ms", tz="UTC")),
+        ("open", pa.float64()),
+        ("high", pa.float64()),
+        ("low", pa.float64()),
+        ("close", pa.float64()),
+        ("volume", pa.float64()),
+        ("vwap", pa.float64()),
+    ]
+)
+
+
+class LakeCorruptError(RuntimeError):
+    """A lake file exists but is not a readable OHLCV parquet file."""
+
+
+def ticker_dirname(ticker: str) -> str:
+    """`X:BTCUSD` -> `X_BTCUSD` (DESIGN.md: `:` becomes `_`)."""
+    if not ticker or "/" in ticker or ticker in (".", ".."):
+        raise ValueError(f"ticker {ticker!r} cannot name a lake folder")
+    return ticker.replace(":", "_")
+
+
+def dirname_ticker(dirname: str) -> str:
+    """Inverse of `ticker_dirname` for the `X_` crypto prefix."""
+    return dirname.replace("_", ":", 1)
+
+
+def empty_frame() -> pd.DataFrame:
+    return SCHEMA.empty_table().to_pandas()
+
+
+def normalize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Coerce a candle frame to the lake schema: UTC ms timestamps, float64 prices, a vwap column."""
+    missing = [c for c in OHLCV_COLUMNS[:-1] if c not in frame.columns]
+    if missing:
+        raise ValueError(f"candles lack columns {missing}; have {list(frame.columns)}")
+    out = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(frame["timestamp"], utc=True).astype("datetime64[ms, UTC]"),
+            **{c: frame[c].astype("float64") for c in ("open", "high", "low", "close", "volume")},
+            "vwap": frame["vwap"].astype("float64") if "vwap" in frame.columns else float("nan"),
+        }
+    )
+    return out.reset_index(drop=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    """Write `table` to `path` so that no reader ever observes a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+
+
+class Lake:
+    """Read, append and trim OHLCV candles under one root folder."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path(self, ticker: str, timeframe: str) -> Path:
+        if timeframe not in TIMEFRAMES:
+            raise ValueError(f"timeframe {timeframe!r} is not one of {TIMEFRAMES}")
+        return self.root / ticker_dirname(ticker) / f"{timeframe}_ohlcv.parquet"
+
+    def exists(self, ticker: str, timeframe: str) -> bool:
+        return self.path(ticker, timeframe).exists()
+
+    def read(self, ticker: str, timeframe: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Candles sorted by time; an empty frame when the lake has none for this pair."""
+        path = self.path(ticker, timeframe)
+        if not path.exists():
+            frame = empty_frame()
+            return frame[columns] if columns else frame
+        try:
+            table = pq.read_table(path, columns=columns, schema=SCHEMA)
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            raise LakeCorruptError(f"lake file {path} is unreadable ({exc}); left in place for inspection") from exc
+        return table.to_pandas()
+
+    def last_timestamp(self, ticker: str, timeframe: str) -> pd.Timestamp | None:
+        stamps = self.read(ticker, timeframe, columns=["timestamp"])["timestamp"]
+        return None if stamps.empty else stamps.iloc[-1]
+
+    def write(self, ticker: str, timeframe: str, candles: pd.DataFrame) -> None:
+        frame = normalize(candles).sort_values("timestamp", kind="stable")
+        if frame["timestamp"].duplicated().any():
+            raise ValueError(f"candles for {ticker} {timeframe} hold duplicate timestamps")
+        table = pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False)
+        write_parquet_atomic(table, self.path(ticker, timeframe))
+
+    def append(
+        self, ticker: str, timeframe: str, new: pd.DataFrame, as_of: datetime | None = None
+    ) -> pd.DataFrame:
+        """Merge `new` into the stored candles (a re-sent timestamp takes the newest values),
+        trim to the retention of the timeframe, write atomically, and return what was written."""
+        merged = pd.concat([self.read(ticker, timeframe), normalize(new)], ignore_index=True)
+        merged = merged.drop_duplicates(subset="timestamp", keep="last")
+        merged = trim_to_retention(merged, timeframe, as_of)
+        self.write(ticker, timeframe, merged)
+        return merged.sort_values("timestamp").reset_index(drop=True)
+
+    def trim(self, ticker: str, timeframe: str, as_of: datetime | None = None) -> int:
+        """Drop candles older than the retention period; returns how many were dropped."""
+        frame = self.read(ticker, timeframe)
+        kept = trim_to_retention(frame, timeframe, as_of)
+        if len(kept) != len(frame):
+            self.write(ticker, timeframe, kept)
+        return len(frame) - len(kept)
+
+    def tickers(self) -> Iterator[str]:
+        if not self.root.exists():
+            return
+        for child in sorted(self.root.iterdir()):
+            if child.is_dir() and any(child.glob("*_ohlcv.parquet")):
+                yield dirname_ticker(child.name)
+
+
+def trim_to_retention(frame: pd.DataFrame, timeframe: str, as_of: datetime | None = None) -> pd.DataFrame:
+    """Keep candles newer than `as_of` minus the retention of `timeframe`.
+
+    Candles after `as_of` are kept: a historical re-run must never delete newer data."""
+    now = pd.Timestamp(as_of or datetime.now(timezone.utc))
+    now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
+    cutoff = now - timedelta(days=RETENTION_DAYS[timeframe])
+    return frame[frame["timestamp"] >= cutoff]

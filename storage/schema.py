@@ -1,0 +1,142 @@
+"""The Phase I tables of the architecture document, as SQLModel classes.
+
+They mirror `seed/system-architecture.md` column for column: defaults, unique and check
+constraints, foreign keys with their ON DELETE, and the named indexes. The Alembic migration
+in `storage/migrations` creates exactly this metadata (a test compares the two).
+
+Two deliberate departures, both additive:
+- Prices are DOUBLE PRECISION, not NUMERIC(20, 8). Eight decimal places keep only three or four
+  significant digits for coins priced near 1e-5 (PEPE, SHIB), so a forecast of 0.0000123456
+  would be stored as 0.00001235. A double keeps ~15 significant digits at every magnitude,
+  which matches a model that is scale-free by construction; the forecasts are floats anyway.
+- `prediction_steps` also stores the 80 % band (`lower`, `upper`), which the HTTP answer of
+  DESIGN.md returns for every step, also when a stored prediction is read back by id.
+Times are naive UTC (`TIMESTAMP` without time zone, as the document defines them).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlmodel import Field, SQLModel
+
+from config import TIMEFRAMES
+
+TIMEFRAME_CHECK = "timeframe IN (" + ", ".join(f"'{tf}'" for tf in TIMEFRAMES) + ")"
+
+# JSONB on PostgreSQL, JSON text elsewhere.
+JsonType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+# See the module docstring: prices keep their significant digits at every magnitude.
+PriceType = sa.Double()
+
+
+class Symbol(SQLModel, table=True):
+    __tablename__ = "symbols"
+    __table_args__ = (
+        sa.Index("idx_symbols_ticker", "ticker"),
+        sa.Index("idx_symbols_volume_rank", "volume_rank"),
+        sa.Index("idx_symbols_active", "is_active"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    ticker: str = Field(sa_column=sa.Column(sa.String(20), unique=True, nullable=False))
+    name: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    base_currency: str | None = Field(default=None, sa_column=sa.Column(sa.String(10)))
+    quote_currency: str | None = Field(default=None, sa_column=sa.Column(sa.String(10)))
+    is_active: bool | None = Field(default=True, sa_column=sa.Column(sa.Boolean, server_default=sa.true()))
+    volume_24h_usd: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(20, 2)))
+    volume_rank: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    last_updated: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime))
+    created_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+
+
+class ModelRecord(SQLModel, table=True):
+    """One trained model of one timeframe (the `models` table)."""
+
+    __tablename__ = "models"
+    __table_args__ = (
+        sa.CheckConstraint(TIMEFRAME_CHECK, name="ck_models_timeframe"),
+        sa.UniqueConstraint("timeframe", "version", name="uq_models_timeframe_version"),
+        sa.Index("idx_models_timeframe", "timeframe"),
+        sa.Index("idx_models_active", "is_active"),
+        # "At most one active model per timeframe", enforced by the database itself.
+        sa.Index(
+            "uq_models_one_active",
+            "timeframe",
+            unique=True,
+            postgresql_where=sa.text("is_active"),
+            sqlite_where=sa.text("is_active"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    timeframe: str = Field(sa_column=sa.Column(sa.String(10), nullable=False))
+    version: str = Field(sa_column=sa.Column(sa.String(50), nullable=False))
+    training_start: datetime = Field(sa_column=sa.Column(sa.DateTime, nullable=False))
+    training_end: datetime = Field(sa_column=sa.Column(sa.DateTime, nullable=False))
+    num_symbols: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    top_symbols: list[str] | None = Field(default=None, sa_column=sa.Column(JsonType))
+    accuracy_avg: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(5, 4)))
+    feature_count: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    model_path: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    is_active: bool | None = Field(default=False, sa_column=sa.Column(sa.Boolean, server_default=sa.false()))
+    trained_at: datetime = Field(sa_column=sa.Column(sa.DateTime, nullable=False))
+    created_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+
+
+class Prediction(SQLModel, table=True):
+    __tablename__ = "predictions"
+    __table_args__ = (
+        sa.CheckConstraint(TIMEFRAME_CHECK, name="ck_predictions_timeframe"),
+        sa.Index("idx_predictions_symbol_id", "symbol_id"),
+        sa.Index("idx_predictions_user_id", "user_id"),
+        sa.Index("idx_predictions_timeframe", "timeframe"),
+        sa.Index("idx_predictions_model_id", "model_id"),
+        sa.Index("idx_predictions_created_at", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    symbol_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("symbols.id", ondelete="CASCADE"), nullable=False)
+    )
+    # Nullable in Phase I (no users table yet); Phase II adds the foreign key.
+    user_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid))
+    timeframe: str = Field(sa_column=sa.Column(sa.String(10), nullable=False))
+    model_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, sa.ForeignKey("models.id"), nullable=False))
+    prediction_date: datetime = Field(sa_column=sa.Column(sa.DateTime, nullable=False))
+    predict_until: datetime = Field(sa_column=sa.Column(sa.DateTime, nullable=False))
+    num_steps: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    confidence_avg: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(5, 4)))
+    direction: str | None = Field(default=None, sa_column=sa.Column(sa.String(10)))
+    key_indicators: list[str] | None = Field(default=None, sa_column=sa.Column(JsonType))
+    created_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+
+
+class PredictionStep(SQLModel, table=True):
+    __tablename__ = "prediction_steps"
+    __table_args__ = (
+        sa.UniqueConstraint("prediction_id", "step_number", name="uq_prediction_steps_prediction_step"),
+        sa.Index("idx_prediction_steps_prediction_id", "prediction_id"),
+        sa.Index("idx_prediction_steps_timestamp", "timestamp"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    prediction_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("predictions.id", ondelete="CASCADE"), nullable=False)
+    )
+    step_number: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    timestamp: datetime = Field(sa_column=sa.Column(sa.DateTime, nullable=False))
+    open: float = Field(sa_column=sa.Column(PriceType, nullable=False))
+    high: float = Field(sa_column=sa.Column(PriceType, nullable=False))
+    low: float = Field(sa_column=sa.Column(PriceType, nullable=False))
+    close: float = Field(sa_column=sa.Column(PriceType, nullable=False))
+    lower: float | None = Field(default=None, sa_column=sa.Column(PriceType))
+    upper: float | None = Field(default=None, sa_column=sa.Column(PriceType))
+    confidence: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(5, 4)))
+    direction: str | None = Field(default=None, sa_column=sa.Column(sa.String(10)))
+    actual_close: float | None = Field(default=None, sa_column=sa.Column(PriceType))
+    is_accurate: bool | None = Field(default=None, sa_column=sa.Column(sa.Boolean))

@@ -1,0 +1,88 @@
+"""Shared fixtures: a fresh database per test on SQLite and on the real PostgreSQL, and a cache
+with its own key prefix on the in-process TTL cache and on the real Redis.
+
+PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) run on every machine of this project,
+CI included; when one is missing the test fails with a message saying so, it is never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.engine import Engine
+
+from storage.cache import Cache, MemoryCache, RedisCache
+from storage.db import make_engine
+from storage.migrate import upgrade
+
+PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
+PG_URL_TEMPLATE = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/{db}")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "binance_daily"
+
+
+def _admin() -> psycopg.Connection:
+    try:
+        return psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is required for this test and is not reachable at {PG_ADMIN_DSN!r}: {exc}")
+
+
+@pytest.fixture
+def pg_database_url() -> Iterator[str]:
+    """A brand-new, empty PostgreSQL database, dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with _admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_URL_TEMPLATE.format(db=name)
+    finally:
+        with _admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'app.db'}"
+    return request.getfixturevalue("pg_database_url")
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A migrated database on each backend."""
+    upgrade(database_url)
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def redis_cache() -> Iterator[RedisCache]:
+    cache = RedisCache(TEST_REDIS_URL, prefix=f"test:{uuid.uuid4().hex}:")
+    try:
+        cache.ping()
+    except Exception as exc:  # noqa: BLE001 - any connection failure means the service is missing
+        pytest.fail(f"Redis is required for this test and is not reachable at {TEST_REDIS_URL}: {exc}")
+    yield cache
+    cache.delete_prefix()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def cache(request: pytest.FixtureRequest) -> Cache:
+    if request.param == "memory":
+        return MemoryCache()
+    return request.getfixturevalue("redis_cache")
+
+
+@pytest.fixture
+def binance_dir() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"the real-data fixture is missing: {SHARED_DATA}")
+    return SHARED_DATA

@@ -1,0 +1,66 @@
+import subprocess
+import sys
+
+import pytest
+
+from config import ConfigError, load_settings
+
+
+def test_defaults_are_the_embedded_ones() -> None:
+    s = load_settings({})
+    assert s.data_dir == "./var/data"
+    assert s.model_dir == "./var/models"
+    assert s.database_url == "sqlite:///./var/app.db"
+    assert s.redis_url is None
+    assert s.market_source.kind == "synthetic"
+    assert s.massive_api_base == "https://api.massive.com"
+    assert (s.serve_host, s.serve_port) == ("127.0.0.1", 8000)
+
+
+def test_values_from_environment() -> None:
+    s = load_settings(
+        {
+            "DATABASE_URL": "postgresql://u@db:5432/app",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "MARKET_SOURCE": "csv:/tmp/candles",
+            "POLYGON_API_KEY": "k1",
+            "SERVE_PORT": "9000",
+        }
+    )
+    assert s.database_url == "postgresql+psycopg://u@db:5432/app"
+    assert s.redis_url == "redis://127.0.0.1:6379/0"
+    assert s.market_source.kind == "csv" and str(s.market_source.csv_dir) == "/tmp/candles"
+    assert s.massive_api_key == "k1"
+    assert s.serve_port == 9000
+    assert load_settings({"MASSIVE_API_KEY": "a", "POLYGON_API_KEY": "b"}).massive_api_key == "a"
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("DATABASE_URL", "not a url"),
+        ("DATABASE_URL", "mysql://root@localhost/db"),
+        ("REDIS_URL", "http://localhost:6379"),
+        ("REDIS_URL", "localhost:6379"),
+        ("MARKET_SOURCE", "yahoo"),
+        ("MARKET_SOURCE", "csv:"),
+        ("SERVE_PORT", "eighty"),
+        ("SERVE_PORT", "70000"),
+    ],
+)
+def test_malformed_values_name_the_variable(var: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=var):
+        load_settings({var: value})
+
+
+@pytest.mark.parametrize(
+    ("var", "value"), [("DATABASE_URL", "mysql://x"), ("REDIS_URL", "nope"), ("MARKET_SOURCE", "yahoo")]
+)
+def test_entry_point_stops_with_one_line(var: str, value: str, tmp_path) -> None:
+    env = {"PATH": "/usr/bin:/bin", var: value}
+    proc = subprocess.run(
+        [sys.executable, "-m", "storage.migrate"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and var in lines[0], proc.stderr

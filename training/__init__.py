@@ -1,0 +1,1 @@
+"""Training: datasets, the per-timeframe models, the forecaster, evaluation and sweeps."""

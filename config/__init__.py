@@ -37,6 +37,8 @@ class Settings:
     market_source: MarketSource
     massive_api_key: str | None
     massive_api_base: str
+    massive_retries: int
+    massive_backoff_s: float
     serve_host: str
     serve_port: int
 
@@ -94,6 +96,16 @@ def _parse_port(value: str) -> int:
     return port
 
 
+def _parse_number(name: str, value: str, kind: type, low: float, high: float) -> float:
+    try:
+        number = kind(value)
+    except ValueError:
+        number = None
+    if number is None or not low <= number <= high:
+        raise ConfigError(f"{name}={value!r} is out of range; expected {kind.__name__} in [{low}, {high}]")
+    return number
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raises ConfigError naming the first bad variable."""
     env = os.environ if environ is None else environ
@@ -105,6 +117,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         market_source=_parse_market_source(env.get("MARKET_SOURCE") or "synthetic"),
         massive_api_key=env.get("MASSIVE_API_KEY") or env.get("POLYGON_API_KEY") or None,
         massive_api_base=(env.get("MASSIVE_API_BASE") or "https://api.massive.com").rstrip("/"),
+        massive_retries=int(_parse_number("MASSIVE_RETRIES", env.get("MASSIVE_RETRIES") or "5", int, 0, 20)),
+        massive_backoff_s=_parse_number("MASSIVE_BACKOFF_S", env.get("MASSIVE_BACKOFF_S") or "0.5", float, 0, 60),
         serve_host=env.get("SERVE_HOST") or "127.0.0.1",
         serve_port=_parse_port(env.get("SERVE_PORT") or "8000"),
     )

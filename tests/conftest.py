@@ -86,3 +86,13 @@ def binance_dir() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"the real-data fixture is missing: {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    """One local Ray instance for the whole session (a GCS port other than Redis's 6379)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()

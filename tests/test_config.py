@@ -46,6 +46,8 @@ def test_values_from_environment() -> None:
         ("MARKET_SOURCE", "csv:"),
         ("SERVE_PORT", "eighty"),
         ("SERVE_PORT", "70000"),
+        ("MASSIVE_RETRIES", "-1"),
+        ("MASSIVE_BACKOFF_S", "soon"),
     ],
 )
 def test_malformed_values_name_the_variable(var: str, value: str) -> None:

@@ -1,0 +1,59 @@
+"""What every job shares on the command line: `--as-of`, logging, settings, the database, Ray."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from datetime import datetime, timezone
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from config import TIMEFRAMES, Settings, settings_or_exit
+from storage.db import make_engine
+from storage.migrate import upgrade
+
+
+def parse_as_of(value: str) -> datetime:
+    """A date (`2024-12-31`, midnight UTC) or an ISO time; naive times are UTC."""
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise argparse.ArgumentTypeError(f"--as-of {value!r} is not a date or ISO time") from None
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.to_pydatetime()
+
+
+def parse_timeframes(value: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in names if v not in TIMEFRAMES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"--timeframes {value!r}: each must be one of {','.join(TIMEFRAMES)}")
+    return names
+
+
+def parser(description: str | None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--as-of", type=parse_as_of, default=datetime.now(timezone.utc),
+                   help="date or ISO time the run is as of (default: now); makes historical runs reproducible")
+    return p
+
+
+def setup(level: int = logging.INFO) -> tuple[Settings, Engine]:
+    """Logging, validated settings, and a migrated database."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("urllib3", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    settings = settings_or_exit()
+    upgrade(settings.database_url)
+    return settings, make_engine(settings.database_url)
+
+
+def init_ray() -> None:
+    """Join the cluster `ray job submit` runs us on (RAY_ADDRESS), or start a local one."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=False,
+                 configure_logging=False, include_dashboard=False if not os.environ.get("RAY_ADDRESS") else None)

@@ -1,0 +1,79 @@
+"""`build_features`: candles in, candles plus 150+ scale-free feature columns out.
+
+The same function serves training (whole histories), backtesting and serving (a window of
+recent candles plus predicted ones): there is one way to turn candles into features.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from features.indicators import Feature, compute
+from features.profiles import profile_for
+
+WARMUP_COLUMN = "warmup"  # True where the row's features are not yet trustworthy
+REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
+
+
+def _validate(candles: pd.DataFrame) -> None:
+    missing = [c for c in REQUIRED if c not in candles.columns]
+    if missing:
+        raise ValueError(f"candles lack columns {missing}; have {list(candles.columns)}")
+    if len(candles) > 1 and not candles["timestamp"].is_monotonic_increasing:
+        raise ValueError("candles must be sorted by timestamp")
+
+
+def build_features(candles: pd.DataFrame, timeframe: str) -> pd.DataFrame:
+    """The input rows with every feature of `catalogue(timeframe)` as float32 and a `warmup` flag.
+
+    A row is flagged while the longest window is still filling (the profile's warm-up) or when
+    any of its features is not finite; flagged rows must never reach a model.
+    """
+    _validate(candles)
+    profile = profile_for(timeframe)
+    base = candles.reset_index(drop=True)
+    if base.empty:
+        empty = pd.DataFrame({f.name: pd.Series(dtype="float32") for f in catalogue(timeframe)})
+        return pd.concat([base, empty], axis=1).assign(**{WARMUP_COLUMN: pd.Series(dtype=bool)})
+    specs, matrix = compute(base, profile, timeframe)
+    values = matrix.astype(np.float32)
+    warm = np.arange(len(base)) < profile.warmup
+    warm |= ~np.isfinite(values).all(axis=1)
+    features = pd.DataFrame(values, columns=[s.name for s in specs], index=base.index)
+    out = pd.concat([base, features], axis=1)
+    out[WARMUP_COLUMN] = warm
+    return out
+
+
+def latest_features(recent: pd.DataFrame, timeframe: str, rows: int = 1) -> pd.DataFrame:
+    """Features of the last `rows` candles from a window of recent ones (serving's path).
+
+    Equal, to float32 precision, to `build_features` on the whole history for those rows, as
+    long as the window holds at least `profile.serving_window` candles (warm-up included).
+    """
+    return build_features(recent, timeframe).iloc[-rows:]
+
+
+@lru_cache(maxsize=8)
+def _catalogue(timeframe: str) -> tuple[Feature, ...]:
+    profile = profile_for(timeframe)
+    n = profile.warmup + 10
+    stamps = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC")
+    wave = 1.0 + 0.1 * np.sin(np.arange(n) / 3.0)
+    probe = pd.DataFrame({"timestamp": stamps, "open": wave, "high": wave * 1.01, "low": wave * 0.99,
+                          "close": wave, "volume": np.ones(n)})
+    specs, _ = compute(probe, profile, timeframe)
+    return tuple(specs)
+
+
+def catalogue(timeframe: str) -> list[Feature]:
+    """Every feature of a timeframe with its group, window and source."""
+    return list(_catalogue(timeframe))
+
+
+def feature_names(timeframe: str, groups: set[str] | None = None) -> list[str]:
+    """Feature column names, optionally only those of some groups (e.g. {"momentum", "volume"})."""
+    return [f.name for f in _catalogue(timeframe) if groups is None or f.group in groups]

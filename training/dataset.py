@@ -1,0 +1,137 @@
+"""Training rows (features + next-candle targets) for all top-N symbols, split by time.
+
+Targets describe the next candle relative to the current close, in log space, so they are as
+scale-free as the features: the close's log return, and how far the high and low reach beyond
+the candle body (the upper and lower shadows). The forecaster rebuilds whole candles from them.
+
+Splits are by time, shared by every symbol: train | gap | validation | gap | holdout, with gaps
+as long as the longest indicator window, so no validation or holdout feature window reaches
+back into the training period. Nothing is shuffled across time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.build import WARMUP_COLUMN, build_features, feature_names
+from features.profiles import profile_for
+from market_data.timeframes import spec
+from storage.lake import Lake
+
+TARGETS = ["target_ret", "target_up", "target_down"]
+HORIZON = 30
+
+
+def next_candle_targets(candles: pd.DataFrame) -> pd.DataFrame:
+    """Per row t: log(close[t+1] / close[t]), log(high[t+1] / max(open, close)[t+1]) and
+    log(min(open, close)[t+1] / low[t+1]); NaN on the last row."""
+    o, h, lo, c = (candles[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
+    nxt = lambda a: np.concatenate([a[1:], [np.nan]])  # noqa: E731
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return pd.DataFrame({
+            "target_ret": np.log(nxt(c) / c),
+            "target_up": np.log(nxt(h) / np.maximum(nxt(o), nxt(c))),
+            "target_down": np.log(np.minimum(nxt(o), nxt(c)) / nxt(lo)),
+        }, index=candles.index)
+
+
+def symbol_rows(candles: pd.DataFrame, ticker: str, timeframe: str) -> pd.DataFrame:
+    """Feature rows of one symbol with their targets: warm-up and rows without a next candle dropped."""
+    names = feature_names(timeframe)
+    if len(candles) <= profile_for(timeframe).warmup + 1:
+        return empty_rows(timeframe)
+    built = build_features(candles.reset_index(drop=True), timeframe)
+    targets = next_candle_targets(built)
+    keep = ~built[WARMUP_COLUMN].to_numpy() & np.isfinite(targets.to_numpy()).all(axis=1)
+    out = pd.concat([built.loc[keep, ["timestamp", *names]], targets.loc[keep].astype(np.float32)], axis=1)
+    out.insert(0, "symbol", ticker)
+    return out.reset_index(drop=True)
+
+
+def empty_rows(timeframe: str) -> pd.DataFrame:
+    columns = {"symbol": pd.Series(dtype=str), "timestamp": pd.Series(dtype="datetime64[ms, UTC]")}
+    columns.update({n: pd.Series(dtype=np.float32) for n in feature_names(timeframe)})
+    columns.update({t: pd.Series(dtype=np.float32) for t in TARGETS})
+    return pd.DataFrame(columns)
+
+
+class _SymbolRows:
+    """Ray Data callable: tickers in, their training rows out."""
+
+    def __init__(self, data_dir: str, timeframe: str, end: pd.Timestamp | None) -> None:
+        self.lake, self.timeframe, self.end = Lake(data_dir), timeframe, end
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        frames = [symbol_rows(clip(self.lake.read(t, self.timeframe), self.end), t, self.timeframe)
+                  for t in batch["symbol"]]
+        return pd.concat(frames, ignore_index=True)
+
+
+def clip(candles: pd.DataFrame, end: pd.Timestamp | None) -> pd.DataFrame:
+    """Candles that opened before `end` (a training cut-off); all of them when `end` is None."""
+    return candles if end is None else candles[candles["timestamp"] < end].reset_index(drop=True)
+
+
+def rows_dataset(data_dir: str | Path, tickers: Iterable[str], timeframe: str, end: pd.Timestamp | None = None):
+    """The training rows of `tickers` as a Ray Dataset, one symbol per task."""
+    import ray
+
+    tickers = list(tickers)
+    return ray.data.from_items([{"symbol": t} for t in tickers], override_num_blocks=max(1, len(tickers))).map_batches(
+        _SymbolRows, fn_constructor_kwargs={"data_dir": str(data_dir), "timeframe": timeframe, "end": end},
+        batch_size=1, batch_format="pandas", num_cpus=1,
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, int(ray.cluster_resources().get("CPU", 1)))),
+    )
+
+
+def rows_local(data_dir: str | Path, tickers: Iterable[str], timeframe: str, end: pd.Timestamp | None = None) -> pd.DataFrame:
+    lake = Lake(data_dir)
+    frames = [symbol_rows(clip(lake.read(t, timeframe), end), t, timeframe) for t in tickers]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else empty_rows(timeframe)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Time boundaries: train < train_end; valid in [valid_start, valid_end); holdout >= holdout_start."""
+
+    train_start: pd.Timestamp
+    train_end: pd.Timestamp
+    valid_start: pd.Timestamp
+    valid_end: pd.Timestamp
+    holdout_start: pd.Timestamp
+    holdout_end: pd.Timestamp  # the last candle known
+
+    def part(self, stamps: pd.Series) -> pd.Series:
+        """'train', 'valid', 'holdout' or 'gap' for each timestamp."""
+        out = pd.Series("gap", index=stamps.index)
+        out[stamps < self.train_end] = "train"
+        out[(stamps >= self.valid_start) & (stamps < self.valid_end)] = "valid"
+        out[stamps >= self.holdout_start] = "holdout"
+        return out
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v.isoformat() for k, v in self.__dict__.items()}
+
+
+def time_split(first: pd.Timestamp, last: pd.Timestamp, timeframe: str,
+               fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)) -> Split:
+    """Cut [first, last] into train/valid/holdout with purge gaps of the longest indicator window."""
+    step = pd.Timedelta(hours=spec(timeframe).approx_hours)
+    gap = step * profile_for(timeframe).warmup
+    usable = (last - first) - 2 * gap
+    if usable <= step * (3 * HORIZON):
+        raise ValueError(
+            f"{timeframe}: {first} to {last} is too short to split into train, validation and holdout "
+            f"with {profile_for(timeframe).warmup}-candle gaps; more history is needed"
+        )
+    train_end = first + usable * fractions[0]
+    valid_start = train_end + gap
+    valid_end = valid_start + usable * fractions[1]
+    holdout_start = valid_end + gap
+    return Split(first, train_end, valid_start, valid_end, holdout_start, last)

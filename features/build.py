@@ -58,37 +58,50 @@ def latest_features(recent: pd.DataFrame, timeframe: str, rows: int = 1) -> pd.D
 
 
 def latest_features_batch(windows: list[pd.DataFrame], timeframe: str) -> pd.DataFrame:
-    """The last row's features of many equally long windows, in one pass.
-
-    The recursive forecast needs the newest row of hundreds of windows at every step; computing
-    them one by one costs hundreds of TA-Lib calls each. Here each window is rescaled to start
-    near 1 (the features are scale-free, so nothing changes), the windows are stacked, and every
-    indicator runs once over the stack. The last row of a window sees only its own window, up to
-    what recursive smoothers remember across the seam, which the warm-up has made negligible
-    (the same bound as `latest_features`; a test compares the two).
-    """
+    """The last row's features of many equally long windows, in one pass (see `stacked_latest`)."""
     if not windows:
         return pd.DataFrame(columns=feature_names(timeframe))
     length = len(windows[0])
     if any(len(w) != length for w in windows):
         raise ValueError("windows must all have the same number of candles")
-    if length < profile_for(timeframe).warmup + 1:
-        raise ValueError(f"windows of {length} candles are shorter than the {timeframe} warm-up")
-    scaled = []
     for window in windows:
         _validate(window)
-        close0 = float(window["close"].iloc[0])
-        positive = window["volume"].to_numpy()[window["volume"].to_numpy() > 0]
-        volume0 = float(positive[0]) if positive.size else 1.0
-        frame = window[list(REQUIRED)].copy()
-        frame[["open", "high", "low", "close"]] = frame[["open", "high", "low", "close"]] / close0
-        frame["volume"] = frame["volume"] / volume0
-        frame["vwap"] = window["vwap"] / close0 if "vwap" in window.columns else np.nan
-        scaled.append(frame)
-    stacked = pd.concat(scaled, ignore_index=True)
-    specs, matrix = compute(stacked, profile_for(timeframe), timeframe)
-    last = matrix[length - 1:: length].astype(np.float32)
-    return pd.DataFrame(last, columns=[s.name for s in specs])
+
+    def stack(column: str) -> np.ndarray:
+        return np.stack([w[column].to_numpy(np.float64) for w in windows])
+
+    vwap = stack("vwap") if all("vwap" in w.columns for w in windows) else None
+    stamps = np.stack([pd.to_datetime(w["timestamp"], utc=True).to_numpy("datetime64[ms]") for w in windows])
+    return stacked_latest(stack("open"), stack("high"), stack("low"), stack("close"), stack("volume"), vwap,
+                          stamps, timeframe)
+
+
+def stacked_latest(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
+                   vwap: np.ndarray | None, stamps: np.ndarray, timeframe: str) -> pd.DataFrame:
+    """Features of the last candle of each row of (windows x candles) arrays, in one pass.
+
+    The recursive forecast needs the newest row of hundreds of windows at every step; computing
+    them one by one costs hundreds of TA-Lib calls each. Here each window is rescaled to start
+    near 1 (the features are scale-free, so nothing changes), the windows are stacked end to end,
+    and every indicator runs once over the stack. The last row of a window sees only its own
+    window, up to what recursive smoothers remember across the seam, which the warm-up has made
+    negligible (the same bound as `latest_features`; a test compares the two).
+    """
+    n, length = c.shape
+    if length < profile_for(timeframe).warmup + 1:
+        raise ValueError(f"windows of {length} candles are shorter than the {timeframe} warm-up")
+    close0 = c[:, :1]
+    masked = np.where(v > 0, v, np.inf)
+    volume0 = np.where(np.isfinite(masked.min(axis=1)), v[np.arange(n), np.argmax(v > 0, axis=1)], 1.0)[:, None]
+    frame = pd.DataFrame({
+        "timestamp": pd.to_datetime(stamps.ravel().astype("datetime64[ms]"), utc=True),
+        "open": (o / close0).ravel(), "high": (h / close0).ravel(), "low": (lo / close0).ravel(),
+        "close": (c / close0).ravel(), "volume": (v / volume0).ravel(),
+    })
+    if vwap is not None:
+        frame["vwap"] = (vwap / close0).ravel()
+    specs, matrix = compute(frame, profile_for(timeframe), timeframe)
+    return pd.DataFrame(matrix[length - 1:: length].astype(np.float32), columns=[s.name for s in specs])
 
 
 @lru_cache(maxsize=8)

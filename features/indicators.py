@@ -317,13 +317,14 @@ def statistics(x: Inputs, p: Profile) -> Produced:
 
 # Every TA-Lib candlestick function, named cdl_<pattern>, as -1 / 0 / +1.
 CANDLE_PATTERNS: tuple[str, ...] = tuple(sorted(f for f in talib.get_function_groups()["Pattern Recognition"]))
+_PATTERN_LOOKBACK = {fn: talib_abstract.Function(fn).lookback for fn in CANDLE_PATTERNS}
 
 
 def patterns(x: Inputs, p: Profile) -> Produced:
     o, h, lo, c = x.o, x.h, x.l, x.c
     for fn in CANDLE_PATTERNS:
         name = fn[3:].lower()
-        lookback = talib_abstract.Function(fn).lookback
+        lookback = _PATTERN_LOOKBACK[fn]
         label = name.replace("3", "three ").replace("2", "two ").replace("_", " ").title() + " Pattern"
         yield Feature(f"cdl_{name}", "pattern", lookback + 1, f"talib.{fn}, sign", label), np.sign(getattr(talib, fn)(o, h, lo, c)).astype(np.float64)
 

@@ -48,31 +48,25 @@ def feature_table_local(data_dir: str | Path, tickers: Iterable[str], timeframe:
     return pd.concat(frames, ignore_index=True) if frames else empty_table(timeframe)
 
 
-class _SymbolFeatures:
-    """Ray Data callable: a batch of tickers in, their feature rows out."""
-
-    def __init__(self, data_dir: str, timeframe: str, keep_candles: bool) -> None:
-        self.lake = Lake(data_dir)
-        self.timeframe = timeframe
-        self.keep_candles = keep_candles
-
-    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        frames = [symbol_features(self.lake, t, self.timeframe, self.keep_candles) for t in batch["symbol"]]
-        return pd.concat(frames, ignore_index=True)
+def _symbol_features_batch(batch: pd.DataFrame, data_dir: str, timeframe: str, keep_candles: bool) -> pd.DataFrame:
+    """Ray Data task: a batch of tickers in, their feature rows out."""
+    lake = Lake(data_dir)
+    frames = [symbol_features(lake, t, timeframe, keep_candles) for t in batch["symbol"]]
+    return pd.concat(frames, ignore_index=True)
 
 
 def feature_dataset(data_dir: str | Path, tickers: Iterable[str], timeframe: str, keep_candles: bool = False):
-    """A Ray Dataset of feature rows for `tickers`, one symbol per task."""
+    """A Ray Dataset of feature rows for `tickers`, one symbol per task (tasks free their CPUs
+    as soon as they finish, so a Ray Train run that follows can have them)."""
     import ray
 
     tickers = list(tickers)
     symbols = ray.data.from_items([{"symbol": t} for t in tickers], override_num_blocks=max(1, len(tickers)))
     return symbols.map_batches(
-        _SymbolFeatures,
-        fn_constructor_kwargs={"data_dir": str(data_dir), "timeframe": timeframe, "keep_candles": keep_candles},
+        _symbol_features_batch,
+        fn_kwargs={"data_dir": str(data_dir), "timeframe": timeframe, "keep_candles": keep_candles},
         batch_size=1,
         batch_format="pandas",
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, int(ray.cluster_resources().get("CPU", 1)))),
         num_cpus=1,
     )
 

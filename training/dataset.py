@@ -60,16 +60,11 @@ def empty_rows(timeframe: str) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-class _SymbolRows:
-    """Ray Data callable: tickers in, their training rows out."""
-
-    def __init__(self, data_dir: str, timeframe: str, end: pd.Timestamp | None) -> None:
-        self.lake, self.timeframe, self.end = Lake(data_dir), timeframe, end
-
-    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        frames = [symbol_rows(clip(self.lake.read(t, self.timeframe), self.end), t, self.timeframe)
-                  for t in batch["symbol"]]
-        return pd.concat(frames, ignore_index=True)
+def _symbol_rows_batch(batch: pd.DataFrame, data_dir: str, timeframe: str, end: pd.Timestamp | None) -> pd.DataFrame:
+    """Ray Data task: tickers in, their training rows out (tasks, not actors: CPUs are freed at once)."""
+    lake = Lake(data_dir)
+    frames = [symbol_rows(clip(lake.read(t, timeframe), end), t, timeframe) for t in batch["symbol"]]
+    return pd.concat(frames, ignore_index=True)
 
 
 def clip(candles: pd.DataFrame, end: pd.Timestamp | None) -> pd.DataFrame:
@@ -83,9 +78,8 @@ def rows_dataset(data_dir: str | Path, tickers: Iterable[str], timeframe: str, e
 
     tickers = list(tickers)
     return ray.data.from_items([{"symbol": t} for t in tickers], override_num_blocks=max(1, len(tickers))).map_batches(
-        _SymbolRows, fn_constructor_kwargs={"data_dir": str(data_dir), "timeframe": timeframe, "end": end},
+        _symbol_rows_batch, fn_kwargs={"data_dir": str(data_dir), "timeframe": timeframe, "end": end},
         batch_size=1, batch_format="pandas", num_cpus=1,
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, int(ray.cluster_resources().get("CPU", 1)))),
     )
 
 

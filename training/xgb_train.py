@@ -31,6 +31,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "reg_lambda": 1.0,
 }
 EARLY_STOPPING_ROUNDS = 20
+CHECKPOINT_MODEL = "model.ubj"
 
 
 @dataclass
@@ -86,20 +87,26 @@ def target_scale(train: pd.DataFrame) -> np.ndarray:
 
 def _train_loop_per_worker(config: dict[str, Any]) -> None:
     import ray.train
-    from ray.train.xgboost import RayTrainReportCallback
 
     features: list[str] = config["features"]
     scale = np.asarray(config["target_scale"])
     train = ray.train.get_dataset_shard("train").materialize().to_pandas()
     valid = ray.train.get_dataset_shard("valid").materialize().to_pandas()
     history: dict[str, Any] = {}
-    xgb.train(
+    booster = xgb.train(
         booster_params(config["params"], config["nthread"]), to_dmatrix(train, features, scale),
         num_boost_round=int(config["params"]["n_estimators"]),
         evals=[(to_dmatrix(valid, features, scale), "valid")],
         early_stopping_rounds=EARLY_STOPPING_ROUNDS, evals_result=history, verbose_eval=False,
-        callbacks=[RayTrainReportCallback(metrics={"valid_rmse": "valid-rmse"}, frequency=0)],
     )
+    metrics = {"valid_rmse": float(min(history["valid"]["rmse"])), "best_iteration": int(booster.best_iteration)}
+    # One report at the end: Ray Train's per-iteration reporting costs seconds a round here.
+    if ray.train.get_context().get_world_rank() == 0:
+        with tempfile.TemporaryDirectory() as folder:
+            booster.save_model(Path(folder) / CHECKPOINT_MODEL)
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+    else:
+        ray.train.report(metrics)
 
 
 def fit_with_ray(train_ds: Any, valid_ds: Any, features: list[str], params: dict[str, Any],
@@ -108,9 +115,9 @@ def fit_with_ray(train_ds: Any, valid_ds: Any, features: list[str], params: dict
     """Fit on the cluster: one worker per two CPUs (at least one), each using its CPUs as threads."""
     import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
-    from ray.train.xgboost import RayTrainReportCallback, XGBoostTrainer
+    from ray.train.xgboost import XGBoostTrainer
 
-    cpus = int(ray.cluster_resources().get("CPU", 1))
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     workers = num_workers or max(1, cpus // 2)
     per_worker = max(1, cpus // workers)
     storage = storage_path or tempfile.mkdtemp(prefix="ray-train-")
@@ -125,8 +132,10 @@ def fit_with_ray(train_ds: Any, valid_ds: Any, features: list[str], params: dict
     result = trainer.fit()
     if result.checkpoint is None:
         raise RuntimeError(f"Ray Train finished without a model checkpoint: {result.error}")
-    booster = RayTrainReportCallback.get_model(result.checkpoint)
-    best = int(booster.attr("best_iteration") or booster.num_boosted_rounds() - 1)
+    booster = xgb.Booster()
+    with result.checkpoint.as_directory() as folder:
+        booster.load_model(Path(folder) / CHECKPOINT_MODEL)
+    best = int(result.metrics.get("best_iteration", booster.num_boosted_rounds() - 1))
     return FitResult(booster, scale.tolist(), dict(params), best, {"valid_rmse": [float(result.metrics.get("valid_rmse", np.nan))]})
 
 

@@ -1,0 +1,102 @@
+"""Honest uncertainty, fitted on held-out forecasts only.
+
+From raw recursive forecasts of the validation period and what actually happened, per horizon h:
+- `shrink[h]`: how much of the model's cumulative log return to keep (0 = naive). Least squares
+  through the origin, clipped to [0, 1]: where the model has no proven edge it falls back to naive.
+- `band_lo[h]`, `band_hi[h]`: the 10 % and 90 % quantiles of residuals divided by the recent
+  volatility times sqrt(h) (conformal, scaled by volatility so bands widen when markets move and
+  narrow when they calm down).
+- `conf_a[h]`, `conf_b[h]`: a logistic map from signal strength |forecast| / (volatility sqrt(h))
+  to the probability that the forecast direction is right.
+- `naive_lo[h]`, `naive_hi[h]`: the same band for the naive forecast, so naive is scored alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+BAND_QUANTILES = (0.10, 0.90)
+
+
+@dataclass
+class Calibration:
+    shrink: list[float]
+    band_lo: list[float]
+    band_hi: list[float]
+    conf_a: list[float]
+    conf_b: list[float]
+    naive_lo: list[float]
+    naive_hi: list[float]
+    n_origins: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Calibration":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+    @classmethod
+    def identity(cls, horizon: int) -> "Calibration":
+        """Before calibration: raw forecasts, Gaussian-like 80 % bands, coin-flip confidence."""
+        ones, zeros = [1.0] * horizon, [0.0] * horizon
+        return cls(ones, [-1.2816] * horizon, [1.2816] * horizon, zeros, zeros, [-1.2816] * horizon,
+                   [1.2816] * horizon, 0)
+
+
+def scaled(values: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Divide (origins x horizons) values by sigma * sqrt(h)."""
+    horizon = values.shape[1]
+    return values / (sigma[:, None] * np.sqrt(np.arange(1, horizon + 1))[None, :])
+
+
+def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray) -> Calibration:
+    """`raw` and `actual` are (origins x horizons) cumulative log returns; `sigma` the recent
+    one-candle volatility at each origin."""
+    from sklearn.linear_model import LogisticRegression
+
+    ok = np.isfinite(raw).all(axis=1) & np.isfinite(actual).all(axis=1) & np.isfinite(sigma) & (sigma > 0)
+    raw, actual, sigma = raw[ok], actual[ok], sigma[ok]
+    if len(raw) < 20:
+        raise ValueError(f"only {len(raw)} usable calibration origins; at least 20 are needed")
+    horizon = raw.shape[1]
+    denom = (raw**2).sum(axis=0)
+    shrink = np.clip(np.where(denom > 0, (raw * actual).sum(axis=0) / np.where(denom > 0, denom, 1), 0.0), 0.0, 1.0)
+    residual = scaled(actual - raw * shrink, sigma)
+    naive = scaled(actual, sigma)
+    band_lo, band_hi = np.quantile(residual, BAND_QUANTILES, axis=0)
+    naive_lo, naive_hi = np.quantile(naive, BAND_QUANTILES, axis=0)
+    strength = np.abs(scaled(raw, sigma))
+    correct = (np.sign(raw) == np.sign(actual)) & (raw != 0)
+    conf_a, conf_b = np.zeros(horizon), np.zeros(horizon)
+    for h in range(horizon):
+        y = correct[:, h].astype(int)
+        rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
+        conf_a[h] = np.log(rate / (1 - rate))
+        if 0 < y.sum() < len(y):
+            model = LogisticRegression(C=1.0).fit(strength[:, [h]], y)
+            conf_a[h], conf_b[h] = float(model.intercept_[0]), float(model.coef_[0, 0])
+    return Calibration(shrink.tolist(), band_lo.tolist(), band_hi.tolist(), conf_a.tolist(), conf_b.tolist(),
+                       naive_lo.tolist(), naive_hi.tolist(), int(len(raw)))
+
+
+def confidence(cal: Calibration, raw: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Probability that sign(raw) is the sign of the outcome, per origin and horizon."""
+    strength = np.abs(scaled(raw, sigma))
+    logit = np.asarray(cal.conf_a)[None, : raw.shape[1]] + np.asarray(cal.conf_b)[None, : raw.shape[1]] * strength
+    return 1.0 / (1.0 + np.exp(-logit))
+
+
+def reliability(predicted: np.ndarray, correct: np.ndarray, bins: int = 10) -> list[dict]:
+    """Predicted confidence against observed accuracy, in equal-count bins (a reliability table)."""
+    p, y = predicted.ravel(), correct.ravel().astype(float)
+    if p.size == 0:
+        return []
+    order = np.argsort(p)
+    rows = []
+    for chunk in np.array_split(order, min(bins, p.size)):
+        rows.append({"predicted": round(float(p[chunk].mean()), 4), "observed": round(float(y[chunk].mean()), 4),
+                     "n": int(chunk.size)})
+    return rows

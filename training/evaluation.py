@@ -1,0 +1,138 @@
+"""Walk-forward evaluation of a forecaster against the naive forecast, per horizon.
+
+Origins are candles of a period (validation for calibration, holdout or test for scoring) that
+have a full feature window before them and `HORIZON` known candles after them, spaced `stride`
+candles apart and evenly thinned to at most `max_origins`.
+
+Metrics, for the model and for naive (last close carried forward), at each horizon h:
+- `mae`: mean |forecast - actual| of the log return of close against the last known close;
+- `mase`: that MAE divided by the in-sample one-step naive MAE (mean |1-candle log return| of
+  the training period), so 1.0 at h = 1 means "as good as naive on the training data";
+- `directional_accuracy`: share of origins whose predicted direction matched the outcome; naive
+  has no direction, so it is scored as always "up" (the base rate a constant guess gets);
+- `coverage_80`: share of actual closes inside the reported 80 % band; naive's band is the
+  volatility-scaled quantiles of its own residuals from the calibration period.
+The summary adds `mae_high_low`: the error of the predicted candle highs and lows, which a model
+with no knowledge of volatility cannot get right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from training.calibration import reliability
+from training.forecaster import HORIZON, Forecaster, Windows
+
+
+@dataclass
+class Origins:
+    symbols: list[str]
+    windows: Windows
+    actual_close: np.ndarray  # (origins x horizon) cumulative log return of close
+    actual_high: np.ndarray  # log(high[t+h] / close[t])
+    actual_low: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+
+def select_origins(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, window: int,
+                   stride: int = 1, max_origins: int = 1000, horizon: int = HORIZON) -> Origins:
+    """Origins whose time lies in [start, end) and whose next `horizon` candles are known."""
+    picks: list[tuple[str, int]] = []
+    for symbol, frame in candles.items():
+        stamps = frame["timestamp"]
+        eligible = np.where((stamps >= start).to_numpy() & (stamps < end).to_numpy())[0]
+        eligible = eligible[(eligible >= window - 1) & (eligible + horizon < len(frame))]
+        picks.extend((symbol, int(i)) for i in eligible[::stride])
+    if len(picks) > max_origins:
+        keep = np.linspace(0, len(picks) - 1, max_origins).round().astype(int)
+        picks = [picks[i] for i in np.unique(keep)]
+    if not picks:
+        raise ValueError(f"no forecast origins between {start} and {end} with {window} candles before "
+                         f"and {horizon} after; the period is too short or the lake too small")
+    frames, closes, highs, lows = [], [], [], []
+    for symbol, i in picks:
+        frame = candles[symbol]
+        frames.append(frame.iloc[i - window + 1: i + 1])
+        future = frame.iloc[i + 1: i + 1 + horizon]
+        c0 = float(frame["close"].iloc[i])
+        closes.append(np.log(future["close"].to_numpy() / c0))
+        highs.append(np.log(future["high"].to_numpy() / c0))
+        lows.append(np.log(future["low"].to_numpy() / c0))
+    return Origins([s for s, _ in picks], Windows.from_frames(frames, window), np.array(closes), np.array(highs),
+                   np.array(lows))
+
+
+def insample_naive_mae(candles: dict[str, pd.DataFrame], end: pd.Timestamp) -> float:
+    """Mean |one-candle log return| over the candles before `end` (MASE's scale)."""
+    total, count = 0.0, 0
+    for frame in candles.values():
+        close = frame.loc[frame["timestamp"] < end, "close"].to_numpy(np.float64)
+        if len(close) > 1:
+            r = np.abs(np.diff(np.log(close)))
+            total, count = total + float(r.sum()), count + len(r)
+    if count == 0:
+        raise ValueError(f"no candles before {end} to scale MASE with")
+    return total / count
+
+
+def _horizon_metrics(pred: np.ndarray, actual: np.ndarray, direction: np.ndarray, lower: np.ndarray,
+                     upper: np.ndarray, scale: float) -> dict[str, dict[str, float]]:
+    out = {}
+    for h in range(pred.shape[1]):
+        a = actual[:, h]
+        moved = a != 0
+        mae = float(np.mean(np.abs(pred[:, h] - a)))
+        out[str(h + 1)] = {
+            "mae": round(mae, 6),
+            "mase": round(mae / scale, 4),
+            "directional_accuracy": round(float(np.mean((np.sign(a) == direction[:, h])[moved])) if moved.any() else 0.0, 4),
+            "coverage_80": round(float(np.mean((lower[:, h] <= a) & (a <= upper[:, h]))), 4),
+        }
+    return out
+
+
+def _summary(horizons: dict[str, dict[str, float]], mae_high_low: np.ndarray) -> dict[str, float]:
+    rows = list(horizons.values())
+    mae = float(np.mean([r["mae"] for r in rows]))
+    hl = float(np.mean(mae_high_low))
+    return {
+        "mae_mean": round(mae, 6),
+        "mase_mean": round(float(np.mean([r["mase"] for r in rows])), 4),
+        "directional_accuracy_mean": round(float(np.mean([r["directional_accuracy"] for r in rows])), 4),
+        "coverage_80_mean": round(float(np.mean([r["coverage_80"] for r in rows])), 4),
+        "mae_high_low_mean": round(hl, 6),
+        "score": round(mae + hl, 6),  # lower is better; what champion/challenger compares
+    }
+
+
+def evaluate(forecaster: Forecaster, origins: Origins, scale: float) -> dict[str, dict]:
+    """The model's and naive's metrics on the same origins: {"model": {...}, "naive": {...}}."""
+    fc = forecaster.predict_windows(origins.windows, HORIZON)
+    c0 = fc.last_close[:, None]
+    model_h = _horizon_metrics(fc.cum_return, origins.actual_close, fc.direction, np.log(fc.lower / c0),
+                               np.log(fc.upper / c0), scale)
+    hl = (np.abs(np.log(fc.high / c0) - origins.actual_high) + np.abs(np.log(fc.low / c0) - origins.actual_low)) / 2
+    cal = forecaster.calibration
+    root_h = np.sqrt(np.arange(1, HORIZON + 1))[None, :]
+    naive_lo = fc.sigma[:, None] * root_h * np.asarray(cal.naive_lo)[None, :]
+    naive_hi = fc.sigma[:, None] * root_h * np.asarray(cal.naive_hi)[None, :]
+    zeros = np.zeros_like(origins.actual_close)
+    naive_h = _horizon_metrics(zeros, origins.actual_close, np.ones_like(fc.direction), naive_lo, naive_hi, scale)
+    naive_hl = (np.abs(origins.actual_high) + np.abs(origins.actual_low)) / 2
+    correct = (np.sign(origins.actual_close) == fc.direction)
+    return {
+        "model": {"horizons": model_h, "summary": _summary(model_h, hl),
+                  "reliability": reliability(fc.confidence, correct)},
+        "naive": {"horizons": naive_h, "summary": _summary(naive_h, naive_hl)},
+        "n_origins": len(origins),
+    }
+
+
+def accuracy_avg(report: dict) -> float:
+    """`models.accuracy_avg`: the model's directional accuracy averaged over horizons 1..30 on the holdout."""
+    return float(report["model"]["summary"]["directional_accuracy_mean"])

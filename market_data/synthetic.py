@@ -110,6 +110,8 @@ class SyntheticMarket:
         sigma = p["vol"] * np.exp(rel_log_vol)
         returns = p["beta"] * market + sigma * eps
         start = p["listing_hour"]
+        if start >= chunks * CHUNK_HOURS:  # not listed yet at the end of these chunks
+            return empty_candles()
         returns = returns[start:]
         sigma, rest = sigma[start:], rest[:, start:]
         log_close = p["log_p0"] + np.cumsum(returns)

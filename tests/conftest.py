@@ -96,3 +96,66 @@ def ray_local() -> Iterator[None]:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory) -> Iterator[dict[str, str]]:
+    """A Ray head started with `ray start --head --block` on free ports (never Redis's 6379),
+    for `ray job submit`. Stopped by signalling the process we started, never `ray stop`."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    venv_bin = str(Path(sys.executable).parent)
+    ports = {name: _free_port() for name in ("port", "dashboard-port", "dashboard-agent-listen-port",
+                                              "dashboard-agent-grpc-port", "metrics-export-port",
+                                              "runtime-env-agent-port", "ray-client-server-port", "node-manager-port",
+                                              "object-manager-port")}
+    # a throw-away local cluster: no token authentication, so `ray job submit` needs no token file
+    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}", "RAY_USAGE_STATS_ENABLED": "0",
+           "RAY_AUTH_MODE": "disabled"}
+    log = open(tmp_path_factory.mktemp("ray_head") / "ray_start.log", "w")
+    proc = subprocess.Popen(
+        [str(Path(venv_bin) / "ray"), "start", "--head", "--block", "--num-cpus=2", "--include-dashboard=true",
+         "--dashboard-host=127.0.0.1", "--disable-usage-stats", *(f"--{k}={v}" for k, v in ports.items())],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    address = f"http://127.0.0.1:{ports['dashboard-port']}"
+    children: list[psutil.Process] = []
+    try:
+        deadline = time.time() + 120
+        while True:  # wait for the dashboard, then for its job agent (a trivial job runs)
+            probe = subprocess.run([str(Path(venv_bin) / "ray"), "job", "submit", "--address", address, "--",
+                                    "python", "-c", "print('ready')"], env=env, capture_output=True, text=True,
+                                   timeout=120)
+            if probe.returncode == 0:
+                break
+            if proc.poll() is not None or time.time() > deadline:
+                log.flush()
+                pytest.fail(f"ray head accepts no jobs: {probe.stderr[-1500:]}\n{Path(log.name).read_text()[-1500:]}")
+            time.sleep(2)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        yield {"address": address, "gcs": f"127.0.0.1:{ports['port']}", "env_path": env["PATH"], "env": env}
+    finally:
+        children = children or psutil.Process(proc.pid).children(recursive=True)
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for child in children:  # daemons the head started, by their ids
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
+        log.close()

@@ -117,15 +117,19 @@ def time_split(first: pd.Timestamp, last: pd.Timestamp, timeframe: str,
                fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)) -> Split:
     """Cut [first, last] into train/valid/holdout with purge gaps of the longest indicator window."""
     step = pd.Timedelta(hours=spec(timeframe).approx_hours)
-    gap = step * profile_for(timeframe).warmup
-    usable = (last - first) - 2 * gap
+    # the longest indicator window, and at least the forecast horizon so that the 30-candle future
+    # of a validation origin never reaches into the holdout
+    gap = step * max(profile_for(timeframe).warmup, HORIZON)
+    gaps = 2 if fractions[2] > 0 else 1  # a backtest has no holdout here: its test period follows
+    usable = (last - first) - gaps * gap
     if usable <= step * (3 * HORIZON):
         raise ValueError(
             f"{timeframe}: {first} to {last} is too short to split into train, validation and holdout "
-            f"with {profile_for(timeframe).warmup}-candle gaps; more history is needed"
+            f"with {max(profile_for(timeframe).warmup, HORIZON)}-candle gaps; more history is needed"
         )
-    train_end = first + usable * fractions[0]
+    total = sum(fractions)
+    train_end = first + usable * (fractions[0] / total)
     valid_start = train_end + gap
-    valid_end = valid_start + usable * fractions[1]
+    valid_end = valid_start + usable * (fractions[1] / total) if fractions[2] > 0 else last + step
     holdout_start = valid_end + gap
     return Split(first, train_end, valid_start, valid_end, holdout_start, last)

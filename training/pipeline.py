@@ -137,12 +137,36 @@ def _shuffled(dataset: Any) -> Any:
     return ray.data.from_pandas(frame)
 
 
-def calibrate(forecaster: Forecaster, candles: dict[str, pd.DataFrame], split: Split) -> int:
+def calibrate(forecaster: Forecaster, candles: dict[str, pd.DataFrame], split: Split,
+              max_origins: int = CALIBRATION_ORIGINS) -> int:
     origins = select_origins(candles, split.valid_start, split.valid_end, forecaster.window, stride=1,
-                             max_origins=CALIBRATION_ORIGINS)
+                             max_origins=max_origins)
     raw = forecaster.predict_windows(origins.windows, HORIZON)
     forecaster.calibration = fit_calibration(raw.raw_return, origins.actual_close, raw.sigma)
     return len(origins)
+
+
+def fit_and_calibrate(timer: StageTimer, data_dir: str | Path, tickers: list[str], timeframe: str, end: pd.Timestamp,
+                      fractions: tuple[float, float, float], params: dict[str, Any], use_ray: bool,
+                      storage_path: str | None = None, max_failures: int = 0, shuffle_targets: bool = False,
+                      calibration_origins: int = CALIBRATION_ORIGINS) -> tuple[Forecaster, dict[str, pd.DataFrame], Split]:
+    """Candles up to `end`, the split, the fit and the calibration: what training and backtests share."""
+    candles = timer.run("candles", lambda: load_candles(data_dir, tickers, timeframe, end),
+                        lambda c: f"{len(c)} symbols, {sum(len(f) for f in c.values())} candles")
+    if not candles:
+        raise ValueError(f"{timeframe}: no symbol in the lake has enough candles before {end}")
+    split = timer.run("split", lambda: split_for(candles, timeframe, fractions),
+                      lambda s: f"train < {s.train_end:%Y-%m-%d %H:%M}, valid {s.valid_start:%Y-%m-%d} to "
+                                f"{s.valid_end:%Y-%m-%d}" + (f", holdout from {s.holdout_start:%Y-%m-%d}"
+                                                             if fractions[2] > 0 else ""))
+    forecaster, _ = timer.run(
+        "fit", lambda: fit_model(data_dir, list(candles), timeframe, split, end, params, use_ray, storage_path,
+                                 max_failures, shuffle_targets),
+        lambda r: f"{r[1]['train_rows']} train / {r[1]['valid_rows']} valid rows, "
+                  f"{r[0].meta['best_iteration'] + 1} trees")
+    timer.run("calibrate", lambda: calibrate(forecaster, candles, split, calibration_origins),
+              lambda n: f"{n} validation origins")
+    return forecaster, candles, split
 
 
 def load_forecaster(registry: ModelRegistry, record: ModelRecord) -> Forecaster:
@@ -151,47 +175,19 @@ def load_forecaster(registry: ModelRegistry, record: ModelRecord) -> Forecaster:
 
 def train_timeframe(data_dir: str | Path, registry: ModelRegistry, tickers: list[str], timeframe: str,
                     as_of: datetime, params: dict[str, Any], use_ray: bool = True, storage_path: str | None = None,
-                    shuffle_targets: bool = False, max_failures: int = 0,
+                    shuffle_targets: bool = False, max_failures: int = 0, max_origins: int = HOLDOUT_ORIGINS,
                     echo: Callable[[str], None] = print) -> TrainOutcome:
-    end = pd.Timestamp(as_of).tz_convert("UTC") if pd.Timestamp(as_of).tzinfo else pd.Timestamp(as_of, tz="UTC")
+    end = to_utc(as_of)
     timer = StageTimer(timeframe, echo=echo)
-    candles = timer.run("candles", lambda: load_candles(data_dir, tickers, timeframe, end),
-                        lambda c: f"{len(c)} symbols, {sum(len(f) for f in c.values())} candles")
-    if not candles:
-        raise ValueError(f"{timeframe}: no symbol in the lake has enough candles before {end}")
-    split = timer.run("split", lambda: split_for(candles, timeframe, (0.6, 0.2, 0.2)),
-                      lambda s: f"train < {s.train_end:%Y-%m-%d %H:%M}, valid {s.valid_start:%Y-%m-%d} to "
-                                f"{s.valid_end:%Y-%m-%d}, holdout from {s.holdout_start:%Y-%m-%d}")
-    forecaster, counts = timer.run(
-        "fit", lambda: fit_model(data_dir, list(candles), timeframe, split, end, params, use_ray, storage_path,
-                                 max_failures, shuffle_targets),
-        lambda r: f"{r[1]['train_rows']} train / {r[1]['valid_rows']} valid rows, "
-                  f"{r[0].meta['best_iteration'] + 1} trees")
-    timer.run("calibrate", lambda: calibrate(forecaster, candles, split), lambda n: f"{n} validation origins")
+    forecaster, candles, split = fit_and_calibrate(timer, data_dir, tickers, timeframe, end, (0.6, 0.2, 0.2), params,
+                                                   use_ray, storage_path, max_failures, shuffle_targets, max_origins)
     scale = insample_naive_mae(candles, split.train_end)
-    holdout = select_origins(candles, split.holdout_start, end, forecaster.window, max_origins=HOLDOUT_ORIGINS)
+    holdout = select_origins(candles, split.holdout_start, end, forecaster.window, max_origins=max_origins)
     report = timer.run("evaluate", lambda: evaluate(forecaster, holdout, scale),
                        lambda r: f"{r['n_origins']} holdout origins: MAE {r['model']['summary']['mae_mean']:.4f} "
                                  f"vs naive {r['naive']['summary']['mae_mean']:.4f}")
-    champion = registry.active(timeframe)
-    champion_report = None
-    if champion is not None:
-        try:
-            champion_report = evaluate(load_forecaster(registry, champion), holdout, scale)
-        except (ArtifactError, ValueError, KeyError) as exc:
-            log.warning("%s: active model %s cannot be evaluated (%s); comparing against naive", timeframe,
-                        champion.version, exc)
-    ours = report["model"]["summary"]["score"]
-    if champion_report is not None:
-        theirs = champion_report["model"]["summary"]["score"]
-        activate = ours <= theirs
-        reason = (f"score {ours:.5f} {'<=' if activate else '>'} active {champion.version} {theirs:.5f} "
-                  f"on the same holdout")
-    else:
-        theirs = report["naive"]["summary"]["score"]
-        activate = ours <= theirs
-        reason = f"no active model; score {ours:.5f} {'<=' if activate else '>'} naive {theirs:.5f}"
-    report["champion"] = None if champion_report is None else {"version": champion.version, **champion_report["model"]}
+    activate, reason, champion_report = challenge(registry, timeframe, report, holdout, scale)
+    report["champion"] = champion_report
     report["split"] = split.as_dict()
     report["seconds"] = timer.seconds
     info = TrainingInfo(training_start=split.train_start.to_pydatetime(), training_end=split.train_end.to_pydatetime(),
@@ -206,5 +202,32 @@ def train_timeframe(data_dir: str | Path, registry: ModelRegistry, tickers: list
     if activate:
         timer.run("activate", lambda: registry.activate(record.id), lambda _: f"{record.version} active: {reason}")
     else:
-        echo(f"[{timeframe}] activate   not activated: {reason}")
+        echo(f"[{timeframe}] activate   {record.version} not activated: {reason}")
     return TrainOutcome(timeframe, record, activate, reason, report, timer.seconds)
+
+
+def challenge(registry: ModelRegistry, timeframe: str, report: dict, holdout: Any, scale: float) -> tuple[bool, str, dict | None]:
+    """Champion / challenger: the new model must be no worse than the active one on the same
+    holdout (or, with no active model, no worse than naive). Scores add the close MAE and the
+    high/low MAE averaged over horizons, so a model that knows nothing of volatility loses."""
+    ours = report["model"]["summary"]["score"]
+    champion = registry.active(timeframe)
+    if champion is not None:
+        try:
+            theirs_report = evaluate(load_forecaster(registry, champion), holdout, scale)
+        except (ArtifactError, ValueError, KeyError) as exc:
+            log.warning("%s: active model %s cannot be evaluated (%s); comparing against naive", timeframe,
+                        champion.version, exc)
+        else:
+            theirs = theirs_report["model"]["summary"]["score"]
+            ok = ours <= theirs
+            return ok, (f"score {ours:.5f} {'<=' if ok else '>'} active {champion.version} {theirs:.5f} on the same "
+                        f"holdout"), {"version": champion.version, **theirs_report["model"]}
+    theirs = report["naive"]["summary"]["score"]
+    ok = ours <= theirs
+    return ok, f"no usable active model; score {ours:.5f} {'<=' if ok else '>'} naive {theirs:.5f}", None
+
+
+def to_utc(moment: datetime | pd.Timestamp | str) -> pd.Timestamp:
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

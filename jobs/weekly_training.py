@@ -1,0 +1,99 @@
+"""`python -m jobs.weekly_training`: sync -> rank -> update -> features -> train -> evaluate ->
+register -> activate, for the top N symbols and each timeframe.
+
+Submit it to a cluster with `ray job submit --working-dir . -- python -m jobs.weekly_training`.
+Each stage prints one line with counts and timings; a table sums up at the end. A timeframe that
+fails leaves its active model untouched and the others go on; the run exits non-zero. A re-run is
+safe: data updates are incremental and every training registers a new version.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from config import TIMEFRAMES
+from jobs.cli import init_ray, parse_timeframes, parser, setup
+from market_data.factory import make_source
+from market_data.universe import rank_symbols, sync_symbols, top_symbols
+from market_data.update import update_local, update_with_ray
+from storage.registry import ModelRegistry
+from training.pipeline import HOLDOUT_ORIGINS, StageTimer, TrainOutcome, train_timeframe
+from training.xgb_train import load_tuned_params
+
+
+def summary_table(outcomes: dict[str, TrainOutcome | str]) -> str:
+    head = f"{'tf':<4} {'version':<8} {'active':<7} {'MAE model':>10} {'MAE naive':>10} {'dir acc':>8} {'cover80':>8} {'seconds':>8}"
+    lines = [head, "-" * len(head)]
+    for tf, outcome in outcomes.items():
+        if isinstance(outcome, str):
+            lines.append(f"{tf:<4} FAILED: {outcome}")
+            continue
+        m, n = outcome.report["model"]["summary"], outcome.report["naive"]["summary"]
+        lines.append(f"{tf:<4} {outcome.record.version:<8} {'yes' if outcome.activated else 'no':<7} "
+                     f"{m['mae_mean']:>10.5f} {n['mae_mean']:>10.5f} {m['directional_accuracy_mean']:>8.3f} "
+                     f"{m['coverage_80_mean']:>8.3f} {sum(outcome.seconds.values()):>8.1f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser(__doc__)
+    p.add_argument("--top", type=int, default=500, help="symbols by USD volume rank (default 500)")
+    p.add_argument("--timeframes", type=parse_timeframes, default=list(TIMEFRAMES), help="comma-separated")
+    p.add_argument("--no-ray", action="store_true", help="fetch and fit in this process")
+    p.add_argument("--skip-data", action="store_true", help="train on the lake as it is (no sync/rank/update)")
+    p.add_argument("--n-estimators", type=int, help="override the number of trees")
+    p.add_argument("--max-depth", type=int, help="override the tree depth")
+    p.add_argument("--origins", type=int, default=HOLDOUT_ORIGINS,
+                   help=f"forecast origins for calibration and for the holdout each (default {HOLDOUT_ORIGINS})")
+    p.add_argument("--shuffle-targets", action="store_true",
+                   help="sanity check: fit on permuted targets; such a model must never be activated")
+    args = p.parse_args(argv)
+    settings, engine = setup()
+    use_ray = not args.no_ray
+    if use_ray:
+        init_ray()
+    started = time.perf_counter()
+    timer = StageTimer("weekly")
+    if not args.skip_data:
+        source = make_source(settings)
+        timer.run("sync", lambda: sync_symbols(engine, source),
+                  lambda r: f"+{r.added} new, -{r.deactivated} inactive, {r.active} active")
+        timer.run("rank", lambda: rank_symbols(engine, source, args.as_of),
+                  lambda r: f"{r.ranked} ranked by USD volume of {r.day}")
+    tickers = top_symbols(engine, args.top)
+    if not tickers:
+        sys.exit("weekly_training: no ranked symbols; the market source listed nothing with volume")
+    if not args.skip_data:
+        update = update_with_ray if use_ray else update_local
+        results = timer.run("update", lambda: update(settings, tickers, args.timeframes, args.as_of),
+                            lambda rs: f"{len(rs)} pairs, {sum(r.status == 'failed' for r in rs)} failed, "
+                                       f"{sum(r.added for r in rs)} new candles")
+        for r in results:
+            if r.status == "failed":
+                print(f"  update failed {r.ticker} {r.timeframe}: {r.message}")
+    registry = ModelRegistry(engine, settings.model_dir)
+    outcomes: dict[str, TrainOutcome | str] = {}
+    for tf in args.timeframes:
+        params = load_tuned_params(settings.model_dir, tf)
+        if args.n_estimators:
+            params["n_estimators"] = args.n_estimators
+        if args.max_depth:
+            params["max_depth"] = args.max_depth
+        try:
+            outcomes[tf] = train_timeframe(settings.data_dir, registry, tickers, tf, args.as_of, params,
+                                           use_ray=use_ray, storage_path=str(Path(settings.model_dir) / ".ray_train"),
+                                           shuffle_targets=args.shuffle_targets, max_origins=args.origins)
+        except Exception as exc:  # noqa: BLE001 - one timeframe's failure must not stop the others
+            outcomes[tf] = f"{type(exc).__name__}: {exc}"
+            print(f"[{tf}] FAILED: {outcomes[tf]} (its active model is untouched)")
+    print(f"\nweekly_training as of {args.as_of:%Y-%m-%d %H:%M} UTC, top {len(tickers)} symbols, "
+          f"{time.perf_counter() - started:.0f}s")
+    print(summary_table(outcomes))
+    if any(isinstance(o, str) for o in outcomes.values()):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

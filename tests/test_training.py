@@ -1,0 +1,244 @@
+"""Training: targets, purged splits, calibration, the forecaster's consistency, evaluation against
+naive, champion/challenger, and the jobs end to end (weekly training through `ray job submit`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from itertools import groupby
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.profiles import profile_for
+from market_data.csv_source import CsvSource
+from market_data.synthetic import SyntheticMarket
+from market_data.update import update_pair
+from storage.db import make_engine
+from storage.lake import Lake
+from storage.migrate import upgrade
+from storage.registry import ArtifactError, ModelRegistry
+from training.calibration import Calibration, fit_calibration
+from training.dataset import next_candle_targets, rows_local, time_split
+from training.evaluation import evaluate, insample_naive_mae, select_origins
+from training.forecaster import Forecaster, Windows
+from training.pipeline import StageTimer, fit_and_calibrate, load_candles
+from training.xgb_train import DEFAULT_PARAMS
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW = datetime(2025, 11, 1, tzinfo=timezone.utc)
+SMALL = {**DEFAULT_PARAMS, "n_estimators": 30, "max_depth": 4}
+
+
+@pytest.fixture(scope="module")
+def binance_lake(tmp_path_factory) -> tuple[Path, list[str]]:
+    from tests.conftest import SHARED_DATA
+
+    root = tmp_path_factory.mktemp("lake")
+    source = CsvSource(SHARED_DATA)
+    tickers = ["X:BTCUSDT", "X:ETHUSDT", "X:SOLUSDT", "X:XRPUSDT", "X:DOGEUSDT", "X:ADAUSDT", "X:PEPEUSDT", "X:LINKUSDT"]
+    for t in tickers:
+        update_pair(Lake(root), source, t, "1d", datetime(2024, 12, 31, tzinfo=timezone.utc))
+    return root, tickers
+
+
+@pytest.fixture(scope="module")
+def trained(binance_lake) -> tuple[Forecaster, dict[str, pd.DataFrame], object]:
+    root, tickers = binance_lake
+    timer = StageTimer("test", echo=lambda _: None)
+    return fit_and_calibrate(timer, root, tickers, "1d", pd.Timestamp("2024-12-31", tz="UTC"), (0.6, 0.2, 0.2),
+                             SMALL, use_ray=False, calibration_origins=120)
+
+
+def test_targets_describe_the_next_candle() -> None:
+    candles = pd.DataFrame({"open": [1.0, 2.0, 4.0], "high": [2.0, 3.0, 5.0], "low": [0.5, 1.5, 3.0],
+                            "close": [2.0, 2.5, 4.5]})
+    t = next_candle_targets(candles)
+    assert t["target_ret"].iloc[0] == pytest.approx(np.log(2.5 / 2.0))
+    assert t["target_up"].iloc[0] == pytest.approx(np.log(3.0 / 2.5))
+    assert t["target_down"].iloc[0] == pytest.approx(np.log(2.0 / 1.5))
+    assert t.iloc[-1].isna().all()
+
+
+@pytest.mark.parametrize("timeframe", ["1h", "1d", "1w"])
+def test_split_is_by_time_with_purge_gaps(timeframe: str) -> None:
+    first, last = pd.Timestamp("2019-01-01", tz="UTC"), pd.Timestamp("2024-12-31", tz="UTC")
+    if timeframe == "1h":
+        first = pd.Timestamp("2024-01-01", tz="UTC")
+    s = time_split(first, last, timeframe)
+    step = {"1h": pd.Timedelta(hours=1), "1d": pd.Timedelta(days=1), "1w": pd.Timedelta(days=7)}[timeframe]
+    gap = step * max(profile_for(timeframe).warmup, 30)
+    assert s.valid_start - s.train_end >= gap * 0.999 and s.holdout_start - s.valid_end >= gap * 0.999
+    assert first < s.train_end < s.valid_start < s.valid_end < s.holdout_start < last
+    parts = s.part(pd.Series(pd.date_range(first, last, freq="1D")))
+    assert [k for k, _ in groupby(parts)] == ["train", "gap", "valid", "gap", "holdout"]  # never interleaved
+    with pytest.raises(ValueError, match="too short"):
+        time_split(last - pd.Timedelta(days=100), last, "1d")
+
+
+def test_calibration_shrinks_a_useless_model_to_naive_and_covers_80_percent() -> None:
+    rng = np.random.default_rng(0)
+    n, h = 4000, 30
+    sigma = rng.uniform(0.01, 0.05, n)
+    actual = np.cumsum(rng.standard_t(5, (n, h)) * sigma[:, None] * 0.77, axis=1)
+    noise = np.cumsum(rng.normal(0, 0.02, (n, h)), axis=1)  # predictions unrelated to outcomes
+    cal = fit_calibration(noise[:2000], actual[:2000], sigma[:2000])
+    assert max(cal.shrink) < 0.15
+    lo = np.asarray(cal.band_lo) * sigma[2000:, None] * np.sqrt(np.arange(1, h + 1))
+    hi = np.asarray(cal.band_hi) * sigma[2000:, None] * np.sqrt(np.arange(1, h + 1))
+    pred = noise[2000:] * np.asarray(cal.shrink)
+    covered = ((pred + lo <= actual[2000:]) & (actual[2000:] <= pred + hi)).mean(axis=0)
+    assert np.all(np.abs(covered - 0.8) < 0.05)  # on data it never saw
+    skilled = actual + rng.normal(0, 0.001, (n, h))
+    cal2 = fit_calibration(skilled[:2000], actual[:2000], sigma[:2000])
+    assert min(cal2.shrink) > 0.9
+    from training.calibration import confidence
+
+    conf = confidence(cal, noise[2000:], sigma[2000:])
+    assert abs(conf.mean() - 0.5) < 0.05  # no skill, no confidence
+
+
+def test_forecasts_are_consistent(trained) -> None:
+    forecaster, candles, _ = trained
+    frame = candles["X:BTCUSDT"]
+    answer = forecaster.forecast(frame, steps=30)
+    assert len(answer["steps"]) == 30 and answer["direction"] in ("up", "down")
+    assert 0 <= answer["confidence_avg"] <= 1 and len(answer["key_indicators"]) == 3
+    last = frame["timestamp"].iloc[-1]
+    previous_close = frame["close"].iloc[-1]
+    for i, s in enumerate(answer["steps"]):
+        assert pd.Timestamp(s["timestamp"]) == last + pd.Timedelta(days=i + 1)
+        assert s["open"] == pytest.approx(previous_close)
+        assert s["low"] <= min(s["open"], s["close"]) <= max(s["open"], s["close"]) <= s["high"]
+        assert s["lower"] <= s["close"] <= s["upper"]
+        assert 0 <= s["confidence"] <= 1
+        previous_close = s["close"]
+    with pytest.raises(ValueError, match="needs 320"):
+        forecaster.forecast(frame.iloc[-100:])
+
+
+def test_batch_forecasts_match_single_ones(trained) -> None:
+    forecaster, candles, _ = trained
+    frames = [candles[t] for t in ("X:BTCUSDT", "X:PEPEUSDT", "X:SOLUSDT")]
+    batch = forecaster.predict_windows(Windows.from_frames(frames, forecaster.window), 30)
+    for i, frame in enumerate(frames):
+        single = forecaster.forecast(frame)
+        np.testing.assert_allclose(batch.close[i], [s["close"] for s in single["steps"]], rtol=1e-4)
+
+
+def test_artifact_roundtrip_and_tampering(trained, engine, tmp_path: Path) -> None:
+    from storage.registry import TrainingInfo
+
+    forecaster, candles, split = trained
+    registry = ModelRegistry(engine, tmp_path / "models")
+    info = TrainingInfo(split.train_start.to_pydatetime(), split.train_end.to_pydatetime(), 8, list(candles), 200, 0.5,
+                        datetime.now(timezone.utc))
+    record = registry.register("1d", forecaster.save, info)
+    loaded = Forecaster.load(registry.open_artifact(record))
+    frame = candles["X:ETHUSDT"]
+    assert loaded.forecast(frame)["steps"] == forecaster.forecast(frame)["steps"]
+    assert not list(Path(record.model_path).glob("*.pkl"))
+    (Path(record.model_path) / "forecaster.json").write_text('{"kind": "pickle"}')
+    with pytest.raises(ArtifactError):
+        registry.open_artifact(record)
+    with pytest.raises(ValueError, match="unreadable"):
+        Forecaster.load(Path(record.model_path))
+
+
+def test_evaluation_reports_naive_from_the_data(trained) -> None:
+    forecaster, candles, split = trained
+    origins = select_origins(candles, split.holdout_start, pd.Timestamp("2024-12-31", tz="UTC"), forecaster.window,
+                             max_origins=80)
+    scale = insample_naive_mae(candles, split.train_end)
+    report = evaluate(forecaster, origins, scale)
+    naive = report["naive"]["horizons"]
+    assert set(naive) == {str(h) for h in range(1, 31)}
+    for h in (1, 10, 30):
+        assert naive[str(h)]["mae"] == pytest.approx(np.mean(np.abs(origins.actual_close[:, h - 1])), abs=1e-6)
+        assert naive[str(h)]["directional_accuracy"] == pytest.approx(
+            np.mean(origins.actual_close[:, h - 1][origins.actual_close[:, h - 1] != 0] > 0), abs=1e-4)
+        assert set(report["model"]["horizons"][str(h)]) == {"mae", "mase", "directional_accuracy", "coverage_80"}
+    assert naive["1"]["mase"] == pytest.approx(naive["1"]["mae"] / scale, abs=1e-3)
+
+
+def test_backtest_report_has_the_fixed_shape(binance_lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobs import backtest
+
+    root, tickers = binance_lake
+    from tests.conftest import SHARED_DATA
+
+    monkeypatch.setenv("MARKET_SOURCE", f"csv:{SHARED_DATA}")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'app.db'}")
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path / "models"))
+    out = tmp_path / "report.json"
+    backtest.main(["--timeframe", "1d", "--train-end", "2024-06-30", "--test-end", "2024-12-31", "--top", "6",
+                   "--json", str(out), "--no-ray", "--max-origins", "120"])
+    report = json.loads(out.read_text())
+    assert {"timeframe", "train_end", "test_end", "n_symbols", "n_forecasts", "models"} <= set(report)
+    assert report["timeframe"] == "1d" and report["n_symbols"] == 6 and 0 < report["n_forecasts"] <= 120
+    assert set(report["models"]) == {"xgboost", "naive"}
+    for model in report["models"].values():
+        assert list(model["horizons"]) == [str(h) for h in range(1, 31)]
+        for metrics in model["horizons"].values():
+            assert set(metrics) == {"mae", "mase", "directional_accuracy", "coverage_80"}
+            assert metrics["mae"] > 0 and 0 <= metrics["coverage_80"] <= 1
+    assert report["origins"]["stride_candles"] >= 1
+
+
+def _submit(ray_head: dict[str, str], env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    runtime_env = json.dumps({"env_vars": env})
+    cmd = [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", ray_head["address"],
+           "--working-dir", str(ROOT), "--runtime-env-json", runtime_env, "--", "python", "-m", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=ray_head["env"])
+
+
+@pytest.mark.slow
+def test_weekly_training_through_ray_job_submit_on_synthetic_data(ray_head, pg_database_url: str, tmp_path: Path) -> None:
+    env = {"MARKET_SOURCE": "synthetic", "DATA_DIR": str(tmp_path / "data"), "MODEL_DIR": str(tmp_path / "models"),
+           "DATABASE_URL": pg_database_url}
+    args = ["jobs.weekly_training", "--top", "8", "--timeframes", "1d,1w", "--as-of", "2025-10-01",
+            "--n-estimators", "40", "--max-depth", "5", "--origins", "100"]
+    proc = _submit(ray_head, env, *args)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    for stage in ("sync", "rank", "update", "[1d] fit", "[1d] calibrate", "[1d] evaluate", "[1w] register"):
+        assert stage in out, out[-4000:]
+    engine = make_engine(pg_database_url)
+    registry = ModelRegistry(engine, tmp_path / "models")
+    active = registry.active("1d")
+    assert active is not None and active.num_symbols >= 4 and active.feature_count >= 150
+    assert (Path(active.model_path) / "metrics.json").exists() and (Path(active.model_path) / "model.ubj").exists()
+    # a model fitted on shuffled targets must not replace it
+    shuffled = _submit(ray_head, env, "jobs.weekly_training", "--top", "8", "--timeframes", "1d", "--as-of",
+                       "2025-10-01", "--n-estimators", "40", "--max-depth", "5", "--origins", "100", "--skip-data",
+                       "--shuffle-targets")
+    assert shuffled.returncode == 0, shuffled.stdout[-4000:] + shuffled.stderr[-2000:]
+    assert "not activated" in shuffled.stdout
+    assert registry.active("1d").id == active.id and len(registry.list("1d")) == 2
+    engine.dispose()
+
+
+@pytest.mark.slow
+def test_weekly_training_on_binance_candles_through_ray_job_submit(ray_head, tmp_path: Path) -> None:
+    from tests.conftest import SHARED_DATA
+
+    db = tmp_path / "app.db"
+    env = {"MARKET_SOURCE": f"csv:{SHARED_DATA}", "DATA_DIR": str(tmp_path / "data"),
+           "MODEL_DIR": str(tmp_path / "models"), "DATABASE_URL": f"sqlite:///{db}"}
+    proc = _submit(ray_head, env, "jobs.weekly_training", "--top", "20", "--timeframes", "1d,1w", "--as-of",
+                   "2024-12-31", "--n-estimators", "40", "--max-depth", "5", "--origins", "100")
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
+    upgrade(f"sqlite:///{db}")
+    registry = ModelRegistry(make_engine(f"sqlite:///{db}"), tmp_path / "models")
+    for tf in ("1d", "1w"):
+        records = registry.list(tf)
+        assert len(records) == 1 and records[0].num_symbols >= 10
+        metrics = json.loads((Path(records[0].model_path) / "metrics.json").read_text())
+        assert metrics["naive"]["summary"]["mae_mean"] > 0 and metrics["n_origins"] > 0
+    assert "weekly_training as of 2024-12-31" in proc.stdout

@@ -93,7 +93,7 @@ def ray_local() -> Iterator[None]:
     """One local Ray instance for the whole session (a GCS port other than Redis's 6379)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
 
@@ -106,13 +106,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_head(tmp_path_factory) -> Iterator[dict[str, str]]:
     """A Ray head started with `ray start --head --block` on free ports (never Redis's 6379),
     for `ray job submit`. Stopped by signalling the process we started, never `ray stop`."""
+    import shutil
     import signal
     import subprocess
     import sys
+    import tempfile
     import time
 
     import psutil
@@ -126,8 +128,12 @@ def ray_head(tmp_path_factory) -> Iterator[dict[str, str]]:
     env = {**os.environ, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}", "RAY_USAGE_STATS_ENABLED": "0",
            "RAY_AUTH_MODE": "disabled"}
     log = open(tmp_path_factory.mktemp("ray_head") / "ray_start.log", "w")
+    # its own temp dir (short: it holds unix sockets), so its `ray_current_cluster` file never
+    # makes a later `ray.init()` elsewhere try to join this short-lived cluster
+    temp_dir = tempfile.mkdtemp(prefix="rh", dir="/tmp")
     proc = subprocess.Popen(
         [str(Path(venv_bin) / "ray"), "start", "--head", "--block", "--num-cpus=2", "--include-dashboard=true",
+         f"--temp-dir={temp_dir}",
          "--dashboard-host=127.0.0.1", "--disable-usage-stats", *(f"--{k}={v}" for k, v in ports.items())],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     address = f"http://127.0.0.1:{ports['dashboard-port']}"
@@ -159,3 +165,4 @@ def ray_head(tmp_path_factory) -> Iterator[dict[str, str]]:
             except psutil.NoSuchProcess:
                 pass
         log.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)

@@ -242,3 +242,18 @@ def test_weekly_training_on_binance_candles_through_ray_job_submit(ray_head, tmp
         metrics = json.loads((Path(records[0].model_path) / "metrics.json").read_text())
         assert metrics["naive"]["summary"]["mae_mean"] > 0 and metrics["n_origins"] > 0
     assert "weekly_training as of 2024-12-31" in proc.stdout
+
+
+def test_tune_sweep_saves_the_best_config_for_the_next_training(ray_local, binance_lake, tmp_path: Path) -> None:
+    from training.tuning import tune_timeframe
+    from training.xgb_train import load_tuned_params
+
+    root, tickers = binance_lake
+    assert load_tuned_params(tmp_path, "1d") == DEFAULT_PARAMS
+    table, best = tune_timeframe(root, tmp_path, tickers, "1d", datetime(2024, 12, 31, tzinfo=timezone.utc),
+                                 trials=3, max_trees=20)
+    assert len(table) == 3 and table["valid_rmse"].is_monotonic_increasing
+    assert best["valid_rmse"] == pytest.approx(table["valid_rmse"].iloc[0])
+    saved = load_tuned_params(tmp_path, "1d")
+    assert saved == {**DEFAULT_PARAMS, **best["params"]} and saved["n_estimators"] == 20
+    assert 3 <= saved["max_depth"] <= 10

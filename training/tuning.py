@@ -1,0 +1,103 @@
+"""Ray Tune sweep over the XGBoost parameters of one timeframe.
+
+Trials run in parallel on the cluster's CPUs (one CPU each); ASHA stops the clearly worse ones
+early. Every trial sees the same train and validation parts of the time split (the holdout is
+never looked at), put in Ray's object store once. The best configuration is written to
+`MODEL_DIR/tuning/<timeframe>_best.json`, where the next training picks it up.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from features.build import feature_names
+from training.dataset import rows_local
+from training.pipeline import load_candles, split_for, to_utc
+from training.xgb_train import DEFAULT_PARAMS, EARLY_STOPPING_ROUNDS, booster_params, target_scale, to_dmatrix
+
+REPORT_EVERY = 5  # trees between reports to Tune (and ASHA's time unit)
+
+
+def search_space(max_trees: int) -> dict[str, Any]:
+    from ray import tune
+
+    return {
+        "n_estimators": max_trees,
+        "max_depth": tune.randint(3, 11),
+        "learning_rate": tune.loguniform(0.01, 0.3),
+        "subsample": tune.uniform(0.5, 1.0),
+        "colsample_bytree": tune.uniform(0.4, 1.0),
+        "min_child_weight": tune.loguniform(1.0, 200.0),
+        "reg_lambda": tune.loguniform(0.1, 20.0),
+    }
+
+
+def _trial(config: dict[str, Any], train: pd.DataFrame, valid: pd.DataFrame, features: list[str],
+           scale: np.ndarray) -> None:
+    from ray import tune
+
+    class Report(xgb.callback.TrainingCallback):
+        def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
+            if (epoch + 1) % REPORT_EVERY == 0:
+                tune.report({"valid_rmse": float(evals_log["valid"]["rmse"][-1]), "trees": epoch + 1})
+            return False
+
+    xgb.train(booster_params(config, nthread=1), to_dmatrix(train, features, scale),
+              num_boost_round=int(config["n_estimators"]), evals=[(to_dmatrix(valid, features, scale), "valid")],
+              early_stopping_rounds=EARLY_STOPPING_ROUNDS, verbose_eval=False, callbacks=[Report()])
+
+
+def tune_timeframe(data_dir: str | Path, model_dir: str | Path, tickers: list[str], timeframe: str, as_of: datetime,
+                   trials: int, max_trees: int = 200) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Run the sweep; returns the trials table and the saved best record."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    end = to_utc(as_of)
+    candles = load_candles(data_dir, tickers, timeframe, end)
+    if not candles:
+        raise ValueError(f"{timeframe}: no symbol in the lake has enough candles before {end}")
+    split = split_for(candles, timeframe, (0.6, 0.2, 0.2))
+    rows = rows_local(data_dir, list(candles), timeframe, end)
+    parts = split.part(rows["timestamp"])
+    train, valid = rows[parts == "train"], rows[parts == "valid"]
+    features = feature_names(timeframe)
+    scale = target_scale(train)
+    trainable = tune.with_resources(tune.with_parameters(_trial, train=train, valid=valid, features=features,
+                                                         scale=scale), {"cpu": 1})
+    scheduler = ASHAScheduler(max_t=max(1, max_trees // REPORT_EVERY), grace_period=2, reduction_factor=3)
+    tuner = tune.Tuner(
+        trainable,
+        param_space=search_space(max_trees),
+        tune_config=tune.TuneConfig(metric="valid_rmse", mode="min", scheduler=scheduler, num_samples=trials),
+        run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(prefix="ray-tune-"), name=f"tune_{timeframe}",
+                                  verbose=0),
+    )
+    results = tuner.fit()
+    table = results.get_dataframe()
+    keep = ["valid_rmse", "trees", "training_iteration"] + [f"config/{k}" for k in DEFAULT_PARAMS if k != "n_estimators"]
+    table = table[[c for c in keep if c in table.columns]].sort_values("valid_rmse").reset_index(drop=True)
+    best = results.get_best_result(metric="valid_rmse", mode="min")
+    record = {
+        "timeframe": timeframe,
+        "params": {k: best.config[k] for k in DEFAULT_PARAMS},
+        "valid_rmse": float(best.metrics["valid_rmse"]),
+        "trials": int(len(table)),
+        "symbols": len(candles),
+        "as_of": end.isoformat(),
+        "tuned_at": datetime.now(timezone.utc).isoformat(),
+    }
+    path = Path(model_dir) / "tuning" / f"{timeframe}_best.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(path)
+    return table, record

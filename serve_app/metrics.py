@@ -1,0 +1,64 @@
+"""Request latency, cache hit rate, forecast time and errors as Ray metrics (Prometheus, shown in
+the Ray dashboard). Outside a Ray worker the same calls only count in memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+LATENCY_BOUNDARIES_MS = [5, 10, 25, 50, 100, 150, 250, 500, 1000, 2500, 5000]
+
+
+@dataclass
+class Metrics:
+    requests: int = 0
+    errors: int = 0
+    hits: int = 0
+    misses: int = 0
+    _ray: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:
+            import ray
+
+            if not ray.is_initialized():
+                return
+            from ray.util.metrics import Counter, Histogram
+
+            self._ray = {
+                "latency": Histogram("cryptocast_request_latency_ms", "HTTP request latency",
+                                     boundaries=LATENCY_BOUNDARIES_MS, tag_keys=("route",)),
+                "forecast": Histogram("cryptocast_forecast_ms", "time to compute an uncached forecast",
+                                      boundaries=LATENCY_BOUNDARIES_MS),
+                "cache": Counter("cryptocast_prediction_cache_total", "prediction cache lookups",
+                                 tag_keys=("result",)),
+                "errors": Counter("cryptocast_api_errors_total", "API answers with status >= 400",
+                                  tag_keys=("route", "status")),
+            }
+        except Exception:  # noqa: BLE001 - metrics must never take the API down
+            self._ray = {}
+
+    @staticmethod
+    def _route(path: str) -> str:
+        return "/api/predictions/{id}" if path.startswith("/api/predictions/") and not path.endswith("generate") else path
+
+    def request(self, path: str, status: int, ms: float) -> None:
+        self.requests += 1
+        route = self._route(path)
+        if self._ray:
+            self._ray["latency"].observe(ms, tags={"route": route})
+        if status >= 400:
+            self.errors += 1
+            if self._ray:
+                self._ray["errors"].inc(tags={"route": route, "status": str(status)})
+
+    def cache(self, hit: bool) -> None:
+        if hit:
+            self.hits += 1
+        else:
+            self.misses += 1
+        if self._ray:
+            self._ray["cache"].inc(tags={"result": "hit" if hit else "miss"})
+
+    def forecast(self, ms: float) -> None:
+        if self._ray:
+            self._ray["forecast"].observe(ms)

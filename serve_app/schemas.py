@@ -1,0 +1,94 @@
+"""Typed requests and responses of the HTTP API (DESIGN.md fixes the names)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Timeframe = Literal["1h", "4h", "1d", "1w", "1m"]
+MAX_STEPS = 30
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str = Field(min_length=1, max_length=20, description='ticker, e.g. "X:BTCUSD"')
+    timeframe: Timeframe
+    predict_until: datetime | None = Field(default=None, description="forecast up to this time (at most 30 steps)")
+    num_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS, description="default 30")
+
+
+class Step(BaseModel):
+    step: int
+    timestamp: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    lower: float = Field(description="lower end of the 80 % band of close")
+    upper: float = Field(description="upper end of the 80 % band of close")
+    confidence: float = Field(description="calibrated probability that `direction` is right")
+    direction: Literal["up", "down"]
+
+
+class PredictionResponse(BaseModel):
+    prediction_id: str
+    symbol: str
+    timeframe: Timeframe
+    model_version: str
+    created_at: datetime
+    cached: bool
+    stale: bool = False
+    direction: Literal["up", "down"]
+    confidence_avg: float
+    key_indicators: list[str]
+    steps: list[Step]
+
+
+class SymbolOut(BaseModel):
+    ticker: str
+    name: str
+    base_currency: str | None
+    quote_currency: str | None
+    volume_rank: int | None
+
+
+class SearchResponse(BaseModel):
+    query: str
+    results: list[SymbolOut]
+
+
+class ModelOut(BaseModel):
+    id: str
+    timeframe: Timeframe
+    version: str
+    is_active: bool
+    trained_at: datetime
+    training_start: datetime
+    training_end: datetime
+    num_symbols: int
+    feature_count: int | None
+    accuracy_avg: float | None
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelOut]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: str
+    cache: str
+    models: dict[str, str | None]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+    last_prediction: PredictionResponse | None = None

@@ -1,0 +1,269 @@
+"""The prediction flow of the architecture document, without HTTP or Ray in it.
+
+generate: a cached prediction younger than 15 minutes is answered as is (`cached: true`);
+otherwise fresh candles come from the cache or the market source (1 h TTL), the forecaster of
+the timeframe runs the 30-step forecast, a row goes to `predictions` and 30 to
+`prediction_steps`, and the answer is cached. Errors are `ApiError`s with the HTTP status,
+code and message the API answers with.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from market_data.source import (
+    AuthenticationError, MarketDataError, MarketSource, RateLimited, UnknownTickerError,
+)
+from market_data.timeframes import spec
+from serve_app.schemas import MAX_STEPS, PredictRequest
+from storage.cache import (
+    FRESH_CANDLES_TTL_S, PREDICTION_TTL_S, Cache, fresh_candles_key, get_frame, get_json, prediction_key, set_frame,
+    set_json,
+)
+from storage.db import session_scope
+from storage.registry import ModelRegistry
+from storage.schema import ModelRecord, Prediction, PredictionStep, Symbol
+
+log = logging.getLogger(__name__)
+
+# (timeframe, candles, steps) -> {"model_id", "model_version", "direction", "confidence_avg", "key_indicators", "steps"}
+ForecastFn = Callable[[str, pd.DataFrame, int], dict[str, Any]]
+WindowFn = Callable[[str], int]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+@dataclass
+class Counters:
+    """Cache hits and misses, for the hit rate the API reports as a metric."""
+
+    hits: int = 0
+    misses: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+class PredictionService:
+    def __init__(self, engine: Engine, cache: Cache, source: MarketSource, registry: ModelRegistry,
+                 forecast: ForecastFn, window: WindowFn, clock: Callable[[], datetime] = _now) -> None:
+        self.engine, self.cache, self.source, self.registry = engine, cache, source, registry
+        self.forecast, self.window, self.clock = forecast, window, clock
+        self.counters = Counters()
+
+    # -- generate -----------------------------------------------------------------------------
+    def generate(self, request: PredictRequest, use_cache: bool = True) -> dict[str, Any]:
+        if request.predict_until is not None and request.num_steps is not None:
+            raise ApiError(400, "bad_request", "give either predict_until or num_steps, not both")
+        symbol = self._symbol(request.symbol)
+        now = self.clock()
+        if request.predict_until is not None and _aware(request.predict_until) <= now:
+            raise ApiError(400, "bad_predict_until",
+                           f"predict_until {request.predict_until.isoformat()} is not in the future (now {now.isoformat()})")
+        key = prediction_key(str(symbol.id), request.timeframe)
+        if use_cache:
+            cached = get_json(self.cache, key)
+            if cached is not None:
+                self.counters.hits += 1
+                steps = self._steps_for(request, [pd.Timestamp(s["timestamp"]) for s in cached["steps"]])
+                return {**cached, "cached": True, "steps": cached["steps"][:steps]}
+            self.counters.misses += 1
+        try:
+            candles = self._fresh_candles(symbol.ticker, request.timeframe)
+        except RateLimited as exc:
+            after = str(int(math.ceil(exc.retry_after_s or 60)))
+            raise ApiError(429, "rate_limited", "Too many requests to market data. Please wait a moment.",
+                           headers={"Retry-After": after}) from exc
+        except (MarketDataError, OSError) as exc:
+            last = self.last_prediction(symbol, request.timeframe)
+            raise ApiError(503, "market_data_unavailable", f"Unable to connect to market data: {exc}",
+                           extra={"last_prediction": last}) from exc
+        needed = self.window(request.timeframe)
+        if len(candles) < needed:
+            raise ApiError(422, "not_enough_history",
+                           f"{symbol.ticker} has {len(candles)} closed {request.timeframe} candles; "
+                           f"a forecast needs {needed}")
+        result = self.forecast(request.timeframe, candles.iloc[-needed:].reset_index(drop=True), MAX_STEPS)
+        answer = self._persist(symbol, request.timeframe, result, now)
+        set_json(self.cache, key, answer, PREDICTION_TTL_S)
+        steps = self._steps_for(request, [pd.Timestamp(s["timestamp"]) for s in answer["steps"]])
+        return {**answer, "steps": answer["steps"][:steps]}
+
+    def _steps_for(self, request: PredictRequest, stamps: list[pd.Timestamp]) -> int:
+        if request.num_steps is not None:
+            return request.num_steps
+        if request.predict_until is None:
+            return MAX_STEPS
+        until = pd.Timestamp(_aware(request.predict_until))
+        count = sum(1 for s in stamps if s <= until)
+        if count == len(stamps) and stamps and stamps[-1] < until:
+            raise ApiError(400, "too_many_steps",
+                           f"predict_until {until.isoformat()} is more than {MAX_STEPS} {request.timeframe} candles "
+                           f"ahead (the last would open at {stamps[-1].isoformat()})")
+        return max(1, count)
+
+    def _symbol(self, ticker: str) -> Symbol:
+        with session_scope(self.engine) as session:
+            symbol = session.exec(select(Symbol).where(Symbol.ticker == ticker)).first()
+        if symbol is None:
+            raise ApiError(404, "unknown_symbol", f"no symbol {ticker!r}; search with /api/symbols/search?q=")
+        if not symbol.is_active:
+            raise ApiError(404, "inactive_symbol", f"symbol {ticker!r} is no longer listed")
+        return symbol
+
+    def _fresh_candles(self, ticker: str, timeframe: str) -> pd.DataFrame:
+        """Closed candles at most an hour old: from the cache, or the market source (then cached)."""
+        key = fresh_candles_key(ticker, timeframe)
+        cached = get_frame(self.cache, key)
+        if cached is not None:
+            return cached
+        now = pd.Timestamp(self.clock())
+        tf = spec(timeframe)
+        count = self.window(timeframe) + 10
+        start = now - pd.Timedelta(hours=tf.approx_hours * count * 1.1 + 48)
+        try:
+            candles = self.source.aggregates(ticker, timeframe, start.to_pydatetime(), now.to_pydatetime())
+        except UnknownTickerError as exc:
+            raise ApiError(404, "no_market_data", f"the market source has no data for {ticker}") from exc
+        except AuthenticationError as exc:
+            raise MarketDataError(str(exc)) from exc
+        if not candles.empty:
+            closes_at = candles["timestamp"].map(lambda t: tf.next_open(t))
+            candles = candles[closes_at <= now].reset_index(drop=True)  # the still-open candle is not final
+        set_frame(self.cache, key, candles, FRESH_CANDLES_TTL_S)
+        return candles
+
+    def _persist(self, symbol: Symbol, timeframe: str, result: dict[str, Any], now: datetime) -> dict[str, Any]:
+        prediction_id = uuid.uuid4()
+        steps = result["steps"]
+        with session_scope(self.engine) as session:
+            session.add(Prediction(
+                id=prediction_id, symbol_id=symbol.id, timeframe=timeframe, model_id=uuid.UUID(str(result["model_id"])),
+                prediction_date=_naive(now), predict_until=_naive(pd.Timestamp(steps[-1]["timestamp"]).to_pydatetime()),
+                num_steps=len(steps), confidence_avg=Decimal(f"{result['confidence_avg']:.4f}"),
+                direction=result["direction"], key_indicators=result["key_indicators"], created_at=_naive(now),
+            ))
+            session.flush()
+            session.add_all([PredictionStep(
+                prediction_id=prediction_id, step_number=s["step"],
+                timestamp=_naive(pd.Timestamp(s["timestamp"]).to_pydatetime()), open=s["open"], high=s["high"],
+                low=s["low"], close=s["close"], lower=s["lower"], upper=s["upper"],
+                confidence=Decimal(f"{s['confidence']:.4f}"), direction=s["direction"],
+            ) for s in steps])
+        return {
+            "prediction_id": str(prediction_id), "symbol": symbol.ticker, "timeframe": timeframe,
+            "model_version": result["model_version"], "created_at": now.isoformat(), "cached": False, "stale": False,
+            "direction": result["direction"], "confidence_avg": result["confidence_avg"],
+            "key_indicators": result["key_indicators"], "steps": steps,
+        }
+
+    # -- reads ----------------------------------------------------------------------------------
+    def get(self, prediction_id: str) -> dict[str, Any]:
+        try:
+            pid = uuid.UUID(prediction_id)
+        except ValueError:
+            raise ApiError(400, "bad_prediction_id", f"{prediction_id!r} is not a prediction id (a UUID)") from None
+        with session_scope(self.engine) as session:
+            pred = session.get(Prediction, pid)
+            if pred is None:
+                raise ApiError(404, "unknown_prediction", f"no prediction {prediction_id}")
+            return self._answer(session, pred)
+
+    def last_prediction(self, symbol: Symbol, timeframe: str) -> dict[str, Any] | None:
+        with session_scope(self.engine) as session:
+            pred = session.exec(select(Prediction).where(Prediction.symbol_id == symbol.id,
+                                                         Prediction.timeframe == timeframe)
+                                .order_by(Prediction.created_at.desc()).limit(1)).first()
+            return None if pred is None else {**self._answer(session, pred), "stale": True}
+
+    @staticmethod
+    def _answer(session: Any, pred: Prediction) -> dict[str, Any]:
+        symbol = session.get(Symbol, pred.symbol_id)
+        model = session.get(ModelRecord, pred.model_id)
+        steps = session.exec(select(PredictionStep).where(PredictionStep.prediction_id == pred.id)
+                             .order_by(PredictionStep.step_number)).all()
+        return {
+            "prediction_id": str(pred.id), "symbol": symbol.ticker, "timeframe": pred.timeframe,
+            "model_version": model.version, "created_at": _aware(pred.created_at).isoformat(), "cached": True,
+            "stale": False, "direction": pred.direction, "confidence_avg": float(pred.confidence_avg),
+            "key_indicators": pred.key_indicators or [],
+            "steps": [{"step": s.step_number, "timestamp": _aware(s.timestamp).isoformat(), "open": s.open,
+                       "high": s.high, "low": s.low, "close": s.close, "lower": s.lower, "upper": s.upper,
+                       "confidence": float(s.confidence), "direction": s.direction} for s in steps],
+        }
+
+    def search(self, query: str, limit: int) -> list[dict[str, Any]]:
+        text = query.strip()
+        if not text:
+            raise ApiError(400, "bad_query", "q must not be empty")
+        if not 1 <= limit <= 100:
+            raise ApiError(400, "bad_limit", f"limit must be between 1 and 100, got {limit}")
+        escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        ticker, name = sa.func.lower(Symbol.ticker), sa.func.lower(Symbol.name)
+        bare = sa.func.lower(sa.func.replace(Symbol.ticker, "X:", ""))
+        prefix = sa.or_(ticker.like(f"{escaped}%", escape="\\"), bare.like(f"{escaped}%", escape="\\"),
+                        name.like(f"{escaped}%", escape="\\"))
+        contains = sa.or_(ticker.like(f"%{escaped}%", escape="\\"), name.like(f"%{escaped}%", escape="\\"))
+        with session_scope(self.engine) as session:
+            rows = session.exec(
+                select(Symbol)
+                .where(Symbol.is_active.is_(True), Symbol.volume_rank.is_not(None), contains)
+                .order_by(sa.case((prefix, 0), else_=1), Symbol.volume_rank, Symbol.ticker)
+                .limit(limit)
+            ).all()
+        return [{"ticker": s.ticker, "name": s.name, "base_currency": s.base_currency,
+                 "quote_currency": s.quote_currency, "volume_rank": s.volume_rank} for s in rows]
+
+    def models(self) -> list[dict[str, Any]]:
+        return [{"id": str(m.id), "timeframe": m.timeframe, "version": m.version, "is_active": bool(m.is_active),
+                 "trained_at": _aware(m.trained_at).isoformat(), "training_start": _aware(m.training_start).isoformat(),
+                 "training_end": _aware(m.training_end).isoformat(), "num_symbols": m.num_symbols,
+                 "feature_count": m.feature_count,
+                 "accuracy_avg": None if m.accuracy_avg is None else float(m.accuracy_avg)} for m in self.registry.list()]
+
+    def health(self, active_versions: dict[str, str | None]) -> dict[str, Any]:
+        status = "ok"
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            database = "ok"
+        except Exception as exc:  # noqa: BLE001 - health reports, never raises
+            database, status = f"error: {exc}", "degraded"
+        try:
+            self.cache.set("health:probe", b"1", 5)
+            cache = "ok" if self.cache.get("health:probe") == b"1" else "error: probe not read back"
+        except Exception as exc:  # noqa: BLE001
+            cache, status = f"error: {exc}", "degraded"
+        if not any(active_versions.values()):
+            status = "degraded"
+        return {"status": status, "database": database, "cache": cache, "models": active_versions}
+

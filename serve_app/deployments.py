@@ -26,11 +26,10 @@ from storage.db import make_engine
 from storage.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
-api = create_app()
 DEFAULT_POLL_S = 30.0
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.5}, user_config={"poll_s": DEFAULT_POLL_S})
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, user_config={"poll_s": DEFAULT_POLL_S})
 class TimeframeForecaster:
     """Holds the active model of one timeframe; reloads it when the registry activates another."""
 
@@ -62,9 +61,11 @@ class TimeframeForecaster:
         return self.models.forecast(self.timeframe, decode_frame(candles), steps)
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.5})
-@serve.ingress(api)
+@serve.deployment(ray_actor_options={"num_cpus": 0.25})
+@serve.ingress()
 class Api:
+    """The HTTP ingress; its FastAPI app is built in the replica, around the replica's service."""
+
     def __init__(self, forecasters: dict[str, Any]) -> None:
         self.forecasters = forecasters
 
@@ -73,9 +74,11 @@ class Api:
 
         service, _ = build_service(load_settings(), forecast=forecast,
                                    window=lambda tf: profile_for(tf).serving_window)
-        api.state.service = service
-        api.state.metrics = Metrics()
-        api.state.versions = lambda: {tf: h.version.remote().result() for tf, h in self.forecasters.items()}
+        self.fastapi = create_app(service, Metrics())
+        self.fastapi.state.versions = lambda: {tf: h.version.remote().result() for tf, h in self.forecasters.items()}
+
+    def __serve_build_asgi_app__(self) -> Any:
+        return self.fastapi
 
 
 def build_app() -> Any:

@@ -1,0 +1,81 @@
+"""`make demo`: the whole system on the embedded defaults, in a few minutes.
+
+It trains on a SMALLER synthetic universe than production (the top 30 of the 600 synthetic coins,
+timeframes 1h and 1d, fewer trees) so that it finishes on a 2-core machine; production runs
+`jobs.weekly_training` with the top 500 and all five timeframes. Then it starts the HTTP service
+(`python -m serve_app`), fetches a forecast over HTTP, prints it, and stops the service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from config import settings_or_exit
+
+TOP, TIMEFRAMES = 30, "1h,1d"
+
+
+def _http(method: str, url: str, body: dict | None = None, timeout: float = 60) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def _wait_for(base: str, server: subprocess.Popen, seconds: float = 300) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if server.poll() is not None:
+            raise SystemExit("demo: the HTTP service exited; see the output above")
+        try:
+            health = _http("GET", f"{base}/api/health", timeout=5)
+            if any(health["models"].values()):
+                return
+        except (urllib.error.URLError, OSError, ValueError, KeyError):
+            pass
+        time.sleep(2)
+    raise SystemExit(f"demo: the HTTP service did not answer at {base} within {seconds:.0f}s")
+
+
+def main() -> None:
+    settings = settings_or_exit()
+    started = time.perf_counter()
+    print(f"demo: market source {settings.market_source.kind!r}; training on a smaller universe than production "
+          f"(top {TOP} symbols, timeframes {TIMEFRAMES}, 80 trees) so it fits a few minutes on 2 cores\n", flush=True)
+    weekly = [sys.executable, "-m", "jobs.weekly_training", "--top", str(TOP), "--timeframes", TIMEFRAMES,
+              "--n-estimators", "80", "--max-depth", "6", "--origins", "150"]
+    if subprocess.run(weekly).returncode != 0:
+        raise SystemExit("demo: weekly training failed")
+    base = f"http://{settings.serve_host}:{settings.serve_port}"
+    print(f"\ndemo: starting the HTTP service on {base}", flush=True)
+    server = subprocess.Popen([sys.executable, "-m", "serve_app"], start_new_session=True)
+    try:
+        _wait_for(base, server)
+        symbol = _http("GET", f"{base}/api/symbols/search?q=a&limit=1")["results"][0]["ticker"]
+        answer = _http("POST", f"{base}/api/predictions/generate", {"symbol": symbol, "timeframe": "1d"})
+        print(f"\nPOST {base}/api/predictions/generate {{\"symbol\": \"{symbol}\", \"timeframe\": \"1d\"}}")
+        print(f"prediction {answer['prediction_id']}  model {answer['model_version']}  direction {answer['direction']}  "
+              f"confidence {answer['confidence_avg']:.3f}  key indicators: {', '.join(answer['key_indicators'])}")
+        print(f"{'step':>4} {'timestamp':<26} {'open':>12} {'high':>12} {'low':>12} {'close':>12} {'80% band':>27} {'conf':>6} dir")
+        for s in answer["steps"]:
+            print(f"{s['step']:>4} {s['timestamp']:<26} {s['open']:>12.6g} {s['high']:>12.6g} {s['low']:>12.6g} "
+                  f"{s['close']:>12.6g} {s['lower']:>13.6g}-{s['upper']:<13.6g} {s['confidence']:>6.3f} {s['direction']}")
+        again = _http("POST", f"{base}/api/predictions/generate", {"symbol": symbol, "timeframe": "1d"})
+        print(f"\nthe same request again: cached={again['cached']}; demo finished in {time.perf_counter() - started:.0f}s")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    main()

@@ -57,3 +57,9 @@ def init_ray() -> None:
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=False,
                  configure_logging=False, include_dashboard=False if not os.environ.get("RAY_ADDRESS") else None)
+    # the jobs print one line per stage; Ray Data's per-operator progress would drown them
+    from ray.data import DataContext
+
+    DataContext.get_current().enable_progress_bars = False
+    for name in ("ray.data", "ray.train", "ray.tune"):
+        logging.getLogger(name).setLevel(logging.WARNING)

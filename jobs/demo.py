@@ -70,7 +70,7 @@ def main() -> None:
         again = _http("POST", f"{base}/api/predictions/generate", {"symbol": symbol, "timeframe": "1d"})
         print(f"\nthe same request again: cached={again['cached']}; demo finished in {time.perf_counter() - started:.0f}s")
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        server.send_signal(signal.SIGINT)  # like Ctrl-C: the service shuts Serve and its local Ray down
         try:
             server.wait(timeout=60)
         except subprocess.TimeoutExpired:

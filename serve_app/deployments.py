@@ -33,8 +33,8 @@ DEFAULT_POLL_S = 30.0
 class TimeframeForecaster:
     """Holds the active model of one timeframe; reloads it when the registry activates another."""
 
-    def __init__(self, timeframe: str) -> None:
-        settings = load_settings()
+    def __init__(self, timeframe: str, environ: dict[str, str] | None = None) -> None:
+        settings = load_settings(environ)
         self.timeframe = timeframe
         self.models = ActiveModels(ModelRegistry(make_engine(settings.database_url), settings.model_dir), [timeframe])
         self.poll_s = DEFAULT_POLL_S
@@ -66,14 +66,15 @@ class TimeframeForecaster:
 class Api:
     """The HTTP ingress; its FastAPI app is built in the replica, around the replica's service."""
 
-    def __init__(self, forecasters: dict[str, Any]) -> None:
+    def __init__(self, forecasters: dict[str, Any], environ: dict[str, str] | None = None,
+                 cache_prefix: str = "") -> None:
         self.forecasters = forecasters
 
         def forecast(timeframe: str, candles: pd.DataFrame, steps: int) -> dict[str, Any]:
             return self.forecasters[timeframe].forecast.remote(encode_frame(candles), steps).result()
 
-        service, _ = build_service(load_settings(), forecast=forecast,
-                                   window=lambda tf: profile_for(tf).serving_window)
+        service, _ = build_service(load_settings(environ), forecast=forecast,
+                                   window=lambda tf: profile_for(tf).serving_window, cache_prefix=cache_prefix)
         self.fastapi = create_app(service, Metrics())
         self.fastapi.state.versions = lambda: {tf: h.version.remote().result() for tf, h in self.forecasters.items()}
 
@@ -81,9 +82,14 @@ class Api:
         return self.fastapi
 
 
-def build_app() -> Any:
-    forecasters = {tf: TimeframeForecaster.options(name=f"forecaster_{tf}").bind(tf) for tf in TIMEFRAMES}
-    return Api.bind(forecasters)
+def build_app(environ: dict[str, str] | None = None, cache_prefix: str = "", poll_s: float = DEFAULT_POLL_S) -> Any:
+    """The application graph. `environ` replaces the replicas' environment (tests); by default
+    each replica reads its own, which the cluster's runtime environment sets."""
+    forecasters = {
+        tf: TimeframeForecaster.options(name=f"forecaster_{tf}", user_config={"poll_s": poll_s}).bind(tf, environ)
+        for tf in TIMEFRAMES
+    }
+    return Api.bind(forecasters, environ, cache_prefix)
 
 
 app = build_app()

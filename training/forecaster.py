@@ -162,8 +162,12 @@ class Forecaster:
         lower = last_close[:, None] * np.exp(cum + sigma[:, None] * root_h * np.asarray(cal.band_lo)[None, :steps])
         upper = last_close[:, None] * np.exp(cum + sigma[:, None] * root_h * np.asarray(cal.band_hi)[None, :steps])
         lower, upper = np.minimum(lower, close), np.maximum(upper, close)
-        direction = np.where(raw >= 0, 1, -1)
-        conf = confidence(cal, raw, sigma)
+        # `confidence` is the calibrated probability that the model's sign is right; where that is
+        # below one half, the other direction is the better bet, with the complementary probability
+        p_model = confidence(cal, raw, sigma)
+        model_sign = np.where(raw >= 0, 1, -1)
+        direction = np.where(p_model >= 0.5, model_sign, -model_sign)
+        conf = np.maximum(p_model, 1.0 - p_model)
         return ForecastArrays(times, open_, high, low, close, lower, upper, conf, direction, cum, raw, sigma,
                               last_close, feats)
 

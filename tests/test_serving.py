@@ -1,0 +1,261 @@
+"""Serving: the HTTP API on Ray Serve with the real PostgreSQL and Redis, end to end, and every
+error case through the same FastAPI app."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from config import load_settings
+from jobs import weekly_training
+from serve_app.app import create_app
+from serve_app.wiring import build_service
+from storage.cache import RedisCache
+from storage.db import make_engine, session_scope
+from storage.registry import ModelRegistry, TrainingInfo
+from storage.schema import Symbol
+from tests.conftest import TEST_REDIS_URL, _free_port
+from tests.fake_massive import FakeMassive
+from training.forecaster import Forecaster
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, request: pytest.FixtureRequest) -> dict[str, str]:
+    """A migrated PostgreSQL database with the synthetic universe ranked and a 1d model active."""
+    pg_url = request.getfixturevalue("pg_database_url_module")
+    root = tmp_path_factory.mktemp("serving")
+    env = {"MARKET_SOURCE": "synthetic", "DATA_DIR": str(root / "data"), "MODEL_DIR": str(root / "models"),
+           "DATABASE_URL": pg_url, "REDIS_URL": TEST_REDIS_URL}
+    mp = pytest.MonkeyPatch()
+    for key, value in env.items():
+        mp.setenv(key, value)
+    try:
+        weekly_training.main(["--top", "6", "--timeframes", "1d", "--no-ray", "--n-estimators", "30",
+                              "--max-depth", "4", "--origins", "60"])
+    finally:
+        mp.undo()
+    return env
+
+
+@pytest.fixture(scope="module")
+def pg_database_url_module() -> str:
+    import psycopg
+
+    from tests.conftest import PG_ADMIN_DSN, PG_URL_TEMPLATE
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield PG_URL_TEMPLATE.format(db=name)
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def prefix() -> str:
+    cache_prefix = f"test:{uuid.uuid4().hex}:"
+    yield cache_prefix
+    RedisCache(TEST_REDIS_URL, cache_prefix).delete_prefix()
+
+
+def _client(env: dict[str, str], prefix: str, **overrides: str) -> TestClient:
+    service, models = build_service(load_settings({**env, **overrides}), cache_prefix=prefix)
+    app = create_app(service)
+    app.state.versions = models.versions
+    return TestClient(app)
+
+
+def _top_symbol(env: dict[str, str]) -> str:
+    engine = make_engine(env["DATABASE_URL"])
+    with session_scope(engine) as s:
+        ticker = s.exec(select(Symbol.ticker).where(Symbol.volume_rank == 1)).one()
+    engine.dispose()
+    return ticker
+
+
+def _assert_consistent(answer: dict, timeframe_step: pd.Timedelta, n: int) -> None:
+    steps = answer["steps"]
+    assert len(steps) == n
+    first = pd.Timestamp(steps[0]["timestamp"])
+    now = pd.Timestamp.now(tz="UTC")
+    assert first <= now < first + timeframe_step  # the first step is the candle still open now
+    for i, s in enumerate(steps):
+        assert pd.Timestamp(s["timestamp"]) == first + i * timeframe_step
+        assert s["low"] <= min(s["open"], s["close"]) and max(s["open"], s["close"]) <= s["high"]
+        assert s["lower"] <= s["close"] <= s["upper"]
+        assert 0 <= s["confidence"] <= 1 and s["direction"] in ("up", "down")
+        if i:
+            assert s["open"] == pytest.approx(steps[i - 1]["close"])
+
+
+def test_errors_are_clear_and_never_500(world: dict[str, str], prefix: str) -> None:
+    client = _client(world, prefix)
+    ticker = _top_symbol(world)
+    cases = [
+        ({"symbol": "X:NOSUCHUSD", "timeframe": "1d"}, 404, "unknown_symbol"),
+        ({"symbol": ticker, "timeframe": "2h"}, 422, "invalid_request"),
+        ({"symbol": ticker, "timeframe": "1d", "num_steps": 31}, 422, "invalid_request"),
+        ({"symbol": ticker, "timeframe": "1d", "num_steps": 0}, 422, "invalid_request"),
+        ({"symbol": ticker, "timeframe": "1d", "predict_until": "2020-01-01T00:00:00Z"}, 400, "bad_predict_until"),
+        ({"symbol": ticker, "timeframe": "1d", "predict_until": "not a date"}, 422, "invalid_request"),
+        ({"symbol": ticker, "timeframe": "1d", "predict_until": "2099-01-01T00:00:00Z"}, 400, "too_many_steps"),
+        ({"symbol": ticker, "timeframe": "1d", "num_steps": 3, "predict_until": "2099-01-01T00:00:00Z"}, 400,
+         "bad_request"),
+        ({"symbol": ticker, "timeframe": "1d", "colour": "red"}, 422, "invalid_request"),
+        ({"timeframe": "1d"}, 422, "invalid_request"),
+        ({"symbol": ticker, "timeframe": "1h"}, 503, "no_model"),
+    ]
+    for body, status, code in cases:
+        r = client.post("/api/predictions/generate", json=body)
+        assert (r.status_code, r.json()["error"]["code"]) == (status, code), (body, r.text)
+        assert r.json()["error"]["message"]
+    r = client.post("/api/predictions/generate", content=b'{"symbol": ', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "malformed_json"
+    assert client.get("/api/predictions/nope").status_code == 400
+    assert client.get(f"/api/predictions/{uuid.uuid4()}").status_code == 404
+    assert client.get("/api/symbols/search", params={"q": "a", "limit": 0}).status_code == 400
+    assert client.get("/api/symbols/search").status_code == 422
+    engine = make_engine(world["DATABASE_URL"])
+    with session_scope(engine) as s:
+        s.add(Symbol(ticker="X:OLDUSD", name="Old coin", is_active=False, volume_rank=9999))
+    engine.dispose()
+    r = client.post("/api/predictions/generate", json={"symbol": "X:OLDUSD", "timeframe": "1d"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "inactive_symbol"
+    assert "/api/predictions/generate" in client.get("/openapi.json").json()["paths"]
+
+
+def test_market_data_down_gives_503_with_the_last_prediction_flagged_stale(world, prefix: str) -> None:
+    ticker = _top_symbol(world)
+    good = _client(world, prefix)
+    first = good.post("/ml/predict", json={"symbol": ticker, "timeframe": "1d"}).json()
+    down = _client(world, prefix + "down:", MARKET_SOURCE="massive", MASSIVE_API_KEY="k",
+                   MASSIVE_API_BASE="http://127.0.0.1:9", MASSIVE_RETRIES="0")
+    r = down.post("/ml/predict", json={"symbol": ticker, "timeframe": "1d"})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "market_data_unavailable"
+    assert r.json()["last_prediction"]["stale"] is True
+    assert r.json()["last_prediction"]["prediction_id"] == first["prediction_id"]
+
+
+def test_upstream_rate_limit_gives_429_with_retry_after(world, prefix: str) -> None:
+    from market_data.synthetic import SyntheticMarket
+
+    ticker = _top_symbol(world)
+    with FakeMassive(SyntheticMarket(seed=7, n_coins=600)) as fake:
+        fake.forced = [(429, {"Retry-After": "7"})] * 5
+        client = _client(world, prefix, MARKET_SOURCE="massive", MASSIVE_API_KEY="test-key",
+                         MASSIVE_API_BASE=fake.base, MASSIVE_RETRIES="1", MASSIVE_BACKOFF_S="0")
+        with pytest.MonkeyPatch.context() as mp:  # do not sleep the 7 s the fake asks for
+            mp.setattr("urllib3.util.retry.Retry.sleep_for_retry", lambda self, response=None: False)
+            r = client.post("/ml/predict", json={"symbol": ticker, "timeframe": "1d"})
+    assert r.status_code == 429 and r.headers["Retry-After"] == "7"
+    assert r.json()["error"]["code"] == "rate_limited"
+
+
+def test_search_matches_prefix_and_substring_and_escapes_wildcards(world, prefix: str) -> None:
+    client = _client(world, prefix)
+    ticker = _top_symbol(world)
+    base = ticker[2:5].lower()
+    results = client.get("/api/symbols/search", params={"q": base, "limit": 5}).json()["results"]
+    assert results and results[0]["ticker"].lower().startswith(f"x:{base}")
+    assert all(base in r["ticker"].lower() or base in r["name"].lower() for r in results)
+    ranks = [r["volume_rank"] for r in results if r["ticker"].lower().startswith(f"x:{base}")]
+    assert ranks == sorted(ranks)
+    assert client.get("/api/symbols/search", params={"q": "%"}).json()["results"] == []
+    assert client.get("/api/symbols/search", params={"q": "_"}).json()["results"] == []
+    upper = client.get("/api/symbols/search", params={"q": base.upper(), "limit": 5}).json()["results"]
+    assert upper == results
+
+
+@pytest.fixture(scope="module")
+def served(world, ray_local) -> str:
+    from ray import serve
+
+    from serve_app.deployments import build_app
+
+    port = _free_port()
+    cache_prefix = f"test:{uuid.uuid4().hex}:"
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_app(environ=world, cache_prefix=cache_prefix, poll_s=1.0), name="cryptocast", route_prefix="/")
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()
+    RedisCache(TEST_REDIS_URL, cache_prefix).delete_prefix()
+
+
+@pytest.mark.slow
+def test_generate_cache_get_search_health_on_ray_serve(world, served: str) -> None:
+    ticker = _top_symbol(world)
+    with httpx.Client(base_url=served, timeout=60) as http:
+        health = http.get("/api/health").json()
+        assert health["status"] == "ok" and health["models"]["1d"] and health["database"] == "ok"
+        first = http.post("/api/predictions/generate", json={"symbol": ticker, "timeframe": "1d"})
+        assert first.status_code == 200, first.text
+        answer = first.json()
+        assert answer["cached"] is False and answer["symbol"] == ticker and answer["model_version"]
+        assert len(answer["key_indicators"]) == 3
+        _assert_consistent(answer, pd.Timedelta(days=1), 30)
+        again = http.post("/api/predictions/generate", json={"symbol": ticker, "timeframe": "1d", "num_steps": 5}).json()
+        assert again["cached"] is True and again["prediction_id"] == answer["prediction_id"]
+        assert again["steps"] == answer["steps"][:5]
+        stored = http.get(f"/api/predictions/{answer['prediction_id']}").json()
+        assert stored["prediction_id"] == answer["prediction_id"] and len(stored["steps"]) == 30
+        for kept, sent in zip(stored["steps"], answer["steps"]):
+            assert pd.Timestamp(kept["timestamp"]) == pd.Timestamp(sent["timestamp"])
+            assert kept["direction"] == sent["direction"] and kept["confidence"] == pytest.approx(sent["confidence"])
+            for key in ("open", "high", "low", "close", "lower", "upper"):
+                assert kept[key] == pytest.approx(sent[key], rel=1e-12)
+        fresh = http.post("/ml/predict", json={"symbol": ticker, "timeframe": "1d"}).json()
+        assert fresh["cached"] is False and fresh["prediction_id"] != answer["prediction_id"]
+        until = pd.Timestamp(answer["steps"][9]["timestamp"]).isoformat()
+        assert len(http.post("/api/predictions/generate", json={"symbol": ticker, "timeframe": "1d",
+                                                                  "predict_until": until}).json()["steps"]) == 10
+        found = http.get("/api/symbols/search", params={"q": ticker[2:5]}).json()["results"]
+        assert ticker in [r["ticker"] for r in found]
+        assert http.post("/api/predictions/generate", json={"symbol": "X:NOSUCHUSD", "timeframe": "1d"}).status_code == 404
+        models = http.get("/api/models").json()["models"]
+        assert any(m["is_active"] and m["timeframe"] == "1d" for m in models)
+
+
+@pytest.mark.slow
+def test_model_switch_under_steady_load_fails_no_request(world, served: str) -> None:
+    ticker = _top_symbol(world)
+    engine = make_engine(world["DATABASE_URL"])
+    registry = ModelRegistry(engine, world["MODEL_DIR"])
+    old = registry.active("1d")
+    statuses: list[int] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=served, timeout=60) as http:
+            while not stop.is_set():
+                r = http.post("/ml/predict", json={"symbol": ticker, "timeframe": "1d", "num_steps": 3})
+                statuses.append(r.status_code)
+                if r.status_code == 200:
+                    versions.add(r.json()["model_version"])
+
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(4):
+            pool.submit(hammer)
+        time.sleep(3)
+        forecaster = Forecaster.load(registry.open_artifact(old))
+        info = TrainingInfo(old.training_start, old.training_end, old.num_symbols, old.top_symbols or [],
+                            old.feature_count, 0.5, old.trained_at)
+        new = registry.register("1d", forecaster.save, info)
+        registry.activate(new.id)
+        deadline = time.time() + 30
+        while new.version not in versions and time.time() < deadline:
+            time.sleep(0.5)
+        time.sleep(2)
+        stop.set()
+    engine.dispose()
+    assert statuses and all(s == 200 for s in statuses), pd.Series(statuses).value_counts().to_dict()
+    assert {old.version, new.version} <= versions

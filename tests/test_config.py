@@ -66,3 +66,29 @@ def test_entry_point_stops_with_one_line(var: str, value: str, tmp_path) -> None
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and var in lines[0], proc.stderr
+
+
+def test_cluster_yaml_validates_against_rays_schema() -> None:
+    from pathlib import Path
+
+    import yaml
+    from ray.autoscaler._private.util import validate_config
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "cluster.yaml").read_text())
+    validate_config(config)  # raises on any schema violation
+    assert config["provider"]["type"] == "aws" and config["max_workers"] >= 1
+    assert "6379" not in str(config["head_start_ray_commands"])  # Redis keeps its port
+
+
+def test_serve_config_is_a_valid_serve_deploy_file() -> None:
+    from pathlib import Path
+
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "serve_app" / "serve_config.yaml").read_text())
+    schema = ServeDeploySchema.model_validate(raw)
+    app = schema.applications[0]
+    assert app.import_path == "serve_app.deployments:app"
+    names = {d.name for d in app.deployments}
+    assert names == {"Api", "forecaster_1h", "forecaster_4h", "forecaster_1d", "forecaster_1w", "forecaster_1m"}

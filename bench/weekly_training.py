@@ -13,7 +13,6 @@ import argparse
 import re
 import sys
 import tempfile
-from pathlib import Path
 
 from bench.measure import run_measured
 

@@ -1,7 +1,6 @@
 """Features: 150+ columns, scale-free, no lookahead, warm-up marked, serving window identical."""
 
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -4,7 +4,6 @@ naive, champion/challenger, and the jobs end to end (weekly training through `ra
 from __future__ import annotations
 
 import json
-import os
 from itertools import groupby
 import subprocess
 import sys
@@ -17,17 +16,16 @@ import pytest
 
 from features.profiles import profile_for
 from market_data.csv_source import CsvSource
-from market_data.synthetic import SyntheticMarket
 from market_data.update import update_pair
 from storage.db import make_engine
 from storage.lake import Lake
 from storage.migrate import upgrade
 from storage.registry import ArtifactError, ModelRegistry
-from training.calibration import Calibration, fit_calibration
-from training.dataset import next_candle_targets, rows_local, time_split
+from training.calibration import fit_calibration
+from training.dataset import next_candle_targets, time_split
 from training.evaluation import evaluate, insample_naive_mae, select_origins
 from training.forecaster import Forecaster, Windows
-from training.pipeline import StageTimer, fit_and_calibrate, load_candles
+from training.pipeline import StageTimer, fit_and_calibrate
 from training.xgb_train import DEFAULT_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]

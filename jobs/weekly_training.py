@@ -5,6 +5,10 @@ Submit it to a cluster with `ray job submit --working-dir . -- python -m jobs.we
 Each stage prints one line with counts and timings; a table sums up at the end. A timeframe that
 fails leaves its active model untouched and the others go on; the run exits non-zero. A re-run is
 safe: data updates are incremental and every training registers a new version.
+
+A timeframe whose retained history cannot hold train, validation and a 30-step holdout with
+purge gaps is skipped with the reason (today: 1m, whose five-year retention holds 60 months
+while a 30-month horizon alone needs 30 months of known future); it is not a failure.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from market_data.factory import make_source
 from market_data.universe import rank_symbols, sync_symbols, top_symbols
 from market_data.update import update_local, update_with_ray
 from storage.registry import ModelRegistry
+from training.dataset import NotEnoughHistory
 from training.pipeline import HOLDOUT_ORIGINS, StageTimer, TrainOutcome, train_timeframe
 from training.xgb_train import load_tuned_params
 
@@ -75,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  update failed {r.ticker} {r.timeframe}: {r.message}")
     registry = ModelRegistry(engine, settings.model_dir)
     outcomes: dict[str, TrainOutcome | str] = {}
+    skipped: dict[str, str] = {}
     for tf in args.timeframes:
         params = load_tuned_params(settings.model_dir, tf)
         if args.n_estimators:
@@ -85,12 +91,17 @@ def main(argv: list[str] | None = None) -> None:
             outcomes[tf] = train_timeframe(settings.data_dir, registry, tickers, tf, args.as_of, params,
                                            use_ray=use_ray, storage_path=str(Path(settings.model_dir) / ".ray_train"),
                                            shuffle_targets=args.shuffle_targets, max_origins=args.origins)
+        except NotEnoughHistory as exc:
+            skipped[tf] = str(exc)
+            print(f"[{tf}] SKIPPED: {exc}")
         except Exception as exc:  # noqa: BLE001 - one timeframe's failure must not stop the others
             outcomes[tf] = f"{type(exc).__name__}: {exc}"
             print(f"[{tf}] FAILED: {outcomes[tf]} (its active model is untouched)")
     print(f"\nweekly_training as of {args.as_of:%Y-%m-%d %H:%M} UTC, top {len(tickers)} symbols, "
           f"{time.perf_counter() - started:.0f}s")
     print(summary_table(outcomes))
+    for tf, why in skipped.items():
+        print(f"{tf:<4} skipped (not a failure): {why}")
     if any(isinstance(o, str) for o in outcomes.values()):
         sys.exit(1)
 

@@ -255,3 +255,14 @@ def test_tune_sweep_saves_the_best_config_for_the_next_training(ray_local, binan
     saved = load_tuned_params(tmp_path, "1d")
     assert saved == {**DEFAULT_PARAMS, **best["params"]} and saved["n_estimators"] == 20
     assert 3 <= saved["max_depth"] <= 10
+
+
+def test_monthly_is_skipped_not_failed_when_history_cannot_hold_a_holdout(tmp_path: Path, monkeypatch, capsys) -> None:
+    from jobs import weekly_training
+
+    for key, value in {"MARKET_SOURCE": "synthetic", "DATA_DIR": str(tmp_path / "data"),
+                       "MODEL_DIR": str(tmp_path / "models"), "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}"}.items():
+        monkeypatch.setenv(key, value)
+    weekly_training.main(["--top", "5", "--timeframes", "1m", "--no-ray", "--as-of", "2025-10-01"])  # no SystemExit
+    out = capsys.readouterr().out
+    assert "[1m] SKIPPED" in out and "too short" in out and "skipped (not a failure)" in out

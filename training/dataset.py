@@ -90,6 +90,10 @@ def rows_local(data_dir: str | Path, tickers: Iterable[str], timeframe: str, end
     return pd.concat(frames, ignore_index=True) if frames else empty_rows(timeframe)
 
 
+class NotEnoughHistory(ValueError):
+    """The candles span too little time for a purged train / validation / holdout split."""
+
+
 @dataclass(frozen=True)
 class Split:
     """Time boundaries: train < train_end; valid in [valid_start, valid_end); holdout >= holdout_start."""
@@ -123,7 +127,7 @@ def time_split(first: pd.Timestamp, last: pd.Timestamp, timeframe: str,
     gaps = 2 if fractions[2] > 0 else 1  # a backtest has no holdout here: its test period follows
     usable = (last - first) - gaps * gap
     if usable <= step * (3 * HORIZON):
-        raise ValueError(
+        raise NotEnoughHistory(
             f"{timeframe}: {first} to {last} is too short to split into train, validation and holdout "
             f"with {max(profile_for(timeframe).warmup, HORIZON)}-candle gaps; more history is needed"
         )

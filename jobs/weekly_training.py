@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-depth", type=int, help="override the tree depth")
     p.add_argument("--origins", type=int, default=HOLDOUT_ORIGINS,
                    help=f"forecast origins for calibration and for the holdout each (default {HOLDOUT_ORIGINS})")
+    p.add_argument("--max-failures", type=int, default=2,
+                   help="Ray Train worker restarts (from the last checkpoint) before a fit fails (default 2)")
+    p.add_argument("--train-workers", type=int, help="Ray Train workers (default: one per two CPUs)")
     p.add_argument("--shuffle-targets", action="store_true",
                    help="sanity check: fit on permuted targets; such a model must never be activated")
     args = p.parse_args(argv)
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
         try:
             outcomes[tf] = train_timeframe(settings.data_dir, registry, tickers, tf, args.as_of, params,
                                            use_ray=use_ray, storage_path=str(Path(settings.model_dir) / ".ray_train"),
-                                           shuffle_targets=args.shuffle_targets, max_origins=args.origins)
+                                           shuffle_targets=args.shuffle_targets, max_origins=args.origins,
+                                           max_failures=args.max_failures, train_workers=args.train_workers)
         except NotEnoughHistory as exc:
             skipped[tf] = str(exc)
             print(f"[{tf}] SKIPPED: {exc}")

@@ -266,3 +266,21 @@ def test_monthly_is_skipped_not_failed_when_history_cannot_hold_a_holdout(tmp_pa
     weekly_training.main(["--top", "5", "--timeframes", "1m", "--no-ray", "--as-of", "2025-10-01"])  # no SystemExit
     out = capsys.readouterr().out
     assert "[1m] SKIPPED" in out and "too short" in out and "skipped (not a failure)" in out
+
+
+def test_a_failed_train_worker_restarts_and_resumes_from_its_checkpoint(ray_local, tmp_path: Path) -> None:
+    import ray
+
+    from training.dataset import TARGETS
+    from training.xgb_train import fit_with_ray
+
+    rng = np.random.default_rng(0)
+    features = [f"f{i}" for i in range(8)]
+    frame = pd.DataFrame(rng.normal(size=(3000, 8)).astype(np.float32), columns=features)
+    for target in TARGETS:
+        frame[target] = (frame["f0"] * 0.5 + rng.normal(size=3000)).astype(np.float32)
+    params = {**DEFAULT_PARAMS, "n_estimators": 40, "max_depth": 3, "learning_rate": 0.05}
+    fit = fit_with_ray(ray.data.from_pandas(frame.iloc[:2400]), ray.data.from_pandas(frame.iloc[2400:]), features,
+                       params, np.ones(3), str(tmp_path), max_failures=1, checkpoint_every=10, fail_once_after=20)
+    assert fit.history["resumed_from"] == [20]  # the restarted worker went on from its checkpoint
+    assert fit.booster.num_boosted_rounds() == 40

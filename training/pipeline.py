@@ -97,7 +97,7 @@ class _PartFilter:
 
 def fit_model(data_dir: str | Path, tickers: list[str], timeframe: str, split: Split, end: pd.Timestamp | None,
               params: dict[str, Any], use_ray: bool, storage_path: str | None = None, max_failures: int = 0,
-              shuffle_targets: bool = False) -> tuple[Forecaster, dict[str, int]]:
+              shuffle_targets: bool = False, train_workers: int | None = None) -> tuple[Forecaster, dict[str, int]]:
     """Fit the booster on the train part (early stopping on valid) and wrap it in a forecaster."""
     features = feature_names(timeframe)
     if use_ray:
@@ -112,7 +112,8 @@ def fit_model(data_dir: str | Path, tickers: list[str], timeframe: str, split: S
             raise ValueError(f"{timeframe}: the split left {counts}; more history is needed")
         scale_frame = train_ds.select_columns(TARGETS).to_pandas()
         scale = np.where(scale_frame.std(ddof=0).to_numpy() > 0, scale_frame.std(ddof=0).to_numpy(), 1.0)
-        fit = fit_with_ray(train_ds, valid_ds, features, params, scale, storage_path, max_failures=max_failures)
+        fit = fit_with_ray(train_ds, valid_ds, features, params, scale, storage_path, num_workers=train_workers,
+                           max_failures=max_failures)
     else:
         rows = rows_local(data_dir, tickers, timeframe, end)
         parts = split.part(rows["timestamp"])
@@ -149,7 +150,8 @@ def calibrate(forecaster: Forecaster, candles: dict[str, pd.DataFrame], split: S
 def fit_and_calibrate(timer: StageTimer, data_dir: str | Path, tickers: list[str], timeframe: str, end: pd.Timestamp,
                       fractions: tuple[float, float, float], params: dict[str, Any], use_ray: bool,
                       storage_path: str | None = None, max_failures: int = 0, shuffle_targets: bool = False,
-                      calibration_origins: int = CALIBRATION_ORIGINS) -> tuple[Forecaster, dict[str, pd.DataFrame], Split]:
+                      calibration_origins: int = CALIBRATION_ORIGINS,
+                      train_workers: int | None = None) -> tuple[Forecaster, dict[str, pd.DataFrame], Split]:
     """Candles up to `end`, the split, the fit and the calibration: what training and backtests share."""
     candles = timer.run("candles", lambda: load_candles(data_dir, tickers, timeframe, end),
                         lambda c: f"{len(c)} symbols, {sum(len(f) for f in c.values())} candles")
@@ -161,7 +163,7 @@ def fit_and_calibrate(timer: StageTimer, data_dir: str | Path, tickers: list[str
                                                              if fractions[2] > 0 else ""))
     forecaster, _ = timer.run(
         "fit", lambda: fit_model(data_dir, list(candles), timeframe, split, end, params, use_ray, storage_path,
-                                 max_failures, shuffle_targets),
+                                 max_failures, shuffle_targets, train_workers),
         lambda r: f"{r[1]['train_rows']} train / {r[1]['valid_rows']} valid rows, "
                   f"{r[0].meta['best_iteration'] + 1} trees")
     timer.run("calibrate", lambda: calibrate(forecaster, candles, split, calibration_origins),
@@ -176,11 +178,12 @@ def load_forecaster(registry: ModelRegistry, record: ModelRecord) -> Forecaster:
 def train_timeframe(data_dir: str | Path, registry: ModelRegistry, tickers: list[str], timeframe: str,
                     as_of: datetime, params: dict[str, Any], use_ray: bool = True, storage_path: str | None = None,
                     shuffle_targets: bool = False, max_failures: int = 0, max_origins: int = HOLDOUT_ORIGINS,
-                    echo: Callable[[str], None] = print) -> TrainOutcome:
+                    train_workers: int | None = None, echo: Callable[[str], None] = print) -> TrainOutcome:
     end = to_utc(as_of)
     timer = StageTimer(timeframe, echo=echo)
     forecaster, candles, split = fit_and_calibrate(timer, data_dir, tickers, timeframe, end, (0.6, 0.2, 0.2), params,
-                                                   use_ray, storage_path, max_failures, shuffle_targets, max_origins)
+                                                   use_ray, storage_path, max_failures, shuffle_targets, max_origins,
+                                                   train_workers)
     scale = insample_naive_mae(candles, split.train_end)
     holdout = select_origins(candles, split.holdout_start, end, forecaster.window, max_origins=max_origins)
     report = timer.run("evaluate", lambda: evaluate(forecaster, holdout, scale),

@@ -85,22 +85,10 @@ def target_scale(train: pd.DataFrame) -> np.ndarray:
     return np.where(std > 0, std, 1.0)
 
 
-def _train_loop_per_worker(config: dict[str, Any]) -> None:
+def _report(booster: xgb.Booster, metrics: dict[str, float]) -> None:
+    """Report to Ray Train; rank 0 attaches the booster as a checkpoint."""
     import ray.train
 
-    features: list[str] = config["features"]
-    scale = np.asarray(config["target_scale"])
-    train = ray.train.get_dataset_shard("train").materialize().to_pandas()
-    valid = ray.train.get_dataset_shard("valid").materialize().to_pandas()
-    history: dict[str, Any] = {}
-    booster = xgb.train(
-        booster_params(config["params"], config["nthread"]), to_dmatrix(train, features, scale),
-        num_boost_round=int(config["params"]["n_estimators"]),
-        evals=[(to_dmatrix(valid, features, scale), "valid")],
-        early_stopping_rounds=EARLY_STOPPING_ROUNDS, evals_result=history, verbose_eval=False,
-    )
-    metrics = {"valid_rmse": float(min(history["valid"]["rmse"])), "best_iteration": int(booster.best_iteration)}
-    # One report at the end: Ray Train's per-iteration reporting costs seconds a round here.
     if ray.train.get_context().get_world_rank() == 0:
         with tempfile.TemporaryDirectory() as folder:
             booster.save_model(Path(folder) / CHECKPOINT_MODEL)
@@ -109,22 +97,73 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
         ray.train.report(metrics)
 
 
+class _Checkpoints(xgb.callback.TrainingCallback):
+    """Checkpoint every `every` rounds, so a restarted worker resumes instead of starting over.
+    (Each report costs about a second in Ray Train, so not every round.)"""
+
+    def __init__(self, every: int, fail_once_after: int | None) -> None:
+        self.every, self.fail_once_after = every, fail_once_after
+
+    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
+        rounds = model.num_boosted_rounds()
+        if self.every and rounds % self.every == 0:
+            _report(model, {"valid_rmse": float(evals_log["valid"]["rmse"][-1]), "rounds": rounds})
+            if self.fail_once_after is not None and rounds >= self.fail_once_after:
+                raise RuntimeError(f"injected worker failure after {rounds} rounds (fault-tolerance test)")
+        return False
+
+
+def _train_loop_per_worker(config: dict[str, Any]) -> None:
+    import ray.train
+
+    features: list[str] = config["features"]
+    scale = np.asarray(config["target_scale"])
+    train = ray.train.get_dataset_shard("train").materialize().to_pandas()
+    valid = ray.train.get_dataset_shard("valid").materialize().to_pandas()
+    resumed = None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:  # a restart after a failure: continue from the last checkpoint
+        resumed = xgb.Booster()
+        with checkpoint.as_directory() as folder:
+            resumed.load_model(Path(folder) / CHECKPOINT_MODEL)
+    done = 0 if resumed is None else resumed.num_boosted_rounds()
+    # fault injection for tests: fail once, in the first attempt only
+    fail_after = config.get("fail_once_after") if checkpoint is None else None
+    history: dict[str, Any] = {}
+    booster = xgb.train(
+        booster_params(config["params"], config["nthread"]), to_dmatrix(train, features, scale),
+        num_boost_round=max(0, int(config["params"]["n_estimators"]) - done),
+        evals=[(to_dmatrix(valid, features, scale), "valid")], xgb_model=resumed,
+        early_stopping_rounds=EARLY_STOPPING_ROUNDS, evals_result=history, verbose_eval=False,
+        callbacks=[_Checkpoints(config.get("checkpoint_every", 0), fail_after)],
+    )
+    rmse = history.get("valid", {}).get("rmse", [np.nan])
+    best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
+    _report(booster, {"valid_rmse": float(np.nanmin(rmse)), "best_iteration": best,
+                      "rounds": booster.num_boosted_rounds(), "resumed_from": done})
+
+
 def fit_with_ray(train_ds: Any, valid_ds: Any, features: list[str], params: dict[str, Any],
                  scale: np.ndarray, storage_path: str | None = None, num_workers: int | None = None,
-                 max_failures: int = 0) -> FitResult:
-    """Fit on the cluster: one worker per two CPUs (at least one), each using its CPUs as threads."""
+                 max_failures: int = 0, checkpoint_every: int = 50,
+                 fail_once_after: int | None = None) -> FitResult:
+    """Fit on the cluster: one worker per two CPUs (at least one), each using its CPUs as threads
+    but never more than the largest node has. With `max_failures`, Ray Train restarts failed
+    workers, which resume from the last checkpoint (every `checkpoint_every` rounds)."""
     import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.xgboost import XGBoostTrainer
 
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    largest = max([int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [1])
     workers = num_workers or max(1, cpus // 2)
-    per_worker = max(1, cpus // workers)
+    per_worker = max(1, min(cpus // workers, largest))
     storage = storage_path or tempfile.mkdtemp(prefix="ray-train-")
     trainer = XGBoostTrainer(
         _train_loop_per_worker,
         train_loop_config={"features": features, "params": params, "target_scale": scale.tolist(),
-                           "nthread": per_worker},
+                           "nthread": per_worker, "checkpoint_every": checkpoint_every,
+                           "fail_once_after": fail_once_after},
         scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": per_worker}),
         run_config=RunConfig(storage_path=str(Path(storage).resolve()), failure_config=FailureConfig(max_failures=max_failures)),
         datasets={"train": train_ds, "valid": valid_ds},
@@ -135,8 +174,11 @@ def fit_with_ray(train_ds: Any, valid_ds: Any, features: list[str], params: dict
     booster = xgb.Booster()
     with result.checkpoint.as_directory() as folder:
         booster.load_model(Path(folder) / CHECKPOINT_MODEL)
-    best = int(result.metrics.get("best_iteration", booster.num_boosted_rounds() - 1))
-    return FitResult(booster, scale.tolist(), dict(params), best, {"valid_rmse": [float(result.metrics.get("valid_rmse", np.nan))]})
+    metrics = result.metrics or {}
+    best = int(metrics.get("best_iteration", booster.num_boosted_rounds() - 1))
+    return FitResult(booster, scale.tolist(), dict(params), best,
+                     {"valid_rmse": [float(metrics.get("valid_rmse", np.nan))],
+                      "resumed_from": [int(metrics.get("resumed_from", 0))]})
 
 
 def load_tuned_params(model_dir: str | Path, timeframe: str) -> dict[str, Any]:

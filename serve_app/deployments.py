@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import pandas as pd
 from ray import serve
+from ray.exceptions import ActorUnavailableError, RayActorError
 
 from config import TIMEFRAMES, load_settings
 from features.profiles import profile_for
 from serve_app.active_models import ActiveModels
 from serve_app.app import create_app
 from serve_app.metrics import Metrics
+from serve_app.service import ApiError
 from serve_app.wiring import build_service
 from storage.cache import decode_frame, encode_frame
 from storage.db import make_engine
@@ -27,6 +30,7 @@ from storage.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 DEFAULT_POLL_S = 30.0
+REPLICA_RETRY_S = 30.0  # how long a request waits for a dead forecaster replica's replacement
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, user_config={"poll_s": DEFAULT_POLL_S})
@@ -71,7 +75,17 @@ class Api:
         self.forecasters = forecasters
 
         def forecast(timeframe: str, candles: pd.DataFrame, steps: int) -> dict[str, Any]:
-            return self.forecasters[timeframe].forecast.remote(encode_frame(candles), steps).result()
+            payload = encode_frame(candles)
+            deadline = time.monotonic() + REPLICA_RETRY_S
+            while True:
+                try:
+                    return self.forecasters[timeframe].forecast.remote(payload, steps).result()
+                except (RayActorError, ActorUnavailableError) as exc:
+                    # the replica died (node lost, killed); the controller is replacing it
+                    if time.monotonic() > deadline:
+                        raise ApiError(503, "forecaster_unavailable",
+                                       f"the {timeframe} forecaster is restarting; please retry") from exc
+                    time.sleep(0.5)
 
         service, _ = build_service(load_settings(environ), forecast=forecast,
                                    window=lambda tf: profile_for(tf).serving_window, cache_prefix=cache_prefix)

@@ -258,3 +258,37 @@ def test_model_switch_under_steady_load_fails_no_request(world, served: str) -> 
     engine.dispose()
     assert statuses and all(s == 200 for s in statuses), pd.Series(statuses).value_counts().to_dict()
     assert {old.version, new.version} <= versions
+
+
+@pytest.mark.slow
+def test_a_killed_forecaster_replica_is_replaced_under_load(world, served: str, capsys) -> None:
+    import ray
+
+    ticker = _top_symbol(world)
+    replicas = [a for a in ray.util.list_named_actors(all_namespaces=True)
+                if "forecaster_1d" in a["name"] and a["namespace"] == "serve"]
+    assert replicas, ray.util.list_named_actors(all_namespaces=True)
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=served, timeout=120) as http:
+            while not stop.is_set():
+                statuses.append(http.post("/ml/predict", json={"symbol": ticker, "timeframe": "1d",
+                                                               "num_steps": 2}).status_code)
+
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(4):
+            pool.submit(hammer)
+        time.sleep(3)
+        before = len(statuses)
+        ray.kill(ray.get_actor(replicas[0]["name"], namespace="serve"), no_restart=True)
+        time.sleep(20)  # the Serve controller notices and starts a new replica
+        stop.set()
+    failed = sum(s != 200 for s in statuses)
+    with capsys.disabled():
+        print(f"\n[replica kill] {len(statuses)} requests ({before} before the kill), {failed} failed "
+              f"(statuses {pd.Series(statuses).value_counts().to_dict()})")
+    assert before > 0 and len(statuses) > before
+    assert statuses[-1] == 200  # served again by the replacement replica
+    assert failed == 0  # requests caught by the dead replica wait for its replacement

@@ -13,7 +13,6 @@ import logging
 import math
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -52,15 +51,6 @@ class ApiError(Exception):
         self.extra = extra or {}
 
 
-@dataclass
-class Counters:
-    """Cache hits and misses, for the hit rate the API reports as a metric."""
-
-    hits: int = 0
-    misses: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -78,7 +68,6 @@ class PredictionService:
                  forecast: ForecastFn, window: WindowFn, clock: Callable[[], datetime] = _now) -> None:
         self.engine, self.cache, self.source, self.registry = engine, cache, source, registry
         self.forecast, self.window, self.clock = forecast, window, clock
-        self.counters = Counters()
 
     # -- generate -----------------------------------------------------------------------------
     def generate(self, request: PredictRequest, use_cache: bool = True) -> dict[str, Any]:
@@ -93,10 +82,8 @@ class PredictionService:
         if use_cache:
             cached = get_json(self.cache, key)
             if cached is not None:
-                self.counters.hits += 1
                 steps = self._steps_for(request, [pd.Timestamp(s["timestamp"]) for s in cached["steps"]])
                 return {**cached, "cached": True, "steps": cached["steps"][:steps]}
-            self.counters.misses += 1
         try:
             candles = self._fresh_candles(symbol.ticker, request.timeframe)
         except RateLimited as exc:

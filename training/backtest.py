@@ -12,7 +12,8 @@ import numpy as np
 
 from training.evaluation import insample_naive_mae, evaluate, select_origins
 from training.forecaster import HORIZON
-from training.pipeline import StageTimer, fit_and_calibrate, load_candles, to_utc
+from market_data.source import utc
+from training.pipeline import StageTimer, fit_and_calibrate, load_candles
 
 MODELS = {"xgboost"}
 
@@ -23,7 +24,7 @@ def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train
                  echo: Callable[[str], None] = print) -> dict[str, Any]:
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; known: {sorted(MODELS)}")
-    train_end_ts, test_end_ts = to_utc(train_end), to_utc(test_end)
+    train_end_ts, test_end_ts = utc(train_end), utc(test_end)
     timer = StageTimer(f"backtest {timeframe}", echo=echo)
     forecaster, train_candles, split = fit_and_calibrate(
         timer, data_dir, tickers, timeframe, train_end_ts, (0.75, 0.25, 0.0), params, use_ray, storage_path,

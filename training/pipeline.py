@@ -23,6 +23,7 @@ import pandas as pd
 
 from features.build import feature_names
 from features.profiles import profile_for
+from market_data.source import utc
 from storage.lake import Lake
 from storage.registry import ArtifactError, ModelRegistry, TrainingInfo
 from storage.schema import ModelRecord
@@ -30,7 +31,7 @@ from training.calibration import fit_calibration
 from training.dataset import TARGETS, Split, rows_dataset, rows_local, time_split
 from training.evaluation import accuracy_avg, evaluate, insample_naive_mae, select_origins
 from training.forecaster import HORIZON, Forecaster
-from training.xgb_train import fit_local, fit_with_ray
+from training.xgb_train import fit_local, fit_with_ray, target_scale
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,7 @@ def fit_model(data_dir: str | Path, tickers: list[str], timeframe: str, split: S
         counts = {"train_rows": train_ds.count(), "valid_rows": valid_ds.count()}
         if not counts["train_rows"] or not counts["valid_rows"]:
             raise ValueError(f"{timeframe}: the split left {counts}; more history is needed")
-        scale_frame = train_ds.select_columns(TARGETS).to_pandas()
-        scale = np.where(scale_frame.std(ddof=0).to_numpy() > 0, scale_frame.std(ddof=0).to_numpy(), 1.0)
+        scale = target_scale(train_ds.select_columns(TARGETS).to_pandas())
         fit = fit_with_ray(train_ds, valid_ds, features, params, scale, storage_path, num_workers=train_workers,
                            max_failures=max_failures)
     else:
@@ -179,7 +179,7 @@ def train_timeframe(data_dir: str | Path, registry: ModelRegistry, tickers: list
                     as_of: datetime, params: dict[str, Any], use_ray: bool = True, storage_path: str | None = None,
                     shuffle_targets: bool = False, max_failures: int = 0, max_origins: int = HOLDOUT_ORIGINS,
                     train_workers: int | None = None, echo: Callable[[str], None] = print) -> TrainOutcome:
-    end = to_utc(as_of)
+    end = utc(as_of)
     timer = StageTimer(timeframe, echo=echo)
     forecaster, candles, split = fit_and_calibrate(timer, data_dir, tickers, timeframe, end, (0.6, 0.2, 0.2), params,
                                                    use_ray, storage_path, max_failures, shuffle_targets, max_origins,
@@ -232,7 +232,3 @@ def challenge(registry: ModelRegistry, timeframe: str, report: dict, holdout: An
     return True, (f"first usable model of {timeframe}; score {ours:.5f} vs naive {naive:.5f} "
                   f"({'better' if ours < naive else 'not better'} than naive)"), None
 
-
-def to_utc(moment: datetime | pd.Timestamp | str) -> pd.Timestamp:
-    stamp = pd.Timestamp(moment)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

@@ -20,7 +20,8 @@ import xgboost as xgb
 
 from features.build import feature_names
 from training.dataset import rows_local
-from training.pipeline import load_candles, split_for, to_utc
+from market_data.source import utc
+from training.pipeline import load_candles, split_for
 from training.xgb_train import DEFAULT_PARAMS, EARLY_STOPPING_ROUNDS, booster_params, target_scale, to_dmatrix
 
 REPORT_EVERY = 5  # trees between reports to Tune (and ASHA's time unit)
@@ -61,7 +62,7 @@ def tune_timeframe(data_dir: str | Path, model_dir: str | Path, tickers: list[st
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    end = to_utc(as_of)
+    end = utc(as_of)
     candles = load_candles(data_dir, tickers, timeframe, end)
     if not candles:
         raise ValueError(f"{timeframe}: no symbol in the lake has enough candles before {end}")

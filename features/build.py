@@ -81,15 +81,26 @@ def stacked_latest(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, 
     """Features of the last candle of each row of (windows x candles) arrays, in one pass.
 
     The recursive forecast needs the newest row of hundreds of windows at every step; computing
-    them one by one costs hundreds of TA-Lib calls each. Here each window is rescaled to start
-    near 1 (the features are scale-free, so nothing changes), the windows are stacked end to end,
-    and every indicator runs once over the stack. The last row of a window sees only its own
-    window, up to what recursive smoothers remember across the seam, which the warm-up has made
-    negligible (the same bound as `latest_features`; a test compares the two).
+    them one by one costs hundreds of TA-Lib calls each (see `stacked_tail`).
+    """
+    return pd.DataFrame(stacked_tail(o, h, lo, c, v, vwap, stamps, timeframe, 1)[:, 0, :],
+                        columns=feature_names(timeframe))
+
+
+def stacked_tail(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
+                 vwap: np.ndarray | None, stamps: np.ndarray, timeframe: str, rows: int) -> np.ndarray:
+    """Features of the last `rows` candles of each window: a (windows x rows x features) float32
+    array in `feature_names(timeframe)` order, from one pass over all windows.
+
+    Each window is rescaled to start near 1 (the features are scale-free, so nothing changes),
+    the windows are stacked end to end, and every indicator runs once over the stack. A tail row
+    sees only its own window, up to what recursive smoothers remember across the seam, which the
+    warm-up has made negligible as long as `rows` leaves the warm-up in front of the tail (the
+    same bound as `latest_features`; a test compares the two).
     """
     n, length = c.shape
-    if length < profile_for(timeframe).warmup + 1:
-        raise ValueError(f"windows of {length} candles are shorter than the {timeframe} warm-up")
+    if length < profile_for(timeframe).warmup + rows:
+        raise ValueError(f"windows of {length} candles cannot hold the {timeframe} warm-up and {rows} feature rows")
     close0 = c[:, :1]
     masked = np.where(v > 0, v, np.inf)
     volume0 = np.where(np.isfinite(masked.min(axis=1)), v[np.arange(n), np.argmax(v > 0, axis=1)], 1.0)[:, None]
@@ -100,8 +111,8 @@ def stacked_latest(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, 
     })
     if vwap is not None:
         frame["vwap"] = (vwap / close0).ravel()
-    specs, matrix = compute(frame, profile_for(timeframe), timeframe)
-    return pd.DataFrame(matrix[length - 1:: length].astype(np.float32), columns=[s.name for s in specs])
+    _, matrix = compute(frame, profile_for(timeframe), timeframe)
+    return matrix.reshape(n, length, -1)[:, length - rows:, :].astype(np.float32)
 
 
 @lru_cache(maxsize=8)

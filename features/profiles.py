@@ -62,6 +62,11 @@ class Profile:
     warmup: int
     serving_window: int
 
+    @property
+    def volatility_feature(self) -> str:
+        """The recent one-candle volatility that scales bands, confidence and direct targets."""
+        return f"ret_std_{self.ret_std[2]}"
+
 
 STANDARD = Profile(
     name="standard",

@@ -1,6 +1,9 @@
 """`python -m jobs.backtest`: train on candles up to --train-end, forecast walk-forward to
 --test-end, and write the model-against-naive report as JSON (DESIGN.md's shape).
 
+`--model all` is the A/B: naive, the recursive XGBoost, each direct model (xgb_direct, rf, lstm)
+and the ensembles (40/40/20 and validation-fitted weights) side by side on the same origins.
+
 The lake is filled from MARKET_SOURCE where it lacks candles. Forecast origins are spaced
 --stride candles apart (by default so that at most --max-origins forecasts run); the report says
 which spacing was used.
@@ -8,16 +11,26 @@ which spacing was used.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
-from jobs.cli import init_ray, parse_as_of, parser, setup
+from jobs.cli import add_model_options, init_ray, model_params, parse_as_of, parser, setup
 from market_data.factory import make_source
 from market_data.universe import rank_symbols, sync_symbols, top_symbols
 from market_data.update import update_local, update_with_ray
-from training.backtest import MODELS, run_backtest
+from training.backtest import parse_models, run_backtest
+from training.pipeline import MODELS
 from training.xgb_train import load_tuned_params
+
+
+def _models(value: str) -> str:
+    try:
+        parse_models(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,11 +39,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--train-end", type=parse_as_of, required=True)
     p.add_argument("--test-end", type=parse_as_of, required=True)
     p.add_argument("--top", type=int, default=20)
-    p.add_argument("--model", default="xgboost", choices=sorted(MODELS))
+    p.add_argument("--model", default="xgboost", type=_models,
+                   help=f"a model, a comma-separated list, or all: {', '.join(MODELS)} (default xgboost)")
     p.add_argument("--json", type=Path, required=True, help="where to write the report")
     p.add_argument("--stride", type=int, help="candles between forecast origins (default: fit --max-origins)")
     p.add_argument("--max-origins", type=int, default=600)
     p.add_argument("--no-ray", action="store_true")
+    add_model_options(p)
     args = p.parse_args(argv)
     if args.test_end <= args.train_end:
         sys.exit(f"backtest: --test-end {args.test_end:%Y-%m-%d} must be after --train-end {args.train_end:%Y-%m-%d}")
@@ -47,21 +62,18 @@ def main(argv: list[str] | None = None) -> None:
     results = update(settings, tickers, [args.timeframe], args.test_end)
     failed = [r for r in results if r.status == "failed"]
     print(f"backtest: lake filled for {len(tickers)} symbols ({len(failed)} failed)")
+    params, direct_params = model_params(args, load_tuned_params(settings.model_dir, args.timeframe))
     report = run_backtest(settings.data_dir, tickers, args.timeframe, args.train_end, args.test_end, args.model,
-                          load_tuned_params(settings.model_dir, args.timeframe), use_ray=use_ray, stride=args.stride,
-                          max_origins=args.max_origins,
-                          storage_path=str(Path(settings.model_dir) / ".ray_train"))
+                          params, use_ray=use_ray, stride=args.stride, max_origins=args.max_origins,
+                          storage_path=str(Path(settings.model_dir) / ".ray_train"), direct_params=direct_params)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1))
     print(f"backtest: {report['n_forecasts']} forecasts of {report['n_symbols']} symbols, report in {args.json}")
-    header = f"{'h':>3} " + " ".join(f"{name + ' MAE':>16} {name + ' dir':>10} {name + ' cov':>10}" for name in report["models"])
-    print(header)
-    for h in ("1", "5", "10", "20", "30"):
-        cells = []
-        for name, model in report["models"].items():
-            m = model["horizons"][h]
-            cells.append(f"{m['mae']:>16.5f} {m['directional_accuracy']:>10.3f} {m['coverage_80']:>10.3f}")
-        print(f"{h:>3} " + " ".join(cells))
+    print(f"{'model':<16} {'MAE h1':>9} {'MAE h10':>9} {'MAE h30':>9} {'dir acc':>8} {'cover80':>8} {'score':>9}")
+    for name, model in report["models"].items():
+        h, s = model["horizons"], report["summary"][name]
+        print(f"{name:<16} {h['1']['mae']:>9.5f} {h['10']['mae']:>9.5f} {h['30']['mae']:>9.5f} "
+              f"{s['directional_accuracy_mean']:>8.3f} {s['coverage_80_mean']:>8.3f} {s['score']:>9.5f}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 from datetime import datetime, timezone
+from typing import Any
 
 import pandas as pd
 from sqlalchemy.engine import Engine
@@ -63,3 +64,25 @@ def init_ray() -> None:
     DataContext.get_current().enable_progress_bars = False
     for name in ("ray.data", "ray.train", "ray.tune"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """Size overrides shared by the training jobs (smaller runs for trials and tests)."""
+    p.add_argument("--n-estimators", type=int, help="trees of the XGBoost models and of the random forest")
+    p.add_argument("--max-depth", type=int, help="depth of the recursive XGBoost model's trees")
+    p.add_argument("--epochs", type=int, help="most LSTM epochs (early stopping may end sooner)")
+
+
+def model_params(args: argparse.Namespace, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The recursive model's parameters and the direct models', with the command line's overrides."""
+    from training.direct_pipeline import default_direct_params
+
+    params, direct = dict(params), default_direct_params()
+    if args.n_estimators:
+        for target in (params, direct["xgb_direct"], direct["rf"]):
+            target["n_estimators"] = args.n_estimators
+    if args.max_depth:
+        params["max_depth"] = args.max_depth
+    if args.epochs:
+        direct["lstm"]["epochs"] = args.epochs
+    return params, direct

@@ -18,13 +18,14 @@ import time
 from pathlib import Path
 
 from config import TIMEFRAMES
-from jobs.cli import init_ray, parse_timeframes, parser, setup
+from jobs.cli import add_model_options, init_ray, model_params, parse_timeframes, parser, setup
 from market_data.factory import make_source
 from market_data.universe import rank_symbols, sync_symbols, top_symbols
 from market_data.update import update_local, update_with_ray
 from storage.registry import ModelRegistry
 from training.dataset import NotEnoughHistory
-from training.pipeline import HOLDOUT_ORIGINS, StageTimer, TrainOutcome, train_timeframe
+from training.pipeline import MODELS, TrainOutcome, train_timeframe
+from training.stages import HOLDOUT_ORIGINS, StageTimer
 from training.xgb_train import load_tuned_params
 
 
@@ -48,8 +49,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--timeframes", type=parse_timeframes, default=list(TIMEFRAMES), help="comma-separated")
     p.add_argument("--no-ray", action="store_true", help="fetch and fit in this process")
     p.add_argument("--skip-data", action="store_true", help="train on the lake as it is (no sync/rank/update)")
-    p.add_argument("--n-estimators", type=int, help="override the number of trees")
-    p.add_argument("--max-depth", type=int, help="override the tree depth")
+    p.add_argument("--model", choices=MODELS, default="xgboost",
+                   help="xgboost (recursive), ensemble (40%% LSTM + 40%% XGBoost + 20%% random forest, direct), "
+                        "ensemble_fitted (weights fitted on validation) or one direct model (default xgboost)")
+    add_model_options(p)
     p.add_argument("--origins", type=int, default=HOLDOUT_ORIGINS,
                    help=f"forecast origins for calibration and for the holdout each (default {HOLDOUT_ORIGINS})")
     p.add_argument("--max-failures", type=int, default=2,
@@ -85,23 +88,20 @@ def main(argv: list[str] | None = None) -> None:
     outcomes: dict[str, TrainOutcome | str] = {}
     skipped: dict[str, str] = {}
     for tf in args.timeframes:
-        params = load_tuned_params(settings.model_dir, tf)
-        if args.n_estimators:
-            params["n_estimators"] = args.n_estimators
-        if args.max_depth:
-            params["max_depth"] = args.max_depth
+        params, direct_params = model_params(args, load_tuned_params(settings.model_dir, tf))
         try:
             outcomes[tf] = train_timeframe(settings.data_dir, registry, tickers, tf, args.as_of, params,
                                            use_ray=use_ray, storage_path=str(Path(settings.model_dir) / ".ray_train"),
                                            shuffle_targets=args.shuffle_targets, max_origins=args.origins,
-                                           max_failures=args.max_failures, train_workers=args.train_workers)
+                                           max_failures=args.max_failures, train_workers=args.train_workers,
+                                           model=args.model, direct_params=direct_params)
         except NotEnoughHistory as exc:
             skipped[tf] = str(exc)
             print(f"[{tf}] SKIPPED: {exc}")
         except Exception as exc:  # noqa: BLE001 - one timeframe's failure must not stop the others
             outcomes[tf] = f"{type(exc).__name__}: {exc}"
             print(f"[{tf}] FAILED: {outcomes[tf]} (its active model is untouched)")
-    print(f"\nweekly_training as of {args.as_of:%Y-%m-%d %H:%M} UTC, top {len(tickers)} symbols, "
+    print(f"\nweekly_training ({args.model}) as of {args.as_of:%Y-%m-%d %H:%M} UTC, top {len(tickers)} symbols, "
           f"{time.perf_counter() - started:.0f}s")
     print(summary_table(outcomes))
     for tf, why in skipped.items():

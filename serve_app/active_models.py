@@ -15,6 +15,8 @@ import pandas as pd
 
 from storage.registry import ModelRegistry
 from storage.schema import ModelRecord
+from training.artifact import load_forecaster
+from training.ensemble import DirectForecaster
 from training.forecaster import Forecaster
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,7 @@ class ActiveModels:
     def __init__(self, registry: ModelRegistry, timeframes: list[str]) -> None:
         self.registry = registry
         self.timeframes = list(timeframes)
-        self._models: dict[str, tuple[ModelRecord, Forecaster]] = {}
+        self._models: dict[str, tuple[ModelRecord, Forecaster | DirectForecaster]] = {}
         self._lock = threading.Lock()
         self.refresh()
 
@@ -41,7 +43,7 @@ class ActiveModels:
             if record is None or (current is not None and current[0].id == record.id):
                 continue
             try:
-                forecaster = Forecaster.load(self.registry.open_artifact(record))
+                forecaster = load_forecaster(self.registry.open_artifact(record))
             except Exception as exc:  # noqa: BLE001 - keep serving the old model
                 log.error("cannot load %s model %s (%s); keeping the current one", tf, record.version, exc)
                 continue
@@ -51,7 +53,7 @@ class ActiveModels:
             log.info("serving %s model %s", tf, record.version)
         return switched
 
-    def get(self, timeframe: str) -> tuple[ModelRecord, Forecaster]:
+    def get(self, timeframe: str) -> tuple[ModelRecord, Forecaster | DirectForecaster]:
         with self._lock:
             entry = self._models.get(timeframe)
         if entry is None:

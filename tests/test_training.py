@@ -25,7 +25,8 @@ from training.calibration import fit_calibration
 from training.dataset import next_candle_targets, time_split
 from training.evaluation import evaluate, insample_naive_mae, select_origins
 from training.forecaster import Forecaster, Windows
-from training.pipeline import StageTimer, fit_and_calibrate
+from training.recursive_pipeline import fit_and_calibrate
+from training.stages import StageTimer
 from training.xgb_train import DEFAULT_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,5 +1,10 @@
 """Walk-forward backtest: fit on candles up to `train_end`, forecast every origin of the test
-period, and report each model beside naive in DESIGN.md's JSON shape."""
+period, and report each model beside naive in DESIGN.md's JSON shape.
+
+Several models can be compared in one run (an A/B): they are fitted on the same candles with the
+same split, calibrated on the same validation origins, and scored on the same test origins; the
+direct models share one fit of their members.
+"""
 
 from __future__ import annotations
 
@@ -10,48 +15,78 @@ from typing import Any
 
 import numpy as np
 
-from training.evaluation import insample_naive_mae, evaluate, select_origins
-from training.forecaster import HORIZON
 from market_data.source import utc
-from training.pipeline import StageTimer, fit_and_calibrate, load_candles
+from training.direct_pipeline import VARIANTS, fit_direct
+from training.evaluation import evaluate, insample_naive_mae, select_origins
+from training.forecaster import HORIZON
+from training.pipeline import MODELS
+from training.recursive_pipeline import fit_and_calibrate
+from training.stages import StageTimer, load_candles
 
-MODELS = {"xgboost"}
+FRACTIONS = (0.75, 0.25, 0.0)  # train | valid before train_end; the test period is the holdout
+
+
+def parse_models(value: str) -> list[str]:
+    """`xgboost`, a comma-separated list of MODELS, or `all`."""
+    names = list(MODELS) if value.strip() == "all" else [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in MODELS]
+    if unknown or not names:
+        raise ValueError(f"unknown model(s) {unknown or value!r}; known: {', '.join(MODELS)} or all")
+    return names
 
 
 def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train_end: datetime, test_end: datetime,
-                 model: str, params: dict[str, Any], use_ray: bool = True, stride: int | None = None,
+                 models: list[str] | str, params: dict[str, Any], use_ray: bool = True, stride: int | None = None,
                  max_origins: int = 600, storage_path: str | None = None,
+                 direct_params: dict[str, dict[str, Any]] | None = None,
                  echo: Callable[[str], None] = print) -> dict[str, Any]:
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; known: {sorted(MODELS)}")
+    names = parse_models(models) if isinstance(models, str) else list(models)
+    parse_models(",".join(names))
     train_end_ts, test_end_ts = utc(train_end), utc(test_end)
     timer = StageTimer(f"backtest {timeframe}", echo=echo)
-    forecaster, train_candles, split = fit_and_calibrate(
-        timer, data_dir, tickers, timeframe, train_end_ts, (0.75, 0.25, 0.0), params, use_ray, storage_path,
-        calibration_origins=max_origins)
+    forecasters: dict[str, Any] = {}
+    train_candles, split = None, None
+    if "xgboost" in names:
+        forecasters["xgboost"], train_candles, split = fit_and_calibrate(
+            timer, data_dir, tickers, timeframe, train_end_ts, FRACTIONS, params, use_ray, storage_path,
+            calibration_origins=max_origins)
+    direct = tuple(n for n in names if n in VARIANTS)
+    if direct:
+        fitted, train_candles, split = fit_direct(timer, data_dir, tickers, timeframe, train_end_ts, FRACTIONS,
+                                                  direct_params, use_ray, storage_path,
+                                                  calibration_origins=max_origins, variants=direct)
+        forecasters.update(fitted)
+    assert train_candles is not None and split is not None
     candles = load_candles(data_dir, list(train_candles), timeframe, test_end_ts)
+    window = max(f.window for f in forecasters.values())
     if stride is None:
         eligible = sum(int(((f["timestamp"] >= train_end_ts) & (f["timestamp"] < test_end_ts)).sum())
                        for f in candles.values())
         stride = max(1, int(np.ceil(eligible / max_origins)))
-    origins = select_origins(candles, train_end_ts, test_end_ts, forecaster.window, stride=stride,
-                             max_origins=max_origins)
+    origins = select_origins(candles, train_end_ts, test_end_ts, window, stride=stride, max_origins=max_origins)
     scale = insample_naive_mae(train_candles, train_end_ts)
-    result = timer.run("evaluate", lambda: evaluate(forecaster, origins, scale),
-                       lambda r: f"{r['n_origins']} origins every {stride} candles")
+    results = {}
+    for name in names:
+        results[name] = timer.run(f"evaluate {name}", lambda f=forecasters[name]: evaluate(f, origins, scale),
+                                  lambda r: f"{r['n_origins']} origins every {stride} candles: MAE "
+                                            f"{r['model']['summary']['mae_mean']:.5f} vs naive "
+                                            f"{r['naive']['summary']['mae_mean']:.5f}")
+    naive = results[names[0]]["naive"]
     return {
         "timeframe": timeframe,
         "train_end": train_end_ts.isoformat(),
         "test_end": test_end_ts.isoformat(),
         "n_symbols": len(set(origins.symbols)),
         "n_forecasts": len(origins),
-        "models": {model: {"horizons": result["model"]["horizons"]},
-                   "naive": {"horizons": result["naive"]["horizons"]}},
-        "summary": {model: result["model"]["summary"], "naive": result["naive"]["summary"]},
-        "reliability": {model: result["model"]["reliability"]},
+        "models": {**{n: {"horizons": results[n]["model"]["horizons"]} for n in names},
+                   "naive": {"horizons": naive["horizons"]}},
+        "summary": {**{n: results[n]["model"]["summary"] for n in names}, "naive": naive["summary"]},
+        "reliability": {n: results[n]["model"]["reliability"] for n in names},
+        "weights": {n: f.weights for n, f in forecasters.items() if hasattr(f, "weights")},
         "origins": {"stride_candles": stride, "max_origins": max_origins, "horizon": HORIZON,
                     "note": "origins are test-period candles with a full feature window before them and "
                             f"{HORIZON} known candles after them, every {stride} candles"},
-        "calibration": {"split": split.as_dict(), "origins": forecaster.calibration.n_origins},
+        "calibration": {"split": split.as_dict(), "origins": {n: f.calibration.n_origins
+                                                               for n, f in forecasters.items()}},
         "seconds": timer.seconds,
     }

@@ -15,7 +15,7 @@ predicted direction is right. Prices are in the answer; log returns are inside.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,8 @@ class Windows:
     close: np.ndarray
     volume: np.ndarray
     stamps: np.ndarray  # datetime64[ms], UTC
+    # what forecasters derive from these candles (feature tails), shared by the models of an A/B
+    derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_frames(cls, frames: list[pd.DataFrame], length: int) -> "Windows":
@@ -101,7 +103,7 @@ class Forecaster:
         self.meta = dict(meta or {})
         self.profile = profile_for(timeframe)
         self.window = self.profile.serving_window
-        self.sigma_feature = f"ret_std_{self.profile.ret_std[2]}"
+        self.sigma_feature = self.profile.volatility_feature
         self.booster.set_param({"nthread": 1})
 
     # -- the recursion -----------------------------------------------------------------------
@@ -145,31 +147,11 @@ class Forecaster:
         return rets, ups, downs, origin_features, times
 
     def predict_windows(self, windows: Windows, steps: int = HORIZON) -> ForecastArrays:
-        if not 1 <= steps <= HORIZON:
-            raise ValueError(f"steps must be between 1 and {HORIZON}, got {steps}")
+        check_steps(steps)
         rets, ups, downs, feats, times = self.raw_paths(windows, steps)
-        cal = self.calibration
-        raw = np.cumsum(rets, axis=1)
-        cum = raw * np.asarray(cal.shrink)[None, :steps]
-        sigma = feats[self.sigma_feature].to_numpy(np.float64)
-        sigma = np.where(np.isfinite(sigma) & (sigma > 0), sigma, np.nanmedian(sigma) if np.isfinite(sigma).any() else 0.02)
-        root_h = np.sqrt(np.arange(1, steps + 1))[None, :]
-        last_close = windows.close[:, -1]
-        close = last_close[:, None] * np.exp(cum)
-        open_ = np.column_stack([last_close, close[:, :-1]])
-        high = np.maximum(open_, close) * np.exp(ups)
-        low = np.minimum(open_, close) * np.exp(-downs)
-        lower = last_close[:, None] * np.exp(cum + sigma[:, None] * root_h * np.asarray(cal.band_lo)[None, :steps])
-        upper = last_close[:, None] * np.exp(cum + sigma[:, None] * root_h * np.asarray(cal.band_hi)[None, :steps])
-        lower, upper = np.minimum(lower, close), np.maximum(upper, close)
-        # `confidence` is the calibrated probability that the model's sign is right; where that is
-        # below one half, the other direction is the better bet, with the complementary probability
-        p_model = confidence(cal, raw, sigma)
-        model_sign = np.where(raw >= 0, 1, -1)
-        direction = np.where(p_model >= 0.5, model_sign, -model_sign)
-        conf = np.maximum(p_model, 1.0 - p_model)
-        return ForecastArrays(times, open_, high, low, close, lower, upper, conf, direction, cum, raw, sigma,
-                              last_close, feats)
+        sigma = usable_sigma(feats[self.sigma_feature].to_numpy(np.float64))
+        return calibrated_arrays(np.cumsum(rets, axis=1), ups, downs, sigma, windows.close[:, -1], times,
+                                 self.calibration, feats)
 
     # -- one forecast, as serving answers it ---------------------------------------------------
     def forecast(self, candles: pd.DataFrame, steps: int = HORIZON, top_indicators: int = 3) -> dict[str, Any]:
@@ -181,22 +163,7 @@ class Forecaster:
             pred_contribs=True,
         )
         return_contribs = contribs[0, 0] if contribs.ndim == 3 else contribs[0]
-        step_rows = []
-        for i in range(steps):
-            step_rows.append({
-                "step": i + 1,
-                "timestamp": pd.Timestamp(out.timestamps[0, i], tz="UTC").isoformat(),
-                "open": float(out.open[0, i]), "high": float(out.high[0, i]), "low": float(out.low[0, i]),
-                "close": float(out.close[0, i]), "lower": float(out.lower[0, i]), "upper": float(out.upper[0, i]),
-                "confidence": round(float(out.confidence[0, i]), 4),
-                "direction": "up" if out.direction[0, i] > 0 else "down",
-            })
-        return {
-            "direction": step_rows[-1]["direction"],
-            "confidence_avg": round(float(out.confidence[0].mean()), 4),
-            "key_indicators": key_indicators(return_contribs, self.features, self.timeframe, top_indicators),
-            "steps": step_rows,
-        }
+        return answer(out, steps, key_indicators(return_contribs, self.features, self.timeframe, top_indicators))
 
     # -- artifact -------------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
@@ -220,3 +187,59 @@ class Forecaster:
                        Calibration.from_dict(meta["calibration"]), meta.get("meta"))
         except (OSError, ValueError, KeyError, xgb.core.XGBoostError) as exc:
             raise ValueError(f"model artifact in {folder} is unreadable: {exc}") from exc
+
+
+def check_steps(steps: int) -> None:
+    if not 1 <= steps <= HORIZON:
+        raise ValueError(f"steps must be between 1 and {HORIZON}, got {steps}")
+
+
+def usable_sigma(sigma: np.ndarray) -> np.ndarray:
+    """Recent volatility per origin; where it is missing or zero, the median of the others."""
+    fallback = np.nanmedian(sigma[sigma > 0]) if (np.isfinite(sigma) & (sigma > 0)).any() else 0.02
+    return np.where(np.isfinite(sigma) & (sigma > 0), sigma, fallback)
+
+
+def calibrated_arrays(raw: np.ndarray, ups: np.ndarray, downs: np.ndarray, sigma: np.ndarray,
+                      last_close: np.ndarray, times: np.ndarray, cal: Calibration,
+                      origin_features: pd.DataFrame) -> ForecastArrays:
+    """Candles, band, direction and confidence from a model's cumulative log returns (`raw`,
+    origins x steps) and its shadows: what every forecaster, recursive or direct, answers with."""
+    steps = raw.shape[1]
+    cum = raw * np.asarray(cal.shrink)[None, :steps]
+    root_h = np.sqrt(np.arange(1, steps + 1))[None, :]
+    close = last_close[:, None] * np.exp(cum)
+    open_ = np.column_stack([last_close, close[:, :-1]])
+    high = np.maximum(open_, close) * np.exp(ups)
+    low = np.minimum(open_, close) * np.exp(-downs)
+    lower = last_close[:, None] * np.exp(cum + sigma[:, None] * root_h * np.asarray(cal.band_lo)[None, :steps])
+    upper = last_close[:, None] * np.exp(cum + sigma[:, None] * root_h * np.asarray(cal.band_hi)[None, :steps])
+    lower, upper = np.minimum(lower, close), np.maximum(upper, close)
+    # `confidence` is the calibrated probability that the model's sign is right; where that is
+    # below one half, the other direction is the better bet, with the complementary probability
+    p_model = confidence(cal, raw, sigma)
+    model_sign = np.where(raw >= 0, 1, -1)
+    direction = np.where(p_model >= 0.5, model_sign, -model_sign)
+    conf = np.maximum(p_model, 1.0 - p_model)
+    return ForecastArrays(times, open_, high, low, close, lower, upper, conf, direction, cum, raw, sigma,
+                          last_close, origin_features)
+
+
+def answer(out: ForecastArrays, steps: int, indicators: list[str]) -> dict[str, Any]:
+    """The first origin of `out` as serving's JSON body (without ids, which serving adds)."""
+    step_rows = []
+    for i in range(steps):
+        step_rows.append({
+            "step": i + 1,
+            "timestamp": pd.Timestamp(out.timestamps[0, i], tz="UTC").isoformat(),
+            "open": float(out.open[0, i]), "high": float(out.high[0, i]), "low": float(out.low[0, i]),
+            "close": float(out.close[0, i]), "lower": float(out.lower[0, i]), "upper": float(out.upper[0, i]),
+            "confidence": round(float(out.confidence[0, i]), 4),
+            "direction": "up" if out.direction[0, i] > 0 else "down",
+        })
+    return {
+        "direction": step_rows[-1]["direction"],
+        "confidence_avg": round(float(out.confidence[0].mean()), 4),
+        "key_indicators": indicators,
+        "steps": step_rows,
+    }

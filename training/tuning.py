@@ -21,7 +21,7 @@ import xgboost as xgb
 from features.build import feature_names
 from training.dataset import rows_local
 from market_data.source import utc
-from training.pipeline import load_candles, split_for
+from training.stages import load_candles, split_for
 from training.xgb_train import DEFAULT_PARAMS, EARLY_STOPPING_ROUNDS, booster_params, target_scale, to_dmatrix
 
 REPORT_EVERY = 5  # trees between reports to Tune (and ASHA's time unit)

@@ -60,28 +60,29 @@ def booster_params(params: dict[str, Any], nthread: int) -> dict[str, Any]:
     }
 
 
-def to_dmatrix(frame: pd.DataFrame, features: list[str], scale: np.ndarray) -> xgb.DMatrix:
-    labels = frame[TARGETS].to_numpy(np.float32) / scale.astype(np.float32)
+def to_dmatrix(frame: pd.DataFrame, features: list[str], scale: np.ndarray,
+              targets: list[str] = TARGETS) -> xgb.DMatrix:
+    labels = frame[targets].to_numpy(np.float32) / scale.astype(np.float32)
     return xgb.DMatrix(frame[features].to_numpy(np.float32), label=labels, feature_names=features, nthread=-1)
 
 
 def fit_local(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], params: dict[str, Any],
-              nthread: int = 0) -> FitResult:
+              nthread: int = 0, targets: list[str] = TARGETS) -> FitResult:
     """Plain `xgboost.train` in this process (the baseline, and what each Ray worker runs)."""
-    scale = target_scale(train)
+    scale = target_scale(train, targets)
     history: dict[str, Any] = {}
     booster = xgb.train(
-        booster_params(params, nthread), to_dmatrix(train, features, scale),
+        booster_params(params, nthread), to_dmatrix(train, features, scale, targets),
         num_boost_round=int(params["n_estimators"]),
-        evals=[(to_dmatrix(valid, features, scale), "valid")],
+        evals=[(to_dmatrix(valid, features, scale, targets), "valid")],
         early_stopping_rounds=EARLY_STOPPING_ROUNDS, evals_result=history, verbose_eval=False,
     )
     return FitResult(booster, scale.tolist(), dict(params), int(booster.best_iteration),
                      {"valid_rmse": history["valid"]["rmse"]})
 
 
-def target_scale(train: pd.DataFrame) -> np.ndarray:
-    std = train[TARGETS].to_numpy(np.float64).std(axis=0)
+def target_scale(train: pd.DataFrame, targets: list[str] = TARGETS) -> np.ndarray:
+    std = train[targets].to_numpy(np.float64).std(axis=0)
     return np.where(std > 0, std, 1.0)
 
 
@@ -118,6 +119,7 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
 
     features: list[str] = config["features"]
     scale = np.asarray(config["target_scale"])
+    targets: list[str] = config.get("targets", TARGETS)
     train = ray.train.get_dataset_shard("train").materialize().to_pandas()
     valid = ray.train.get_dataset_shard("valid").materialize().to_pandas()
     resumed = None
@@ -131,9 +133,9 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
     fail_after = config.get("fail_once_after") if checkpoint is None else None
     history: dict[str, Any] = {}
     booster = xgb.train(
-        booster_params(config["params"], config["nthread"]), to_dmatrix(train, features, scale),
+        booster_params(config["params"], config["nthread"]), to_dmatrix(train, features, scale, targets),
         num_boost_round=max(0, int(config["params"]["n_estimators"]) - done),
-        evals=[(to_dmatrix(valid, features, scale), "valid")], xgb_model=resumed,
+        evals=[(to_dmatrix(valid, features, scale, targets), "valid")], xgb_model=resumed,
         early_stopping_rounds=EARLY_STOPPING_ROUNDS, evals_result=history, verbose_eval=False,
         callbacks=[_Checkpoints(config.get("checkpoint_every", 0), fail_after)],
     )
@@ -146,7 +148,7 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
 def fit_with_ray(train_ds: Any, valid_ds: Any, features: list[str], params: dict[str, Any],
                  scale: np.ndarray, storage_path: str | None = None, num_workers: int | None = None,
                  max_failures: int = 0, checkpoint_every: int = 50,
-                 fail_once_after: int | None = None) -> FitResult:
+                 fail_once_after: int | None = None, targets: list[str] = TARGETS) -> FitResult:
     """Fit on the cluster: one worker per two CPUs (at least one), each using its CPUs as threads
     but never more than the largest node has. With `max_failures`, Ray Train restarts failed
     workers, which resume from the last checkpoint (every `checkpoint_every` rounds)."""
@@ -163,7 +165,7 @@ def fit_with_ray(train_ds: Any, valid_ds: Any, features: list[str], params: dict
         _train_loop_per_worker,
         train_loop_config={"features": features, "params": params, "target_scale": scale.tolist(),
                            "nthread": per_worker, "checkpoint_every": checkpoint_every,
-                           "fail_once_after": fail_once_after},
+                           "fail_once_after": fail_once_after, "targets": list(targets)},
         scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": per_worker}),
         run_config=RunConfig(storage_path=str(Path(storage).resolve()), failure_config=FailureConfig(max_failures=max_failures)),
         datasets={"train": train_ds, "valid": valid_ds},

@@ -1,0 +1,221 @@
+"""Direct LSTM: reads the last `SEQ_LEN` rows of the sequence features and outputs all 30 z targets.
+
+Trained with Ray Train's `TorchTrainer` on CPU workers (data-parallel: each worker takes an
+equal shard of every epoch, DDP averages the gradients), early stopping on the validation loss,
+a checkpoint every few epochs so a restarted worker resumes. Inputs are standardised with the
+training rows' statistics and clipped, so a listing spike cannot saturate the cell. Saved as a
+torch state_dict (loaded with `weights_only=True`, which refuses anything but tensors and plain
+values) plus a JSON of the shapes and statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.dataset import HORIZON
+from training.direct_data import DirectRows
+
+LSTM_PARAMS: dict[str, Any] = {
+    "hidden": 64,
+    "epochs": 30,
+    "patience": 4,
+    "batch_size": 256,
+    "learning_rate": 1e-3,
+    "weight_decay": 1e-5,
+}
+INPUT_CLIP = 5.0
+MODEL_FILE = "lstm.pt"
+META_FILE = "lstm.json"
+CHECKPOINT_FILE = "lstm_checkpoint.pt"
+
+
+class SequenceNet(nn.Module):
+    def __init__(self, n_inputs: int, hidden: int, horizon: int = HORIZON) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(n_inputs, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, horizon)
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(seq)
+        return self.head(out[:, -1, :])
+
+
+def standardise(seq: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    return np.clip((seq - mean) / std, -INPUT_CLIP, INPUT_CLIP).astype(np.float32)
+
+
+def _loss(net: nn.Module, seq: np.ndarray, y: np.ndarray, batch: int = 4096) -> float:
+    net.eval()
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, len(seq), batch):
+            pred = net(torch.from_numpy(seq[i:i + batch]))
+            total += float(nn.functional.huber_loss(pred, torch.from_numpy(y[i:i + batch]), reduction="sum"))
+    net.train()
+    return total / max(1, y.size)
+
+
+def train_epochs(net: nn.Module, data: dict[str, np.ndarray], params: dict[str, Any], rank: int = 0, world: int = 1,
+                 state: dict[str, Any] | None = None,
+                 on_epoch: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
+    """The training loop shared by Ray workers and the local path; returns the final state
+    (best weights, epochs run, best validation loss). `state` resumes a checkpointed run."""
+    module = net.module if hasattr(net, "module") else net
+    optimiser = torch.optim.AdamW(net.parameters(), lr=float(params["learning_rate"]),
+                                  weight_decay=float(params["weight_decay"]))
+    state = dict(state or {"epoch": 0, "best_loss": float("inf"), "bad_epochs": 0, "best": None})
+    if "model" in state:
+        module.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+    seq, y = data["seq"], data["y"]
+    per_rank = len(seq) // world  # equal shards: DDP needs every rank to run the same batches
+    batch = int(params["batch_size"])
+    for epoch in range(int(state["epoch"]), int(params["epochs"])):
+        order = np.random.default_rng(epoch).permutation(len(seq))[: per_rank * world][rank::world]
+        for i in range(0, per_rank, batch):
+            pick = np.sort(order[i:i + batch])
+            optimiser.zero_grad()
+            loss = nn.functional.huber_loss(net(torch.from_numpy(seq[pick])), torch.from_numpy(y[pick]))
+            loss.backward()
+            optimiser.step()
+        valid = _loss(module, data["valid_seq"], data["valid_y"])
+        if valid < state["best_loss"]:
+            state.update(best_loss=valid, bad_epochs=0, best={k: v.clone() for k, v in module.state_dict().items()})
+        else:
+            state["bad_epochs"] += 1
+        state.update(epoch=epoch + 1, model=module.state_dict(), optimiser=optimiser.state_dict(), valid_loss=valid)
+        stop = state["bad_epochs"] >= int(params["patience"])
+        on_epoch({**state, "done": stop or epoch + 1 == int(params["epochs"])})
+        if stop:
+            break
+    return state
+
+
+def _save_checkpoint(state: dict[str, Any], folder: str) -> None:
+    torch.save({k: v for k, v in state.items() if k != "done"}, Path(folder) / CHECKPOINT_FILE)
+
+
+def _load_checkpoint(folder: str) -> dict[str, Any]:
+    return torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True)
+
+
+def _train_loop_per_worker(config: dict[str, Any]) -> None:
+    import ray
+    import ray.train
+    from ray.train.torch import prepare_model
+
+    torch.set_num_threads(int(config["nthread"]))
+    torch.manual_seed(0)
+    context = ray.train.get_context()
+    data = ray.get(config["data"])
+    net = prepare_model(SequenceNet(data["seq"].shape[2], int(config["params"]["hidden"])), move_to_device=False)
+    checkpoint = ray.train.get_checkpoint()
+    resumed = None
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            resumed = _load_checkpoint(folder)
+    every = int(config["checkpoint_every"])
+
+    def report(state: dict[str, Any]) -> None:
+        if not (state["done"] or state["epoch"] % every == 0):
+            return
+        metrics = {"valid_loss": float(state["valid_loss"]), "best_loss": float(state["best_loss"]),
+                   "epochs": int(state["epoch"]), "resumed_from": int(resumed["epoch"]) if resumed else 0}
+        if context.get_world_rank() == 0:
+            with tempfile.TemporaryDirectory() as folder:
+                _save_checkpoint(state, folder)
+                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+        else:
+            ray.train.report(metrics)
+
+    train_epochs(net, data, config["params"], context.get_world_rank(), context.get_world_size(), resumed, report)
+
+
+class LSTMDirect:
+    name = "lstm"
+
+    def __init__(self, net: SequenceNet, features: list[str], mean: np.ndarray, std: np.ndarray,
+                 info: dict[str, Any]) -> None:
+        self.net = net.eval()
+        self.features = list(features)
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+        self.info = dict(info)
+
+    @classmethod
+    def fit(cls, train: DirectRows, valid: DirectRows, features: list[str], params: dict[str, Any] | None = None,
+            use_ray: bool = True, storage_path: str | None = None, train_workers: int | None = None,
+            max_failures: int = 0, checkpoint_every: int = 5) -> "LSTMDirect":
+        params = {**LSTM_PARAMS, **(params or {})}
+        flat = train.seq.reshape(-1, train.seq.shape[2]).astype(np.float64)
+        mean = flat.mean(axis=0).astype(np.float32)
+        std = np.where(flat.std(axis=0) > 1e-8, flat.std(axis=0), 1.0).astype(np.float32)
+        data = {"seq": standardise(train.seq, mean, std), "y": train.y.astype(np.float32),
+                "valid_seq": standardise(valid.seq, mean, std), "valid_y": valid.y.astype(np.float32)}
+        if use_ray:
+            state = _fit_with_ray(data, params, storage_path, train_workers, max_failures, checkpoint_every)
+        else:
+            torch.manual_seed(0)
+            state = train_epochs(SequenceNet(train.seq.shape[2], int(params["hidden"])), data, params)
+        net = SequenceNet(train.seq.shape[2], int(params["hidden"]))
+        net.load_state_dict(state["best"] if state.get("best") is not None else state["model"])
+        info = {"params": params, "epochs": int(state["epoch"]), "best_valid_loss": float(state["best_loss"]),
+                "resumed_from": int(state.get("resumed_from", 0))}
+        return cls(net, features, mean, std, info)
+
+    def predict(self, x: np.ndarray, seq: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return self.net(torch.from_numpy(standardise(seq, self.mean, self.std))).numpy().astype(np.float64)
+
+    def save(self, folder: Path) -> None:
+        torch.save(self.net.state_dict(), folder / MODEL_FILE)
+        (folder / META_FILE).write_text(json.dumps({
+            "features": self.features, "mean": self.mean.tolist(), "std": self.std.tolist(),
+            "hidden": self.net.lstm.hidden_size, "info": self.info}))
+
+    @classmethod
+    def load(cls, folder: Path) -> "LSTMDirect":
+        meta = json.loads((folder / META_FILE).read_text())
+        net = SequenceNet(len(meta["features"]), int(meta["hidden"]))
+        try:
+            weights = torch.load(folder / MODEL_FILE, weights_only=True)
+        except Exception as exc:  # torch's unpickler names the forbidden global
+            raise ValueError(f"{folder / MODEL_FILE} is not a plain state_dict: {exc}") from exc
+        net.load_state_dict(weights, strict=True)
+        return cls(net, meta["features"], np.asarray(meta["mean"]), np.asarray(meta["std"]), meta.get("info", {}))
+
+
+def _fit_with_ray(data: dict[str, np.ndarray], params: dict[str, Any], storage_path: str | None,
+                  num_workers: int | None, max_failures: int, checkpoint_every: int) -> dict[str, Any]:
+    import ray
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    largest = max([int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [1])
+    workers = num_workers or max(1, cpus // 2)
+    per_worker = max(1, min(cpus // workers, largest))
+    storage = storage_path or tempfile.mkdtemp(prefix="ray-train-")
+    trainer = TorchTrainer(
+        _train_loop_per_worker,
+        train_loop_config={"data": ray.put(data), "params": params, "nthread": per_worker,
+                           "checkpoint_every": checkpoint_every},
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=False, resources_per_worker={"CPU": per_worker}),
+        run_config=RunConfig(storage_path=str(Path(storage).resolve()),
+                             failure_config=FailureConfig(max_failures=max_failures)),
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"Ray Train finished the LSTM without a checkpoint: {result.error}")
+    with result.checkpoint.as_directory() as folder:
+        state = _load_checkpoint(folder)
+    state["resumed_from"] = int((result.metrics or {}).get("resumed_from", 0))
+    return state

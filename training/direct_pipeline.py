@@ -1,0 +1,121 @@
+"""Fit the direct models of one timeframe and calibrate each combination of them on validation.
+
+Stages (each timed for the job's log): direct rows with Ray Data, then XGBoost on Ray Train's
+`XGBoostTrainer`, the random forest in a Ray task and the LSTM on Ray Train's `TorchTrainer`,
+each on the train rows with early stopping (where the model has it) on the validation rows.
+Then every variant (each model alone, the 40/40/20 ensemble, the ensemble with weights fitted
+on validation) is calibrated on the same validation origins: the members' forecasts are
+computed once and shared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.build import feature_names
+from training.calibration import fit_calibration
+from training.dataset import Split
+from training.direct_data import DirectRows, direct_rows, sequence_features, thinning_stride
+from training.direct_lstm import LSTM_PARAMS, LSTMDirect
+from training.direct_rf import RF_PARAMS, RFDirect
+from training.direct_xgb import DIRECT_XGB_PARAMS, XGBDirect
+from training.ensemble import FIXED_WEIGHTS, DirectForecaster, Member, fit_weights, horizon_scale
+from training.evaluation import select_origins
+from training.stages import CALIBRATION_ORIGINS, StageTimer, candles_and_split
+
+DIRECT_MODELS = ("xgb_direct", "rf", "lstm")
+ENSEMBLES = ("ensemble", "ensemble_fitted")
+VARIANTS = (*DIRECT_MODELS, *ENSEMBLES)
+
+
+def default_direct_params() -> dict[str, dict[str, Any]]:
+    return {"xgb_direct": dict(DIRECT_XGB_PARAMS), "rf": dict(RF_PARAMS), "lstm": dict(LSTM_PARAMS)}
+
+
+def members_needed(variants: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown direct models {sorted(unknown)}; known: {list(VARIANTS)}")
+    if set(variants) & set(ENSEMBLES):
+        return DIRECT_MODELS
+    return tuple(m for m in DIRECT_MODELS if m in variants)
+
+
+def fit_members(timer: StageTimer, train: DirectRows, valid: DirectRows, timeframe: str, names: tuple[str, ...],
+                params: dict[str, dict[str, Any]], use_ray: bool, storage_path: str | None = None,
+                train_workers: int | None = None, max_failures: int = 0) -> dict[str, Member]:
+    features = feature_names(timeframe)
+    members: dict[str, Member] = {}
+    if "xgb_direct" in names:
+        members["xgb_direct"] = timer.run(
+            "fit xgb_direct", lambda: XGBDirect.fit(train, valid, features, params["xgb_direct"], use_ray, storage_path,
+                                                    train_workers, max_failures),
+            lambda m: f"{m.info['best_iteration'] + 1} rounds of {len(m.target_scale)} anchor horizons")
+    if "rf" in names:
+        members["rf"] = timer.run("fit rf", lambda: RFDirect.fit(train, features, params["rf"], use_ray),
+                                  lambda m: f"{m.model.n_estimators} trees, 30 outputs")
+    if "lstm" in names:
+        members["lstm"] = timer.run(
+            "fit lstm", lambda: LSTMDirect.fit(train, valid, sequence_features(timeframe), params["lstm"], use_ray,
+                                               storage_path, train_workers, max_failures),
+            lambda m: f"{m.info['epochs']} epochs, best valid loss {m.info['best_valid_loss']:.4f}")
+    return members
+
+
+def calibrate_variants(members: dict[str, Member], timeframe: str, candles: dict[str, pd.DataFrame], split: Split,
+                       variants: tuple[str, ...], max_origins: int = CALIBRATION_ORIGINS,
+                       meta: dict[str, Any] | None = None) -> dict[str, DirectForecaster]:
+    """Weights (where fitted) and calibration of every variant, on validation origins only."""
+    probe = DirectForecaster(members, {n: 1.0 for n in members}, timeframe)
+    origins = select_origins(candles, split.valid_start, split.valid_end, probe.window, max_origins=max_origins)
+    sigma = probe.sigma(origins.windows)
+    member_z = probe.member_z(origins.windows)
+    actual_z = origins.actual_close / horizon_scale(sigma)
+    out = {}
+    for variant in variants:
+        if variant == "ensemble":
+            weights, source = dict(FIXED_WEIGHTS), "fixed (architecture document)"
+        elif variant == "ensemble_fitted":
+            weights, source = fit_weights(member_z, actual_z), f"fitted on {len(origins)} validation origins"
+        else:
+            weights, source = {variant: 1.0}, "single model"
+        forecaster = DirectForecaster(members, weights, timeframe,
+                                      meta={**(meta or {}), "variant": variant, "weights_source": source,
+                                            "members": {n: getattr(members[n], "info", {}) for n in weights}})
+        raw = forecaster.raw_return(origins.windows)
+        forecaster.calibration = fit_calibration(raw, origins.actual_close, sigma)
+        out[variant] = forecaster
+    return out
+
+
+def fit_direct(timer: StageTimer, data_dir: str | Path, tickers: list[str], timeframe: str, end: pd.Timestamp,
+               fractions: tuple[float, float, float], params: dict[str, dict[str, Any]] | None = None,
+               use_ray: bool = True, storage_path: str | None = None, max_failures: int = 0,
+               shuffle_targets: bool = False, calibration_origins: int = CALIBRATION_ORIGINS,
+               train_workers: int | None = None, variants: tuple[str, ...] = VARIANTS,
+               ) -> tuple[dict[str, DirectForecaster], dict[str, pd.DataFrame], Split]:
+    """Candles, split, direct rows, the members' fits and every variant's calibration."""
+    params = {**default_direct_params(), **(params or {})}
+    names = members_needed(variants)
+    candles, split = candles_and_split(timer, data_dir, tickers, timeframe, end, fractions)
+    stride = thinning_stride(len(f) for f in candles.values())
+    rows = timer.run("rows", lambda: direct_rows(data_dir, list(candles), timeframe, end, stride, use_ray),
+                     lambda r: f"{len(r)} origins (every {stride} candles), {r.x.shape[1]} features, "
+                               f"{r.seq.shape[1]}x{r.seq.shape[2]} sequences")
+    parts = rows.split(split)
+    train, valid = parts["train"], parts["valid"]
+    if not len(train) or not len(valid):
+        raise ValueError(f"{timeframe}: the split left {len(train)} train and {len(valid)} valid direct rows")
+    if shuffle_targets:
+        train.y = train.y[np.random.default_rng(0).permutation(len(train))]
+    members = fit_members(timer, train, valid, timeframe, names, params, use_ray, storage_path, train_workers,
+                          max_failures)
+    meta = {"split": split.as_dict(), "train_rows": len(train), "valid_rows": len(valid), "stride": stride}
+    forecasters = timer.run("calibrate", lambda: calibrate_variants(members, timeframe, candles, split, variants,
+                                                                   calibration_origins, meta),
+                            lambda f: f"{len(f)} variants on validation origins")
+    return forecasters, candles, split

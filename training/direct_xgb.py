@@ -1,0 +1,94 @@
+"""Direct XGBoost: one booster for a few anchor horizons, interpolated to all 30.
+
+Thirty outputs cost thirty trees a round (XGBoost's vector-leaf trees are slower still and have
+no SHAP values); the z targets change smoothly with the horizon, so a booster predicts the anchor
+horizons `ANCHORS` and the others are interpolated linearly between them. Fitted with the same
+Ray Train `XGBoostTrainer` loop as the recursive model (early stopping on validation).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from training.dataset import HORIZON
+from training.direct_data import DirectRows
+from training.xgb_train import DEFAULT_PARAMS, fit_local, fit_with_ray
+
+ANCHORS = (1, 2, 3, 5, 8, 13, 21, 30)
+ANCHOR_TARGETS = [f"z_{h}" for h in ANCHORS]
+# shallower than the recursive model's depth 10: eight outputs a round, and a noisier target
+DIRECT_XGB_PARAMS: dict[str, Any] = {**DEFAULT_PARAMS, "max_depth": 6}
+MODEL_FILE = "xgb_direct.ubj"
+META_FILE = "xgb_direct.json"
+
+
+def interpolation_matrix(anchors: tuple[int, ...] = ANCHORS, horizon: int = HORIZON) -> np.ndarray:
+    """(anchors x horizon) weights: anchor outputs @ matrix = linear interpolation over h = 1..horizon."""
+    eye = np.eye(len(anchors))
+    return np.stack([np.interp(np.arange(1, horizon + 1), anchors, eye[i]) for i in range(len(anchors))])
+
+
+def _frame(rows: DirectRows, features: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows.x, columns=features)
+    for name, h in zip(ANCHOR_TARGETS, ANCHORS):
+        frame[name] = rows.y[:, h - 1]
+    return frame
+
+
+class XGBDirect:
+    name = "xgb_direct"
+
+    def __init__(self, booster: xgb.Booster, features: list[str], target_scale: list[float],
+                 info: dict[str, Any] | None = None) -> None:
+        self.booster = booster
+        self.features = list(features)
+        self.target_scale = np.asarray(target_scale, dtype=np.float64)
+        self.info = dict(info or {})
+        self._interp = interpolation_matrix()
+        self.booster.set_param({"nthread": 1})
+
+    @classmethod
+    def fit(cls, train: DirectRows, valid: DirectRows, features: list[str], params: dict[str, Any], use_ray: bool,
+            storage_path: str | None = None, train_workers: int | None = None, max_failures: int = 0) -> "XGBDirect":
+        train_frame, valid_frame = _frame(train, features), _frame(valid, features)
+        if use_ray:
+            import ray
+
+            fit = fit_with_ray(ray.data.from_pandas(train_frame), ray.data.from_pandas(valid_frame), features, params,
+                               train_frame[ANCHOR_TARGETS].to_numpy(np.float64).std(axis=0), storage_path,
+                               num_workers=train_workers, max_failures=max_failures, targets=ANCHOR_TARGETS)
+        else:
+            fit = fit_local(train_frame, valid_frame, features, params, targets=ANCHOR_TARGETS)
+        return cls(fit.booster, features, fit.target_scale,
+                   {"params": fit.params, "best_iteration": fit.best_iteration, "anchors": list(ANCHORS)})
+
+    def _matrix(self, x: np.ndarray) -> xgb.DMatrix:
+        return xgb.DMatrix(x.astype(np.float32, copy=False), feature_names=self.features)
+
+    def predict(self, x: np.ndarray, seq: np.ndarray) -> np.ndarray:
+        anchors = self.booster.predict(self._matrix(x)).reshape(len(x), -1) * self.target_scale[None, :]
+        return anchors @ self._interp
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """Per-feature contributions (plus bias) to the anchors' mean, for the first row of `x`."""
+        contribs = self.booster.predict(self._matrix(x[:1]), pred_contribs=True)
+        contribs = contribs[0] if contribs.ndim == 3 else contribs  # (anchors, features + 1)
+        return (contribs * self.target_scale[:, None]).mean(axis=0)
+
+    def save(self, folder: Path) -> None:
+        self.booster.save_model(folder / MODEL_FILE)
+        (folder / META_FILE).write_text(json.dumps({"features": self.features, "target_scale": self.target_scale.tolist(),
+                                                    "info": self.info}))
+
+    @classmethod
+    def load(cls, folder: Path) -> "XGBDirect":
+        meta = json.loads((folder / META_FILE).read_text())
+        booster = xgb.Booster()
+        booster.load_model(folder / MODEL_FILE)
+        return cls(booster, meta["features"], meta["target_scale"], meta.get("info"))

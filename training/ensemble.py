@@ -1,0 +1,182 @@
+"""The direct forecaster: direct models (XGBoost, random forest, LSTM) combined by weights.
+
+Each member predicts the 30 z targets at once from the features at the origin (and the LSTM from
+the last rows before it); the weighted sum is turned back into cumulative log returns with the
+origin's volatility, then calibrated on validation origins exactly like the recursive model
+(shrink toward naive, volatility-scaled conformal bands that widen with sqrt(h), logistic
+confidence). One feature pass per forecast instead of thirty: serving is fast.
+
+Weights are the architecture document's 40 % LSTM + 40 % XGBoost + 20 % random forest, or fitted
+on validation origins (non-negative least squares, summing to one). A single member with weight
+one is a forecaster too: that is how the backtest scores each direct model on its own.
+
+High and low have no direct model: each step's shadows are the median shadows of the origin's
+last 20 candles, relative to the candle body, as the recursive model's are relative to its own.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from features.build import feature_names, stacked_tail
+from features.explain import key_indicators
+from features.profiles import profile_for
+from market_data.timeframes import spec
+from training.calibration import Calibration
+from training.dataset import HORIZON
+from training.direct_data import SEQ_LEN, sequence_features
+from training.direct_lstm import LSTMDirect
+from training.direct_rf import RFDirect
+from training.direct_xgb import XGBDirect
+from training.forecaster import (ForecastArrays, Windows, answer, calibrated_arrays, check_steps,
+                                 usable_sigma)
+
+FIXED_WEIGHTS = {"lstm": 0.4, "xgb_direct": 0.4, "rf": 0.2}
+MEMBER_TYPES: dict[str, Any] = {"xgb_direct": XGBDirect, "rf": RFDirect, "lstm": LSTMDirect}
+ARTIFACT_META = "forecaster.json"
+SHADOW_CANDLES = 20
+
+
+class Member(Protocol):
+    name: str
+
+    def predict(self, x: np.ndarray, seq: np.ndarray) -> np.ndarray: ...  # (origins, 30) z
+
+    def save(self, folder: Path) -> None: ...
+
+
+def horizon_scale(sigma: np.ndarray, steps: int = HORIZON) -> np.ndarray:
+    """(origins x steps) sigma sqrt(h): z targets times this are cumulative log returns."""
+    return sigma[:, None] * np.sqrt(np.arange(1, steps + 1))[None, :]
+
+
+def fit_weights(member_z: dict[str, np.ndarray], actual_z: np.ndarray) -> dict[str, float]:
+    """Non-negative weights summing to one that best fit `actual_z` (least squares over every
+    origin and horizon); the fixed weights when no member explains anything."""
+    from scipy.optimize import nnls
+
+    names = sorted(member_z)
+    design = np.column_stack([member_z[n].ravel() for n in names])
+    target = actual_z.ravel()
+    ok = np.isfinite(design).all(axis=1) & np.isfinite(target)
+    weights, _ = nnls(design[ok], target[ok])
+    if weights.sum() <= 0:
+        return {n: FIXED_WEIGHTS.get(n, 0.0) for n in names}
+    return {n: round(float(w / weights.sum()), 6) for n, w in zip(names, weights)}
+
+
+def recent_shadows(windows: Windows, candles: int = SHADOW_CANDLES) -> tuple[np.ndarray, np.ndarray]:
+    """Median upper and lower shadow (log, >= 0) of each window's last `candles` candles."""
+    o, h, lo, c = (a[:, -candles:] for a in (windows.open, windows.high, windows.low, windows.close))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        up = np.log(h / np.maximum(o, c))
+        down = np.log(np.minimum(o, c) / lo)
+    up = np.nan_to_num(np.nanmedian(np.where(np.isfinite(up), up, np.nan), axis=1), nan=0.0)
+    down = np.nan_to_num(np.nanmedian(np.where(np.isfinite(down), down, np.nan), axis=1), nan=0.0)
+    return np.maximum(up, 0.0), np.maximum(down, 0.0)
+
+
+class DirectForecaster:
+    kind = "direct-ensemble"
+
+    def __init__(self, members: dict[str, Member], weights: dict[str, float], timeframe: str,
+                 calibration: Calibration | None = None, meta: dict[str, Any] | None = None) -> None:
+        unknown = set(weights) - set(members)
+        if unknown:
+            raise ValueError(f"weights name models that are not members: {sorted(unknown)}")
+        self.members = dict(members)
+        self.weights = {n: float(w) for n, w in weights.items() if w > 0}
+        if not self.weights:
+            raise ValueError("a direct forecaster needs at least one member with a positive weight")
+        self.timeframe = timeframe
+        self.calibration = calibration or Calibration.identity(HORIZON)
+        self.meta = dict(meta or {})
+        self.profile = profile_for(timeframe)
+        self.window = self.profile.serving_window
+        self.features = feature_names(timeframe)
+        self._seq_index = [self.features.index(n) for n in sequence_features(timeframe)]
+        self._sigma_index = self.features.index(self.profile.volatility_feature)
+
+    # -- what the members see -------------------------------------------------------------------
+    def _tail(self, windows: Windows) -> np.ndarray:
+        """(origins x SEQ_LEN x features), computed once per set of windows and shared."""
+        key = ("tail", self.timeframe, SEQ_LEN)
+        if key not in windows.derived:
+            o, h, lo, c, v = windows.open, windows.high, windows.low, windows.close, windows.volume
+            windows.derived[key] = stacked_tail(o, h, lo, c, v, (h + lo + c) / 3.0, windows.stamps, self.timeframe,
+                                                SEQ_LEN)
+        return windows.derived[key]
+
+    def member_z(self, windows: Windows) -> dict[str, np.ndarray]:
+        """Each weighted member's (origins x 30) z forecast; cached on `windows` by member object."""
+        tail = self._tail(windows)
+        x, seq = tail[:, -1, :], tail[:, :, self._seq_index]
+        out = {}
+        for name in self.weights:
+            key = ("z", id(self.members[name]))
+            if key not in windows.derived:
+                windows.derived[key] = self.members[name].predict(x, seq)
+            out[name] = windows.derived[key]
+        return out
+
+    def sigma(self, windows: Windows) -> np.ndarray:
+        return usable_sigma(self._tail(windows)[:, -1, self._sigma_index].astype(np.float64))
+
+    def raw_return(self, windows: Windows, steps: int = HORIZON) -> np.ndarray:
+        """The weighted members' cumulative log returns before calibration (origins x steps)."""
+        z = sum(w * self.member_z(windows)[n] for n, w in self.weights.items())
+        return (z * horizon_scale(self.sigma(windows), HORIZON))[:, :steps]
+
+    # -- forecasts --------------------------------------------------------------------------------
+    def predict_windows(self, windows: Windows, steps: int = HORIZON) -> ForecastArrays:
+        check_steps(steps)
+        raw = self.raw_return(windows, steps)
+        up, down = recent_shadows(windows)
+        ups, downs = np.repeat(up[:, None], steps, axis=1), np.repeat(down[:, None], steps, axis=1)
+        offset = spec(self.timeframe).offset()
+        last = pd.DatetimeIndex(windows.stamps[:, -1])
+        times = np.column_stack([(last + offset * k).to_numpy("datetime64[ms]") for k in range(1, steps + 1)])
+        feats = pd.DataFrame(self._tail(windows)[:, -1, :], columns=self.features)
+        return calibrated_arrays(raw, ups, downs, self.sigma(windows), windows.close[:, -1], times, self.calibration,
+                                 feats)
+
+    def forecast(self, candles: pd.DataFrame, steps: int = HORIZON, top_indicators: int = 3) -> dict[str, Any]:
+        """A forecast of one symbol from its recent candles (at least `self.window`)."""
+        windows = Windows.from_frames([candles], self.window)
+        out = self.predict_windows(windows, steps)
+        explainer = self.members.get("xgb_direct")
+        indicators = []
+        if explainer is not None and "xgb_direct" in self.weights:
+            contribs = explainer.contributions(out.origin_features.to_numpy(np.float32))
+            indicators = key_indicators(contribs, self.features, self.timeframe, top_indicators)
+        return answer(out, steps, indicators)
+
+    # -- artifact -------------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in self.weights:
+            (folder / name).mkdir()
+            self.members[name].save(folder / name)
+        (folder / ARTIFACT_META).write_text(json.dumps({
+            "kind": self.kind, "timeframe": self.timeframe, "weights": self.weights,
+            "calibration": self.calibration.as_dict(), "meta": self.meta}, indent=1))
+
+    @classmethod
+    def load(cls, folder: Path) -> "DirectForecaster":
+        try:
+            meta = json.loads((folder / ARTIFACT_META).read_text())
+            if meta.get("kind") != cls.kind:
+                raise ValueError(f"artifact kind {meta.get('kind')!r} is not {cls.kind!r}")
+            unknown = set(meta["weights"]) - set(MEMBER_TYPES)
+            if unknown:
+                raise ValueError(f"unknown member models {sorted(unknown)}; known: {sorted(MEMBER_TYPES)}")
+            members = {name: MEMBER_TYPES[name].load(folder / name) for name in meta["weights"]}
+            return cls(members, meta["weights"], meta["timeframe"], Calibration.from_dict(meta["calibration"]),
+                       meta.get("meta"))
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise ValueError(f"model artifact in {folder} is unreadable: {exc}") from exc

@@ -1,0 +1,71 @@
+"""What every fit of a timeframe starts with: timed stages, the candles up to a cut-off, and the
+purged time split."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from features.profiles import profile_for
+from storage.lake import Lake
+from training.dataset import HORIZON, Split, time_split
+
+CALIBRATION_ORIGINS = 600  # tests pass fewer
+HOLDOUT_ORIGINS = 600
+
+
+@dataclass
+class StageTimer:
+    """Collects one line per stage (`name: counts in seconds`) and prints it as it goes."""
+
+    prefix: str
+    lines: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    echo: Callable[[str], None] = print
+
+    def run(self, name: str, fn: Callable[[], Any], describe: Callable[[Any], str] = lambda _: "") -> Any:
+        started = time.perf_counter()
+        result = fn()
+        elapsed = time.perf_counter() - started
+        self.seconds[name] = round(elapsed, 2)
+        line = f"[{self.prefix}] {name:<10} {describe(result)} ({elapsed:.1f}s)"
+        self.lines.append(line)
+        self.echo(line)
+        return result
+
+
+def load_candles(data_dir: str | Path, tickers: Iterable[str], timeframe: str, end: pd.Timestamp | None) -> dict[str, pd.DataFrame]:
+    lake = Lake(data_dir)
+    out = {}
+    for ticker in tickers:
+        frame = lake.read(ticker, timeframe)
+        if end is not None:
+            frame = frame[frame["timestamp"] < end].reset_index(drop=True)
+        if len(frame) > profile_for(timeframe).warmup + HORIZON:
+            out[ticker] = frame
+    return out
+
+
+def split_for(candles: dict[str, pd.DataFrame], timeframe: str, fractions: tuple[float, float, float]) -> Split:
+    warm = profile_for(timeframe).warmup
+    first = min(frame["timestamp"].iloc[warm] for frame in candles.values())
+    last = max(frame["timestamp"].iloc[-1] for frame in candles.values())
+    return time_split(first, last, timeframe, fractions)
+
+
+def candles_and_split(timer: StageTimer, data_dir: str | Path, tickers: list[str], timeframe: str, end: pd.Timestamp,
+                      fractions: tuple[float, float, float]) -> tuple[dict[str, pd.DataFrame], Split]:
+    candles = timer.run("candles", lambda: load_candles(data_dir, tickers, timeframe, end),
+                        lambda c: f"{len(c)} symbols, {sum(len(f) for f in c.values())} candles")
+    if not candles:
+        raise ValueError(f"{timeframe}: no symbol in the lake has enough candles before {end}")
+    split = timer.run("split", lambda: split_for(candles, timeframe, fractions),
+                      lambda s: f"train < {s.train_end:%Y-%m-%d %H:%M}, valid {s.valid_start:%Y-%m-%d} to "
+                                f"{s.valid_end:%Y-%m-%d}" + (f", holdout from {s.holdout_start:%Y-%m-%d}"
+                                                             if fractions[2] > 0 else ""))
+    return candles, split

@@ -10,14 +10,18 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
 import pytest
 from sqlalchemy.engine import Engine
 
+from market_data.csv_source import CsvSource
+from market_data.update import update_pair
 from storage.cache import Cache, MemoryCache, RedisCache
 from storage.db import make_engine
+from storage.lake import Lake
 from storage.migrate import upgrade
 
 PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
@@ -166,3 +170,14 @@ def ray_head(tmp_path_factory) -> Iterator[dict[str, str]]:
                 pass
         log.close()
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def binance_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """Daily Binance candles of eight coins up to 2024-12-31 in a lake, shared by the training tests."""
+    root = tmp_path_factory.mktemp("lake")
+    source = CsvSource(SHARED_DATA)
+    tickers = ["X:BTCUSDT", "X:ETHUSDT", "X:SOLUSDT", "X:XRPUSDT", "X:DOGEUSDT", "X:ADAUSDT", "X:PEPEUSDT", "X:LINKUSDT"]
+    for t in tickers:
+        update_pair(Lake(root), source, t, "1d", datetime(2024, 12, 31, tzinfo=timezone.utc))
+    return root, tickers

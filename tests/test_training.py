@@ -15,10 +15,7 @@ import pandas as pd
 import pytest
 
 from features.profiles import profile_for
-from market_data.csv_source import CsvSource
-from market_data.update import update_pair
 from storage.db import make_engine
-from storage.lake import Lake
 from storage.migrate import upgrade
 from storage.registry import ArtifactError, ModelRegistry
 from training.calibration import fit_calibration
@@ -32,18 +29,6 @@ from training.xgb_train import DEFAULT_PARAMS
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2025, 11, 1, tzinfo=timezone.utc)
 SMALL = {**DEFAULT_PARAMS, "n_estimators": 30, "max_depth": 4}
-
-
-@pytest.fixture(scope="module")
-def binance_lake(tmp_path_factory) -> tuple[Path, list[str]]:
-    from tests.conftest import SHARED_DATA
-
-    root = tmp_path_factory.mktemp("lake")
-    source = CsvSource(SHARED_DATA)
-    tickers = ["X:BTCUSDT", "X:ETHUSDT", "X:SOLUSDT", "X:XRPUSDT", "X:DOGEUSDT", "X:ADAUSDT", "X:PEPEUSDT", "X:LINKUSDT"]
-    for t in tickers:
-        update_pair(Lake(root), source, t, "1d", datetime(2024, 12, 31, tzinfo=timezone.utc))
-    return root, tickers
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +225,19 @@ def test_weekly_training_on_binance_candles_through_ray_job_submit(ray_head, tmp
         assert len(records) == 1 and records[0].num_symbols >= 10
         metrics = json.loads((Path(records[0].model_path) / "metrics.json").read_text())
         assert metrics["naive"]["summary"]["mae_mean"] > 0 and metrics["n_origins"] > 0
-    assert "weekly_training as of 2024-12-31" in proc.stdout
+    assert "as of 2024-12-31" in proc.stdout
+    # the ensemble challenges the active recursive model on the same holdout
+    ens = _submit(ray_head, env, "jobs.weekly_training", "--top", "20", "--timeframes", "1d", "--as-of", "2024-12-31",
+                  "--skip-data", "--model", "ensemble", "--n-estimators", "30", "--epochs", "3", "--origins", "100")
+    assert ens.returncode == 0, ens.stdout[-5000:] + ens.stderr[-3000:]
+    for stage in ("[1d] rows", "[1d] fit xgb_direct", "[1d] fit rf", "[1d] fit lstm", "[1d] calibrate"):
+        assert stage in ens.stdout, ens.stdout[-4000:]
+    first, new = registry.list("1d")
+    metrics = json.loads((Path(new.model_path) / "metrics.json").read_text())
+    assert metrics["model_kind"] == "ensemble" and metrics["champion"]["version"] == first.version
+    beats = metrics["model"]["summary"]["score"] <= metrics["champion"]["summary"]["score"]
+    assert (registry.active("1d").id == new.id) == beats
+    assert ("not activated" in ens.stdout) == (not beats)
 
 
 def test_tune_sweep_saves_the_best_config_for_the_next_training(ray_local, binance_lake, tmp_path: Path) -> None:

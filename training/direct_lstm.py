@@ -57,8 +57,8 @@ def _loss(net: nn.Module, seq: np.ndarray, y: np.ndarray, batch: int = 4096) -> 
     total = 0.0
     with torch.no_grad():
         for i in range(0, len(seq), batch):
-            pred = net(torch.from_numpy(seq[i:i + batch]))
-            total += float(nn.functional.huber_loss(pred, torch.from_numpy(y[i:i + batch]), reduction="sum"))
+            pred = net(torch.tensor(seq[i:i + batch]))
+            total += float(nn.functional.huber_loss(pred, torch.tensor(y[i:i + batch]), reduction="sum"))
     net.train()
     return total / max(1, y.size)
 

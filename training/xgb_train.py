@@ -114,14 +114,20 @@ class _Checkpoints(xgb.callback.TrainingCallback):
         return False
 
 
+def _in_order(frame: pd.DataFrame) -> pd.DataFrame:
+    keys = [k for k in ("symbol", "timestamp") if k in frame.columns]
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True) if keys else frame
+
+
 def _train_loop_per_worker(config: dict[str, Any]) -> None:
     import ray.train
 
     features: list[str] = config["features"]
     scale = np.asarray(config["target_scale"])
     targets: list[str] = config.get("targets", TARGETS)
-    train = ray.train.get_dataset_shard("train").materialize().to_pandas()
-    valid = ray.train.get_dataset_shard("valid").materialize().to_pandas()
+    # Ray Data hands rows over in no fixed order; sorted, the same rows give the same model
+    train = _in_order(ray.train.get_dataset_shard("train").materialize().to_pandas())
+    valid = _in_order(ray.train.get_dataset_shard("valid").materialize().to_pandas())
     resumed = None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:  # a restart after a failure: continue from the last checkpoint

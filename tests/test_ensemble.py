@@ -1,0 +1,248 @@
+"""Direct models and their ensemble: targets, each model's fit, the weighted combination,
+calibration on held-out data only, the A/B backtest, safe artifacts, activation and serving."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+import torch
+
+from storage.registry import ArtifactError, ModelRegistry, TrainingInfo
+from training.artifact import load_forecaster
+from training.backtest import parse_models, run_backtest
+from training.direct_data import SEQ_LEN, horizon_targets, sequence_features, symbol_direct_rows
+from training.direct_pipeline import VARIANTS, calibrate_variants, fit_direct
+from training.direct_xgb import ANCHORS, interpolation_matrix
+from training.ensemble import FIXED_WEIGHTS, DirectForecaster, fit_weights, horizon_scale
+from training.evaluation import evaluate, insample_naive_mae, select_origins
+from training.stages import StageTimer
+from storage.lake import Lake
+
+END = pd.Timestamp("2024-12-31", tz="UTC")
+SMALL = {
+    "xgb_direct": {"n_estimators": 30, "max_depth": 4, "learning_rate": 0.1, "subsample": 0.8, "colsample_bytree": 0.8},
+    "rf": {"n_estimators": 20},
+    "lstm": {"epochs": 3, "hidden": 32},
+}
+
+
+@pytest.fixture(scope="module")
+def family(binance_lake) -> tuple[dict[str, DirectForecaster], dict[str, pd.DataFrame], object]:
+    root, tickers = binance_lake
+    timer = StageTimer("test", echo=lambda _: None)
+    return fit_direct(timer, root, tickers, "1d", END, (0.6, 0.2, 0.2), SMALL, use_ray=False, calibration_origins=150)
+
+
+def test_horizon_targets_are_volatility_scaled_cumulative_returns() -> None:
+    close = np.array([100.0, 110.0, 99.0, 120.0, 121.0])
+    sigma = np.array([0.1, 0.2, 0.1, 0.1, 0.0])
+    z = horizon_targets(close, sigma, horizon=3)
+    assert z[0, 0] == pytest.approx(np.log(1.1) / 0.1)
+    assert z[1, 1] == pytest.approx(np.log(120 / 110) / (0.2 * np.sqrt(2)))
+    assert z[0, 2] == pytest.approx(np.log(1.2) / (0.1 * np.sqrt(3)))
+    assert np.isnan(z[3, 1]) and np.isnan(z[2, 2]) and np.isnan(z[4]).all()  # unknown future, zero sigma
+
+
+def test_direct_rows_see_only_the_past(binance_lake) -> None:
+    root, _ = binance_lake
+    candles = Lake(root).read("X:ETHUSDT", "1d")
+    rows = symbol_direct_rows(candles, "X:ETHUSDT", "1d")
+    names = sequence_features("1d")
+    from features.build import build_features, feature_names
+
+    # an origin's features are the same when every later candle is cut off
+    i = len(rows) // 2
+    cut = candles[candles["timestamp"] <= pd.Timestamp(rows.timestamp[i], tz="UTC")]
+    built = build_features(cut, "1d")
+    np.testing.assert_allclose(rows.x[i], built[feature_names("1d")].iloc[-1].to_numpy(np.float32), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(rows.seq[i], built[names].iloc[-SEQ_LEN:].to_numpy(np.float32), rtol=1e-5, atol=1e-6)
+    # and its targets are the next 30 closes
+    at = cut.index[-1]
+    expected = np.log(candles["close"].iloc[at + 1: at + 31].to_numpy() / candles["close"].iloc[at])
+    sigma = built[profile_volatility()].iloc[-1]
+    np.testing.assert_allclose(rows.y[i] * sigma * np.sqrt(np.arange(1, 31)), expected, rtol=1e-4, atol=1e-6)
+
+
+def profile_volatility() -> str:
+    from features.profiles import profile_for
+
+    return profile_for("1d").volatility_feature
+
+
+def test_anchor_interpolation_is_exact_at_anchors_and_linear_between() -> None:
+    matrix = interpolation_matrix()
+    anchors = np.arange(len(ANCHORS), dtype=float) ** 2
+    path = anchors @ matrix
+    for k, h in enumerate(ANCHORS):
+        assert path[h - 1] == pytest.approx(anchors[k])
+    assert path[3] == pytest.approx((anchors[2] + anchors[3]) / 2)  # h = 4 halfway between 3 and 5
+
+
+def test_every_model_trains_and_the_ensemble_combines_them(family) -> None:
+    forecasters, candles, split = family
+    assert set(forecasters) == set(VARIANTS)
+    ensemble = forecasters["ensemble"]
+    assert ensemble.weights == FIXED_WEIGHTS
+    assert forecasters["xgb_direct"].members["xgb_direct"].info["best_iteration"] >= 0
+    assert forecasters["lstm"].members["lstm"].info["epochs"] >= 1
+    fitted = forecasters["ensemble_fitted"].weights
+    assert all(w >= 0 for w in fitted.values()) and sum(fitted.values()) == pytest.approx(1.0, abs=1e-5)
+    origins = select_origins(candles, split.holdout_start, END, ensemble.window, max_origins=60)
+    members = ensemble.member_z(origins.windows)
+    expected = sum(FIXED_WEIGHTS[n] * members[n] for n in FIXED_WEIGHTS) * horizon_scale(ensemble.sigma(origins.windows))
+    np.testing.assert_allclose(ensemble.raw_return(origins.windows), expected, rtol=1e-9)
+    for name in ("xgb_direct", "rf", "lstm"):
+        single = forecasters[name].raw_return(origins.windows)
+        np.testing.assert_allclose(single, members[name] * horizon_scale(ensemble.sigma(origins.windows)), rtol=1e-9)
+
+
+def test_fitted_weights_find_the_informative_member() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(400, 30))
+    members = {"lstm": truth + rng.normal(scale=0.3, size=truth.shape), "rf": rng.normal(size=truth.shape),
+               "xgb_direct": rng.normal(size=truth.shape)}
+    weights = fit_weights(members, truth)
+    assert weights["lstm"] > 0.9 and weights["rf"] < 0.05 and weights["xgb_direct"] < 0.05
+    assert fit_weights({"rf": -truth, "lstm": -truth}, truth) == {"lstm": 0.4, "rf": 0.2}  # nothing helps: fixed
+
+
+def test_calibration_sees_validation_data_only(family) -> None:
+    forecasters, candles, split = family
+    members = forecasters["ensemble"].members
+    # cutting off everything after the validation futures changes nothing
+    cut = {s: f[f["timestamp"] < split.valid_end + pd.Timedelta(days=31)].reset_index(drop=True)
+           for s, f in candles.items()}
+    again = calibrate_variants(members, "1d", cut, split, ("ensemble", "ensemble_fitted"), max_origins=150)
+    for name in ("ensemble", "ensemble_fitted"):
+        assert again[name].calibration == forecasters[name].calibration
+        assert again[name].weights == forecasters[name].weights
+    assert forecasters["ensemble"].calibration.n_origins == 150
+
+
+def test_ensemble_forecasts_are_consistent_and_bands_widen(family) -> None:
+    forecasters, candles, split = family
+    ensemble = forecasters["ensemble"]
+    origins = select_origins(candles, split.holdout_start, END, ensemble.window, max_origins=80)
+    out = ensemble.predict_windows(origins.windows)
+    assert (out.low <= np.minimum(out.open, out.close) + 1e-12).all()
+    assert (out.high >= np.maximum(out.open, out.close) - 1e-12).all()
+    assert (out.lower <= out.close).all() and (out.close <= out.upper).all()
+    width = np.log(out.upper / out.lower).mean(axis=0)
+    assert width[29] > width[9] > width[0]
+    # and with recent volatility: the wildest origins get the widest bands
+    calm, wild = np.argsort(out.sigma)[:10], np.argsort(out.sigma)[-10:]
+    assert np.log(out.upper / out.lower)[wild, 0].mean() > np.log(out.upper / out.lower)[calm, 0].mean()
+    assert ((out.confidence >= 0.5) & (out.confidence <= 1)).all()
+    one = ensemble.forecast(candles["X:BTCUSDT"].iloc[-ensemble.window:], steps=7)
+    assert len(one["steps"]) == 7 and one["direction"] in ("up", "down") and len(one["key_indicators"]) == 3
+
+
+def test_evaluation_of_the_ensemble_reports_naive_alike(family) -> None:
+    forecasters, candles, split = family
+    origins = select_origins(candles, split.holdout_start, END, forecasters["ensemble"].window, max_origins=80)
+    report = evaluate(forecasters["ensemble"], origins, insample_naive_mae(candles, split.train_end))
+    assert set(report["model"]["horizons"]) == {str(h) for h in range(1, 31)}
+    assert report["naive"]["horizons"]["1"]["mae"] == pytest.approx(np.abs(origins.actual_close[:, 0]).mean(), abs=1e-6)
+    assert sum(row["n"] for row in report["model"]["reliability"]) == 80 * 30
+
+
+def _register(engine, tmp_path: Path, forecaster) -> tuple[ModelRegistry, object]:
+    registry = ModelRegistry(engine, tmp_path / "models")
+    now = datetime.now(timezone.utc)
+    info = TrainingInfo(now, now, 8, ["X:BTCUSDT"], len(forecaster.features), 0.5, now)
+    return registry, registry.register("1d", forecaster.save, info)
+
+
+def test_ensemble_artifact_roundtrip_and_refusals(family, engine, tmp_path: Path) -> None:
+    forecasters, candles, split = family
+    ensemble = forecasters["ensemble"]
+    registry, record = _register(engine, tmp_path, ensemble)
+    folder = Path(record.model_path)
+    assert {p.name for p in folder.rglob("*") if p.is_file()} >= {"forecaster.json", "xgb_direct.ubj", "rf.skops",
+                                                                   "lstm.pt", "manifest.json"}
+    loaded = load_forecaster(registry.open_artifact(record))
+    window = candles["X:SOLUSDT"].iloc[-ensemble.window:]
+    assert loaded.forecast(window) == ensemble.forecast(window)
+    # a file changed after registration is refused before any loader reads it
+    (folder / "lstm" / "lstm.json").write_text((folder / "lstm" / "lstm.json").read_text() + " ")
+    with pytest.raises(ArtifactError, match="altered"):
+        registry.open_artifact(record)
+
+
+class Smuggled:
+    """Stands for any object a pickle-based format would happily rebuild."""
+
+    def __init__(self) -> None:
+        self.payload = "rm -rf /"
+
+
+def test_member_files_with_unexpected_content_are_refused(family, tmp_path: Path) -> None:
+    forecasters, _, _ = family
+    ensemble = forecasters["ensemble"]
+    ensemble.save(tmp_path / "ok")
+    # a random-forest file holding another type
+    bad = tmp_path / "bad_rf"
+    ensemble.save(bad)
+    sio.dump({"model": Smuggled()}, bad / "rf" / "rf.skops")
+    with pytest.raises(ValueError, match="refusing to load"):
+        load_forecaster(bad)
+    # an LSTM file that is a pickle of an object, not a state_dict
+    bad = tmp_path / "bad_lstm"
+    ensemble.save(bad)
+    torch.save({"weights": Smuggled()}, bad / "lstm" / "lstm.pt")
+    with pytest.raises(ValueError, match="not a plain state_dict"):
+        load_forecaster(bad)
+    # an unknown member name
+    bad = tmp_path / "bad_member"
+    ensemble.save(bad)
+    meta = json.loads((bad / "forecaster.json").read_text())
+    meta["weights"]["prophet"] = 0.1
+    (bad / "forecaster.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="unknown member models"):
+        load_forecaster(bad)
+    assert load_forecaster(tmp_path / "ok").weights == FIXED_WEIGHTS
+
+
+def test_backtest_ab_reports_every_model_beside_naive(binance_lake) -> None:
+    root, tickers = binance_lake
+    assert parse_models("all") == ["xgboost", *VARIANTS]
+    with pytest.raises(ValueError, match="unknown model"):
+        parse_models("xgboost,prophet")
+    small_xgb = {"n_estimators": 30, "max_depth": 4, "learning_rate": 0.1, "subsample": 0.8, "colsample_bytree": 0.8}
+    report = run_backtest(root, tickers, "1d", datetime(2024, 6, 30, tzinfo=timezone.utc),
+                          datetime(2024, 12, 31, tzinfo=timezone.utc), "all", small_xgb, use_ray=False,
+                          max_origins=120, direct_params=SMALL, echo=lambda _: None)
+    assert list(report["models"]) == ["xgboost", *VARIANTS, "naive"]
+    for name, model in report["models"].items():
+        assert set(model["horizons"]) == {str(h) for h in range(1, 31)}, name
+        assert set(model["horizons"]["30"]) == {"mae", "mase", "directional_accuracy", "coverage_80"}
+    assert set(report["reliability"]) == {"xgboost", *VARIANTS}
+    assert report["weights"]["ensemble"] == FIXED_WEIGHTS
+    # the same origins for everyone: naive is computed once from the test candles, not assumed
+    assert report["summary"]["naive"]["mae_mean"] > 0 and report["n_forecasts"] > 0
+    json.dumps(report)
+
+
+def test_serving_answers_from_an_active_ensemble(family, pg_database_url: str, tmp_path: Path) -> None:
+    from serve_app.active_models import ActiveModels
+    from storage.db import make_engine
+    from storage.migrate import upgrade
+
+    forecasters, candles, _ = family
+    upgrade(pg_database_url)
+    engine = make_engine(pg_database_url)
+    registry, record = _register(engine, tmp_path, forecasters["ensemble"])
+    registry.activate(record.id)
+    models = ActiveModels(registry, ["1d"])
+    answer = models.forecast("1d", candles["X:ETHUSDT"].iloc[-models.window("1d"):], 30)
+    assert answer["model_version"] == record.version and len(answer["steps"]) == 30
+    assert set(answer["steps"][0]) == {"step", "timestamp", "open", "high", "low", "close", "lower", "upper",
+                                       "confidence", "direction"}
+    engine.dispose()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from config import TIMEFRAMES
 from jobs.cli import add_model_options, init_ray, model_params, parse_timeframes, parser, setup
+from jobs.metrics import TrainingMetrics
 from market_data.factory import make_source
 from market_data.universe import rank_symbols, sync_symbols, top_symbols
 from market_data.update import update_local, update_with_ray
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     if use_ray:
         init_ray()
     started = time.perf_counter()
+    metrics = TrainingMetrics("weekly_training")
     timer = StageTimer("weekly")
     if not args.skip_data:
         source = make_source(settings)
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         for r in results:
             if r.status == "failed":
                 print(f"  update failed {r.ticker} {r.timeframe}: {r.message}")
+    metrics.stages("all", timer.seconds)
     registry = ModelRegistry(engine, settings.model_dir)
     outcomes: dict[str, TrainOutcome | str] = {}
     skipped: dict[str, str] = {}
@@ -95,18 +98,24 @@ def main(argv: list[str] | None = None) -> None:
                                            shuffle_targets=args.shuffle_targets, max_origins=args.origins,
                                            max_failures=args.max_failures, train_workers=args.train_workers,
                                            model=args.model, direct_params=direct_params)
+            metrics.stages(tf, outcomes[tf].seconds)
+            metrics.outcome(tf, args.model, "activated" if outcomes[tf].activated else "registered")
         except NotEnoughHistory as exc:
             skipped[tf] = str(exc)
             print(f"[{tf}] SKIPPED: {exc}")
+            metrics.outcome(tf, args.model, "skipped")
         except Exception as exc:  # noqa: BLE001 - one timeframe's failure must not stop the others
             outcomes[tf] = f"{type(exc).__name__}: {exc}"
             print(f"[{tf}] FAILED: {outcomes[tf]} (its active model is untouched)")
+            metrics.outcome(tf, args.model, "failed")
     print(f"\nweekly_training ({args.model}) as of {args.as_of:%Y-%m-%d %H:%M} UTC, top {len(tickers)} symbols, "
           f"{time.perf_counter() - started:.0f}s")
     print(summary_table(outcomes))
     for tf, why in skipped.items():
         print(f"{tf:<4} skipped (not a failure): {why}")
-    if any(isinstance(o, str) for o in outcomes.values()):
+    failed = any(isinstance(o, str) for o in outcomes.values())
+    metrics.finished(time.perf_counter() - started, ok=not failed)
+    if failed:
         sys.exit(1)
 
 

@@ -155,7 +155,8 @@ def ray_head(tmp_path_factory) -> Iterator[dict[str, str]]:
                 pytest.fail(f"ray head accepts no jobs: {probe.stderr[-1500:]}\n{Path(log.name).read_text()[-1500:]}")
             time.sleep(2)
         children = psutil.Process(proc.pid).children(recursive=True)
-        yield {"address": address, "gcs": f"127.0.0.1:{ports['port']}", "env_path": env["PATH"], "env": env}
+        yield {"address": address, "gcs": f"127.0.0.1:{ports['port']}", "env_path": env["PATH"], "env": env,
+               "metrics": f"http://127.0.0.1:{ports['metrics-export-port']}/metrics"}
     finally:
         children = children or psutil.Process(proc.pid).children(recursive=True)
         os.killpg(proc.pid, signal.SIGTERM)

@@ -206,6 +206,16 @@ def test_weekly_training_through_ray_job_submit_on_synthetic_data(ray_head, pg_d
     assert "not activated" in shuffled.stdout
     assert registry.active("1d").id == active.id and len(registry.list("1d")) == 2
     engine.dispose()
+    # both runs are in the node's Prometheus metrics
+    import httpx
+
+    scraped = httpx.get(ray_head["metrics"], timeout=30).text
+    runs = [line for line in scraped.splitlines() if line.startswith("ray_cryptocast_training_runs_total{")]
+    assert any('outcome="activated"' in line and 'timeframe="1d"' in line for line in runs), runs
+    assert any('outcome="registered"' in line and 'timeframe="1d"' in line for line in runs), runs
+    stages = [line for line in scraped.splitlines() if line.startswith("ray_cryptocast_training_stage_seconds{")]
+    assert any('stage="fit"' in line for line in stages) and any('stage="update"' in line for line in stages), stages
+    assert "ray_cryptocast_training_job_seconds{" in scraped
 
 
 @pytest.mark.slow

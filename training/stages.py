@@ -32,7 +32,10 @@ class StageTimer:
         started = time.perf_counter()
         result = fn()
         elapsed = time.perf_counter() - started
-        self.seconds[name] = round(elapsed, 2)
+        key, repeat = name, 2
+        while key in self.seconds:  # a stage that runs twice (two models in one backtest) keeps both
+            key, repeat = f"{name} #{repeat}", repeat + 1
+        self.seconds[key] = round(elapsed, 2)
         line = f"[{self.prefix}] {name:<10} {describe(result)} ({elapsed:.1f}s)"
         self.lines.append(line)
         self.echo(line)

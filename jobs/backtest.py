@@ -20,6 +20,7 @@ from jobs.cli import add_model_options, init_ray, model_params, parse_as_of, par
 from market_data.factory import make_source
 from market_data.universe import rank_symbols, sync_symbols, top_symbols
 from market_data.update import update_local, update_with_ray
+from storage.location import join
 from training.backtest import parse_models, run_backtest
 from training.pipeline import MODELS
 from training.xgb_train import load_tuned_params
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     params, direct_params = model_params(args, load_tuned_params(settings.model_dir, args.timeframe))
     report = run_backtest(settings.data_dir, tickers, args.timeframe, args.train_end, args.test_end, args.model,
                           params, use_ray=use_ray, stride=args.stride, max_origins=args.max_origins,
-                          storage_path=str(Path(settings.model_dir) / ".ray_train"), direct_params=direct_params)
+                          storage_path=join(settings.model_dir, ".ray_train"), direct_params=direct_params)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1))
     print(f"backtest: {report['n_forecasts']} forecasts of {report['n_symbols']} symbols, report in {args.json}")

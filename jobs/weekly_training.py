@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 from config import TIMEFRAMES
 from jobs.cli import add_model_options, init_ray, model_params, parse_timeframes, parser, setup
@@ -23,6 +22,7 @@ from jobs.metrics import TrainingMetrics
 from market_data.factory import make_source
 from market_data.universe import rank_symbols, sync_symbols, top_symbols
 from market_data.update import update_local, update_with_ray
+from storage.location import join
 from storage.registry import ModelRegistry
 from training.dataset import NotEnoughHistory
 from training.pipeline import MODELS, TrainOutcome, train_timeframe
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         params, direct_params = model_params(args, load_tuned_params(settings.model_dir, tf))
         try:
             outcomes[tf] = train_timeframe(settings.data_dir, registry, tickers, tf, args.as_of, params,
-                                           use_ray=use_ray, storage_path=str(Path(settings.model_dir) / ".ray_train"),
+                                           use_ray=use_ray, storage_path=join(settings.model_dir, ".ray_train"),
                                            shuffle_targets=args.shuffle_targets, max_origins=args.origins,
                                            max_failures=args.max_failures, train_workers=args.train_workers,
                                            model=args.model, direct_params=direct_params)

@@ -1,7 +1,9 @@
 """The parquet lake: one OHLCV file per symbol and timeframe, `DATA_DIR/X_BTCUSD/1h_ohlcv.parquet`.
 
-Writes are atomic (temporary file in the same folder, fsync, rename, fsync of the folder), so a
-reader sees either the old file or the new one, never half of one, even if the writer is killed.
+`DATA_DIR` is a local folder or a pyarrow filesystem URI such as `s3://bucket/lake` (see
+`storage.location`). Writes are atomic: locally a temporary file in the same folder, fsync,
+rename, fsync of the folder; on an object store one PUT of the whole file. A reader sees either
+the old file or the new one, never half of one, even if the writer is killed.
 A file that exists but cannot be read is reported with its path and left alone: it may be the
 only copy of years of candles.
 """
@@ -19,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from config import TIMEFRAMES
+from storage.location import Location, is_remote
 
 RETENTION_DAYS: dict[str, int] = {"1h": 365, "4h": 1095, "1d": 1825, "1w": 1825, "1m": 1825}
 
@@ -101,24 +104,32 @@ class Lake:
     """Read, append and trim OHLCV candles under one root folder."""
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+        self.remote = is_remote(root)
+        self.location = Location.of(root) if self.remote else None
+        self.root = Path(root) if not self.remote else None
 
-    def path(self, ticker: str, timeframe: str) -> Path:
+    def path(self, ticker: str, timeframe: str) -> Path | str:
+        """The file's local path, or its path on the remote filesystem."""
         if timeframe not in TIMEFRAMES:
             raise ValueError(f"timeframe {timeframe!r} is not one of {TIMEFRAMES}")
-        return self.root / ticker_dirname(ticker) / f"{timeframe}_ohlcv.parquet"
+        name = f"{timeframe}_ohlcv.parquet"
+        if self.location is not None:
+            return self.location.child(ticker_dirname(ticker), name)
+        return self.root / ticker_dirname(ticker) / name
 
     def exists(self, ticker: str, timeframe: str) -> bool:
-        return self.path(ticker, timeframe).exists()
+        path = self.path(ticker, timeframe)
+        return self.location.is_file(path) if self.location is not None else Path(path).exists()
 
     def read(self, ticker: str, timeframe: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Candles sorted by time; an empty frame when the lake has none for this pair."""
         path = self.path(ticker, timeframe)
-        if not path.exists():
+        if not self.exists(ticker, timeframe):
             frame = empty_frame()
             return frame[columns] if columns else frame
         try:
-            table = pq.read_table(path, columns=columns, schema=SCHEMA)
+            table = pq.read_table(path, columns=columns, schema=SCHEMA,
+                                  filesystem=self.location.fs if self.location is not None else None)
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise LakeCorruptError(f"lake file {path} is unreadable ({exc}); left in place for inspection") from exc
         return table.to_pandas()
@@ -132,7 +143,12 @@ class Lake:
         if frame["timestamp"].duplicated().any():
             raise ValueError(f"candles for {ticker} {timeframe} hold duplicate timestamps")
         table = pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False)
-        write_parquet_atomic(table, self.path(ticker, timeframe))
+        if self.location is not None:
+            buffer = pa.BufferOutputStream()
+            pq.write_table(table, buffer, compression="zstd")
+            self.location.write_bytes(str(self.path(ticker, timeframe)), buffer.getvalue().to_pybytes())
+        else:
+            write_parquet_atomic(table, Path(self.path(ticker, timeframe)))
 
     def append(
         self, ticker: str, timeframe: str, new: pd.DataFrame, as_of: datetime | None = None
@@ -154,6 +170,11 @@ class Lake:
         return len(frame) - len(kept)
 
     def tickers(self) -> Iterator[str]:
+        if self.location is not None:
+            for name in self.location.dirs(self.location.path):
+                if any(f.endswith("_ohlcv.parquet") for f in self.location.files(self.location.child(name))):
+                    yield dirname_ticker(name)
+            return
         if not self.root.exists():
             return
         for child in sorted(self.root.iterdir()):

@@ -1,5 +1,9 @@
 """The model registry: artifacts under `MODEL_DIR/<timeframe>/<version>/` plus their `models` row.
 
+`MODEL_DIR` is a local folder or a pyarrow filesystem URI (`s3://bucket/models`): remotely the
+files are uploaded one object each with the manifest last, and `open_artifact` downloads a
+verified copy into a local cache before any loader reads it.
+
 An artifact is a folder of files written by the model itself in a safe format (XGBoost UBJ/JSON,
 torch state_dict, skops), with a `manifest.json` of SHA-256 digests. Loading checks the digests,
 so a file changed after registration is refused instead of being fed to a model loader.
@@ -28,6 +32,7 @@ from sqlmodel import select
 
 from config import TIMEFRAMES
 from storage.db import session_scope
+from storage.location import Location, is_remote, join
 from storage.schema import ModelRecord
 
 MANIFEST = "manifest.json"
@@ -72,16 +77,21 @@ def _as_uuid(model_id: object) -> uuid.UUID:
 
 
 class ModelRegistry:
-    def __init__(self, engine: Engine, model_dir: str | Path) -> None:
+    def __init__(self, engine: Engine, model_dir: str | Path, cache_dir: str | Path | None = None) -> None:
         self.engine = engine
-        self.model_dir = Path(model_dir)
+        self.remote = is_remote(model_dir)
+        self.model_dir = str(model_dir) if self.remote else Path(model_dir)
+        # where verified copies of remote artifacts are unpacked for the loaders
+        self.cache_dir = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "cryptocast-artifacts"
 
-    def artifact_dir(self, timeframe: str, version: str) -> Path:
+    def artifact_dir(self, timeframe: str, version: str) -> Path | str:
         if timeframe not in TIMEFRAMES:
             raise ValueError(f"timeframe {timeframe!r} is not one of {TIMEFRAMES}")
         if not version or "/" in version or version.startswith("."):
             raise ValueError(f"model version {version!r} cannot name a folder")
-        return self.model_dir / timeframe / version
+        if self.remote:
+            return join(self.model_dir, timeframe, version)
+        return Path(self.model_dir) / timeframe / version
 
     def next_version(self, timeframe: str) -> str:
         """`v1.0`, `v2.0`, ...: one more than the highest registered version of this timeframe."""
@@ -100,6 +110,10 @@ class ModelRegistry:
         """Write the artifact (atomically, as a folder rename) and insert its inactive row."""
         version = version or self.next_version(timeframe)
         final = self.artifact_dir(timeframe, version)
+        if self.remote:
+            self._upload(timeframe, version, write_artifact)
+            return self._insert(timeframe, version, str(final), info, lambda: None)
+        final = Path(final)
         if final.exists():
             raise ArtifactError(f"artifact folder {final} already exists; versions are never overwritten")
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -118,6 +132,32 @@ class ModelRegistry:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        return self._insert(timeframe, version, str(final), info, lambda: shutil.rmtree(final, ignore_errors=True))
+
+    def _upload(self, timeframe: str, version: str, write_artifact: Callable[[Path], None]) -> None:
+        """Write locally, then upload one object per file, the manifest last: an artifact without
+        its manifest is incomplete and never opened (and has no `models` row)."""
+        remote = Location.of(str(self.artifact_dir(timeframe, version)))
+        if remote.files(remote.path):
+            raise ArtifactError(f"artifact {self.artifact_dir(timeframe, version)} already exists; "
+                                f"versions are never overwritten")
+        with tempfile.TemporaryDirectory(prefix=f"cryptocast-{version}-") as staging_name:
+            staging = Path(staging_name)
+            write_artifact(staging)
+            files = sorted(p for p in staging.rglob("*") if p.is_file())
+            if not files:
+                raise ArtifactError(f"model of {timeframe} {version} wrote no files")
+            manifest = {}
+            for path in files:
+                name = str(path.relative_to(staging))
+                data = path.read_bytes()
+                manifest[name] = hashlib.sha256(data).hexdigest()
+                remote.write_bytes(remote.child(name), data)
+            remote.write_bytes(remote.child(MANIFEST),
+                               json.dumps({"files": manifest}, indent=1, sort_keys=True).encode())
+
+    def _insert(self, timeframe: str, version: str, model_path: str, info: TrainingInfo,
+                undo: Callable[[], None]) -> ModelRecord:
         record = ModelRecord(
             timeframe=timeframe,
             version=version,
@@ -127,7 +167,7 @@ class ModelRegistry:
             top_symbols=list(info.top_symbols),
             feature_count=info.feature_count,
             accuracy_avg=None if info.accuracy_avg is None else Decimal(f"{info.accuracy_avg:.4f}"),
-            model_path=str(final),
+            model_path=model_path,
             is_active=False,
             trained_at=_naive_utc(info.trained_at),
         )
@@ -135,7 +175,7 @@ class ModelRegistry:
             with session_scope(self.engine) as session:
                 session.add(record)
         except BaseException:
-            shutil.rmtree(final, ignore_errors=True)
+            undo()
             raise
         return record
 
@@ -173,7 +213,10 @@ class ModelRegistry:
             return list(session.exec(query).all())
 
     def open_artifact(self, record: ModelRecord) -> Path:
-        """The verified artifact folder of `record`; raises ArtifactError if anything changed."""
+        """The verified artifact folder of `record` (a local copy of a remote one); raises
+        ArtifactError if anything changed."""
+        if is_remote(record.model_path):
+            return self._download(record)
         folder = Path(record.model_path)
         manifest_path = folder / MANIFEST
         if not manifest_path.is_file():
@@ -194,3 +237,35 @@ class ModelRegistry:
                     f"model {record.timeframe} {record.version}: {folder / name} was altered after registration"
                 )
         return folder
+
+    def _download(self, record: ModelRecord) -> Path:
+        """Fetch a remote artifact into the local cache, checking every file against its manifest."""
+        name = f"model {record.timeframe} {record.version}"
+        remote = Location.of(record.model_path)
+        try:
+            expected: dict[str, str] = json.loads(remote.read_bytes(remote.child(MANIFEST)))["files"]
+        except FileNotFoundError:
+            raise ArtifactError(f"{name}: {record.model_path} has no {MANIFEST}") from None
+        except (OSError, ValueError, KeyError) as exc:
+            raise ArtifactError(f"{name}: the manifest of {record.model_path} is unreadable ({exc})") from exc
+        present = set(remote.files(remote.path)) - {MANIFEST}
+        if present != set(expected):
+            raise ArtifactError(f"{name}: files {sorted(present ^ set(expected))} differ from the manifest in "
+                                f"{record.model_path}")
+        final = self.cache_dir / record.timeframe / f"{record.version}-{record.id}"
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{record.version}.", dir=final.parent))
+        try:
+            for relative, digest in expected.items():
+                data = remote.read_bytes(remote.child(relative))
+                if hashlib.sha256(data).hexdigest() != digest:
+                    raise ArtifactError(f"{name}: {join(record.model_path, relative)} was altered after registration")
+                target = staging / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            shutil.rmtree(final, ignore_errors=True)
+            os.rename(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return final

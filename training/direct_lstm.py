@@ -22,6 +22,7 @@ from torch import nn
 
 from training.dataset import HORIZON
 from training.direct_data import DirectRows
+from training.xgb_train import ray_storage
 
 LSTM_PARAMS: dict[str, Any] = {
     "hidden": 64,
@@ -209,7 +210,7 @@ def _fit_with_ray(data: dict[str, np.ndarray], params: dict[str, Any], storage_p
         train_loop_config={"data": ray.put(data), "params": params, "nthread": per_worker,
                            "checkpoint_every": checkpoint_every},
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=False, resources_per_worker={"CPU": per_worker}),
-        run_config=RunConfig(storage_path=str(Path(storage).resolve()),
+        run_config=RunConfig(storage_path=ray_storage(storage),
                              failure_config=FailureConfig(max_failures=max_failures)),
     )
     result = trainer.fit()

@@ -21,8 +21,9 @@ import xgboost as xgb
 from features.build import feature_names
 from training.dataset import rows_local
 from market_data.source import utc
+from storage.location import Location
 from training.stages import load_candles, split_for
-from training.xgb_train import DEFAULT_PARAMS, EARLY_STOPPING_ROUNDS, booster_params, target_scale, to_dmatrix
+from training.xgb_train import tuned_params_key, DEFAULT_PARAMS, EARLY_STOPPING_ROUNDS, booster_params, target_scale, to_dmatrix
 
 REPORT_EVERY = 5  # trees between reports to Tune (and ASHA's time unit)
 
@@ -96,9 +97,6 @@ def tune_timeframe(data_dir: str | Path, model_dir: str | Path, tickers: list[st
         "as_of": end.isoformat(),
         "tuned_at": datetime.now(timezone.utc).isoformat(),
     }
-    path = Path(model_dir) / "tuning" / f"{timeframe}_best.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(path)
+    location = Location.of(model_dir)
+    location.write_bytes(location.child(*tuned_params_key(timeframe)), json.dumps(record, indent=1).encode())
     return table, record

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from storage.location import Location, is_remote
 from training.dataset import TARGETS
 
 # The architecture document's configuration; a saved Ray Tune result overrides it.
@@ -173,7 +174,7 @@ def fit_with_ray(train_ds: Any, valid_ds: Any, features: list[str], params: dict
                            "nthread": per_worker, "checkpoint_every": checkpoint_every,
                            "fail_once_after": fail_once_after, "targets": list(targets)},
         scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": per_worker}),
-        run_config=RunConfig(storage_path=str(Path(storage).resolve()), failure_config=FailureConfig(max_failures=max_failures)),
+        run_config=RunConfig(storage_path=ray_storage(storage), failure_config=FailureConfig(max_failures=max_failures)),
         datasets={"train": train_ds, "valid": valid_ds},
     )
     result = trainer.fit()
@@ -189,10 +190,21 @@ def fit_with_ray(train_ds: Any, valid_ds: Any, features: list[str], params: dict
                       "resumed_from": [int(metrics.get("resumed_from", 0))]})
 
 
+def tuned_params_key(timeframe: str) -> tuple[str, str]:
+    """Where under MODEL_DIR `jobs.tune` saves, and training finds, the best configuration."""
+    return "tuning", f"{timeframe}_best.json"
+
+
+def ray_storage(storage: str) -> str:
+    """Ray Train's storage_path: a URI as it is (shared by every node), a local path made absolute."""
+    return storage if is_remote(storage) else str(Path(storage).resolve())
+
+
 def load_tuned_params(model_dir: str | Path, timeframe: str) -> dict[str, Any]:
     """The best Ray Tune configuration saved for this timeframe, over the defaults; defaults if none."""
-    path = Path(model_dir) / "tuning" / f"{timeframe}_best.json"
-    if not path.exists():
+    location = Location.of(model_dir)
+    path = location.child(*tuned_params_key(timeframe))
+    if not location.is_file(path):
         return dict(DEFAULT_PARAMS)
-    saved = json.loads(path.read_text())
+    saved = json.loads(location.read_bytes(path))
     return {**DEFAULT_PARAMS, **{k: v for k, v in saved.get("params", {}).items() if k in DEFAULT_PARAMS}}

@@ -246,3 +246,20 @@ def test_serving_answers_from_an_active_ensemble(family, pg_database_url: str, t
     assert set(answer["steps"][0]) == {"step", "timestamp", "open", "high", "low", "close", "lower", "upper",
                                        "confidence", "direction"}
     engine.dispose()
+
+
+def test_a_failed_lstm_worker_restarts_and_resumes_from_its_checkpoint(ray_local, tmp_path: Path) -> None:
+    from training.direct_data import DirectRows
+    from training.direct_lstm import LSTMDirect
+
+    rng = np.random.default_rng(0)
+    seq = rng.normal(size=(1200, SEQ_LEN, 5)).astype(np.float32)
+    y = np.repeat(seq[:, -1, :1] * 0.5, 30, axis=1) + rng.normal(scale=0.5, size=(1200, 30)).astype(np.float32)
+    rows = DirectRows(np.full(1200, "X:A", dtype=object), np.zeros(1200, dtype="datetime64[ms]"),
+                      np.zeros((1200, 3), np.float32), seq, y.astype(np.float32))
+    train, valid = rows.take(np.arange(1200) < 1000), rows.take(np.arange(1200) >= 1000)
+    model = LSTMDirect.fit(train, valid, [f"s{i}" for i in range(5)], {"epochs": 4, "patience": 10, "hidden": 8},
+                           use_ray=True, storage_path=str(tmp_path), max_failures=1, checkpoint_every=1,
+                           fail_once_after=2)
+    assert model.info["resumed_from"] == 2 and model.info["epochs"] == 4  # went on from its checkpoint
+    assert model.predict(valid.x, valid.seq).shape == (200, 30)

@@ -22,7 +22,7 @@ from torch import nn
 
 from training.dataset import HORIZON
 from training.direct_data import DirectRows
-from training.xgb_train import ray_storage
+from training.ray_layout import run_config, worker_layout
 
 LSTM_PARAMS: dict[str, Any] = {
     "hidden": 64,
@@ -124,6 +124,8 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as folder:
             resumed = _load_checkpoint(folder)
     every = int(config["checkpoint_every"])
+    # fault injection for tests: fail once, in the first attempt only, after a checkpoint
+    fail_after = config.get("fail_once_after") if resumed is None else None
 
     def report(state: dict[str, Any]) -> None:
         if not (state["done"] or state["epoch"] % every == 0):
@@ -136,6 +138,8 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
         else:
             ray.train.report(metrics)
+        if fail_after is not None and state["epoch"] >= fail_after and not state["done"]:
+            raise RuntimeError(f"injected worker failure after epoch {state['epoch']} (fault-tolerance test)")
 
     train_epochs(net, data, config["params"], context.get_world_rank(), context.get_world_size(), resumed, report)
 
@@ -154,7 +158,7 @@ class LSTMDirect:
     @classmethod
     def fit(cls, train: DirectRows, valid: DirectRows, features: list[str], params: dict[str, Any] | None = None,
             use_ray: bool = True, storage_path: str | None = None, train_workers: int | None = None,
-            max_failures: int = 0, checkpoint_every: int = 5) -> "LSTMDirect":
+            max_failures: int = 0, checkpoint_every: int = 5, fail_once_after: int | None = None) -> "LSTMDirect":
         params = {**LSTM_PARAMS, **(params or {})}
         flat = train.seq.reshape(-1, train.seq.shape[2]).astype(np.float64)
         mean = flat.mean(axis=0).astype(np.float32)
@@ -162,7 +166,8 @@ class LSTMDirect:
         data = {"seq": standardise(train.seq, mean, std), "y": train.y.astype(np.float32),
                 "valid_seq": standardise(valid.seq, mean, std), "valid_y": valid.y.astype(np.float32)}
         if use_ray:
-            state = _fit_with_ray(data, params, storage_path, train_workers, max_failures, checkpoint_every)
+            state = _fit_with_ray(data, params, storage_path, train_workers, max_failures, checkpoint_every,
+                                  fail_once_after)
         else:
             torch.manual_seed(0)
             state = train_epochs(SequenceNet(train.seq.shape[2], int(params["hidden"])), data, params)
@@ -195,23 +200,19 @@ class LSTMDirect:
 
 
 def _fit_with_ray(data: dict[str, np.ndarray], params: dict[str, Any], storage_path: str | None,
-                  num_workers: int | None, max_failures: int, checkpoint_every: int) -> dict[str, Any]:
+                  num_workers: int | None, max_failures: int, checkpoint_every: int,
+                  fail_once_after: int | None = None) -> dict[str, Any]:
     import ray
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    largest = max([int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [1])
-    workers = num_workers or max(1, cpus // 2)
-    per_worker = max(1, min(cpus // workers, largest))
-    storage = storage_path or tempfile.mkdtemp(prefix="ray-train-")
+    workers, per_worker = worker_layout(num_workers)
     trainer = TorchTrainer(
         _train_loop_per_worker,
         train_loop_config={"data": ray.put(data), "params": params, "nthread": per_worker,
-                           "checkpoint_every": checkpoint_every},
+                           "checkpoint_every": checkpoint_every, "fail_once_after": fail_once_after},
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=False, resources_per_worker={"CPU": per_worker}),
-        run_config=RunConfig(storage_path=ray_storage(storage),
-                             failure_config=FailureConfig(max_failures=max_failures)),
+        run_config=run_config(storage_path, max_failures),
     )
     result = trainer.fit()
     if result.checkpoint is None:

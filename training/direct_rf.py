@@ -16,6 +16,7 @@ import skops.io as sio
 from sklearn.ensemble import RandomForestRegressor
 
 from training.direct_data import DirectRows
+from training.ray_layout import largest_node_cpus
 
 RF_PARAMS: dict[str, Any] = {
     "n_estimators": 100,
@@ -55,9 +56,7 @@ class RFDirect:
         if use_ray:
             import ray
 
-            cpus = max(1, int(ray.available_resources().get("CPU", 1)))
-            largest = max([int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [1])
-            cpus = min(cpus, largest)
+            cpus = min(max(1, int(ray.available_resources().get("CPU", 1))), largest_node_cpus())
             task = ray.remote(num_cpus=cpus)(_fit)
             model = ray.get(task.remote(train.x, train.y, params, cpus))
         else:

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from storage.location import Location, is_remote
+from storage.location import Location
 from training.dataset import TARGETS
+from training.ray_layout import run_config, worker_layout
 
 # The architecture document's configuration; a saved Ray Tune result overrides it.
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -159,22 +160,17 @@ def fit_with_ray(train_ds: Any, valid_ds: Any, features: list[str], params: dict
     """Fit on the cluster: one worker per two CPUs (at least one), each using its CPUs as threads
     but never more than the largest node has. With `max_failures`, Ray Train restarts failed
     workers, which resume from the last checkpoint (every `checkpoint_every` rounds)."""
-    import ray
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import ScalingConfig
     from ray.train.xgboost import XGBoostTrainer
 
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    largest = max([int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [1])
-    workers = num_workers or max(1, cpus // 2)
-    per_worker = max(1, min(cpus // workers, largest))
-    storage = storage_path or tempfile.mkdtemp(prefix="ray-train-")
+    workers, per_worker = worker_layout(num_workers)
     trainer = XGBoostTrainer(
         _train_loop_per_worker,
         train_loop_config={"features": features, "params": params, "target_scale": scale.tolist(),
                            "nthread": per_worker, "checkpoint_every": checkpoint_every,
                            "fail_once_after": fail_once_after, "targets": list(targets)},
         scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": per_worker}),
-        run_config=RunConfig(storage_path=ray_storage(storage), failure_config=FailureConfig(max_failures=max_failures)),
+        run_config=run_config(storage_path, max_failures),
         datasets={"train": train_ds, "valid": valid_ds},
     )
     result = trainer.fit()
@@ -193,11 +189,6 @@ def fit_with_ray(train_ds: Any, valid_ds: Any, features: list[str], params: dict
 def tuned_params_key(timeframe: str) -> tuple[str, str]:
     """Where under MODEL_DIR `jobs.tune` saves, and training finds, the best configuration."""
     return "tuning", f"{timeframe}_best.json"
-
-
-def ray_storage(storage: str) -> str:
-    """Ray Train's storage_path: a URI as it is (shared by every node), a local path made absolute."""
-    return storage if is_remote(storage) else str(Path(storage).resolve())
 
 
 def load_tuned_params(model_dir: str | Path, timeframe: str) -> dict[str, Any]:

@@ -1,0 +1,39 @@
+"""How a fit is laid out on the Ray cluster: workers, CPUs per worker, and where Ray Train keeps
+its checkpoints. Shared by the XGBoost and torch trainers and the random forest's task."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from storage.location import is_remote
+
+
+def largest_node_cpus() -> int:
+    import ray
+
+    return max([int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [1])
+
+
+def worker_layout(num_workers: int | None = None) -> tuple[int, int]:
+    """(workers, CPUs per worker): by default one worker per two CPUs (at least one), each using
+    its CPUs as threads but never more than the largest node has."""
+    import ray
+
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    workers = num_workers or max(1, cpus // 2)
+    return workers, max(1, min(cpus // workers, largest_node_cpus()))
+
+
+def ray_storage(storage: str) -> str:
+    """Ray Train's storage_path: a URI as it is (shared by every node), a local path made absolute."""
+    return storage if is_remote(storage) else str(Path(storage).resolve())
+
+
+def run_config(storage_path: str | None, max_failures: int) -> Any:
+    """Checkpoints under `storage_path` (a temporary folder if none); `max_failures` restarts."""
+    from ray.train import FailureConfig, RunConfig
+
+    storage = storage_path or tempfile.mkdtemp(prefix="ray-train-")
+    return RunConfig(storage_path=ray_storage(storage), failure_config=FailureConfig(max_failures=max_failures))

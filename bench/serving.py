@@ -3,9 +3,10 @@ uncached predictions (distinct symbols, `/ml/predict`) and search, at concurrenc
 through Ray Serve and through a plain single-process app (uvicorn) calling the same forecaster,
 in the same run, on the same database, cache and model.
 
-    .venv/bin/python -m bench.serving [--requests 200]
+    .venv/bin/python -m bench.serving [--requests 200] [--model xgboost|ensemble]
 
-It trains a small 1d model on the synthetic market first (a minute or two).
+It trains a small 1d model (recursive XGBoost or the direct ensemble) on the synthetic market
+first (a minute or two).
 """
 
 from __future__ import annotations
@@ -82,13 +83,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=200, help="requests per scenario and concurrency")
     parser.add_argument("--symbols", type=int, default=40)
+    parser.add_argument("--model", default="xgboost", help="what weekly_training trains: xgboost (recursive) or "
+                                                          "ensemble (direct: one feature pass per forecast)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "MARKET_SOURCE": "synthetic", "DATA_DIR": f"{tmp}/data", "MODEL_DIR": f"{tmp}/models",
                "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp}/app.db"),
                "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")}
         subprocess.run([sys.executable, "-m", "jobs.weekly_training", "--top", str(args.symbols), "--timeframes", "1d",
-                        "--no-ray", "--n-estimators", "60", "--max-depth", "6", "--origins", "100"], env=env,
+                        "--no-ray", "--n-estimators", "60", "--max-depth", "6", "--epochs", "5", "--origins", "100",
+                        "--model", args.model], env=env,
                        check=True, stdout=subprocess.DEVNULL)
         from storage.db import make_engine
         from market_data.universe import top_symbols

@@ -16,7 +16,7 @@ is how many recent candles serving fetches: warm-up plus room for the 30 predict
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,12 @@ COMPACT = Profile(
     warmup=24, serving_window=60,
 )
 
-PROFILES: dict[str, Profile] = {"1h": STANDARD, "4h": STANDARD, "1d": STANDARD, "1w": COMPACT, "1m": COMPACT}
+# Monthly candles are few (five years of retention hold 60): the compact indicators, and a serving
+# window of 30 candles (the warm-up and a little more) instead of 60, so that a coin listed for
+# two and a half years can be forecast and the first 30 months can serve as history.
+MONTHLY = replace(COMPACT, name="monthly", serving_window=30)
+
+PROFILES: dict[str, Profile] = {"1h": STANDARD, "4h": STANDARD, "1d": STANDARD, "1w": COMPACT, "1m": MONTHLY}
 
 
 def profile_for(timeframe: str) -> Profile:

@@ -6,9 +6,10 @@ Each stage prints one line with counts and timings; a table sums up at the end. 
 fails leaves its active model untouched and the others go on; the run exits non-zero. A re-run is
 safe: data updates are incremental and every training registers a new version.
 
-A timeframe whose retained history cannot hold train, validation and a 30-step holdout with
-purge gaps is skipped with the reason (today: 1m, whose five-year retention holds 60 months
-while a 30-month horizon alone needs 30 months of known future); it is not a failure.
+A timeframe whose retained history cannot hold train, validation and holdout with purge gaps is
+skipped with the reason; it is not a failure. Monthly candles are few (60 in five years), so the
+1m model is checked on held-out data for its first 3 steps only; its later steps are naive with
+bands extrapolated by sqrt(h) and a coin-flip confidence, and its metrics say so.
 """
 
 from __future__ import annotations

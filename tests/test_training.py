@@ -16,6 +16,7 @@ import pytest
 
 from features.profiles import profile_for
 from storage.db import make_engine
+from storage.lake import Lake
 from storage.migrate import upgrade
 from storage.registry import ArtifactError, ModelRegistry
 from training.calibration import fit_calibration
@@ -265,15 +266,34 @@ def test_tune_sweep_saves_the_best_config_for_the_next_training(ray_local, binan
     assert 3 <= saved["max_depth"] <= 10
 
 
-def test_monthly_is_skipped_not_failed_when_history_cannot_hold_a_holdout(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_monthly_model_is_checked_where_history_allows_and_naive_beyond(tmp_path: Path, monkeypatch, capsys) -> None:
     from jobs import weekly_training
+    from training.artifact import load_forecaster
+    from training.dataset import validated_horizon
 
     for key, value in {"MARKET_SOURCE": "synthetic", "DATA_DIR": str(tmp_path / "data"),
                        "MODEL_DIR": str(tmp_path / "models"), "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}"}.items():
         monkeypatch.setenv(key, value)
-    weekly_training.main(["--top", "5", "--timeframes", "1m", "--no-ray", "--as-of", "2025-10-01"])  # no SystemExit
+    weekly_training.main(["--top", "5", "--timeframes", "1m", "--no-ray", "--as-of", "2025-10-01",
+                          "--n-estimators", "20", "--max-depth", "3"])  # no SystemExit
     out = capsys.readouterr().out
-    assert "[1m] SKIPPED" in out and "too short" in out and "skipped (not a failure)" in out
+    assert "[1m] register" in out and "SKIPPED" not in out
+    registry = ModelRegistry(make_engine(f"sqlite:///{tmp_path / 'app.db'}"), tmp_path / "models")
+    record = registry.active("1m")
+    metrics = json.loads((Path(record.model_path) / "metrics.json").read_text())
+    h = validated_horizon("1m")
+    assert h < 30 and set(metrics["model"]["horizons"]) == {str(i) for i in range(1, h + 1)}
+    forecaster = load_forecaster(registry.open_artifact(record))
+    cal = forecaster.calibration
+    assert cal.validated_horizon == h and len(cal.shrink) == 30 and set(cal.shrink[h:]) == {0.0}
+    candles = Lake(tmp_path / "data").read(record.top_symbols[0], "1m")
+    answer = forecaster.forecast(candles.iloc[-forecaster.window:], 30)
+    steps = answer["steps"]
+    assert len(steps) == 30 and all(s["confidence"] == 0.5 for s in steps[h:])  # never checked: a coin flip
+    # the last checked forecast is carried forward
+    assert all(s["close"] == steps[h - 1]["close"] and s["direction"] == steps[h - 1]["direction"] for s in steps[h:])
+    widths = [np.log(s["upper"] / s["lower"]) for s in steps]
+    assert widths[29] > widths[h]  # bands keep widening
 
 
 def test_a_failed_train_worker_restarts_and_resumes_from_its_checkpoint(ray_local, tmp_path: Path) -> None:

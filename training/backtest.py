@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from market_data.source import utc
+from training.dataset import validated_horizon
 from training.direct_pipeline import VARIANTS, fit_direct
 from training.evaluation import evaluate, insample_naive_mae, select_origins
 from training.forecaster import HORIZON
@@ -63,7 +64,9 @@ def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train
         eligible = sum(int(((f["timestamp"] >= train_end_ts) & (f["timestamp"] < test_end_ts)).sum())
                        for f in candles.values())
         stride = max(1, int(np.ceil(eligible / max_origins)))
-    origins = select_origins(candles, train_end_ts, test_end_ts, window, stride=stride, max_origins=max_origins)
+    horizon = validated_horizon(timeframe)
+    origins = select_origins(candles, train_end_ts, test_end_ts, window, stride=stride, max_origins=max_origins,
+                             horizon=horizon)
     scale = insample_naive_mae(train_candles, train_end_ts)
     results = {}
     for name in names:
@@ -83,9 +86,11 @@ def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train
         "summary": {**{n: results[n]["model"]["summary"] for n in names}, "naive": naive["summary"]},
         "reliability": {n: results[n]["model"]["reliability"] for n in names},
         "weights": {n: f.weights for n, f in forecasters.items() if hasattr(f, "weights")},
-        "origins": {"stride_candles": stride, "max_origins": max_origins, "horizon": HORIZON,
+        "origins": {"stride_candles": stride, "max_origins": max_origins, "horizon": horizon,
                     "note": "origins are test-period candles with a full feature window before them and "
-                            f"{HORIZON} known candles after them, every {stride} candles"},
+                            f"{horizon} known candles after them, every {stride} candles"
+                            + ("" if horizon == HORIZON else f" (the {timeframe} history checks {horizon} steps; "
+                                                              "later ones are naive with extrapolated bands)")},
         "calibration": {"split": split.as_dict(), "origins": {n: f.calibration.n_origins
                                                                for n, f in forecasters.items()}},
         "seconds": timer.seconds,

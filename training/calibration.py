@@ -9,6 +9,8 @@ From raw recursive forecasts of the validation period and what actually happened
 - `conf_a[h]`, `conf_b[h]`: a logistic map from signal strength |forecast| / (volatility sqrt(h))
   to the probability that the forecast direction is right.
 - `naive_lo[h]`, `naive_hi[h]`: the same band for the naive forecast, so naive is scored alike.
+Where the history is too short to check all 30 horizons (monthly candles), the fitted horizons
+are `validated_horizon` and the calibration is `extended` to 30.
 """
 
 from __future__ import annotations
@@ -30,13 +32,30 @@ class Calibration:
     naive_lo: list[float]
     naive_hi: list[float]
     n_origins: int
+    validated_horizon: int = 30  # horizons beyond it were never checked: naive, extrapolated bands
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Calibration":
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data or k != "validated_horizon"})
+
+    def extended(self, horizon: int) -> "Calibration":
+        """Padded to `horizon` steps beyond the ones fitted (which held-out data could check): the
+        forecaster carries the last checked forecast forward there, with the last band quantiles
+        (so bands keep widening with sigma sqrt(h)) and a coin-flip confidence."""
+        fitted = len(self.shrink)
+        if fitted >= horizon:
+            return self
+        pad = horizon - fitted
+
+        def last(values: list[float]) -> list[float]:
+            return list(values) + [values[-1]] * pad
+
+        return Calibration(list(self.shrink) + [0.0] * pad, last(self.band_lo), last(self.band_hi),
+                           list(self.conf_a) + [0.0] * pad, list(self.conf_b) + [0.0] * pad, last(self.naive_lo),
+                           last(self.naive_hi), self.n_origins, fitted)
 
     @classmethod
     def identity(cls, horizon: int) -> "Calibration":

@@ -25,6 +25,24 @@ from storage.lake import Lake
 
 TARGETS = ["target_ret", "target_up", "target_down"]
 HORIZON = 30
+# How far ahead forecasts can be checked on held-out data, where the retained history is too short
+# for all 30 steps: 60 monthly candles cannot hold training rows, validation and holdout origins
+# with 30 known months after each. Beyond it a forecast is naive with extrapolated bands.
+VALIDATED_HORIZON = {"1m": 3}
+
+
+def validated_horizon(timeframe: str) -> int:
+    return VALIDATED_HORIZON.get(timeframe, HORIZON)
+
+
+def purge_candles(timeframe: str) -> int:
+    """Candles between train, validation and holdout: the longest indicator window and the
+    horizon, so no validation future reaches the holdout and no training target the validation.
+    Monthly history is too short for that; there the gap is the validated horizon (what must not
+    cross is targets and futures; a feature reading earlier candles is no leak)."""
+    if timeframe in VALIDATED_HORIZON:
+        return VALIDATED_HORIZON[timeframe]
+    return max(profile_for(timeframe).warmup, HORIZON)
 
 
 def next_candle_targets(candles: pd.DataFrame) -> pd.DataFrame:
@@ -121,15 +139,13 @@ def time_split(first: pd.Timestamp, last: pd.Timestamp, timeframe: str,
                fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)) -> Split:
     """Cut [first, last] into train/valid/holdout with purge gaps of the longest indicator window."""
     step = pd.Timedelta(hours=spec(timeframe).approx_hours)
-    # the longest indicator window, and at least the forecast horizon so that the 30-candle future
-    # of a validation origin never reaches into the holdout
-    gap = step * max(profile_for(timeframe).warmup, HORIZON)
+    gap = step * purge_candles(timeframe)
     gaps = 2 if fractions[2] > 0 else 1  # a backtest has no holdout here: its test period follows
     usable = (last - first) - gaps * gap
-    if usable <= step * (3 * HORIZON):
+    if usable <= step * (3 * validated_horizon(timeframe)):
         raise NotEnoughHistory(
             f"{timeframe}: {first} to {last} is too short to split into train, validation and holdout "
-            f"with {max(profile_for(timeframe).warmup, HORIZON)}-candle gaps; more history is needed"
+            f"with {purge_candles(timeframe)}-candle gaps; more history is needed"
         )
     total = sum(fractions)
     train_end = first + usable * (fractions[0] / total)

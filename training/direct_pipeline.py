@@ -18,7 +18,7 @@ import pandas as pd
 
 from features.build import feature_names
 from training.calibration import fit_calibration
-from training.dataset import Split
+from training.dataset import HORIZON, NotEnoughHistory, Split, validated_horizon
 from training.direct_data import DirectRows, direct_rows, sequence_features, thinning_stride
 from training.direct_lstm import LSTM_PARAMS, LSTMDirect
 from training.direct_rf import RF_PARAMS, RFDirect
@@ -101,6 +101,9 @@ def fit_direct(timer: StageTimer, data_dir: str | Path, tickers: list[str], time
     """Candles, split, direct rows, the members' fits and every variant's calibration."""
     params = {**default_direct_params(), **(params or {})}
     names = members_needed(variants)
+    if validated_horizon(timeframe) < HORIZON:
+        raise NotEnoughHistory(f"{timeframe}: direct models learn from origins with all {HORIZON} later candles "
+                               f"known, and its retained history holds too few; use --model xgboost")
     candles, split = candles_and_split(timer, data_dir, tickers, timeframe, end, fractions)
     stride = thinning_stride(len(f) for f in candles.values())
     rows = timer.run("rows", lambda: direct_rows(data_dir, list(candles), timeframe, end, stride, use_ray),

@@ -112,15 +112,16 @@ def _summary(horizons: dict[str, dict[str, float]], mae_high_low: np.ndarray) ->
 
 def evaluate(forecaster: Forecaster, origins: Origins, scale: float) -> dict[str, dict]:
     """The model's and naive's metrics on the same origins: {"model": {...}, "naive": {...}}."""
-    fc = forecaster.predict_windows(origins.windows, HORIZON)
+    horizon = origins.actual_close.shape[1]  # fewer than 30 where history is short (see validated_horizon)
+    fc = forecaster.predict_windows(origins.windows, horizon)
     c0 = fc.last_close[:, None]
     model_h = _horizon_metrics(fc.cum_return, origins.actual_close, fc.direction, np.log(fc.lower / c0),
                                np.log(fc.upper / c0), scale)
     hl = (np.abs(np.log(fc.high / c0) - origins.actual_high) + np.abs(np.log(fc.low / c0) - origins.actual_low)) / 2
     cal = forecaster.calibration
-    root_h = np.sqrt(np.arange(1, HORIZON + 1))[None, :]
-    naive_lo = fc.sigma[:, None] * root_h * np.asarray(cal.naive_lo)[None, :]
-    naive_hi = fc.sigma[:, None] * root_h * np.asarray(cal.naive_hi)[None, :]
+    root_h = np.sqrt(np.arange(1, horizon + 1))[None, :]
+    naive_lo = fc.sigma[:, None] * root_h * np.asarray(cal.naive_lo)[None, :horizon]
+    naive_hi = fc.sigma[:, None] * root_h * np.asarray(cal.naive_hi)[None, :horizon]
     zeros = np.zeros_like(origins.actual_close)
     naive_h = _horizon_metrics(zeros, origins.actual_close, np.ones_like(fc.direction), naive_lo, naive_hi, scale)
     naive_hl = (np.abs(origins.actual_high) + np.abs(origins.actual_low)) / 2

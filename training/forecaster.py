@@ -207,6 +207,9 @@ def calibrated_arrays(raw: np.ndarray, ups: np.ndarray, downs: np.ndarray, sigma
     origins x steps) and its shadows: what every forecaster, recursive or direct, answers with."""
     steps = raw.shape[1]
     cum = raw * np.asarray(cal.shrink)[None, :steps]
+    checked = cal.validated_horizon  # beyond it, the last checked forecast is carried forward
+    if checked < steps:
+        cum[:, checked:] = cum[:, checked - 1: checked]
     root_h = np.sqrt(np.arange(1, steps + 1))[None, :]
     close = last_close[:, None] * np.exp(cum)
     open_ = np.column_stack([last_close, close[:, :-1]])
@@ -221,6 +224,9 @@ def calibrated_arrays(raw: np.ndarray, ups: np.ndarray, downs: np.ndarray, sigma
     model_sign = np.where(raw >= 0, 1, -1)
     direction = np.where(p_model >= 0.5, model_sign, -model_sign)
     conf = np.maximum(p_model, 1.0 - p_model)
+    if checked < steps:
+        direction[:, checked:] = direction[:, checked - 1: checked]
+        conf[:, checked:] = 0.5
     return ForecastArrays(times, open_, high, low, close, lower, upper, conf, direction, cum, raw, sigma,
                           last_close, origin_features)
 

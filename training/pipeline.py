@@ -25,6 +25,7 @@ from storage.registry import ArtifactError, ModelRegistry, TrainingInfo
 from storage.schema import ModelRecord
 from training.artifact import load_forecaster as load_artifact
 from training.direct_pipeline import VARIANTS, fit_direct
+from training.dataset import validated_horizon
 from training.ensemble import DirectForecaster
 from training.evaluation import accuracy_avg, evaluate, insample_naive_mae, select_origins
 from training.forecaster import Forecaster
@@ -80,7 +81,8 @@ def train_timeframe(data_dir: str | Path, registry: ModelRegistry, tickers: list
                                                 params, direct_params, use_ray, storage_path, max_failures,
                                                 shuffle_targets, max_origins, train_workers)
     scale = insample_naive_mae(candles, split.train_end)
-    holdout = select_origins(candles, split.holdout_start, end, forecaster.window, max_origins=max_origins)
+    holdout = select_origins(candles, split.holdout_start, end, forecaster.window, max_origins=max_origins,
+                             horizon=validated_horizon(timeframe))
     report = timer.run("evaluate", lambda: evaluate(forecaster, holdout, scale),
                        lambda r: f"{r['n_origins']} holdout origins: MAE {r['model']['summary']['mae_mean']:.4f} "
                                  f"vs naive {r['naive']['summary']['mae_mean']:.4f}")

@@ -11,7 +11,7 @@ import pandas as pd
 
 from features.build import feature_names
 from training.calibration import fit_calibration
-from training.dataset import TARGETS, Split, rows_dataset, rows_local
+from training.dataset import TARGETS, Split, rows_dataset, rows_local, validated_horizon
 from training.evaluation import select_origins
 from training.forecaster import HORIZON, Forecaster
 from training.stages import CALIBRATION_ORIGINS, StageTimer, candles_and_split
@@ -70,10 +70,11 @@ def _shuffled(dataset: Any) -> Any:
 
 def calibrate(forecaster: Forecaster, candles: dict[str, pd.DataFrame], split: Split,
               max_origins: int = CALIBRATION_ORIGINS) -> int:
+    horizon = validated_horizon(forecaster.timeframe)
     origins = select_origins(candles, split.valid_start, split.valid_end, forecaster.window, stride=1,
-                             max_origins=max_origins)
-    raw = forecaster.predict_windows(origins.windows, HORIZON)
-    forecaster.calibration = fit_calibration(raw.raw_return, origins.actual_close, raw.sigma)
+                             max_origins=max_origins, horizon=horizon)
+    raw = forecaster.predict_windows(origins.windows, horizon)
+    forecaster.calibration = fit_calibration(raw.raw_return, origins.actual_close, raw.sigma).extended(HORIZON)
     return len(origins)
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from features.profiles import profile_for
 from storage.lake import Lake
-from training.dataset import HORIZON, Split, time_split
+from training.dataset import Split, time_split, validated_horizon
 
 CALIBRATION_ORIGINS = 600  # tests pass fewer
 HOLDOUT_ORIGINS = 600
@@ -49,7 +49,7 @@ def load_candles(data_dir: str | Path, tickers: Iterable[str], timeframe: str, e
         frame = lake.read(ticker, timeframe)
         if end is not None:
             frame = frame[frame["timestamp"] < end].reset_index(drop=True)
-        if len(frame) > profile_for(timeframe).warmup + HORIZON:
+        if len(frame) > profile_for(timeframe).serving_window + validated_horizon(timeframe):
             out[ticker] = frame
     return out
 

@@ -263,3 +263,24 @@ def test_a_failed_lstm_worker_restarts_and_resumes_from_its_checkpoint(ray_local
                            fail_once_after=2)
     assert model.info["resumed_from"] == 2 and model.info["epochs"] == 4  # went on from its checkpoint
     assert model.predict(valid.x, valid.seq).shape == (200, 30)
+
+
+def test_every_direct_model_trains_on_the_synthetic_market(tmp_path: Path) -> None:
+    from market_data.synthetic import SyntheticMarket
+    from market_data.update import update_pair
+
+    now = datetime(2025, 10, 1, tzinfo=timezone.utc)
+    market = SyntheticMarket(seed=5, n_coins=20, now=now)
+    tickers = [t.ticker for t in market.list_tickers()[:5]]
+    for ticker in tickers:
+        update_pair(Lake(tmp_path), market, ticker, "1d", now)
+    timer = StageTimer("synthetic", echo=lambda _: None)
+    forecasters, candles, split = fit_direct(timer, tmp_path, tickers, "1d", pd.Timestamp(now), (0.6, 0.2, 0.2), SMALL,
+                                             use_ray=False, calibration_origins=100)
+    origins = select_origins(candles, split.holdout_start, pd.Timestamp(now), forecasters["ensemble"].window,
+                             max_origins=60)
+    scale = insample_naive_mae(candles, split.train_end)
+    for name in VARIANTS:
+        report = evaluate(forecasters[name], origins, scale)
+        # a random walk: calibration must keep every model close to naive, never far worse
+        assert report["model"]["summary"]["mae_mean"] <= 1.05 * report["naive"]["summary"]["mae_mean"], name

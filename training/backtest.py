@@ -57,7 +57,8 @@ def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train
                                                   direct_params, use_ray, storage_path,
                                                   calibration_origins=max_origins, variants=direct)
         forecasters.update(fitted)
-    assert train_candles is not None and split is not None
+    if train_candles is None or split is None:  # parse_models admits only known names, so one was fitted
+        raise ValueError(f"no model to backtest in {names}")
     candles = load_candles(data_dir, list(train_candles), timeframe, test_end_ts)
     window = max(f.window for f in forecasters.values())
     if stride is None:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psutil
 
@@ -20,6 +20,15 @@ class Measurement:
     peak_rss_mib: float
     returncode: int
     output: str
+    # (seconds since start, line) for each output line, and (seconds, MiB) for each memory sample:
+    # enough to say which stage (a line printed when it ends) held the peak
+    lines: list[tuple[float, str]] = field(default_factory=list)
+    samples: list[tuple[float, float]] = field(default_factory=list)
+
+    def peak_between(self, start: float, end: float) -> float:
+        """Peak MiB of the samples taken in [start, end] seconds."""
+        inside = [mib for t, mib in self.samples if start <= t <= end]
+        return max(inside, default=0.0)
 
 
 def _tree_rss(root: psutil.Process) -> int:
@@ -39,27 +48,33 @@ def _tree_rss(root: psutil.Process) -> int:
 def run_measured(label: str, argv: list[str], env: dict[str, str] | None = None,
                  interval_s: float = 0.2) -> Measurement:
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    # unbuffered, so each line is stamped when it is printed
+    proc = subprocess.Popen(argv, env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     root = psutil.Process(proc.pid)
-    peak = 0
+    samples: list[tuple[float, float]] = []
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
         while not done.is_set():
-            peak = max(peak, _tree_rss(root))
+            samples.append((time.perf_counter() - started, _tree_rss(root) / 2**20))
             time.sleep(interval_s)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    output, _ = proc.communicate()
+    lines: list[tuple[float, str]] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append((time.perf_counter() - started, line.rstrip("\n")))
+    proc.wait()
     done.set()
     sampler.join()
     seconds = time.perf_counter() - started
+    output = "\n".join(text for _, text in lines)
     if proc.returncode != 0:
         print(output, file=sys.stderr)
-    return Measurement(label, seconds, peak / 2**20, proc.returncode, output)
+    peak = max((mib for _, mib in samples), default=0.0)
+    return Measurement(label, seconds, peak, proc.returncode, output, lines, samples)
 
 
 def print_table(rows: list[Measurement], extra: dict[str, str] | None = None) -> None:

@@ -14,18 +14,22 @@ import re
 import sys
 import tempfile
 
-from bench.measure import run_measured
+from bench.measure import Measurement, run_measured
 
 AS_OF = "2025-10-01"
 STAGE = re.compile(r"^\[(?P<scope>[^\]]+)\] (?P<stage>\S+)\s+(?P<what>.*) \((?P<seconds>[0-9.]+)s\)$")
 
 
-def stages(output: str) -> list[tuple[str, str, float, str]]:
+def stages(run: Measurement) -> list[tuple[str, str, float, float, str]]:
+    """(scope, stage, seconds, peak MiB during the stage, what) for each stage line of a run; a
+    stage is taken to span its own seconds up to the moment its line was printed."""
     rows = []
-    for line in output.splitlines():
+    for printed, line in run.lines:
         m = STAGE.match(line.strip())
         if m:
-            rows.append((m["scope"], m["stage"], float(m["seconds"]), m["what"][:70]))
+            seconds = float(m["seconds"])
+            rows.append((m["scope"], m["stage"], seconds, run.peak_between(printed - seconds - 0.5, printed),
+                         m["what"][:70]))
     return rows
 
 
@@ -49,12 +53,12 @@ def main() -> None:
             raise SystemExit(plain.output[-4000:])
     print(f"weekly_training on the synthetic market: top {args.top}, timeframes {args.timeframes}, as of {AS_OF}")
     print(f"\nwith Ray (data + Ray Data + Ray Train): {ray_run.seconds:.0f}s wall, peak {ray_run.peak_rss_mib:.0f} MiB")
-    for scope, stage, seconds, what in stages(ray_run.output):
-        print(f"  {scope:<8} {stage:<10} {seconds:>8.1f}s  {what}")
+    for scope, stage, seconds, peak, what in stages(ray_run):
+        print(f"  {scope:<8} {stage:<10} {seconds:>8.1f}s {peak:>7.0f} MiB  {what}")
     print(f"\nplain (same lake, pandas + xgboost.train in one process): {plain.seconds:.0f}s wall, "
           f"peak {plain.peak_rss_mib:.0f} MiB")
-    for scope, stage, seconds, what in stages(plain.output):
-        print(f"  {scope:<8} {stage:<10} {seconds:>8.1f}s  {what}")
+    for scope, stage, seconds, peak, what in stages(plain):
+        print(f"  {scope:<8} {stage:<10} {seconds:>8.1f}s {peak:>7.0f} MiB  {what}")
     print("\n" + "\n".join(ray_run.output.strip().splitlines()[-(len(args.timeframes.split(',')) + 3):]))
 
 

@@ -30,7 +30,7 @@ from training.ensemble import DirectForecaster
 from training.evaluation import accuracy_avg, evaluate, insample_naive_mae, select_origins
 from training.forecaster import Forecaster
 from training.recursive_pipeline import fit_and_calibrate
-from training.stages import HOLDOUT_ORIGINS, StageTimer
+from training.stages import CALIBRATION_ORIGINS, HOLDOUT_ORIGINS, StageTimer
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def fit_forecaster(timer: StageTimer, model: str, data_dir: str | Path, tickers:
                    end: pd.Timestamp, fractions: tuple[float, float, float], params: dict[str, Any],
                    direct_params: dict[str, dict[str, Any]] | None = None, use_ray: bool = True,
                    storage_path: str | None = None, max_failures: int = 0, shuffle_targets: bool = False,
-                   calibration_origins: int = HOLDOUT_ORIGINS, train_workers: int | None = None,
+                   calibration_origins: int = CALIBRATION_ORIGINS, train_workers: int | None = None,
                    ) -> tuple[Forecaster | DirectForecaster, dict[str, pd.DataFrame], Any]:
     """The calibrated forecaster named `model` (see MODELS), its candles and its split."""
     if model == "xgboost":

@@ -49,7 +49,7 @@ def load_candles(data_dir: str | Path, tickers: Iterable[str], timeframe: str, e
         frame = lake.read(ticker, timeframe)
         if end is not None:
             frame = frame[frame["timestamp"] < end].reset_index(drop=True)
-        if len(frame) > profile_for(timeframe).serving_window + validated_horizon(timeframe):
+        if len(frame) > profile_for(timeframe).warmup + validated_horizon(timeframe):
             out[ticker] = frame
     return out
 

@@ -20,17 +20,18 @@ def main() -> None:
     from serve_app.deployments import build_app
 
     ray.init(address=os.environ.get("RAY_ADDRESS") or None, configure_logging=False, log_to_driver=False)
-    serve.start(http_options={"host": settings.serve_host, "port": settings.serve_port})
-    serve.run(build_app(), name="cryptocast", route_prefix="/")
-    print(f"serving on http://{settings.serve_host}:{settings.serve_port} (Ctrl-C stops)", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+    try:  # Ctrl-C may come while the replicas are still starting: shut down cleanly either way
+        serve.start(http_options={"host": settings.serve_host, "port": settings.serve_port})
+        serve.run(build_app(), name="cryptocast", route_prefix="/")
+        print(f"serving on http://{settings.serve_host}:{settings.serve_port} (Ctrl-C stops)", flush=True)
         stop.wait()
     except KeyboardInterrupt:
         pass
-    serve.shutdown()
-    ray.shutdown()
+    finally:
+        serve.shutdown()
+        ray.shutdown()
 
 
 if __name__ == "__main__":

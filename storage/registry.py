@@ -64,6 +64,25 @@ def _digest(path: Path) -> str:
     return sha.hexdigest()
 
 
+def _stage(staging: Path, write_artifact: Callable[[Path], None], what: str) -> dict[str, str]:
+    """Let the model write its files into `staging`; their SHA-256 digests by relative path."""
+    write_artifact(staging)
+    files = sorted(p for p in staging.rglob("*") if p.is_file())
+    if not files:
+        raise ArtifactError(f"{what} wrote no files")
+    return {str(p.relative_to(staging)): _digest(p) for p in files}
+
+
+def _manifest_text(manifest: dict[str, str]) -> str:
+    return json.dumps({"files": manifest}, indent=1, sort_keys=True)
+
+
+def _check_files(what: str, present: set[str], expected: dict[str, str], where: str) -> None:
+    """The artifact holds exactly the files its manifest lists: none missing, none added."""
+    if present != set(expected):
+        raise ArtifactError(f"{what}: files {sorted(present ^ set(expected))} differ from the manifest in {where}")
+
+
 def _naive_utc(moment: datetime) -> datetime:
     """The schema stores naive UTC (`TIMESTAMP`); aware inputs are converted, naive ones trusted."""
     return moment if moment.tzinfo is None else moment.astimezone(timezone.utc).replace(tzinfo=None)
@@ -119,14 +138,10 @@ class ModelRegistry:
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=final.parent))
         try:
-            write_artifact(staging)
-            files = sorted(p for p in staging.rglob("*") if p.is_file())
-            if not files:
-                raise ArtifactError(f"model of {timeframe} {version} wrote no files")
-            manifest = {str(p.relative_to(staging)): _digest(p) for p in files}
-            (staging / MANIFEST).write_text(json.dumps({"files": manifest}, indent=1, sort_keys=True))
-            for path in [*files, staging / MANIFEST]:
-                with open(path, "rb") as handle:
+            manifest = _stage(staging, write_artifact, f"model of {timeframe} {version}")
+            (staging / MANIFEST).write_text(_manifest_text(manifest))
+            for name in [*manifest, MANIFEST]:
+                with open(staging / name, "rb") as handle:
                     os.fsync(handle.fileno())
             os.rename(staging, final)
         except BaseException:
@@ -143,18 +158,10 @@ class ModelRegistry:
                                 f"versions are never overwritten")
         with tempfile.TemporaryDirectory(prefix=f"cryptocast-{version}-") as staging_name:
             staging = Path(staging_name)
-            write_artifact(staging)
-            files = sorted(p for p in staging.rglob("*") if p.is_file())
-            if not files:
-                raise ArtifactError(f"model of {timeframe} {version} wrote no files")
-            manifest = {}
-            for path in files:
-                name = str(path.relative_to(staging))
-                data = path.read_bytes()
-                manifest[name] = hashlib.sha256(data).hexdigest()
-                remote.write_bytes(remote.child(name), data)
-            remote.write_bytes(remote.child(MANIFEST),
-                               json.dumps({"files": manifest}, indent=1, sort_keys=True).encode())
+            manifest = _stage(staging, write_artifact, f"model of {timeframe} {version}")
+            for name in manifest:
+                remote.write_bytes(remote.child(name), (staging / name).read_bytes())
+            remote.write_bytes(remote.child(MANIFEST), _manifest_text(manifest).encode())
 
     def _insert(self, timeframe: str, version: str, model_path: str, info: TrainingInfo,
                 undo: Callable[[], None]) -> ModelRecord:
@@ -226,11 +233,7 @@ class ModelRegistry:
         except (ValueError, KeyError) as exc:
             raise ArtifactError(f"model {record.timeframe} {record.version}: {manifest_path} is unreadable") from exc
         present = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} - {MANIFEST}
-        if present != set(expected):
-            raise ArtifactError(
-                f"model {record.timeframe} {record.version}: files {sorted(present ^ set(expected))} "
-                f"differ from the manifest in {folder}"
-            )
+        _check_files(f"model {record.timeframe} {record.version}", present, expected, str(folder))
         for name, digest in expected.items():
             if _digest(folder / name) != digest:
                 raise ArtifactError(
@@ -248,10 +251,7 @@ class ModelRegistry:
             raise ArtifactError(f"{name}: {record.model_path} has no {MANIFEST}") from None
         except (OSError, ValueError, KeyError) as exc:
             raise ArtifactError(f"{name}: the manifest of {record.model_path} is unreadable ({exc})") from exc
-        present = set(remote.files(remote.path)) - {MANIFEST}
-        if present != set(expected):
-            raise ArtifactError(f"{name}: files {sorted(present ^ set(expected))} differ from the manifest in "
-                                f"{record.model_path}")
+        _check_files(name, set(remote.files(remote.path)) - {MANIFEST}, expected, record.model_path)
         final = self.cache_dir / record.timeframe / f"{record.version}-{record.id}"
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{record.version}.", dir=final.parent))

@@ -161,8 +161,8 @@ class LSTMDirect:
             max_failures: int = 0, checkpoint_every: int = 5, fail_once_after: int | None = None) -> "LSTMDirect":
         params = {**LSTM_PARAMS, **(params or {})}
         flat = train.seq.reshape(-1, train.seq.shape[2]).astype(np.float64)
-        mean = flat.mean(axis=0).astype(np.float32)
-        std = np.where(flat.std(axis=0) > 1e-8, flat.std(axis=0), 1.0).astype(np.float32)
+        mean, spread = flat.mean(axis=0).astype(np.float32), flat.std(axis=0)
+        std = np.where(spread > 1e-8, spread, 1.0).astype(np.float32)
         data = {"seq": standardise(train.seq, mean, std), "y": train.y.astype(np.float32),
                 "valid_seq": standardise(valid.seq, mean, std), "valid_y": valid.y.astype(np.float32)}
         if use_ray:

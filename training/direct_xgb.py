@@ -18,7 +18,7 @@ import xgboost as xgb
 
 from training.dataset import HORIZON
 from training.direct_data import DirectRows
-from training.xgb_train import DEFAULT_PARAMS, fit_local, fit_with_ray
+from training.xgb_train import DEFAULT_PARAMS, fit_local, fit_with_ray, target_scale
 
 ANCHORS = (1, 2, 3, 5, 8, 13, 21, 30)
 ANCHOR_TARGETS = [f"z_{h}" for h in ANCHORS]
@@ -61,7 +61,7 @@ class XGBDirect:
             import ray
 
             fit = fit_with_ray(ray.data.from_pandas(train_frame), ray.data.from_pandas(valid_frame), features, params,
-                               train_frame[ANCHOR_TARGETS].to_numpy(np.float64).std(axis=0), storage_path,
+                               target_scale(train_frame, ANCHOR_TARGETS), storage_path,
                                num_workers=train_workers, max_failures=max_failures, targets=ANCHOR_TARGETS)
         else:
             fit = fit_local(train_frame, valid_frame, features, params, targets=ANCHOR_TARGETS)

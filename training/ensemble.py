@@ -129,7 +129,8 @@ class DirectForecaster:
 
     def raw_return(self, windows: Windows, steps: int = HORIZON) -> np.ndarray:
         """The weighted members' cumulative log returns before calibration (origins x steps)."""
-        z = sum(w * self.member_z(windows)[n] for n, w in self.weights.items())
+        members = self.member_z(windows)
+        z = sum(w * members[n] for n, w in self.weights.items())
         return (z * horizon_scale(self.sigma(windows), HORIZON))[:, :steps]
 
     # -- forecasts --------------------------------------------------------------------------------

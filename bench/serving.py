@@ -1,7 +1,9 @@
 """Benchmark the HTTP service: latency p50/p95/p99 and requests per second for cached predictions,
 uncached predictions (distinct symbols, `/ml/predict`) and search, at concurrency 1, 8 and 32,
 through Ray Serve and through a plain single-process app (uvicorn) calling the same forecaster,
-in the same run, on the same database, cache and model.
+in the same run, on the same database, cache and model. The forecast scenarios run anonymously
+and signed in (`+auth`: a Bearer token, so each request also looks its session up), and the
+cost of counting one quota call is timed on its own against a bare database round trip.
 
     .venv/bin/python -m bench.serving [--requests 200] [--model xgboost|ensemble]
 
@@ -28,9 +30,9 @@ import os, uvicorn
 from config import load_settings
 from serve_app.app import create_app
 from serve_app.wiring import build_service
-service, models = build_service(load_settings(), cache_prefix="bench:plain:")
-app = create_app(service)
-app.state.versions = models.versions
+services = build_service(load_settings(), cache_prefix="bench:plain:")
+app = create_app(services.predictions, services.accounts)
+app.state.versions = services.models.versions
 uvicorn.run(app, host="127.0.0.1", port=int(os.environ["BENCH_PORT"]), log_level="warning")
 """
 
@@ -79,6 +81,53 @@ def _load(base: str, make_request, total: int, concurrency: int) -> dict[str, fl
     return {"p50": q[49], "p95": q[94], "p99": q[98], "rps": len(latencies) / wall, "failed": failures}
 
 
+def _quantiles_ms(fn, n: int) -> dict[str, float]:
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1000)
+    q = statistics.quantiles(times, n=100)
+    return {"p50": q[49], "p99": q[98]}
+
+
+def _quota_cost(env: dict[str, str], n: int = 2000) -> dict[str, dict[str, float]]:
+    """Counting one call (the upsert) and authenticating a token, against `SELECT 1`."""
+    import sqlalchemy as sa
+
+    from accounts.service import AccountService, Caller
+    from config import load_settings
+    from storage.cache import make_cache
+    from storage.db import make_engine
+
+    settings = load_settings(env)
+    engine = make_engine(settings.database_url)
+    accounts = AccountService(engine, make_cache(settings.redis_url, "bench:quota:"), settings.accounts)
+    email = f"bench-{os.getpid()}-{time.time_ns()}@example.com"
+    accounts.register(email, "bench password")
+    signed = accounts.login(email, "bench password")
+    user, anonymous = Caller(signed.account, "bench"), Caller(None, f"bench-{time.time_ns()}")
+
+    def round_trip() -> None:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    figures = {"SELECT 1 (baseline)": _quantiles_ms(round_trip, n),
+               "count a user's call": _quantiles_ms(lambda: accounts.charge(user), n),
+               "count an anonymous call": _quantiles_ms(lambda: accounts.charge(anonymous), n),
+               "authenticate a token": _quantiles_ms(lambda: accounts.authenticate(signed.token), n)}
+    engine.dispose()
+    return figures
+
+
+def _bearer(base: str, tag: str) -> dict[str, str]:
+    email = f"bench-{tag}-{time.time_ns()}@example.com"
+    httpx.post(f"{base}/api/auth/register", json={"email": email, "password": "bench password"}, timeout=60)
+    token = httpx.post(f"{base}/api/auth/login", json={"email": email, "password": "bench password"},
+                       timeout=60).json()["token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=200, help="requests per scenario and concurrency")
@@ -89,7 +138,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "MARKET_SOURCE": "synthetic", "DATA_DIR": f"{tmp}/data", "MODEL_DIR": f"{tmp}/models",
                "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp}/app.db"),
-               "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")}
+               "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+               # the load comes from one address and one account: quotas must not refuse it
+               "QUOTA_ANONYMOUS": "1000000000", "QUOTA_FREE": "1000000000"}
         subprocess.run([sys.executable, "-m", "jobs.weekly_training", "--top", str(args.symbols), "--timeframes", "1d",
                         "--no-ray", "--n-estimators", "60", "--max-depth", "6", "--epochs", "5", "--origins", "100",
                         "--model", args.model], env=env,
@@ -112,14 +163,18 @@ def main() -> None:
             try:
                 _wait(base, proc)
                 httpx.post(f"{base}/ml/predict", json={"symbol": symbols[0], "timeframe": "1d"}, timeout=120)
+                auth = _bearer(base, name.replace(" ", "-"))
                 for conc in (1, 8, 32):
-                    results[(name, "cached", conc)] = _load(
-                        base, lambda h, i: h.post("/api/predictions/generate",
-                                                  json={"symbol": symbols[0], "timeframe": "1d"}), args.requests, conc)
-                    results[(name, "uncached", conc)] = _load(
-                        base, lambda h, i: h.post("/ml/predict", json={"symbol": symbols[i % len(symbols)],
+                    for tag, headers in (("", {}), ("+auth", auth)):
+                        results[(name, "cached" + tag, conc)] = _load(
+                            base, lambda h, i, hd=headers: h.post("/api/predictions/generate", headers=hd,
+                                                                  json={"symbol": symbols[0], "timeframe": "1d"}),
+                            args.requests, conc)
+                        results[(name, "uncached" + tag, conc)] = _load(
+                            base, lambda h, i, hd=headers: h.post("/ml/predict", headers=hd,
+                                                                  json={"symbol": symbols[i % len(symbols)],
                                                                         "timeframe": "1d"}),
-                        max(conc * 2, args.requests // 4), conc)
+                            max(conc * 2, args.requests // 4), conc)
                     results[(name, "search", conc)] = _load(
                         base, lambda h, i: h.get("/api/symbols/search", params={"q": symbols[i % len(symbols)][2:4]}),
                         args.requests, conc)
@@ -129,10 +184,14 @@ def main() -> None:
                     proc.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-    print(f"{'server':<10} {'scenario':<9} {'conc':>4} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8} {'failed':>6}")
-    for (name, scenario, conc), r in results.items():
-        print(f"{name:<10} {scenario:<9} {conc:>4} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['p99']:>8.1f} "
+        quota = _quota_cost(env)
+    print(f"{'server':<10} {'scenario':<14} {'conc':>4} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8} {'failed':>6}")
+    for (name, scenario, conc), r in sorted(results.items(), key=lambda kv: (kv[0][0], kv[0][1].split("+")[0], kv[0][2], kv[0][1])):
+        print(f"{name:<10} {scenario:<14} {conc:>4} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['p99']:>8.1f} "
               f"{r['rps']:>8.1f} {r['failed']:>6}")
+    print(f"\n{'quota accounting (in process)':<32} {'p50 ms':>8} {'p99 ms':>8}")
+    for what, r in quota.items():
+        print(f"{what:<32} {r['p50']:>8.3f} {r['p99']:>8.3f}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,37 @@ class Settings:
     massive_backoff_s: float
     serve_host: str
     serve_port: int
+    accounts: AccountSettings
+
+
+TIERS: tuple[str, ...] = ("free", "premium", "pro")
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """Forecasts per UTC day, by tier; `anonymous` counts per client address."""
+
+    anonymous: int
+    free: int
+    premium: int
+    pro: int
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    """Identity and quota settings (DESIGN.md "Phase II and III")."""
+
+    quotas: Quotas
+    session_ttl_days: int
+    cookie_secure: bool
+
+    def quota(self, tier: str | None) -> int:
+        """The daily forecast limit of a tier; `None` is an anonymous caller."""
+        return int(getattr(self.quotas, tier or ANONYMOUS))
+
+
+DEFAULT_QUOTAS = {ANONYMOUS: 5, "free": 10, "premium": 100, "pro": 1000}
 
 
 def _parse_database_url(value: str) -> str:
@@ -106,6 +137,28 @@ def _parse_number(name: str, value: str, kind: type, low: float, high: float) ->
     return number
 
 
+def _parse_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}={value!r} is not a boolean; expected true or false")
+
+
+def _account_settings(env: Mapping[str, str]) -> AccountSettings:
+    quotas = Quotas(**{
+        tier: int(_parse_number(f"QUOTA_{tier.upper()}", env.get(f"QUOTA_{tier.upper()}") or str(default), int, 0,
+                                10**9))
+        for tier, default in DEFAULT_QUOTAS.items()
+    })
+    return AccountSettings(
+        quotas=quotas,
+        session_ttl_days=int(_parse_number("SESSION_TTL_DAYS", env.get("SESSION_TTL_DAYS") or "30", int, 1, 3650)),
+        cookie_secure=_parse_bool("COOKIE_SECURE", env.get("COOKIE_SECURE") or "false"),
+    )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raises ConfigError naming the first bad variable."""
     env = os.environ if environ is None else environ
@@ -121,6 +174,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         massive_backoff_s=_parse_number("MASSIVE_BACKOFF_S", env.get("MASSIVE_BACKOFF_S") or "0.5", float, 0, 60),
         serve_host=env.get("SERVE_HOST") or "127.0.0.1",
         serve_port=_parse_port(env.get("SERVE_PORT") or "8000"),
+        accounts=_account_settings(env),
     )
 
 

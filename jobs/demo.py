@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -22,11 +23,42 @@ from config import settings_or_exit
 TOP, TIMEFRAMES = 30, "1h,1d"
 
 
-def _http(method: str, url: str, body: dict | None = None, timeout: float = 60) -> dict:
+def _http(method: str, url: str, body: dict | None = None, timeout: float = 60, token: str | None = None) -> dict:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def _print_forecast(answer: dict) -> None:
+    print(f"prediction {answer['prediction_id']}  model {answer['model_version']}  direction {answer['direction']}  "
+          f"confidence {answer['confidence_avg']:.3f}  key indicators: {', '.join(answer['key_indicators'])}")
+    print(f"{'step':>4} {'timestamp':<26} {'open':>12} {'high':>12} {'low':>12} {'close':>12} {'80% band':>27} {'conf':>6} dir")
+    for s in answer["steps"]:
+        print(f"{s['step']:>4} {s['timestamp']:<26} {s['open']:>12.6g} {s['high']:>12.6g} {s['low']:>12.6g} "
+              f"{s['close']:>12.6g} {s['lower']:>13.6g}-{s['upper']:<13.6g} {s['confidence']:>6.3f} {s['direction']}")
+
+
+def _signed_in_tour(base: str, symbol: str) -> dict:
+    """Register a throw-away demo account, sign in, forecast with the token; print the commands."""
+    email, password = f"demo-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(12)
+    _http("POST", f"{base}/api/auth/register", {"email": email, "password": password})
+    token = _http("POST", f"{base}/api/auth/login", {"email": email, "password": password})["token"]
+    answer = _http("POST", f"{base}/api/predictions/generate", {"symbol": symbol, "timeframe": "1d"}, token=token)
+    usage = _http("GET", f"{base}/api/me", token=token)["usage"]
+    print(f"\nsigned in as {email} (free tier): the same forecast, cached={answer['cached']}; "
+          f"{usage['api_calls']} of {usage['limit']} forecasts used today")
+    print("\nto use the API with an account yourself:")
+    print(f"  curl -s -X POST {base}/api/auth/register -H 'content-type: application/json' "
+          f"-d '{{\"email\": \"you@example.com\", \"password\": \"a long password\"}}'")
+    print(f"  TOKEN=$(curl -s -X POST {base}/api/auth/login -H 'content-type: application/json' "
+          f"-d '{{\"email\": \"you@example.com\", \"password\": \"a long password\"}}' | python3 -c "
+          f"'import json,sys; print(json.load(sys.stdin)[\"token\"])')")
+    print(f"  curl -s -X POST {base}/api/predictions/generate -H \"Authorization: Bearer $TOKEN\" "
+          f"-H 'content-type: application/json' -d '{{\"symbol\": \"{symbol}\", \"timeframe\": \"1d\"}}'")
+    print(f"  curl -s {base}/api/me -H \"Authorization: Bearer $TOKEN\"")
+    return answer
 
 
 def _wait_for(base: str, server: subprocess.Popen, seconds: float = 300) -> None:
@@ -59,16 +91,19 @@ def main() -> None:
     try:
         _wait_for(base, server)
         symbol = _http("GET", f"{base}/api/symbols/search?q=a&limit=1")["results"][0]["ticker"]
-        answer = _http("POST", f"{base}/api/predictions/generate", {"symbol": symbol, "timeframe": "1d"})
-        print(f"\nPOST {base}/api/predictions/generate {{\"symbol\": \"{symbol}\", \"timeframe\": \"1d\"}}")
-        print(f"prediction {answer['prediction_id']}  model {answer['model_version']}  direction {answer['direction']}  "
-              f"confidence {answer['confidence_avg']:.3f}  key indicators: {', '.join(answer['key_indicators'])}")
-        print(f"{'step':>4} {'timestamp':<26} {'open':>12} {'high':>12} {'low':>12} {'close':>12} {'80% band':>27} {'conf':>6} dir")
-        for s in answer["steps"]:
-            print(f"{s['step']:>4} {s['timestamp']:<26} {s['open']:>12.6g} {s['high']:>12.6g} {s['low']:>12.6g} "
-                  f"{s['close']:>12.6g} {s['lower']:>13.6g}-{s['upper']:<13.6g} {s['confidence']:>6.3f} {s['direction']}")
-        again = _http("POST", f"{base}/api/predictions/generate", {"symbol": symbol, "timeframe": "1d"})
-        print(f"\nthe same request again: cached={again['cached']}; demo finished in {time.perf_counter() - started:.0f}s")
+        print(f"\nPOST {base}/api/predictions/generate {{\"symbol\": \"{symbol}\", \"timeframe\": \"1d\"}}  (anonymous)")
+        try:
+            _print_forecast(_http("POST", f"{base}/api/predictions/generate", {"symbol": symbol, "timeframe": "1d"}))
+            anonymous_done = True
+        except urllib.error.HTTPError as exc:
+            if exc.code != 429:
+                raise
+            print(f"anonymous quota spent for today: {json.loads(exc.read())['error']['message']}")
+            anonymous_done = False
+        answer = _signed_in_tour(base, symbol)
+        if not anonymous_done:
+            _print_forecast(answer)
+        print(f"\ndemo finished in {time.perf_counter() - started:.0f}s")
     finally:
         server.send_signal(signal.SIGINT)  # like Ctrl-C: the service shuts Serve and its local Ray down
         try:

@@ -1,8 +1,12 @@
 """The HTTP API (FastAPI): routes, error bodies and one structured log line per request.
 
 The same app runs behind Ray Serve's ingress (`serve_app.deployments`) and, for tests and the
-benchmark's baseline, on its own (`create_app(service)`). Routes find the prediction service on
-`app.state.service`, which whoever hosts the app sets.
+benchmark's baseline, on its own (`create_app(service, accounts)`). Routes find the prediction
+service on `app.state.service` and the account service on `app.state.accounts`.
+
+A request is signed in by `Authorization: Bearer <token>` or the `session` cookie; without
+either it is anonymous, counted per client address. Forecast calls (`generate`, `/ml/predict`)
+are charged to the caller's daily quota before they run and given back if they fail.
 """
 
 from __future__ import annotations
@@ -12,21 +16,46 @@ import logging
 import time
 from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from accounts.errors import AccountError
+from accounts.service import Account, AccountService, Caller
 from serve_app.active_models import NoActiveModel
 from serve_app.metrics import Metrics
 from serve_app.schemas import (
-    ErrorResponse, HealthResponse, ModelsResponse, PredictionResponse, PredictRequest, SearchResponse,
+    ErrorResponse, HealthResponse, LoginRequest, LoginResponse, MeResponse, ModelsResponse, PredictionResponse,
+    PredictRequest, RegisterRequest, SearchResponse, UserOut,
 )
 from serve_app.service import ApiError, PredictionService
 
 log = logging.getLogger("serve_app.requests")
 
-ERRORS = {400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
-          429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+ERRORS = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 404: {"model": ErrorResponse},
+          422: {"model": ErrorResponse}, 429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+SESSION_COOKIE = "session"
+
+
+def _user_out(account: Account) -> dict[str, Any]:
+    return {"id": str(account.id), "email": account.email, "name": account.name, "tier": account.tier,
+            "created_at": account.created_at}
+
+
+def _token(request: Request) -> str | None:
+    """The session token the request carries, by header or cookie; 4xx when they disagree."""
+    header = request.headers.get("authorization")
+    cookie = request.cookies.get(SESSION_COOKIE) or None
+    bearer = None
+    if header is not None:
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise AccountError(401, "invalid_authorization", "the Authorization header must be 'Bearer <token>'")
+        bearer = value.strip()
+    if bearer is not None and cookie is not None and bearer != cookie:
+        raise AccountError(400, "conflicting_credentials",
+                           "the Authorization header and the session cookie carry different sessions; send one")
+    return bearer or cookie
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None,
@@ -35,15 +64,20 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def create_app(service: PredictionService | None = None, metrics: Metrics | None = None) -> FastAPI:
+def create_app(service: PredictionService, accounts: AccountService, metrics: Metrics | None = None) -> FastAPI:
     app = FastAPI(title="cryptocast", version="0.1.0",
                   description="30-step crypto forecasts (OHLC, 80 % band, calibrated confidence) from one model per timeframe")
     app.state.service = service
+    app.state.accounts = accounts
     app.state.metrics = metrics or Metrics()
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return _error(exc.status, exc.code, exc.message, exc.headers, exc.extra)
+
+    @app.exception_handler(AccountError)
+    async def account_error(_: Request, exc: AccountError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -77,9 +111,29 @@ def create_app(service: PredictionService | None = None, metrics: Metrics | None
     def svc(request: Request) -> PredictionService:
         return request.app.state.service
 
-    def generate(request: Request, body: PredictRequest, use_cache: bool) -> dict[str, Any]:
+    def caller(request: Request) -> Caller:
+        token = _token(request)
+        account = None if token is None else request.app.state.accounts.authenticate(token)
+        return Caller(account, request.client.host if request.client else "unknown")
+
+    def signed_in(request: Request) -> tuple[Account, str]:
+        token = _token(request)
+        if token is None:
+            raise AccountError(401, "not_signed_in", "sign in first: POST /api/auth/login")
+        return request.app.state.accounts.authenticate(token), token
+
+    def generate(request: Request, response: Response, body: PredictRequest, use_cache: bool) -> dict[str, Any]:
+        who = caller(request)
+        accounts: AccountService = request.app.state.accounts
+        quota = accounts.charge(who)
         started = time.perf_counter()
-        answer = svc(request).generate(body, use_cache=use_cache)
+        try:
+            answer = svc(request).generate(body, use_cache=use_cache,
+                                           user_id=None if who.account is None else who.account.id)
+        except BaseException:
+            accounts.refund(who)  # no forecast given, nothing counted
+            raise
+        response.headers.update(accounts.headers(quota))
         m = request.app.state.metrics
         m.cache(answer["cached"])
         if not answer["cached"]:
@@ -87,18 +141,55 @@ def create_app(service: PredictionService | None = None, metrics: Metrics | None
         return answer
 
     @app.post("/api/predictions/generate", response_model=PredictionResponse, responses=ERRORS)
-    def generate_prediction(request: Request, body: PredictRequest) -> dict[str, Any]:
-        """A 30-step forecast (or fewer: `num_steps`, `predict_until`), from the 15-minute cache when fresh."""
-        return generate(request, body, use_cache=True)
+    def generate_prediction(request: Request, response: Response, body: PredictRequest) -> dict[str, Any]:
+        """A 30-step forecast (or fewer: `num_steps`, `predict_until`), from the 15-minute cache when fresh.
+        Counts against the caller's daily quota (X-RateLimit-* headers; 429 `quota_exceeded` beyond it)."""
+        return generate(request, response, body, use_cache=True)
 
     @app.post("/ml/predict", response_model=PredictionResponse, responses=ERRORS)
-    def ml_predict(request: Request, body: PredictRequest) -> dict[str, Any]:
-        """The same forecast, always computed anew (skips the prediction cache)."""
-        return generate(request, body, use_cache=False)
+    def ml_predict(request: Request, response: Response, body: PredictRequest) -> dict[str, Any]:
+        """The same forecast, always computed anew (skips the prediction cache); counted like generate."""
+        return generate(request, response, body, use_cache=False)
 
     @app.get("/api/predictions/{prediction_id}", response_model=PredictionResponse, responses=ERRORS)
     def get_prediction(request: Request, prediction_id: str) -> dict[str, Any]:
-        return svc(request).get(prediction_id)
+        """A stored prediction; a signed-in user's predictions are visible to that user alone."""
+        who = caller(request)
+        return svc(request).get(prediction_id, None if who.account is None else who.account.id)
+
+    # -- accounts -------------------------------------------------------------------------------
+    @app.post("/api/auth/register", status_code=201, response_model=UserOut, responses=ERRORS | {409: {"model": ErrorResponse}})
+    def register(request: Request, body: RegisterRequest) -> dict[str, Any]:
+        """Create an account on the free tier (password: 8 to 128 characters)."""
+        return _user_out(request.app.state.accounts.register(body.email, body.password, body.name))
+
+    @app.post("/api/auth/login", response_model=LoginResponse, responses=ERRORS)
+    def login(request: Request, response: Response, body: LoginRequest) -> dict[str, Any]:
+        """A new session: its token in the answer and in the httpOnly `session` cookie."""
+        accounts: AccountService = request.app.state.accounts
+        signed = accounts.login(body.email, body.password)
+        response.set_cookie(SESSION_COOKIE, signed.token, max_age=accounts.settings.session_ttl_days * 86400,
+                            httponly=True, samesite="lax", secure=accounts.settings.cookie_secure, path="/")
+        return {"token": signed.token, "expires_at": signed.expires_at, "user": _user_out(signed.account)}
+
+    @app.post("/api/auth/logout", status_code=204, response_class=Response, responses=ERRORS)
+    def logout(request: Request) -> Response:
+        """End the session the request carries (header or cookie)."""
+        _, token = signed_in(request)
+        request.app.state.accounts.logout(token)
+        response = Response(status_code=204)
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
+                               secure=request.app.state.accounts.settings.cookie_secure)
+        return response
+
+    @app.get("/api/me", response_model=MeResponse, responses=ERRORS)
+    def me(request: Request) -> dict[str, Any]:
+        """The signed-in user, their tier and today's forecast usage."""
+        account, _ = signed_in(request)
+        usage = request.app.state.accounts.usage(Caller(account, ""))
+        return {"user": _user_out(account), "tier": account.tier,
+                "usage": {"date": usage.date.isoformat(), "api_calls": usage.api_calls, "limit": usage.limit,
+                          "remaining": usage.remaining, "reset_at": usage.reset_at}}
 
     @app.get("/api/symbols/search", response_model=SearchResponse, responses=ERRORS)
     def search(request: Request, q: str = Query(..., max_length=50), limit: int = 10) -> dict[str, Any]:

@@ -87,23 +87,24 @@ class Api:
                                        f"the {timeframe} forecaster is restarting; please retry") from exc
                     time.sleep(0.5)
 
-        service, _ = build_service(load_settings(environ), forecast=forecast,
-                                   window=lambda tf: profile_for(tf).serving_window, cache_prefix=cache_prefix)
-        self.fastapi = create_app(service, Metrics())
+        services = build_service(load_settings(environ), forecast=forecast,
+                                 window=lambda tf: profile_for(tf).serving_window, cache_prefix=cache_prefix)
+        self.fastapi = create_app(services.predictions, services.accounts, Metrics())
         self.fastapi.state.versions = lambda: {tf: h.version.remote().result() for tf, h in self.forecasters.items()}
 
     def __serve_build_asgi_app__(self) -> Any:
         return self.fastapi
 
 
-def build_app(environ: dict[str, str] | None = None, cache_prefix: str = "", poll_s: float = DEFAULT_POLL_S) -> Any:
+def build_app(environ: dict[str, str] | None = None, cache_prefix: str = "", poll_s: float = DEFAULT_POLL_S,
+              api_replicas: int = 1) -> Any:
     """The application graph. `environ` replaces the replicas' environment (tests); by default
     each replica reads its own, which the cluster's runtime environment sets."""
     forecasters = {
         tf: TimeframeForecaster.options(name=f"forecaster_{tf}", user_config={"poll_s": poll_s}).bind(tf, environ)
         for tf in TIMEFRAMES
     }
-    return Api.bind(forecasters, environ, cache_prefix)
+    return Api.options(num_replicas=api_replicas).bind(forecasters, environ, cache_prefix)
 
 
 app = build_app()

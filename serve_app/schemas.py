@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 Timeframe = Literal["1h", "4h", "1d", "1w", "1m"]
 MAX_STEPS = 30
@@ -92,3 +92,50 @@ class ErrorDetail(BaseModel):
 class ErrorResponse(BaseModel):
     error: ErrorDetail
     last_prediction: PredictionResponse | None = None
+
+
+# -- accounts ------------------------------------------------------------------------------------
+Tier = Literal["free", "premium", "pro"]
+
+
+class RegisterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr = Field(max_length=255)
+    password: str = Field(description="8 to 128 characters", max_length=10_000)
+    name: str | None = Field(default=None, max_length=255)
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=10_000)
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    name: str | None
+    tier: Tier
+    created_at: datetime
+
+
+class LoginResponse(BaseModel):
+    token: str = Field(description="send as `Authorization: Bearer <token>`; also set as the `session` cookie")
+    expires_at: datetime
+    user: UserOut
+
+
+class UsageOut(BaseModel):
+    date: str = Field(description="the UTC day counted")
+    api_calls: int
+    limit: int
+    remaining: int
+    reset_at: datetime
+
+
+class MeResponse(BaseModel):
+    user: UserOut
+    tier: Tier
+    usage: UsageOut

@@ -29,7 +29,7 @@ from market_data.timeframes import spec
 from serve_app.schemas import MAX_STEPS, PredictRequest
 from storage.cache import (
     FRESH_CANDLES_TTL_S, PREDICTION_TTL_S, Cache, fresh_candles_key, get_frame, get_json, prediction_key, set_frame,
-    set_json,
+    set_json, user_prediction_key,
 )
 from storage.db import session_scope
 from storage.registry import ModelRegistry
@@ -70,7 +70,11 @@ class PredictionService:
         self.forecast, self.window, self.clock = forecast, window, clock
 
     # -- generate -----------------------------------------------------------------------------
-    def generate(self, request: PredictRequest, use_cache: bool = True) -> dict[str, Any]:
+    def generate(self, request: PredictRequest, use_cache: bool = True,
+                 user_id: uuid.UUID | None = None) -> dict[str, Any]:
+        """The forecast for `request`. The shared cache entry is an anonymous prediction; a
+        signed-in user gets their own copy of it (their `user_id`, readable by them alone),
+        cached under their own key, so that a user can always read back what they were given."""
         if request.predict_until is not None and request.num_steps is not None:
             raise ApiError(400, "bad_request", "give either predict_until or num_steps, not both")
         symbol = self._symbol(request.symbol)
@@ -80,7 +84,7 @@ class PredictionService:
                            f"predict_until {request.predict_until.isoformat()} is not in the future (now {now.isoformat()})")
         key = prediction_key(str(symbol.id), request.timeframe)
         if use_cache:
-            cached = get_json(self.cache, key)
+            cached = self._cached(key, symbol, request.timeframe, user_id)
             if cached is not None:
                 steps = self._steps_for(request, [pd.Timestamp(s["timestamp"]) for s in cached["steps"]])
                 return {**cached, "cached": True, "steps": cached["steps"][:steps]}
@@ -102,8 +106,44 @@ class PredictionService:
         result = self.forecast(request.timeframe, candles.iloc[-needed:].reset_index(drop=True), MAX_STEPS)
         answer = self._persist(symbol, request.timeframe, result, now)
         set_json(self.cache, key, answer, PREDICTION_TTL_S)
+        if user_id is not None:
+            answer = self._own_copy(answer, symbol, request.timeframe, user_id, PREDICTION_TTL_S)
         steps = self._steps_for(request, [pd.Timestamp(s["timestamp"]) for s in answer["steps"]])
         return {**answer, "steps": answer["steps"][:steps]}
+
+    def _cached(self, key: str, symbol: Symbol, timeframe: str, user_id: uuid.UUID | None) -> dict[str, Any] | None:
+        if user_id is not None:
+            own = get_json(self.cache, user_prediction_key(str(symbol.id), timeframe, str(user_id)))
+            if own is not None:
+                return own
+        shared = get_json(self.cache, key)
+        if shared is None or user_id is None:
+            return shared
+        left = self.cache.ttl(key)
+        return self._own_copy(shared, symbol, timeframe, user_id, PREDICTION_TTL_S if left is None else left)
+
+    def _own_copy(self, answer: dict[str, Any], symbol: Symbol, timeframe: str, user_id: uuid.UUID,
+                  ttl_s: float) -> dict[str, Any]:
+        """Copy a stored prediction (row and steps, in two statements) as the user's own."""
+        new_id = uuid.uuid4()
+        old_id = uuid.UUID(answer["prediction_id"])
+        predictions, steps = Prediction.__table__, PredictionStep.__table__
+        pcols = [c.name for c in predictions.columns if c.name not in ("id", "user_id")]
+        scols = [c.name for c in steps.columns if c.name not in ("id", "prediction_id")]
+        step_id = (sa.func.gen_random_uuid() if self.engine.dialect.name == "postgresql"
+                   else sa.func.lower(sa.func.hex(sa.func.randomblob(16))))
+        with self.engine.begin() as conn:
+            conn.execute(predictions.insert().from_select(
+                ["id", "user_id", *pcols],
+                sa.select(sa.literal(new_id, sa.Uuid), sa.literal(user_id, sa.Uuid),
+                          *[predictions.c[c] for c in pcols]).where(predictions.c.id == old_id)))
+            conn.execute(steps.insert().from_select(
+                ["id", "prediction_id", *scols],
+                sa.select(step_id, sa.literal(new_id, sa.Uuid), *[steps.c[c] for c in scols])
+                .where(steps.c.prediction_id == old_id)))
+        own = {**answer, "prediction_id": str(new_id)}
+        set_json(self.cache, user_prediction_key(str(symbol.id), timeframe, str(user_id)), own, ttl_s)
+        return own
 
     def _steps_for(self, request: PredictRequest, stamps: list[pd.Timestamp]) -> int:
         if request.num_steps is not None:
@@ -174,21 +214,24 @@ class PredictionService:
         }
 
     # -- reads ----------------------------------------------------------------------------------
-    def get(self, prediction_id: str) -> dict[str, Any]:
+    def get(self, prediction_id: str, user_id: uuid.UUID | None = None) -> dict[str, Any]:
+        """A stored prediction: anonymous ones to anyone with the id, a user's to that user alone
+        (to anyone else it does not exist)."""
         try:
             pid = uuid.UUID(prediction_id)
         except ValueError:
             raise ApiError(400, "bad_prediction_id", f"{prediction_id!r} is not a prediction id (a UUID)") from None
         with session_scope(self.engine) as session:
             pred = session.get(Prediction, pid)
-            if pred is None:
+            if pred is None or (pred.user_id is not None and pred.user_id != user_id):
                 raise ApiError(404, "unknown_prediction", f"no prediction {prediction_id}")
             return self._answer(session, pred)
 
     def last_prediction(self, symbol: Symbol, timeframe: str) -> dict[str, Any] | None:
         with session_scope(self.engine) as session:
             pred = session.exec(select(Prediction).where(Prediction.symbol_id == symbol.id,
-                                                         Prediction.timeframe == timeframe)
+                                                         Prediction.timeframe == timeframe,
+                                                         Prediction.user_id.is_(None))  # never a user's own
                                 .order_by(Prediction.created_at.desc()).limit(1)).first()
             return None if pred is None else {**self._answer(session, pred), "stale": True}
 

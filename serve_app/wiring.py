@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from accounts.service import AccountService
 from config import TIMEFRAMES, Settings
 from market_data.factory import make_source
 from serve_app.active_models import ActiveModels
@@ -12,9 +15,18 @@ from storage.migrate import upgrade
 from storage.registry import ModelRegistry
 
 
+@dataclass
+class Services:
+    """What the HTTP app runs on; `models` is set when forecasts run in this process."""
+
+    predictions: PredictionService
+    accounts: AccountService
+    models: ActiveModels | None
+
+
 def build_service(settings: Settings, forecast: ForecastFn | None = None, window: WindowFn | None = None,
-                  cache_prefix: str = "") -> tuple[PredictionService, ActiveModels | None]:
-    """The service, forecasting in this process unless `forecast`/`window` are given (Ray Serve)."""
+                  cache_prefix: str = "") -> Services:
+    """The services, forecasting in this process unless `forecast`/`window` are given (Ray Serve)."""
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     cache = make_cache(settings.redis_url, cache_prefix)
@@ -25,4 +37,5 @@ def build_service(settings: Settings, forecast: ForecastFn | None = None, window
     if forecast is None or window is None:
         models = ActiveModels(registry, list(TIMEFRAMES))
         forecast, window = models.forecast, models.window
-    return PredictionService(engine, cache, make_source(settings), registry, forecast, window), models
+    return Services(PredictionService(engine, cache, make_source(settings), registry, forecast, window),
+                    AccountService(engine, cache, settings.accounts), models)

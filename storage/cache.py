@@ -19,6 +19,7 @@ import pyarrow as pa
 FRESH_CANDLES_TTL_S = 3600  # 1 hour: predictions need candles at most this old
 PREDICTION_TTL_S = 900  # 15 minutes
 SYMBOL_METADATA_TTL_S = 86400  # 24 hours
+USER_QUOTA_TTL_S = 86400  # 24 hours: a day's count outlives its day by less than a day
 
 
 def fresh_candles_key(ticker: str, timeframe: str) -> str:
@@ -31,6 +32,16 @@ def prediction_key(symbol_id: str, timeframe: str) -> str:
 
 def symbol_metadata_key(ticker: str) -> str:
     return f"symbol:metadata:{ticker}"
+
+
+def user_prediction_key(symbol_id: str, timeframe: str, user_id: str) -> str:
+    """A signed-in user's own copy of the shared cached prediction (see `PredictionService`)."""
+    return f"prediction:{symbol_id}:{timeframe}:user:{user_id}"
+
+
+def user_quota_key(user_id: str, day: str) -> str:
+    """The day's counted forecast calls of a user (`day` as YYYY-MM-DD, UTC)."""
+    return f"user:quota:{user_id}:{day}"
 
 
 class Cache(Protocol):

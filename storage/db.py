@@ -19,8 +19,12 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(database_url: str) -> Engine:
-    """An engine for `database_url`; creates the parent folder of a SQLite file."""
+def make_engine(database_url: str | sa.engine.URL, durable: bool = True) -> Engine:
+    """An engine for `database_url`; creates the parent folder of a SQLite file.
+
+    `durable=False` (PostgreSQL) commits without waiting for the WAL flush: for counters whose
+    last few hundred milliseconds may be lost in a server crash but must stay cheap and atomic.
+    """
     url = sa.engine.make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -28,6 +32,8 @@ def make_engine(database_url: str) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         sa.event.listen(engine, "connect", _enable_sqlite_foreign_keys)
         return engine
+    if not durable:
+        return sa.create_engine(url, pool_pre_ping=True, connect_args={"options": "-c synchronous_commit=off"})
     return sa.create_engine(url, pool_pre_ping=True)
 
 

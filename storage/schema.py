@@ -1,4 +1,4 @@
-"""The Phase I tables of the architecture document, as SQLModel classes.
+"""The tables of the architecture document (Phase I, and Phase II/III as they land), as SQLModel classes.
 
 They mirror `seed/system-architecture.md` column for column: defaults, unique and check
 constraints, foreign keys with their ON DELETE, and the named indexes. The Alembic migration
@@ -17,6 +17,7 @@ Times are naive UTC (`TIMESTAMP` without time zone, as the document defines them
 from __future__ import annotations
 
 import uuid
+from datetime import date as date_type
 from datetime import datetime
 from decimal import Decimal
 
@@ -24,9 +25,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Field, SQLModel
 
-from config import TIMEFRAMES
+from config import TIERS, TIMEFRAMES
 
 TIMEFRAME_CHECK = "timeframe IN (" + ", ".join(f"'{tf}'" for tf in TIMEFRAMES) + ")"
+TIER_CHECK = "tier IN (" + ", ".join(f"'{t}'" for t in TIERS) + ")"
 
 # JSONB on PostgreSQL, JSON text elsewhere.
 JsonType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -103,8 +105,10 @@ class Prediction(SQLModel, table=True):
     symbol_id: uuid.UUID = Field(
         sa_column=sa.Column(sa.Uuid, sa.ForeignKey("symbols.id", ondelete="CASCADE"), nullable=False)
     )
-    # Nullable in Phase I (no users table yet); Phase II adds the foreign key.
-    user_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid))
+    # Nullable: anonymous forecasts have no user; Phase II (migration 0002) added the foreign key.
+    user_id: uuid.UUID | None = Field(
+        default=None, sa_column=sa.Column(sa.Uuid, sa.ForeignKey("users.id", ondelete="SET NULL", name="fk_user"))
+    )
     timeframe: str = Field(sa_column=sa.Column(sa.String(10), nullable=False))
     model_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, sa.ForeignKey("models.id"), nullable=False))
     prediction_date: datetime = Field(sa_column=sa.Column(sa.DateTime, nullable=False))
@@ -140,3 +144,85 @@ class PredictionStep(SQLModel, table=True):
     direction: str | None = Field(default=None, sa_column=sa.Column(sa.String(10)))
     actual_close: float | None = Field(default=None, sa_column=sa.Column(PriceType))
     is_accurate: bool | None = Field(default=None, sa_column=sa.Column(sa.Boolean))
+
+
+# -- Phase II: identity ------------------------------------------------------------------------
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    __table_args__ = (
+        sa.CheckConstraint(TIER_CHECK, name="ck_users_tier"),
+        sa.Index("idx_users_email", "email"),
+        sa.Index("idx_users_tier", "tier"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    email: str = Field(sa_column=sa.Column(sa.String(255), unique=True, nullable=False))
+    email_verified: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime))
+    name: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
+    image: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    password_hash: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
+    tier: str | None = Field(default="free", sa_column=sa.Column(sa.String(20), server_default="free"))
+    created_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+    updated_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+
+
+class UserSession(SQLModel, table=True):
+    """A signed-in session. `session_token` holds the SHA-256 of the token, never the token."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        sa.Index("idx_sessions_user_id", "user_id"),
+        sa.Index("idx_sessions_token", "session_token"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    session_token: str = Field(sa_column=sa.Column(sa.String(255), unique=True, nullable=False))
+    expires: datetime = Field(sa_column=sa.Column(sa.DateTime, nullable=False))
+    created_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+
+
+# -- Phase III: usage ----------------------------------------------------------------------------
+
+
+class UsageTracking(SQLModel, table=True):
+    """A user's counted forecast calls of one UTC day, and the limit that applied."""
+
+    __tablename__ = "usage_tracking"
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "date", name="uq_usage_tracking_user_date"),
+        sa.Index("idx_usage_tracking_user_id", "user_id"),
+        sa.Index("idx_usage_tracking_date", "date"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    date: date_type = Field(sa_column=sa.Column(sa.Date, nullable=False))
+    api_calls: int | None = Field(default=0, sa_column=sa.Column(sa.Integer, server_default="0"))
+    limit: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    created_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+
+
+class AnonymousUsage(SQLModel, table=True):
+    """Counted forecast calls of one anonymous client address and UTC day (not in the document:
+    `usage_tracking.user_id` is NOT NULL, and anonymous quotas must hold across replicas).
+    `client_hash` is the SHA-256 of the address, so no address is kept in the clear."""
+
+    __tablename__ = "anonymous_usage"
+    __table_args__ = (
+        sa.UniqueConstraint("client_hash", "date", name="uq_anonymous_usage_client_date"),
+        sa.Index("idx_anonymous_usage_date", "date"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    client_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    date: date_type = Field(sa_column=sa.Column(sa.Date, nullable=False))
+    api_calls: int | None = Field(default=0, sa_column=sa.Column(sa.Integer, server_default="0"))
+    limit: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    created_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))

@@ -17,6 +17,15 @@ def test_defaults_are_the_embedded_ones() -> None:
     assert (s.serve_host, s.serve_port) == ("127.0.0.1", 8000)
 
 
+def test_account_settings() -> None:
+    s = load_settings({}).accounts
+    assert [s.quota(t) for t in (None, "free", "premium", "pro")] == [5, 10, 100, 1000]
+    assert (s.session_ttl_days, s.cookie_secure) == (30, False)
+    s = load_settings({"QUOTA_PREMIUM": "250", "QUOTA_ANONYMOUS": "0", "SESSION_TTL_DAYS": "7",
+                       "COOKIE_SECURE": "true"}).accounts
+    assert (s.quota("premium"), s.quota(None), s.session_ttl_days, s.cookie_secure) == (250, 0, 7, True)
+
+
 def test_values_from_environment() -> None:
     s = load_settings(
         {
@@ -48,6 +57,10 @@ def test_values_from_environment() -> None:
         ("SERVE_PORT", "70000"),
         ("MASSIVE_RETRIES", "-1"),
         ("MASSIVE_BACKOFF_S", "soon"),
+        ("QUOTA_FREE", "ten"),
+        ("QUOTA_ANONYMOUS", "-1"),
+        ("SESSION_TTL_DAYS", "0"),
+        ("COOKIE_SECURE", "maybe"),
     ],
 )
 def test_malformed_values_name_the_variable(var: str, value: str) -> None:

@@ -31,15 +31,21 @@ def test_migration_matches_the_models_and_is_idempotent(database_url: str) -> No
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
         tables = set(sa.inspect(conn).get_table_names())
-        indexes = {i["name"] for t in ("symbols", "models", "predictions", "prediction_steps")
+        indexes = {i["name"] for t in ("symbols", "models", "predictions", "prediction_steps", "users", "sessions",
+                                       "usage_tracking", "anonymous_usage")
                    for i in sa.inspect(conn).get_indexes(t)}
+        user_fks = [fk for fk in sa.inspect(conn).get_foreign_keys("predictions") if fk["referred_table"] == "users"]
     engine.dispose()
     assert diff == [], diff
     assert {"symbols", "predictions", "prediction_steps", "models"} <= tables
     assert {"idx_symbols_ticker", "idx_symbols_volume_rank", "idx_symbols_active", "idx_models_timeframe",
             "idx_models_active", "idx_predictions_symbol_id", "idx_predictions_user_id",
             "idx_predictions_timeframe", "idx_predictions_model_id", "idx_predictions_created_at",
-            "idx_prediction_steps_prediction_id", "idx_prediction_steps_timestamp"} <= indexes
+            "idx_prediction_steps_prediction_id", "idx_prediction_steps_timestamp", "idx_users_email",
+            "idx_users_tier", "idx_sessions_user_id", "idx_sessions_token", "idx_usage_tracking_user_id",
+            "idx_usage_tracking_date", "idx_anonymous_usage_date"} <= indexes
+    assert {"users", "sessions", "usage_tracking", "anonymous_usage"} <= tables
+    assert [(fk["constrained_columns"], fk["options"].get("ondelete")) for fk in user_fks] == [(["user_id"], "SET NULL")]
 
 
 def test_defaults(engine) -> None:
@@ -138,5 +144,5 @@ def test_migrate_command_on_empty_postgres(pg_database_url: str) -> None:
         assert proc.returncode == 0, proc.stderr
     engine = make_engine(pg_database_url)
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
     engine.dispose()

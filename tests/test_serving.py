@@ -33,7 +33,9 @@ def world(tmp_path_factory, request: pytest.FixtureRequest) -> dict[str, str]:
     pg_url = request.getfixturevalue("pg_database_url_module")
     root = tmp_path_factory.mktemp("serving")
     env = {"MARKET_SOURCE": "synthetic", "DATA_DIR": str(root / "data"), "MODEL_DIR": str(root / "models"),
-           "DATABASE_URL": pg_url, "REDIS_URL": TEST_REDIS_URL}
+           "DATABASE_URL": pg_url, "REDIS_URL": TEST_REDIS_URL,
+           # these tests hammer the API anonymously from one address; quotas have their own tests
+           "QUOTA_ANONYMOUS": "1000000", "QUOTA_FREE": str(SERVED_FREE_QUOTA)}
     mp = pytest.MonkeyPatch()
     for key, value in env.items():
         mp.setenv(key, value)
@@ -67,9 +69,9 @@ def prefix() -> str:
 
 
 def _client(env: dict[str, str], prefix: str, **overrides: str) -> TestClient:
-    service, models = build_service(load_settings({**env, **overrides}), cache_prefix=prefix)
-    app = create_app(service)
-    app.state.versions = models.versions
+    services = build_service(load_settings({**env, **overrides}), cache_prefix=prefix)
+    app = create_app(services.predictions, services.accounts)
+    app.state.versions = services.models.versions
     return TestClient(app)
 
 
@@ -174,6 +176,9 @@ def test_search_matches_prefix_and_substring_and_escapes_wildcards(world, prefix
     assert upper == results
 
 
+SERVED_FREE_QUOTA = 10
+
+
 @pytest.fixture(scope="module")
 def served(world, ray_local) -> str:
     from ray import serve
@@ -183,7 +188,8 @@ def served(world, ray_local) -> str:
     port = _free_port()
     cache_prefix = f"test:{uuid.uuid4().hex}:"
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(environ=world, cache_prefix=cache_prefix, poll_s=1.0), name="cryptocast", route_prefix="/")
+    serve.run(build_app(environ=world, cache_prefix=cache_prefix, poll_s=1.0, api_replicas=2), name="cryptocast",
+              route_prefix="/")
     yield f"http://127.0.0.1:{port}"
     serve.shutdown()
     RedisCache(TEST_REDIS_URL, cache_prefix).delete_prefix()
@@ -292,3 +298,32 @@ def test_a_killed_forecaster_replica_is_replaced_under_load(world, served: str, 
     assert before > 0 and len(statuses) > before
     assert statuses[-1] == 200  # served again by the replacement replica
     assert failed == 0  # requests caught by the dead replica wait for its replacement
+
+
+@pytest.mark.slow
+def test_one_users_quota_holds_across_two_ingress_replicas(world, served: str) -> None:
+    from ray import serve
+
+    api = serve.status().applications["cryptocast"].deployments["Api"]
+    assert api.replica_states.get("RUNNING") == 2, api.replica_states
+    ticker = _top_symbol(world)
+    email = f"q{uuid.uuid4().hex[:8]}@example.com"
+    with httpx.Client(base_url=served, timeout=60) as http:
+        assert http.post("/api/auth/register", json={"email": email, "password": "a long password"}).status_code == 201
+        token = http.post("/api/auth/login", json={"email": email, "password": "a long password"}).json()["token"]
+
+    def call(_: int) -> tuple[int, str | None]:
+        with httpx.Client(base_url=served, timeout=60) as http:
+            r = http.post("/api/predictions/generate", json={"symbol": ticker, "timeframe": "1d", "num_steps": 2},
+                          headers={"Authorization": f"Bearer {token}"})
+            return r.status_code, r.headers.get("X-RateLimit-Remaining")
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(call, range(SERVED_FREE_QUOTA + 8)))
+    statuses = [s for s, _ in results]
+    assert statuses.count(200) == SERVED_FREE_QUOTA and statuses.count(429) == 8, statuses
+    # every admitted call saw its own count: remaining 9, 8, ..., 0 exactly once each
+    assert sorted(int(r) for s, r in results if s == 200) == list(range(SERVED_FREE_QUOTA))
+    with httpx.Client(base_url=served, timeout=60) as http:
+        me = http.get("/api/me", headers={"Authorization": f"Bearer {token}"}).json()
+    assert me["usage"]["api_calls"] == SERVED_FREE_QUOTA and me["usage"]["remaining"] == 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -20,11 +20,12 @@ from sqlmodel import select
 
 from accounts import passwords, tokens
 from accounts.errors import AccountError
+from billing.lifecycle import GRACE_STATUS, effective_tier
 from accounts.quota import QuotaCounter, QuotaState, Subject, next_midnight, utc_day
 from config import AccountSettings
 from storage.cache import Cache
 from storage.db import session_scope
-from storage.schema import User, UserSession
+from storage.schema import Subscription, User, UserSession
 
 log = logging.getLogger(__name__)
 
@@ -135,15 +136,21 @@ class AccountService:
         """The account a token belongs to; 401 for anything else (also a malformed token)."""
         if not tokens.well_formed(token):
             raise AccountError(401, "invalid_session", INVALID_SESSION)
+        now = _naive(self.clock())
         with session_scope(self.engine) as session:
-            user = session.exec(
-                select(User).join(UserSession, UserSession.user_id == User.id)
-                .where(UserSession.session_token == tokens.digest(token),
-                       UserSession.expires > _naive(self.clock()))
+            row = session.exec(
+                select(User, Subscription.status, Subscription.current_period_end)
+                .join(UserSession, UserSession.user_id == User.id)
+                .outerjoin(Subscription, Subscription.user_id == User.id)
+                .where(UserSession.session_token == tokens.digest(token), UserSession.expires > now)
             ).first()
-        if user is None:
+        if row is None:
             raise AccountError(401, "invalid_session", INVALID_SESSION)
-        return _account(user)
+        user, status, period_end = row
+        account = _account(user)
+        if status == GRACE_STATUS:  # a failed renewal keeps the paid tier until the period ends
+            account = replace(account, tier=effective_tier(account.tier, status, period_end, now))
+        return account
 
     def logout(self, token: str) -> None:
         if not tokens.well_formed(token):

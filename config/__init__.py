@@ -42,6 +42,7 @@ class Settings:
     serve_host: str
     serve_port: int
     accounts: AccountSettings
+    billing: BillingSettings
 
 
 TIERS: tuple[str, ...] = ("free", "premium", "pro")
@@ -69,6 +70,28 @@ class AccountSettings:
     def quota(self, tier: str | None) -> int:
         """The daily forecast limit of a tier; `None` is an anonymous caller."""
         return int(getattr(self.quotas, tier or ANONYMOUS))
+
+
+@dataclass(frozen=True)
+class BillingSettings:
+    """Stripe (DESIGN.md "Billing"); billing is off without an API key."""
+
+    api_key: str | None
+    api_base: str | None  # None: Stripe's own; tests name a loopback server
+    webhook_secret: str | None
+    price_premium: str | None
+    price_pro: str | None
+    public_base_url: str  # where Checkout and the portal send the user back
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api_key)
+
+    def price_of(self, tier: str) -> str | None:
+        return {"premium": self.price_premium, "pro": self.price_pro}.get(tier)
+
+    def tier_of_price(self, price_id: str | None) -> str | None:
+        return {self.price_premium: "premium", self.price_pro: "pro"}.get(price_id) if price_id else None
 
 
 DEFAULT_QUOTAS = {ANONYMOUS: 5, "free": 10, "premium": 100, "pro": 1000}
@@ -159,9 +182,26 @@ def _account_settings(env: Mapping[str, str]) -> AccountSettings:
     )
 
 
+def _billing_settings(env: Mapping[str, str], serve_host: str, serve_port: int) -> BillingSettings:
+    public = (env.get("PUBLIC_BASE_URL") or f"http://{serve_host}:{serve_port}").rstrip("/")
+    if not public.startswith(("http://", "https://")):
+        raise ConfigError(f"PUBLIC_BASE_URL={public!r} is not an http(s) URL; expected e.g. https://cryptocast.example")
+    base = (env.get("STRIPE_API_BASE") or "").rstrip("/") or None
+    if base is not None and not base.startswith(("http://", "https://")):
+        raise ConfigError("STRIPE_API_BASE is not an http(s) URL; expected e.g. https://api.stripe.com")
+    return BillingSettings(
+        api_key=env.get("STRIPE_API_KEY") or None, api_base=base,
+        webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
+        price_premium=env.get("STRIPE_PRICE_PREMIUM") or None, price_pro=env.get("STRIPE_PRICE_PRO") or None,
+        public_base_url=public,
+    )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raises ConfigError naming the first bad variable."""
     env = os.environ if environ is None else environ
+    serve_host = env.get("SERVE_HOST") or "127.0.0.1"
+    serve_port = _parse_port(env.get("SERVE_PORT") or "8000")
     return Settings(
         data_dir=env.get("DATA_DIR") or "./var/data",
         model_dir=env.get("MODEL_DIR") or "./var/models",
@@ -172,9 +212,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         massive_api_base=(env.get("MASSIVE_API_BASE") or "https://api.massive.com").rstrip("/"),
         massive_retries=int(_parse_number("MASSIVE_RETRIES", env.get("MASSIVE_RETRIES") or "5", int, 0, 20)),
         massive_backoff_s=_parse_number("MASSIVE_BACKOFF_S", env.get("MASSIVE_BACKOFF_S") or "0.5", float, 0, 60),
-        serve_host=env.get("SERVE_HOST") or "127.0.0.1",
-        serve_port=_parse_port(env.get("SERVE_PORT") or "8000"),
+        serve_host=serve_host,
+        serve_port=serve_port,
         accounts=_account_settings(env),
+        billing=_billing_settings(env, serve_host, serve_port),
     )
 
 

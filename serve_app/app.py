@@ -18,15 +18,18 @@ from typing import Any
 
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from accounts.errors import AccountError
 from accounts.service import Account, AccountService, Caller
+from billing.errors import BillingError, billing_disabled
+from billing.service import BillingService
 from serve_app.active_models import NoActiveModel
 from serve_app.metrics import Metrics
 from serve_app.schemas import (
-    ErrorResponse, HealthResponse, LoginRequest, LoginResponse, MeResponse, ModelsResponse, PredictionResponse,
-    PredictRequest, RegisterRequest, SearchResponse, UserOut,
+    CheckoutRequest, ErrorResponse, HealthResponse, LoginRequest, LoginResponse, MeResponse, ModelsResponse,
+    PredictionResponse, PredictRequest, RegisterRequest, SearchResponse, UrlResponse, UserOut, WebhookResponse,
 )
 from serve_app.service import ApiError, PredictionService
 
@@ -64,11 +67,13 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def create_app(service: PredictionService, accounts: AccountService, metrics: Metrics | None = None) -> FastAPI:
+def create_app(service: PredictionService, accounts: AccountService, billing: BillingService | None = None,
+               metrics: Metrics | None = None) -> FastAPI:
     app = FastAPI(title="cryptocast", version="0.1.0",
                   description="30-step crypto forecasts (OHLC, 80 % band, calibrated confidence) from one model per timeframe")
     app.state.service = service
     app.state.accounts = accounts
+    app.state.billing = billing
     app.state.metrics = metrics or Metrics()
 
     @app.exception_handler(ApiError)
@@ -78,6 +83,10 @@ def create_app(service: PredictionService, accounts: AccountService, metrics: Me
     @app.exception_handler(AccountError)
     async def account_error(_: Request, exc: AccountError) -> JSONResponse:
         return _error(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(BillingError)
+    async def billing_error(_: Request, exc: BillingError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -181,6 +190,37 @@ def create_app(service: PredictionService, accounts: AccountService, metrics: Me
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
                                secure=request.app.state.accounts.settings.cookie_secure)
         return response
+
+    # -- billing --------------------------------------------------------------------------------
+    def billing_of(request: Request) -> BillingService:
+        if request.app.state.billing is None:
+            raise billing_disabled()
+        return request.app.state.billing
+
+    BILLING_ERRORS = ERRORS | {409: {"model": ErrorResponse}, 502: {"model": ErrorResponse}}
+
+    @app.post("/api/billing/checkout", response_model=UrlResponse, responses=BILLING_ERRORS)
+    def checkout(request: Request, body: CheckoutRequest) -> dict[str, str]:
+        """A Stripe Checkout page for a paid tier; the tier changes when Stripe's webhook confirms it."""
+        billing = billing_of(request)
+        account, _ = signed_in(request)
+        return {"url": billing.checkout(account.id, account.email, body.tier)}
+
+    @app.post("/api/billing/portal", response_model=UrlResponse, responses=BILLING_ERRORS)
+    def portal(request: Request) -> dict[str, str]:
+        """Stripe's customer portal: change plan, payment method, cancel."""
+        billing = billing_of(request)
+        account, _ = signed_in(request)
+        return {"url": billing.portal(account.id)}
+
+    @app.post("/api/webhooks/stripe", response_model=WebhookResponse, responses=ERRORS)
+    async def stripe_webhook(request: Request) -> dict[str, Any]:
+        """Stripe's signed events (`Stripe-Signature`); each event id is handled once."""
+        billing = billing_of(request)
+        payload = await request.body()
+        signature = request.headers.get("stripe-signature")
+        result = await run_in_threadpool(billing.webhook, payload, signature)
+        return {"received": True, "event_id": result.event_id, "outcome": result.outcome}
 
     @app.get("/api/me", response_model=MeResponse, responses=ERRORS)
     def me(request: Request) -> dict[str, Any]:

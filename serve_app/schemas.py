@@ -139,3 +139,20 @@ class MeResponse(BaseModel):
     user: UserOut
     tier: Tier
     usage: UsageOut
+
+
+# -- billing -------------------------------------------------------------------------------------
+class CheckoutRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tier: Literal["premium", "pro"] = Field(description="the paid tier to subscribe to")
+
+
+class UrlResponse(BaseModel):
+    url: str = Field(description="send the user's browser here (Stripe's hosted page)")
+
+
+class WebhookResponse(BaseModel):
+    received: bool
+    event_id: str
+    outcome: Literal["applied", "stale", "ignored", "duplicate"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accounts.service import AccountService
+from billing.service import BillingService
 from config import TIMEFRAMES, Settings
 from market_data.factory import make_source
 from serve_app.active_models import ActiveModels
@@ -21,6 +22,7 @@ class Services:
 
     predictions: PredictionService
     accounts: AccountService
+    billing: BillingService
     models: ActiveModels | None
 
 
@@ -38,4 +40,4 @@ def build_service(settings: Settings, forecast: ForecastFn | None = None, window
         models = ActiveModels(registry, list(TIMEFRAMES))
         forecast, window = models.forecast, models.window
     return Services(PredictionService(engine, cache, make_source(settings), registry, forecast, window),
-                    AccountService(engine, cache, settings.accounts), models)
+                    AccountService(engine, cache, settings.accounts), BillingService(engine, settings.billing), models)

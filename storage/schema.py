@@ -209,6 +209,50 @@ class UsageTracking(SQLModel, table=True):
     created_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
 
 
+class Subscription(SQLModel, table=True):
+    """A user's Stripe customer and subscription, as the document defines it; `tier` and
+    `status` follow the subscription webhooks."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        sa.CheckConstraint(TIER_CHECK, name="ck_subscriptions_tier"),
+        sa.Index("idx_subscriptions_user_id", "user_id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    stripe_customer_id: str = Field(sa_column=sa.Column(sa.String(255), unique=True, nullable=False))
+    stripe_subscription_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(255), unique=True))
+    tier: str = Field(sa_column=sa.Column(sa.String(20), nullable=False))
+    status: str = Field(sa_column=sa.Column(sa.String(20), nullable=False))
+    current_period_start: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime))
+    current_period_end: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime))
+    cancel_at_period_end: bool | None = Field(
+        default=False, sa_column=sa.Column(sa.Boolean, server_default=sa.false())
+    )
+    created_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+    updated_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+
+
+class StripeEvent(SQLModel, table=True):
+    """A Stripe webhook event we have handled (not in the document): its id makes each delivery
+    count once, and its creation time per customer orders late deliveries."""
+
+    __tablename__ = "stripe_events"
+    __table_args__ = (sa.Index("idx_stripe_events_customer_created", "customer_id", "created"),)
+
+    id: str = Field(sa_column=sa.Column(sa.String(255), primary_key=True))
+    type: str = Field(sa_column=sa.Column(sa.String(100), nullable=False))
+    customer_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
+    created: datetime = Field(sa_column=sa.Column(sa.DateTime, nullable=False))
+    outcome: str = Field(sa_column=sa.Column(sa.String(20), nullable=False))
+    processed_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now())
+    )
+
+
 class AnonymousUsage(SQLModel, table=True):
     """Counted forecast calls of one anonymous client address and UTC day (not in the document:
     `usage_tracking.user_id` is NOT NULL, and anonymous quotas must hold across replicas).

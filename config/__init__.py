@@ -9,8 +9,10 @@ because a typo in production must never silently fall back to a default.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 TIMEFRAMES: tuple[str, ...] = ("1h", "4h", "1d", "1w", "1m")
@@ -43,6 +45,7 @@ class Settings:
     serve_port: int
     accounts: AccountSettings
     billing: BillingSettings
+    serve_as_of: datetime | None = None  # SERVE_AS_OF: serve as of this past moment (demos, replays)
 
 
 TIERS: tuple[str, ...] = ("free", "premium", "pro")
@@ -97,21 +100,27 @@ class BillingSettings:
 DEFAULT_QUOTAS = {ANONYMOUS: 5, "free": 10, "premium": 100, "pro": 1000}
 
 
+def mask_url(value: str) -> str:
+    """A URL fit for messages and logs: any password replaced by ***."""
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", value)
+
+
 def _parse_database_url(value: str) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     expect = "expected sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB"
+    shown = mask_url(value)
     try:
         url = make_url(value)
     except ArgumentError:
-        raise ConfigError(f"DATABASE_URL={value!r} is not a database URL; {expect}") from None
+        raise ConfigError(f"DATABASE_URL={shown!r} is not a database URL; {expect}") from None
     if url.get_backend_name() not in ("sqlite", "postgresql"):
-        raise ConfigError(f"DATABASE_URL={value!r} names backend {url.get_backend_name()!r}; {expect}")
+        raise ConfigError(f"DATABASE_URL={shown!r} names backend {url.get_backend_name()!r}; {expect}")
     if url.get_backend_name() == "postgresql" and url.get_driver_name() not in ("psycopg", "psycopg2"):
         # psycopg 3 is the driver we ship; a bare postgresql:// is rewritten to it.
         if "+" in url.drivername:
-            raise ConfigError(f"DATABASE_URL={value!r} names driver {url.get_driver_name()!r}; {expect}")
+            raise ConfigError(f"DATABASE_URL={shown!r} names driver {url.get_driver_name()!r}; {expect}")
     if url.get_backend_name() == "postgresql" and "+" not in url.drivername:
         value = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return value
@@ -124,7 +133,7 @@ def _parse_redis_url(value: str | None) -> str | None:
 
     parsed = urlparse(value)
     if parsed.scheme not in ("redis", "rediss", "unix") or (parsed.scheme != "unix" and not parsed.hostname):
-        raise ConfigError(f"REDIS_URL={value!r} is not a Redis URL; expected redis://HOST:PORT/DB")
+        raise ConfigError(f"REDIS_URL={mask_url(value)!r} is not a Redis URL; expected redis://HOST:PORT/DB")
     return value
 
 
@@ -158,6 +167,17 @@ def _parse_number(name: str, value: str, kind: type, low: float, high: float) ->
     if number is None or not low <= number <= high:
         raise ConfigError(f"{name}={value!r} is out of range; expected {kind.__name__} in [{low}, {high}]")
     return number
+
+
+def _parse_moment(name: str, value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a date or ISO time; expected e.g. 2024-12-31 or "
+                          "2024-12-31T12:00:00Z") from None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def _parse_bool(name: str, value: str) -> bool:
@@ -202,13 +222,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     serve_host = env.get("SERVE_HOST") or "127.0.0.1"
     serve_port = _parse_port(env.get("SERVE_PORT") or "8000")
+    market_source = _parse_market_source(env.get("MARKET_SOURCE") or "synthetic")
+    massive_api_key = env.get("MASSIVE_API_KEY") or env.get("POLYGON_API_KEY") or None
+    if market_source.kind == "massive" and not massive_api_key:
+        raise ConfigError("MARKET_SOURCE=massive needs MASSIVE_API_KEY (or POLYGON_API_KEY): the API key of your "
+                          "Massive (Polygon.io) account")
     return Settings(
         data_dir=env.get("DATA_DIR") or "./var/data",
         model_dir=env.get("MODEL_DIR") or "./var/models",
         database_url=_parse_database_url(env.get("DATABASE_URL") or "sqlite:///./var/app.db"),
         redis_url=_parse_redis_url(env.get("REDIS_URL")),
-        market_source=_parse_market_source(env.get("MARKET_SOURCE") or "synthetic"),
-        massive_api_key=env.get("MASSIVE_API_KEY") or env.get("POLYGON_API_KEY") or None,
+        market_source=market_source,
+        massive_api_key=massive_api_key,
         massive_api_base=(env.get("MASSIVE_API_BASE") or "https://api.massive.com").rstrip("/"),
         massive_retries=int(_parse_number("MASSIVE_RETRIES", env.get("MASSIVE_RETRIES") or "5", int, 0, 20)),
         massive_backoff_s=_parse_number("MASSIVE_BACKOFF_S", env.get("MASSIVE_BACKOFF_S") or "0.5", float, 0, 60),
@@ -216,7 +241,33 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         serve_port=serve_port,
         accounts=_account_settings(env),
         billing=_billing_settings(env, serve_host, serve_port),
+        serve_as_of=_parse_moment("SERVE_AS_OF", env.get("SERVE_AS_OF")),
     )
+
+
+# Every variable this module reads: what a process hands on to the replicas it deploys.
+VARIABLES: tuple[str, ...] = (
+    "DATA_DIR", "MODEL_DIR", "DATABASE_URL", "REDIS_URL", "MARKET_SOURCE", "MASSIVE_API_KEY", "POLYGON_API_KEY",
+    "MASSIVE_API_BASE", "MASSIVE_RETRIES", "MASSIVE_BACKOFF_S", "SERVE_HOST", "SERVE_PORT", "SERVE_AS_OF",
+    "QUOTA_ANONYMOUS", "QUOTA_FREE", "QUOTA_PREMIUM", "QUOTA_PRO", "SESSION_TTL_DAYS", "COOKIE_SECURE",
+    "STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "STRIPE_PRICE_PREMIUM", "STRIPE_PRICE_PRO",
+    "PUBLIC_BASE_URL", "RESEND_API_KEY", "RESEND_API_BASE", "ALERT_FROM_EMAIL",
+)
+
+
+def environ_snapshot(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's configuration variables, for replicas that must use the same settings
+    (relative paths made absolute: a replica's working directory is not ours)."""
+    env = os.environ if environ is None else environ
+    snapshot = {k: env[k] for k in VARIABLES if env.get(k)}
+    for key, default in (("DATA_DIR", "./var/data"), ("MODEL_DIR", "./var/models")):
+        value = snapshot.get(key, default)
+        if "://" not in value:
+            snapshot[key] = str(Path(value).resolve())
+    url = snapshot.get("DATABASE_URL", "sqlite:///./var/app.db")
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
+        snapshot["DATABASE_URL"] = "sqlite:///" + str(Path(url[len("sqlite:///"):]).resolve())
+    return snapshot
 
 
 def settings_or_exit() -> Settings:

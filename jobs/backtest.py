@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from jobs.cli import add_model_options, init_ray, model_params, parse_as_of, parser, setup
+from jobs.cli import add_model_options, init_ray, model_params, parse_as_of, parser, positive_int, setup
 from market_data.factory import make_source
 from market_data.universe import rank_symbols, sync_symbols, top_symbols
 from market_data.update import update_local, update_with_ray
@@ -39,12 +39,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--timeframe", required=True, choices=["1h", "4h", "1d", "1w", "1m"])
     p.add_argument("--train-end", type=parse_as_of, required=True)
     p.add_argument("--test-end", type=parse_as_of, required=True)
-    p.add_argument("--top", type=int, default=20)
+    p.add_argument("--top", type=positive_int, default=20)
     p.add_argument("--model", default="xgboost", type=_models,
                    help=f"a model, a comma-separated list, or all: {', '.join(MODELS)} (default xgboost)")
     p.add_argument("--json", type=Path, required=True, help="where to write the report")
-    p.add_argument("--stride", type=int, help="candles between forecast origins (default: fit --max-origins)")
-    p.add_argument("--max-origins", type=int, default=600)
+    p.add_argument("--stride", type=positive_int, help="candles between forecast origins (default: fit --max-origins)")
+    p.add_argument("--max-origins", type=positive_int, default=600)
     p.add_argument("--no-ray", action="store_true")
     add_model_options(p)
     args = p.parse_args(argv)

@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from config import TIMEFRAMES, Settings, settings_or_exit
-from storage.db import make_engine
+from storage.db import database_or_exit, make_engine
 from storage.migrate import upgrade
 
 
@@ -24,6 +24,17 @@ def parse_as_of(value: str) -> datetime:
         raise argparse.ArgumentTypeError(f"--as-of {value!r} is not a date or ISO time") from None
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     return stamp.to_pydatetime()
+
+
+def positive_int(value: str) -> int:
+    """An argparse type: a whole number of at least 1 (a `--top 0` fails at once, not after minutes)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be at least 1")
+    return number
 
 
 def parse_timeframes(value: str) -> list[str]:
@@ -47,8 +58,16 @@ def setup(level: int = logging.INFO) -> tuple[Settings, Engine]:
     for noisy in ("urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = settings_or_exit()
+    database_or_exit(settings.database_url)
     upgrade(settings.database_url)
     return settings, make_engine(settings.database_url)
+
+
+def ray_address() -> str:
+    """The cluster to join: RAY_ADDRESS (which `ray job submit` sets for its jobs), else a local
+    Ray of our own. Never `None`: that would join whatever cluster a `ray start` last recorded in
+    /tmp/ray, even one that has since stopped."""
+    return os.environ.get("RAY_ADDRESS") or "local"
 
 
 def init_ray() -> None:
@@ -56,8 +75,9 @@ def init_ray() -> None:
     import ray
 
     if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=False,
-                 configure_logging=False, include_dashboard=False if not os.environ.get("RAY_ADDRESS") else None)
+        address = ray_address()
+        ray.init(address=address, log_to_driver=False, configure_logging=False,
+                 include_dashboard=False if address == "local" else None)
     # the jobs print one line per stage; Ray Data's per-operator progress would drown them
     from ray.data import DataContext
 
@@ -68,9 +88,9 @@ def init_ray() -> None:
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """Size overrides shared by the training jobs (smaller runs for trials and tests)."""
-    p.add_argument("--n-estimators", type=int, help="trees of the XGBoost models and of the random forest")
-    p.add_argument("--max-depth", type=int, help="depth of the recursive XGBoost model's trees")
-    p.add_argument("--epochs", type=int, help="most LSTM epochs (early stopping may end sooner)")
+    p.add_argument("--n-estimators", type=positive_int, help="trees of the XGBoost models and of the random forest")
+    p.add_argument("--max-depth", type=positive_int, help="depth of the recursive XGBoost model's trees")
+    p.add_argument("--epochs", type=positive_int, help="most LSTM epochs (early stopping may end sooner)")
 
 
 def model_params(args: argparse.Namespace, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 
 from config import TIMEFRAMES
-from jobs.cli import init_ray, parse_timeframes, parser, setup
+from jobs.cli import init_ray, parse_timeframes, parser, positive_int, setup
 from market_data.universe import top_symbols
 from market_data.update import DEFAULT_MAX_IN_FLIGHT, DEFAULT_REQUESTS_PER_MINUTE, PairResult, update_local, update_with_ray
 
@@ -27,7 +27,7 @@ def summarize(results: list[PairResult], seconds: float) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__)
-    p.add_argument("--top", type=int, default=500, help="how many symbols by volume rank (default 500)")
+    p.add_argument("--top", type=positive_int, default=500, help="how many symbols by volume rank (default 500)")
     p.add_argument("--timeframes", type=parse_timeframes, default=list(TIMEFRAMES), help="comma-separated")
     p.add_argument("--tickers", type=lambda s: [t for t in s.split(",") if t], default=None,
                    help="explicit tickers instead of the top N")

@@ -18,7 +18,7 @@ import sys
 import time
 
 from config import TIMEFRAMES
-from jobs.cli import add_model_options, init_ray, model_params, parse_timeframes, parser, setup
+from jobs.cli import add_model_options, init_ray, model_params, parse_timeframes, parser, positive_int, setup
 from jobs.metrics import TrainingMetrics
 from market_data.factory import make_source
 from market_data.universe import rank_symbols, sync_symbols, top_symbols
@@ -47,7 +47,7 @@ def summary_table(outcomes: dict[str, TrainOutcome | str]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__)
-    p.add_argument("--top", type=int, default=500, help="symbols by USD volume rank (default 500)")
+    p.add_argument("--top", type=positive_int, default=500, help="symbols by USD volume rank (default 500)")
     p.add_argument("--timeframes", type=parse_timeframes, default=list(TIMEFRAMES), help="comma-separated")
     p.add_argument("--no-ray", action="store_true", help="fetch and fit in this process")
     p.add_argument("--skip-data", action="store_true", help="train on the lake as it is (no sync/rank/update)")
@@ -55,11 +55,11 @@ def main(argv: list[str] | None = None) -> None:
                    help="xgboost (recursive), ensemble (40%% LSTM + 40%% XGBoost + 20%% random forest, direct), "
                         "ensemble_fitted (weights fitted on validation) or one direct model (default xgboost)")
     add_model_options(p)
-    p.add_argument("--origins", type=int, default=HOLDOUT_ORIGINS,
+    p.add_argument("--origins", type=positive_int, default=HOLDOUT_ORIGINS,
                    help=f"forecast origins for calibration and for the holdout each (default {HOLDOUT_ORIGINS})")
     p.add_argument("--max-failures", type=int, default=2,
                    help="Ray Train worker restarts (from the last checkpoint) before a fit fails (default 2)")
-    p.add_argument("--train-workers", type=int, help="Ray Train workers (default: one per two CPUs)")
+    p.add_argument("--train-workers", type=positive_int, help="Ray Train workers (default: one per two CPUs)")
     p.add_argument("--shuffle-targets", action="store_true",
                    help="sanity check: fit on permuted targets; such a model must never be activated")
     args = p.parse_args(argv)

@@ -20,6 +20,7 @@ from fastapi import FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from accounts.errors import AccountError
 from accounts.service import Account, AccountService, Caller
@@ -28,15 +29,19 @@ from billing.service import BillingService
 from serve_app.active_models import NoActiveModel
 from serve_app.metrics import Metrics
 from serve_app.schemas import (
-    CheckoutRequest, ErrorResponse, HealthResponse, LoginRequest, LoginResponse, MeResponse, ModelsResponse,
-    PredictionResponse, PredictRequest, RegisterRequest, SearchResponse, UrlResponse, UserOut, WebhookResponse,
+    PRINTABLE_PATTERN, CheckoutRequest, ErrorResponse, HealthResponse, LoginRequest, LoginResponse, MeResponse,
+    ModelsResponse, PredictionResponse, PredictRequest, RegisterRequest, SearchResponse, UrlResponse, UserOut,
+    WebhookResponse,
 )
 from serve_app.service import ApiError, PredictionService
 
 log = logging.getLogger("serve_app.requests")
 
-ERRORS = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 404: {"model": ErrorResponse},
-          422: {"model": ErrorResponse}, 429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+# Every answer that is not a success, as documented in the OpenAPI schema (Schemathesis checks
+# that nothing else comes back): bad input, no session, not found, body too large, invalid,
+# quota or rate limit, overloaded or a dependency down.
+ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorResponse}
+                                           for status in (400, 401, 404, 413, 422, 429, 503)}
 SESSION_COOKIE = "session"
 
 
@@ -67,10 +72,72 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+MAX_BODY_BYTES = 64 * 1024  # the largest body any route takes is a few hundred bytes (a Stripe event: a few kB)
+FRAMEWORK_CODES = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+
+
+class BodyLimit:
+    """ASGI middleware: a body over `max_bytes` is a 413 before anything parses it, whether the
+    client declares its length or streams it in chunks."""
+
+    def __init__(self, app: Any, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            status, message = ((413, f"the request body is larger than {self.max_bytes // 1024} kB")
+                               if declared.isdigit() else (400, "the Content-Length header is not a number"))
+            await _error(status, FRAMEWORK_CODES[status], message)(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise StarletteHTTPException(413, f"the request body is larger than {self.max_bytes // 1024} kB")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+MAX_IN_FLIGHT = 100  # requests one app answers at once; the rest get 503 `overloaded` at once
+
+
+class Shed:
+    """ASGI middleware: past `limit` requests in flight, answer 503 `overloaded` + Retry-After at
+    once, so that a burst is told to come back instead of queueing without bound."""
+
+    def __init__(self, app: Any, limit: int = MAX_IN_FLIGHT) -> None:
+        self.app, self.limit, self.in_flight = app, limit, 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            await _error(503, "overloaded", "the service is busy; please retry in a second",
+                         {"Retry-After": "1"})(scope, receive, send)
+            return
+        self.in_flight += 1  # one event loop: no lock needed
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
 def create_app(service: PredictionService, accounts: AccountService, billing: BillingService | None = None,
                metrics: Metrics | None = None) -> FastAPI:
     app = FastAPI(title="cryptocast", version="0.1.0",
                   description="30-step crypto forecasts (OHLC, 80 % band, calibrated confidence) from one model per timeframe")
+    app.add_middleware(BodyLimit)
+    app.add_middleware(Shed)
     app.state.service = service
     app.state.accounts = accounts
     app.state.billing = billing
@@ -97,6 +164,20 @@ def create_app(service: PredictionService, accounts: AccountService, billing: Bi
         malformed = any(err.get("type") == "json_invalid" for err in exc.errors())
         return _error(400 if malformed else 422, "malformed_json" if malformed else "invalid_request",
                       "; ".join(problems) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def framework_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """What the framework answers itself (unknown route, wrong method, unparsable body), in our shape."""
+        code = FRAMEWORK_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        if exc.status_code == 404:
+            message = f"no such endpoint: {request.method} {request.url.path}; the API is described at /docs"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}; allowed: {(exc.headers or {}).get('Allow', '')}"
+        elif exc.status_code == 400:
+            message = "the request body could not be read as JSON (UTF-8 text, nested at most a few hundred levels)"
+        else:
+            message = str(exc.detail)
+        return _error(exc.status_code, code, message, dict(exc.headers or {}))
 
     @app.exception_handler(NoActiveModel)
     async def no_model(_: Request, exc: NoActiveModel) -> JSONResponse:
@@ -193,7 +274,7 @@ def create_app(service: PredictionService, accounts: AccountService, billing: Bi
 
     # -- billing --------------------------------------------------------------------------------
     def billing_of(request: Request) -> BillingService:
-        if request.app.state.billing is None:
+        if request.app.state.billing is None or not request.app.state.billing.settings.enabled:
             raise billing_disabled()
         return request.app.state.billing
 
@@ -232,14 +313,15 @@ def create_app(service: PredictionService, accounts: AccountService, billing: Bi
                           "remaining": usage.remaining, "reset_at": usage.reset_at}}
 
     @app.get("/api/symbols/search", response_model=SearchResponse, responses=ERRORS)
-    def search(request: Request, q: str = Query(..., max_length=50), limit: int = 10) -> dict[str, Any]:
+    def search(request: Request, q: str = Query(..., max_length=50, pattern=PRINTABLE_PATTERN),
+               limit: int = 10) -> dict[str, Any]:
         return {"query": q, "results": svc(request).search(q, limit)}
 
-    @app.get("/api/models", response_model=ModelsResponse)
+    @app.get("/api/models", response_model=ModelsResponse, responses=ERRORS)
     def models(request: Request) -> dict[str, Any]:
         return {"models": svc(request).models()}
 
-    @app.get("/api/health", response_model=HealthResponse)
+    @app.get("/api/health", response_model=HealthResponse, responses=ERRORS)
     def health(request: Request) -> dict[str, Any]:
         return svc(request).health(request.app.state.versions())
 

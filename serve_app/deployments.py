@@ -3,7 +3,9 @@ timeframe, each holding the active model of its timeframe and polling the regist
 newly activated version takes over without downtime.
 
 `serve deploy serve_app/serve_config.yaml` deploys `app` on a cluster; `python -m serve_app`
-runs it locally. Replica counts and autoscaling live in `serve_config.yaml`.
+runs it locally with the same replica counts, limits and autoscaling, read from that file
+(`deployment_options`). Replicas get their settings as deployment arguments (`environ`) from
+whoever builds the application, so they serve the database and cache it was started with.
 """
 
 from __future__ import annotations
@@ -11,15 +13,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 from ray import serve
-from ray.exceptions import ActorUnavailableError, RayActorError
+from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
+from ray.serve.exceptions import BackPressureError
 
 from config import TIMEFRAMES, load_settings
 from features.profiles import profile_for
-from serve_app.active_models import ActiveModels
+from serve_app.active_models import ActiveModels, NoActiveModel
 from serve_app.app import create_app
 from serve_app.metrics import Metrics
 from serve_app.service import ApiError
@@ -31,6 +36,16 @@ from storage.registry import ModelRegistry
 log = logging.getLogger(__name__)
 DEFAULT_POLL_S = 30.0
 REPLICA_RETRY_S = 30.0  # how long a request waits for a dead forecaster replica's replacement
+SERVE_CONFIG = Path(__file__).with_name("serve_config.yaml")
+
+
+def deployment_options(path: Path = SERVE_CONFIG) -> dict[str, dict[str, Any]]:
+    """Each deployment's options in `serve_config.yaml` (replicas, autoscaling, request limits,
+    actor resources), keyed by deployment name, for `.options()`: one configuration for
+    `serve deploy` and `python -m serve_app`."""
+    config = yaml.safe_load(path.read_text())
+    app = next(a for a in config["applications"] if a["name"] == "cryptocast")
+    return {d["name"]: {k: v for k, v in d.items() if k != "name"} for d in app.get("deployments", [])}
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, user_config={"poll_s": DEFAULT_POLL_S})
@@ -73,6 +88,13 @@ class Api:
     def __init__(self, forecasters: dict[str, Any], environ: dict[str, str] | None = None,
                  cache_prefix: str = "") -> None:
         self.forecasters = forecasters
+        # our log lines (one JSON line per request) go where Serve's own go: the replica's log
+        # file and stderr, which `python -m serve_app` forwards to its terminal
+        ours = logging.getLogger("serve_app")
+        ours.setLevel(logging.INFO)
+        for handler in logging.getLogger("ray.serve").handlers:
+            if handler not in ours.handlers:
+                ours.addHandler(handler)
 
         def forecast(timeframe: str, candles: pd.DataFrame, steps: int) -> dict[str, Any]:
             payload = encode_frame(candles)
@@ -81,11 +103,21 @@ class Api:
                 try:
                     return self.forecasters[timeframe].forecast.remote(payload, steps).result()
                 except (RayActorError, ActorUnavailableError) as exc:
-                    # the replica died (node lost, killed); the controller is replacing it
+                    # the replica died (node lost, killed): the router sends the retry to a live
+                    # replica, or waits while the controller replaces the only one
                     if time.monotonic() > deadline:
                         raise ApiError(503, "forecaster_unavailable",
                                        f"the {timeframe} forecaster is restarting; please retry") from exc
-                    time.sleep(0.5)
+                    time.sleep(0.1)
+                except BackPressureError as exc:
+                    raise ApiError(503, "overloaded", f"the {timeframe} forecaster is busy; please retry in a few "
+                                                      "seconds", headers={"Retry-After": "2"}) from exc
+                except RayTaskError as exc:
+                    # the replica's own error, without Ray's traceback (pids, node address, paths)
+                    if isinstance(exc.cause, NoActiveModel):
+                        raise NoActiveModel(str(exc.cause)) from None
+                    log.error("the %s forecaster failed: %s", timeframe, exc)
+                    raise ApiError(500, "forecast_failed", "the forecast failed; please try again") from None
 
         services = build_service(load_settings(environ), forecast=forecast,
                                  window=lambda tf: profile_for(tf).serving_window, cache_prefix=cache_prefix)
@@ -96,15 +128,19 @@ class Api:
         return self.fastapi
 
 
-def build_app(environ: dict[str, str] | None = None, cache_prefix: str = "", poll_s: float = DEFAULT_POLL_S,
-              api_replicas: int = 1) -> Any:
-    """The application graph. `environ` replaces the replicas' environment (tests); by default
-    each replica reads its own, which the cluster's runtime environment sets."""
-    forecasters = {
-        tf: TimeframeForecaster.options(name=f"forecaster_{tf}", user_config={"poll_s": poll_s}).bind(tf, environ)
-        for tf in TIMEFRAMES
-    }
-    return Api.options(num_replicas=api_replicas).bind(forecasters, environ, cache_prefix)
+def build_app(environ: dict[str, str] | None = None, cache_prefix: str = "", poll_s: float | None = None,
+              options: dict[str, dict[str, Any]] | None = None) -> Any:
+    """The application graph. `environ` is the configuration every replica uses (`python -m
+    serve_app` passes its own); `None` lets each replica read its environment (the cluster's
+    runtime environment under `serve deploy`). `options` default to `serve_config.yaml`'s."""
+    options = deployment_options() if options is None else options
+    forecasters = {}
+    for tf in TIMEFRAMES:
+        opts = dict(options.get(f"forecaster_{tf}", {}))
+        if poll_s is not None:
+            opts["user_config"] = {"poll_s": poll_s}
+        forecasters[tf] = TimeframeForecaster.options(name=f"forecaster_{tf}", **opts).bind(tf, environ)
+    return Api.options(**options.get("Api", {})).bind(forecasters, environ, cache_prefix)
 
 
 app = build_app()

@@ -9,12 +9,16 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 Timeframe = Literal["1h", "4h", "1d", "1w", "1m"]
 MAX_STEPS = 30
+# letters, digits and the separators tickers use; no spaces or control characters (a NUL byte
+# is refused before it reaches the database)
+TICKER_PATTERN = r"^[A-Za-z0-9:._/-]+$"
+PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 
 
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    symbol: str = Field(min_length=1, max_length=20, description='ticker, e.g. "X:BTCUSD"')
+    symbol: str = Field(min_length=1, max_length=20, pattern=TICKER_PATTERN, description='ticker, e.g. "X:BTCUSD"')
     timeframe: Timeframe
     predict_until: datetime | None = Field(default=None, description="forecast up to this time (at most 30 steps)")
     num_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS, description="default 30")

@@ -32,10 +32,12 @@ from storage.cache import (
     set_json, user_prediction_key,
 )
 from storage.db import session_scope
+from storage.lake import RETENTION_DAYS
 from storage.registry import ModelRegistry
 from storage.schema import ModelRecord, Prediction, PredictionStep, Symbol
 
 log = logging.getLogger(__name__)
+SHORT_TTL_S = 60  # how long too few candles stay cached
 
 # (timeframe, candles, steps) -> {"model_id", "model_version", "direction", "confidence_avg", "key_indicators", "steps"}
 ForecastFn = Callable[[str, pd.DataFrame, int], dict[str, Any]]
@@ -95,14 +97,15 @@ class PredictionService:
             raise ApiError(429, "rate_limited", "Too many requests to market data. Please wait a moment.",
                            headers={"Retry-After": after}) from exc
         except (MarketDataError, OSError) as exc:
+            log.warning("market data for %s %s unavailable: %s", symbol.ticker, request.timeframe, exc)
             last = self.last_prediction(symbol, request.timeframe)
-            raise ApiError(503, "market_data_unavailable", f"Unable to connect to market data: {exc}",
+            raise ApiError(503, "market_data_unavailable",
+                           "Unable to connect to market data. Please try again in a minute"
+                           + ("; the last prediction is attached, marked stale." if last else "."),
                            extra={"last_prediction": last}) from exc
         needed = self.window(request.timeframe)
         if len(candles) < needed:
-            raise ApiError(422, "not_enough_history",
-                           f"{symbol.ticker} has {len(candles)} closed {request.timeframe} candles; "
-                           f"a forecast needs {needed}")
+            raise self._too_little_history(symbol.ticker, request.timeframe, len(candles), needed)
         result = self.forecast(request.timeframe, candles.iloc[-needed:].reset_index(drop=True), MAX_STEPS)
         answer = self._persist(symbol, request.timeframe, result, now)
         set_json(self.cache, key, answer, PREDICTION_TTL_S)
@@ -146,16 +149,18 @@ class PredictionService:
         return own
 
     def _steps_for(self, request: PredictRequest, stamps: list[pd.Timestamp]) -> int:
+        """How many steps a request asks for; `predict_until` counts every candle up to and
+        including the one that contains that moment."""
         if request.num_steps is not None:
             return request.num_steps
         if request.predict_until is None:
             return MAX_STEPS
         until = pd.Timestamp(_aware(request.predict_until))
         count = sum(1 for s in stamps if s <= until)
-        if count == len(stamps) and stamps and stamps[-1] < until:
+        if stamps and until >= spec(request.timeframe).next_open(stamps[-1]):
             raise ApiError(400, "too_many_steps",
                            f"predict_until {until.isoformat()} is more than {MAX_STEPS} {request.timeframe} candles "
-                           f"ahead (the last would open at {stamps[-1].isoformat()})")
+                           f"ahead (the last ends at {spec(request.timeframe).next_open(stamps[-1]).isoformat()})")
         return max(1, count)
 
     def _symbol(self, ticker: str) -> Symbol:
@@ -168,7 +173,8 @@ class PredictionService:
         return symbol
 
     def _fresh_candles(self, ticker: str, timeframe: str) -> pd.DataFrame:
-        """Closed candles at most an hour old: from the cache, or the market source (then cached)."""
+        """Closed candles at most an hour old: from the cache, or the market source (then cached).
+        Too few candles are cached for a minute only, so a source that catches up is seen soon."""
         key = fresh_candles_key(ticker, timeframe)
         cached = get_frame(self.cache, key)
         if cached is not None:
@@ -177,6 +183,13 @@ class PredictionService:
         tf = spec(timeframe)
         count = self.window(timeframe) + 10
         start = now - pd.Timedelta(hours=tf.approx_hours * count * 1.1 + 48)
+        candles = self._closed(ticker, timeframe, start, now)
+        enough = len(candles) >= self.window(timeframe)
+        set_frame(self.cache, key, candles, FRESH_CANDLES_TTL_S if enough else SHORT_TTL_S)
+        return candles
+
+    def _closed(self, ticker: str, timeframe: str, start: pd.Timestamp, now: pd.Timestamp) -> pd.DataFrame:
+        tf = spec(timeframe)
         try:
             candles = self.source.aggregates(ticker, timeframe, start.to_pydatetime(), now.to_pydatetime())
         except UnknownTickerError as exc:
@@ -186,8 +199,24 @@ class PredictionService:
         if not candles.empty:
             closes_at = candles["timestamp"].map(lambda t: tf.next_open(t))
             candles = candles[closes_at <= now].reset_index(drop=True)  # the still-open candle is not final
-        set_frame(self.cache, key, candles, FRESH_CANDLES_TTL_S)
         return candles
+
+    def _too_little_history(self, ticker: str, timeframe: str, have: int, needed: int) -> ApiError:
+        """Say why a symbol has too few recent candles: a short history, or data that stopped."""
+        now = pd.Timestamp(self.clock())
+        tf = spec(timeframe)
+        if have == 0:  # nothing recent: look back over the lake's whole retention for the last candle
+            older = self._closed(ticker, timeframe, now - pd.Timedelta(days=RETENTION_DAYS[timeframe]), now)
+            if not older.empty:
+                last = pd.Timestamp(older["timestamp"].iloc[-1])
+                days = (now - last).days
+                return ApiError(422, "stale_market_data",
+                                f"the latest {timeframe} candle of {ticker} is {last.date().isoformat()}, {days} days "
+                                f"ago; a forecast needs the last {needed} candles up to now")
+            return ApiError(422, "not_enough_history", f"the market source has no {timeframe} candles of {ticker}")
+        return ApiError(422, "not_enough_history",
+                        f"{ticker} has {have} closed {timeframe} candles up to {now.isoformat()}; a forecast needs "
+                        f"{needed} (about {needed * tf.approx_hours / 24:.0f} days of history)")
 
     def _persist(self, symbol: Symbol, timeframe: str, result: dict[str, Any], now: datetime) -> dict[str, Any]:
         prediction_id = uuid.uuid4()
@@ -287,12 +316,14 @@ class PredictionService:
                 conn.execute(sa.text("SELECT 1"))
             database = "ok"
         except Exception as exc:  # noqa: BLE001 - health reports, never raises
-            database, status = f"error: {exc}", "degraded"
+            log.error("health: database unreachable: %s", exc)
+            database, status = "unavailable", "degraded"
         try:
             self.cache.set("health:probe", b"1", 5)
-            cache = "ok" if self.cache.get("health:probe") == b"1" else "error: probe not read back"
+            cache = "ok" if self.cache.get("health:probe") == b"1" else "unavailable"
         except Exception as exc:  # noqa: BLE001
-            cache, status = f"error: {exc}", "degraded"
+            log.error("health: cache unreachable: %s", exc)
+            cache, status = "unavailable", "degraded"
         if not any(active_versions.values()):
             status = "degraded"
         return {"status": status, "database": database, "cache": cache, "models": active_versions}

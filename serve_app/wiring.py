@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from accounts.service import AccountService
 from billing.service import BillingService
@@ -14,6 +16,16 @@ from storage.cache import RedisCache, make_cache
 from storage.db import make_engine
 from storage.migrate import upgrade
 from storage.registry import ModelRegistry
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _fixed(moment: datetime) -> Callable[[], datetime]:
+    """SERVE_AS_OF: forecasts are made as of this moment (candles closed by then, steps after it);
+    accounts, quotas and sessions keep the real clock."""
+    return lambda: moment
 
 
 @dataclass
@@ -39,5 +51,6 @@ def build_service(settings: Settings, forecast: ForecastFn | None = None, window
     if forecast is None or window is None:
         models = ActiveModels(registry, list(TIMEFRAMES))
         forecast, window = models.forecast, models.window
-    return Services(PredictionService(engine, cache, make_source(settings), registry, forecast, window),
+    clock = _fixed(settings.serve_as_of) if settings.serve_as_of else _now
+    return Services(PredictionService(engine, cache, make_source(settings), registry, forecast, window, clock=clock),
                     AccountService(engine, cache, settings.accounts), BillingService(engine, settings.billing), models)

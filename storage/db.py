@@ -47,3 +47,19 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def database_or_exit(database_url: str) -> None:
+    """Entry points call this first: a database that cannot be reached (a name that does not
+    exist, a server that is down) ends the program with one line, not a driver traceback."""
+    from config import mask_url
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.OperationalError as exc:
+        reason = " ".join(str(exc.orig or exc).split())[:300]
+        raise SystemExit(f"database error: cannot connect to DATABASE_URL={mask_url(database_url)!r}: {reason}") from None
+    finally:
+        engine.dispose()

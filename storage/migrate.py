@@ -8,7 +8,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from config import settings_or_exit
+from config import mask_url, settings_or_exit
+from storage.db import database_or_exit
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -30,8 +31,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--revision", default="head", help="target revision (default: head)")
     args = parser.parse_args(argv)
     settings = settings_or_exit()
+    database_or_exit(settings.database_url)
     upgrade(settings.database_url, args.revision)
-    print(f"schema at revision {args.revision} on {settings.database_url.split('@')[-1]}")
+    print(f"schema at revision {args.revision} on {mask_url(settings.database_url)}")
 
 
 if __name__ == "__main__":

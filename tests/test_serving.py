@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -188,8 +189,7 @@ def served(world, ray_local) -> str:
     port = _free_port()
     cache_prefix = f"test:{uuid.uuid4().hex}:"
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(environ=world, cache_prefix=cache_prefix, poll_s=1.0, api_replicas=2), name="cryptocast",
-              route_prefix="/")
+    serve.run(build_app(environ=world, cache_prefix=cache_prefix, poll_s=1.0), name="cryptocast", route_prefix="/")
     yield f"http://127.0.0.1:{port}"
     serve.shutdown()
     RedisCache(TEST_REDIS_URL, cache_prefix).delete_prefix()
@@ -267,37 +267,40 @@ def test_model_switch_under_steady_load_fails_no_request(world, served: str) -> 
 
 
 @pytest.mark.slow
-def test_a_killed_forecaster_replica_is_replaced_under_load(world, served: str, capsys) -> None:
+def test_a_killed_forecaster_replica_costs_no_request_more_than_5s(world, served: str, capsys) -> None:
     import ray
 
     ticker = _top_symbol(world)
     replicas = [a for a in ray.util.list_named_actors(all_namespaces=True)
                 if "forecaster_1d" in a["name"] and a["namespace"] == "serve"]
-    assert replicas, ray.util.list_named_actors(all_namespaces=True)
-    statuses: list[int] = []
+    assert len(replicas) == 2, replicas  # serve_config.yaml: two 1d replicas cover each other
+    results: list[tuple[float, float, int]] = []  # (started, seconds, status)
     stop = threading.Event()
 
     def hammer() -> None:
         with httpx.Client(base_url=served, timeout=120) as http:
             while not stop.is_set():
-                statuses.append(http.post("/ml/predict", json={"symbol": ticker, "timeframe": "1d",
-                                                               "num_steps": 2}).status_code)
+                started = time.monotonic()
+                status = http.post("/ml/predict", json={"symbol": ticker, "timeframe": "1d", "num_steps": 2}).status_code
+                results.append((started, time.monotonic() - started, status))
 
     with ThreadPoolExecutor(4) as pool:
         for _ in range(4):
             pool.submit(hammer)
         time.sleep(3)
-        before = len(statuses)
+        killed_at = time.monotonic()
         ray.kill(ray.get_actor(replicas[0]["name"], namespace="serve"), no_restart=True)
-        time.sleep(20)  # the Serve controller notices and starts a new replica
+        time.sleep(12)
         stop.set()
+    statuses = [s for _, _, s in results]
+    after = [(t, s) for started, t, s in results if started + t > killed_at]
+    slowest = max(t for t, _ in after)
     failed = sum(s != 200 for s in statuses)
     with capsys.disabled():
-        print(f"\n[replica kill] {len(statuses)} requests ({before} before the kill), {failed} failed "
-              f"(statuses {pd.Series(statuses).value_counts().to_dict()})")
-    assert before > 0 and len(statuses) > before
-    assert statuses[-1] == 200  # served again by the replacement replica
-    assert failed == 0  # requests caught by the dead replica wait for its replacement
+        print(f"\n[replica kill] {len(results)} requests, {len(after)} finished after the kill, slowest of those "
+              f"{slowest:.2f}s, {failed} failed (statuses {pd.Series(statuses).value_counts().to_dict()})")
+    assert len(after) > 10 and failed == 0
+    assert slowest < 5.0  # the live replica takes over at once
 
 
 @pytest.mark.slow
@@ -327,3 +330,49 @@ def test_one_users_quota_holds_across_two_ingress_replicas(world, served: str) -
     with httpx.Client(base_url=served, timeout=60) as http:
         me = http.get("/api/me", headers={"Authorization": f"Bearer {token}"}).json()
     assert me["usage"]["api_calls"] == SERVED_FREE_QUOTA and me["usage"]["remaining"] == 0
+
+
+@pytest.mark.slow
+def test_python_m_serve_app_uses_its_own_settings_and_shows_request_lines(world, tmp_path) -> None:
+    """`python -m serve_app` from another directory: its own local Ray (never a recorded one), the
+    replicas on the database it was started with, serve_config.yaml's replicas, and the request
+    log lines in its own output."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(world, SERVE_PORT=str(port), PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0",
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "serve_app"], cwd=tmp_path, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        health = None
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).json()
+                if health["models"].get("1d"):
+                    break
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            time.sleep(2)
+        assert health and health["models"]["1d"] and health["database"] == "ok", log.read_text()[-3000:]
+        for _ in range(3):
+            httpx.get(f"http://127.0.0.1:{port}/api/symbols/search", params={"q": "zz"}, timeout=30)
+        deadline = time.time() + 30
+        while '"path": "/api/symbols/search"' not in log.read_text() and time.time() < deadline:
+            time.sleep(1)
+        text = log.read_text()
+        assert '"path": "/api/symbols/search"' in text, text[-3000:]
+        assert f"serving on http://127.0.0.1:{port}" in text
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -19,6 +19,17 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    # Write-ahead logging: readers never wait for the writer, which several Serve replicas
+    # sharing one file need; with synchronous=NORMAL a commit is a write, not an fsync (a power
+    # cut may lose the last commits, never corrupt the file). Asked by the counters' engine
+    # (durable=False); WAL then holds for the whole file, synchronous=NORMAL for their connections.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 def make_engine(database_url: str | sa.engine.URL, durable: bool = True) -> Engine:
     """An engine for `database_url`; creates the parent folder of a SQLite file.
 
@@ -31,6 +42,8 @@ def make_engine(database_url: str | sa.engine.URL, durable: bool = True) -> Engi
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         sa.event.listen(engine, "connect", _enable_sqlite_foreign_keys)
+        if not durable and url.database and url.database != ":memory:":
+            sa.event.listen(engine, "connect", _sqlite_wal)
         return engine
     if not durable:
         return sa.create_engine(url, pool_pre_ping=True, connect_args={"options": "-c synchronous_commit=off"})

@@ -19,6 +19,7 @@ import time
 
 from config import TIMEFRAMES
 from jobs.cli import add_model_options, init_ray, model_params, parse_timeframes, parser, positive_int, setup
+from jobs import track_accuracy
 from jobs.metrics import TrainingMetrics
 from market_data.factory import make_source
 from market_data.universe import rank_symbols, sync_symbols, top_symbols
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     metrics = TrainingMetrics("weekly_training")
     timer = StageTimer("weekly")
+    # first, how the outgoing models' served forecasts fared (printed beside the new holdout below)
+    _, live = timer.run("accuracy", lambda: track_accuracy.run(settings, engine, args.as_of),
+                        lambda r: f"{r[0].filled} served steps scored")
+    outgoing = {s.timeframe: s for s in live}
     if not args.skip_data:
         source = make_source(settings)
         timer.run("sync", lambda: sync_symbols(engine, source),
@@ -112,6 +117,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nweekly_training ({args.model}) as of {args.as_of:%Y-%m-%d %H:%M} UTC, top {len(tickers)} symbols, "
           f"{time.perf_counter() - started:.0f}s")
     print(summary_table(outcomes))
+    for tf in args.timeframes:
+        if tf in outgoing:
+            o = outgoing[tf]
+            print(f"{tf:<4} outgoing {o.model_version} live, last 7 days: MAE {o.mae:.5f} vs naive {o.naive_mae:.5f}, "
+                  f"dir acc {o.directional_accuracy:.3f}, cover80 {o.coverage_80:.3f} ({o.n} served steps)")
+        else:
+            print(f"{tf:<4} outgoing model: no served forecasts scored in the last 7 days")
     for tf, why in skipped.items():
         print(f"{tf:<4} skipped (not a failure): {why}")
     failed = any(isinstance(o, str) for o in outcomes.values())

@@ -29,9 +29,9 @@ from billing.service import BillingService
 from serve_app.active_models import NoActiveModel
 from serve_app.metrics import Metrics
 from serve_app.schemas import (
-    PRINTABLE_PATTERN, CheckoutRequest, ErrorResponse, HealthResponse, LoginRequest, LoginResponse, MeResponse,
-    ModelsResponse, PredictionResponse, PredictRequest, RegisterRequest, SearchResponse, UrlResponse, UserOut,
-    WebhookResponse,
+    PRINTABLE_PATTERN, AccuracyResponse, CheckoutRequest, ErrorResponse, HealthResponse, LoginRequest,
+    LoginResponse, MeResponse, ModelsResponse, PredictRequest, PredictionResponse, RegisterRequest,
+    SearchResponse, Timeframe, UrlResponse, UserOut, WebhookResponse,
 )
 from serve_app.service import ApiError, PredictionService
 
@@ -316,6 +316,13 @@ def create_app(service: PredictionService, accounts: AccountService, billing: Bi
     def search(request: Request, q: str = Query(..., max_length=50, pattern=PRINTABLE_PATTERN),
                limit: int = 10) -> dict[str, Any]:
         return {"query": q, "results": svc(request).search(q, limit)}
+
+    @app.get("/api/models/{timeframe}/accuracy", response_model=AccuracyResponse, responses=ERRORS)
+    def model_accuracy(request: Request, timeframe: Timeframe, days: int = 30) -> dict[str, Any]:
+        """How the active model's served forecasts fared against the candles that then closed, per
+        horizon, with naive on the same steps beside it and a reliability table (stated confidence
+        against the observed hit rate). Filled by `python -m jobs.track_accuracy`."""
+        return svc(request).accuracy(timeframe, days)
 
     @app.get("/api/models", response_model=ModelsResponse, responses=ERRORS)
     def models(request: Request) -> dict[str, Any]:

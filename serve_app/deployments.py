@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,12 @@ from ray import serve
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError
 
+from accuracy.tracker import live_summaries
 from config import TIMEFRAMES, load_settings
 from features.profiles import profile_for
 from serve_app.active_models import ActiveModels, NoActiveModel
 from serve_app.app import create_app
-from serve_app.metrics import Metrics
+from serve_app.metrics import LiveAccuracyGauges, Metrics
 from serve_app.service import ApiError
 from serve_app.wiring import build_service
 from storage.cache import decode_frame, encode_frame
@@ -35,6 +37,7 @@ from storage.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 DEFAULT_POLL_S = 30.0
+ACCURACY_REFRESH_S = 300.0  # how often a forecaster republishes its model's live accuracy gauges
 REPLICA_RETRY_S = 30.0  # how long a request waits for a dead forecaster replica's replacement
 SERVE_CONFIG = Path(__file__).with_name("serve_config.yaml")
 
@@ -57,6 +60,8 @@ class TimeframeForecaster:
         self.timeframe = timeframe
         self.models = ActiveModels(ModelRegistry(make_engine(settings.database_url), settings.model_dir), [timeframe])
         self.poll_s = DEFAULT_POLL_S
+        self._gauges = LiveAccuracyGauges()
+        self._published = 0.0
         self._stop = threading.Event()
         threading.Thread(target=self._poll, daemon=True).start()
 
@@ -67,8 +72,19 @@ class TimeframeForecaster:
         while not self._stop.wait(self.poll_s):
             try:
                 self.models.refresh()
+                if time.monotonic() - self._published >= ACCURACY_REFRESH_S:
+                    self._publish_accuracy()
             except Exception as exc:  # noqa: BLE001 - a registry hiccup must not stop serving
                 log.warning("registry poll failed: %s", exc)
+
+    def _publish_accuracy(self) -> None:
+        self._published = time.monotonic()
+        registry = self.models.registry
+        record = registry.active(self.timeframe)
+        if record is None:
+            return
+        for live in live_summaries(registry.engine, {self.timeframe: record}, datetime.now(timezone.utc)):
+            self._gauges.publish(live.timeframe, live.coverage_80, live.mae_ratio, live.directional_accuracy)
 
     def refresh(self) -> list[str]:
         return self.models.refresh()

@@ -62,3 +62,33 @@ class Metrics:
     def forecast(self, ms: float) -> None:
         if self._ray:
             self._ray["forecast"].observe(ms)
+
+
+class LiveAccuracyGauges:
+    """The active model's live figures per timeframe for the Grafana board (last 7 days, from
+    `model_accuracy`): `cryptocast_live_coverage_80`, `cryptocast_live_mae_ratio` (model MAE /
+    naive MAE on the same steps; above 1 the model is worse than naive) and
+    `cryptocast_live_directional_accuracy`. Published by the forecaster replicas."""
+
+    def __init__(self) -> None:
+        self._ray: dict = {}
+        try:
+            import ray
+
+            if not ray.is_initialized():
+                return
+            from ray.util.metrics import Gauge
+
+            self._ray = {name: Gauge(f"cryptocast_live_{name}", text, tag_keys=("timeframe",)) for name, text in (
+                ("coverage_80", "live share of actual closes inside the 80 % band, last 7 days"),
+                ("mae_ratio", "live MAE of the model over naive's on the same steps, last 7 days"),
+                ("directional_accuracy", "live share of steps whose direction was right, last 7 days"))}
+        except Exception:  # noqa: BLE001 - metrics must never take serving down
+            self._ray = {}
+
+    def publish(self, timeframe: str, coverage_80: float, mae_ratio: float, directional_accuracy: float) -> None:
+        if self._ray:
+            tags = {"timeframe": timeframe}
+            self._ray["coverage_80"].set(coverage_80, tags=tags)
+            self._ray["mae_ratio"].set(mae_ratio, tags=tags)
+            self._ray["directional_accuracy"].set(directional_accuracy, tags=tags)

@@ -160,3 +160,34 @@ class WebhookResponse(BaseModel):
     received: bool
     event_id: str
     outcome: Literal["applied", "stale", "ignored", "duplicate"]
+
+
+# -- accuracy ------------------------------------------------------------------------------------
+class HorizonAccuracy(BaseModel):
+    horizon: int = Field(description="step number (1 = the candle open when the forecast was made)")
+    n: int
+    mae: float = Field(description="mean absolute error of the close's log return from the forecast's origin")
+    naive_mae: float = Field(description="the same for naive (the origin's close carried forward), same steps")
+    mae_ratio: float | None = Field(description="mae / naive_mae: below 1 beats naive")
+    directional_accuracy: float = Field(description="share of steps whose direction was right (the hit rate)")
+    coverage_80: float = Field(description="share of actual closes inside the 80 % band")
+    mean_confidence: float | None = Field(description="mean stated confidence, to compare with the hit rate")
+
+
+class ReliabilityBin(BaseModel):
+    low: float
+    high: float
+    n: int
+    mean_confidence: float
+    hit_rate: float
+
+
+class AccuracyResponse(BaseModel):
+    timeframe: Timeframe
+    model_version: str
+    model_id: str
+    days: int
+    since: datetime
+    overall: HorizonAccuracy | None = Field(description="pooled over horizons (horizon 0); null before any score")
+    horizons: list[HorizonAccuracy]
+    reliability: list[ReliabilityBin]

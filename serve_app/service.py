@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from accuracy.tracker import live_accuracy
 from market_data.source import (
     AuthenticationError, MarketDataError, MarketSource, RateLimited, UnknownTickerError,
 )
@@ -279,6 +280,27 @@ class PredictionService:
                        "high": s.high, "low": s.low, "close": s.close, "lower": s.lower, "upper": s.upper,
                        "confidence": float(s.confidence), "direction": s.direction} for s in steps],
         }
+
+    def accuracy(self, timeframe: str, days: int) -> dict[str, Any]:
+        """The active model's live accuracy over the last `days`, naive beside it."""
+        if not 1 <= days <= 365:
+            raise ApiError(400, "bad_days", f"days must be between 1 and 365, got {days}")
+        record = self.registry.active(timeframe)
+        if record is None:
+            raise ApiError(404, "no_model", f"no active {timeframe} model")
+        live = live_accuracy(self.engine, record, days, self.clock())
+
+        def rows(frame: pd.DataFrame, horizon: Any) -> list[dict[str, Any]]:
+            out = []
+            for r in frame.to_dict("records"):
+                clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                out.append({**clean, "horizon": int(clean.get("horizon", horizon)), "n": int(clean["n"])})
+            return out
+
+        overall = rows(live.overall, 0)
+        return {"timeframe": timeframe, "model_version": record.version, "model_id": str(record.id), "days": days,
+                "since": live.since, "overall": overall[0] if overall else None,
+                "horizons": rows(live.horizons, 0), "reliability": live.reliability.to_dict("records")}
 
     def search(self, query: str, limit: int) -> list[dict[str, Any]]:
         text = query.strip()

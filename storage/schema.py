@@ -146,6 +146,34 @@ class PredictionStep(SQLModel, table=True):
     is_accurate: bool | None = Field(default=None, sa_column=sa.Column(sa.Boolean))
 
 
+class ModelAccuracy(SQLModel, table=True):
+    """How a model's served forecasts fared, per horizon (step number) and UTC day (the day the
+    steps' candles closed). Not in the document's schema, which names the table only; figures are
+    on the close's log return from the forecast's origin, naive's on the same steps beside them."""
+
+    __tablename__ = "model_accuracy"
+    __table_args__ = (
+        sa.CheckConstraint(TIMEFRAME_CHECK, name="ck_model_accuracy_timeframe"),
+        sa.UniqueConstraint("model_id", "timeframe", "horizon", "date", name="uq_model_accuracy_key"),
+        sa.Index("idx_model_accuracy_timeframe_date", "timeframe", "date"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    model_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False)
+    )
+    timeframe: str = Field(sa_column=sa.Column(sa.String(10), nullable=False))
+    horizon: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    date: date_type = Field(sa_column=sa.Column(sa.Date, nullable=False))
+    n: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    mae: float = Field(sa_column=sa.Column(sa.Double, nullable=False))
+    naive_mae: float = Field(sa_column=sa.Column(sa.Double, nullable=False))
+    directional_accuracy: float = Field(sa_column=sa.Column(sa.Double, nullable=False))
+    coverage_80: float = Field(sa_column=sa.Column(sa.Double, nullable=False))
+    mean_confidence: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
+    updated_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+
+
 # -- Phase II: identity ------------------------------------------------------------------------
 
 

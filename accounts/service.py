@@ -20,8 +20,8 @@ from sqlmodel import select
 
 from accounts import passwords, tokens
 from accounts.errors import AccountError
-from billing.lifecycle import GRACE_STATUS, effective_tier
 from accounts.quota import QuotaCounter, QuotaState, Subject, next_midnight, utc_day
+from billing.lifecycle import GRACE_STATUS, effective_tier
 from config import AccountSettings
 from storage.cache import Cache
 from storage.db import session_scope

@@ -103,7 +103,16 @@ def main() -> None:
         answer = _signed_in_tour(base, symbol)
         if not anonymous_done:
             _print_forecast(answer)
+        page = f"{base}/?symbol={symbol}&timeframe=1d"
         print(f"\ndemo finished in {time.perf_counter() - started:.0f}s")
+        if sys.stdin.isatty():  # a person is watching: keep serving the page until Ctrl-C
+            print(f"\nthe forecast on a chart: {page}\n(the service keeps running; Ctrl-C stops it)", flush=True)
+            try:
+                server.wait()
+            except KeyboardInterrupt:
+                pass
+        else:
+            print(f"\nthe page (serve it again with `python -m serve_app`): {page}", flush=True)
     finally:
         server.send_signal(signal.SIGINT)  # like Ctrl-C: the service shuts Serve and its local Ray down
         try:

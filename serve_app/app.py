@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from accounts.errors import AccountError
@@ -29,9 +31,9 @@ from billing.service import BillingService
 from serve_app.active_models import NoActiveModel
 from serve_app.metrics import Metrics
 from serve_app.schemas import (
-    PRINTABLE_PATTERN, AccuracyResponse, CheckoutRequest, ErrorResponse, HealthResponse, LoginRequest,
-    LoginResponse, MeResponse, ModelsResponse, PredictRequest, PredictionResponse, RegisterRequest,
-    SearchResponse, Timeframe, UrlResponse, UserOut, WebhookResponse,
+    PRINTABLE_PATTERN, TICKER_PATTERN, AccuracyResponse, CandlesResponse, CheckoutRequest, ErrorResponse,
+    HealthResponse, LoginRequest, LoginResponse, MeResponse, ModelsResponse, PredictRequest, PredictionResponse,
+    RegisterRequest, SearchResponse, Timeframe, UrlResponse, UserOut, WebhookResponse,
 )
 from serve_app.service import ApiError, PredictionService
 
@@ -43,6 +45,8 @@ log = logging.getLogger("serve_app.requests")
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorResponse}
                                            for status in (400, 401, 404, 413, 422, 429, 503)}
 SESSION_COOKIE = "session"
+STATIC_DIR = Path(__file__).with_name("static")
+INDEX_HTML = STATIC_DIR / "index.html"
 
 
 def _user_out(account: Account) -> dict[str, Any]:
@@ -316,6 +320,19 @@ def create_app(service: PredictionService, accounts: AccountService, billing: Bi
     def search(request: Request, q: str = Query(..., max_length=50, pattern=PRINTABLE_PATTERN),
                limit: int = 10) -> dict[str, Any]:
         return {"query": q, "results": svc(request).search(q, limit)}
+
+    @app.get("/api/candles", response_model=CandlesResponse, responses=ERRORS)
+    def candles(request: Request, symbol: str = Query(..., min_length=1, max_length=20, pattern=TICKER_PATTERN),
+                timeframe: Timeframe = "1d", limit: int = 200) -> dict[str, Any]:
+        """The recent closed candles a forecast starts from (at most 500), as the forecast reads them."""
+        return svc(request).candles(symbol, timeframe, limit)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        """The web page: search, timeframe, the forecast on a candlestick chart."""
+        return HTMLResponse(INDEX_HTML.read_text(encoding="utf-8"))
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/api/models/{timeframe}/accuracy", response_model=AccuracyResponse, responses=ERRORS)
     def model_accuracy(request: Request, timeframe: Timeframe, days: int = 30) -> dict[str, Any]:

@@ -191,3 +191,19 @@ class AccuracyResponse(BaseModel):
     overall: HorizonAccuracy | None = Field(description="pooled over horizons (horizon 0); null before any score")
     horizons: list[HorizonAccuracy]
     reliability: list[ReliabilityBin]
+
+
+# -- candles -------------------------------------------------------------------------------------
+class Candle(BaseModel):
+    timestamp: datetime = Field(description="open time (UTC)")
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class CandlesResponse(BaseModel):
+    symbol: str
+    timeframe: Timeframe
+    candles: list[Candle] = Field(description="closed candles, oldest first")

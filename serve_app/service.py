@@ -39,6 +39,7 @@ from storage.schema import ModelRecord, Prediction, PredictionStep, Symbol
 
 log = logging.getLogger(__name__)
 SHORT_TTL_S = 60  # how long too few candles stay cached
+MAX_CANDLES = 500  # the most candles /api/candles answers
 
 # (timeframe, candles, steps) -> {"model_id", "model_version", "direction", "confidence_avg", "key_indicators", "steps"}
 ForecastFn = Callable[[str, pd.DataFrame, int], dict[str, Any]]
@@ -280,6 +281,27 @@ class PredictionService:
                        "high": s.high, "low": s.low, "close": s.close, "lower": s.lower, "upper": s.upper,
                        "confidence": float(s.confidence), "direction": s.direction} for s in steps],
         }
+
+    def candles(self, ticker: str, timeframe: str, limit: int) -> dict[str, Any]:
+        """The recent closed candles a forecast starts from, as the forecast reads them (the
+        fresh-candle cache, else the market source)."""
+        if not 1 <= limit <= MAX_CANDLES:
+            raise ApiError(400, "bad_limit", f"limit must be between 1 and {MAX_CANDLES}, got {limit}")
+        symbol = self._symbol(ticker)
+        try:
+            frame = self._fresh_candles(symbol.ticker, timeframe)
+        except RateLimited as exc:
+            raise ApiError(429, "rate_limited", "Too many requests to market data. Please wait a moment.",
+                           headers={"Retry-After": str(int(math.ceil(exc.retry_after_s or 60)))}) from exc
+        except (MarketDataError, OSError) as exc:
+            log.warning("market data for %s %s unavailable: %s", symbol.ticker, timeframe, exc)
+            raise ApiError(503, "market_data_unavailable", "Unable to connect to market data. Please try again "
+                                                           "in a minute.") from exc
+        rows = frame.iloc[-limit:]
+        return {"symbol": symbol.ticker, "timeframe": timeframe, "candles": [
+            {"timestamp": pd.Timestamp(r.timestamp).isoformat(), "open": float(r.open), "high": float(r.high),
+             "low": float(r.low), "close": float(r.close), "volume": float(r.volume)}
+            for r in rows.itertuples(index=False)]}
 
     def accuracy(self, timeframe: str, days: int) -> dict[str, Any]:
         """The active model's live accuracy over the last `days`, naive beside it."""

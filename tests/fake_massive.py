@@ -13,18 +13,19 @@ import random
 import threading
 import uuid
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pandas as pd
 
 from market_data.source import UnknownTickerError, empty_candles
 from market_data.synthetic import SyntheticMarket
+from tests.loopback import LoopbackServer
 
 TIMESPANS = {("1", "hour"): "1h", ("4", "hour"): "4h", ("1", "day"): "1d", ("1", "week"): "1w", ("1", "month"): "1m"}
 
 
-class FakeMassive:
+class FakeMassive(LoopbackServer):
     def __init__(self, market: SyntheticMarket, api_key: str = "test-key", fault_rate: float = 0.0,
                  dirty: bool = False, seed: int = 0, page_size: int = 700, ticker_page_size: int = 7,
                  retry_after: str = "0") -> None:
@@ -42,21 +43,7 @@ class FakeMassive:
         self.faults = 0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> "FakeMassive":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._start_server()
 
     # -- answers ---------------------------------------------------------------------------
     def _tickers(self, query: dict[str, str]) -> dict:

@@ -12,8 +12,10 @@ import json
 import secrets
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl
+
+from tests.loopback import LoopbackServer
 
 
 def _unflatten(pairs: list[tuple[str, str]]) -> dict:
@@ -34,28 +36,14 @@ def _unflatten(pairs: list[tuple[str, str]]) -> dict:
     return listify(root)
 
 
-class FakeStripe:
+class FakeStripe(LoopbackServer):
     def __init__(self, api_key: str = "sk_test_loopback") -> None:
         self.api_key = api_key
         self.requests: list[tuple[str, str, dict, dict]] = []  # (method, path, body, headers)
         self.fail_next = 0
         self._idempotent: dict[str, dict] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> "FakeStripe":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._start_server()
 
     def calls(self, path: str) -> list[dict]:
         return [body for _, p, body, _ in self.requests if p == path]

@@ -60,12 +60,19 @@ def _flat_forecast(model_id: uuid.UUID):
 @pytest.fixture(params=["sqlite+memory", "postgresql+redis"])
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     if request.param == "sqlite+memory":
-        url = f"sqlite:///{tmp_path / 'app.db'}"
         from storage.cache import MemoryCache
-        cache: Cache = MemoryCache()
+
+        url, cache = f"sqlite:///{tmp_path / 'app.db'}", MemoryCache()
     else:
-        url = request.getfixturevalue("pg_database_url")
-        cache = request.getfixturevalue("redis_cache")
+        url, cache = request.getfixturevalue("pg_database_url"), request.getfixturevalue("redis_cache")
+    made = make_world(url, cache, tmp_path)
+    yield made
+    made["engine"].dispose()
+
+
+def make_world(url: str, cache: Cache, tmp_path: Path) -> dict[str, Any]:
+    """A migrated database with four synthetic coins ranked and an active 1d model row; the
+    service's clock stands at START."""
     upgrade(url)
     engine = make_engine(url)
     market = SyntheticMarket(seed=7, n_coins=4, now=START.replace(tzinfo=None))
@@ -77,10 +84,8 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
                             training_end=datetime(2026, 1, 1), num_symbols=4, model_path="/nowhere",
                             is_active=True, trained_at=datetime(2026, 1, 2))
         s.add(model)
-    clock = Clock(START)
-    yield {"url": url, "engine": engine, "cache": cache, "clock": clock, "tickers": tickers, "market": market,
-           "model_id": model.id, "tmp": tmp_path}
-    engine.dispose()
+    return {"url": url, "engine": engine, "cache": cache, "clock": Clock(START), "tickers": tickers,
+            "market": market, "model_id": model.id, "tmp": tmp_path}
 
 
 def _client(world: dict[str, Any], **env: str) -> TestClient:

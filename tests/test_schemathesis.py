@@ -19,18 +19,17 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.fake_stripe import FakeStripe
-from tests.test_accounts import _client
+from tests.test_accounts import _client, make_world
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES = 25
 
 
 @pytest.fixture
-def world(request, tmp_path, pg_database_url):  # the accounts tests' world, on the production backends
-    from tests import test_accounts
-
-    request.param = "postgresql+redis"
-    yield from test_accounts.world.__wrapped__(request, tmp_path)
+def world(tmp_path, pg_database_url, redis_cache):  # the accounts tests' world, on the production backends
+    made = make_world(pg_database_url, redis_cache, tmp_path)
+    yield made
+    made["engine"].dispose()
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])

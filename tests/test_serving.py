@@ -3,6 +3,7 @@ error case through the same FastAPI app."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -364,15 +365,110 @@ def test_python_m_serve_app_uses_its_own_settings_and_shows_request_lines(world,
         assert health and health["models"]["1d"] and health["database"] == "ok", log.read_text()[-3000:]
         for _ in range(3):
             httpx.get(f"http://127.0.0.1:{port}/api/symbols/search", params={"q": "zz"}, timeout=30)
-        deadline = time.time() + 30
-        while '"path": "/api/symbols/search"' not in log.read_text() and time.time() < deadline:
+        wanted = ('"path": "/api/symbols/search"', f"serving on http://127.0.0.1:{port}")
+        deadline = time.time() + 90  # serve.run returns once every replica runs, after the first answers
+        while not all(w in log.read_text() for w in wanted) and time.time() < deadline:
             time.sleep(1)
         text = log.read_text()
-        assert '"path": "/api/symbols/search"' in text, text[-3000:]
-        assert f"serving on http://127.0.0.1:{port}" in text
+        assert all(w in text for w in wanted), text[-3000:]
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"the browser test needs Debian's chromium at {CHROMIUM} (apt-get install chromium; "
+                    ".ci/run installs it)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def _canvas_ink(page) -> int:
+    """How many pixels of the chart's canvases are not background: a blank chart has ~none."""
+    return page.evaluate("""() => {
+        let ink = 0;
+        for (const c of document.querySelectorAll('#chart canvas')) {
+            if (!c.width || !c.height) continue;
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && (d[i] < 240 || d[i + 1] < 240 || d[i + 2] < 240)) ink++;
+        }
+        return ink;
+    }""")
+
+
+@pytest.mark.slow
+def test_the_page_draws_a_forecast_in_a_real_browser(world, served: str, browser) -> None:
+    ticker = _top_symbol(world)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    page.goto(served + "/")
+    assert page.title().startswith("cryptocast")
+    # search with typeahead finds the symbol
+    page.fill("#symbol", ticker[2:5])
+    page.wait_for_selector(f"#suggestions li[data-ticker='{ticker}']", timeout=10_000)
+    blank = _canvas_ink(page)
+    page.click(f"#suggestions li[data-ticker='{ticker}']")
+    page.wait_for_selector("#steps tbody tr >> nth=29", timeout=120_000)
+    page.wait_for_timeout(500)
+    assert _canvas_ink(page) > blank + 2000  # candles, forecast and band are drawn
+    assert int(page.get_attribute("#chart", "data-candles")) > 50
+    answer = httpx.post(f"{served}/api/predictions/generate", json={"symbol": ticker, "timeframe": "1d"},
+                        timeout=60).json()
+    closes = [float(c) for c in page.eval_on_selector_all("#steps tbody tr", "rows => rows.map(r => r.dataset.close)")]
+    assert closes == pytest.approx([s["close"] for s in answer["steps"]], rel=1e-12)
+    assert answer["model_version"] in page.text_content("#meta")
+    Path("bench/results").mkdir(parents=True, exist_ok=True)
+    page.screenshot(path="bench/results/page.png")
+    assert problems == []  # loaded, searched and drew with no console error
+    # another timeframe redraws: its candles, and the API's message where it has no model
+    page.select_option("#timeframe", "1h")
+    page.wait_for_function("document.querySelector('#chart').dataset.timeframe === '1h'", timeout=60_000)
+    page.wait_for_selector("#message.error", timeout=60_000)
+    assert "no active 1h model" in page.text_content("#message")
+    assert page.get_attribute("#chart", "data-forecast") == "0" and page.is_visible("#retry")
+    # an unknown symbol shows the API's message
+    page.select_option("#timeframe", "1d")
+    page.fill("#symbol", "X:NOSUCHUSD")
+    page.press("#symbol", "Enter")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('no symbol')", timeout=30_000)
+    # markup in a symbol is shown as text, never run
+    page.fill("#symbol", "<img src=x onerror=alert(1)>")
+    page.press("#symbol", "Enter")
+    page.wait_for_selector("#message.error", timeout=30_000)
+    assert page.query_selector("#message img") is None and page.query_selector("#suggestions img") is None
+    # a 429 shows its message and when to come back
+    page.route("**/api/predictions/generate", lambda route: route.fulfill(
+        status=429, headers={"Retry-After": "3600", "Content-Type": "application/json"},
+        body='{"error": {"code": "quota_exceeded", "message": "daily forecast quota reached: 5 per UTC day"}}'))
+    page.fill("#symbol", ticker)
+    page.press("#symbol", "Enter")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('quota reached')", timeout=30_000)
+    assert "3600 s" in page.text_content("#message")
+    # a network failure leaves the page usable: the message, then Retry works once it is back
+    page.unroute("**/api/predictions/generate")
+    page.route("**/api/predictions/generate", lambda route: route.abort())
+    page.click("#go")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('Could not reach')",
+                           timeout=30_000)
+    page.unroute("**/api/predictions/generate")
+    page.click("#retry")
+    page.wait_for_selector("#steps tbody tr >> nth=29", timeout=60_000)
+    expected = [p for p in problems if "status of 4" not in p and "status of 5" not in p
+                and "ERR_FAILED" not in p]
+    assert expected == [], problems
+    page.close()

@@ -1,0 +1,243 @@
+// The cryptocast page: plain JavaScript over the public API (no build step). Every value that
+// comes from the API is written with textContent, never as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const LWC = window.LightweightCharts;
+const state = { symbol: null, timeframe: "1d", request: 0 };
+let chart, history, forecastCandles, bandUpper, bandLower;
+
+function fmt(x) {
+  const n = Number(x);
+  return Math.abs(n) >= 1 ? n.toFixed(Math.max(2, 6 - Math.floor(Math.log10(Math.abs(n))) - 1)) : n.toPrecision(5);
+}
+const seconds = (iso) => Math.floor(Date.parse(iso) / 1000);
+
+function setupChart() {
+  chart = LWC.createChart($("chart"), {
+    autoSize: true,
+    layout: { background: { color: "#ffffff" }, textColor: "#1f2328", attributionLogo: true },
+    grid: { vertLines: { visible: false }, horzLines: { color: "#eaeef2" } },
+    timeScale: { timeVisible: true, secondsVisible: false },
+  });
+  bandUpper = chart.addSeries(LWC.AreaSeries, { lineColor: "rgba(9,105,218,0.45)", topColor: "rgba(9,105,218,0.16)",
+    bottomColor: "rgba(9,105,218,0.16)", lineWidth: 1, priceLineVisible: false, lastValueVisible: false });
+  bandLower = chart.addSeries(LWC.AreaSeries, { lineColor: "rgba(9,105,218,0.45)", topColor: "#ffffff",
+    bottomColor: "#ffffff", lineWidth: 1, priceLineVisible: false, lastValueVisible: false });
+  history = chart.addSeries(LWC.CandlestickSeries, { upColor: "#1a7f37", downColor: "#cf222e", borderVisible: false,
+    wickUpColor: "#1a7f37", wickDownColor: "#cf222e" });
+  forecastCandles = chart.addSeries(LWC.CandlestickSeries, { upColor: "rgba(26,127,55,0.35)",
+    downColor: "rgba(207,34,46,0.35)", borderUpColor: "#1a7f37", borderDownColor: "#cf222e", borderVisible: true,
+    wickUpColor: "#1a7f37", wickDownColor: "#cf222e", priceLineVisible: false });
+}
+
+function say(text, kind, retry) {
+  const m = $("message");
+  m.textContent = text;
+  m.className = kind || "";
+  m.hidden = !text;
+  $("retry").hidden = !retry;
+}
+
+async function api(method, path, body) {
+  const options = { method, headers: {}, credentials: "same-origin" };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (err) {
+    return { ok: false, network: true, status: 0, body: null };
+  }
+  let data = null;
+  try { data = await response.json(); } catch (err) { data = null; }
+  return { ok: response.ok, status: response.status, body: data, headers: response.headers };
+}
+
+function errorText(result) {
+  if (result.network) return "Could not reach the server. Check your connection and retry.";
+  const error = result.body && result.body.error;
+  let text = error ? error.message : `The server answered ${result.status}.`;
+  if (result.status === 429 && result.headers && result.headers.get("Retry-After")) {
+    text += ` (try again in ${result.headers.get("Retry-After")} s)`;
+  }
+  return text;
+}
+
+function clearForecast() {
+  forecastCandles.setData([]); bandUpper.setData([]); bandLower.setData([]);
+  $("steps").hidden = true; $("steps").querySelector("tbody").replaceChildren();
+  $("summary").hidden = true;
+  $("chart").dataset.forecast = "0";
+}
+
+function drawForecast(p, stale) {
+  const steps = p.steps;
+  forecastCandles.setData(steps.map((s) => ({ time: seconds(s.timestamp), open: s.open, high: s.high, low: s.low, close: s.close })));
+  bandUpper.setData(steps.map((s) => ({ time: seconds(s.timestamp), value: s.upper })));
+  bandLower.setData(steps.map((s) => ({ time: seconds(s.timestamp), value: s.lower })));
+  chart.timeScale().fitContent();
+  $("chart").dataset.forecast = String(steps.length);
+  $("title").textContent = `${p.symbol} · ${p.timeframe} · ${steps.length}-step forecast: ${p.direction}`;
+  $("meta").textContent = `model ${p.model_version} · made ${new Date(p.created_at).toISOString().replace(".000", "")}` +
+    ` · mean confidence ${(p.confidence_avg * 100).toFixed(1)} %` + (p.cached ? " · from cache" : "") +
+    (stale ? " · STALE (market data unavailable)" : "");
+  $("summary").hidden = false;
+  const body = $("steps").querySelector("tbody");
+  body.replaceChildren(...steps.map((s) => {
+    const tr = document.createElement("tr");
+    tr.dataset.close = String(s.close);
+    const cells = [s.step, s.timestamp.replace("+00:00", "Z"), fmt(s.open), fmt(s.high), fmt(s.low), fmt(s.close),
+      `${fmt(s.lower)} – ${fmt(s.upper)}`, `${(s.confidence * 100).toFixed(1)} %`, s.direction];
+    for (const value of cells) {
+      const td = document.createElement("td");
+      td.textContent = String(value);
+      tr.appendChild(td);
+    }
+    tr.lastChild.className = s.direction;
+    return tr;
+  }));
+  $("steps").hidden = false;
+}
+
+async function loadCandles(symbol, timeframe, ticket) {
+  const r = await api("GET", `/api/candles?symbol=${encodeURIComponent(symbol)}&timeframe=${timeframe}&limit=120`);
+  if (ticket !== state.request) return;
+  if (r.ok) {
+    history.setData(r.body.candles.map((c) => ({ time: seconds(c.timestamp), open: c.open, high: c.high, low: c.low, close: c.close })));
+    $("chart").dataset.candles = String(r.body.candles.length);
+  } else {
+    history.setData([]);
+    $("chart").dataset.candles = "0";
+  }
+  $("chart").dataset.timeframe = timeframe;
+  chart.timeScale().fitContent();
+}
+
+async function load() {
+  const symbol = state.symbol;
+  if (!symbol) return;
+  const timeframe = state.timeframe;
+  const ticket = ++state.request;
+  clearForecast();
+  $("chart").setAttribute("aria-busy", "true");  // a newer request supersedes this one (ticket)
+  say("", "", false);
+  const slow = setTimeout(() => { if (ticket === state.request) say("Generating prediction...", "", false); }, 300);
+  const [, r] = await Promise.all([loadCandles(symbol, timeframe, ticket),
+    api("POST", "/api/predictions/generate", { symbol, timeframe })]);
+  clearTimeout(slow);
+  if (ticket !== state.request) return;
+  $("chart").removeAttribute("aria-busy");
+  if (r.ok) {
+    say("", "", false);
+    drawForecast(r.body, false);
+  } else if (r.body && r.body.last_prediction) {
+    say(`${errorText(r)} Showing the last prediction, made ${r.body.last_prediction.created_at}.`, "stale", true);
+    drawForecast(r.body.last_prediction, true);
+  } else {
+    say(errorText(r), "error", true);
+  }
+  refreshAccount();
+}
+
+// -- search with typeahead ---------------------------------------------------------------------
+let searchTimer = null, active = -1;
+function suggestions() { return Array.from($("suggestions").children); }
+function hideSuggestions() { $("suggestions").hidden = true; active = -1; }
+
+async function suggest(query) {
+  if (!query.trim()) return hideSuggestions();
+  const r = await api("GET", `/api/symbols/search?q=${encodeURIComponent(query)}&limit=8`);
+  if (!r.ok || query !== $("symbol").value) return hideSuggestions();
+  const list = $("suggestions");
+  list.replaceChildren(...r.body.results.map((s) => {
+    const li = document.createElement("li");
+    li.setAttribute("role", "option");
+    li.dataset.ticker = s.ticker;
+    const t = document.createElement("strong");
+    t.textContent = s.ticker;
+    const n = document.createElement("span");
+    n.className = "name";
+    n.textContent = s.name;
+    li.append(t, n);
+    li.addEventListener("mousedown", (e) => { e.preventDefault(); choose(s.ticker); });
+    return li;
+  }));
+  list.hidden = r.body.results.length === 0;
+  active = -1;
+}
+
+function choose(ticker) {
+  $("symbol").value = ticker;
+  hideSuggestions();
+  state.symbol = ticker;
+  load();
+}
+
+$("symbol").addEventListener("input", () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => suggest($("symbol").value), 150);
+});
+$("symbol").addEventListener("keydown", (e) => {
+  const items = suggestions();
+  if ($("suggestions").hidden || !items.length) return;
+  if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+    e.preventDefault();
+    active = (active + (e.key === "ArrowDown" ? 1 : items.length - 1)) % items.length;
+    items.forEach((li, i) => li.classList.toggle("active", i === active));
+  } else if (e.key === "Escape") {
+    hideSuggestions();
+  }
+});
+$("symbol").addEventListener("blur", () => setTimeout(hideSuggestions, 100));
+$("search-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const items = suggestions();
+  if (!$("suggestions").hidden && active >= 0 && items[active]) return choose(items[active].dataset.ticker);
+  const typed = $("symbol").value.trim();
+  if (typed) choose(typed);
+});
+$("timeframe").addEventListener("change", () => { state.timeframe = $("timeframe").value; load(); });
+$("retry").addEventListener("click", () => load());
+
+// -- account -----------------------------------------------------------------------------------
+// The session cookie is httpOnly (scripts cannot read it); this flag only says whether to ask
+// /api/me, so that an anonymous visit makes no request that must fail.
+const SIGNED_IN = "cryptocast.signedIn";
+
+async function refreshAccount() {
+  const r = localStorage.getItem(SIGNED_IN) ? await api("GET", "/api/me") : { ok: false };
+  const signedIn = r.ok;
+  if (!signedIn) localStorage.removeItem(SIGNED_IN);
+  $("signin-form").hidden = signedIn;
+  $("signed-in").hidden = !signedIn;
+  if (signedIn) {
+    const u = r.body.usage;
+    $("who").textContent = `${r.body.user.email} · ${r.body.tier} · ${u.api_calls} of ${u.limit} forecasts today`;
+  }
+}
+$("signin-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const r = await api("POST", "/api/auth/login", { email: $("email").value, password: $("password").value });
+  $("password").value = "";
+  if (!r.ok) return say(errorText(r), "error", false);
+  localStorage.setItem(SIGNED_IN, "1");
+  say("", "", false);
+  refreshAccount();
+});
+$("signout").addEventListener("click", async () => {
+  await api("POST", "/api/auth/logout");
+  localStorage.removeItem(SIGNED_IN);
+  refreshAccount();
+});
+
+setupChart();
+refreshAccount();
+const fromUrl = new URLSearchParams(location.search);
+if (fromUrl.get("symbol")) {
+  state.timeframe = fromUrl.get("timeframe") || "1d";
+  $("timeframe").value = state.timeframe;
+  choose(fromUrl.get("symbol"));
+}

@@ -31,7 +31,8 @@ from config import load_settings
 from serve_app.app import create_app
 from serve_app.wiring import build_service
 services = build_service(load_settings(), cache_prefix="bench:plain:")
-app = create_app(services.predictions, services.accounts, services.billing)
+app = create_app(services.predictions, services.accounts, services.billing,
+                 portfolio=services.portfolio)
 app.state.versions = services.models.versions
 uvicorn.run(app, host="127.0.0.1", port=int(os.environ["BENCH_PORT"]), log_level="warning")
 """

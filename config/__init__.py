@@ -45,6 +45,8 @@ class Settings:
     serve_port: int
     accounts: AccountSettings
     billing: BillingSettings
+    limits: Limits
+    email: EmailSettings
     serve_as_of: datetime | None = None  # SERVE_AS_OF: serve as of this past moment (demos, replays)
 
 
@@ -73,6 +75,39 @@ class AccountSettings:
     def quota(self, tier: str | None) -> int:
         """The daily forecast limit of a tier; `None` is an anonymous caller."""
         return int(getattr(self.quotas, tier or ANONYMOUS))
+
+
+@dataclass(frozen=True)
+class TierLimits:
+    """How many of their own objects a user of one tier may keep."""
+
+    watchlists: int
+    watchlist_items: int  # per watchlist
+    active_alerts: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    """LIMIT_WATCHLISTS_<TIER>, LIMIT_WATCHLIST_ITEMS_<TIER>, LIMIT_ALERTS_<TIER>."""
+
+    free: TierLimits
+    premium: TierLimits
+    pro: TierLimits
+
+    def of(self, tier: str) -> TierLimits:
+        return getattr(self, tier if tier in TIERS else "free")
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    """Alert emails through Resend; without a key they are written to the log instead."""
+
+    api_key: str | None
+    api_base: str | None  # None: Resend's own; tests name a loopback server
+    sender: str
+
+
+DEFAULT_LIMITS = {"free": (3, 20, 5), "premium": (10, 100, 50), "pro": (50, 500, 500)}
 
 
 @dataclass(frozen=True)
@@ -217,6 +252,16 @@ def _billing_settings(env: Mapping[str, str], serve_host: str, serve_port: int) 
     )
 
 
+def _limits(env: Mapping[str, str]) -> Limits:
+    def number(name: str, default: int) -> int:
+        return int(_parse_number(name, env.get(name) or str(default), int, 0, 10**6))
+
+    return Limits(**{tier: TierLimits(number(f"LIMIT_WATCHLISTS_{tier.upper()}", w),
+                                      number(f"LIMIT_WATCHLIST_ITEMS_{tier.upper()}", i),
+                                      number(f"LIMIT_ALERTS_{tier.upper()}", a))
+                     for tier, (w, i, a) in DEFAULT_LIMITS.items()})
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raises ConfigError naming the first bad variable."""
     env = os.environ if environ is None else environ
@@ -241,6 +286,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         serve_port=serve_port,
         accounts=_account_settings(env),
         billing=_billing_settings(env, serve_host, serve_port),
+        limits=_limits(env),
+        email=EmailSettings(api_key=env.get("RESEND_API_KEY") or None,
+                            api_base=(env.get("RESEND_API_BASE") or "").rstrip("/") or None,
+                            sender=env.get("ALERT_FROM_EMAIL") or "cryptocast alerts <alerts@cryptocast.invalid>"),
         serve_as_of=_parse_moment("SERVE_AS_OF", env.get("SERVE_AS_OF")),
     )
 
@@ -252,6 +301,7 @@ VARIABLES: tuple[str, ...] = (
     "QUOTA_ANONYMOUS", "QUOTA_FREE", "QUOTA_PREMIUM", "QUOTA_PRO", "SESSION_TTL_DAYS", "COOKIE_SECURE",
     "STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "STRIPE_PRICE_PREMIUM", "STRIPE_PRICE_PRO",
     "PUBLIC_BASE_URL", "RESEND_API_KEY", "RESEND_API_BASE", "ALERT_FROM_EMAIL",
+    *(f"LIMIT_{kind}_{tier.upper()}" for kind in ("WATCHLISTS", "WATCHLIST_ITEMS", "ALERTS") for tier in TIERS),
 )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,18 @@ from accounts.errors import AccountError
 from accounts.service import Account, AccountService, Caller
 from billing.errors import BillingError, billing_disabled
 from billing.service import BillingService
+from config import load_settings
+from portfolio.errors import PortfolioError
+from portfolio.service import Portfolio
 from serve_app.active_models import NoActiveModel
 from serve_app.metrics import Metrics
 from serve_app.schemas import (
-    PRINTABLE_PATTERN, TICKER_PATTERN, AccuracyResponse, CandlesResponse, CheckoutRequest, ErrorResponse,
-    HealthResponse, LoginRequest, LoginResponse, MeResponse, ModelsResponse, PredictRequest, PredictionResponse,
-    RegisterRequest, SearchResponse, Timeframe, UrlResponse, UserOut, WebhookResponse,
+    PRINTABLE_PATTERN, TICKER_PATTERN, AccuracyResponse, AlertCreate, AlertLogsResponse, AlertOut, AlertUpdate,
+    AlertsResponse, CandlesResponse, CheckoutRequest, ErrorResponse, HealthResponse, LoginRequest,
+    LoginResponse, MeResponse, ModelsResponse, PlanCreate, PlanOut, PlanUpdate, PlansResponse, PredictRequest,
+    PredictionResponse, RegisterRequest, ReorderRequest, SearchResponse, Timeframe, UrlResponse, UserOut,
+    WatchlistCreate, WatchlistItemCreate, WatchlistItemOut, WatchlistOut, WatchlistUpdate, WatchlistsResponse,
+    WebhookResponse,
 )
 from serve_app.service import ApiError, PredictionService
 
@@ -137,7 +144,7 @@ class Shed:
 
 
 def create_app(service: PredictionService, accounts: AccountService, billing: BillingService | None = None,
-               metrics: Metrics | None = None) -> FastAPI:
+               metrics: Metrics | None = None, portfolio: Portfolio | None = None) -> FastAPI:
     app = FastAPI(title="cryptocast", version="0.1.0",
                   description="30-step crypto forecasts (OHLC, 80 % band, calibrated confidence) from one model per timeframe")
     app.add_middleware(BodyLimit)
@@ -145,6 +152,7 @@ def create_app(service: PredictionService, accounts: AccountService, billing: Bi
     app.state.service = service
     app.state.accounts = accounts
     app.state.billing = billing
+    app.state.portfolio = portfolio or Portfolio.on(service.engine, load_settings({}).limits)
     app.state.metrics = metrics or Metrics()
 
     @app.exception_handler(ApiError)
@@ -157,6 +165,10 @@ def create_app(service: PredictionService, accounts: AccountService, billing: Bi
 
     @app.exception_handler(BillingError)
     async def billing_error(_: Request, exc: BillingError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(PortfolioError)
+    async def portfolio_error(_: Request, exc: PortfolioError) -> JSONResponse:
         return _error(exc.status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
@@ -306,6 +318,123 @@ def create_app(service: PredictionService, accounts: AccountService, billing: Bi
         signature = request.headers.get("stripe-signature")
         result = await run_in_threadpool(billing.webhook, payload, signature)
         return {"received": True, "event_id": result.event_id, "outcome": result.outcome}
+
+    # -- watchlists, alerts, trading plans (the signed-in user's own; others' are 404) ----------
+    OWN = ERRORS | {403: {"model": ErrorResponse}, 409: {"model": ErrorResponse}}
+
+    def mine(request: Request) -> tuple[Account, Portfolio]:
+        account, _ = signed_in(request)
+        return account, request.app.state.portfolio
+
+    @app.get("/api/watchlists", response_model=WatchlistsResponse, responses=OWN)
+    def list_watchlists(request: Request) -> dict[str, Any]:
+        account, p = mine(request)
+        return {"watchlists": p.watchlists.list(account.id)}
+
+    @app.post("/api/watchlists", status_code=201, response_model=WatchlistOut, responses=OWN)
+    def create_watchlist(request: Request, body: WatchlistCreate) -> dict[str, Any]:
+        """A new watchlist; the first is the default, and at most one is."""
+        account, p = mine(request)
+        return p.watchlists.create(account.id, p.limits_of(account.tier), body.name, body.is_default)
+
+    @app.get("/api/watchlists/{watchlist_id}", response_model=WatchlistOut, responses=OWN)
+    def get_watchlist(request: Request, watchlist_id: str) -> dict[str, Any]:
+        account, p = mine(request)
+        return p.watchlists.get(account.id, watchlist_id)
+
+    @app.patch("/api/watchlists/{watchlist_id}", response_model=WatchlistOut, responses=OWN)
+    def update_watchlist(request: Request, watchlist_id: str, body: WatchlistUpdate) -> dict[str, Any]:
+        account, p = mine(request)
+        return p.watchlists.update(account.id, watchlist_id, body.name, body.is_default)
+
+    @app.delete("/api/watchlists/{watchlist_id}", status_code=204, response_class=Response, responses=OWN)
+    def delete_watchlist(request: Request, watchlist_id: str) -> Response:
+        account, p = mine(request)
+        p.watchlists.delete(account.id, watchlist_id)
+        return Response(status_code=204)
+
+    @app.post("/api/watchlists/{watchlist_id}/items", status_code=201, response_model=WatchlistItemOut,
+              responses=OWN)
+    def add_watchlist_item(request: Request, watchlist_id: str, body: WatchlistItemCreate) -> dict[str, Any]:
+        """Add a symbol (409 if it is already there); at the end unless `position` says where."""
+        account, p = mine(request)
+        return p.watchlists.add_item(account.id, p.limits_of(account.tier), watchlist_id, body.symbol, body.position)
+
+    @app.patch("/api/watchlists/{watchlist_id}/items", response_model=WatchlistOut, responses=OWN)
+    def reorder_watchlist(request: Request, watchlist_id: str, body: ReorderRequest) -> dict[str, Any]:
+        """Set the positions of items in one request (all or nothing)."""
+        account, p = mine(request)
+        return p.watchlists.reorder(account.id, watchlist_id, {i.item_id: i.position for i in body.positions})
+
+    @app.delete("/api/watchlists/{watchlist_id}/items/{item_id}", status_code=204, response_class=Response,
+                responses=OWN)
+    def remove_watchlist_item(request: Request, watchlist_id: str, item_id: str) -> Response:
+        account, p = mine(request)
+        p.watchlists.remove_item(account.id, watchlist_id, item_id)
+        return Response(status_code=204)
+
+    @app.get("/api/alerts", response_model=AlertsResponse, responses=OWN)
+    def list_alerts(request: Request) -> dict[str, Any]:
+        account, p = mine(request)
+        return {"alerts": p.alerts.list(account.id)}
+
+    @app.post("/api/alerts", status_code=201, response_model=AlertOut, responses=OWN)
+    def create_alert(request: Request, body: AlertCreate) -> dict[str, Any]:
+        """A price alert: above, below or crossing `target_price`, until `expires_at`."""
+        account, p = mine(request)
+        return p.alerts.create(account.id, p.limits_of(account.tier), body.symbol, body.condition_type,
+                               body.target_price, body.expires_at, datetime.now(timezone.utc))
+
+    @app.get("/api/alerts/{alert_id}", response_model=AlertOut, responses=OWN)
+    def get_alert(request: Request, alert_id: str) -> dict[str, Any]:
+        account, p = mine(request)
+        return p.alerts.get(account.id, alert_id)
+
+    @app.patch("/api/alerts/{alert_id}", response_model=AlertOut, responses=OWN)
+    def update_alert(request: Request, alert_id: str, body: AlertUpdate) -> dict[str, Any]:
+        account, p = mine(request)
+        return p.alerts.update(account.id, p.limits_of(account.tier), alert_id, body.model_dump(exclude_unset=True),
+                               datetime.now(timezone.utc))
+
+    @app.delete("/api/alerts/{alert_id}", status_code=204, response_class=Response, responses=OWN)
+    def delete_alert(request: Request, alert_id: str) -> Response:
+        account, p = mine(request)
+        p.alerts.delete(account.id, alert_id)
+        return Response(status_code=204)
+
+    @app.get("/api/alerts/{alert_id}/logs", response_model=AlertLogsResponse, responses=OWN)
+    def alert_logs(request: Request, alert_id: str) -> dict[str, Any]:
+        """Each trigger of the alert and what became of its notification."""
+        account, p = mine(request)
+        return {"logs": p.alerts.logs(account.id, alert_id)}
+
+    @app.get("/api/trading-plans", response_model=PlansResponse, responses=OWN)
+    def list_plans(request: Request) -> dict[str, Any]:
+        account, p = mine(request)
+        return {"trading_plans": p.plans.list(account.id)}
+
+    @app.post("/api/trading-plans", status_code=201, response_model=PlanOut, responses=OWN)
+    def create_plan(request: Request, body: PlanCreate) -> dict[str, Any]:
+        """A trading plan; `risk_reward` is computed from entry, target and stop."""
+        account, p = mine(request)
+        return p.plans.create(account.id, body.symbol, body.model_dump(exclude={"symbol"}, exclude_unset=True))
+
+    @app.get("/api/trading-plans/{plan_id}", response_model=PlanOut, responses=OWN)
+    def get_plan(request: Request, plan_id: str) -> dict[str, Any]:
+        account, p = mine(request)
+        return p.plans.get(account.id, plan_id)
+
+    @app.patch("/api/trading-plans/{plan_id}", response_model=PlanOut, responses=OWN)
+    def update_plan(request: Request, plan_id: str, body: PlanUpdate) -> dict[str, Any]:
+        """Change a plan; `status: closed` sets `closed_at`."""
+        account, p = mine(request)
+        return p.plans.update(account.id, plan_id, body.model_dump(exclude_unset=True))
+
+    @app.delete("/api/trading-plans/{plan_id}", status_code=204, response_class=Response, responses=OWN)
+    def delete_plan(request: Request, plan_id: str) -> Response:
+        account, p = mine(request)
+        p.plans.delete(account.id, plan_id)
+        return Response(status_code=204)
 
     @app.get("/api/me", response_model=MeResponse, responses=ERRORS)
     def me(request: Request) -> dict[str, Any]:

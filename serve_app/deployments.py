@@ -96,14 +96,43 @@ class TimeframeForecaster:
         return self.models.forecast(self.timeframe, decode_frame(candles), steps)
 
 
+@serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0.05}, user_config={"every_s": 60.0})
+class AlertScannerDeployment:
+    """`jobs.scan_alerts` inside the application: one replica scans the price alerts every minute
+    (two replicas would only race for the same triggers, which the scanner makes harmless)."""
+
+    def __init__(self, environ: dict[str, str] | None = None) -> None:
+        from jobs.scan_alerts import build_scanner, describe
+
+        self.scanner, self.describe = build_scanner(load_settings(environ)), describe
+        self.every_s = 60.0
+        self.last: str | None = None
+        self._stop = threading.Event()
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        self.every_s = float(config.get("every_s", 60.0))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                self.last = self.describe(self.scanner.scan())
+                log.info(self.last)
+            except Exception as exc:  # noqa: BLE001 - a failed scan must not stop the next one
+                log.warning("alert scan failed: %s", exc)
+
+    def status(self) -> str | None:
+        return self.last
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 0.25})
 @serve.ingress()
 class Api:
     """The HTTP ingress; its FastAPI app is built in the replica, around the replica's service."""
 
     def __init__(self, forecasters: dict[str, Any], environ: dict[str, str] | None = None,
-                 cache_prefix: str = "") -> None:
-        self.forecasters = forecasters
+                 cache_prefix: str = "", scanner: Any = None) -> None:
+        self.forecasters, self.scanner = forecasters, scanner
         # our log lines (one JSON line per request) go where Serve's own go: the replica's log
         # file and stderr, which `python -m serve_app` forwards to its terminal
         ours = logging.getLogger("serve_app")
@@ -137,7 +166,8 @@ class Api:
 
         services = build_service(load_settings(environ), forecast=forecast,
                                  window=lambda tf: profile_for(tf).serving_window, cache_prefix=cache_prefix)
-        self.fastapi = create_app(services.predictions, services.accounts, services.billing, Metrics())
+        self.fastapi = create_app(services.predictions, services.accounts, services.billing, Metrics(),
+                                  services.portfolio)
         self.fastapi.state.versions = lambda: {tf: h.version.remote().result() for tf, h in self.forecasters.items()}
 
     def __serve_build_asgi_app__(self) -> Any:
@@ -156,7 +186,8 @@ def build_app(environ: dict[str, str] | None = None, cache_prefix: str = "", pol
         if poll_s is not None:
             opts["user_config"] = {"poll_s": poll_s}
         forecasters[tf] = TimeframeForecaster.options(name=f"forecaster_{tf}", **opts).bind(tf, environ)
-    return Api.options(**options.get("Api", {})).bind(forecasters, environ, cache_prefix)
+    scanner = AlertScannerDeployment.options(name="alert_scanner", **options.get("alert_scanner", {})).bind(environ)
+    return Api.options(**options.get("Api", {})).bind(forecasters, environ, cache_prefix, scanner)
 
 
 app = build_app()

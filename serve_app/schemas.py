@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
@@ -207,3 +207,156 @@ class CandlesResponse(BaseModel):
     symbol: str
     timeframe: Timeframe
     candles: list[Candle] = Field(description="closed candles, oldest first")
+
+
+# -- watchlists, alerts, trading plans -------------------------------------------------------------
+Price = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True, description="a positive price")]
+Ticker = Annotated[str, Field(min_length=1, max_length=20, pattern=TICKER_PATTERN, description='e.g. "X:BTCUSD"')]
+
+
+class WatchlistCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=PRINTABLE_PATTERN)
+    is_default: bool | None = None
+
+
+class WatchlistUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=100, pattern=PRINTABLE_PATTERN)
+    is_default: bool | None = None
+
+
+class WatchlistItemCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: Ticker
+    position: int | None = Field(default=None, ge=0, le=100_000)
+
+
+class ItemPosition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str = Field(max_length=36)
+    position: int = Field(ge=0, le=100_000)
+
+
+class ReorderRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    positions: list[ItemPosition] = Field(min_length=1, max_length=1000)
+
+
+class WatchlistItemOut(BaseModel):
+    id: str
+    symbol: str
+    name: str
+    position: int
+    added_at: datetime | None
+
+
+class WatchlistOut(BaseModel):
+    id: str
+    name: str
+    is_default: bool
+    created_at: datetime | None
+    updated_at: datetime | None
+    items: list[WatchlistItemOut]
+
+
+class WatchlistsResponse(BaseModel):
+    watchlists: list[WatchlistOut]
+
+
+class AlertCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: Ticker
+    condition_type: Literal["above", "below", "crossing"]
+    target_price: Price
+    expires_at: datetime | None = Field(default=None, description="after this the alert no longer triggers")
+
+
+class AlertUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    condition_type: Literal["above", "below", "crossing"] | None = None
+    target_price: Price | None = None
+    expires_at: datetime | None = None
+    is_active: bool | None = None
+
+
+class AlertOut(BaseModel):
+    id: str
+    symbol: str | None
+    condition_type: Literal["above", "below", "crossing"]
+    target_price: float
+    is_active: bool
+    expires_at: datetime | None
+    triggered_at: datetime | None
+    notified_at: datetime | None
+    created_at: datetime | None
+
+
+class AlertsResponse(BaseModel):
+    alerts: list[AlertOut]
+
+
+class AlertLogOut(BaseModel):
+    id: str
+    triggered_at: datetime
+    price: float
+    previous_price: float | None
+    channel: str
+    status: str
+    attempts: int
+    detail: str | None
+    notified_at: datetime | None
+
+
+class AlertLogsResponse(BaseModel):
+    logs: list[AlertLogOut]
+
+
+class PlanCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: Ticker
+    title: str = Field(min_length=1, max_length=255, pattern=PRINTABLE_PATTERN)
+    entry_price: Price | None = None
+    target_price: Price | None = None
+    stop_loss: Price | None = None
+    status: Literal["active", "paused", "closed"] | None = None
+    notes: str | None = Field(default=None, max_length=5000)
+
+
+class PlanUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=255, pattern=PRINTABLE_PATTERN)
+    entry_price: Price | None = None
+    target_price: Price | None = None
+    stop_loss: Price | None = None
+    status: Literal["active", "paused", "closed"] | None = None
+    notes: str | None = Field(default=None, max_length=5000)
+
+
+class PlanOut(BaseModel):
+    id: str
+    symbol: str | None
+    title: str
+    entry_price: float | None
+    target_price: float | None
+    stop_loss: float | None
+    risk_reward: float | None = Field(description="reward / risk, computed by the server")
+    side: Literal["long", "short"] | None
+    status: str | None
+    notes: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    closed_at: datetime | None
+
+
+class PlansResponse(BaseModel):
+    trading_plans: list[PlanOut]

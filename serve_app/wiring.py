@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 from accounts.service import AccountService
 from billing.service import BillingService
+from portfolio.service import Portfolio
 from config import TIMEFRAMES, Settings
 from market_data.factory import make_source
 from serve_app.active_models import ActiveModels
@@ -35,6 +36,7 @@ class Services:
     predictions: PredictionService
     accounts: AccountService
     billing: BillingService
+    portfolio: Portfolio
     models: ActiveModels | None
 
 
@@ -53,4 +55,5 @@ def build_service(settings: Settings, forecast: ForecastFn | None = None, window
         forecast, window = models.forecast, models.window
     clock = _fixed(settings.serve_as_of) if settings.serve_as_of else _now
     return Services(PredictionService(engine, cache, make_source(settings), registry, forecast, window, clock=clock),
-                    AccountService(engine, cache, settings.accounts), BillingService(engine, settings.billing), models)
+                    AccountService(engine, cache, settings.accounts), BillingService(engine, settings.billing),
+                    Portfolio.on(engine, settings.limits), models)

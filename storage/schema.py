@@ -214,6 +214,124 @@ class UserSession(SQLModel, table=True):
     created_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
 
 
+# -- Phase II: watchlists, alerts, trading plans ---------------------------------------------------
+# Target, entry and stop prices are NUMERIC(20, 8) in the document; like the forecast prices they
+# are stored as double precision here, so that a coin at 1e-5 keeps its significant digits.
+CONDITION_CHECK = "condition_type IN ('above', 'below', 'crossing')"
+PLAN_STATUS_CHECK = "status IN ('active', 'closed', 'paused')"
+
+
+class Watchlist(SQLModel, table=True):
+    __tablename__ = "watchlists"
+    __table_args__ = (sa.Index("idx_watchlists_user_id", "user_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    name: str = Field(sa_column=sa.Column(sa.String(100), nullable=False))
+    is_default: bool | None = Field(default=False, sa_column=sa.Column(sa.Boolean, server_default=sa.false()))
+    created_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+    updated_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+
+
+class WatchlistItem(SQLModel, table=True):
+    __tablename__ = "watchlist_items"
+    __table_args__ = (
+        sa.UniqueConstraint("watchlist_id", "symbol_id", name="uq_watchlist_items_watchlist_symbol"),
+        sa.Index("idx_watchlist_items_watchlist_id", "watchlist_id"),
+        sa.Index("idx_watchlist_items_symbol_id", "symbol_id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    watchlist_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("watchlists.id", ondelete="CASCADE"), nullable=False)
+    )
+    symbol_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("symbols.id", ondelete="CASCADE"), nullable=False)
+    )
+    position: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    added_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+
+
+class Alert(SQLModel, table=True):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        sa.CheckConstraint(CONDITION_CHECK, name="ck_alerts_condition_type"),
+        sa.Index("idx_alerts_user_id", "user_id"),
+        sa.Index("idx_alerts_symbol_id", "symbol_id"),
+        sa.Index("idx_alerts_active", "is_active"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    symbol_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("symbols.id", ondelete="CASCADE"), nullable=False)
+    )
+    condition_type: str = Field(sa_column=sa.Column(sa.String(20), nullable=False))
+    target_price: float = Field(sa_column=sa.Column(PriceType, nullable=False))
+    is_active: bool | None = Field(default=True, sa_column=sa.Column(sa.Boolean, server_default=sa.true()))
+    expires_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime))
+    triggered_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime))
+    notified_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime))
+    created_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+
+
+class AlertLog(SQLModel, table=True):
+    """One trigger of an alert and what became of its notification (not in the document's schema)."""
+
+    __tablename__ = "alert_logs"
+    __table_args__ = (
+        sa.UniqueConstraint("alert_id", "triggered_at", name="uq_alert_logs_alert_triggered"),
+        sa.Index("idx_alert_logs_alert_id", "alert_id"),
+        sa.Index("idx_alert_logs_pending", "status"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    alert_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False)
+    )
+    triggered_at: datetime = Field(sa_column=sa.Column(sa.DateTime, nullable=False))
+    price: float = Field(sa_column=sa.Column(PriceType, nullable=False))
+    previous_price: float | None = Field(default=None, sa_column=sa.Column(PriceType))
+    channel: str = Field(sa_column=sa.Column(sa.String(20), nullable=False))
+    status: str = Field(sa_column=sa.Column(sa.String(20), nullable=False))  # pending | sent | failed | not_sent
+    attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    detail: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    provider_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
+    notified_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime))
+    created_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+
+
+class TradingPlan(SQLModel, table=True):
+    __tablename__ = "trading_plans"
+    __table_args__ = (
+        sa.CheckConstraint(PLAN_STATUS_CHECK, name="ck_trading_plans_status"),
+        sa.Index("idx_trading_plans_user_id", "user_id"),
+        sa.Index("idx_trading_plans_symbol_id", "symbol_id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    symbol_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("symbols.id", ondelete="CASCADE"), nullable=False)
+    )
+    title: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    entry_price: float | None = Field(default=None, sa_column=sa.Column(PriceType))
+    target_price: float | None = Field(default=None, sa_column=sa.Column(PriceType))
+    stop_loss: float | None = Field(default=None, sa_column=sa.Column(PriceType))
+    risk_reward: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(5, 2)))
+    status: str | None = Field(default="active", sa_column=sa.Column(sa.String(20), server_default="active"))
+    notes: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    created_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+    updated_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+    closed_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime))
+
+
 # -- Phase III: usage ----------------------------------------------------------------------------
 
 

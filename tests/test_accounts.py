@@ -23,6 +23,7 @@ from sqlmodel import select
 
 from accounts.service import AccountService
 from billing.service import BillingService
+from portfolio.service import Portfolio
 from config import load_settings
 from market_data.synthetic import SyntheticMarket
 from serve_app.app import create_app
@@ -94,7 +95,8 @@ def _client(world: dict[str, Any], **env: str) -> TestClient:
     predictions = PredictionService(engine, cache, world["market"], ModelRegistry(engine, world["tmp"] / "models"),
                                     _flat_forecast(world["model_id"]), lambda tf: 20, clock=clock)
     accounts = AccountService(engine, cache, settings.accounts, clock=clock)
-    return TestClient(create_app(predictions, accounts, BillingService(engine, settings.billing, clock=clock)))
+    return TestClient(create_app(predictions, accounts, BillingService(engine, settings.billing, clock=clock),
+                                 portfolio=Portfolio.on(engine, settings.limits)))
 
 
 def _register_and_login(client: TestClient, email: str) -> str:

@@ -72,7 +72,8 @@ def prefix() -> str:
 
 def _client(env: dict[str, str], prefix: str, **overrides: str) -> TestClient:
     services = build_service(load_settings({**env, **overrides}), cache_prefix=prefix)
-    app = create_app(services.predictions, services.accounts, services.billing)
+    app = create_app(services.predictions, services.accounts, services.billing,
+                 portfolio=services.portfolio)
     app.state.versions = services.models.versions
     return TestClient(app)
 

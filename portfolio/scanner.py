@@ -1,0 +1,180 @@
+"""The alert scanner: latest prices, conditions, one trigger per alert, one email per trigger.
+
+Each scan reads the latest price of every symbol that has active alerts once (the cache key
+`alert:scan:{symbol_id}`, 1 minute, then one market-data request per symbol), evaluates above /
+below / crossing (crossing compares with the price the previous scan saw, kept under
+`alert:previous:{symbol_id}`), and skips expired alerts. A trigger sets the alert's
+`triggered_at` (and deactivates it) and writes its `alert_logs` row in one transaction, guarded
+so that two scanners cannot both trigger it. Notifying comes after and is its own step:
+every log still pending (or failed fewer than 3 times) is sent with the log's id as the
+provider's idempotency key, then marked, so a scanner killed between trigger and send notifies
+exactly once when it runs again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from market_data.source import MarketDataError, MarketSource
+from portfolio.notify import Email, EmailNotifier
+from storage.cache import Cache
+from storage.schema import Alert, AlertLog, Symbol, User
+
+log = logging.getLogger(__name__)
+
+SCAN_TTL_S = 60  # the document's `alert:scan:{symbol_id}`: latest prices, 1 minute
+PREVIOUS_TTL_S = 3600  # the previous scan's price, for crossings, while scans keep coming
+MAX_ATTEMPTS = 3
+PRICE_TIMEFRAME = "1h"  # the latest price is the last 1h candle's close (the open one included)
+
+
+@dataclass
+class ScanReport:
+    alerts: int = 0
+    symbols: int = 0
+    requests: int = 0
+    triggered: int = 0
+    expired: int = 0
+    sent: int = 0
+    not_sent: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def crossed(condition: str, target: float, price: float, previous: float | None) -> bool:
+    if condition == "above":
+        return price >= target
+    if condition == "below":
+        return price <= target
+    return previous is not None and (previous - target) * (price - target) <= 0 and previous != price
+
+
+class AlertScanner:
+    def __init__(self, engine: Engine, cache: Cache, source: MarketSource, notifier: EmailNotifier,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self.engine, self.cache, self.source, self.notifier, self.clock = engine, cache, source, notifier, clock
+
+    def scan(self) -> ScanReport:
+        started = time.perf_counter()
+        report = ScanReport()
+        now = self.clock()
+        self.trigger(now, report)
+        self.notify(now, report)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # -- prices ---------------------------------------------------------------------------------
+    def _price(self, symbol_id: uuid.UUID, ticker: str, now: datetime, report: ScanReport) -> tuple[float | None, float | None]:
+        """(latest price, the previous scan's price) of one symbol."""
+        key, previous_key = f"alert:scan:{symbol_id}", f"alert:previous:{symbol_id}"
+        cached = self.cache.get(key)
+        previous_raw = self.cache.get(previous_key)
+        previous = json.loads(previous_raw)["price"] if previous_raw else None
+        if cached is not None:
+            return json.loads(cached)["price"], previous
+        report.requests += 1
+        try:
+            candles = self.source.aggregates(ticker, PRICE_TIMEFRAME, now - timedelta(days=2), now)
+        except MarketDataError as exc:
+            report.problems.append(f"{ticker}: {exc}")
+            return None, previous
+        if candles.empty:
+            return None, previous
+        price = float(candles["close"].iloc[-1])
+        value = json.dumps({"price": price, "at": now.isoformat()}).encode()
+        self.cache.set(key, value, SCAN_TTL_S)
+        self.cache.set(previous_key, value, PREVIOUS_TTL_S)
+        return price, previous
+
+    # -- triggers -------------------------------------------------------------------------------
+    def trigger(self, now: datetime, report: ScanReport) -> None:
+        """Fire every alert whose condition holds now (committed before anything is sent)."""
+        alerts, symbols = Alert.__table__, Symbol.__table__
+        with self.engine.connect() as conn:
+            rows = pd.DataFrame(conn.execute(
+                sa.select(alerts.c.id, alerts.c.symbol_id, alerts.c.condition_type, alerts.c.target_price,
+                          alerts.c.expires_at, symbols.c.ticker)
+                .join(symbols, symbols.c.id == alerts.c.symbol_id)
+                .where(alerts.c.is_active.is_(True), alerts.c.triggered_at.is_(None))).mappings().all())
+        if rows.empty:
+            return
+        expired = rows["expires_at"].notna() & (pd.to_datetime(rows["expires_at"]) <= pd.Timestamp(_naive(now)))
+        report.expired = int(expired.sum())
+        live = rows[~expired]
+        report.alerts = len(live)
+        for (symbol_id, ticker), group in live.groupby(["symbol_id", "ticker"], sort=False):
+            report.symbols += 1
+            price, previous = self._price(symbol_id, str(ticker), now, report)
+            if price is None:
+                continue
+            for alert in group.itertuples(index=False):
+                if crossed(alert.condition_type, float(alert.target_price), price, previous):
+                    report.triggered += self._fire(alert.id, price, previous, now)
+
+    def _fire(self, alert_id: uuid.UUID, price: float, previous: float | None, now: datetime) -> int:
+        alerts, logs = Alert.__table__, AlertLog.__table__
+        moment = _naive(now)
+        try:
+            with self.engine.begin() as conn:
+                claimed = conn.execute(alerts.update().where(alerts.c.id == alert_id, alerts.c.triggered_at.is_(None))
+                                       .values(triggered_at=moment, is_active=False)).rowcount
+                if not claimed:  # another scanner got there first
+                    return 0
+                conn.execute(logs.insert().values(id=uuid.uuid4(), alert_id=alert_id, triggered_at=moment, price=price,
+                                                  previous_price=previous, channel=self.notifier.channel,
+                                                  status="pending", attempts=0, created_at=moment))
+        except IntegrityError:
+            return 0
+        return 1
+
+    # -- notifications --------------------------------------------------------------------------
+    def notify(self, now: datetime, report: ScanReport) -> None:
+        """Send every pending (or failed, under 3 attempts) alert log, each at most once."""
+        alerts, logs, symbols, users = Alert.__table__, AlertLog.__table__, Symbol.__table__, User.__table__
+        with self.engine.connect() as conn:
+            pending = conn.execute(
+                sa.select(logs.c.id, logs.c.alert_id, logs.c.price, logs.c.attempts, alerts.c.condition_type,
+                          alerts.c.target_price, symbols.c.ticker, users.c.email)
+                .join(alerts, alerts.c.id == logs.c.alert_id).join(symbols, symbols.c.id == alerts.c.symbol_id)
+                .join(users, users.c.id == alerts.c.user_id)
+                .where(sa.or_(logs.c.status == "pending",
+                              sa.and_(logs.c.status == "failed", logs.c.attempts < MAX_ATTEMPTS)))).all()
+        for row in pending:
+            verb = {"above": "rose to", "below": "fell to", "crossing": "crossed"}[row.condition_type]
+            email = Email(to=row.email, subject=f"{row.ticker} {verb} {row.target_price:g}",
+                          text=f"Your alert on {row.ticker} ({row.condition_type} {row.target_price:g}) triggered "
+                               f"at {row.price:g} ({_naive(now):%Y-%m-%d %H:%M} UTC).",
+                          idempotency_key=str(row.id))
+            delivery = self.notifier.send(email)
+            moment = _naive(self.clock())
+            with self.engine.begin() as conn:
+                if delivery.sent:
+                    conn.execute(logs.update().where(logs.c.id == row.id).values(
+                        status="sent", attempts=row.attempts + 1, provider_id=delivery.provider_id, notified_at=moment,
+                        detail=None))
+                    conn.execute(alerts.update().where(alerts.c.id == row.alert_id).values(notified_at=moment))
+                    report.sent += 1
+                elif self.notifier.channel == "log":
+                    conn.execute(logs.update().where(logs.c.id == row.id).values(status="not_sent",
+                                                                                  detail=delivery.detail))
+                    report.not_sent += 1
+                else:
+                    conn.execute(logs.update().where(logs.c.id == row.id).values(
+                        status="failed", attempts=row.attempts + 1, detail=delivery.detail))
+                    report.failed += 1

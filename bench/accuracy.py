@@ -39,7 +39,7 @@ class Counting:
 
 def _populate(engine: sa.engine.Engine, market: SyntheticMarket, n_steps: int) -> None:
     tickers = [t.ticker for t in market.list_tickers()][:100]
-    per_symbol = max(1, n_steps // STEPS // len(tickers))
+    per_symbol = max(1, -(-n_steps // (STEPS * len(tickers))))  # rounded up: at least n_steps
     model = ModelRecord(timeframe="1d", version="bench", training_start=datetime(2024, 1, 1),
                         training_end=datetime(2025, 1, 1), num_symbols=100, model_path="/bench", is_active=True,
                         trained_at=datetime(2025, 1, 2))
@@ -116,7 +116,7 @@ def main() -> None:
               f"{pairs} symbols)")
         print(f"{'':<34} {'seconds':>9} {'requests':>9} {'steps':>8}")
         print(f"{'tracker':<34} {report.seconds:>9.1f} {report.requests:>9} {report.filled:>8}")
-        print(f"{'tracker, re-run (nothing new)':<34} {again.seconds:>9.1f} {again.requests - report.requests:>9} "
+        print(f"{'tracker, re-run (nothing new)':<34} {again.seconds:>9.1f} {again.requests:>9} "
               f"{again.filled:>8}")
         scaled = base_s / base_n * n
         print(f"{'baseline, per step (sample)':<34} {base_s:>9.1f} {base_n:>9} {base_n:>8}")

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -27,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from market_data.source import MarketDataError, MarketSource
-from portfolio.notify import Email, EmailNotifier
+from portfolio.notify import NO_PROVIDER, Email, EmailNotifier
 from storage.cache import Cache
 from storage.schema import Alert, AlertLog, Symbol, User
 
@@ -118,6 +119,7 @@ class AlertScanner:
         report.expired = int(expired.sum())
         live = rows[~expired]
         report.alerts = len(live)
+        fired: dict[uuid.UUID, tuple[float, float | None]] = {}
         for (symbol_id, ticker), group in live.groupby(["symbol_id", "ticker"], sort=False):
             report.symbols += 1
             price, previous = self._price(symbol_id, str(ticker), now, report)
@@ -125,25 +127,39 @@ class AlertScanner:
                 continue
             for alert in group.itertuples(index=False):
                 if crossed(alert.condition_type, float(alert.target_price), price, previous):
-                    report.triggered += self._fire(alert.id, price, previous, now)
+                    fired[alert.id] = (price, previous)
+        report.triggered = self._fire(fired, now)
 
-    def _fire(self, alert_id: uuid.UUID, price: float, previous: float | None, now: datetime) -> int:
+    def _fire(self, fired: dict[uuid.UUID, tuple[float, float | None]], now: datetime) -> int:
+        """Claim the alerts (only those no other scanner claimed) and log them, in one transaction."""
         alerts, logs = Alert.__table__, AlertLog.__table__
         moment = _naive(now)
+        claimed: list[uuid.UUID] = []
+        ids = list(fired)
         try:
             with self.engine.begin() as conn:
-                claimed = conn.execute(alerts.update().where(alerts.c.id == alert_id, alerts.c.triggered_at.is_(None))
-                                       .values(triggered_at=moment, is_active=False)).rowcount
-                if not claimed:  # another scanner got there first
-                    return 0
-                conn.execute(logs.insert().values(id=uuid.uuid4(), alert_id=alert_id, triggered_at=moment, price=price,
-                                                  previous_price=previous, channel=self.notifier.channel,
-                                                  status="pending", attempts=0, created_at=moment))
-        except IntegrityError:
+                for start in range(0, len(ids), 1000):
+                    chunk = ids[start:start + 1000]
+                    claimed += [row[0] for row in conn.execute(
+                        alerts.update().where(alerts.c.id.in_(chunk), alerts.c.triggered_at.is_(None))
+                        .values(triggered_at=moment, is_active=False).returning(alerts.c.id))]
+                if claimed:
+                    conn.execute(logs.insert(), [
+                        {"id": uuid.uuid4(), "alert_id": a, "triggered_at": moment, "price": fired[a][0],
+                         "previous_price": fired[a][1], "channel": self.notifier.channel, "status": "pending",
+                         "attempts": 0, "created_at": moment} for a in claimed])
+        except IntegrityError:  # another scanner logged the same trigger first
             return 0
-        return 1
+        return len(claimed)
 
     # -- notifications --------------------------------------------------------------------------
+    @staticmethod
+    def _email(row: Any, now: datetime) -> Email:
+        verb = {"above": "rose to", "below": "fell to", "crossing": "crossed"}[row.condition_type]
+        return Email(to=row.email, subject=f"{row.ticker} {verb} {row.target_price:g}",
+                     text=f"Your alert on {row.ticker} ({row.condition_type} {row.target_price:g}) triggered at "
+                          f"{row.price:g} ({_naive(now):%Y-%m-%d %H:%M} UTC).", idempotency_key=str(row.id))
+
     def notify(self, now: datetime, report: ScanReport) -> None:
         """Send every pending (or failed, under 3 attempts) alert log, each at most once."""
         alerts, logs, symbols, users = Alert.__table__, AlertLog.__table__, Symbol.__table__, User.__table__
@@ -155,13 +171,18 @@ class AlertScanner:
                 .join(users, users.c.id == alerts.c.user_id)
                 .where(sa.or_(logs.c.status == "pending",
                               sa.and_(logs.c.status == "failed", logs.c.attempts < MAX_ATTEMPTS)))).all()
+        if self.notifier.channel == "log" and pending:  # no provider: each goes to the log, rows in bulk
+            for row in pending:
+                self.notifier.send(self._email(row, now))
+            with self.engine.begin() as conn:
+                ids = [row.id for row in pending]
+                for start in range(0, len(ids), 1000):
+                    conn.execute(logs.update().where(logs.c.id.in_(ids[start:start + 1000]))
+                                 .values(status="not_sent", detail=NO_PROVIDER))
+            report.not_sent += len(pending)
+            return
         for row in pending:
-            verb = {"above": "rose to", "below": "fell to", "crossing": "crossed"}[row.condition_type]
-            email = Email(to=row.email, subject=f"{row.ticker} {verb} {row.target_price:g}",
-                          text=f"Your alert on {row.ticker} ({row.condition_type} {row.target_price:g}) triggered "
-                               f"at {row.price:g} ({_naive(now):%Y-%m-%d %H:%M} UTC).",
-                          idempotency_key=str(row.id))
-            delivery = self.notifier.send(email)
+            delivery = self.notifier.send(self._email(row, now))
             moment = _naive(self.clock())
             with self.engine.begin() as conn:
                 if delivery.sent:

@@ -23,6 +23,7 @@ from portfolio.scanner import AlertScanner, ScanReport, crossed
 from storage.cache import MemoryCache
 from storage.db import session_scope
 from storage.schema import Alert, AlertLog, Symbol, User
+from tests.conftest import TEST_REDIS_URL
 from tests.fake_resend import FakeResend
 from tests.test_accounts import START, make_world
 
@@ -174,9 +175,9 @@ def test_two_scanner_processes_at_once_notify_once(pg_database_url, tmp_path) ->
         s.add(Alert(user_id=user.id, symbol_id=sym.id, condition_type="above", target_price=1e-12))
     with FakeResend() as resend:
         env = {**os.environ, "DATABASE_URL": pg_database_url, "MARKET_SOURCE": "synthetic",
+               "REDIS_URL": TEST_REDIS_URL,  # the scanners share their price cache, as in production
                "RESEND_API_KEY": resend.api_key, "RESEND_API_BASE": resend.base,
                "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-        env.pop("REDIS_URL", None)
         procs = [subprocess.Popen([sys.executable, "-m", "jobs.scan_alerts", "--once"], env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True) for _ in range(2)]
         outputs = [p.communicate(timeout=180)[0] for p in procs]

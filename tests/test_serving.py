@@ -469,6 +469,27 @@ def test_the_page_draws_a_forecast_in_a_real_browser(world, served: str, browser
     page.unroute("**/api/predictions/generate")
     page.click("#retry")
     page.wait_for_selector("#steps tbody tr >> nth=29", timeout=60_000)
+    # signed in: the form, a watchlist with one-click forecasts, an alert set from the chart
+    email, password = f"page{uuid.uuid4().hex[:8]}@example.com", "a long password"
+    assert httpx.post(f"{served}/api/auth/register", json={"email": email, "password": password}).status_code == 201
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("#signin-form button")
+    page.wait_for_selector("#signed-in:not([hidden])", timeout=30_000)
+    assert email in page.text_content("#who") and page.is_visible("#alert-form")
+    page.click("#watch")
+    page.wait_for_selector(f"#watchlist-items button[data-ticker='{ticker}']", timeout=30_000)
+    page.fill("#alert-price", "12345.5")
+    page.select_option("#alert-condition", "crossing")
+    page.click("#alert-form button")
+    page.wait_for_function("document.querySelector('#alert-status').textContent.includes('alert set')",
+                           timeout=30_000)
+    page.select_option("#timeframe", "1d")
+    page.click(f"#watchlist-items button[data-ticker='{ticker}']")
+    page.wait_for_selector("#steps tbody tr >> nth=29", timeout=60_000)
+    token = httpx.post(f"{served}/api/auth/login", json={"email": email, "password": password}).json()["token"]
+    mine = httpx.get(f"{served}/api/alerts", headers={"Authorization": f"Bearer {token}"}).json()["alerts"]
+    assert [(a["symbol"], a["condition_type"], a["target_price"]) for a in mine] == [(ticker, "crossing", 12345.5)]
     expected = [p for p in problems if "status of 4" not in p and "status of 5" not in p
                 and "ERR_FAILED" not in p]
     assert expected == [], problems

@@ -213,11 +213,49 @@ async function refreshAccount() {
   if (!signedIn) localStorage.removeItem(SIGNED_IN);
   $("signin-form").hidden = signedIn;
   $("signed-in").hidden = !signedIn;
+  $("mine").hidden = !signedIn;
   if (signedIn) {
     const u = r.body.usage;
     $("who").textContent = `${r.body.user.email} · ${r.body.tier} · ${u.api_calls} of ${u.limit} forecasts today`;
+    refreshWatchlist();
   }
 }
+
+// -- a signed-in user's default watchlist (one click forecasts a symbol) and alerts -------------
+let watchlistId = null;
+async function refreshWatchlist() {
+  const r = await api("GET", "/api/watchlists");
+  if (!r.ok) return;
+  const list = r.body.watchlists.find((w) => w.is_default) || null;
+  watchlistId = list ? list.id : null;
+  $("watchlist-items").replaceChildren(...(list ? list.items : []).map((item) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.dataset.ticker = item.symbol;
+    b.textContent = item.symbol;
+    b.addEventListener("click", () => choose(item.symbol));
+    return b;
+  }));
+}
+$("watch").addEventListener("click", async () => {
+  if (!state.symbol) return;
+  if (!watchlistId) {
+    const made = await api("POST", "/api/watchlists", { name: "My watchlist" });
+    if (!made.ok) return say(errorText(made), "error", false);
+    watchlistId = made.body.id;
+  }
+  const r = await api("POST", `/api/watchlists/${watchlistId}/items`, { symbol: state.symbol });
+  if (!r.ok && r.status !== 409) return say(errorText(r), "error", false);
+  refreshWatchlist();
+});
+$("alert-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  if (!state.symbol) return;
+  const r = await api("POST", "/api/alerts", { symbol: state.symbol, condition_type: $("alert-condition").value,
+    target_price: Number($("alert-price").value) });
+  $("alert-status").textContent = r.ok ? `alert set: ${r.body.symbol} ${r.body.condition_type} ${r.body.target_price}` : "";
+  if (!r.ok) say(errorText(r), "error", false);
+});
 $("signin-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const r = await api("POST", "/api/auth/login", { email: $("email").value, password: $("password").value });

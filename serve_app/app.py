@@ -209,7 +209,8 @@ def create_app(service: PredictionService, accounts: AccountService, billing: Bi
         started = time.perf_counter()
         response = await call_next(request)
         ms = (time.perf_counter() - started) * 1000
-        app.state.metrics.request(request.url.path, response.status_code, ms)
+        route = getattr(request.scope.get("route"), "path", None) or "(no route)"
+        app.state.metrics.request(route, response.status_code, ms)
         log.info(json.dumps({"method": request.method, "path": request.url.path, "status": response.status_code,
                              "ms": round(ms, 1)}))
         return response

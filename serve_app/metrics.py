@@ -37,19 +37,20 @@ class Metrics:
         except Exception:  # noqa: BLE001 - metrics must never take the API down
             self._ray = {}
 
-    @staticmethod
-    def _route(path: str) -> str:
-        return "/api/predictions/{id}" if path.startswith("/api/predictions/") and not path.endswith("generate") else path
-
-    def request(self, path: str, status: int, ms: float) -> None:
+    def request(self, route: str, status: int, ms: float) -> None:
+        """`route` is the matched route's template (`/api/alerts/{alert_id}`), never the raw path:
+        a path is the caller's text (any characters, any number of distinct values)."""
         self.requests += 1
-        route = self._route(path)
-        if self._ray:
-            self._ray["latency"].observe(ms, tags={"route": route})
         if status >= 400:
             self.errors += 1
-            if self._ray:
+        if not self._ray:
+            return
+        try:
+            self._ray["latency"].observe(ms, tags={"route": route})
+            if status >= 400:
                 self._ray["errors"].inc(tags={"route": route, "status": str(status)})
+        except Exception:  # noqa: BLE001 - metrics must never fail a request
+            pass
 
     def cache(self, hit: bool) -> None:
         if hit:

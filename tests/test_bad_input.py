@@ -238,3 +238,29 @@ def test_json_is_the_only_body_format(world) -> None:
     r = _client(world).post("/api/predictions/generate", content=json.dumps({"symbol": "X:A", "timeframe": "1d"}),
                             headers={"content-type": "text/plain"})
     assert r.status_code in (400, 415, 422) and r.json()["error"]["code"]
+
+
+def test_metrics_tag_the_route_template_and_never_fail_a_request(shared_client) -> None:
+    """Found by Schemathesis: a path with non-ASCII characters made Ray's metric tags raise (a 500),
+    and raw paths as tags would grow without bound. Tags are route templates; a failing metric
+    is ignored."""
+    seen: list[str] = []
+
+    class Recording:
+        def observe(self, value: float, tags: dict) -> None:
+            self.inc(tags)
+
+        def inc(self, tags: dict) -> None:
+            seen.append(tags["route"])
+            tags["route"].encode("ascii")  # what Ray's C++ side does
+
+    metrics = shared_client.app.state.metrics
+    metrics._ray = {"latency": Recording(), "errors": Recording()}
+    try:
+        assert shared_client.get("/api/alerts/%C2%80").status_code == 401
+        assert shared_client.get("/api/predictions/not-a-uuid").status_code == 400
+        assert shared_client.get("/nowhere/\u00e9").status_code == 404
+    finally:
+        metrics._ray = {}
+    assert seen[:2] == ["/api/alerts/{alert_id}", "/api/alerts/{alert_id}"]
+    assert "/api/predictions/{prediction_id}" in seen and "(no route)" in seen

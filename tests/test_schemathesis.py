@@ -22,7 +22,7 @@ from tests.fake_stripe import FakeStripe
 from tests.test_accounts import _client, make_world
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-EXAMPLES = 25
+EXAMPLES = 12
 
 
 @pytest.fixture

@@ -187,8 +187,9 @@ def _submit(ray_head: dict[str, str], env: dict[str, str], *args: str) -> subpro
 def test_weekly_training_through_ray_job_submit_on_synthetic_data(ray_head, pg_database_url: str, tmp_path: Path) -> None:
     env = {"MARKET_SOURCE": "synthetic", "DATA_DIR": str(tmp_path / "data"), "MODEL_DIR": str(tmp_path / "models"),
            "DATABASE_URL": pg_database_url}
-    args = ["jobs.weekly_training", "--top", "8", "--timeframes", "1d,1w", "--as-of", "2025-10-01",
-            "--n-estimators", "40", "--max-depth", "5", "--origins", "100"]
+    # sizes kept small so the suite stays within its time budget; the full-size run is bench.weekly_training
+    args = ["jobs.weekly_training", "--top", "6", "--timeframes", "1d,1w", "--as-of", "2025-10-01",
+            "--n-estimators", "20", "--max-depth", "4", "--origins", "50"]
     proc = _submit(ray_head, env, *args)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     out = proc.stdout
@@ -200,8 +201,8 @@ def test_weekly_training_through_ray_job_submit_on_synthetic_data(ray_head, pg_d
     assert active is not None and active.num_symbols >= 4 and active.feature_count >= 150
     assert (Path(active.model_path) / "metrics.json").exists() and (Path(active.model_path) / "model.ubj").exists()
     # a model fitted on shuffled targets must not replace it
-    shuffled = _submit(ray_head, env, "jobs.weekly_training", "--top", "8", "--timeframes", "1d", "--as-of",
-                       "2025-10-01", "--n-estimators", "40", "--max-depth", "5", "--origins", "100", "--skip-data",
+    shuffled = _submit(ray_head, env, "jobs.weekly_training", "--top", "6", "--timeframes", "1d", "--as-of",
+                       "2025-10-01", "--n-estimators", "20", "--max-depth", "4", "--origins", "50", "--skip-data",
                        "--shuffle-targets")
     assert shuffled.returncode == 0, shuffled.stdout[-4000:] + shuffled.stderr[-2000:]
     assert "not activated" in shuffled.stdout
@@ -226,20 +227,20 @@ def test_weekly_training_on_binance_candles_through_ray_job_submit(ray_head, tmp
     db = tmp_path / "app.db"
     env = {"MARKET_SOURCE": f"csv:{SHARED_DATA}", "DATA_DIR": str(tmp_path / "data"),
            "MODEL_DIR": str(tmp_path / "models"), "DATABASE_URL": f"sqlite:///{db}"}
-    proc = _submit(ray_head, env, "jobs.weekly_training", "--top", "20", "--timeframes", "1d,1w", "--as-of",
-                   "2024-12-31", "--n-estimators", "40", "--max-depth", "5", "--origins", "100")
+    proc = _submit(ray_head, env, "jobs.weekly_training", "--top", "10", "--timeframes", "1d,1w", "--as-of",
+                   "2024-12-31", "--n-estimators", "20", "--max-depth", "4", "--origins", "50")
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     upgrade(f"sqlite:///{db}")
     registry = ModelRegistry(make_engine(f"sqlite:///{db}"), tmp_path / "models")
     for tf in ("1d", "1w"):
         records = registry.list(tf)
-        assert len(records) == 1 and records[0].num_symbols >= 10
+        assert len(records) == 1 and records[0].num_symbols >= 6
         metrics = json.loads((Path(records[0].model_path) / "metrics.json").read_text())
         assert metrics["naive"]["summary"]["mae_mean"] > 0 and metrics["n_origins"] > 0
     assert "as of 2024-12-31" in proc.stdout
     # the ensemble challenges the active recursive model on the same holdout
-    ens = _submit(ray_head, env, "jobs.weekly_training", "--top", "20", "--timeframes", "1d", "--as-of", "2024-12-31",
-                  "--skip-data", "--model", "ensemble", "--n-estimators", "30", "--epochs", "3", "--origins", "100")
+    ens = _submit(ray_head, env, "jobs.weekly_training", "--top", "10", "--timeframes", "1d", "--as-of", "2024-12-31",
+                  "--skip-data", "--model", "ensemble", "--n-estimators", "15", "--epochs", "2", "--origins", "50")
     assert ens.returncode == 0, ens.stdout[-5000:] + ens.stderr[-3000:]
     for stage in ("[1d] rows", "[1d] fit xgb_direct", "[1d] fit rf", "[1d] fit lstm", "[1d] calibrate"):
         assert stage in ens.stdout, ens.stdout[-4000:]

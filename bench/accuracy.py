@@ -19,6 +19,7 @@ import psycopg
 import sqlalchemy as sa
 
 from accuracy.tracker import track
+from bench.counting import CountingSource
 from market_data.synthetic import SyntheticMarket
 from storage.db import make_engine, session_scope
 from storage.migrate import upgrade
@@ -26,15 +27,6 @@ from storage.schema import ModelRecord, Prediction, PredictionStep, Symbol
 
 NOW = datetime(2025, 10, 1, tzinfo=timezone.utc)
 STEPS = 30
-
-
-class Counting:
-    def __init__(self, market: SyntheticMarket) -> None:
-        self.market, self.requests = market, 0
-
-    def aggregates(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        self.requests += 1
-        return self.market.aggregates(*args, **kwargs)
 
 
 def _populate(engine: sa.engine.Engine, market: SyntheticMarket, n_steps: int) -> None:
@@ -108,7 +100,7 @@ def main() -> None:
         base_s, base_n = _baseline(engine, market, args.baseline_sample)
         with engine.begin() as conn:  # undo the baseline's writes
             conn.execute(PredictionStep.__table__.update().values(actual_close=None, is_accurate=None))
-        source = Counting(market)
+        source = CountingSource(market)
         report = track(engine, source, None, NOW)
         again = track(engine, source, None, NOW)
         pairs = report.pairs

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 
 from config import EmailSettings
+from bench.counting import CountingSource
 from market_data.synthetic import SyntheticMarket
 from portfolio.notify import EmailNotifier
 from portfolio.scanner import PRICE_TIMEFRAME, AlertScanner
@@ -26,15 +27,6 @@ from storage.schema import Alert, Symbol, User
 
 NOW = datetime(2025, 10, 1, tzinfo=timezone.utc)
 ADMIN = "host=127.0.0.1 user=postgres dbname=test"
-
-
-class Counting:
-    def __init__(self, market: SyntheticMarket) -> None:
-        self.market, self.requests = market, 0
-
-    def aggregates(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        self.requests += 1
-        return self.market.aggregates(*args, **kwargs)
 
 
 def main() -> None:
@@ -66,7 +58,7 @@ def main() -> None:
                              "target_price": 10 ** rng.uniform(-5, 5), "is_active": True,
                              "expires_at": None if i % 10 else (NOW - timedelta(days=1)).replace(tzinfo=None)})
             conn.execute(Alert.__table__.insert(), rows)
-        source = Counting(market)
+        source = CountingSource(market)
         scanner = AlertScanner(engine, MemoryCache(), source, EmailNotifier(EmailSettings(None, None, "b@x")),
                                clock=lambda: NOW)
         report = scanner.scan()

@@ -9,7 +9,7 @@ import secrets
 import threading
 from http.server import BaseHTTPRequestHandler
 
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, send_json
 
 
 class FakeResend(LoopbackServer):
@@ -29,12 +29,7 @@ class FakeResend(LoopbackServer):
                 pass
 
             def _send(self, status: int, body: dict) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                send_json(self, status, body)
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")

@@ -8,14 +8,13 @@ key answers the same object), records every request, and can fail the next N cal
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl
 
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, send_json
 
 
 def _unflatten(pairs: list[tuple[str, str]]) -> dict:
@@ -75,13 +74,7 @@ class FakeStripe(LoopbackServer):
                 pass
 
             def _send(self, status: int, body: dict) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.send_header("Request-Id", f"req_{secrets.token_hex(6)}")
-                self.end_headers()
-                self.wfile.write(raw)
+                send_json(self, status, body, {"Request-Id": f"req_{secrets.token_hex(6)}"})
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)

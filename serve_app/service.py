@@ -92,19 +92,7 @@ class PredictionService:
             if cached is not None:
                 steps = self._steps_for(request, [pd.Timestamp(s["timestamp"]) for s in cached["steps"]])
                 return {**cached, "cached": True, "steps": cached["steps"][:steps]}
-        try:
-            candles = self._fresh_candles(symbol.ticker, request.timeframe)
-        except RateLimited as exc:
-            after = str(int(math.ceil(exc.retry_after_s or 60)))
-            raise ApiError(429, "rate_limited", "Too many requests to market data. Please wait a moment.",
-                           headers={"Retry-After": after}) from exc
-        except (MarketDataError, OSError) as exc:
-            log.warning("market data for %s %s unavailable: %s", symbol.ticker, request.timeframe, exc)
-            last = self.last_prediction(symbol, request.timeframe)
-            raise ApiError(503, "market_data_unavailable",
-                           "Unable to connect to market data. Please try again in a minute"
-                           + ("; the last prediction is attached, marked stale." if last else "."),
-                           extra={"last_prediction": last}) from exc
+        candles = self._market_candles(symbol, request.timeframe, attach_last=True)
         needed = self.window(request.timeframe)
         if len(candles) < needed:
             raise self._too_little_history(symbol.ticker, request.timeframe, len(candles), needed)
@@ -173,6 +161,23 @@ class PredictionService:
         if not symbol.is_active:
             raise ApiError(404, "inactive_symbol", f"symbol {ticker!r} is no longer listed")
         return symbol
+
+    def _market_candles(self, symbol: Symbol, timeframe: str, attach_last: bool) -> pd.DataFrame:
+        """Fresh candles, or the API's answer to a market-data failure: 429 with Retry-After when
+        rate limited, 503 otherwise (with the last prediction, marked stale, when `attach_last`)."""
+        try:
+            return self._fresh_candles(symbol.ticker, timeframe)
+        except RateLimited as exc:
+            after = str(int(math.ceil(exc.retry_after_s or 60)))
+            raise ApiError(429, "rate_limited", "Too many requests to market data. Please wait a moment.",
+                           headers={"Retry-After": after}) from exc
+        except (MarketDataError, OSError) as exc:
+            log.warning("market data for %s %s unavailable: %s", symbol.ticker, timeframe, exc)
+            last = self.last_prediction(symbol, timeframe) if attach_last else None
+            raise ApiError(503, "market_data_unavailable",
+                           "Unable to connect to market data. Please try again in a minute"
+                           + ("; the last prediction is attached, marked stale." if last else "."),
+                           extra={"last_prediction": last}) from exc
 
     def _fresh_candles(self, ticker: str, timeframe: str) -> pd.DataFrame:
         """Closed candles at most an hour old: from the cache, or the market source (then cached).
@@ -288,15 +293,7 @@ class PredictionService:
         if not 1 <= limit <= MAX_CANDLES:
             raise ApiError(400, "bad_limit", f"limit must be between 1 and {MAX_CANDLES}, got {limit}")
         symbol = self._symbol(ticker)
-        try:
-            frame = self._fresh_candles(symbol.ticker, timeframe)
-        except RateLimited as exc:
-            raise ApiError(429, "rate_limited", "Too many requests to market data. Please wait a moment.",
-                           headers={"Retry-After": str(int(math.ceil(exc.retry_after_s or 60)))}) from exc
-        except (MarketDataError, OSError) as exc:
-            log.warning("market data for %s %s unavailable: %s", symbol.ticker, timeframe, exc)
-            raise ApiError(503, "market_data_unavailable", "Unable to connect to market data. Please try again "
-                                                           "in a minute.") from exc
+        frame = self._market_candles(symbol, timeframe, attach_last=False)
         rows = frame.iloc[-limit:]
         return {"symbol": symbol.ticker, "timeframe": timeframe, "candles": [
             {"timestamp": pd.Timestamp(r.timestamp).isoformat(), "open": float(r.open), "high": float(r.high),

@@ -8,7 +8,6 @@ and an invalid key, so the real `massive` client is driven through every path.
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import uuid
@@ -20,7 +19,7 @@ import pandas as pd
 
 from market_data.source import UnknownTickerError, empty_candles
 from market_data.synthetic import SyntheticMarket
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, send_json
 
 TIMESPANS = {("1", "hour"): "1h", ("4", "hour"): "4h", ("1", "day"): "1d", ("1", "week"): "1w", ("1", "month"): "1m"}
 
@@ -124,14 +123,7 @@ class FakeMassive(LoopbackServer):
                 pass
 
             def _send(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(raw)
+                send_json(self, status, body, headers)
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 url = urlparse(self.path)

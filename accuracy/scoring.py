@@ -4,7 +4,9 @@ A step's reference is the prediction's origin, the last closed candle's close (s
 Errors are on the close's log return from that origin, so that coins at any price weigh alike:
 the model's error is |log(close / actual)| and naive's (the origin carried forward) is
 |log(origin / actual)|. The step's direction was right when the actual close moved that way
-from the origin; a close exactly at the origin proves neither direction right.
+from the origin; a close exactly at the origin proves neither direction right. A `flat` step calls
+no direction: its `is_accurate` is null and it is left out of directional accuracy (a day of
+flat steps only scores 0.5, a coin toss) and of the reliability table.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ def score(steps: pd.DataFrame, actual: pd.Series) -> pd.DataFrame:
     Returns actual_close, is_accurate, model_error, naive_error, covered."""
     actual = actual.astype("float64")
     moved = np.sign(actual - steps["origin"])
-    said = np.where(steps["direction"] == "up", 1.0, -1.0)
+    said = steps["direction"].map({"up": 1.0, "down": -1.0})  # flat (or unknown): NaN, no call
+    hit = (moved == said).astype(float).where(said.notna())
     return pd.DataFrame({
         "actual_close": actual,
-        "is_accurate": moved == said,
+        "is_accurate": hit,
         "model_error": np.abs(np.log(steps["close"] / actual)),
         "naive_error": np.abs(np.log(steps["origin"] / actual)),
         "covered": (steps["lower"] <= actual) & (actual <= steps["upper"]),
@@ -42,7 +45,7 @@ def aggregate(scored: pd.DataFrame) -> pd.DataFrame:
         n=("model_error", "size"), mae=("model_error", "mean"), naive_mae=("naive_error", "mean"),
         directional_accuracy=("is_accurate", "mean"), coverage_80=("covered", "mean"),
         mean_confidence=("confidence", "mean"),
-    ).reset_index()
+    ).reset_index().fillna({"directional_accuracy": 0.5})
 
 
 def combine(daily: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -59,7 +62,7 @@ def combine(daily: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 def reliability(confidence: pd.Series, hit: pd.Series, bins: tuple[float, ...] = CONFIDENCE_BINS) -> pd.DataFrame:
     """Stated confidence in bins against the observed hit rate: calibrated means they agree."""
-    frame = pd.DataFrame({"confidence": confidence.astype(float), "hit": hit.astype(float)})
+    frame = pd.DataFrame({"confidence": confidence.astype(float), "hit": hit.astype(float)}).dropna(subset=["hit"])
     frame["bin"] = pd.cut(frame["confidence"], bins=list(bins), right=False)
     rows = []
     for interval, group in frame.groupby("bin", observed=True, sort=True):

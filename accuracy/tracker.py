@@ -139,7 +139,7 @@ def track(engine: Engine, source: MarketSource, lake: Lake | None, as_of: dateti
                 conn.execute(
                     steps.update().where(steps.c.id == sa.bindparam("step_id"))
                     .values(actual_close=sa.bindparam("actual"), is_accurate=sa.bindparam("hit")),
-                    [{"step_id": sid, "actual": float(a), "hit": bool(h)}
+                    [{"step_id": sid, "actual": float(a), "hit": None if pd.isna(h) else bool(h)}
                      for sid, a, h in zip(known["id"], scored["actual_close"], scored["is_accurate"])],
                 )
             report.filled += len(known)

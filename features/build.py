@@ -40,12 +40,29 @@ def build_features(candles: pd.DataFrame, timeframe: str) -> pd.DataFrame:
         return pd.concat([base, empty], axis=1).assign(**{WARMUP_COLUMN: pd.Series(dtype=bool)})
     specs, matrix = compute(base, profile, timeframe)
     values = matrix.astype(np.float32)
+    if profile.windowed and len(base) >= profile.serving_window:
+        values[profile.serving_window - 1:] = _serving_window_rows(base, timeframe)
     warm = np.arange(len(base)) < profile.warmup
     warm |= ~np.isfinite(values).all(axis=1)
     features = pd.DataFrame(values, columns=[s.name for s in specs], index=base.index)
     out = pd.concat([base, features], axis=1)
     out[WARMUP_COLUMN] = warm
     return out
+
+
+def _serving_window_rows(base: pd.DataFrame, timeframe: str) -> np.ndarray:
+    """Features of candles serving_window-1 .. n-1, each from the serving window ending at it."""
+    window = profile_for(timeframe).serving_window
+    ends = np.arange(window - 1, len(base))
+    index = ends[:, None] + np.arange(1 - window, 1)[None, :]
+
+    def rows(column: str) -> np.ndarray:
+        return base[column].to_numpy(np.float64)[index]
+
+    vwap = rows("vwap") if "vwap" in base.columns else None
+    stamps = pd.to_datetime(base["timestamp"], utc=True).dt.tz_localize(None).to_numpy("datetime64[ms]")[index]
+    return stacked_tail(rows("open"), rows("high"), rows("low"), rows("close"), rows("volume"), vwap, stamps,
+                        timeframe, 1)[:, 0, :]
 
 
 def latest_features(recent: pd.DataFrame, timeframe: str, rows: int = 1) -> pd.DataFrame:
@@ -111,7 +128,12 @@ def stacked_tail(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v:
     })
     if vwap is not None:
         frame["vwap"] = (vwap / close0).ravel()
-    _, matrix = compute(frame, profile_for(timeframe), timeframe)
+    profile = profile_for(timeframe)
+    if profile.windowed:  # no seams: each window on its own (see `Profile.windowed`)
+        per_window = np.arange(n * length).reshape(n, length)
+        return np.stack([compute(frame.iloc[i], profile, timeframe)[1][length - rows:] for i in per_window]
+                        ).astype(np.float32)
+    _, matrix = compute(frame, profile, timeframe)
     return matrix.reshape(n, length, -1)[:, length - rows:, :].astype(np.float32)
 
 

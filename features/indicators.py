@@ -151,6 +151,24 @@ def directional_movement(h: Values, lo: Values, c: Values, n: int) -> dict[str, 
             "dx": dx, "adx": adx, "adxr": adxr}
 
 
+def money_flow_index(h: Values, lo: Values, c: Values, v: Values, n: int) -> Values:
+    """TA-Lib's MFI (money flow of the last `n` typical-price moves), scale-free.
+
+    TA-Lib answers 0 whenever the window's total money flow is below 1.0, in whatever units the
+    prices and volumes happen to be, and compares typical prices exactly: a window of quiet,
+    low-volume hours then reads differently depending on how its candles were scaled. Here a move
+    within 1e-9 of the price is a tie, and a window without money flow is neutral (50).
+    """
+    typical = (h + lo + c) / 3.0
+    move = typical - shift(typical, 1)
+    tol = 1e-9 * typical
+    flow = typical * v
+    pos = talib.SUM(np.where(np.isnan(move), np.nan, np.where(move > tol, flow, 0.0)), n)
+    neg = talib.SUM(np.where(np.isnan(move), np.nan, np.where(move < -tol, flow, 0.0)), n)
+    total = pos + neg
+    return np.where(total > 0, 100.0 * pos / np.where(total > 0, total, 1.0), np.where(np.isnan(total), np.nan, 50.0))
+
+
 def overlap(x: Inputs, p: Profile) -> Produced:
     c = x.c
     for n in p.ma:
@@ -206,7 +224,8 @@ def momentum(x: Inputs, p: Profile) -> Produced:
     for n in p.cci:
         yield Feature(f"cci_{n}", "momentum", n, "talib.CCI", "CCI"), talib.CCI(h, lo, c, n)
     for n in p.mfi:
-        yield Feature(f"mfi_{n}", "momentum", n, "talib.MFI", "MFI"), talib.MFI(h, lo, c, x.v, n)
+        yield (Feature(f"mfi_{n}", "momentum", n, "MFI: TA-Lib's money flow index (ties tolerant, scale-free)", "MFI"),
+               money_flow_index(h, lo, c, x.v, n))
     for n in p.adx:
         dm = directional_movement(h, lo, c, n)
         src = "Wilder directional movement (TA-Lib's recurrences, ties tolerant)"

@@ -33,8 +33,10 @@ class Step(BaseModel):
     close: float
     lower: float = Field(description="lower end of the 80 % band of close")
     upper: float = Field(description="upper end of the 80 % band of close")
-    confidence: float = Field(description="calibrated probability that `direction` is right")
-    direction: Literal["up", "down"]
+    confidence: float = Field(description="calibrated probability that `direction` is right; 0.5 when flat")
+    direction: Literal["up", "down", "flat"] = Field(
+        description="the sign of close against the last closed candle's close; `flat` where the model proved "
+                    "no edge at this step on held-out data (close = last close, confidence 0.5)")
 
 
 class PredictionResponse(BaseModel):
@@ -45,7 +47,7 @@ class PredictionResponse(BaseModel):
     created_at: datetime
     cached: bool
     stale: bool = False
-    direction: Literal["up", "down"]
+    direction: Literal["up", "down", "flat"] = Field(description="the last step's direction")
     confidence_avg: float
     key_indicators: list[str]
     steps: list[Step]

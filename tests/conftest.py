@@ -27,7 +27,10 @@ from storage.migrate import upgrade
 PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 PG_URL_TEMPLATE = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/{db}")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "binance_daily"
+# real candles committed with the tests (tests/data/README.md); benchmarks may read ../shared/data
+DATA = Path(__file__).resolve().parent / "data"
+DAILY_DATA = DATA / "binance_daily"
+HOURLY_DATA = DATA / "binance_hourly"
 
 
 def _admin() -> psycopg.Connection:
@@ -87,9 +90,9 @@ def cache(request: pytest.FixtureRequest) -> Cache:
 
 @pytest.fixture
 def binance_dir() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"the real-data fixture is missing: {SHARED_DATA}")
-    return SHARED_DATA
+    if not DAILY_DATA.is_dir():
+        pytest.fail(f"the real-data fixture is missing: {DAILY_DATA}")
+    return DAILY_DATA
 
 
 @pytest.fixture(scope="session")
@@ -177,7 +180,7 @@ def ray_head(tmp_path_factory) -> Iterator[dict[str, str]]:
 def binance_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """Daily Binance candles of eight coins up to 2024-12-31 in a lake, shared by the training tests."""
     root = tmp_path_factory.mktemp("lake")
-    source = CsvSource(SHARED_DATA)
+    source = CsvSource(DAILY_DATA)
     tickers = ["X:BTCUSDT", "X:ETHUSDT", "X:SOLUSDT", "X:XRPUSDT", "X:DOGEUSDT", "X:ADAUSDT", "X:PEPEUSDT", "X:LINKUSDT"]
     for t in tickers:
         update_pair(Lake(root), source, t, "1d", datetime(2024, 12, 31, tzinfo=timezone.utc))

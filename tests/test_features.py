@@ -19,9 +19,9 @@ NOW = datetime(2025, 11, 1, tzinfo=timezone.utc)
 
 @pytest.fixture(scope="module")
 def real_daily() -> dict[str, pd.DataFrame]:
-    from tests.conftest import SHARED_DATA
+    from tests.conftest import DAILY_DATA
 
-    source = CsvSource(SHARED_DATA)
+    source = CsvSource(DAILY_DATA)
     return {s: source.aggregates(f"X:{s}", "1d", datetime(2018, 1, 1, tzinfo=timezone.utc), NOW) for s in REAL}
 
 

@@ -109,9 +109,9 @@ def test_weekly_training_with_lake_checkpoints_and_models_in_the_bucket(s3: str,
     from jobs import weekly_training
     from serve_app.active_models import ActiveModels
     from storage.db import make_engine
-    from tests.conftest import SHARED_DATA
+    from tests.conftest import DAILY_DATA
 
-    env = {"MARKET_SOURCE": f"csv:{SHARED_DATA}", "DATA_DIR": join(s3, "job/lake"), "MODEL_DIR": join(s3, "job/models"),
+    env = {"MARKET_SOURCE": f"csv:{DAILY_DATA}", "DATA_DIR": join(s3, "job/lake"), "MODEL_DIR": join(s3, "job/models"),
            "DATABASE_URL": pg_database_url}
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -155,9 +155,9 @@ def test_backtest_report_has_the_fixed_shape(binance_lake, tmp_path: Path, monke
     from jobs import backtest
 
     root, tickers = binance_lake
-    from tests.conftest import SHARED_DATA
+    from tests.conftest import DAILY_DATA
 
-    monkeypatch.setenv("MARKET_SOURCE", f"csv:{SHARED_DATA}")
+    monkeypatch.setenv("MARKET_SOURCE", f"csv:{DAILY_DATA}")
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'app.db'}")
     monkeypatch.setenv("MODEL_DIR", str(tmp_path / "models"))
@@ -222,10 +222,10 @@ def test_weekly_training_through_ray_job_submit_on_synthetic_data(ray_head, pg_d
 
 @pytest.mark.slow
 def test_weekly_training_on_binance_candles_through_ray_job_submit(ray_head, tmp_path: Path) -> None:
-    from tests.conftest import SHARED_DATA
+    from tests.conftest import DAILY_DATA
 
     db = tmp_path / "app.db"
-    env = {"MARKET_SOURCE": f"csv:{SHARED_DATA}", "DATA_DIR": str(tmp_path / "data"),
+    env = {"MARKET_SOURCE": f"csv:{DAILY_DATA}", "DATA_DIR": str(tmp_path / "data"),
            "MODEL_DIR": str(tmp_path / "models"), "DATABASE_URL": f"sqlite:///{db}"}
     proc = _submit(ray_head, env, "jobs.weekly_training", "--top", "10", "--timeframes", "1d,1w", "--as-of",
                    "2024-12-31", "--n-estimators", "20", "--max-depth", "4", "--origins", "50")

@@ -2,10 +2,11 @@
 
 From raw recursive forecasts of the validation period and what actually happened, per horizon h:
 - `shrink[h]`: how much of the model's cumulative log return to keep (0 = naive). Least squares
-  through the origin, clipped to [0, 1]: where the model has no proven edge it falls back to naive.
-- `band_lo[h]`, `band_hi[h]`: the 10 % and 90 % quantiles of residuals divided by the recent
-  volatility times sqrt(h) (conformal, scaled by volatility so bands widen when markets move and
-  narrow when they calm down).
+  through the origin at its lower 10 % block-bootstrap quantile, clipped to [0, 1]: where the
+  model has no proven edge it falls back to naive (see `proven_shrink`).
+- `band_lo[h]`, `band_hi[h]`: the 10 % and 90 % quantiles of the model's residuals, where it states
+  a move, divided by the recent volatility times sqrt(h) (conformal, scaled by volatility so bands
+  widen when markets move and narrow when they calm down).
 - `conf_a[h]`, `conf_b[h]`: a logistic map from signal strength |forecast| / (volatility sqrt(h))
   to the probability that the forecast direction is right.
 - `naive_lo[h]`, `naive_hi[h]`: the same band for the naive forecast, so naive is scored alike.
@@ -71,9 +72,35 @@ def scaled(values: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     return values / (sigma[:, None] * np.sqrt(np.arange(1, horizon + 1))[None, :])
 
 
+SHRINK_QUANTILE = 0.10  # keep the share of the model's move that 90 % of block resamples still prove
+BOOTSTRAP_SAMPLES = 400
+BLOCK_ORIGINS = 10  # neighbouring origins of a symbol share most of their future: resample them together
+
+
+def proven_shrink(raw: np.ndarray, actual: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Per horizon, how much of the model's cumulative return to keep: the least-squares factor
+    through the origin (sum raw*actual / sum raw^2), at its lower 10 % block-bootstrap quantile,
+    clipped to [0, 1]. Validation that shows an edge only by luck, or an edge that the next regime
+    may not keep, leaves little or nothing: such horizons fall back to naive."""
+    n, horizon = raw.shape
+    blocks = np.arange(n) // BLOCK_ORIGINS
+    count = int(blocks[-1]) + 1
+    cross = np.zeros((count, horizon))
+    square = np.zeros((count, horizon))
+    np.add.at(cross, blocks, raw * actual)
+    np.add.at(square, blocks, raw**2)
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(count, np.full(count, 1.0 / count), size=BOOTSTRAP_SAMPLES).astype(np.float64)
+    num, den = weights @ cross, weights @ square
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factors = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    return np.clip(np.quantile(factors, SHRINK_QUANTILE, axis=0), 0.0, 1.0)
+
+
 def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray) -> Calibration:
     """`raw` and `actual` are (origins x horizons) cumulative log returns; `sigma` the recent
-    one-candle volatility at each origin."""
+    one-candle volatility at each origin. Origins are expected in (symbol, time) order, as
+    `select_origins` gives them, so that neighbouring rows are resampled together."""
     from sklearn.linear_model import LogisticRegression
 
     ok = np.isfinite(raw).all(axis=1) & np.isfinite(actual).all(axis=1) & np.isfinite(sigma) & (sigma > 0)
@@ -81,12 +108,7 @@ def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray) -> C
     if len(raw) < 20:
         raise ValueError(f"only {len(raw)} usable calibration origins; at least 20 are needed")
     horizon = raw.shape[1]
-    denom = (raw**2).sum(axis=0)
-    shrink = np.clip(np.where(denom > 0, (raw * actual).sum(axis=0) / np.where(denom > 0, denom, 1), 0.0), 0.0, 1.0)
-    residual = scaled(actual - raw * shrink, sigma)
-    naive = scaled(actual, sigma)
-    band_lo, band_hi = np.quantile(residual, BAND_QUANTILES, axis=0)
-    naive_lo, naive_hi = np.quantile(naive, BAND_QUANTILES, axis=0)
+    shrink = proven_shrink(raw, actual)
     strength = np.abs(scaled(raw, sigma))
     correct = (np.sign(raw) == np.sign(actual)) & (raw != 0)
     conf_a, conf_b = np.zeros(horizon), np.zeros(horizon)
@@ -97,6 +119,18 @@ def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray) -> C
         if 0 < y.sum() < len(y):
             model = LogisticRegression(C=1.0).fit(strength[:, [h]], y)
             conf_a[h], conf_b[h] = float(model.intercept_[0]), float(model.coef_[0, 0])
+    naive = scaled(actual, sigma)
+    naive_lo, naive_hi = np.quantile(naive, BAND_QUANTILES, axis=0)
+    # the model's band from the forecasts it states: where it keeps a move (shrink > 0 and a
+    # better-than-even chance of the sign), its residuals; elsewhere it states naive's forecast
+    partial = Calibration(shrink.tolist(), naive_lo.tolist(), naive_hi.tolist(), conf_a.tolist(), conf_b.tolist(),
+                          naive_lo.tolist(), naive_hi.tolist(), int(len(raw)))
+    moves = (confidence(partial, raw, sigma) >= 0.5) & (shrink[None, :] > 0)
+    residual = np.where(moves, scaled(actual - raw * shrink, sigma), np.nan)
+    band_lo, band_hi = naive_lo.copy(), naive_hi.copy()
+    for h in range(horizon):
+        if moves[:, h].sum() >= 20:
+            band_lo[h], band_hi[h] = np.nanquantile(residual[:, h], BAND_QUANTILES)
     return Calibration(shrink.tolist(), band_lo.tolist(), band_hi.tolist(), conf_a.tolist(), conf_b.tolist(),
                        naive_lo.tolist(), naive_hi.tolist(), int(len(raw)))
 

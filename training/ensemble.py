@@ -108,8 +108,7 @@ class DirectForecaster:
         key = ("tail", self.timeframe, SEQ_LEN)
         if key not in windows.derived:
             o, h, lo, c, v = windows.open, windows.high, windows.low, windows.close, windows.volume
-            windows.derived[key] = stacked_tail(o, h, lo, c, v, (h + lo + c) / 3.0, windows.stamps, self.timeframe,
-                                                SEQ_LEN)
+            windows.derived[key] = stacked_tail(o, h, lo, c, v, windows.vwap, windows.stamps, self.timeframe, SEQ_LEN)
         return windows.derived[key]
 
     def member_z(self, windows: Windows) -> dict[str, np.ndarray]:

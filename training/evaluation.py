@@ -8,8 +8,9 @@ Metrics, for the model and for naive (last close carried forward), at each horiz
 - `mae`: mean |forecast - actual| of the log return of close against the last known close;
 - `mase`: that MAE divided by the in-sample one-step naive MAE (mean |1-candle log return| of
   the training period), so 1.0 at h = 1 means "as good as naive on the training data";
-- `directional_accuracy`: share of origins whose predicted direction matched the outcome; naive
-  has no direction, so it is scored as always "up" (the base rate a constant guess gets);
+- `directional_accuracy`: share of the origins that call a direction (not `flat`) whose direction
+  matched the outcome (0.5 where none calls one). Naive has
+  no direction, so it is scored as always "up" (the base rate a constant guess gets);
 - `coverage_80`: share of actual closes inside the reported 80 % band; naive's band is the
   volatility-scaled quantiles of its own residuals from the calibration period.
 The summary adds `mae_high_low`: the error of the predicted candle highs and lows, which a model
@@ -85,12 +86,14 @@ def _horizon_metrics(pred: np.ndarray, actual: np.ndarray, direction: np.ndarray
     out = {}
     for h in range(pred.shape[1]):
         a = actual[:, h]
-        moved = a != 0
+        called = (a != 0) & (direction[:, h] != 0)
         mae = float(np.mean(np.abs(pred[:, h] - a)))
         out[str(h + 1)] = {
             "mae": round(mae, 6),
             "mase": round(mae / scale, 4),
-            "directional_accuracy": round(float(np.mean((np.sign(a) == direction[:, h])[moved])) if moved.any() else 0.0, 4),
+            # over the forecasts that call a direction; with none called, a coin toss
+            "directional_accuracy": round(float(np.mean((np.sign(a) == direction[:, h])[called]))
+                                          if called.any() else 0.5, 4),
             "coverage_80": round(float(np.mean((lower[:, h] <= a) & (a <= upper[:, h]))), 4),
         }
     return out
@@ -125,10 +128,11 @@ def evaluate(forecaster: Forecaster, origins: Origins, scale: float) -> dict[str
     zeros = np.zeros_like(origins.actual_close)
     naive_h = _horizon_metrics(zeros, origins.actual_close, np.ones_like(fc.direction), naive_lo, naive_hi, scale)
     naive_hl = (np.abs(origins.actual_high) + np.abs(origins.actual_low)) / 2
+    called = fc.direction != 0  # a flat step claims no direction: it is not in the reliability table
     correct = (np.sign(origins.actual_close) == fc.direction)
     return {
         "model": {"horizons": model_h, "summary": _summary(model_h, hl),
-                  "reliability": reliability(fc.confidence, correct)},
+                  "reliability": reliability(fc.confidence[called], correct[called])},
         "naive": {"horizons": naive_h, "summary": _summary(naive_h, naive_hl)},
         "n_origins": len(origins),
     }

@@ -36,7 +36,12 @@ ARTIFACT_META = "forecaster.json"
 
 @dataclass
 class Windows:
-    """(origins x candles) arrays of recent candles, newest last."""
+    """(origins x candles) arrays of recent candles, newest last.
+
+    `vwap` is the candles' own VWAP, NaN where the source had none: the features fall back to the
+    typical price exactly where training's `build_features` does, so a model sees at serving the
+    features it was trained on for the same candle.
+    """
 
     open: np.ndarray
     high: np.ndarray
@@ -44,6 +49,7 @@ class Windows:
     close: np.ndarray
     volume: np.ndarray
     stamps: np.ndarray  # datetime64[ms], UTC
+    vwap: np.ndarray
     # what forecasters derive from these candles (feature tails), shared by the models of an A/B
     derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -60,9 +66,13 @@ class Windows:
         def stack(col: str) -> np.ndarray:
             return np.stack([t[col].to_numpy(np.float64) for t in tails])
 
+        def stack_vwap() -> np.ndarray:
+            return np.stack([t["vwap"].to_numpy(np.float64) if "vwap" in t.columns else np.full(len(t), np.nan)
+                             for t in tails])
+
         stamps = np.stack([pd.to_datetime(t["timestamp"], utc=True).dt.tz_localize(None).to_numpy("datetime64[ms]")
                            for t in tails])
-        return cls(stack("open"), stack("high"), stack("low"), stack("close"), stack("volume"), stamps)
+        return cls(stack("open"), stack("high"), stack("low"), stack("close"), stack("volume"), stamps, stack_vwap())
 
     def __len__(self) -> int:
         return self.close.shape[0]
@@ -80,7 +90,7 @@ class ForecastArrays:
     lower: np.ndarray
     upper: np.ndarray
     confidence: np.ndarray
-    direction: np.ndarray  # +1 up, -1 down
+    direction: np.ndarray  # +1 up, -1 down, 0 flat (no proven edge)
     cum_return: np.ndarray  # shrunk cumulative log return, the point forecast
     raw_return: np.ndarray  # the model's own cumulative log return, before shrinking
     sigma: np.ndarray  # (origins,) recent one-candle volatility at the origin
@@ -116,7 +126,8 @@ class Forecaster:
     def raw_paths(self, windows: Windows, steps: int = HORIZON) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame, np.ndarray]:
         """Per origin and step: the model's close log returns, upper and lower shadows; the
         origin features; and the next candles' open times."""
-        o, h, lo, c, v = (a.copy() for a in (windows.open, windows.high, windows.low, windows.close, windows.volume))
+        o, h, lo, c, v, vwap = (a.copy() for a in (windows.open, windows.high, windows.low, windows.close,
+                                                   windows.volume, windows.vwap))
         stamps = windows.stamps.copy()
         n = len(windows)
         rets, ups, downs = (np.zeros((n, steps)) for _ in range(3))
@@ -125,7 +136,6 @@ class Forecaster:
         typical_volume = np.median(v[:, -20:], axis=1)
         origin_features = None
         for step in range(steps):
-            vwap = (h + lo + c) / 3.0
             feats = stacked_latest(o, h, lo, c, v, vwap, stamps, self.timeframe)
             if step == 0:
                 origin_features = feats
@@ -143,6 +153,7 @@ class Forecaster:
             lo = np.column_stack([lo[:, 1:], new_low])
             c = np.column_stack([c[:, 1:], new_close])
             v = np.column_stack([v[:, 1:], typical_volume])
+            vwap = np.column_stack([vwap[:, 1:], np.full(n, np.nan)])  # a predicted candle: typical price
             stamps = np.column_stack([stamps[:, 1:], next_time])
         return rets, ups, downs, origin_features, times
 
@@ -206,8 +217,8 @@ def calibrated_arrays(raw: np.ndarray, ups: np.ndarray, downs: np.ndarray, sigma
     """Candles, band, direction and confidence from a model's cumulative log returns (`raw`,
     origins x steps) and its shadows: what every forecaster, recursive or direct, answers with."""
     steps = raw.shape[1]
-    cum = raw * np.asarray(cal.shrink)[None, :steps]
     checked = cal.validated_horizon  # beyond it, the last checked forecast is carried forward
+    cum = point_forecast(cal, raw, sigma)
     if checked < steps:
         cum[:, checked:] = cum[:, checked - 1: checked]
     root_h = np.sqrt(np.arange(1, steps + 1))[None, :]
@@ -215,20 +226,43 @@ def calibrated_arrays(raw: np.ndarray, ups: np.ndarray, downs: np.ndarray, sigma
     open_ = np.column_stack([last_close, close[:, :-1]])
     high = np.maximum(open_, close) * np.exp(ups)
     low = np.minimum(open_, close) * np.exp(-downs)
-    lower = last_close[:, None] * np.exp(cum + sigma[:, None] * root_h * np.asarray(cal.band_lo)[None, :steps])
-    upper = last_close[:, None] * np.exp(cum + sigma[:, None] * root_h * np.asarray(cal.band_hi)[None, :steps])
+    # a forecast that states naive's close gets naive's band
+    moves = cum != 0
+    band_lo = np.where(moves, np.asarray(cal.band_lo)[None, :steps], np.asarray(cal.naive_lo)[None, :steps])
+    band_hi = np.where(moves, np.asarray(cal.band_hi)[None, :steps], np.asarray(cal.naive_hi)[None, :steps])
+    lower = last_close[:, None] * np.exp(cum + sigma[:, None] * root_h * band_lo)
+    upper = last_close[:, None] * np.exp(cum + sigma[:, None] * root_h * band_hi)
     lower, upper = np.minimum(lower, close), np.maximum(upper, close)
-    # `confidence` is the calibrated probability that the model's sign is right; where that is
-    # below one half, the other direction is the better bet, with the complementary probability
-    p_model = confidence(cal, raw, sigma)
-    model_sign = np.where(raw >= 0, 1, -1)
-    direction = np.where(p_model >= 0.5, model_sign, -model_sign)
-    conf = np.maximum(p_model, 1.0 - p_model)
-    if checked < steps:
-        direction[:, checked:] = direction[:, checked - 1: checked]
-        conf[:, checked:] = 0.5
+    direction, conf = path_direction(cal, raw, cum, sigma, checked)
     return ForecastArrays(times, open_, high, low, close, lower, upper, conf, direction, cum, raw, sigma,
                           last_close, origin_features)
+
+
+def point_forecast(cal: Calibration, raw: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """The cumulative log return a forecast states: the model's, shrunk toward naive by how much
+    edge validation proved at each horizon, and exactly naive (0) wherever it proved none: the
+    horizon's shrink is 0, or the calibrated chance that the model's sign is right is below one
+    half for this forecast's signal strength."""
+    steps = raw.shape[1]
+    cum = raw * np.asarray(cal.shrink)[None, :steps]
+    return np.where(confidence(cal, raw, sigma) >= 0.5, cum, 0.0)
+
+
+def path_direction(cal: Calibration, raw: np.ndarray, cum: np.ndarray, sigma: np.ndarray,
+                   checked: int) -> tuple[np.ndarray, np.ndarray]:
+    """Direction and confidence that agree with the close path: where the close moves, its sign
+    (+1 up, -1 down) with the calibrated probability that it is right; where it does not (no
+    proven edge), 0 (`flat`) with confidence 0.5. Beyond the validated horizon the last checked
+    step is carried forward, as the close is."""
+    direction = np.sign(cum).astype(int)
+    conf = np.where(direction != 0, confidence(cal, raw, sigma), 0.5)
+    if checked < cum.shape[1]:
+        direction[:, checked:] = direction[:, checked - 1: checked]
+        conf[:, checked:] = conf[:, checked - 1: checked]
+    return direction, conf
+
+
+DIRECTION_NAMES = {1: "up", -1: "down", 0: "flat"}
 
 
 def answer(out: ForecastArrays, steps: int, indicators: list[str]) -> dict[str, Any]:
@@ -241,7 +275,7 @@ def answer(out: ForecastArrays, steps: int, indicators: list[str]) -> dict[str, 
             "open": float(out.open[0, i]), "high": float(out.high[0, i]), "low": float(out.low[0, i]),
             "close": float(out.close[0, i]), "lower": float(out.lower[0, i]), "upper": float(out.upper[0, i]),
             "confidence": round(float(out.confidence[0, i]), 4),
-            "direction": "up" if out.direction[0, i] > 0 else "down",
+            "direction": DIRECTION_NAMES[int(out.direction[0, i])],
         })
     return {
         "direction": step_rows[-1]["direction"],

@@ -1,0 +1,90 @@
+"""Honest forecasts, as pure functions: shrinkage only as far as validation proves an edge, a
+direction and confidence that agree with the close path, `flat` where there is no edge."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from accuracy.scoring import aggregate, reliability, score
+from training.calibration import Calibration, fit_calibration, proven_shrink
+from training.forecaster import DIRECTION_NAMES, ForecastArrays, answer, calibrated_arrays
+
+H = 30
+
+
+def _validation(n: int, edge: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(raw, actual, sigma) where actual = edge * raw + noise, both random walks' cumulative returns."""
+    rng = np.random.default_rng(seed)
+    sigma = rng.uniform(0.01, 0.05, n)
+    root = np.sqrt(np.arange(1, H + 1))[None, :]
+    raw = rng.normal(size=(n, 1)) * sigma[:, None] * root * 0.5
+    actual = edge * raw + rng.normal(size=(n, H)) * sigma[:, None] * root
+    return raw, actual, sigma
+
+
+def test_no_edge_means_naive_at_every_horizon() -> None:
+    raw, actual, _ = _validation(600, edge=0.0)
+    shrink = proven_shrink(raw, actual)
+    # a one-sided 10 % test per horizon: a few horizons may keep a sliver, none keeps much
+    assert (shrink == 0).mean() >= 0.8 and shrink.max() < 0.15, shrink
+
+
+def test_a_real_edge_is_kept_but_not_overstated() -> None:
+    raw, actual, _ = _validation(3000, edge=1.0, seed=1)
+    shrink = proven_shrink(raw, actual)
+    plain = (raw * actual).sum(axis=0) / (raw**2).sum(axis=0)
+    assert (shrink > 0.4).all(), shrink
+    assert (shrink <= np.clip(plain, 0, 1) + 1e-12).all()  # the proven share is never above the fitted one
+
+
+def _forecast(cal: Calibration, raw: np.ndarray, sigma: np.ndarray) -> ForecastArrays:
+    n = len(raw)
+    times = np.tile(np.arange(H).astype("datetime64[D]").astype("datetime64[ms]"), (n, 1))
+    zeros = np.zeros_like(raw)
+    return calibrated_arrays(raw, zeros, zeros, sigma, np.full(n, 100.0), times, cal, pd.DataFrame(index=range(n)))
+
+
+def test_direction_and_confidence_agree_with_the_close_path() -> None:
+    raw, actual, sigma = _validation(800, edge=0.6, seed=2)
+    cal = fit_calibration(raw, actual, sigma)
+    cal.shrink[10:20] = [0.0] * 10  # no proven edge at these horizons
+    out = _forecast(cal, raw, sigma)
+    moved = np.sign(out.close - 100.0)
+    assert (out.direction == moved).all()
+    flat = out.direction == 0
+    assert flat[:, 10:20].all() and (out.close[flat] == 100.0).all() and (out.confidence[flat] == 0.5).all()
+    assert (out.confidence[~flat] >= 0.5).all()
+    # a flat step carries naive's band around the last close
+    root = np.sqrt(np.arange(1, H + 1))
+    expected_lo = 100.0 * np.exp(sigma[:, None] * root[None, :] * np.asarray(cal.naive_lo)[None, :])
+    np.testing.assert_allclose(out.lower[:, 10:20], expected_lo[:, 10:20])
+
+
+def test_the_answer_names_flat_steps_and_summarises_the_last_one() -> None:
+    raw, actual, sigma = _validation(400, edge=0.6, seed=3)
+    cal = fit_calibration(raw, actual, sigma)
+    cal.shrink[25:] = [0.0] * 5
+    body = answer(_forecast(cal, raw[:1], sigma[:1]), H, [])
+    assert [s["direction"] for s in body["steps"][25:]] == ["flat"] * 5
+    assert body["direction"] == body["steps"][-1]["direction"] == "flat"
+    assert set(s["direction"] for s in body["steps"]) <= set(DIRECTION_NAMES.values())
+
+
+def test_a_forecaster_without_calibration_states_its_own_forecast() -> None:
+    raw, _, sigma = _validation(50, edge=0.0, seed=4)
+    out = _forecast(Calibration.identity(H), raw, sigma)
+    np.testing.assert_allclose(out.cum_return, raw)
+
+
+def test_live_scoring_leaves_flat_steps_out_of_directional_accuracy() -> None:
+    steps = pd.DataFrame({"origin": [100.0] * 4, "close": [101.0, 99.0, 100.0, 100.0], "lower": [90.0] * 4,
+                          "upper": [110.0] * 4, "direction": ["up", "down", "flat", "flat"]})
+    scored = score(steps, pd.Series([102.0, 101.0, 103.0, 97.0]))
+    assert scored["is_accurate"].tolist()[:2] == [1.0, 0.0] and scored["is_accurate"].iloc[2:].isna().all()
+    keyed = scored.assign(model_id=1, timeframe="1d", horizon=1, day="2026-11-01", confidence=[0.6, 0.6, 0.5, 0.5])
+    assert aggregate(keyed)["directional_accuracy"].item() == 0.5  # one of the two calls
+    table = reliability(keyed["confidence"], keyed["is_accurate"])
+    assert table["n"].sum() == 2
+    only_flat = keyed.iloc[2:]
+    assert aggregate(only_flat)["directional_accuracy"].item() == 0.5  # no call: a coin toss

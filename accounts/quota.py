@@ -85,11 +85,11 @@ class QuotaCounter:
             return QuotaState(limit, 0, False, next_midnight(now))
         table, key, value = self._table(subject)
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        stmt = insert(table).values(id=uuid.uuid4(), **{key.name: value}, date=day, api_calls=1, limit=limit)
-        stmt = stmt.on_conflict_do_update(
+        row_values = insert(table).values(id=uuid.uuid4(), **{key.name: value}, date=day, api_calls=1, limit=limit)
+        stmt = row_values.on_conflict_do_update(
             index_elements=[key.name, "date"],
-            set_={"api_calls": table.c.api_calls + 1, "limit": stmt.excluded.limit},
-            where=table.c.api_calls < stmt.excluded.limit,
+            set_={"api_calls": table.c.api_calls + 1, "limit": row_values.excluded.limit},
+            where=table.c.api_calls < row_values.excluded.limit,
         ).returning(table.c.api_calls)
         with self.engine.connect() as conn:
             row = conn.execute(stmt).first()

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 
-from config import EmailSettings
 from bench.counting import CountingSource
+from config import EmailSettings
 from market_data.synthetic import SyntheticMarket
 from portfolio.notify import EmailNotifier
 from portfolio.scanner import PRICE_TIMEFRAME, AlertScanner

@@ -46,7 +46,7 @@ def _wait(base: str, proc: subprocess.Popen, seconds: float = 300) -> None:
         try:
             if httpx.get(f"{base}/api/health", timeout=5).json()["models"]["1d"]:
                 return
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:
             pass
         time.sleep(1)
     raise SystemExit(f"{base} did not come up")
@@ -150,8 +150,8 @@ def main() -> None:
                         "--no-ray", "--n-estimators", "60", "--max-depth", "6", "--epochs", "5", "--origins", "100",
                         "--model", args.model], env=env,
                        check=True, stdout=subprocess.DEVNULL)
-        from storage.db import make_engine
         from market_data.universe import top_symbols
+        from storage.db import make_engine
 
         symbols = top_symbols(make_engine(env["DATABASE_URL"]), args.symbols)
         results = {}

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 import stripe
 
 from billing.errors import BillingError, billing_disabled
 from config import BillingSettings
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +29,7 @@ class StripeGateway:
         addresses = {"api": settings.api_base} if settings.api_base else None
         self.client = stripe.StripeClient(settings.api_key, base_addresses=addresses, max_network_retries=2)
 
-    def _call(self, what: str, fn):  # type: ignore[no-untyped-def]
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
             return fn()
         except stripe.StripeError as exc:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import talib
+import talib.abstract
 from scipy.signal import lfilter
-from talib import abstract as talib_abstract
 
 from features.profiles import Profile
 
@@ -336,7 +336,7 @@ def statistics(x: Inputs, p: Profile) -> Produced:
 
 # Every TA-Lib candlestick function, named cdl_<pattern>, as -1 / 0 / +1.
 CANDLE_PATTERNS: tuple[str, ...] = tuple(sorted(f for f in talib.get_function_groups()["Pattern Recognition"]))
-_PATTERN_LOOKBACK = {fn: talib_abstract.Function(fn).lookback for fn in CANDLE_PATTERNS}
+_PATTERN_LOOKBACK = {fn: talib.abstract.Function(fn).lookback for fn in CANDLE_PATTERNS}
 
 
 def patterns(x: Inputs, p: Profile) -> Produced:

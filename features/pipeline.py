@@ -16,6 +16,7 @@ import pandas as pd
 from features.build import WARMUP_COLUMN, build_features, feature_names
 from storage.lake import Lake
 
+
 def symbol_features(lake: Lake, ticker: str, timeframe: str, keep_candles: bool = False) -> pd.DataFrame:
     """Trustworthy feature rows of one symbol (warm-up dropped), keyed by symbol and timestamp."""
     candles = lake.read(ticker, timeframe)

@@ -41,7 +41,7 @@ class TrainingMetrics:
                 "success": Gauge("cryptocast_training_last_success_timestamp_seconds",
                                  "Unix time of the last successful training", tag_keys=("job", "timeframe")),
             }
-        except Exception:  # noqa: BLE001 - metrics must never fail a training run
+        except Exception:
             self._ray = {}
 
     def stages(self, scope: str, seconds: dict[str, float]) -> None:

@@ -9,7 +9,13 @@ from collections import Counter
 from config import TIMEFRAMES
 from jobs.cli import init_ray, parse_timeframes, parser, positive_int, setup
 from market_data.universe import top_symbols
-from market_data.update import DEFAULT_MAX_IN_FLIGHT, DEFAULT_REQUESTS_PER_MINUTE, PairResult, update_local, update_with_ray
+from market_data.update import (
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_REQUESTS_PER_MINUTE,
+    PairResult,
+    update_local,
+    update_with_ray,
+)
 
 
 def summarize(results: list[PairResult], seconds: float) -> str:

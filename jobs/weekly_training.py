@@ -18,8 +18,8 @@ import sys
 import time
 
 from config import TIMEFRAMES
-from jobs.cli import add_model_options, init_ray, model_params, parse_timeframes, parser, positive_int, setup
 from jobs import track_accuracy
+from jobs.cli import add_model_options, init_ray, model_params, parse_timeframes, parser, positive_int, setup
 from jobs.metrics import TrainingMetrics
 from market_data.factory import make_source
 from market_data.universe import rank_symbols, sync_symbols, top_symbols
@@ -99,18 +99,19 @@ def main(argv: list[str] | None = None) -> None:
     for tf in args.timeframes:
         params, direct_params = model_params(args, load_tuned_params(settings.model_dir, tf))
         try:
-            outcomes[tf] = train_timeframe(settings.data_dir, registry, tickers, tf, args.as_of, params,
-                                           use_ray=use_ray, storage_path=join(settings.model_dir, ".ray_train"),
-                                           shuffle_targets=args.shuffle_targets, max_origins=args.origins,
-                                           max_failures=args.max_failures, train_workers=args.train_workers,
-                                           model=args.model, direct_params=direct_params)
-            metrics.stages(tf, outcomes[tf].seconds)
-            metrics.outcome(tf, args.model, "activated" if outcomes[tf].activated else "registered")
+            outcome = train_timeframe(settings.data_dir, registry, tickers, tf, args.as_of, params,
+                                      use_ray=use_ray, storage_path=join(settings.model_dir, ".ray_train"),
+                                      shuffle_targets=args.shuffle_targets, max_origins=args.origins,
+                                      max_failures=args.max_failures, train_workers=args.train_workers,
+                                      model=args.model, direct_params=direct_params)
+            outcomes[tf] = outcome
+            metrics.stages(tf, outcome.seconds)
+            metrics.outcome(tf, args.model, "activated" if outcome.activated else "registered")
         except NotEnoughHistory as exc:
             skipped[tf] = str(exc)
             print(f"[{tf}] SKIPPED: {exc}")
             metrics.outcome(tf, args.model, "skipped")
-        except Exception as exc:  # noqa: BLE001 - one timeframe's failure must not stop the others
+        except Exception as exc:
             outcomes[tf] = f"{type(exc).__name__}: {exc}"
             print(f"[{tf}] FAILED: {outcomes[tf]} (its active model is untouched)")
             metrics.outcome(tf, args.model, "failed")

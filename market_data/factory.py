@@ -20,6 +20,8 @@ def make_source(settings: Settings, throttle: Callable[[], None] | None = None) 
     if kind == "csv":
         from market_data.csv_source import CsvSource
 
+        if settings.market_source.csv_dir is None:
+            raise ValueError("MARKET_SOURCE=csv needs a directory: csv:<dir>")
         return CsvSource(settings.market_source.csv_dir)
     from market_data.massive_source import MassiveSource
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Self
 
 import pandas as pd
 from urllib3.exceptions import MaxRetryError
@@ -22,8 +22,14 @@ from urllib3.util.retry import Retry
 
 from market_data.cleaning import clean_candles
 from market_data.source import (
-    GROUPED_COLUMNS, AuthenticationError, MarketDataError, MarketDataUnavailable, RateLimited, TickerInfo,
-    UnknownTickerError, utc,
+    GROUPED_COLUMNS,
+    AuthenticationError,
+    MarketDataError,
+    MarketDataUnavailable,
+    RateLimited,
+    TickerInfo,
+    UnknownTickerError,
+    utc,
 )
 from market_data.timeframes import spec
 
@@ -49,7 +55,7 @@ class ApiRetry(Retry):
         return super().is_retry(method, status_code, has_retry_after)
 
     def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
-                  error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> Retry:
+                  error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> Self:
         if response is not None and response.status in RETRY_STATUSES:
             log.warning("market-data API answered %s for %s; retrying", response.status, url)
         try:
@@ -91,7 +97,7 @@ class MassiveSource:
                 throttle()
                 return request(*args, **kwargs)
 
-            pool.request = throttled  # type: ignore[method-assign]
+            pool.request = throttled
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         from massive.exceptions import BadResponse

@@ -66,7 +66,7 @@ def update_pair(lake: Lake, source: MarketSource, ticker: str, timeframe: str, a
         added = int((~stored["timestamp"].isin(before)).sum())
         return PairResult(ticker, timeframe, "ok", fetched=len(candles), added=added, stored=len(stored),
                           seconds=time.perf_counter() - started)
-    except Exception as exc:  # noqa: BLE001 - one pair's failure must not stop the others
+    except Exception as exc:
         log.warning("update %s %s failed: %s", ticker, timeframe, exc)
         return PairResult(ticker, timeframe, "failed", seconds=time.perf_counter() - started,
                           message=f"{type(exc).__name__}: {exc}")

@@ -3,6 +3,7 @@ The scanner that triggers them and sends the emails is not part of this module."
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -97,7 +98,7 @@ class Alerts:
         with session_scope(self.engine) as session:
             session.delete(owned(session, Alert, alert_id, user_id, "alert"))
 
-    def logs(self, user_id: uuid.UUID, alert_id: str) -> list[dict[str, Any]]:
+    def logs(self, user_id: uuid.UUID, alert_id: str) -> builtins.list[dict[str, Any]]:
         with session_scope(self.engine) as session:
             alert = owned(session, Alert, alert_id, user_id, "alert")
             rows = session.exec(select(AlertLog).where(AlertLog.alert_id == alert.id)

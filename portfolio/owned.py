@@ -23,7 +23,7 @@ def parse_id(value: str, what: str) -> uuid.UUID:
 def owned(session: Session, model: type[Row], object_id: str, user_id: uuid.UUID, what: str) -> Row:
     """The row if it exists and is the user's; otherwise 404, the same for both."""
     row = session.get(model, parse_id(object_id, what))
-    if row is None or getattr(row, "user_id") != user_id:
+    if row is None or row.user_id != user_id:
         raise not_found(what, object_id)
     return row
 

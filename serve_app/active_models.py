@@ -16,8 +16,7 @@ import pandas as pd
 from storage.registry import ModelRegistry
 from storage.schema import ModelRecord
 from training.artifact import load_forecaster
-from training.ensemble import DirectForecaster
-from training.forecaster import Forecaster
+from training.forecaster import ForecastModel
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ class ActiveModels:
     def __init__(self, registry: ModelRegistry, timeframes: list[str]) -> None:
         self.registry = registry
         self.timeframes = list(timeframes)
-        self._models: dict[str, tuple[ModelRecord, Forecaster | DirectForecaster]] = {}
+        self._models: dict[str, tuple[ModelRecord, ForecastModel]] = {}
         self._lock = threading.Lock()
         self.refresh()
 
@@ -44,7 +43,7 @@ class ActiveModels:
                 continue
             try:
                 forecaster = load_forecaster(self.registry.open_artifact(record))
-            except Exception as exc:  # noqa: BLE001 - keep serving the old model
+            except Exception as exc:
                 log.error("cannot load %s model %s (%s); keeping the current one", tf, record.version, exc)
                 continue
             with self._lock:
@@ -53,7 +52,7 @@ class ActiveModels:
             log.info("serving %s model %s", tf, record.version)
         return switched
 
-    def get(self, timeframe: str) -> tuple[ModelRecord, Forecaster | DirectForecaster]:
+    def get(self, timeframe: str) -> tuple[ModelRecord, ForecastModel]:
         with self._lock:
             entry = self._models.get(timeframe)
         if entry is None:

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -35,11 +35,40 @@ from portfolio.service import Portfolio
 from serve_app.active_models import NoActiveModel
 from serve_app.metrics import Metrics
 from serve_app.schemas import (
-    PRINTABLE_PATTERN, TICKER_PATTERN, AccuracyResponse, AlertCreate, AlertLogsResponse, AlertOut, AlertUpdate,
-    AlertsResponse, CandlesResponse, CheckoutRequest, ErrorResponse, HealthResponse, LoginRequest,
-    LoginResponse, MeResponse, ModelsResponse, PlanCreate, PlanOut, PlanUpdate, PlansResponse, PredictRequest,
-    PredictionResponse, RegisterRequest, ReorderRequest, SearchResponse, Timeframe, UrlResponse, UserOut,
-    WatchlistCreate, WatchlistItemCreate, WatchlistItemOut, WatchlistOut, WatchlistUpdate, WatchlistsResponse,
+    PRINTABLE_PATTERN,
+    TICKER_PATTERN,
+    AccuracyResponse,
+    AlertCreate,
+    AlertLogsResponse,
+    AlertOut,
+    AlertsResponse,
+    AlertUpdate,
+    CandlesResponse,
+    CheckoutRequest,
+    ErrorResponse,
+    HealthResponse,
+    LoginRequest,
+    LoginResponse,
+    MeResponse,
+    ModelsResponse,
+    PlanCreate,
+    PlanOut,
+    PlansResponse,
+    PlanUpdate,
+    PredictionResponse,
+    PredictRequest,
+    RegisterRequest,
+    ReorderRequest,
+    SearchResponse,
+    Timeframe,
+    UrlResponse,
+    UserOut,
+    WatchlistCreate,
+    WatchlistItemCreate,
+    WatchlistItemOut,
+    WatchlistOut,
+    WatchlistsResponse,
+    WatchlistUpdate,
     WebhookResponse,
 )
 from serve_app.service import ApiError, PredictionService

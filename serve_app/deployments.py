@@ -74,7 +74,7 @@ class TimeframeForecaster:
                 self.models.refresh()
                 if time.monotonic() - self._published >= ACCURACY_REFRESH_S:
                     self._publish_accuracy()
-            except Exception as exc:  # noqa: BLE001 - a registry hiccup must not stop serving
+            except Exception as exc:
                 log.warning("registry poll failed: %s", exc)
 
     def _publish_accuracy(self) -> None:
@@ -118,7 +118,7 @@ class AlertScannerDeployment:
             try:
                 self.last = self.describe(self.scanner.scan())
                 log.info(self.last)
-            except Exception as exc:  # noqa: BLE001 - a failed scan must not stop the next one
+            except Exception as exc:
                 log.warning("alert scan failed: %s", exc)
 
     def status(self) -> str | None:

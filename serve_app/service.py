@@ -24,13 +24,25 @@ from sqlmodel import select
 
 from accuracy.tracker import live_accuracy
 from market_data.source import (
-    AuthenticationError, MarketDataError, MarketSource, RateLimited, UnknownTickerError,
+    AuthenticationError,
+    MarketDataError,
+    MarketSource,
+    RateLimited,
+    UnknownTickerError,
 )
 from market_data.timeframes import spec
 from serve_app.schemas import MAX_STEPS, PredictRequest
 from storage.cache import (
-    FRESH_CANDLES_TTL_S, PREDICTION_TTL_S, Cache, fresh_candles_key, get_frame, get_json, prediction_key, set_frame,
-    set_json, user_prediction_key,
+    FRESH_CANDLES_TTL_S,
+    PREDICTION_TTL_S,
+    Cache,
+    fresh_candles_key,
+    get_frame,
+    get_json,
+    prediction_key,
+    set_frame,
+    set_json,
+    user_prediction_key,
 )
 from storage.db import session_scope
 from storage.lake import RETENTION_DAYS
@@ -356,13 +368,13 @@ class PredictionService:
             with self.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
             database = "ok"
-        except Exception as exc:  # noqa: BLE001 - health reports, never raises
+        except Exception as exc:
             log.error("health: database unreachable: %s", exc)
             database, status = "unavailable", "degraded"
         try:
             self.cache.set("health:probe", b"1", 5)
             cache = "ok" if self.cache.get("health:probe") == b"1" else "unavailable"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.error("health: cache unreachable: %s", exc)
             cache, status = "unavailable", "degraded"
         if not any(active_versions.values()):

@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 
 from accounts.service import AccountService
 from billing.service import BillingService
-from portfolio.service import Portfolio
 from config import TIMEFRAMES, Settings
 from market_data.factory import make_source
+from portfolio.service import Portfolio
 from serve_app.active_models import ActiveModels
 from serve_app.service import ForecastFn, PredictionService, WindowFn
 from storage.cache import RedisCache, make_cache

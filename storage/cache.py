@@ -109,7 +109,8 @@ class RedisCache:
         self._client.ping()
 
     def get(self, key: str) -> bytes | None:
-        return self._client.get(self._prefix + key)
+        value = self._client.get(self._prefix + key)
+        return value.encode() if isinstance(value, str) else value  # bytes: the client never decodes
 
     def set(self, key: str, value: bytes, ttl_s: float) -> None:
         self._client.set(self._prefix + key, value, px=max(1, int(ttl_s * 1000)))

@@ -115,6 +115,7 @@ class Lake:
         name = f"{timeframe}_ohlcv.parquet"
         if self.location is not None:
             return self.location.child(ticker_dirname(ticker), name)
+        assert self.root is not None  # a lake is either remote (location) or local (root)
         return self.root / ticker_dirname(ticker) / name
 
     def exists(self, ticker: str, timeframe: str) -> bool:

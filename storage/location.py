@@ -42,7 +42,7 @@ class Location:
     remote: bool
 
     @classmethod
-    def of(cls, location: str | Path) -> "Location":
+    def of(cls, location: str | Path) -> Location:
         if is_remote(location):
             try:
                 fs, path = pafs.FileSystem.from_uri(str(location))

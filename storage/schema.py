@@ -33,7 +33,7 @@ TIER_CHECK = "tier IN (" + ", ".join(f"'{t}'" for t in TIERS) + ")"
 # JSONB on PostgreSQL, JSON text elsewhere.
 JsonType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 # See the module docstring: prices keep their significant digits at every magnitude.
-PriceType = sa.Double()
+PriceType: sa.types.TypeEngine[float] = sa.Double()
 
 
 class Symbol(SQLModel, table=True):

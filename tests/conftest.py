@@ -75,7 +75,7 @@ def redis_cache() -> Iterator[RedisCache]:
     cache = RedisCache(TEST_REDIS_URL, prefix=f"test:{uuid.uuid4().hex}:")
     try:
         cache.ping()
-    except Exception as exc:  # noqa: BLE001 - any connection failure means the service is missing
+    except Exception as exc:
         pytest.fail(f"Redis is required for this test and is not reachable at {TEST_REDIS_URL}: {exc}")
     yield cache
     cache.delete_prefix()

@@ -125,7 +125,7 @@ class FakeMassive(LoopbackServer):
             def _send(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
                 send_json(self, status, body, headers)
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 url = urlparse(self.path)
                 query = {k: v[-1] for k, v in parse_qs(url.query).items()}
                 with fake._lock:

@@ -31,7 +31,7 @@ class FakeResend(LoopbackServer):
             def _send(self, status: int, body: dict) -> None:
                 send_json(self, status, body)
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 with fake._lock:
                     fake.requests += 1

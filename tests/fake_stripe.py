@@ -23,7 +23,7 @@ def _unflatten(pairs: list[tuple[str, str]]) -> dict:
     for key, value in pairs:
         parts = key.replace("]", "").split("[")
         node = root
-        for part, nxt in zip(parts, parts[1:]):
+        for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
     def listify(node):  # {"0": ..., "1": ...} -> [...]
@@ -76,7 +76,7 @@ class FakeStripe(LoopbackServer):
             def _send(self, status: int, body: dict) -> None:
                 send_json(self, status, body, {"Request-Id": f"req_{secrets.token_hex(6)}"})
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = _unflatten(parse_qsl(self.rfile.read(length).decode(), keep_blank_values=True))
                 headers = {k.lower(): v for k, v in self.headers.items()}

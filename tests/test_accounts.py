@@ -23,16 +23,25 @@ from sqlmodel import select
 
 from accounts.service import AccountService
 from billing.service import BillingService
-from portfolio.service import Portfolio
 from config import load_settings
 from market_data.synthetic import SyntheticMarket
+from portfolio.service import Portfolio
 from serve_app.app import create_app
 from serve_app.service import PredictionService
-from storage.cache import Cache, RedisCache, user_quota_key
+from storage.cache import Cache, user_quota_key
 from storage.db import make_engine, session_scope
 from storage.migrate import upgrade
 from storage.registry import ModelRegistry
-from storage.schema import AnonymousUsage, ModelRecord, Prediction, PredictionStep, Symbol, UsageTracking, User, UserSession
+from storage.schema import (
+    AnonymousUsage,
+    ModelRecord,
+    Prediction,
+    PredictionStep,
+    Symbol,
+    UsageTracking,
+    User,
+    UserSession,
+)
 
 PASSWORD = "correct horse battery"
 START = datetime(2026, 3, 10, 22, 0, tzinfo=timezone.utc)

@@ -7,8 +7,18 @@ import pandas as pd
 import pytest
 
 from storage.cache import (
-    FRESH_CANDLES_TTL_S, PREDICTION_TTL_S, SYMBOL_METADATA_TTL_S, MemoryCache, decode_frame, fresh_candles_key,
-    get_frame, get_json, prediction_key, set_frame, set_json, symbol_metadata_key,
+    FRESH_CANDLES_TTL_S,
+    PREDICTION_TTL_S,
+    SYMBOL_METADATA_TTL_S,
+    MemoryCache,
+    decode_frame,
+    fresh_candles_key,
+    get_frame,
+    get_json,
+    prediction_key,
+    set_frame,
+    set_json,
+    symbol_metadata_key,
 )
 
 
@@ -65,5 +75,5 @@ def test_pickled_bytes_are_never_unpickled(cache) -> None:
     with pytest.raises(Exception) as info:
         get_frame(cache, "fresh_candles:X:EVIL:1h")
     assert "pickle" not in type(info.value).__module__
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):  # pyarrow's ArrowInvalid: not Arrow IPC, never unpickled
         decode_frame(b"\x80\x04junk")

@@ -106,3 +106,14 @@ def test_serve_config_is_a_valid_serve_deploy_file() -> None:
     names = {d.name for d in app.deployments}
     assert names == {"Api", "forecaster_1h", "forecaster_4h", "forecaster_1d", "forecaster_1w", "forecaster_1m",
                      "alert_scanner"}
+
+
+def test_the_api_ingress_never_imports_torch() -> None:
+    """The ingress and the registry reader load model kinds only when an artifact needs them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, serve_app.app, serve_app.wiring, serve_app.deployments, serve_app.active_models, "
+            "training.artifact; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]

@@ -13,6 +13,7 @@ import pytest
 import skops.io as sio
 import torch
 
+from storage.lake import Lake
 from storage.registry import ArtifactError, ModelRegistry, TrainingInfo
 from training.artifact import load_forecaster
 from training.backtest import parse_models, run_backtest
@@ -22,7 +23,6 @@ from training.direct_xgb import ANCHORS, interpolation_matrix
 from training.ensemble import FIXED_WEIGHTS, DirectForecaster, fit_weights, horizon_scale
 from training.evaluation import evaluate, insample_naive_mae, select_origins
 from training.stages import StageTimer
-from storage.lake import Lake
 
 END = pd.Timestamp("2024-12-31", tz="UTC")
 SMALL = {

@@ -20,6 +20,7 @@ from storage.lake import Lake
 from storage.location import Location, is_remote, join
 from storage.registry import ArtifactError, ModelRegistry, TrainingInfo
 
+
 @pytest.fixture(scope="module")
 def s3() -> Iterator[str]:
     """A bucket on a loopback S3 server; yields a URI prefix that pyarrow (and Ray) can open. The

@@ -14,11 +14,11 @@ import xgboost as xgb
 
 from features.build import feature_names
 from market_data.csv_source import CsvSource
+from tests.conftest import DAILY_DATA, HOURLY_DATA
 from training.dataset import symbol_rows
 from training.direct_data import SEQ_LEN, sequence_features, symbol_direct_rows
 from training.ensemble import DirectForecaster
 from training.forecaster import Forecaster, Windows
-from tests.conftest import DAILY_DATA, HOURLY_DATA
 
 # timeframe -> (fixture folder, ticker, first candle, last candle)
 CASES = {

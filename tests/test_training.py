@@ -4,10 +4,10 @@ naive, champion/challenger, and the jobs end to end (weekly training through `ra
 from __future__ import annotations
 
 import json
-from itertools import groupby
 import subprocess
 import sys
 from datetime import datetime, timezone
+from itertools import groupby
 from pathlib import Path
 
 import numpy as np

@@ -69,9 +69,12 @@ def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train
     origins = select_origins(candles, train_end_ts, test_end_ts, window, stride=stride, max_origins=max_origins,
                              horizon=horizon)
     scale = insample_naive_mae(train_candles, train_end_ts)
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for name in names:
-        results[name] = timer.run(f"evaluate {name}", lambda f=forecasters[name]: evaluate(f, origins, scale),
+        def run(f: Any = forecasters[name]) -> dict[str, Any]:
+            return evaluate(f, origins, scale)
+
+        results[name] = timer.run(f"evaluate {name}", run,
                                   lambda r: f"{r['n_origins']} origins every {stride} candles: MAE "
                                             f"{r['model']['summary']['mae_mean']:.5f} vs naive "
                                             f"{r['naive']['summary']['mae_mean']:.5f}")

@@ -39,10 +39,10 @@ class Calibration:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Calibration":
+    def from_dict(cls, data: dict) -> Calibration:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data or k != "validated_horizon"})
 
-    def extended(self, horizon: int) -> "Calibration":
+    def extended(self, horizon: int) -> Calibration:
         """Padded to `horizon` steps beyond the ones fitted (which held-out data could check): the
         forecaster carries the last checked forecast forward there, with the last band quantiles
         (so bands keep widening with sigma sqrt(h)) and a coin-flip confidence."""
@@ -59,7 +59,7 @@ class Calibration:
                            last(self.naive_hi), self.n_origins, fitted)
 
     @classmethod
-    def identity(cls, horizon: int) -> "Calibration":
+    def identity(cls, horizon: int) -> Calibration:
         """Before calibration: raw forecasts, Gaussian-like 80 % bands, coin-flip confidence."""
         ones, zeros = [1.0] * horizon, [0.0] * horizon
         return cls(ones, [-1.2816] * horizon, [1.2816] * horizon, zeros, zeros, [-1.2816] * horizon,

@@ -64,25 +64,25 @@ class DirectRows:
     def __len__(self) -> int:
         return len(self.symbol)
 
-    def take(self, mask: np.ndarray) -> "DirectRows":
+    def take(self, mask: np.ndarray) -> DirectRows:
         return DirectRows(*(getattr(self, f.name)[mask] for f in fields(self)))
 
     def as_batch(self) -> dict[str, np.ndarray]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def concat(cls, parts: list["DirectRows"] | list[dict[str, np.ndarray]]) -> "DirectRows":
+    def concat(cls, parts: list[DirectRows] | list[dict[str, np.ndarray]]) -> DirectRows:
         batches = [p.as_batch() if isinstance(p, DirectRows) else p for p in parts]
         return cls(**{f.name: np.concatenate([b[f.name] for b in batches]) for f in fields(cls)})
 
     @classmethod
-    def empty(cls, timeframe: str) -> "DirectRows":
+    def empty(cls, timeframe: str) -> DirectRows:
         return cls(np.array([], dtype=object), np.array([], dtype="datetime64[ms]"),
                    np.zeros((0, len(feature_names(timeframe))), np.float32),
                    np.zeros((0, SEQ_LEN, len(sequence_features(timeframe))), np.float32),
                    np.zeros((0, HORIZON), np.float32))
 
-    def split(self, split: Split) -> dict[str, "DirectRows"]:
+    def split(self, split: Split) -> dict[str, DirectRows]:
         parts = split.part(pd.Series(pd.to_datetime(self.timestamp, utc=True))).to_numpy()
         return {name: self.take(parts == name) for name in ("train", "valid", "holdout")}
 

@@ -158,7 +158,7 @@ class LSTMDirect:
     @classmethod
     def fit(cls, train: DirectRows, valid: DirectRows, features: list[str], params: dict[str, Any] | None = None,
             use_ray: bool = True, storage_path: str | None = None, train_workers: int | None = None,
-            max_failures: int = 0, checkpoint_every: int = 5, fail_once_after: int | None = None) -> "LSTMDirect":
+            max_failures: int = 0, checkpoint_every: int = 5, fail_once_after: int | None = None) -> LSTMDirect:
         params = {**LSTM_PARAMS, **(params or {})}
         flat = train.seq.reshape(-1, train.seq.shape[2]).astype(np.float64)
         mean, spread = flat.mean(axis=0).astype(np.float32), flat.std(axis=0)
@@ -188,7 +188,7 @@ class LSTMDirect:
             "hidden": self.net.lstm.hidden_size, "info": self.info}))
 
     @classmethod
-    def load(cls, folder: Path) -> "LSTMDirect":
+    def load(cls, folder: Path) -> LSTMDirect:
         meta = json.loads((folder / META_FILE).read_text())
         net = SequenceNet(len(meta["features"]), int(meta["hidden"]))
         try:

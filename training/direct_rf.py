@@ -51,7 +51,7 @@ class RFDirect:
 
     @classmethod
     def fit(cls, train: DirectRows, features: list[str], params: dict[str, Any] | None = None,
-            use_ray: bool = True) -> "RFDirect":
+            use_ray: bool = True) -> RFDirect:
         params = {**RF_PARAMS, **(params or {})}
         if use_ray:
             import ray
@@ -71,7 +71,7 @@ class RFDirect:
         (folder / META_FILE).write_text(json.dumps({"features": self.features, "info": self.info}))
 
     @classmethod
-    def load(cls, folder: Path) -> "RFDirect":
+    def load(cls, folder: Path) -> RFDirect:
         path = folder / MODEL_FILE
         unexpected = sorted(set(sio.get_untrusted_types(file=path)) - set(TRUSTED_TYPES))
         if unexpected:

@@ -55,7 +55,7 @@ class XGBDirect:
 
     @classmethod
     def fit(cls, train: DirectRows, valid: DirectRows, features: list[str], params: dict[str, Any], use_ray: bool,
-            storage_path: str | None = None, train_workers: int | None = None, max_failures: int = 0) -> "XGBDirect":
+            storage_path: str | None = None, train_workers: int | None = None, max_failures: int = 0) -> XGBDirect:
         train_frame, valid_frame = _frame(train, features), _frame(valid, features)
         if use_ray:
             import ray
@@ -87,7 +87,7 @@ class XGBDirect:
                                                     "info": self.info}))
 
     @classmethod
-    def load(cls, folder: Path) -> "XGBDirect":
+    def load(cls, folder: Path) -> XGBDirect:
         meta = json.loads((folder / META_FILE).read_text())
         booster = xgb.Booster()
         booster.load_model(folder / MODEL_FILE)

@@ -33,8 +33,7 @@ from training.direct_data import SEQ_LEN, sequence_features
 from training.direct_lstm import LSTMDirect
 from training.direct_rf import RFDirect
 from training.direct_xgb import XGBDirect
-from training.forecaster import (ForecastArrays, Windows, answer, calibrated_arrays, check_steps,
-                                 usable_sigma)
+from training.forecaster import ForecastArrays, Windows, answer, calibrated_arrays, check_steps, usable_sigma
 
 FIXED_WEIGHTS = {"lstm": 0.4, "xgb_direct": 0.4, "rf": 0.2}
 MEMBER_TYPES: dict[str, Any] = {"xgb_direct": XGBDirect, "rf": RFDirect, "lstm": LSTMDirect}
@@ -151,7 +150,7 @@ class DirectForecaster:
         out = self.predict_windows(windows, steps)
         explainer = self.members.get("xgb_direct")
         indicators = []
-        if explainer is not None and "xgb_direct" in self.weights:
+        if isinstance(explainer, XGBDirect) and "xgb_direct" in self.weights:
             contribs = explainer.contributions(out.origin_features.to_numpy(np.float32))
             indicators = key_indicators(contribs, self.features, self.timeframe, top_indicators)
         return answer(out, steps, indicators)
@@ -167,7 +166,7 @@ class DirectForecaster:
             "calibration": self.calibration.as_dict(), "meta": self.meta}, indent=1))
 
     @classmethod
-    def load(cls, folder: Path) -> "DirectForecaster":
+    def load(cls, folder: Path) -> DirectForecaster:
         try:
             meta = json.loads((folder / ARTIFACT_META).read_text())
             if meta.get("kind") != cls.kind:

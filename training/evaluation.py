@@ -20,12 +20,13 @@ with no knowledge of volatility cannot get right.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from training.calibration import reliability
-from training.forecaster import HORIZON, Forecaster, Windows
+from training.forecaster import HORIZON, ForecastModel, Windows
 
 
 @dataclass
@@ -113,7 +114,7 @@ def _summary(horizons: dict[str, dict[str, float]], mae_high_low: np.ndarray) ->
     }
 
 
-def evaluate(forecaster: Forecaster, origins: Origins, scale: float) -> dict[str, dict]:
+def evaluate(forecaster: ForecastModel, origins: Origins, scale: float) -> dict[str, Any]:
     """The model's and naive's metrics on the same origins: {"model": {...}, "naive": {...}}."""
     horizon = origins.actual_close.shape[1]  # fewer than 30 where history is short (see validated_horizon)
     fc = forecaster.predict_windows(origins.windows, horizon)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -54,7 +54,7 @@ class Windows:
     derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_frames(cls, frames: list[pd.DataFrame], length: int) -> "Windows":
+    def from_frames(cls, frames: list[pd.DataFrame], length: int) -> Windows:
         for i, frame in enumerate(frames):
             missing = [c for c in REQUIRED if c not in frame.columns]
             if missing:
@@ -96,6 +96,24 @@ class ForecastArrays:
     sigma: np.ndarray  # (origins,) recent one-candle volatility at the origin
     last_close: np.ndarray  # (origins,)
     origin_features: pd.DataFrame  # features at each origin (for explanations)
+
+
+class ForecastModel(Protocol):
+    """What every kind of forecaster (recursive, direct, ensemble) offers training, backtests and
+    serving: forecasts of many windows at once, one symbol's answer, and its artifact."""
+
+    kind: str
+    timeframe: str
+    window: int
+    features: list[str]
+    calibration: Calibration
+    meta: dict[str, Any]
+
+    def predict_windows(self, windows: Windows, steps: int = HORIZON) -> ForecastArrays: ...
+
+    def forecast(self, candles: pd.DataFrame, steps: int = HORIZON, top_indicators: int = 3) -> dict[str, Any]: ...
+
+    def save(self, folder: Path) -> None: ...
 
 
 class Forecaster:
@@ -186,7 +204,7 @@ class Forecaster:
         }, indent=1))
 
     @classmethod
-    def load(cls, folder: Path) -> "Forecaster":
+    def load(cls, folder: Path) -> Forecaster:
         meta_path = folder / ARTIFACT_META
         try:
             meta = json.loads(meta_path.read_text())

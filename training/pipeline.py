@@ -24,11 +24,10 @@ from market_data.source import utc
 from storage.registry import ArtifactError, ModelRegistry, TrainingInfo
 from storage.schema import ModelRecord
 from training.artifact import load_forecaster as load_artifact
-from training.direct_pipeline import VARIANTS, fit_direct
 from training.dataset import validated_horizon
-from training.ensemble import DirectForecaster
+from training.direct_pipeline import VARIANTS, fit_direct
 from training.evaluation import accuracy_avg, evaluate, insample_naive_mae, select_origins
-from training.forecaster import Forecaster
+from training.forecaster import ForecastModel
 from training.recursive_pipeline import fit_and_calibrate
 from training.stages import CALIBRATION_ORIGINS, HOLDOUT_ORIGINS, StageTimer
 
@@ -48,7 +47,7 @@ class TrainOutcome:
     seconds: dict[str, float]
 
 
-def load_forecaster(registry: ModelRegistry, record: ModelRecord) -> Forecaster | DirectForecaster:
+def load_forecaster(registry: ModelRegistry, record: ModelRecord) -> ForecastModel:
     return load_artifact(registry.open_artifact(record))
 
 
@@ -57,7 +56,7 @@ def fit_forecaster(timer: StageTimer, model: str, data_dir: str | Path, tickers:
                    direct_params: dict[str, dict[str, Any]] | None = None, use_ray: bool = True,
                    storage_path: str | None = None, max_failures: int = 0, shuffle_targets: bool = False,
                    calibration_origins: int = CALIBRATION_ORIGINS, train_workers: int | None = None,
-                   ) -> tuple[Forecaster | DirectForecaster, dict[str, pd.DataFrame], Any]:
+                   ) -> tuple[ForecastModel, dict[str, pd.DataFrame], Any]:
     """The calibrated forecaster named `model` (see MODELS), its candles and its split."""
     if model == "xgboost":
         return fit_and_calibrate(timer, data_dir, tickers, timeframe, end, fractions, params, use_ray, storage_path,

@@ -19,11 +19,18 @@ import pandas as pd
 import xgboost as xgb
 
 from features.build import feature_names
-from training.dataset import rows_local
 from market_data.source import utc
 from storage.location import Location
+from training.dataset import rows_local
 from training.stages import load_candles, split_for
-from training.xgb_train import tuned_params_key, DEFAULT_PARAMS, EARLY_STOPPING_ROUNDS, booster_params, target_scale, to_dmatrix
+from training.xgb_train import (
+    DEFAULT_PARAMS,
+    EARLY_STOPPING_ROUNDS,
+    booster_params,
+    target_scale,
+    to_dmatrix,
+    tuned_params_key,
+)
 
 REPORT_EVERY = 5  # trees between reports to Tune (and ASHA's time unit)
 

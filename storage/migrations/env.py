@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlmodel import SQLModel
 
 import storage.schema  # noqa: F401  (registers the tables on SQLModel.metadata)
-from sqlmodel import SQLModel
 from storage.db import make_engine
 
 target_metadata = SQLModel.metadata

@@ -38,12 +38,14 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=500)
     parser.add_argument("--timeframes", default="1h,4h,1d,1w,1m")
     parser.add_argument("--origins", type=int, default=600)
+    parser.add_argument("--model", default="xgboost", help="what both runs fit (the Ray/plain comparison of the "
+                                                          "recursive model by default; `auto` fits every candidate)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env = {"MARKET_SOURCE": "synthetic", "DATA_DIR": f"{tmp}/data", "MODEL_DIR": f"{tmp}/models",
                "DATABASE_URL": f"sqlite:///{tmp}/app.db"}
         common = ["--top", str(args.top), "--timeframes", args.timeframes, "--as-of", AS_OF,
-                  "--origins", str(args.origins)]
+                  "--origins", str(args.origins), "--model", args.model]
         ray_run = run_measured("ray", [sys.executable, "-m", "jobs.weekly_training", *common], env)
         if ray_run.returncode != 0:
             raise SystemExit(ray_run.output[-4000:])

@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--train-end", type=parse_as_of, required=True)
     p.add_argument("--test-end", type=parse_as_of, required=True)
     p.add_argument("--top", type=positive_int, default=20)
-    p.add_argument("--model", default="xgboost", type=_models,
-                   help=f"a model, a comma-separated list, or all: {', '.join(MODELS)} (default xgboost)")
+    p.add_argument("--model", default="auto", type=_models,
+                   help=f"a model, a comma-separated list, or all: {', '.join(MODELS)} (default auto: what the "
+                        "weekly job would deploy, reported beside every candidate)")
     p.add_argument("--json", type=Path, required=True, help="where to write the report")
     p.add_argument("--stride", type=positive_int, help="candles between forecast origins (default: fit --max-origins)")
     p.add_argument("--max-origins", type=positive_int, default=600)

@@ -80,9 +80,10 @@ def main() -> None:
     settings = settings_or_exit()
     started = time.perf_counter()
     print(f"demo: market source {settings.market_source.kind!r}; training on a smaller universe than production "
-          f"(top {TOP} symbols, timeframes {TIMEFRAMES}, 80 trees) so it fits a few minutes on 2 cores\n", flush=True)
+          f"(top {TOP} symbols, timeframes {TIMEFRAMES}, the recursive model only with 80 trees) so it fits a few "
+          "minutes on 2 cores\n", flush=True)
     weekly = [sys.executable, "-m", "jobs.weekly_training", "--top", str(TOP), "--timeframes", TIMEFRAMES,
-              "--n-estimators", "80", "--max-depth", "6", "--origins", "150"]
+              "--n-estimators", "80", "--max-depth", "6", "--origins", "150", "--model", "xgboost"]
     if subprocess.run(weekly).returncode != 0:
         raise SystemExit("demo: weekly training failed")
     base = f"http://{settings.serve_host}:{settings.serve_port}"

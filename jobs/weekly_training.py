@@ -52,9 +52,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--timeframes", type=parse_timeframes, default=list(TIMEFRAMES), help="comma-separated")
     p.add_argument("--no-ray", action="store_true", help="fetch and fit in this process")
     p.add_argument("--skip-data", action="store_true", help="train on the lake as it is (no sync/rank/update)")
-    p.add_argument("--model", choices=MODELS, default="xgboost",
-                   help="xgboost (recursive), ensemble (40%% LSTM + 40%% XGBoost + 20%% random forest, direct), "
-                        "ensemble_fitted (weights fitted on validation) or one direct model (default xgboost)")
+    p.add_argument("--model", choices=MODELS, default="auto",
+                   help="auto (every model below, the one that wins on validation deployed, naive included), "
+                        "xgboost (recursive), ensemble (40%% LSTM + 40%% XGBoost + 20%% random forest, direct), "
+                        "ensemble_fitted (weights fitted on validation) or one direct model (default auto)")
     add_model_options(p)
     p.add_argument("--origins", type=positive_int, default=HOLDOUT_ORIGINS,
                    help=f"forecast origins for calibration and for the holdout each (default {HOLDOUT_ORIGINS})")

@@ -212,18 +212,24 @@ def test_member_files_with_unexpected_content_are_refused(family, tmp_path: Path
 
 def test_backtest_ab_reports_every_model_beside_naive(binance_lake) -> None:
     root, tickers = binance_lake
-    assert parse_models("all") == ["xgboost", *VARIANTS]
+    assert parse_models("all") == ["auto", "xgboost", *VARIANTS]
     with pytest.raises(ValueError, match="unknown model"):
         parse_models("xgboost,prophet")
     small_xgb = {"n_estimators": 30, "max_depth": 4, "learning_rate": 0.1, "subsample": 0.8, "colsample_bytree": 0.8}
     report = run_backtest(root, tickers, "1d", datetime(2024, 6, 30, tzinfo=timezone.utc),
                           datetime(2024, 12, 31, tzinfo=timezone.utc), "all", small_xgb, use_ray=False,
                           max_origins=120, direct_params=SMALL, echo=lambda _: None)
-    assert list(report["models"]) == ["xgboost", *VARIANTS, "naive"]
+    assert list(report["models"]) == ["xgboost", *VARIANTS, "auto", "naive"]
+    # auto: the candidate that won on validation (naive included), reported beside every candidate
+    choice = report["choice"]
+    assert set(choice["validation_mae_vs_naive"]) == {"xgboost", *VARIANTS, "naive"}
+    assert choice["chosen"] in choice["validation_mae_vs_naive"]
+    if choice["chosen"] != "naive":
+        assert report["summary"]["auto"] == report["summary"][choice["chosen"]]
     for name, model in report["models"].items():
         assert set(model["horizons"]) == {str(h) for h in range(1, 31)}, name
         assert set(model["horizons"]["30"]) == {"mae", "mase", "directional_accuracy", "coverage_80"}
-    assert set(report["reliability"]) == {"xgboost", *VARIANTS}
+    assert set(report["reliability"]) == {"xgboost", *VARIANTS, "auto"}
     assert report["weights"]["ensemble"] == FIXED_WEIGHTS
     # the same origins for everyone: naive is computed once from the test candles, not assumed
     assert report["summary"]["naive"]["mae_mean"] > 0 and report["n_forecasts"] > 0

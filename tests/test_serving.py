@@ -43,7 +43,7 @@ def world(tmp_path_factory, request: pytest.FixtureRequest) -> dict[str, str]:
         mp.setenv(key, value)
     try:
         weekly_training.main(["--top", "6", "--timeframes", "1d", "--no-ray", "--n-estimators", "30",
-                              "--max-depth", "4", "--origins", "60"])
+                              "--max-depth", "4", "--origins", "60", "--model", "xgboost"])
     finally:
         mp.undo()
     return env

@@ -92,7 +92,7 @@ def test_forecasts_are_consistent(trained) -> None:
     forecaster, candles, _ = trained
     frame = candles["X:BTCUSDT"]
     answer = forecaster.forecast(frame, steps=30)
-    assert len(answer["steps"]) == 30 and answer["direction"] in ("up", "down")
+    assert len(answer["steps"]) == 30 and answer["direction"] == answer["steps"][-1]["direction"]
     assert 0 <= answer["confidence_avg"] <= 1 and len(answer["key_indicators"]) == 3
     last = frame["timestamp"].iloc[-1]
     previous_close = frame["close"].iloc[-1]
@@ -101,7 +101,10 @@ def test_forecasts_are_consistent(trained) -> None:
         assert s["open"] == pytest.approx(previous_close)
         assert s["low"] <= min(s["open"], s["close"]) <= max(s["open"], s["close"]) <= s["high"]
         assert s["lower"] <= s["close"] <= s["upper"]
-        assert 0 <= s["confidence"] <= 1
+        assert 0.5 <= s["confidence"] <= 1
+        moved = np.sign(s["close"] - frame["close"].iloc[-1])  # the direction is the path's
+        assert s["direction"] == {1: "up", -1: "down", 0: "flat"}[int(moved)]
+        assert s["direction"] != "flat" or s["confidence"] == 0.5
         previous_close = s["close"]
     with pytest.raises(ValueError, match="needs 320"):
         forecaster.forecast(frame.iloc[-100:])
@@ -163,7 +166,7 @@ def test_backtest_report_has_the_fixed_shape(binance_lake, tmp_path: Path, monke
     monkeypatch.setenv("MODEL_DIR", str(tmp_path / "models"))
     out = tmp_path / "report.json"
     backtest.main(["--timeframe", "1d", "--train-end", "2024-06-30", "--test-end", "2024-12-31", "--top", "6",
-                   "--json", str(out), "--no-ray", "--max-origins", "120"])
+                   "--json", str(out), "--no-ray", "--max-origins", "120", "--model", "xgboost"])
     report = json.loads(out.read_text())
     assert {"timeframe", "train_end", "test_end", "n_symbols", "n_forecasts", "models"} <= set(report)
     assert report["timeframe"] == "1d" and report["n_symbols"] == 6 and 0 < report["n_forecasts"] <= 120
@@ -189,7 +192,7 @@ def test_weekly_training_through_ray_job_submit_on_synthetic_data(ray_head, pg_d
            "DATABASE_URL": pg_database_url}
     # sizes kept small so the suite stays within its time budget; the full-size run is bench.weekly_training
     args = ["jobs.weekly_training", "--top", "6", "--timeframes", "1d,1w", "--as-of", "2025-10-01",
-            "--n-estimators", "20", "--max-depth", "4", "--origins", "50"]
+            "--n-estimators", "20", "--max-depth", "4", "--origins", "50", "--model", "xgboost"]
     proc = _submit(ray_head, env, *args)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     out = proc.stdout
@@ -203,7 +206,7 @@ def test_weekly_training_through_ray_job_submit_on_synthetic_data(ray_head, pg_d
     # a model fitted on shuffled targets must not replace it
     shuffled = _submit(ray_head, env, "jobs.weekly_training", "--top", "6", "--timeframes", "1d", "--as-of",
                        "2025-10-01", "--n-estimators", "20", "--max-depth", "4", "--origins", "50", "--skip-data",
-                       "--shuffle-targets")
+                       "--shuffle-targets", "--model", "xgboost")
     assert shuffled.returncode == 0, shuffled.stdout[-4000:] + shuffled.stderr[-2000:]
     assert "not activated" in shuffled.stdout
     assert registry.active("1d").id == active.id and len(registry.list("1d")) == 2
@@ -228,7 +231,7 @@ def test_weekly_training_on_binance_candles_through_ray_job_submit(ray_head, tmp
     env = {"MARKET_SOURCE": f"csv:{DAILY_DATA}", "DATA_DIR": str(tmp_path / "data"),
            "MODEL_DIR": str(tmp_path / "models"), "DATABASE_URL": f"sqlite:///{db}"}
     proc = _submit(ray_head, env, "jobs.weekly_training", "--top", "10", "--timeframes", "1d,1w", "--as-of",
-                   "2024-12-31", "--n-estimators", "20", "--max-depth", "4", "--origins", "50")
+                   "2024-12-31", "--n-estimators", "20", "--max-depth", "4", "--origins", "50", "--model", "xgboost")
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     upgrade(f"sqlite:///{db}")
     registry = ModelRegistry(make_engine(f"sqlite:///{db}"), tmp_path / "models")

@@ -20,15 +20,16 @@ from training.dataset import validated_horizon
 from training.direct_pipeline import VARIANTS, fit_direct
 from training.evaluation import evaluate, insample_naive_mae, select_origins
 from training.forecaster import HORIZON
-from training.pipeline import MODELS
+from training.pipeline import AUTO, MODELS, fit_candidates
 from training.recursive_pipeline import fit_and_calibrate
+from training.selection import choose
 from training.stages import StageTimer, load_candles
 
 FRACTIONS = (0.75, 0.25, 0.0)  # train | valid before train_end; the test period is the holdout
 
 
 def parse_models(value: str) -> list[str]:
-    """`xgboost`, a comma-separated list of MODELS, or `all`."""
+    """`auto`, `xgboost`, a comma-separated list of MODELS, or `all` (every candidate and `auto`)."""
     names = list(MODELS) if value.strip() == "all" else [v.strip() for v in value.split(",") if v.strip()]
     unknown = [n for n in names if n not in MODELS]
     if unknown or not names:
@@ -47,11 +48,17 @@ def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train
     timer = StageTimer(f"backtest {timeframe}", echo=echo)
     forecasters: dict[str, Any] = {}
     train_candles, split = None, None
-    if "xgboost" in names:
+    auto = AUTO in names
+    if auto:  # every candidate, reported beside the one chosen
+        forecasters, train_candles, split = fit_candidates(timer, data_dir, tickers, timeframe, train_end_ts, FRACTIONS,
+                                                           params, direct_params, use_ray, storage_path,
+                                                           calibration_origins=max_origins)
+        names = [n for n in names if n != AUTO and n not in forecasters] + [*forecasters, AUTO]
+    if "xgboost" in names and "xgboost" not in forecasters:
         forecasters["xgboost"], train_candles, split = fit_and_calibrate(
             timer, data_dir, tickers, timeframe, train_end_ts, FRACTIONS, params, use_ray, storage_path,
             calibration_origins=max_origins)
-    direct = tuple(n for n in names if n in VARIANTS)
+    direct = tuple(n for n in names if n in VARIANTS and n not in forecasters)
     if direct:
         fitted, train_candles, split = fit_direct(timer, data_dir, tickers, timeframe, train_end_ts, FRACTIONS,
                                                   direct_params, use_ray, storage_path,
@@ -59,6 +66,13 @@ def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train
         forecasters.update(fitted)
     if train_candles is None or split is None:  # parse_models admits only known names, so one was fitted
         raise ValueError(f"no model to backtest in {names}")
+    names = [n for n in names if n in forecasters or n == AUTO]  # direct models cannot fit 1m
+    if auto:
+        candidates = dict(forecasters)
+        fitted_candles, fitted_split = train_candles, split
+        choice = timer.run("choose", lambda: choose(candidates, fitted_candles, fitted_split, max_origins),
+                           lambda c: c.describe())
+        forecasters[AUTO] = choice.forecaster
     candles = load_candles(data_dir, list(train_candles), timeframe, test_end_ts)
     window = max(f.window for f in forecasters.values())
     if stride is None:
@@ -90,6 +104,7 @@ def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train
         "summary": {**{n: results[n]["model"]["summary"] for n in names}, "naive": naive["summary"]},
         "reliability": {n: results[n]["model"]["reliability"] for n in names},
         "weights": {n: f.weights for n, f in forecasters.items() if hasattr(f, "weights")},
+        **({"choice": {"chosen": choice.name, "validation_mae_vs_naive": choice.scores}} if auto else {}),
         "origins": {"stride_candles": stride, "max_origins": max_origins, "horizon": horizon,
                     "note": "origins are test-period candles with a full feature window before them and "
                             f"{horizon} known candles after them, every {stride} candles"

@@ -271,12 +271,12 @@ def path_direction(cal: Calibration, raw: np.ndarray, cum: np.ndarray, sigma: np
     """Direction and confidence that agree with the close path: where the close moves, its sign
     (+1 up, -1 down) with the calibrated probability that it is right; where it does not (no
     proven edge), 0 (`flat`) with confidence 0.5. Beyond the validated horizon the last checked
-    step is carried forward, as the close is."""
+    step's direction is carried forward, as its close is, with confidence 0.5: never checked."""
     direction = np.sign(cum).astype(int)
     conf = np.where(direction != 0, confidence(cal, raw, sigma), 0.5)
     if checked < cum.shape[1]:
         direction[:, checked:] = direction[:, checked - 1: checked]
-        conf[:, checked:] = conf[:, checked - 1: checked]
+        conf[:, checked:] = 0.5
     return direction, conf
 
 

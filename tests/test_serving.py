@@ -96,7 +96,7 @@ def _assert_consistent(answer: dict, timeframe_step: pd.Timedelta, n: int) -> No
         assert pd.Timestamp(s["timestamp"]) == first + i * timeframe_step
         assert s["low"] <= min(s["open"], s["close"]) and max(s["open"], s["close"]) <= s["high"]
         assert s["lower"] <= s["close"] <= s["upper"]
-        assert 0 <= s["confidence"] <= 1 and s["direction"] in ("up", "down")
+        assert 0.5 <= s["confidence"] <= 1 and s["direction"] in ("up", "down", "flat")
         if i:
             assert s["open"] == pytest.approx(steps[i - 1]["close"])
 

@@ -1,0 +1,199 @@
+"""Honest forecasts on real candles: every candidate and the one `auto` deploys, against naive, on
+test windows the models never saw.
+
+    .venv/bin/python -m bench.honesty [--timeframes 1h,4h,1d] [--top N] [--n-estimators N] [--epochs N]
+
+Per timeframe and test window (daily: each half-year from 2022H2 to 2024H2 on
+../shared/data/binance_daily; hourly and 4-hourly: each quarter from 2022-07 to 2023-06 on
+../shared/data/binance_hourly), the lake is filled as of the window's end, every candidate is
+fitted and calibrated on candles before the window (`training.pipeline.fit_candidates`, the
+weekly job's path, without Ray), `auto` picks on validation, and all of them forecast the same
+test origins. Printed per model: the MAE ratio to naive at h = 1, 5, 10, 30 with a 95 % block
+bootstrap interval (blocks of 10 candles of origin time, all symbols together: neighbouring
+origins share most of their future and coins move together), the 80 % band's coverage at h = 1
+and 30, and for the chosen model the reliability table of its confidence (deciles of the steps
+that call a direction). Everything also goes to bench/results/honesty.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from jobs.cli import model_params
+from market_data.csv_source import CsvSource
+from market_data.update import update_pair
+from storage.lake import Lake
+from training.calibration import reliability
+from training.dataset import HORIZON
+from training.evaluation import Origins, select_origins
+from training.forecaster import ForecastModel
+from training.pipeline import fit_candidates
+from training.selection import choose
+from training.stages import StageTimer, load_candles
+from training.xgb_train import DEFAULT_PARAMS
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+OUT = ROOT / "bench" / "results" / "honesty.json"
+FRACTIONS = (0.75, 0.25, 0.0)  # as the backtest: train | valid before the window, the window is the test
+HORIZONS = (1, 5, 10, 30)
+BLOCK_CANDLES = 10
+BOOTSTRAP = 1000
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+def _half_years() -> list[tuple[datetime, datetime]]:
+    starts = ["2022-07-01", "2023-01-01", "2023-07-01", "2024-01-01", "2024-07-01"]
+    ends = [*starts[1:], "2025-01-01"]
+    return [(_utc(a), _utc(b)) for a, b in zip(starts, ends)]
+
+
+def _quarters() -> list[tuple[datetime, datetime]]:
+    starts = ["2022-07-01", "2022-10-01", "2023-01-01", "2023-04-01"]
+    ends = [*starts[1:], "2023-07-01"]
+    return [(_utc(a), _utc(b)) for a, b in zip(starts, ends)]
+
+
+@dataclass(frozen=True)
+class Plan:
+    data: Path
+    windows: list[tuple[datetime, datetime]]
+    max_origins: int
+
+
+PLANS = {
+    "1d": Plan(SHARED / "binance_daily", _half_years(), 600),
+    "4h": Plan(SHARED / "binance_hourly", _quarters(), 600),
+    "1h": Plan(SHARED / "binance_hourly", _quarters(), 800),
+}
+
+
+def fill_lake(root: Path, plan: Plan, timeframe: str, as_of: datetime, top: int | None) -> list[str]:
+    source = CsvSource(plan.data)
+    tickers = sorted(t.ticker for t in source.list_tickers())[: top or None]
+    lake = Lake(root)
+    for ticker in tickers:
+        update_pair(lake, source, ticker, timeframe, as_of)
+    return tickers
+
+
+def _blocks(origins: Origins, timeframe: str) -> np.ndarray:
+    """Block id of each origin: its origin time in runs of BLOCK_CANDLES candles, all symbols together."""
+    stamps = pd.DatetimeIndex(origins.windows.stamps[:, -1])
+    step = pd.Timedelta(hours={"1h": 1, "4h": 4, "1d": 24}[timeframe])
+    return np.asarray((stamps - stamps.min()) // (step * BLOCK_CANDLES), dtype=np.int64)
+
+
+def ratio_with_interval(err: np.ndarray, naive: np.ndarray, blocks: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+    """MAE(err) / MAE(naive) and its 95 % block-bootstrap interval."""
+    ids, index = np.unique(blocks, return_inverse=True)
+    e_sum = np.bincount(index, weights=err, minlength=len(ids))
+    n_sum = np.bincount(index, weights=naive, minlength=len(ids))
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(len(ids), np.full(len(ids), 1.0 / len(ids)), size=BOOTSTRAP).astype(np.float64)
+    ratios = (draws @ e_sum) / (draws @ n_sum)
+    low, high = np.quantile(ratios, [0.025, 0.975])
+    return float(err.sum() / naive.sum()), float(low), float(high)
+
+
+def score(model: ForecastModel, origins: Origins, blocks: np.ndarray) -> dict[str, Any]:
+    fc = model.predict_windows(origins.windows, HORIZON)
+    actual = origins.actual_close
+    c0 = fc.last_close[:, None]
+    lower, upper = np.log(fc.lower / c0), np.log(fc.upper / c0)
+    err, naive = np.abs(fc.cum_return - actual), np.abs(actual)
+    out: dict[str, Any] = {"mae_ratio": {}, "coverage_80": {}}
+    for h in HORIZONS:
+        out["mae_ratio"][str(h)] = ratio_with_interval(err[:, h - 1], naive[:, h - 1], blocks)
+    for h in (1, HORIZON):
+        out["coverage_80"][str(h)] = float(np.mean((lower[:, h - 1] <= actual[:, h - 1]) & (actual[:, h - 1] <= upper[:, h - 1])))
+    called = fc.direction != 0
+    out["called"] = float(called.mean())
+    out["reliability"] = reliability(fc.confidence[called], (np.sign(actual) == fc.direction)[called])
+    return out
+
+
+def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime, params: dict[str, Any],
+               direct_params: dict[str, dict[str, Any]], top: int | None) -> dict[str, Any]:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        tickers = fill_lake(Path(tmp), plan, timeframe, end, top)
+        timer = StageTimer(f"{timeframe} {start:%Y-%m-%d}", echo=lambda line: print(line, flush=True))
+        candidates, candles, split = fit_candidates(timer, tmp, tickers, timeframe, pd.Timestamp(start), FRACTIONS,
+                                                    params, direct_params, use_ray=False,
+                                                    calibration_origins=plan.max_origins)
+        choice = choose(candidates, candles, split, plan.max_origins)
+        print(f"[{timeframe} {start:%Y-%m-%d}] choose     {choice.describe()}", flush=True)
+        test = load_candles(tmp, list(candles), timeframe, pd.Timestamp(end))
+        window = max(f.window for f in candidates.values())
+        eligible = sum(int(((f["timestamp"] >= start) & (f["timestamp"] < end)).sum()) for f in test.values())
+        stride = max(1, int(np.ceil(eligible / plan.max_origins)))
+        origins = select_origins(test, pd.Timestamp(start), pd.Timestamp(end), window, stride=stride,
+                                 max_origins=plan.max_origins, horizon=HORIZON)
+        blocks = _blocks(origins, timeframe)
+        models: dict[str, ForecastModel] = {**candidates, f"auto ({choice.name})": choice.forecaster}
+        scores = {name: score(model, origins, blocks) for name, model in models.items()}
+    return {"timeframe": timeframe, "window": f"{start:%Y-%m-%d} to {end:%Y-%m-%d}", "symbols": len(candles),
+            "origins": len(origins), "stride": stride, "blocks": int(len(np.unique(blocks))), "chosen": choice.name,
+            "validation_mae_vs_naive": choice.scores, "models": scores,
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def print_window(result: dict[str, Any]) -> None:
+    print(f"\n== {result['timeframe']} test {result['window']}: {result['symbols']} symbols, {result['origins']} "
+          f"origins every {result['stride']} candles, {result['blocks']} bootstrap blocks, {result['seconds']} s; "
+          f"chosen on validation: {result['chosen']}")
+    head = " ".join(f"{'h' + str(h):>21}" for h in HORIZONS)
+    print(f"{'model':<22} {head}  {'cov h1':>7} {'cov h30':>7} {'called':>7}")
+    for name, s in result["models"].items():
+        cells = " ".join(f"{r:>7.3f} [{lo:.3f},{hi:.3f}]" for r, lo, hi in (s["mae_ratio"][str(h)] for h in HORIZONS))
+        print(f"{name:<22} {cells}  {s['coverage_80']['1']:>7.3f} {s['coverage_80']['30']:>7.3f} {s['called']:>7.3f}")
+    chosen = next(v for k, v in result["models"].items() if k.startswith("auto"))
+    if chosen["reliability"]:
+        rows = ", ".join(f"{r['predicted']:.3f}->{r['observed']:.3f} (n {r['n']})" for r in chosen["reliability"])
+        print(f"reliability of the chosen model (stated -> observed): {rows}")
+    else:
+        print("reliability of the chosen model: every step flat (no direction called)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--timeframes", default="1h,4h,1d")
+    parser.add_argument("--top", type=int, help="only the first N coins of each data set (default: all)")
+    parser.add_argument("--windows", type=int, help="only the first N test windows of each timeframe")
+    parser.add_argument("--n-estimators", type=int)
+    parser.add_argument("--max-depth", type=int)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    params, direct_params = model_params(args, dict(DEFAULT_PARAMS))
+    results = []
+    for timeframe in args.timeframes.split(","):
+        plan = PLANS[timeframe]
+        if not plan.data.is_dir():
+            raise SystemExit(f"bench.honesty needs {plan.data} (the project's shared real data)")
+        for start, end in plan.windows[: args.windows or None]:
+            result = run_window(timeframe, plan, start, end, params, direct_params, args.top)
+            print_window(result)
+            results.append(result)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps({"params": params, "direct_params": direct_params, "results": results},
+                                           indent=1, default=str))
+    print(f"\nresults in {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from config import HORIZON
 from jobs.cli import model_params
 from market_data.csv_source import CsvSource
 from market_data.update import update_pair
 from storage.lake import Lake
 from training.calibration import reliability
-from training.dataset import HORIZON
 from training.evaluation import Origins, select_origins
 from training.forecaster import ForecastModel
 from training.pipeline import fit_candidates

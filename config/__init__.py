@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 TIMEFRAMES: tuple[str, ...] = ("1h", "4h", "1d", "1w", "1m")
+HORIZON = 30  # candles every forecast covers: what training checks and the API's most steps
 
 
 class ConfigError(ValueError):

@@ -1,4 +1,6 @@
-"""What each timeframe means: the API's multiplier and timespan, its length, how candles group."""
+"""What each timeframe means, in one record: the API's multiplier and timespan, its length, how
+candles group, how long the lake keeps them, and how far ahead held-out data can check a forecast.
+The feature profile of each timeframe (indicator windows, serving window) is `features.profiles`."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from config import TIMEFRAMES
+from config import HORIZON, TIMEFRAMES
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,12 @@ class Timeframe:
     timespan: str  # the aggregates API's `timespan`
     rule: str  # pandas resample rule for aggregating finer candles into this one
     approx_hours: float  # for sizing requests; months and weeks are not fixed lengths
+    retention_days: int  # the lake keeps this much history (the architecture's retention policy)
+    # How far ahead forecasts can be checked on held-out data: all HORIZON steps, except where the
+    # retained history is too short (60 monthly candles cannot hold training rows, validation and
+    # holdout origins with 30 known months after each). Beyond it a forecast is naive with
+    # extrapolated bands.
+    validated_horizon: int = HORIZON
 
     def offset(self) -> pd.DateOffset:
         """The calendar step between consecutive candle open times."""
@@ -27,11 +35,11 @@ class Timeframe:
 
 # Weeks open on Monday 00:00 UTC (ISO weeks), months on the first day 00:00 UTC.
 TIMEFRAME_SPECS: dict[str, Timeframe] = {
-    "1h": Timeframe("1h", 1, "hour", "1h", 1.0),
-    "4h": Timeframe("4h", 4, "hour", "4h", 4.0),
-    "1d": Timeframe("1d", 1, "day", "1D", 24.0),
-    "1w": Timeframe("1w", 1, "week", "W-MON", 24.0 * 7),
-    "1m": Timeframe("1m", 1, "month", "MS", 24.0 * 30.44),
+    "1h": Timeframe("1h", 1, "hour", "1h", 1.0, retention_days=365),
+    "4h": Timeframe("4h", 4, "hour", "4h", 4.0, retention_days=1095),
+    "1d": Timeframe("1d", 1, "day", "1D", 24.0, retention_days=1825),
+    "1w": Timeframe("1w", 1, "week", "W-MON", 24.0 * 7, retention_days=1825),
+    "1m": Timeframe("1m", 1, "month", "MS", 24.0 * 30.44, retention_days=1825, validated_horizon=3),
 }
 assert tuple(TIMEFRAME_SPECS) == TIMEFRAMES
 

@@ -7,8 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from config import HORIZON
+
 Timeframe = Literal["1h", "4h", "1d", "1w", "1m"]
-MAX_STEPS = 30
+MAX_STEPS = HORIZON
 # letters, digits and the separators tickers use; no spaces or control characters (a NUL byte
 # is refused before it reaches the database)
 TICKER_PATTERN = r"^[A-Za-z0-9:._/-]+$"

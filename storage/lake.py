@@ -21,9 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from config import TIMEFRAMES
+from market_data.timeframes import TIMEFRAME_SPECS
 from storage.location import Location, is_remote
 
-RETENTION_DAYS: dict[str, int] = {"1h": 365, "4h": 1095, "1d": 1825, "1w": 1825, "1m": 1825}
+RETENTION_DAYS: dict[str, int] = {name: tf.retention_days for name, tf in TIMEFRAME_SPECS.items()}
 
 OHLCV_COLUMNS: tuple[str, ...] = ("timestamp", "open", "high", "low", "close", "volume", "vwap")
 

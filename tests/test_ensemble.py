@@ -17,10 +17,11 @@ from storage.lake import Lake
 from storage.registry import ArtifactError, ModelRegistry, TrainingInfo
 from training.artifact import load_forecaster
 from training.backtest import parse_models, run_backtest
+from training.calibration import horizon_scale
 from training.direct_data import SEQ_LEN, horizon_targets, sequence_features, symbol_direct_rows
 from training.direct_pipeline import VARIANTS, calibrate_variants, fit_direct
 from training.direct_xgb import ANCHORS, interpolation_matrix
-from training.ensemble import FIXED_WEIGHTS, DirectForecaster, fit_weights, horizon_scale
+from training.ensemble import FIXED_WEIGHTS, DirectForecaster, fit_weights
 from training.evaluation import evaluate, insample_naive_mae, select_origins
 from training.stages import StageTimer
 
@@ -96,11 +97,11 @@ def test_every_model_trains_and_the_ensemble_combines_them(family) -> None:
     assert all(w >= 0 for w in fitted.values()) and sum(fitted.values()) == pytest.approx(1.0, abs=1e-5)
     origins = select_origins(candles, split.holdout_start, END, ensemble.window, max_origins=60)
     members = ensemble.member_z(origins.windows)
-    expected = sum(FIXED_WEIGHTS[n] * members[n] for n in FIXED_WEIGHTS) * horizon_scale(ensemble.sigma(origins.windows))
+    expected = sum(FIXED_WEIGHTS[n] * members[n] for n in FIXED_WEIGHTS) * horizon_scale(ensemble.sigma(origins.windows), 30)
     np.testing.assert_allclose(ensemble.raw_return(origins.windows), expected, rtol=1e-9)
     for name in ("xgb_direct", "rf", "lstm"):
         single = forecasters[name].raw_return(origins.windows)
-        np.testing.assert_allclose(single, members[name] * horizon_scale(ensemble.sigma(origins.windows)), rtol=1e-9)
+        np.testing.assert_allclose(single, members[name] * horizon_scale(ensemble.sigma(origins.windows), 30), rtol=1e-9)
 
 
 def test_fitted_weights_find_the_informative_member() -> None:

@@ -14,13 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.profiles import profile_for
 from storage.db import make_engine
 from storage.lake import Lake
 from storage.migrate import upgrade
 from storage.registry import ArtifactError, ModelRegistry
 from training.calibration import fit_calibration
-from training.dataset import next_candle_targets, time_split
+from training.dataset import next_candle_targets, time_split, validated_horizon
 from training.evaluation import evaluate, insample_naive_mae, select_origins
 from training.forecaster import Forecaster, Windows
 from training.recursive_pipeline import fit_and_calibrate
@@ -57,7 +56,7 @@ def test_split_is_by_time_with_purge_gaps(timeframe: str) -> None:
         first = pd.Timestamp("2024-01-01", tz="UTC")
     s = time_split(first, last, timeframe)
     step = {"1h": pd.Timedelta(hours=1), "1d": pd.Timedelta(days=1), "1w": pd.Timedelta(days=7)}[timeframe]
-    gap = step * max(profile_for(timeframe).warmup, 30)
+    gap = step * validated_horizon(timeframe)
     assert s.valid_start - s.train_end >= gap * 0.999 and s.holdout_start - s.valid_end >= gap * 0.999
     assert first < s.train_end < s.valid_start < s.valid_end < s.holdout_start < last
     parts = s.part(pd.Series(pd.date_range(first, last, freq="1D")))

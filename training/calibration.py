@@ -66,10 +66,15 @@ class Calibration:
                    [1.2816] * horizon, 0)
 
 
+def horizon_scale(sigma: np.ndarray, steps: int) -> np.ndarray:
+    """(origins x steps) sigma sqrt(h): how far a random walk with one-candle volatility sigma
+    typically moves in h candles. Bands, confidence and the direct models' targets are in its units."""
+    return sigma[:, None] * np.sqrt(np.arange(1, steps + 1))[None, :]
+
+
 def scaled(values: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """Divide (origins x horizons) values by sigma * sqrt(h)."""
-    horizon = values.shape[1]
-    return values / (sigma[:, None] * np.sqrt(np.arange(1, horizon + 1))[None, :])
+    return values / horizon_scale(sigma, values.shape[1])
 
 
 SHRINK_QUANTILE = 0.10  # keep the share of the model's move that 90 % of block resamples still prove

@@ -5,8 +5,8 @@ scale-free as the features: the close's log return, and how far the high and low
 the candle body (the upper and lower shadows). The forecaster rebuilds whole candles from them.
 
 Splits are by time, shared by every symbol: train | gap | validation | gap | holdout, with gaps
-as long as the longest indicator window, so no validation or holdout feature window reaches
-back into the training period. Nothing is shuffled across time.
+as long as the horizon, so no training target (a direct model's reaches 30 candles ahead) and no
+validation future reaches into the next part. Nothing is shuffled across time.
 """
 
 from __future__ import annotations
@@ -24,25 +24,17 @@ from market_data.timeframes import spec
 from storage.lake import Lake
 
 TARGETS = ["target_ret", "target_up", "target_down"]
-HORIZON = 30
-# How far ahead forecasts can be checked on held-out data, where the retained history is too short
-# for all 30 steps: 60 monthly candles cannot hold training rows, validation and holdout origins
-# with 30 known months after each. Beyond it a forecast is naive with extrapolated bands.
-VALIDATED_HORIZON = {"1m": 3}
-
-
 def validated_horizon(timeframe: str) -> int:
-    return VALIDATED_HORIZON.get(timeframe, HORIZON)
+    """How far ahead held-out data can check this timeframe's forecasts (`Timeframe.validated_horizon`)."""
+    return spec(timeframe).validated_horizon
 
 
 def purge_candles(timeframe: str) -> int:
-    """Candles between train, validation and holdout: the longest indicator window and the
-    horizon, so no validation future reaches the holdout and no training target the validation.
-    Monthly history is too short for that; there the gap is the validated horizon (what must not
-    cross is targets and futures; a feature reading earlier candles is no leak)."""
-    if timeframe in VALIDATED_HORIZON:
-        return VALIDATED_HORIZON[timeframe]
-    return max(profile_for(timeframe).warmup, HORIZON)
+    """Candles between train, validation and holdout: the checked horizon, so no training target
+    reaches the validation and no validation future the holdout. What must not cross is targets
+    and futures; a feature reading earlier candles is no leak. (The gap used to be the longest
+    indicator window, 250 candles: it left a daily model's training 250 days older than needed.)"""
+    return validated_horizon(timeframe)
 
 
 def next_candle_targets(candles: pd.DataFrame) -> pd.DataFrame:

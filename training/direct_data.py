@@ -20,10 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from config import HORIZON
 from features.build import WARMUP_COLUMN, build_features, feature_names
 from features.profiles import profile_for
 from storage.lake import Lake
-from training.dataset import HORIZON, Split, clip
+from training.calibration import horizon_scale
+from training.dataset import Split, clip
 
 SEQ_LEN = 16
 SEQUENCE_GROUPS = frozenset({"returns", "volatility", "range", "volume", "statistics", "calendar"})
@@ -47,7 +49,7 @@ def horizon_targets(close: np.ndarray, sigma: np.ndarray, horizon: int = HORIZON
         if h < n:
             out[: n - h, h - 1] = log_close[h:] - log_close[:-h]
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = out / (np.where(sigma > 0, sigma, np.nan)[:, None] * np.sqrt(np.arange(1, horizon + 1))[None, :])
+        z = out / horizon_scale(np.where(sigma > 0, sigma, np.nan), horizon)
     return np.clip(z, -Z_CLIP, Z_CLIP)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.dataset import HORIZON
+from config import HORIZON
 from training.direct_data import DirectRows
 from training.ray_layout import run_config, worker_layout
 

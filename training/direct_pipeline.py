@@ -16,14 +16,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from config import HORIZON
 from features.build import feature_names
-from training.calibration import fit_calibration
-from training.dataset import HORIZON, NotEnoughHistory, Split, validated_horizon
+from training.calibration import fit_calibration, horizon_scale
+from training.dataset import NotEnoughHistory, Split, validated_horizon
 from training.direct_data import DirectRows, direct_rows, sequence_features, thinning_stride
 from training.direct_lstm import LSTM_PARAMS, LSTMDirect
 from training.direct_rf import RF_PARAMS, RFDirect
 from training.direct_xgb import DIRECT_XGB_PARAMS, XGBDirect
-from training.ensemble import FIXED_WEIGHTS, DirectForecaster, Member, fit_weights, horizon_scale
+from training.ensemble import FIXED_WEIGHTS, DirectForecaster, Member, fit_weights
 from training.evaluation import select_origins
 from training.stages import CALIBRATION_ORIGINS, StageTimer, candles_and_split
 
@@ -74,7 +75,7 @@ def calibrate_variants(members: dict[str, Member], timeframe: str, candles: dict
     origins = select_origins(candles, split.valid_start, split.valid_end, probe.window, max_origins=max_origins)
     sigma = probe.sigma(origins.windows)
     member_z = probe.member_z(origins.windows)
-    actual_z = origins.actual_close / horizon_scale(sigma)
+    actual_z = origins.actual_close / horizon_scale(sigma, HORIZON)
     out = {}
     for variant in variants:
         if variant == "ensemble":

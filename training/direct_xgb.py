@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from training.dataset import HORIZON
+from config import HORIZON
 from training.direct_data import DirectRows
 from training.xgb_train import DEFAULT_PARAMS, fit_local, fit_with_ray, target_scale
 

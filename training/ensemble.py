@@ -23,12 +23,12 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from config import HORIZON
 from features.build import feature_names, stacked_tail
 from features.explain import key_indicators
 from features.profiles import profile_for
 from market_data.timeframes import spec
-from training.calibration import Calibration
-from training.dataset import HORIZON
+from training.calibration import Calibration, horizon_scale
 from training.direct_data import SEQ_LEN, sequence_features
 from training.direct_lstm import LSTMDirect
 from training.direct_rf import RFDirect
@@ -47,11 +47,6 @@ class Member(Protocol):
     def predict(self, x: np.ndarray, seq: np.ndarray) -> np.ndarray: ...  # (origins, 30) z
 
     def save(self, folder: Path) -> None: ...
-
-
-def horizon_scale(sigma: np.ndarray, steps: int = HORIZON) -> np.ndarray:
-    """(origins x steps) sigma sqrt(h): z targets times this are cumulative log returns."""
-    return sigma[:, None] * np.sqrt(np.arange(1, steps + 1))[None, :]
 
 
 def fit_weights(member_z: dict[str, np.ndarray], actual_z: np.ndarray) -> dict[str, float]:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.calibration import reliability
+from training.calibration import horizon_scale, reliability
 from training.forecaster import HORIZON, ForecastModel, Windows
 
 
@@ -123,9 +123,9 @@ def evaluate(forecaster: ForecastModel, origins: Origins, scale: float) -> dict[
                                np.log(fc.upper / c0), scale)
     hl = (np.abs(np.log(fc.high / c0) - origins.actual_high) + np.abs(np.log(fc.low / c0) - origins.actual_low)) / 2
     cal = forecaster.calibration
-    root_h = np.sqrt(np.arange(1, horizon + 1))[None, :]
-    naive_lo = fc.sigma[:, None] * root_h * np.asarray(cal.naive_lo)[None, :horizon]
-    naive_hi = fc.sigma[:, None] * root_h * np.asarray(cal.naive_hi)[None, :horizon]
+    band_scale = horizon_scale(fc.sigma, horizon)
+    naive_lo = band_scale * np.asarray(cal.naive_lo)[None, :horizon]
+    naive_hi = band_scale * np.asarray(cal.naive_hi)[None, :horizon]
     zeros = np.zeros_like(origins.actual_close)
     naive_h = _horizon_metrics(zeros, origins.actual_close, np.ones_like(fc.direction), naive_lo, naive_hi, scale)
     naive_hl = (np.abs(origins.actual_high) + np.abs(origins.actual_low)) / 2

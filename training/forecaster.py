@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from config import HORIZON
 from features.build import REQUIRED, stacked_latest
 from features.explain import key_indicators
 from features.profiles import profile_for
 from market_data.timeframes import spec
-from training.calibration import Calibration, confidence
+from training.calibration import Calibration, confidence, horizon_scale
 
-HORIZON = 30
 ARTIFACT_MODEL = "model.ubj"
 ARTIFACT_META = "forecaster.json"
 
@@ -239,7 +239,6 @@ def calibrated_arrays(raw: np.ndarray, ups: np.ndarray, downs: np.ndarray, sigma
     cum = point_forecast(cal, raw, sigma)
     if checked < steps:
         cum[:, checked:] = cum[:, checked - 1: checked]
-    root_h = np.sqrt(np.arange(1, steps + 1))[None, :]
     close = last_close[:, None] * np.exp(cum)
     open_ = np.column_stack([last_close, close[:, :-1]])
     high = np.maximum(open_, close) * np.exp(ups)
@@ -248,8 +247,9 @@ def calibrated_arrays(raw: np.ndarray, ups: np.ndarray, downs: np.ndarray, sigma
     moves = cum != 0
     band_lo = np.where(moves, np.asarray(cal.band_lo)[None, :steps], np.asarray(cal.naive_lo)[None, :steps])
     band_hi = np.where(moves, np.asarray(cal.band_hi)[None, :steps], np.asarray(cal.naive_hi)[None, :steps])
-    lower = last_close[:, None] * np.exp(cum + sigma[:, None] * root_h * band_lo)
-    upper = last_close[:, None] * np.exp(cum + sigma[:, None] * root_h * band_hi)
+    scale = horizon_scale(sigma, steps)
+    lower = last_close[:, None] * np.exp(cum + scale * band_lo)
+    upper = last_close[:, None] * np.exp(cum + scale * band_hi)
     lower, upper = np.minimum(lower, close), np.maximum(upper, close)
     direction, conf = path_direction(cal, raw, cum, sigma, checked)
     return ForecastArrays(times, open_, high, low, close, lower, upper, conf, direction, cum, raw, sigma,

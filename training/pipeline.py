@@ -20,11 +20,12 @@ from typing import Any
 
 import pandas as pd
 
+from config import HORIZON
 from market_data.source import utc
 from storage.registry import ArtifactError, ModelRegistry, TrainingInfo
 from storage.schema import ModelRecord
 from training.artifact import load_forecaster as load_artifact
-from training.dataset import HORIZON, validated_horizon
+from training.dataset import validated_horizon
 from training.direct_pipeline import VARIANTS, fit_direct
 from training.evaluation import accuracy_avg, evaluate, insample_naive_mae, select_origins
 from training.forecaster import ForecastModel

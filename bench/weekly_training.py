@@ -3,7 +3,7 @@ the same run, the same training with plain `xgboost.train` in one process (`--no
 
     .venv/bin/python -m bench.weekly_training [--top 500] [--timeframes 1h,4h,1d,1w,1m]
 
-The full scale of the architecture document is `--top 500` with all five timeframes (the
+Production scale is `--top 500` with all five timeframes (the
 default); on a 2-core machine that takes hours, so smaller runs say what they measured.
 """
 

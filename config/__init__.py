@@ -1,6 +1,6 @@
 """The one place where configuration is read from the environment.
 
-Every setting of DESIGN.md's table is optional; the defaults are the embedded ones (SQLite,
+Every setting of README.md's configuration table is optional; the defaults are the embedded ones (SQLite,
 in-process cache, synthetic market) so that a fresh checkout runs with nothing else installed.
 A malformed value stops the program with one line that names the variable and what it expects,
 because a typo in production must never silently fall back to a default.
@@ -67,7 +67,7 @@ class Quotas:
 
 @dataclass(frozen=True)
 class AccountSettings:
-    """Identity and quota settings (DESIGN.md "Phase II and III")."""
+    """Identity and quota settings: session lifetime, cookies, daily quotas per tier."""
 
     quotas: Quotas
     session_ttl_days: int
@@ -113,7 +113,7 @@ DEFAULT_LIMITS = {"free": (3, 20, 5), "premium": (10, 100, 50), "pro": (50, 500,
 
 @dataclass(frozen=True)
 class BillingSettings:
-    """Stripe (DESIGN.md "Billing"); billing is off without an API key."""
+    """Stripe; billing is off without an API key."""
 
     api_key: str | None
     api_base: str | None  # None: Stripe's own; tests name a loopback server

@@ -1,5 +1,5 @@
 """`python -m jobs.backtest`: train on candles up to --train-end, forecast walk-forward to
---test-end, and write the model-against-naive report as JSON (DESIGN.md's shape).
+--test-end, and write the model-against-naive report as JSON (its shape is in README.md).
 
 `--model all` is the A/B: naive, the recursive XGBoost, each direct model (xgb_direct, rf, lstm)
 and the ensembles (40/40/20 and validation-fitted weights) side by side on the same origins.

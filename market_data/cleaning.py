@@ -1,4 +1,4 @@
-"""Cleaning of raw candles, as the architecture document's `clean_polygon_data` plus candle sanity.
+"""Cleaning of raw candles (UTC, sorted, gaps, duplicates, bad prices) plus candle sanity.
 
 Every source's candles pass through here, so the lake and the serving path see the same rules.
 Each rule logs how many rows it dropped, naming the input, so a bad feed is visible in the logs.

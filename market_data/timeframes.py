@@ -18,7 +18,7 @@ class Timeframe:
     timespan: str  # the aggregates API's `timespan`
     rule: str  # pandas resample rule for aggregating finer candles into this one
     approx_hours: float  # for sizing requests; months and weeks are not fixed lengths
-    retention_days: int  # the lake keeps this much history (the architecture's retention policy)
+    retention_days: int  # the lake keeps this much history (the retention policy in README.md)
     # How far ahead forecasts can be checked on held-out data: all HORIZON steps, except where the
     # retained history is too short (60 monthly candles cannot hold training rows, validation and
     # holdout origins with 30 known months after each). Beyond it a forecast is naive with

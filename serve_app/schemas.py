@@ -1,4 +1,4 @@
-"""Typed requests and responses of the HTTP API (DESIGN.md fixes the names)."""
+"""Typed requests and responses of the HTTP API (their names are the API's contract, README.md)."""
 
 from __future__ import annotations
 

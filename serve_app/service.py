@@ -1,4 +1,4 @@
-"""The prediction flow of the architecture document, without HTTP or Ray in it.
+"""The prediction flow (cache, candles, model, store), without HTTP or Ray in it.
 
 generate: a cached prediction younger than 15 minutes is answered as is (`cached: true`);
 otherwise fresh candles come from the cache or the market source (1 h TTL), the forecaster of

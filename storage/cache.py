@@ -1,6 +1,6 @@
 """The cache: Redis when `REDIS_URL` is set, an in-process TTL cache otherwise, one interface.
 
-Keys and TTLs are the architecture document's. Values are bytes we encode ourselves: JSON for
+Keys and TTLs are the constants below (README.md lists them under Storage). Values are bytes we encode ourselves: JSON for
 documents and Arrow IPC for DataFrames. Nothing is ever unpickled, so whoever can write to the
 cache cannot make a reader run code.
 """

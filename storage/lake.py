@@ -46,7 +46,7 @@ class LakeCorruptError(RuntimeError):
 
 
 def ticker_dirname(ticker: str) -> str:
-    """`X:BTCUSD` -> `X_BTCUSD` (DESIGN.md: `:` becomes `_`)."""
+    """`X:BTCUSD` -> `X_BTCUSD` (`:` becomes `_` in folder names)."""
     if not ticker or "/" in ticker or ticker in (".", ".."):
         raise ValueError(f"ticker {ticker!r} cannot name a lake folder")
     return ticker.replace(":", "_")

@@ -1,4 +1,4 @@
-"""The tables of the architecture document (Phase I, and Phase II/III as they land), as SQLModel classes.
+"""The metadata tables (forecasts, models, accounts, billing, portfolios, accuracy), as SQLModel classes.
 
 They mirror `seed/system-architecture.md` column for column: defaults, unique and check
 constraints, foreign keys with their ON DELETE, and the named indexes. The Alembic migration
@@ -10,7 +10,7 @@ Two deliberate departures, both additive:
   would be stored as 0.00001235. A double keeps ~15 significant digits at every magnitude,
   which matches a model that is scale-free by construction; the forecasts are floats anyway.
 - `prediction_steps` also stores the 80 % band (`lower`, `upper`), which the HTTP answer of
-  DESIGN.md returns for every step, also when a stored prediction is read back by id.
+  the API returns for every step, also when a stored prediction is read back by id.
 Times are naive UTC (`TIMESTAMP` without time zone, as the document defines them).
 """
 

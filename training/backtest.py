@@ -1,5 +1,5 @@
 """Walk-forward backtest: fit on candles up to `train_end`, forecast every origin of the test
-period, and report each model beside naive in DESIGN.md's JSON shape.
+period, and report each model beside naive in the JSON shape README.md documents.
 
 Several models can be compared in one run (an A/B): they are fitted on the same candles with the
 same split, calibrated on the same validation origins, and scored on the same test origins; the

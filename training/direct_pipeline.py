@@ -79,7 +79,7 @@ def calibrate_variants(members: dict[str, Member], timeframe: str, candles: dict
     out = {}
     for variant in variants:
         if variant == "ensemble":
-            weights, source = dict(FIXED_WEIGHTS), "fixed (architecture document)"
+            weights, source = dict(FIXED_WEIGHTS), "fixed 40/40/20 (as specified)"
         elif variant == "ensemble_fitted":
             weights, source = fit_weights(member_z, actual_z), f"fitted on {len(origins)} validation origins"
         else:

@@ -6,7 +6,7 @@ origin's volatility, then calibrated on validation origins exactly like the recu
 (shrink toward naive, volatility-scaled conformal bands that widen with sqrt(h), logistic
 confidence). One feature pass per forecast instead of thirty: serving is fast.
 
-Weights are the architecture document's 40 % LSTM + 40 % XGBoost + 20 % random forest, or fitted
+Weights are the specified 40 % LSTM + 40 % XGBoost + 20 % random forest, or fitted
 on validation origins (non-negative least squares, summing to one). A single member with weight
 one is a forecaster too: that is how the backtest scores each direct model on its own.
 

@@ -22,7 +22,7 @@ from storage.location import Location
 from training.dataset import TARGETS
 from training.ray_layout import run_config, worker_layout
 
-# The architecture document's configuration; a saved Ray Tune result overrides it.
+# The product's specified configuration; a saved Ray Tune result overrides it.
 DEFAULT_PARAMS: dict[str, Any] = {
     "n_estimators": 200,
     "max_depth": 10,

@@ -1,6 +1,6 @@
 """Phase I schema: symbols, models, predictions, prediction_steps.
 
-Written by hand from the architecture document; `tests/test_db.py` checks that it produces the
+Written by hand from the specified schema; `tests/test_db.py` checks that it produces the
 same tables as `storage/schema.py`.
 
 Revision ID: 0001

@@ -1,11 +1,11 @@
 """Phase II identity and Phase III usage: users, sessions, usage_tracking, anonymous_usage, and
 the foreign key from predictions.user_id to users (ON DELETE SET NULL).
 
-- `users`, `sessions`, `usage_tracking`: the architecture document's tables, column for column.
+- `users`, `sessions`, `usage_tracking`: the specified tables, column for column.
   `sessions.session_token` holds the SHA-256 of the token the user holds, never the token.
 - No `accounts` table: sign-in is by email and password only. OAuth-style providers (the
   document's NextAuth heritage) would add it; until one is offered it would be an empty table.
-- `anonymous_usage` is ours: DESIGN.md gives anonymous callers a daily quota per client
+- `anonymous_usage` is ours: anonymous callers get a daily quota per client
   address that must hold across replicas and nodes, and `usage_tracking.user_id` is NOT NULL
   with a foreign key to `users`, so anonymous counts need their own table, in the same style
   (one row per client and UTC day). The address is kept only as its SHA-256.

@@ -1,4 +1,4 @@
-"""Phase III billing: subscriptions (the architecture document's table, column for column) and
+"""Phase III billing: subscriptions (the specified table, column for column) and
 stripe_events.
 
 - `subscriptions`: one row per Stripe customer of ours; `tier`, `status`, the period and

@@ -1,6 +1,6 @@
 """model_accuracy: live accuracy of served forecasts.
 
-The architecture document names the table without a schema. One row per model, timeframe,
+The table was specified by name only; its columns are ours. One row per model, timeframe,
 horizon (step number) and UTC day holds what the scoring of that day's closed candles found:
 the number of steps, the MAE of the close's log return from the forecast's origin, naive's MAE
 on the same steps (so that every figure has its baseline beside it), directional accuracy, the

@@ -1,6 +1,6 @@
 """Phase II: watchlists, watchlist_items, alerts, alert_logs, trading_plans.
 
-- `watchlists`, `watchlist_items`, `alerts`, `trading_plans`: the architecture document's tables,
+- `watchlists`, `watchlist_items`, `alerts`, `trading_plans`: the specified tables,
   every column, default, check, unique, foreign key (with its ON DELETE) and index. Prices
   (target, entry, stop) are double precision rather than NUMERIC(20, 8), as for the forecasts:
   eight decimals keep three or four significant digits of a coin priced near 1e-5.

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from engine.symbols import map_symbols, map_symbols_local
 from features.build import WARMUP_COLUMN, build_features, feature_names
 from storage.lake import Lake
 
@@ -41,32 +43,14 @@ def empty_table(timeframe: str, keep_candles: bool = False) -> pd.DataFrame:
 
 def feature_table_local(data_dir: str | Path, tickers: Iterable[str], timeframe: str) -> pd.DataFrame:
     """The plain loop: the same table built in this process (the benchmark's baseline)."""
-    lake = Lake(data_dir)
-    frames = [symbol_features(lake, t, timeframe) for t in tickers]
+    frames = map_symbols_local(symbol_features, str(data_dir), tickers, timeframe=timeframe)
     return pd.concat(frames, ignore_index=True) if frames else empty_table(timeframe)
 
 
-def _symbol_features_batch(batch: pd.DataFrame, data_dir: str, timeframe: str, keep_candles: bool) -> pd.DataFrame:
-    """Ray Data task: a batch of tickers in, their feature rows out."""
-    lake = Lake(data_dir)
-    frames = [symbol_features(lake, t, timeframe, keep_candles) for t in batch["symbol"]]
-    return pd.concat(frames, ignore_index=True)
-
-
-def feature_dataset(data_dir: str | Path, tickers: Iterable[str], timeframe: str, keep_candles: bool = False):
-    """A Ray Dataset of feature rows for `tickers`, one symbol per task (tasks free their CPUs
-    as soon as they finish, so a Ray Train run that follows can have them)."""
-    import ray
-
-    tickers = list(tickers)
-    symbols = ray.data.from_items([{"symbol": t} for t in tickers], override_num_blocks=max(1, len(tickers)))
-    return symbols.map_batches(
-        _symbol_features_batch,
-        fn_kwargs={"data_dir": str(data_dir), "timeframe": timeframe, "keep_candles": keep_candles},
-        batch_size=1,
-        batch_format="pandas",
-        num_cpus=1,
-    )
+def feature_dataset(data_dir: str | Path, tickers: Iterable[str], timeframe: str, keep_candles: bool = False) -> Any:
+    """A Ray Dataset of feature rows for `tickers`, one symbol per task."""
+    return map_symbols(symbol_features, str(data_dir), tickers, lambda frames: pd.concat(frames, ignore_index=True),
+                       timeframe=timeframe, keep_candles=keep_candles)
 
 
 def write_feature_table(data_dir: str | Path, tickers: Iterable[str], timeframe: str, out_dir: str | Path) -> int:

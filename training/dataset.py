@@ -14,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from engine.symbols import map_symbols, map_symbols_local
 from features.build import WARMUP_COLUMN, build_features, feature_names
 from features.profiles import profile_for
 from market_data.timeframes import spec
@@ -70,11 +72,9 @@ def empty_rows(timeframe: str) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def _symbol_rows_batch(batch: pd.DataFrame, data_dir: str, timeframe: str, end: pd.Timestamp | None) -> pd.DataFrame:
-    """Ray Data task: tickers in, their training rows out (tasks, not actors: CPUs are freed at once)."""
-    lake = Lake(data_dir)
-    frames = [symbol_rows(clip(lake.read(t, timeframe), end), t, timeframe) for t in batch["symbol"]]
-    return pd.concat(frames, ignore_index=True)
+def lake_rows(lake: Lake, ticker: str, timeframe: str, end: pd.Timestamp | None) -> pd.DataFrame:
+    """`symbol_rows` of a ticker's lake candles before `end`."""
+    return symbol_rows(clip(lake.read(ticker, timeframe), end), ticker, timeframe)
 
 
 def clip(candles: pd.DataFrame, end: pd.Timestamp | None) -> pd.DataFrame:
@@ -82,20 +82,14 @@ def clip(candles: pd.DataFrame, end: pd.Timestamp | None) -> pd.DataFrame:
     return candles if end is None else candles[candles["timestamp"] < end].reset_index(drop=True)
 
 
-def rows_dataset(data_dir: str | Path, tickers: Iterable[str], timeframe: str, end: pd.Timestamp | None = None):
+def rows_dataset(data_dir: str | Path, tickers: Iterable[str], timeframe: str, end: pd.Timestamp | None = None) -> Any:
     """The training rows of `tickers` as a Ray Dataset, one symbol per task."""
-    import ray
-
-    tickers = list(tickers)
-    return ray.data.from_items([{"symbol": t} for t in tickers], override_num_blocks=max(1, len(tickers))).map_batches(
-        _symbol_rows_batch, fn_kwargs={"data_dir": str(data_dir), "timeframe": timeframe, "end": end},
-        batch_size=1, batch_format="pandas", num_cpus=1,
-    )
+    return map_symbols(lake_rows, str(data_dir), tickers, lambda frames: pd.concat(frames, ignore_index=True),
+                       timeframe=timeframe, end=end)
 
 
 def rows_local(data_dir: str | Path, tickers: Iterable[str], timeframe: str, end: pd.Timestamp | None = None) -> pd.DataFrame:
-    lake = Lake(data_dir)
-    frames = [symbol_rows(clip(lake.read(t, timeframe), end), t, timeframe) for t in tickers]
+    frames = map_symbols_local(lake_rows, str(data_dir), tickers, timeframe=timeframe, end=end)
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else empty_rows(timeframe)
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from config import HORIZON
+from engine.symbols import map_symbols, map_symbols_local
 from features.build import WARMUP_COLUMN, build_features, feature_names
 from features.profiles import profile_for
 from storage.lake import Lake
@@ -122,12 +123,19 @@ def thinning_stride(candle_counts: Iterable[int], max_rows: int = MAX_TRAIN_ROWS
     return max(1, int(np.ceil(total / max_rows)))
 
 
-def _direct_rows_batch(batch: dict[str, np.ndarray], data_dir: str, timeframe: str, end: pd.Timestamp | None,
-                       stride: int) -> dict[str, np.ndarray]:
-    """Ray Data task: tickers in, their direct rows out."""
-    lake = Lake(data_dir)
-    parts = [symbol_direct_rows(clip(lake.read(t, timeframe), end), str(t), timeframe, stride) for t in batch["symbol"]]
-    return DirectRows.concat(parts or [DirectRows.empty(timeframe)]).as_batch()
+def lake_direct_rows(lake: Lake, ticker: str, timeframe: str, end: pd.Timestamp | None, stride: int) -> DirectRows:
+    """`symbol_direct_rows` of a ticker's lake candles before `end`."""
+    return symbol_direct_rows(clip(lake.read(ticker, timeframe), end), ticker, timeframe, stride)
+
+
+class _ConcatBatch:
+    """One Ray Data batch of direct rows, as arrays (an empty batch keeps the columns' shapes)."""
+
+    def __init__(self, timeframe: str) -> None:
+        self.timeframe = timeframe
+
+    def __call__(self, parts: list[DirectRows]) -> dict[str, np.ndarray]:
+        return DirectRows.concat(parts or [DirectRows.empty(self.timeframe)]).as_batch()
 
 
 def direct_rows(data_dir: str | Path, tickers: list[str], timeframe: str, end: pd.Timestamp | None, stride: int = 1,
@@ -135,14 +143,9 @@ def direct_rows(data_dir: str | Path, tickers: list[str], timeframe: str, end: p
     """The direct rows of `tickers`: one Ray Data task per symbol, gathered here (the LSTM needs
     each origin's sequence whole, so the rows travel as arrays, not as a table)."""
     if not use_ray:
-        lake = Lake(data_dir)
-        parts = [symbol_direct_rows(clip(lake.read(t, timeframe), end), t, timeframe, stride) for t in tickers]
+        parts = map_symbols_local(lake_direct_rows, str(data_dir), tickers, timeframe=timeframe, end=end, stride=stride)
         return DirectRows.concat([p for p in parts if len(p)] or [DirectRows.empty(timeframe)])
-    import ray
-
-    dataset = ray.data.from_items([{"symbol": t} for t in tickers], override_num_blocks=max(1, len(tickers)))
-    dataset = dataset.map_batches(_direct_rows_batch, batch_size=1, batch_format="numpy", num_cpus=1,
-                                  fn_kwargs={"data_dir": str(data_dir), "timeframe": timeframe, "end": end,
-                                             "stride": stride})
+    dataset = map_symbols(lake_direct_rows, str(data_dir), tickers, _ConcatBatch(timeframe), batch_format="numpy",
+                          timeframe=timeframe, end=end, stride=stride)
     batches = [b for b in dataset.iter_batches(batch_size=None, batch_format="numpy") if len(b["symbol"])]
     return DirectRows.concat(batches or [DirectRows.empty(timeframe)])

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from config import HORIZON
+from engine.layout import run_config, worker_layout
 from training.direct_data import DirectRows
-from training.ray_layout import run_config, worker_layout
 
 LSTM_PARAMS: dict[str, Any] = {
     "hidden": 64,

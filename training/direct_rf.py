@@ -15,8 +15,8 @@ import numpy as np
 import skops.io as sio
 from sklearn.ensemble import RandomForestRegressor
 
+from engine.layout import largest_node_cpus
 from training.direct_data import DirectRows
-from training.ray_layout import largest_node_cpus
 
 RF_PARAMS: dict[str, Any] = {
     "n_estimators": 100,

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from engine.layout import run_config, worker_layout
 from storage.location import Location
 from training.dataset import TARGETS
-from training.ray_layout import run_config, worker_layout
 
 # The product's specified configuration; a saved Ray Tune result overrides it.
 DEFAULT_PARAMS: dict[str, Any] = {

@@ -316,3 +316,19 @@ def test_a_failed_train_worker_restarts_and_resumes_from_its_checkpoint(ray_loca
                        params, np.ones(3), str(tmp_path), max_failures=1, checkpoint_every=10, fail_once_after=20)
     assert fit.history["resumed_from"] == [20]  # the restarted worker went on from its checkpoint
     assert fit.booster.num_boosted_rounds() == 40
+
+
+def test_a_long_stage_shows_its_progress_while_it_runs() -> None:
+    from training.progress import Throttled, report, reporting
+
+    lines: list[str] = []
+    report(1, 2, "steps")  # outside a stage: nothing to show, no error
+    with reporting(Throttled("[1d] calibrate", lines.append, every_s=0.0)):
+        for done in range(1, 5):
+            report(done, 4, "steps of 600 recursive forecasts")
+    assert lines[0].startswith("[1d] calibrate 1/4 steps of 600 recursive forecasts, ~") and lines[-1].endswith("s left")
+    assert len(lines) == 3  # the last step is the stage's own closing line
+    shown: list[str] = []
+    timer = StageTimer("1d", echo=shown.append)
+    timer.run("quick", lambda: report(1, 3, "steps"), lambda _: "done")
+    assert shown == [line for line in shown if "left" not in line]  # a short stage prints only its closing line

@@ -29,6 +29,7 @@ from features.explain import key_indicators
 from features.profiles import profile_for
 from market_data.timeframes import spec
 from training.calibration import Calibration, confidence, horizon_scale
+from training.progress import report
 
 ARTIFACT_MODEL = "model.ubj"
 ARTIFACT_META = "forecaster.json"
@@ -173,6 +174,7 @@ class Forecaster:
             v = np.column_stack([v[:, 1:], typical_volume])
             vwap = np.column_stack([vwap[:, 1:], np.full(n, np.nan)])  # a predicted candle: typical price
             stamps = np.column_stack([stamps[:, 1:], next_time])
+            report(step + 1, steps, f"steps of {n} recursive forecasts")
         return rets, ups, downs, origin_features, times
 
     def predict_windows(self, windows: Windows, steps: int = HORIZON) -> ForecastArrays:

@@ -14,6 +14,7 @@ import pandas as pd
 from features.profiles import profile_for
 from storage.lake import Lake
 from training.dataset import Split, time_split, validated_horizon
+from training.progress import Throttled, reporting
 
 CALIBRATION_ORIGINS = 600  # tests pass fewer
 HOLDOUT_ORIGINS = 600
@@ -30,7 +31,8 @@ class StageTimer:
 
     def run(self, name: str, fn: Callable[[], Any], describe: Callable[[Any], str] = lambda _: "") -> Any:
         started = time.perf_counter()
-        result = fn()
+        with reporting(Throttled(f"[{self.prefix}] {name:<10}", self.echo)):
+            result = fn()
         elapsed = time.perf_counter() - started
         key, repeat = name, 2
         while key in self.seconds:  # a stage that runs twice (two models in one backtest) keeps both

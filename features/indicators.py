@@ -278,6 +278,12 @@ def volume(x: Inputs, p: Profile) -> Produced:
         yield Feature(f"vwap_{n}", "volume", n, "log(sum(vwap*volume, n) / sum(volume, n) / close)", "VWAP"), log_ratio(safe_div(pv, talib.SUM(v, n), np.nan), c)
 
 
+def return_std(log_returns: Values, n: int) -> Values:
+    """Population standard deviation of the last `n` one-candle log returns: the `ret_std_<n>`
+    features, and the volatility that scales every band."""
+    return talib.STDDEV(log_returns, n)
+
+
 def volatility(x: Inputs, p: Profile) -> Produced:
     h, lo, c, o = x.h, x.l, x.c, x.o
     for n in p.natr:
@@ -285,7 +291,7 @@ def volatility(x: Inputs, p: Profile) -> Produced:
     yield Feature("trange", "volatility", 2, "talib.TRANGE / close", "True Range"), talib.TRANGE(h, lo, c) / c
     stds = {}
     for n in p.ret_std:
-        stds[n] = talib.STDDEV(x.ret1, n)
+        stds[n] = return_std(x.ret1, n)
         yield Feature(f"ret_std_{n}", "volatility", n + 1, "talib.STDDEV of 1-candle log returns", "Volatility"), stds[n]
     short, long_ = p.ret_std[0], p.ret_std[-2]
     yield Feature(f"ret_std_ratio_{short}_{long_}", "volatility", long_ + 1, "ret_std short / ret_std long", "Volatility"), safe_div(stds[short], stds[long_], 1.0)

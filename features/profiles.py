@@ -68,9 +68,13 @@ class Profile:
     windowed: bool = False
 
     @property
+    def volatility_window(self) -> int:
+        """Candles of the recent one-candle volatility that scales bands, confidence and direct targets."""
+        return self.ret_std[2]
+
+    @property
     def volatility_feature(self) -> str:
-        """The recent one-candle volatility that scales bands, confidence and direct targets."""
-        return f"ret_std_{self.ret_std[2]}"
+        return f"ret_std_{self.volatility_window}"
 
 
 STANDARD = Profile(

@@ -88,3 +88,21 @@ def test_live_scoring_leaves_flat_steps_out_of_directional_accuracy() -> None:
     assert table["n"].sum() == 2
     only_flat = keyed.iloc[2:]
     assert aggregate(only_flat)["directional_accuracy"].item() == 0.5  # no call: a coin toss
+
+
+def test_naive_band_comes_from_every_validation_candle() -> None:
+    from training.calibration import BAND_QUANTILES, scaled_naive_moves
+
+    rng = np.random.default_rng(5)
+    n = 2000
+    stamps = pd.date_range("2022-01-01", periods=n, freq="1D", tz="UTC")
+    frames = {f"X:C{i}USDT": pd.DataFrame({"timestamp": stamps, "close": 100 * np.exp(np.cumsum(rng.normal(0, 0.03, n)))})
+              for i in range(10)}
+    start, end = stamps[500], stamps[1500]
+    z = scaled_naive_moves(frames, start, end, "1d", H)
+    assert z.shape == (10 * 1000, H)  # every candle of every symbol in [start, end), all horizons known
+    lo, hi = np.quantile(z, BAND_QUANTILES, axis=0)
+    # a random walk with constant volatility: about the normal 80 % interval at every horizon (a
+    # little wider: sigma is estimated from 20 returns), the widths sampled from overlapping moves
+    np.testing.assert_allclose(lo, -1.33, atol=0.25)
+    np.testing.assert_allclose(hi, 1.33, atol=0.25)

@@ -19,6 +19,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
+
+from features.indicators import return_std
+from features.profiles import profile_for
 
 BAND_QUANTILES = (0.10, 0.90)
 
@@ -102,10 +106,34 @@ def proven_shrink(raw: np.ndarray, actual: np.ndarray, seed: int = 0) -> np.ndar
     return np.clip(np.quantile(factors, SHRINK_QUANTILE, axis=0), 0.0, 1.0)
 
 
-def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray) -> Calibration:
+def scaled_naive_moves(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, timeframe: str,
+                       horizon: int) -> np.ndarray:
+    """(origins x horizon) log(close[t+h] / close[t]) / (sigma_t sqrt(h)) for every candle t of
+    every symbol in [start, end) whose next `horizon` candles are known: naive's residuals in
+    band units, from all of them rather than a sample of forecast origins."""
+    window = profile_for(timeframe).volatility_window
+    parts = []
+    for frame in candles.values():
+        log_close = np.log(frame["close"].to_numpy(np.float64))
+        sigma = return_std(np.concatenate([[np.nan], np.diff(log_close)]), window)
+        stamps = frame["timestamp"]
+        rows = np.flatnonzero(((stamps >= start) & (stamps < end)).to_numpy())
+        rows = rows[rows + horizon < len(frame)]
+        if not len(rows):
+            continue
+        moves = log_close[rows[:, None] + np.arange(1, horizon + 1)[None, :]] - log_close[rows][:, None]
+        parts.append(moves / horizon_scale(sigma[rows], horizon))
+    out = np.concatenate(parts) if parts else np.zeros((0, horizon))
+    return out[np.isfinite(out).all(axis=1)]
+
+
+def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray,
+                    naive_moves: np.ndarray | None = None) -> Calibration:
     """`raw` and `actual` are (origins x horizons) cumulative log returns; `sigma` the recent
     one-candle volatility at each origin. Origins are expected in (symbol, time) order, as
-    `select_origins` gives them, so that neighbouring rows are resampled together."""
+    `select_origins` gives them, so that neighbouring rows are resampled together. Naive's band
+    comes from `naive_moves` (`scaled_naive_moves` of the same period: every candle, not just the
+    origins) where given."""
     from sklearn.linear_model import LogisticRegression
 
     ok = np.isfinite(raw).all(axis=1) & np.isfinite(actual).all(axis=1) & np.isfinite(sigma) & (sigma > 0)
@@ -124,7 +152,7 @@ def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray) -> C
         if 0 < y.sum() < len(y):
             model = LogisticRegression(C=1.0).fit(strength[:, [h]], y)
             conf_a[h], conf_b[h] = float(model.intercept_[0]), float(model.coef_[0, 0])
-    naive = scaled(actual, sigma)
+    naive = scaled(actual, sigma) if naive_moves is None or len(naive_moves) < len(raw) else naive_moves
     naive_lo, naive_hi = np.quantile(naive, BAND_QUANTILES, axis=0)
     # the model's band from the forecasts it states: where it keeps a move (shrink > 0 and a
     # better-than-even chance of the sign), its residuals; elsewhere it states naive's forecast

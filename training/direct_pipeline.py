@@ -18,7 +18,7 @@ import pandas as pd
 
 from config import HORIZON
 from features.build import feature_names
-from training.calibration import fit_calibration, horizon_scale
+from training.calibration import fit_calibration, horizon_scale, scaled_naive_moves
 from training.dataset import NotEnoughHistory, Split, validated_horizon
 from training.direct_data import DirectRows, direct_rows, sequence_features, thinning_stride
 from training.direct_lstm import LSTM_PARAMS, LSTMDirect
@@ -76,6 +76,7 @@ def calibrate_variants(members: dict[str, Member], timeframe: str, candles: dict
     sigma = probe.sigma(origins.windows)
     member_z = probe.member_z(origins.windows)
     actual_z = origins.actual_close / horizon_scale(sigma, HORIZON)
+    naive_moves = scaled_naive_moves(candles, split.valid_start, split.valid_end, timeframe, HORIZON)
     out = {}
     for variant in variants:
         if variant == "ensemble":
@@ -88,7 +89,7 @@ def calibrate_variants(members: dict[str, Member], timeframe: str, candles: dict
                                       meta={**(meta or {}), "variant": variant, "weights_source": source,
                                             "members": {n: getattr(members[n], "info", {}) for n in weights}})
         raw = forecaster.raw_return(origins.windows)
-        forecaster.calibration = fit_calibration(raw, origins.actual_close, sigma)
+        forecaster.calibration = fit_calibration(raw, origins.actual_close, sigma, naive_moves)
         out[variant] = forecaster
     return out
 

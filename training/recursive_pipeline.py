@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from features.build import feature_names
-from training.calibration import fit_calibration
+from training.calibration import fit_calibration, scaled_naive_moves
 from training.dataset import TARGETS, Split, rows_dataset, rows_local, validated_horizon
 from training.evaluation import select_origins
 from training.forecaster import HORIZON, Forecaster
@@ -74,7 +74,9 @@ def calibrate(forecaster: Forecaster, candles: dict[str, pd.DataFrame], split: S
     origins = select_origins(candles, split.valid_start, split.valid_end, forecaster.window, stride=1,
                              max_origins=max_origins, horizon=horizon)
     raw = forecaster.predict_windows(origins.windows, horizon)
-    forecaster.calibration = fit_calibration(raw.raw_return, origins.actual_close, raw.sigma).extended(HORIZON)
+    naive_moves = scaled_naive_moves(candles, split.valid_start, split.valid_end, forecaster.timeframe, horizon)
+    forecaster.calibration = fit_calibration(raw.raw_return, origins.actual_close, raw.sigma,
+                                             naive_moves).extended(HORIZON)
     return len(origins)
 
 

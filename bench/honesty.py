@@ -39,6 +39,7 @@ from training.evaluation import Origins, select_origins
 from training.forecaster import ForecastModel
 from training.pipeline import fit_candidates
 from training.selection import choose
+from training.spec import FitSpec
 from training.stages import StageTimer, load_candles
 from training.xgb_train import DEFAULT_PARAMS
 
@@ -132,9 +133,9 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime, param
     with tempfile.TemporaryDirectory() as tmp:
         tickers = fill_lake(Path(tmp), plan, timeframe, end, top)
         timer = StageTimer(f"{timeframe} {start:%Y-%m-%d}", echo=lambda line: print(line, flush=True))
-        candidates, candles, split = fit_candidates(timer, tmp, tickers, timeframe, pd.Timestamp(start), FRACTIONS,
-                                                    params, direct_params, use_ray=False,
-                                                    calibration_origins=plan.max_origins)
+        spec = FitSpec(tmp, tickers, timeframe, pd.Timestamp(start), FRACTIONS, params, direct_params, use_ray=False,
+                       calibration_origins=plan.max_origins)
+        candidates, candles, split = fit_candidates(timer, spec)
         choice = choose(candidates, candles, split, plan.max_origins)
         print(f"[{timeframe} {start:%Y-%m-%d}] choose     {choice.describe()}", flush=True)
         test = load_candles(tmp, list(candles), timeframe, pd.Timestamp(end))

@@ -22,12 +22,14 @@ from jobs import track_accuracy
 from jobs.cli import add_model_options, init_ray, model_params, parse_timeframes, parser, positive_int, setup
 from jobs.metrics import TrainingMetrics
 from market_data.factory import make_source
+from market_data.source import utc
 from market_data.universe import rank_symbols, sync_symbols, top_symbols
 from market_data.update import update_local, update_with_ray
 from storage.location import join
 from storage.registry import ModelRegistry
 from training.dataset import NotEnoughHistory
 from training.pipeline import MODELS, TrainOutcome, train_timeframe
+from training.spec import FitSpec
 from training.stages import HOLDOUT_ORIGINS, StageTimer
 from training.xgb_train import load_tuned_params
 
@@ -100,11 +102,11 @@ def main(argv: list[str] | None = None) -> None:
     for tf in args.timeframes:
         params, direct_params = model_params(args, load_tuned_params(settings.model_dir, tf))
         try:
-            outcome = train_timeframe(settings.data_dir, registry, tickers, tf, args.as_of, params,
-                                      use_ray=use_ray, storage_path=join(settings.model_dir, ".ray_train"),
-                                      shuffle_targets=args.shuffle_targets, max_origins=args.origins,
-                                      max_failures=args.max_failures, train_workers=args.train_workers,
-                                      model=args.model, direct_params=direct_params)
+            spec = FitSpec(settings.data_dir, tickers, tf, utc(args.as_of), params=params, direct_params=direct_params,
+                           use_ray=use_ray, storage_path=join(settings.model_dir, ".ray_train"),
+                           max_failures=args.max_failures, shuffle_targets=args.shuffle_targets,
+                           calibration_origins=args.origins, train_workers=args.train_workers)
+            outcome = train_timeframe(registry, spec, args.model, max_origins=args.origins)
             outcomes[tf] = outcome
             metrics.stages(tf, outcome.seconds)
             metrics.outcome(tf, args.model, "activated" if outcome.activated else "registered")

@@ -23,6 +23,7 @@ from training.direct_pipeline import VARIANTS, calibrate_variants, fit_direct
 from training.direct_xgb import ANCHORS, interpolation_matrix
 from training.ensemble import FIXED_WEIGHTS, DirectForecaster, fit_weights
 from training.evaluation import evaluate, insample_naive_mae, select_origins
+from training.spec import FitSpec
 from training.stages import StageTimer
 
 END = pd.Timestamp("2024-12-31", tz="UTC")
@@ -37,7 +38,8 @@ SMALL = {
 def family(binance_lake) -> tuple[dict[str, DirectForecaster], dict[str, pd.DataFrame], object]:
     root, tickers = binance_lake
     timer = StageTimer("test", echo=lambda _: None)
-    return fit_direct(timer, root, tickers, "1d", END, (0.6, 0.2, 0.2), SMALL, use_ray=False, calibration_origins=150)
+    return fit_direct(timer, FitSpec(root, tickers, "1d", END, direct_params=SMALL, use_ray=False,
+                                     calibration_origins=150))
 
 
 def test_horizon_targets_are_volatility_scaled_cumulative_returns() -> None:
@@ -285,8 +287,9 @@ def test_every_direct_model_trains_on_the_synthetic_market(tmp_path: Path) -> No
     for ticker in tickers:
         update_pair(Lake(tmp_path), market, ticker, "1d", now)
     timer = StageTimer("synthetic", echo=lambda _: None)
-    forecasters, candles, split = fit_direct(timer, tmp_path, tickers, "1d", pd.Timestamp(now), (0.6, 0.2, 0.2), SMALL,
-                                             use_ray=False, calibration_origins=100)
+    forecasters, candles, split = fit_direct(timer, FitSpec(tmp_path, tickers, "1d", pd.Timestamp(now),
+                                                            direct_params=SMALL, use_ray=False,
+                                                            calibration_origins=100))
     origins = select_origins(candles, split.holdout_start, pd.Timestamp(now), forecasters["ensemble"].window,
                              max_origins=60)
     scale = insample_naive_mae(candles, split.train_end)

@@ -23,6 +23,7 @@ from training.dataset import next_candle_targets, time_split, validated_horizon
 from training.evaluation import evaluate, insample_naive_mae, select_origins
 from training.forecaster import Forecaster, Windows
 from training.recursive_pipeline import fit_and_calibrate
+from training.spec import FitSpec
 from training.stages import StageTimer
 from training.xgb_train import DEFAULT_PARAMS
 
@@ -35,8 +36,9 @@ SMALL = {**DEFAULT_PARAMS, "n_estimators": 30, "max_depth": 4}
 def trained(binance_lake) -> tuple[Forecaster, dict[str, pd.DataFrame], object]:
     root, tickers = binance_lake
     timer = StageTimer("test", echo=lambda _: None)
-    return fit_and_calibrate(timer, root, tickers, "1d", pd.Timestamp("2024-12-31", tz="UTC"), (0.6, 0.2, 0.2),
-                             SMALL, use_ray=False, calibration_origins=120)
+    spec = FitSpec(root, tickers, "1d", pd.Timestamp("2024-12-31", tz="UTC"), params=SMALL, use_ray=False,
+                   calibration_origins=120)
+    return fit_and_calibrate(timer, spec)
 
 
 def test_targets_describe_the_next_candle() -> None:

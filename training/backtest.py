@@ -23,6 +23,7 @@ from training.forecaster import HORIZON
 from training.pipeline import AUTO, MODELS, fit_candidates
 from training.recursive_pipeline import fit_and_calibrate
 from training.selection import choose
+from training.spec import FitSpec
 from training.stages import StageTimer, load_candles
 
 FRACTIONS = (0.75, 0.25, 0.0)  # train | valid before train_end; the test period is the holdout
@@ -48,21 +49,17 @@ def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train
     timer = StageTimer(f"backtest {timeframe}", echo=echo)
     forecasters: dict[str, Any] = {}
     train_candles, split = None, None
+    spec = FitSpec(data_dir, list(tickers), timeframe, train_end_ts, FRACTIONS, params, direct_params, use_ray,
+                   storage_path, calibration_origins=max_origins)
     auto = AUTO in names
     if auto:  # every candidate, reported beside the one chosen
-        forecasters, train_candles, split = fit_candidates(timer, data_dir, tickers, timeframe, train_end_ts, FRACTIONS,
-                                                           params, direct_params, use_ray, storage_path,
-                                                           calibration_origins=max_origins)
+        forecasters, train_candles, split = fit_candidates(timer, spec)
         names = [n for n in names if n != AUTO and n not in forecasters] + [*forecasters, AUTO]
     if "xgboost" in names and "xgboost" not in forecasters:
-        forecasters["xgboost"], train_candles, split = fit_and_calibrate(
-            timer, data_dir, tickers, timeframe, train_end_ts, FRACTIONS, params, use_ray, storage_path,
-            calibration_origins=max_origins)
+        forecasters["xgboost"], train_candles, split = fit_and_calibrate(timer, spec)
     direct = tuple(n for n in names if n in VARIANTS and n not in forecasters)
     if direct:
-        fitted, train_candles, split = fit_direct(timer, data_dir, tickers, timeframe, train_end_ts, FRACTIONS,
-                                                  direct_params, use_ray, storage_path,
-                                                  calibration_origins=max_origins, variants=direct)
+        fitted, train_candles, split = fit_direct(timer, spec, variants=direct)
         forecasters.update(fitted)
     if train_candles is None or split is None:  # parse_models admits only known names, so one was fitted
         raise ValueError(f"no model to backtest in {names}")

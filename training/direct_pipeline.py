@@ -10,7 +10,6 @@ computed once and shared.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +25,8 @@ from training.direct_rf import RF_PARAMS, RFDirect
 from training.direct_xgb import DIRECT_XGB_PARAMS, XGBDirect
 from training.ensemble import FIXED_WEIGHTS, DirectForecaster, Member, fit_weights
 from training.evaluation import select_origins
-from training.stages import CALIBRATION_ORIGINS, StageTimer, candles_and_split
+from training.spec import CALIBRATION_ORIGINS, FitSpec
+from training.stages import StageTimer, candles_and_split
 
 DIRECT_MODELS = ("xgb_direct", "rf", "lstm")
 ENSEMBLES = ("ensemble", "ensemble_fitted")
@@ -46,23 +46,23 @@ def members_needed(variants: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(m for m in DIRECT_MODELS if m in variants)
 
 
-def fit_members(timer: StageTimer, train: DirectRows, valid: DirectRows, timeframe: str, names: tuple[str, ...],
-                params: dict[str, dict[str, Any]], use_ray: bool, storage_path: str | None = None,
-                train_workers: int | None = None, max_failures: int = 0) -> dict[str, Member]:
-    features = feature_names(timeframe)
+def fit_members(timer: StageTimer, train: DirectRows, valid: DirectRows, spec: FitSpec,
+                names: tuple[str, ...]) -> dict[str, Member]:
+    params = {**default_direct_params(), **(spec.direct_params or {})}
+    features = feature_names(spec.timeframe)
     members: dict[str, Member] = {}
     if "xgb_direct" in names:
         members["xgb_direct"] = timer.run(
-            "fit xgb_direct", lambda: XGBDirect.fit(train, valid, features, params["xgb_direct"], use_ray, storage_path,
-                                                    train_workers, max_failures),
+            "fit xgb_direct", lambda: XGBDirect.fit(train, valid, features, params["xgb_direct"], spec.use_ray,
+                                                    spec.storage_path, spec.train_workers, spec.max_failures),
             lambda m: f"{m.info['best_iteration'] + 1} rounds of {len(m.target_scale)} anchor horizons")
     if "rf" in names:
-        members["rf"] = timer.run("fit rf", lambda: RFDirect.fit(train, features, params["rf"], use_ray),
+        members["rf"] = timer.run("fit rf", lambda: RFDirect.fit(train, features, params["rf"], spec.use_ray),
                                   lambda m: f"{m.model.n_estimators} trees, 30 outputs")
     if "lstm" in names:
         members["lstm"] = timer.run(
-            "fit lstm", lambda: LSTMDirect.fit(train, valid, sequence_features(timeframe), params["lstm"], use_ray,
-                                               storage_path, train_workers, max_failures),
+            "fit lstm", lambda: LSTMDirect.fit(train, valid, sequence_features(spec.timeframe), params["lstm"],
+                                               spec.use_ray, spec.storage_path, spec.train_workers, spec.max_failures),
             lambda m: f"{m.info['epochs']} epochs, best valid loss {m.info['best_valid_loss']:.4f}")
     return members
 
@@ -94,33 +94,29 @@ def calibrate_variants(members: dict[str, Member], timeframe: str, candles: dict
     return out
 
 
-def fit_direct(timer: StageTimer, data_dir: str | Path, tickers: list[str], timeframe: str, end: pd.Timestamp,
-               fractions: tuple[float, float, float], params: dict[str, dict[str, Any]] | None = None,
-               use_ray: bool = True, storage_path: str | None = None, max_failures: int = 0,
-               shuffle_targets: bool = False, calibration_origins: int = CALIBRATION_ORIGINS,
-               train_workers: int | None = None, variants: tuple[str, ...] = VARIANTS,
+def fit_direct(timer: StageTimer, spec: FitSpec, variants: tuple[str, ...] = VARIANTS,
                ) -> tuple[dict[str, DirectForecaster], dict[str, pd.DataFrame], Split]:
     """Candles, split, direct rows, the members' fits and every variant's calibration."""
-    params = {**default_direct_params(), **(params or {})}
+    timeframe = spec.timeframe
     names = members_needed(variants)
     if validated_horizon(timeframe) < HORIZON:
         raise NotEnoughHistory(f"{timeframe}: direct models learn from origins with all {HORIZON} later candles "
                                f"known, and its retained history holds too few; use --model xgboost")
-    candles, split = candles_and_split(timer, data_dir, tickers, timeframe, end, fractions)
+    candles, split = candles_and_split(timer, spec)
     stride = thinning_stride(len(f) for f in candles.values())
-    rows = timer.run("rows", lambda: direct_rows(data_dir, list(candles), timeframe, end, stride, use_ray),
+    rows = timer.run("rows", lambda: direct_rows(spec.data_dir, list(candles), timeframe, spec.end, stride,
+                                                 spec.use_ray),
                      lambda r: f"{len(r)} origins (every {stride} candles), {r.x.shape[1]} features, "
                                f"{r.seq.shape[1]}x{r.seq.shape[2]} sequences")
     parts = rows.split(split)
     train, valid = parts["train"], parts["valid"]
     if not len(train) or not len(valid):
         raise ValueError(f"{timeframe}: the split left {len(train)} train and {len(valid)} valid direct rows")
-    if shuffle_targets:
+    if spec.shuffle_targets:
         train.y = train.y[np.random.default_rng(0).permutation(len(train))]
-    members = fit_members(timer, train, valid, timeframe, names, params, use_ray, storage_path, train_workers,
-                          max_failures)
+    members = fit_members(timer, train, valid, spec, names)
     meta = {"split": split.as_dict(), "train_rows": len(train), "valid_rows": len(valid), "stride": stride}
     forecasters = timer.run("calibrate", lambda: calibrate_variants(members, timeframe, candles, split, variants,
-                                                                   calibration_origins, meta),
+                                                                   spec.calibration_origins, meta),
                             lambda f: f"{len(f)} variants on validation origins")
     return forecasters, candles, split

@@ -21,17 +21,17 @@ from typing import Any
 import pandas as pd
 
 from config import HORIZON
-from market_data.source import utc
 from storage.registry import ArtifactError, ModelRegistry, TrainingInfo
 from storage.schema import ModelRecord
 from training.artifact import load_forecaster as load_artifact
-from training.dataset import validated_horizon
+from training.dataset import Split, validated_horizon
 from training.direct_pipeline import VARIANTS, fit_direct
 from training.evaluation import accuracy_avg, evaluate, insample_naive_mae, select_origins
 from training.forecaster import ForecastModel
 from training.recursive_pipeline import fit_and_calibrate
 from training.selection import choose
-from training.stages import CALIBRATION_ORIGINS, HOLDOUT_ORIGINS, StageTimer
+from training.spec import FitSpec
+from training.stages import HOLDOUT_ORIGINS, StageTimer
 
 log = logging.getLogger(__name__)
 
@@ -55,62 +55,40 @@ def load_forecaster(registry: ModelRegistry, record: ModelRecord) -> ForecastMod
     return load_artifact(registry.open_artifact(record))
 
 
-def fit_forecaster(timer: StageTimer, model: str, data_dir: str | Path, tickers: list[str], timeframe: str,
-                   end: pd.Timestamp, fractions: tuple[float, float, float], params: dict[str, Any],
-                   direct_params: dict[str, dict[str, Any]] | None = None, use_ray: bool = True,
-                   storage_path: str | None = None, max_failures: int = 0, shuffle_targets: bool = False,
-                   calibration_origins: int = CALIBRATION_ORIGINS, train_workers: int | None = None,
-                   ) -> tuple[ForecastModel, dict[str, pd.DataFrame], Any]:
+def fit_forecaster(timer: StageTimer, spec: FitSpec, model: str) -> tuple[ForecastModel, dict[str, pd.DataFrame], Split]:
     """The calibrated forecaster named `model` (see MODELS), its candles and its split."""
     if model == AUTO:
-        candidates, candles, split = fit_candidates(timer, data_dir, tickers, timeframe, end, fractions, params,
-                                                    direct_params, use_ray, storage_path, max_failures,
-                                                    shuffle_targets, calibration_origins, train_workers)
-        choice = timer.run("choose", lambda: choose(candidates, candles, split, calibration_origins),
+        candidates, candles, split = fit_candidates(timer, spec)
+        choice = timer.run("choose", lambda: choose(candidates, candles, split, spec.calibration_origins),
                            lambda c: c.describe())
         choice.forecaster.meta["validation_scores"] = choice.scores
         return choice.forecaster, candles, split
     if model == "xgboost":
-        return fit_and_calibrate(timer, data_dir, tickers, timeframe, end, fractions, params, use_ray, storage_path,
-                                 max_failures, shuffle_targets, calibration_origins, train_workers)
+        return fit_and_calibrate(timer, spec)
     if model not in VARIANTS:
         raise ValueError(f"unknown model {model!r}; known: {list(MODELS)}")
-    forecasters, candles, split = fit_direct(timer, data_dir, tickers, timeframe, end, fractions, direct_params,
-                                             use_ray, storage_path, max_failures, shuffle_targets,
-                                             calibration_origins, train_workers, variants=(model,))
+    forecasters, candles, split = fit_direct(timer, spec, variants=(model,))
     return forecasters[model], candles, split
 
 
-def fit_candidates(timer: StageTimer, data_dir: str | Path, tickers: list[str], timeframe: str, end: pd.Timestamp,
-                   fractions: tuple[float, float, float], params: dict[str, Any],
-                   direct_params: dict[str, dict[str, Any]] | None = None, use_ray: bool = True,
-                   storage_path: str | None = None, max_failures: int = 0, shuffle_targets: bool = False,
-                   calibration_origins: int = CALIBRATION_ORIGINS, train_workers: int | None = None,
-                   ) -> tuple[dict[str, ForecastModel], dict[str, pd.DataFrame], Any]:
+def fit_candidates(timer: StageTimer, spec: FitSpec) -> tuple[dict[str, ForecastModel], dict[str, pd.DataFrame], Split]:
     """Every candidate of `auto`, calibrated on the same validation period: the recursive model,
     and where the history checks all 30 horizons, each direct model and the ensembles."""
-    recursive, candles, split = fit_and_calibrate(timer, data_dir, tickers, timeframe, end, fractions, params, use_ray,
-                                                  storage_path, max_failures, shuffle_targets, calibration_origins,
-                                                  train_workers)
+    recursive, candles, split = fit_and_calibrate(timer, spec)
     candidates: dict[str, ForecastModel] = {"xgboost": recursive}
-    if validated_horizon(timeframe) == HORIZON:
-        direct, _, _ = fit_direct(timer, data_dir, tickers, timeframe, end, fractions, direct_params, use_ray,
-                                  storage_path, max_failures, shuffle_targets, calibration_origins, train_workers,
-                                  variants=VARIANTS)
+    if validated_horizon(spec.timeframe) == HORIZON:
+        direct, _, _ = fit_direct(timer, spec, variants=VARIANTS)
         candidates.update(direct)
     return candidates, candles, split
 
 
-def train_timeframe(data_dir: str | Path, registry: ModelRegistry, tickers: list[str], timeframe: str,
-                    as_of: datetime, params: dict[str, Any], use_ray: bool = True, storage_path: str | None = None,
-                    shuffle_targets: bool = False, max_failures: int = 0, max_origins: int = HOLDOUT_ORIGINS,
-                    train_workers: int | None = None, echo: Callable[[str], None] = print, model: str = AUTO,
-                    direct_params: dict[str, dict[str, Any]] | None = None) -> TrainOutcome:
-    end = utc(as_of)
+def train_timeframe(registry: ModelRegistry, spec: FitSpec, model: str = AUTO, max_origins: int = HOLDOUT_ORIGINS,
+                    echo: Callable[[str], None] = print) -> TrainOutcome:
+    """Fit `model` as `spec` says, evaluate it on the holdout, register it, and activate it if it
+    is no worse than the active model."""
+    timeframe, end = spec.timeframe, spec.end
     timer = StageTimer(timeframe, echo=echo)
-    forecaster, candles, split = fit_forecaster(timer, model, data_dir, tickers, timeframe, end, (0.6, 0.2, 0.2),
-                                                params, direct_params, use_ray, storage_path, max_failures,
-                                                shuffle_targets, max_origins, train_workers)
+    forecaster, candles, split = fit_forecaster(timer, spec, model)
     scale = insample_naive_mae(candles, split.train_end)
     holdout = select_origins(candles, split.holdout_start, end, forecaster.window, max_origins=max_origins,
                              horizon=validated_horizon(timeframe))

@@ -3,7 +3,6 @@ Train, and the calibration of its 30-step recursive forecasts on validation orig
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,8 @@ from training.calibration import fit_calibration, scaled_naive_moves
 from training.dataset import TARGETS, Split, rows_dataset, rows_local, validated_horizon
 from training.evaluation import select_origins
 from training.forecaster import HORIZON, Forecaster
-from training.stages import CALIBRATION_ORIGINS, StageTimer, candles_and_split
+from training.spec import CALIBRATION_ORIGINS, FitSpec
+from training.stages import StageTimer, candles_and_split
 from training.xgb_train import fit_local, fit_with_ray, target_scale
 
 
@@ -26,36 +26,34 @@ class _PartFilter:
         return batch[self.split.part(batch["timestamp"]) == self.part]
 
 
-def fit_model(data_dir: str | Path, tickers: list[str], timeframe: str, split: Split, end: pd.Timestamp | None,
-              params: dict[str, Any], use_ray: bool, storage_path: str | None = None, max_failures: int = 0,
-              shuffle_targets: bool = False, train_workers: int | None = None) -> tuple[Forecaster, dict[str, int]]:
+def fit_model(spec: FitSpec, split: Split) -> tuple[Forecaster, dict[str, int]]:
     """Fit the booster on the train part (early stopping on valid) and wrap it in a forecaster."""
-    features = feature_names(timeframe)
-    if use_ray:
-        rows = rows_dataset(data_dir, tickers, timeframe, end).materialize()
+    features = feature_names(spec.timeframe)
+    if spec.use_ray:
+        rows = rows_dataset(spec.data_dir, spec.tickers, spec.timeframe, spec.end).materialize()
         train_ds = rows.map_batches(_PartFilter(split, "train"), batch_format="pandas")
         valid_ds = rows.map_batches(_PartFilter(split, "valid"), batch_format="pandas")
-        if shuffle_targets:
+        if spec.shuffle_targets:
             train_ds = _shuffled(train_ds)
         train_ds, valid_ds = train_ds.materialize(), valid_ds.materialize()
         counts = {"train_rows": train_ds.count(), "valid_rows": valid_ds.count()}
         if not counts["train_rows"] or not counts["valid_rows"]:
-            raise ValueError(f"{timeframe}: the split left {counts}; more history is needed")
+            raise ValueError(f"{spec.timeframe}: the split left {counts}; more history is needed")
         scale = target_scale(train_ds.select_columns(TARGETS).to_pandas())
-        fit = fit_with_ray(train_ds, valid_ds, features, params, scale, storage_path, num_workers=train_workers,
-                           max_failures=max_failures)
+        fit = fit_with_ray(train_ds, valid_ds, features, spec.params, scale, spec.storage_path,
+                           num_workers=spec.train_workers, max_failures=spec.max_failures)
     else:
-        rows = rows_local(data_dir, tickers, timeframe, end)
+        rows = rows_local(spec.data_dir, spec.tickers, spec.timeframe, spec.end)
         parts = split.part(rows["timestamp"])
         train, valid = rows[parts == "train"], rows[parts == "valid"]
-        if shuffle_targets:
+        if spec.shuffle_targets:
             train = train.assign(**{t: np.random.default_rng(0).permutation(train[t].to_numpy()) for t in TARGETS})
         counts = {"train_rows": len(train), "valid_rows": len(valid)}
         if not len(train) or not len(valid):
-            raise ValueError(f"{timeframe}: the split left {counts}; more history is needed")
-        fit = fit_local(train, valid, features, params)
+            raise ValueError(f"{spec.timeframe}: the split left {counts}; more history is needed")
+        fit = fit_local(train, valid, features, spec.params)
     meta = {"params": fit.params, "best_iteration": fit.best_iteration, "split": split.as_dict(), **counts}
-    return Forecaster(fit.booster, features, timeframe, fit.target_scale, meta=meta), counts
+    return Forecaster(fit.booster, features, spec.timeframe, fit.target_scale, meta=meta), counts
 
 
 def _shuffled(dataset: Any) -> Any:
@@ -80,18 +78,13 @@ def calibrate(forecaster: Forecaster, candles: dict[str, pd.DataFrame], split: S
     return len(origins)
 
 
-def fit_and_calibrate(timer: StageTimer, data_dir: str | Path, tickers: list[str], timeframe: str, end: pd.Timestamp,
-                      fractions: tuple[float, float, float], params: dict[str, Any], use_ray: bool,
-                      storage_path: str | None = None, max_failures: int = 0, shuffle_targets: bool = False,
-                      calibration_origins: int = CALIBRATION_ORIGINS,
-                      train_workers: int | None = None) -> tuple[Forecaster, dict[str, pd.DataFrame], Split]:
-    """Candles up to `end`, the split, the fit and the calibration: what training and backtests share."""
-    candles, split = candles_and_split(timer, data_dir, tickers, timeframe, end, fractions)
-    forecaster, _ = timer.run(
-        "fit", lambda: fit_model(data_dir, list(candles), timeframe, split, end, params, use_ray, storage_path,
-                                 max_failures, shuffle_targets, train_workers),
-        lambda r: f"{r[1]['train_rows']} train / {r[1]['valid_rows']} valid rows, "
-                  f"{r[0].meta['best_iteration'] + 1} trees")
-    timer.run("calibrate", lambda: calibrate(forecaster, candles, split, calibration_origins),
+def fit_and_calibrate(timer: StageTimer, spec: FitSpec) -> tuple[Forecaster, dict[str, pd.DataFrame], Split]:
+    """Candles up to `spec.end`, the split, the fit and the calibration: what training and backtests share."""
+    candles, split = candles_and_split(timer, spec)
+    fitted = spec.with_tickers(list(candles))
+    forecaster, _ = timer.run("fit", lambda: fit_model(fitted, split),
+                              lambda r: f"{r[1]['train_rows']} train / {r[1]['valid_rows']} valid rows, "
+                                        f"{r[0].meta['best_iteration'] + 1} trees")
+    timer.run("calibrate", lambda: calibrate(forecaster, candles, split, spec.calibration_origins),
               lambda n: f"{n} validation origins")
     return forecaster, candles, split

@@ -15,8 +15,8 @@ from features.profiles import profile_for
 from storage.lake import Lake
 from training.dataset import Split, time_split, validated_horizon
 from training.progress import Throttled, reporting
+from training.spec import FitSpec
 
-CALIBRATION_ORIGINS = 600  # tests pass fewer
 HOLDOUT_ORIGINS = 600
 
 
@@ -63,8 +63,8 @@ def split_for(candles: dict[str, pd.DataFrame], timeframe: str, fractions: tuple
     return time_split(first, last, timeframe, fractions)
 
 
-def candles_and_split(timer: StageTimer, data_dir: str | Path, tickers: list[str], timeframe: str, end: pd.Timestamp,
-                      fractions: tuple[float, float, float]) -> tuple[dict[str, pd.DataFrame], Split]:
+def candles_and_split(timer: StageTimer, spec: FitSpec) -> tuple[dict[str, pd.DataFrame], Split]:
+    data_dir, tickers, timeframe, end, fractions = spec.data_dir, spec.tickers, spec.timeframe, spec.end, spec.fractions
     candles = timer.run("candles", lambda: load_candles(data_dir, tickers, timeframe, end),
                         lambda c: f"{len(c)} symbols, {sum(len(f) for f in c.values())} candles")
     if not candles:

@@ -16,7 +16,6 @@ last 20 candles, relative to the candle body, as the recursive model's are relat
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,18 +25,16 @@ import pandas as pd
 from config import HORIZON
 from features.build import feature_names, stacked_tail
 from features.explain import key_indicators
-from features.profiles import profile_for
 from market_data.timeframes import spec
 from training.calibration import Calibration, horizon_scale
 from training.direct_data import SEQ_LEN, sequence_features
 from training.direct_lstm import LSTMDirect
 from training.direct_rf import RFDirect
 from training.direct_xgb import XGBDirect
-from training.forecaster import ForecastArrays, Windows, answer, calibrated_arrays, check_steps, usable_sigma
+from training.forecaster import ForecastArrays, ForecastModel, Windows, calibrated_arrays, check_steps, usable_sigma
 
 FIXED_WEIGHTS = {"lstm": 0.4, "xgb_direct": 0.4, "rf": 0.2}
 MEMBER_TYPES: dict[str, Any] = {"xgb_direct": XGBDirect, "rf": RFDirect, "lstm": LSTMDirect}
-ARTIFACT_META = "forecaster.json"
 SHADOW_CANDLES = 20
 
 
@@ -75,7 +72,7 @@ def recent_shadows(windows: Windows, candles: int = SHADOW_CANDLES) -> tuple[np.
     return np.maximum(up, 0.0), np.maximum(down, 0.0)
 
 
-class DirectForecaster:
+class DirectForecaster(ForecastModel):
     kind = "direct-ensemble"
 
     def __init__(self, members: dict[str, Member], weights: dict[str, float], timeframe: str,
@@ -83,16 +80,11 @@ class DirectForecaster:
         unknown = set(weights) - set(members)
         if unknown:
             raise ValueError(f"weights name models that are not members: {sorted(unknown)}")
+        super().__init__(timeframe, feature_names(timeframe), calibration, meta)
         self.members = dict(members)
         self.weights = {n: float(w) for n, w in weights.items() if w > 0}
         if not self.weights:
             raise ValueError("a direct forecaster needs at least one member with a positive weight")
-        self.timeframe = timeframe
-        self.calibration = calibration or Calibration.identity(HORIZON)
-        self.meta = dict(meta or {})
-        self.profile = profile_for(timeframe)
-        self.window = self.profile.serving_window
-        self.features = feature_names(timeframe)
         self._seq_index = [self.features.index(n) for n in sequence_features(timeframe)]
         self._sigma_index = self.features.index(self.profile.volatility_feature)
 
@@ -139,38 +131,26 @@ class DirectForecaster:
         return calibrated_arrays(raw, ups, downs, self.sigma(windows), windows.close[:, -1], times, self.calibration,
                                  feats)
 
-    def forecast(self, candles: pd.DataFrame, steps: int = HORIZON, top_indicators: int = 3) -> dict[str, Any]:
-        """A forecast of one symbol from its recent candles (at least `self.window`)."""
-        windows = Windows.from_frames([candles], self.window)
-        out = self.predict_windows(windows, steps)
+    # -- what serving adds, and the artifact ------------------------------------------------------
+    def explain(self, out: ForecastArrays, top: int) -> list[str]:
         explainer = self.members.get("xgb_direct")
-        indicators = []
-        if isinstance(explainer, XGBDirect) and "xgb_direct" in self.weights:
-            contribs = explainer.contributions(out.origin_features.to_numpy(np.float32))
-            indicators = key_indicators(contribs, self.features, self.timeframe, top_indicators)
-        return answer(out, steps, indicators)
+        if not isinstance(explainer, XGBDirect) or "xgb_direct" not in self.weights:
+            return []
+        contribs = explainer.contributions(out.origin_features.to_numpy(np.float32))
+        return key_indicators(contribs, self.features, self.timeframe, top)
 
-    # -- artifact -------------------------------------------------------------------------------
-    def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+    def artifact_fields(self) -> dict[str, Any]:
+        return {"weights": self.weights}
+
+    def save_files(self, folder: Path) -> None:
         for name in self.weights:
             (folder / name).mkdir()
             self.members[name].save(folder / name)
-        (folder / ARTIFACT_META).write_text(json.dumps({
-            "kind": self.kind, "timeframe": self.timeframe, "weights": self.weights,
-            "calibration": self.calibration.as_dict(), "meta": self.meta}, indent=1))
 
     @classmethod
-    def load(cls, folder: Path) -> DirectForecaster:
-        try:
-            meta = json.loads((folder / ARTIFACT_META).read_text())
-            if meta.get("kind") != cls.kind:
-                raise ValueError(f"artifact kind {meta.get('kind')!r} is not {cls.kind!r}")
-            unknown = set(meta["weights"]) - set(MEMBER_TYPES)
-            if unknown:
-                raise ValueError(f"unknown member models {sorted(unknown)}; known: {sorted(MEMBER_TYPES)}")
-            members = {name: MEMBER_TYPES[name].load(folder / name) for name in meta["weights"]}
-            return cls(members, meta["weights"], meta["timeframe"], Calibration.from_dict(meta["calibration"]),
-                       meta.get("meta"))
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-            raise ValueError(f"model artifact in {folder} is unreadable: {exc}") from exc
+    def from_artifact(cls, folder: Path, fields: dict[str, Any], calibration: Calibration) -> DirectForecaster:
+        unknown = set(fields["weights"]) - set(MEMBER_TYPES)
+        if unknown:
+            raise ValueError(f"unknown member models {sorted(unknown)}; known: {sorted(MEMBER_TYPES)}")
+        members = {name: MEMBER_TYPES[name].load(folder / name) for name in fields["weights"]}
+        return cls(members, fields["weights"], fields["timeframe"], calibration, fields.get("meta"))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -99,39 +99,78 @@ class ForecastArrays:
     origin_features: pd.DataFrame  # features at each origin (for explanations)
 
 
-class ForecastModel(Protocol):
-    """What every kind of forecaster (recursive, direct, ensemble) offers training, backtests and
-    serving: forecasts of many windows at once, one symbol's answer, and its artifact."""
+class ForecastModel:
+    """What every kind of forecaster (recursive, direct, ensemble) shares, as scikit-learn's
+    estimators share one interface: the timeframe's profile and serving window, the calibration
+    and metadata, one symbol's answer (`forecast`), and the artifact (`save` / `load`: JSON
+    metadata beside the kind's own model files, never pickle). A kind implements
+    `predict_windows` (many origins at once), `explain`, and its artifact's fields and files."""
 
-    kind: str
-    timeframe: str
-    window: int
-    features: list[str]
-    calibration: Calibration
-    meta: dict[str, Any]
+    kind = ""
 
-    def predict_windows(self, windows: Windows, steps: int = HORIZON) -> ForecastArrays: ...
+    def __init__(self, timeframe: str, features: list[str], calibration: Calibration | None = None,
+                 meta: dict[str, Any] | None = None) -> None:
+        self.timeframe = timeframe
+        self.features = list(features)
+        self.calibration = calibration or Calibration.identity(HORIZON)
+        self.meta = dict(meta or {})
+        self.profile = profile_for(timeframe)
+        self.window = self.profile.serving_window
 
-    def forecast(self, candles: pd.DataFrame, steps: int = HORIZON, top_indicators: int = 3) -> dict[str, Any]: ...
+    # -- what a kind implements ------------------------------------------------------------------
+    def predict_windows(self, windows: Windows, steps: int = HORIZON) -> ForecastArrays:
+        raise NotImplementedError
 
-    def save(self, folder: Path) -> None: ...
+    def explain(self, out: ForecastArrays, top: int) -> list[str]:
+        """The indicators that moved the first origin's forecast most (none if the kind cannot say)."""
+        return []
+
+    def artifact_fields(self) -> dict[str, Any]:
+        """The kind's own entries of the artifact's JSON."""
+        return {}
+
+    def save_files(self, folder: Path) -> None:
+        """The kind's model files."""
+
+    @classmethod
+    def from_artifact(cls, folder: Path, fields: dict[str, Any], calibration: Calibration) -> ForecastModel:
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------------
+    def forecast(self, candles: pd.DataFrame, steps: int = HORIZON, top_indicators: int = 3) -> dict[str, Any]:
+        """A forecast of one symbol from its recent candles (at least `self.window`)."""
+        windows = Windows.from_frames([candles], self.window)
+        out = self.predict_windows(windows, steps)
+        return answer(out, steps, self.explain(out, top_indicators))
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.save_files(folder)
+        (folder / ARTIFACT_META).write_text(json.dumps({
+            "kind": self.kind, "timeframe": self.timeframe, **self.artifact_fields(),
+            "calibration": self.calibration.as_dict(), "meta": self.meta}, indent=1))
+
+    @classmethod
+    def load(cls, folder: Path) -> ForecastModel:
+        try:
+            fields = json.loads((folder / ARTIFACT_META).read_text())
+            if fields.get("kind") != cls.kind:
+                raise ValueError(f"artifact kind {fields.get('kind')!r} is not {cls.kind!r}")
+            return cls.from_artifact(folder, fields, Calibration.from_dict(fields["calibration"]))
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, xgb.core.XGBoostError) as exc:
+            raise ValueError(f"model artifact in {folder} is unreadable: {exc}") from exc
 
 
-class Forecaster:
-    """An iterative XGBoost forecaster with its calibration; saved as UBJ + JSON (no pickle)."""
+class Forecaster(ForecastModel):
+    """The recursive XGBoost forecaster: one booster predicts the next candle, thirty times."""
 
     kind = "xgboost-recursive"
 
     def __init__(self, booster: xgb.Booster, features: list[str], timeframe: str, target_scale: list[float],
                  calibration: Calibration | None = None, meta: dict[str, Any] | None = None) -> None:
+        super().__init__(timeframe, features, calibration, meta)
         self.booster = booster
-        self.features = list(features)
-        self.timeframe = timeframe
         self.target_scale = np.asarray(target_scale, dtype=np.float64)
-        self.calibration = calibration or Calibration.identity(HORIZON)
-        self.meta = dict(meta or {})
-        self.profile = profile_for(timeframe)
-        self.window = self.profile.serving_window
         self.sigma_feature = self.profile.volatility_feature
         self.booster.set_param({"nthread": 1})
 
@@ -184,40 +223,27 @@ class Forecaster:
         return calibrated_arrays(np.cumsum(rets, axis=1), ups, downs, sigma, windows.close[:, -1], times,
                                  self.calibration, feats)
 
-    # -- one forecast, as serving answers it ---------------------------------------------------
-    def forecast(self, candles: pd.DataFrame, steps: int = HORIZON, top_indicators: int = 3) -> dict[str, Any]:
-        """A forecast of one symbol from its recent candles (at least `self.window`)."""
-        windows = Windows.from_frames([candles], self.window)
-        out = self.predict_windows(windows, steps)
+    # -- what serving adds, and the artifact ------------------------------------------------------
+    def explain(self, out: ForecastArrays, top: int) -> list[str]:
         contribs = self.booster.predict(
             xgb.DMatrix(out.origin_features[self.features].to_numpy(np.float32), feature_names=self.features),
             pred_contribs=True,
         )
         return_contribs = contribs[0, 0] if contribs.ndim == 3 else contribs[0]
-        return answer(out, steps, key_indicators(return_contribs, self.features, self.timeframe, top_indicators))
+        return key_indicators(return_contribs, self.features, self.timeframe, top)
 
-    # -- artifact -------------------------------------------------------------------------------
-    def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+    def artifact_fields(self) -> dict[str, Any]:
+        return {"features": self.features, "target_scale": self.target_scale.tolist()}
+
+    def save_files(self, folder: Path) -> None:
         self.booster.save_model(folder / ARTIFACT_MODEL)
-        (folder / ARTIFACT_META).write_text(json.dumps({
-            "kind": self.kind, "timeframe": self.timeframe, "features": self.features,
-            "target_scale": self.target_scale.tolist(), "calibration": self.calibration.as_dict(), "meta": self.meta,
-        }, indent=1))
 
     @classmethod
-    def load(cls, folder: Path) -> Forecaster:
-        meta_path = folder / ARTIFACT_META
-        try:
-            meta = json.loads(meta_path.read_text())
-            if meta.get("kind") != cls.kind:
-                raise ValueError(f"artifact kind {meta.get('kind')!r} is not {cls.kind!r}")
-            booster = xgb.Booster()
-            booster.load_model(folder / ARTIFACT_MODEL)
-            return cls(booster, meta["features"], meta["timeframe"], meta["target_scale"],
-                       Calibration.from_dict(meta["calibration"]), meta.get("meta"))
-        except (OSError, ValueError, KeyError, xgb.core.XGBoostError) as exc:
-            raise ValueError(f"model artifact in {folder} is unreadable: {exc}") from exc
+    def from_artifact(cls, folder: Path, fields: dict[str, Any], calibration: Calibration) -> Forecaster:
+        booster = xgb.Booster()
+        booster.load_model(folder / ARTIFACT_MODEL)
+        return cls(booster, fields["features"], fields["timeframe"], fields["target_scale"], calibration,
+                   fields.get("meta"))
 
 
 def check_steps(steps: int) -> None:

@@ -2,7 +2,8 @@
 
 Origins are candles of a period (validation for calibration, holdout or test for scoring) that
 have a full feature window before them and `HORIZON` known candles after them, spaced `stride`
-candles apart and evenly thinned to at most `max_origins`.
+candles apart (each symbol at its own offset, so that together they cover every candle) and
+evenly thinned to at most `max_origins`.
 
 Metrics, for the model and for naive (last close carried forward), at each horizon h:
 - `mae`: mean |forecast - actual| of the log return of close against the last known close;
@@ -45,11 +46,13 @@ def select_origins(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: p
                    stride: int = 1, max_origins: int = 1000, horizon: int = HORIZON) -> Origins:
     """Origins whose time lies in [start, end) and whose next `horizon` candles are known."""
     picks: list[tuple[str, int]] = []
-    for symbol, frame in candles.items():
+    for k, (symbol, frame) in enumerate(candles.items()):
         stamps = frame["timestamp"]
         eligible = np.where((stamps >= start).to_numpy() & (stamps < end).to_numpy())[0]
         eligible = eligible[(eligible >= window - 1) & (eligible + horizon < len(frame))]
-        picks.extend((symbol, int(i)) for i in eligible[::stride])
+        # symbols start at staggered offsets, so that together they cover every candle of the
+        # period instead of the same few (coins move together: same-day origins say one thing)
+        picks.extend((symbol, int(i)) for i in eligible[k % stride::stride])
     if len(picks) > max_origins:
         keep = np.linspace(0, len(picks) - 1, max_origins).round().astype(int)
         picks = [picks[i] for i in np.unique(keep)]

@@ -4,10 +4,22 @@ its checkpoints. Shared by the XGBoost and torch trainers and the random forest'
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from storage.location import is_remote
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a fit runs: on Ray (Ray Train workers, checkpoints under `storage_path`, restarts of a
+    failed worker group) or, with `use_ray` off, as the plain loop in this process."""
+
+    use_ray: bool = True
+    storage_path: str | None = None
+    train_workers: int | None = None
+    max_failures: int = 0
 
 
 def largest_node_cpus() -> int:

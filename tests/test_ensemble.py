@@ -261,6 +261,7 @@ def test_serving_answers_from_an_active_ensemble(family, pg_database_url: str, t
 
 
 def test_a_failed_lstm_worker_restarts_and_resumes_from_its_checkpoint(ray_local, tmp_path: Path) -> None:
+    from engine.layout import RunOptions
     from training.direct_data import DirectRows
     from training.direct_lstm import LSTMDirect
 
@@ -271,7 +272,7 @@ def test_a_failed_lstm_worker_restarts_and_resumes_from_its_checkpoint(ray_local
                       np.zeros((1200, 3), np.float32), seq, y.astype(np.float32))
     train, valid = rows.take(np.arange(1200) < 1000), rows.take(np.arange(1200) >= 1000)
     model = LSTMDirect.fit(train, valid, [f"s{i}" for i in range(5)], {"epochs": 4, "patience": 10, "hidden": 8},
-                           use_ray=True, storage_path=str(tmp_path), max_failures=1, checkpoint_every=1,
+                           RunOptions(use_ray=True, storage_path=str(tmp_path), max_failures=1), checkpoint_every=1,
                            fail_once_after=2)
     assert model.info["resumed_from"] == 2 and model.info["epochs"] == 4  # went on from its checkpoint
     assert model.predict(valid.x, valid.seq).shape == (200, 30)

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from config import HORIZON
-from engine.layout import run_config, worker_layout
-from training.direct_data import DirectRows
+from engine.layout import RunOptions, run_config, worker_layout
+from training.direct_data import DirectRows, sequence_features
 
 LSTM_PARAMS: dict[str, Any] = {
     "hidden": 64,
@@ -156,18 +156,23 @@ class LSTMDirect:
         self.info = dict(info)
 
     @classmethod
-    def fit(cls, train: DirectRows, valid: DirectRows, features: list[str], params: dict[str, Any] | None = None,
-            use_ray: bool = True, storage_path: str | None = None, train_workers: int | None = None,
-            max_failures: int = 0, checkpoint_every: int = 5, fail_once_after: int | None = None) -> LSTMDirect:
+    def input_features(cls, timeframe: str) -> list[str]:
+        return sequence_features(timeframe)
+
+    @classmethod
+    def fit(cls, train: DirectRows, valid: DirectRows, features: list[str], params: dict[str, Any] | None,
+            run: RunOptions, *, checkpoint_every: int = 5, fail_once_after: int | None = None) -> LSTMDirect:
+        """Early stopping on `valid`; a checkpoint every `checkpoint_every` epochs on Ray
+        (`fail_once_after` makes one worker fail once, for the restart test)."""
         params = {**LSTM_PARAMS, **(params or {})}
         flat = train.seq.reshape(-1, train.seq.shape[2]).astype(np.float64)
         mean, spread = flat.mean(axis=0).astype(np.float32), flat.std(axis=0)
         std = np.where(spread > 1e-8, spread, 1.0).astype(np.float32)
         data = {"seq": standardise(train.seq, mean, std), "y": train.y.astype(np.float32),
                 "valid_seq": standardise(valid.seq, mean, std), "valid_y": valid.y.astype(np.float32)}
-        if use_ray:
-            state = _fit_with_ray(data, params, storage_path, train_workers, max_failures, checkpoint_every,
-                                  fail_once_after)
+        if run.use_ray:
+            state = _fit_with_ray(data, params, run.storage_path, run.train_workers, run.max_failures,
+                                  checkpoint_every, fail_once_after)
         else:
             torch.manual_seed(0)
             state = train_epochs(SequenceNet(train.seq.shape[2], int(params["hidden"])), data, params)
@@ -176,6 +181,9 @@ class LSTMDirect:
         info = {"params": params, "epochs": int(state["epoch"]), "best_valid_loss": float(state["best_loss"]),
                 "resumed_from": int(state.get("resumed_from", 0))}
         return cls(net, features, mean, std, info)
+
+    def summary(self) -> str:
+        return f"{self.info['epochs']} epochs, best valid loss {self.info['best_valid_loss']:.4f}"
 
     def predict(self, x: np.ndarray, seq: np.ndarray) -> np.ndarray:
         with torch.no_grad():

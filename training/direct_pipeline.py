@@ -16,14 +16,13 @@ import numpy as np
 import pandas as pd
 
 from config import HORIZON
-from features.build import feature_names
 from training.calibration import fit_calibration, horizon_scale, scaled_naive_moves
 from training.dataset import NotEnoughHistory, Split, validated_horizon
-from training.direct_data import DirectRows, direct_rows, sequence_features, thinning_stride
-from training.direct_lstm import LSTM_PARAMS, LSTMDirect
-from training.direct_rf import RF_PARAMS, RFDirect
-from training.direct_xgb import DIRECT_XGB_PARAMS, XGBDirect
-from training.ensemble import FIXED_WEIGHTS, DirectForecaster, Member, fit_weights
+from training.direct_data import DirectRows, direct_rows, thinning_stride
+from training.direct_lstm import LSTM_PARAMS
+from training.direct_rf import RF_PARAMS
+from training.direct_xgb import DIRECT_XGB_PARAMS
+from training.ensemble import FIXED_WEIGHTS, MEMBER_TYPES, DirectForecaster, Member, fit_weights
 from training.evaluation import select_origins
 from training.spec import CALIBRATION_ORIGINS, FitSpec
 from training.stages import StageTimer, candles_and_split
@@ -48,22 +47,16 @@ def members_needed(variants: tuple[str, ...]) -> tuple[str, ...]:
 
 def fit_members(timer: StageTimer, train: DirectRows, valid: DirectRows, spec: FitSpec,
                 names: tuple[str, ...]) -> dict[str, Member]:
+    """Each named direct model, fitted the same way: its inputs, its parameters, the spec's run options."""
     params = {**default_direct_params(), **(spec.direct_params or {})}
-    features = feature_names(spec.timeframe)
     members: dict[str, Member] = {}
-    if "xgb_direct" in names:
-        members["xgb_direct"] = timer.run(
-            "fit xgb_direct", lambda: XGBDirect.fit(train, valid, features, params["xgb_direct"], spec.use_ray,
-                                                    spec.storage_path, spec.train_workers, spec.max_failures),
-            lambda m: f"{m.info['best_iteration'] + 1} rounds of {len(m.target_scale)} anchor horizons")
-    if "rf" in names:
-        members["rf"] = timer.run("fit rf", lambda: RFDirect.fit(train, features, params["rf"], spec.use_ray),
-                                  lambda m: f"{m.model.n_estimators} trees, 30 outputs")
-    if "lstm" in names:
-        members["lstm"] = timer.run(
-            "fit lstm", lambda: LSTMDirect.fit(train, valid, sequence_features(spec.timeframe), params["lstm"],
-                                               spec.use_ray, spec.storage_path, spec.train_workers, spec.max_failures),
-            lambda m: f"{m.info['epochs']} epochs, best valid loss {m.info['best_valid_loss']:.4f}")
+    for name in names:
+        kind = MEMBER_TYPES[name]
+
+        def fit(kind: type[Member] = kind, name: str = name) -> Member:
+            return kind.fit(train, valid, kind.input_features(spec.timeframe), params[name], spec.run)
+
+        members[name] = timer.run(f"fit {name}", fit, lambda m: m.summary())
     return members
 
 

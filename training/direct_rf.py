@@ -15,7 +15,8 @@ import numpy as np
 import skops.io as sio
 from sklearn.ensemble import RandomForestRegressor
 
-from engine.layout import largest_node_cpus
+from engine.layout import RunOptions, largest_node_cpus
+from features.build import feature_names
 from training.direct_data import DirectRows
 
 RF_PARAMS: dict[str, Any] = {
@@ -50,10 +51,15 @@ class RFDirect:
         self.model.n_jobs = 1
 
     @classmethod
-    def fit(cls, train: DirectRows, features: list[str], params: dict[str, Any] | None = None,
-            use_ray: bool = True) -> RFDirect:
+    def input_features(cls, timeframe: str) -> list[str]:
+        return feature_names(timeframe)
+
+    @classmethod
+    def fit(cls, train: DirectRows, valid: DirectRows, features: list[str], params: dict[str, Any] | None,
+            run: RunOptions) -> RFDirect:
+        """A forest has no early stopping: `valid` is not used."""
         params = {**RF_PARAMS, **(params or {})}
-        if use_ray:
+        if run.use_ray:
             import ray
 
             cpus = min(max(1, int(ray.available_resources().get("CPU", 1))), largest_node_cpus())
@@ -62,6 +68,9 @@ class RFDirect:
         else:
             model = _fit(train.x, train.y, params, -1)
         return cls(model, features, {"params": params, "rows": len(train)})
+
+    def summary(self) -> str:
+        return f"{self.model.n_estimators} trees, 30 outputs"
 
     def predict(self, x: np.ndarray, seq: np.ndarray) -> np.ndarray:
         return self.model.predict(x.astype(np.float32, copy=False))

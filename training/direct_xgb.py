@@ -17,6 +17,8 @@ import pandas as pd
 import xgboost as xgb
 
 from config import HORIZON
+from engine.layout import RunOptions
+from features.build import feature_names
 from training.direct_data import DirectRows
 from training.xgb_train import DEFAULT_PARAMS, fit_local, fit_with_ray, target_scale
 
@@ -54,15 +56,20 @@ class XGBDirect:
         self.booster.set_param({"nthread": 1})
 
     @classmethod
-    def fit(cls, train: DirectRows, valid: DirectRows, features: list[str], params: dict[str, Any], use_ray: bool,
-            storage_path: str | None = None, train_workers: int | None = None, max_failures: int = 0) -> XGBDirect:
+    def input_features(cls, timeframe: str) -> list[str]:
+        return feature_names(timeframe)
+
+    @classmethod
+    def fit(cls, train: DirectRows, valid: DirectRows, features: list[str], params: dict[str, Any],
+            run: RunOptions) -> XGBDirect:
+        """Early stopping on `valid`."""
         train_frame, valid_frame = _frame(train, features), _frame(valid, features)
-        if use_ray:
+        if run.use_ray:
             import ray
 
             fit = fit_with_ray(ray.data.from_pandas(train_frame), ray.data.from_pandas(valid_frame), features, params,
-                               target_scale(train_frame, ANCHOR_TARGETS), storage_path,
-                               num_workers=train_workers, max_failures=max_failures, targets=ANCHOR_TARGETS)
+                               target_scale(train_frame, ANCHOR_TARGETS), run.storage_path,
+                               num_workers=run.train_workers, max_failures=run.max_failures, targets=ANCHOR_TARGETS)
         else:
             fit = fit_local(train_frame, valid_frame, features, params, targets=ANCHOR_TARGETS)
         return cls(fit.booster, features, fit.target_scale,
@@ -70,6 +77,9 @@ class XGBDirect:
 
     def _matrix(self, x: np.ndarray) -> xgb.DMatrix:
         return xgb.DMatrix(x.astype(np.float32, copy=False), feature_names=self.features)
+
+    def summary(self) -> str:
+        return f"{self.info['best_iteration'] + 1} rounds of {len(self.target_scale)} anchor horizons"
 
     def predict(self, x: np.ndarray, seq: np.ndarray) -> np.ndarray:
         anchors = self.booster.predict(self._matrix(x)).reshape(len(x), -1) * self.target_scale[None, :]

@@ -23,27 +23,44 @@ import numpy as np
 import pandas as pd
 
 from config import HORIZON
+from engine.layout import RunOptions
 from features.build import feature_names, stacked_tail
 from features.explain import key_indicators
 from market_data.timeframes import spec
 from training.calibration import Calibration, horizon_scale
-from training.direct_data import SEQ_LEN, sequence_features
+from training.direct_data import SEQ_LEN, DirectRows, sequence_features
 from training.direct_lstm import LSTMDirect
 from training.direct_rf import RFDirect
 from training.direct_xgb import XGBDirect
 from training.forecaster import ForecastArrays, ForecastModel, Windows, calibrated_arrays, check_steps, usable_sigma
 
 FIXED_WEIGHTS = {"lstm": 0.4, "xgb_direct": 0.4, "rf": 0.2}
-MEMBER_TYPES: dict[str, Any] = {"xgb_direct": XGBDirect, "rf": RFDirect, "lstm": LSTMDirect}
+MEMBER_TYPES: dict[str, type[Member]] = {"xgb_direct": XGBDirect, "rf": RFDirect, "lstm": LSTMDirect}
 SHADOW_CANDLES = 20
 
 
 class Member(Protocol):
+    """What every direct model offers: fit on direct rows (early stopping on `valid` where the
+    model has it), the 30 z targets of many origins, a one-line summary of the fit, its files."""
+
     name: str
+    info: dict[str, Any]
+
+    @classmethod
+    def input_features(cls, timeframe: str) -> list[str]: ...
+
+    @classmethod
+    def fit(cls, train: DirectRows, valid: DirectRows, features: list[str], params: dict[str, Any],
+            run: RunOptions) -> Member: ...
 
     def predict(self, x: np.ndarray, seq: np.ndarray) -> np.ndarray: ...  # (origins, 30) z
 
+    def summary(self) -> str: ...
+
     def save(self, folder: Path) -> None: ...
+
+    @classmethod
+    def load(cls, folder: Path) -> Member: ...
 
 
 def fit_weights(member_z: dict[str, np.ndarray], actual_z: np.ndarray) -> dict[str, float]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from engine.layout import RunOptions
 from training.xgb_train import DEFAULT_PARAMS
 
 CALIBRATION_ORIGINS = 600  # tests pass fewer
@@ -30,6 +31,10 @@ class FitSpec:
     shuffle_targets: bool = False  # a control that can learn nothing real
     calibration_origins: int = CALIBRATION_ORIGINS
     train_workers: int | None = None  # Ray Train workers (None: one per two CPUs)
+
+    @property
+    def run(self) -> RunOptions:
+        return RunOptions(self.use_ray, self.storage_path, self.train_workers, self.max_failures)
 
     def with_tickers(self, tickers: list[str]) -> FitSpec:
         return replace(self, tickers=list(tickers))

@@ -23,14 +23,7 @@ from market_data.source import utc
 from storage.location import Location
 from training.dataset import rows_local
 from training.stages import load_candles, split_for
-from training.xgb_train import (
-    DEFAULT_PARAMS,
-    EARLY_STOPPING_ROUNDS,
-    booster_params,
-    target_scale,
-    to_dmatrix,
-    tuned_params_key,
-)
+from training.xgb_train import DEFAULT_PARAMS, target_scale, train_booster, tuned_params_key
 
 REPORT_EVERY = 5  # trees between reports to Tune (and ASHA's time unit)
 
@@ -59,9 +52,7 @@ def _trial(config: dict[str, Any], train: pd.DataFrame, valid: pd.DataFrame, fea
                 tune.report({"valid_rmse": float(evals_log["valid"]["rmse"][-1]), "trees": epoch + 1})
             return False
 
-    xgb.train(booster_params(config, nthread=1), to_dmatrix(train, features, scale),
-              num_boost_round=int(config["n_estimators"]), evals=[(to_dmatrix(valid, features, scale), "valid")],
-              early_stopping_rounds=EARLY_STOPPING_ROUNDS, verbose_eval=False, callbacks=[Report()])
+    train_booster(train, valid, features, config, scale, nthread=1, callbacks=[Report()])
 
 
 def tune_timeframe(data_dir: str | Path, model_dir: str | Path, tickers: list[str], timeframe: str, as_of: datetime,

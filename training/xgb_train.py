@@ -68,17 +68,29 @@ def to_dmatrix(frame: pd.DataFrame, features: list[str], scale: np.ndarray,
     return xgb.DMatrix(frame[features].to_numpy(np.float32), label=labels, feature_names=features, nthread=-1)
 
 
-def fit_local(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], params: dict[str, Any],
-              nthread: int = 0, targets: list[str] = TARGETS) -> FitResult:
-    """Plain `xgboost.train` in this process (the baseline, and what each Ray worker runs)."""
-    scale = target_scale(train, targets)
+def train_booster(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], params: dict[str, Any],
+                  scale: np.ndarray, nthread: int = 0, targets: list[str] = TARGETS, resume: xgb.Booster | None = None,
+                  callbacks: list[xgb.callback.TrainingCallback] | None = None) -> tuple[xgb.Booster, dict[str, Any]]:
+    """The one `xgboost.train` of the project (the weekly job, the backtest, Ray Train's workers,
+    tuning's trials): standardised targets, early stopping on `valid`, up to `n_estimators` trees
+    in all (a resumed booster's count toward them). Returns the booster and the validation history."""
     history: dict[str, Any] = {}
+    done = 0 if resume is None else resume.num_boosted_rounds()
     booster = xgb.train(
         booster_params(params, nthread), to_dmatrix(train, features, scale, targets),
-        num_boost_round=int(params["n_estimators"]),
-        evals=[(to_dmatrix(valid, features, scale, targets), "valid")],
+        num_boost_round=max(0, int(params["n_estimators"]) - done),
+        evals=[(to_dmatrix(valid, features, scale, targets), "valid")], xgb_model=resume,
         early_stopping_rounds=EARLY_STOPPING_ROUNDS, evals_result=history, verbose_eval=False,
+        callbacks=callbacks or None,
     )
+    return booster, history
+
+
+def fit_local(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], params: dict[str, Any],
+              nthread: int = 0, targets: list[str] = TARGETS) -> FitResult:
+    """The fit in this process (the baseline the Ray path is measured against)."""
+    scale = target_scale(train, targets)
+    booster, history = train_booster(train, valid, features, params, scale, nthread, targets)
     return FitResult(booster, scale.tolist(), dict(params), int(booster.best_iteration),
                      {"valid_rmse": history["valid"]["rmse"]})
 
@@ -139,14 +151,9 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
     done = 0 if resumed is None else resumed.num_boosted_rounds()
     # fault injection for tests: fail once, in the first attempt only
     fail_after = config.get("fail_once_after") if checkpoint is None else None
-    history: dict[str, Any] = {}
-    booster = xgb.train(
-        booster_params(config["params"], config["nthread"]), to_dmatrix(train, features, scale, targets),
-        num_boost_round=max(0, int(config["params"]["n_estimators"]) - done),
-        evals=[(to_dmatrix(valid, features, scale, targets), "valid")], xgb_model=resumed,
-        early_stopping_rounds=EARLY_STOPPING_ROUNDS, evals_result=history, verbose_eval=False,
-        callbacks=[_Checkpoints(config.get("checkpoint_every", 0), fail_after)],
-    )
+    booster, history = train_booster(train, valid, features, config["params"], scale, config["nthread"], targets,
+                                     resume=resumed,
+                                     callbacks=[_Checkpoints(config.get("checkpoint_every", 0), fail_after)])
     rmse = history.get("valid", {}).get("rmse", [np.nan])
     best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
     _report(booster, {"valid_rmse": float(np.nanmin(rmse)), "best_iteration": best,

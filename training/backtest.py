@@ -59,7 +59,8 @@ def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train
         forecasters["xgboost"], train_candles, split = fit_and_calibrate(timer, spec)
     direct = tuple(n for n in names if n in VARIANTS and n not in forecasters)
     if direct:
-        fitted, train_candles, split = fit_direct(timer, spec, variants=direct)
+        loaded = (train_candles, split) if train_candles is not None and split is not None else None
+        fitted, train_candles, split = fit_direct(timer, spec, variants=direct, loaded=loaded)
         forecasters.update(fitted)
     if train_candles is None or split is None:  # parse_models admits only known names, so one was fitted
         raise ValueError(f"no model to backtest in {names}")

@@ -88,14 +88,16 @@ def calibrate_variants(members: dict[str, Member], timeframe: str, candles: dict
 
 
 def fit_direct(timer: StageTimer, spec: FitSpec, variants: tuple[str, ...] = VARIANTS,
+               loaded: tuple[dict[str, pd.DataFrame], Split] | None = None,
                ) -> tuple[dict[str, DirectForecaster], dict[str, pd.DataFrame], Split]:
-    """Candles, split, direct rows, the members' fits and every variant's calibration."""
+    """Candles, split, direct rows, the members' fits and every variant's calibration. `loaded`:
+    the candles and split another model of the same spec already read (the lake is read once)."""
     timeframe = spec.timeframe
     names = members_needed(variants)
     if validated_horizon(timeframe) < HORIZON:
         raise NotEnoughHistory(f"{timeframe}: direct models learn from origins with all {HORIZON} later candles "
                                f"known, and its retained history holds too few; use --model xgboost")
-    candles, split = candles_and_split(timer, spec)
+    candles, split = loaded if loaded is not None else candles_and_split(timer, spec)
     stride = thinning_stride(len(f) for f in candles.values())
     rows = timer.run("rows", lambda: direct_rows(spec.data_dir, list(candles), timeframe, spec.end, stride,
                                                  spec.use_ray),

@@ -77,7 +77,7 @@ def fit_candidates(timer: StageTimer, spec: FitSpec) -> tuple[dict[str, Forecast
     recursive, candles, split = fit_and_calibrate(timer, spec)
     candidates: dict[str, ForecastModel] = {"xgboost": recursive}
     if validated_horizon(spec.timeframe) == HORIZON:
-        direct, _, _ = fit_direct(timer, spec, variants=VARIANTS)
+        direct, _, _ = fit_direct(timer, spec, variants=VARIANTS, loaded=(candles, split))
         candidates.update(direct)
     return candidates, candles, split
 

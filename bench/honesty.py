@@ -35,7 +35,7 @@ from market_data.csv_source import CsvSource
 from market_data.update import update_pair
 from storage.lake import Lake
 from training.calibration import reliability
-from training.evaluation import Origins, select_origins
+from training.evaluation import Origins, mae_ratio_interval, select_origins, time_blocks
 from training.forecaster import ForecastModel
 from training.pipeline import fit_candidates
 from training.selection import choose
@@ -48,8 +48,6 @@ SHARED = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "results" / "honesty.json"
 FRACTIONS = (0.75, 0.25, 0.0)  # as the backtest: train | valid before the window, the window is the test
 HORIZONS = (1, 5, 10, 30)
-BLOCK_CANDLES = 10
-BOOTSTRAP = 1000
 
 
 def _utc(text: str) -> datetime:
@@ -78,7 +76,7 @@ class Plan:
 PLANS = {
     "1d": Plan(SHARED / "binance_daily", _half_years(), 600),
     "4h": Plan(SHARED / "binance_hourly", _quarters(), 600),
-    "1h": Plan(SHARED / "binance_hourly", _quarters(), 800),
+    "1h": Plan(SHARED / "binance_hourly", _quarters(), 600),
 }
 
 
@@ -91,25 +89,6 @@ def fill_lake(root: Path, plan: Plan, timeframe: str, as_of: datetime, top: int 
     return tickers
 
 
-def _blocks(origins: Origins, timeframe: str) -> np.ndarray:
-    """Block id of each origin: its origin time in runs of BLOCK_CANDLES candles, all symbols together."""
-    stamps = pd.DatetimeIndex(origins.windows.stamps[:, -1])
-    step = pd.Timedelta(hours={"1h": 1, "4h": 4, "1d": 24}[timeframe])
-    return np.asarray((stamps - stamps.min()) // (step * BLOCK_CANDLES), dtype=np.int64)
-
-
-def ratio_with_interval(err: np.ndarray, naive: np.ndarray, blocks: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
-    """MAE(err) / MAE(naive) and its 95 % block-bootstrap interval."""
-    ids, index = np.unique(blocks, return_inverse=True)
-    e_sum = np.bincount(index, weights=err, minlength=len(ids))
-    n_sum = np.bincount(index, weights=naive, minlength=len(ids))
-    rng = np.random.default_rng(seed)
-    draws = rng.multinomial(len(ids), np.full(len(ids), 1.0 / len(ids)), size=BOOTSTRAP).astype(np.float64)
-    ratios = (draws @ e_sum) / (draws @ n_sum)
-    low, high = np.quantile(ratios, [0.025, 0.975])
-    return float(err.sum() / naive.sum()), float(low), float(high)
-
-
 def score(model: ForecastModel, origins: Origins, blocks: np.ndarray) -> dict[str, Any]:
     fc = model.predict_windows(origins.windows, HORIZON)
     actual = origins.actual_close
@@ -118,7 +97,7 @@ def score(model: ForecastModel, origins: Origins, blocks: np.ndarray) -> dict[st
     err, naive = np.abs(fc.cum_return - actual), np.abs(actual)
     out: dict[str, Any] = {"mae_ratio": {}, "coverage_80": {}}
     for h in HORIZONS:
-        out["mae_ratio"][str(h)] = ratio_with_interval(err[:, h - 1], naive[:, h - 1], blocks)
+        out["mae_ratio"][str(h)] = mae_ratio_interval(err[:, h - 1], naive[:, h - 1], blocks)
     for h in (1, HORIZON):
         out["coverage_80"][str(h)] = float(np.mean((lower[:, h - 1] <= actual[:, h - 1]) & (actual[:, h - 1] <= upper[:, h - 1])))
     called = fc.direction != 0
@@ -144,12 +123,12 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime, param
         stride = max(1, int(np.ceil(eligible / plan.max_origins)))
         origins = select_origins(test, pd.Timestamp(start), pd.Timestamp(end), window, stride=stride,
                                  max_origins=plan.max_origins, horizon=HORIZON)
-        blocks = _blocks(origins, timeframe)
+        blocks = time_blocks(origins, timeframe)
         models: dict[str, ForecastModel] = {**candidates, f"auto ({choice.name})": choice.forecaster}
         scores = {name: score(model, origins, blocks) for name, model in models.items()}
     return {"timeframe": timeframe, "window": f"{start:%Y-%m-%d} to {end:%Y-%m-%d}", "symbols": len(candles),
             "origins": len(origins), "stride": stride, "blocks": int(len(np.unique(blocks))), "chosen": choice.name,
-            "validation_mae_vs_naive": choice.scores, "models": scores,
+            "validation_mae_vs_naive": choice.scores, "validation_intervals": choice.intervals, "models": scores,
             "seconds": round(time.perf_counter() - started, 1)}
 
 

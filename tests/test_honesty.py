@@ -106,3 +106,60 @@ def test_naive_band_comes_from_every_validation_candle() -> None:
     # little wider: sigma is estimated from 20 returns), the widths sampled from overlapping moves
     np.testing.assert_allclose(lo, -1.33, atol=0.25)
     np.testing.assert_allclose(hi, 1.33, atol=0.25)
+
+
+def test_confidence_of_a_model_without_skill_is_a_coin_toss() -> None:
+    raw, actual, sigma = _validation(1500, edge=0.0, seed=6)
+    cal = fit_calibration(raw, actual, sigma)
+    from training.calibration import confidence
+
+    p = confidence(cal, raw, sigma)
+    assert np.abs(p - 0.5).mean() < 0.01 and (np.abs(p.mean(axis=0) - 0.5) < 0.02).all()
+
+
+def test_confidence_of_a_skilled_model_stays_and_is_calibrated() -> None:
+    from training.calibration import confidence
+
+    raw, actual, sigma = _validation(3000, edge=1.0, seed=7)
+    cal = fit_calibration(raw[:1500], actual[:1500], sigma[:1500])
+    p = confidence(cal, raw[1500:], sigma[1500:])
+    hit = (np.sign(raw[1500:]) == np.sign(actual[1500:]))
+    assert p.mean() > 0.55
+    assert abs(p.mean() - hit.mean()) < 0.03  # stated against observed, on origins it never saw
+
+
+class _Fixed:
+    """A candidate whose stated close is given."""
+
+    timeframe, window = "1d", 320
+
+    def __init__(self, cum: np.ndarray) -> None:
+        self.cum = cum
+        self.calibration, self.meta = Calibration.identity(H), {}
+
+    def predict_windows(self, windows, steps):
+        return type("Out", (), {"cum_return": self.cum[:, :steps]})()
+
+
+def _origins(actual: np.ndarray):
+    from training.evaluation import Origins
+    from training.forecaster import Windows
+
+    n = len(actual)
+    stamps = (np.datetime64("2023-01-01T00:00", "ms") + np.arange(n) * np.timedelta64(86_400_000, "ms"))[:, None]
+    ones = np.ones((n, 1))
+    return Origins(["X:AUSDT"] * n, Windows(ones, ones, ones, ones, ones, stamps, ones), actual, actual, actual)
+
+
+def test_auto_chooses_a_model_only_where_validation_proves_it_beats_naive() -> None:
+    from training.selection import NAIVE, choose_on
+
+    rng = np.random.default_rng(8)
+    actual = np.cumsum(rng.normal(0, 0.02, (600, H)), axis=1)
+    noise = _Fixed(rng.normal(0, 0.001, (600, H)))  # about naive, proves nothing
+    worse = _Fixed(rng.normal(0, 0.05, (600, H)))
+    choice = choose_on({"noise": noise, "worse": worse}, _origins(actual), "1d")  # type: ignore[dict-item]
+    assert choice.name == NAIVE and choice.scores["worse"] > 1.0
+    skilled = _Fixed(0.5 * actual)  # half of every move: a real edge
+    choice = choose_on({"noise": noise, "skilled": skilled}, _origins(actual), "1d")  # type: ignore[dict-item]
+    assert choice.name == "skilled" and choice.intervals["skilled"][1] < 1.0

@@ -8,7 +8,8 @@ From raw recursive forecasts of the validation period and what actually happened
   a move, divided by the recent volatility times sqrt(h) (conformal, scaled by volatility so bands
   widen when markets move and narrow when they calm down).
 - `conf_a[h]`, `conf_b[h]`: a logistic map from signal strength |forecast| / (volatility sqrt(h))
-  to the probability that the forecast direction is right.
+  to the probability that the forecast direction is right, tempered toward a coin toss by how
+  well a fit on half the validation blocks predicts the other half.
 - `naive_lo[h]`, `naive_hi[h]`: the same band for the naive forecast, so naive is scored alike.
 Where the history is too short to check all 30 horizons (monthly candles), the fitted horizons
 are `validated_horizon` and the calibration is `extended` to 30.
@@ -127,15 +128,41 @@ def scaled_naive_moves(candles: dict[str, pd.DataFrame], start: pd.Timestamp, en
     return out[np.isfinite(out).all(axis=1)]
 
 
+TEMPERATURES = np.linspace(0.0, 1.0, 21)
+
+
+def _logistic(strength: np.ndarray, correct: np.ndarray) -> tuple[float, float]:
+    """(intercept, slope) of P(correct) against signal strength; the base rate where one class is missing."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = correct.astype(int)
+    if len(y) == 0:
+        return 0.0, 0.0
+    if 0 < y.sum() < len(y):
+        model = LogisticRegression(C=1.0).fit(strength[:, None], y)
+        return float(model.intercept_[0]), float(model.coef_[0, 0])
+    rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
+    return float(np.log(rate / (1 - rate))), 0.0
+
+
+def temperature(logit: np.ndarray, correct: np.ndarray) -> float:
+    """The factor in [0, 1] on held-out logits with the lowest log loss: 1 keeps a fit that carries
+    to unseen origins, 0 turns one that does not into a coin toss (confidence 0.5)."""
+    y = correct.astype(float)
+    p = 1.0 / (1.0 + np.exp(-np.outer(TEMPERATURES, logit)))
+    p = np.clip(p, 1e-9, 1 - 1e-9)
+    loss = -(y[None, :] * np.log(p) + (1 - y[None, :]) * np.log(1 - p)).mean(axis=1)
+    return float(TEMPERATURES[int(np.argmin(loss))])
+
+
 def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray,
                     naive_moves: np.ndarray | None = None) -> Calibration:
     """`raw` and `actual` are (origins x horizons) cumulative log returns; `sigma` the recent
     one-candle volatility at each origin. Origins are expected in (symbol, time) order, as
     `select_origins` gives them, so that neighbouring rows are resampled together. Naive's band
     comes from `naive_moves` (`scaled_naive_moves` of the same period: every candle, not just the
-    origins) where given."""
-    from sklearn.linear_model import LogisticRegression
-
+    origins) where given. Confidence is a logistic fit of P(sign right) on signal strength,
+    tempered toward 0.5 by how well it predicts origins it was not fitted on."""
     ok = np.isfinite(raw).all(axis=1) & np.isfinite(actual).all(axis=1) & np.isfinite(sigma) & (sigma > 0)
     raw, actual, sigma = raw[ok], actual[ok], sigma[ok]
     if len(raw) < 20:
@@ -145,13 +172,16 @@ def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray,
     strength = np.abs(scaled(raw, sigma))
     correct = (np.sign(raw) == np.sign(actual)) & (raw != 0)
     conf_a, conf_b = np.zeros(horizon), np.zeros(horizon)
+    folds = (np.arange(len(raw)) // BLOCK_ORIGINS) % 2
     for h in range(horizon):
-        y = correct[:, h].astype(int)
-        rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
-        conf_a[h] = np.log(rate / (1 - rate))
-        if 0 < y.sum() < len(y):
-            model = LogisticRegression(C=1.0).fit(strength[:, [h]], y)
-            conf_a[h], conf_b[h] = float(model.intercept_[0]), float(model.coef_[0, 0])
+        a, b = _logistic(strength[:, h], correct[:, h])
+        # temper by how well the fit carries to origins it did not see (2-fold, by blocks)
+        held_out = np.zeros(len(raw))
+        for fold in (0, 1):
+            fa, fb = _logistic(strength[folds != fold, h], correct[folds != fold, h])
+            held_out[folds == fold] = fa + fb * strength[folds == fold, h]
+        t = temperature(held_out, correct[:, h])
+        conf_a[h], conf_b[h] = t * a, t * b
     naive = scaled(actual, sigma) if naive_moves is None or len(naive_moves) < len(raw) else naive_moves
     naive_lo, naive_hi = np.quantile(naive, BAND_QUANTILES, axis=0)
     # the model's band from the forecasts it states: where it keeps a move (shrink > 0 and a

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from market_data.timeframes import spec
 from training.calibration import horizon_scale, reliability
 from training.forecaster import HORIZON, ForecastModel, Windows
 
@@ -70,6 +71,35 @@ def select_origins(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: p
         lows.append(np.log(future["low"].to_numpy() / c0))
     return Origins([s for s, _ in picks], Windows.from_frames(frames, window), np.array(closes), np.array(highs),
                    np.array(lows))
+
+
+BLOCK_CANDLES = 10
+BOOTSTRAP_SAMPLES = 1000
+
+
+def time_blocks(origins: Origins, timeframe: str, candles: int = BLOCK_CANDLES) -> np.ndarray:
+    """Block id of each origin: its origin time in runs of `candles` candles, all symbols
+    together. Neighbouring origins share most of their future and coins move together, so a
+    bootstrap resamples such blocks whole."""
+    stamps = pd.DatetimeIndex(origins.windows.stamps[:, -1])
+    step = pd.Timedelta(hours=spec(timeframe).approx_hours)
+    return np.asarray((stamps - stamps.min()) // (step * candles), dtype=np.int64)
+
+
+def mae_ratio_interval(err: np.ndarray, naive: np.ndarray, blocks: np.ndarray, level: float = 0.95,
+                       seed: int = 0) -> tuple[float, float, float]:
+    """MAE(err) / MAE(naive) over origins, and its block-bootstrap interval at `level`."""
+    ids, index = np.unique(blocks, return_inverse=True)
+    e_sum = np.bincount(index, weights=err, minlength=len(ids))
+    n_sum = np.bincount(index, weights=naive, minlength=len(ids))
+    draws = np.random.default_rng(seed).multinomial(len(ids), np.full(len(ids), 1.0 / len(ids)),
+                                                    size=BOOTSTRAP_SAMPLES).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = (draws @ e_sum) / (draws @ n_sum)
+    tail = (1.0 - level) / 2
+    low, high = np.nanquantile(ratios, [tail, 1.0 - tail])
+    total = float(naive.sum())
+    return (float(err.sum()) / total if total > 0 else 1.0), float(low), float(high)
 
 
 def insample_naive_mae(candles: dict[str, pd.DataFrame], end: pd.Timestamp) -> float:

@@ -62,6 +62,7 @@ def fit_forecaster(timer: StageTimer, spec: FitSpec, model: str) -> tuple[Foreca
         choice = timer.run("choose", lambda: choose(candidates, candles, split, spec.calibration_origins),
                            lambda c: c.describe())
         choice.forecaster.meta["validation_scores"] = choice.scores
+        choice.forecaster.meta["validation_intervals"] = choice.intervals
         return choice.forecaster, candles, split
     if model == "xgboost":
         return fit_and_calibrate(timer, spec)

@@ -4,11 +4,13 @@ Every candidate (the recursive XGBoost, each direct model, the ensembles) has be
 the validation period, so each states the forecast it would serve: shrunk toward naive where its
 edge is not proven, naive outright where none is. They are scored on the same validation origins
 by the mean absolute error of that stated close (log return from the origin) over the checked
-horizons. Naive is a candidate too; it wins ties, and a model must beat it by `MARGIN` (a share
-of naive's error) to be chosen, because what validation shows is an upper bound on what the next
-regime keeps. When naive wins, the deployed forecaster is the best model with every horizon
-shrunk to naive: it answers naive's closes, naive's bands and `flat` directions, and still has
-the volatility forecast (candle highs and lows) of a model.
+horizons, relative to naive's. Naive is a candidate too, and the default: a model is chosen only
+if validation proves it better, i.e. the upper end of the 95 % block-bootstrap interval of its
+error ratio is below 1 (blocks of origin time, all symbols together), because what validation
+shows is an upper bound on what the next regime keeps. Among the proven, the lowest ratio wins.
+When naive wins, the deployed forecaster is the best model with every horizon shrunk to naive:
+it answers naive's closes, naive's bands and `flat` directions, and still has the volatility
+forecast (candle highs and lows) of a model.
 """
 
 from __future__ import annotations
@@ -20,10 +22,9 @@ import numpy as np
 import pandas as pd
 
 from training.dataset import Split, validated_horizon
-from training.evaluation import Origins, select_origins
+from training.evaluation import Origins, mae_ratio_interval, select_origins, time_blocks
 from training.forecaster import ForecastModel
 
-MARGIN = 0.005  # a model must be at least 0.5 % better than naive on validation
 NAIVE = "naive"
 
 
@@ -33,10 +34,14 @@ class Choice:
     forecaster: ForecastModel
     # candidate -> mean validation MAE of its stated close, relative to naive's (naive = 1.0)
     scores: dict[str, float] = field(default_factory=dict)
+    # candidate -> the 95 % block-bootstrap interval of that ratio
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     n_origins: int = 0
 
     def describe(self) -> str:
-        ranked = ", ".join(f"{name} {score:.4f}" for name, score in sorted(self.scores.items(), key=lambda kv: kv[1]))
+        ranked = ", ".join(f"{name} {score:.4f}" + (f" [{self.intervals[name][0]:.4f}, {self.intervals[name][1]:.4f}]"
+                                                   if name in self.intervals else "")
+                           for name, score in sorted(self.scores.items(), key=lambda kv: kv[1]))
         return f"{self.name} chosen on {self.n_origins} validation origins (MAE vs naive: {ranked})"
 
 
@@ -50,30 +55,41 @@ def as_naive(forecaster: ForecastModel) -> ForecastModel:
     return out
 
 
-def validation_scores(candidates: dict[str, ForecastModel], origins: Origins) -> dict[str, float]:
-    """Each candidate's mean absolute error of its stated close over the horizons, over naive's."""
+def validation_scores(candidates: dict[str, ForecastModel], origins: Origins,
+                      timeframe: str) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """Each candidate's mean absolute error of its stated close over the horizons, over naive's,
+    with its 95 % block-bootstrap interval."""
     horizon = origins.actual_close.shape[1]
-    naive = float(np.mean(np.abs(origins.actual_close)))
-    scores = {NAIVE: 1.0}
+    naive = np.abs(origins.actual_close).mean(axis=1)
+    blocks = time_blocks(origins, timeframe)
+    scores, intervals = {NAIVE: 1.0}, {}
     for name, forecaster in candidates.items():
         stated = forecaster.predict_windows(origins.windows, horizon).cum_return
-        scores[name] = float(np.mean(np.abs(stated - origins.actual_close))) / naive if naive > 0 else 1.0
-    return scores
+        ratio, low, high = mae_ratio_interval(np.abs(stated - origins.actual_close).mean(axis=1), naive, blocks)
+        scores[name], intervals[name] = ratio, (low, high)
+    return scores, intervals
 
 
 def choose(candidates: dict[str, ForecastModel], candles: dict[str, pd.DataFrame], split: Split,
            max_origins: int) -> Choice:
-    """The candidate with the lowest validation error, if it beats naive by `MARGIN`; else naive."""
+    """The candidate with the lowest validation error among those proven better than naive; else naive."""
     if not candidates:
         raise ValueError("no candidate forecasters to choose from")
     timeframe = next(iter(candidates.values())).timeframe
     window = max(f.window for f in candidates.values())
     origins = select_origins(candles, split.valid_start, split.valid_end, window, max_origins=max_origins,
                              horizon=validated_horizon(timeframe))
-    scores = validation_scores(candidates, origins)
+    return choose_on(candidates, origins, timeframe)
+
+
+def choose_on(candidates: dict[str, ForecastModel], origins: Origins, timeframe: str) -> Choice:
+    """`choose` on given validation origins."""
+    scores, intervals = validation_scores(candidates, origins, timeframe)
     best = min(candidates, key=lambda name: scores[name])
-    if scores[best] <= 1.0 - MARGIN:
-        chosen = copy.copy(candidates[best])
-        chosen.meta = {**chosen.meta, "candidate": best}
-        return Choice(best, chosen, scores, len(origins))
-    return Choice(NAIVE, as_naive(candidates[best]), scores, len(origins))
+    proven = [name for name in candidates if intervals[name][1] < 1.0]
+    if proven:
+        winner = min(proven, key=lambda name: scores[name])
+        chosen = copy.copy(candidates[winner])
+        chosen.meta = {**chosen.meta, "candidate": winner}
+        return Choice(winner, chosen, scores, intervals, len(origins))
+    return Choice(NAIVE, as_naive(candidates[best]), scores, intervals, len(origins))

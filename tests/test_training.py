@@ -209,7 +209,7 @@ def test_weekly_training_through_ray_job_submit_on_synthetic_data(ray_head, pg_d
                        "2025-10-01", "--n-estimators", "20", "--max-depth", "4", "--origins", "50", "--skip-data",
                        "--shuffle-targets", "--model", "xgboost")
     assert shuffled.returncode == 0, shuffled.stdout[-4000:] + shuffled.stderr[-2000:]
-    assert "not activated" in shuffled.stdout
+    assert "not activated" in shuffled.stdout and "control fitted on shuffled targets" in shuffled.stdout
     assert registry.active("1d").id == active.id and len(registry.list("1d")) == 2
     engine.dispose()
     # both runs are in the node's Prometheus metrics

@@ -97,6 +97,10 @@ def train_timeframe(registry: ModelRegistry, spec: FitSpec, model: str = AUTO, m
                        lambda r: f"{r['n_origins']} holdout origins: MAE {r['model']['summary']['mae_mean']:.4f} "
                                  f"vs naive {r['naive']['summary']['mae_mean']:.4f}")
     activate, reason, champion_report = challenge(registry, timeframe, report, holdout, scale)
+    if spec.shuffle_targets:
+        # a control: where no model has an edge, forecasts are naive whatever the fit learned, so
+        # its holdout score can tie or beat a real model's by chance; it is never served
+        activate, reason = False, f"a control fitted on shuffled targets is never activated ({reason})"
     report["champion"] = champion_report
     report["model_kind"] = model
     report["split"] = split.as_dict()

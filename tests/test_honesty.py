@@ -163,3 +163,14 @@ def test_auto_chooses_a_model_only_where_validation_proves_it_beats_naive() -> N
     skilled = _Fixed(0.5 * actual)  # half of every move: a real edge
     choice = choose_on({"noise": noise, "skilled": skilled}, _origins(actual), "1d")  # type: ignore[dict-item]
     assert choice.name == "skilled" and choice.intervals["skilled"][1] < 1.0
+
+
+def test_confidence_that_drifts_within_validation_is_not_trusted() -> None:
+    from training.calibration import confidence
+
+    first, a1, s1 = _validation(1000, edge=1.0, seed=9)
+    second, a2, s2 = _validation(1000, edge=-1.0, seed=10)  # the sign relation flips in the later half
+    raw, actual, sigma = np.vstack([first, second]), np.vstack([a1, a2]), np.concatenate([s1, s2])
+    times = np.arange(2000).astype("datetime64[D]")
+    cal = fit_calibration(raw, actual, sigma, times=times)
+    assert np.abs(confidence(cal, raw, sigma) - 0.5).mean() < 0.02

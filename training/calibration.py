@@ -156,15 +156,19 @@ def temperature(logit: np.ndarray, correct: np.ndarray) -> float:
 
 
 def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray,
-                    naive_moves: np.ndarray | None = None) -> Calibration:
+                    naive_moves: np.ndarray | None = None, times: np.ndarray | None = None) -> Calibration:
     """`raw` and `actual` are (origins x horizons) cumulative log returns; `sigma` the recent
     one-candle volatility at each origin. Origins are expected in (symbol, time) order, as
     `select_origins` gives them, so that neighbouring rows are resampled together. Naive's band
     comes from `naive_moves` (`scaled_naive_moves` of the same period: every candle, not just the
     origins) where given. Confidence is a logistic fit of P(sign right) on signal strength,
-    tempered toward 0.5 by how well it predicts origins it was not fitted on."""
+    tempered toward 0.5 by how well it predicts origins it was not fitted on: with `times` (each
+    origin's time), a fit on the earlier half of the period predicts the later half and the
+    reverse, so a relation that drifts within validation is trusted less; without, alternate
+    blocks of origins."""
     ok = np.isfinite(raw).all(axis=1) & np.isfinite(actual).all(axis=1) & np.isfinite(sigma) & (sigma > 0)
     raw, actual, sigma = raw[ok], actual[ok], sigma[ok]
+    halves = None if times is None else np.asarray(times).astype("datetime64[ms]").astype(np.int64)[ok]
     if len(raw) < 20:
         raise ValueError(f"only {len(raw)} usable calibration origins; at least 20 are needed")
     horizon = raw.shape[1]
@@ -172,7 +176,10 @@ def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray,
     strength = np.abs(scaled(raw, sigma))
     correct = (np.sign(raw) == np.sign(actual)) & (raw != 0)
     conf_a, conf_b = np.zeros(horizon), np.zeros(horizon)
-    folds = (np.arange(len(raw)) // BLOCK_ORIGINS) % 2
+    if halves is not None and len(np.unique(halves)) > 1:
+        folds = (halves > np.median(halves)).astype(int)
+    else:
+        folds = (np.arange(len(raw)) // BLOCK_ORIGINS) % 2
     for h in range(horizon):
         a, b = _logistic(strength[:, h], correct[:, h])
         # temper by how well the fit carries to origins it did not see (2-fold, by blocks)

@@ -82,7 +82,8 @@ def calibrate_variants(members: dict[str, Member], timeframe: str, candles: dict
                                       meta={**(meta or {}), "variant": variant, "weights_source": source,
                                             "members": {n: getattr(members[n], "info", {}) for n in weights}})
         raw = forecaster.raw_return(origins.windows)
-        forecaster.calibration = fit_calibration(raw, origins.actual_close, sigma, naive_moves)
+        forecaster.calibration = fit_calibration(raw, origins.actual_close, sigma, naive_moves,
+                                                 origins.windows.stamps[:, -1])
         out[variant] = forecaster
     return out
 

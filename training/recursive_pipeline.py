@@ -73,8 +73,8 @@ def calibrate(forecaster: Forecaster, candles: dict[str, pd.DataFrame], split: S
                              max_origins=max_origins, horizon=horizon)
     raw = forecaster.predict_windows(origins.windows, horizon)
     naive_moves = scaled_naive_moves(candles, split.valid_start, split.valid_end, forecaster.timeframe, horizon)
-    forecaster.calibration = fit_calibration(raw.raw_return, origins.actual_close, raw.sigma,
-                                             naive_moves).extended(HORIZON)
+    forecaster.calibration = fit_calibration(raw.raw_return, origins.actual_close, raw.sigma, naive_moves,
+                                             origins.windows.stamps[:, -1]).extended(HORIZON)
     return len(origins)
 
 

@@ -5,9 +5,10 @@ the validation period, so each states the forecast it would serve: shrunk toward
 edge is not proven, naive outright where none is. They are scored on the same validation origins
 by the mean absolute error of that stated close (log return from the origin) over the checked
 horizons, relative to naive's. Naive is a candidate too, and the default: a model is chosen only
-if validation proves it better, i.e. the upper end of the 95 % block-bootstrap interval of its
-error ratio is below 1 (blocks of origin time, all symbols together), because what validation
-shows is an upper bound on what the next regime keeps. Among the proven, the lowest ratio wins.
+if validation proves it better in the earlier and in the later half of the period alike, i.e.
+the upper end of the 95 % block-bootstrap interval of its error ratio is below 1 in both (blocks
+of origin time, all symbols together), because what validation shows is an upper bound on what
+the next regime keeps. Among the proven, the lowest ratio wins.
 When naive wins, the deployed forecaster is the best model with every horizon shrunk to naive:
 it answers naive's closes, naive's bands and `flat` directions, and still has the volatility
 forecast (candle highs and lows) of a model.
@@ -58,15 +59,19 @@ def as_naive(forecaster: ForecastModel) -> ForecastModel:
 def validation_scores(candidates: dict[str, ForecastModel], origins: Origins,
                       timeframe: str) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
     """Each candidate's mean absolute error of its stated close over the horizons, over naive's,
-    with its 95 % block-bootstrap interval."""
+    and the 95 % block-bootstrap interval of that ratio in the worse of the period's two halves
+    (an edge must hold in the earlier and in the later half of validation to count as proven)."""
     horizon = origins.actual_close.shape[1]
     naive = np.abs(origins.actual_close).mean(axis=1)
     blocks = time_blocks(origins, timeframe)
+    stamps = origins.windows.stamps[:, -1].astype("datetime64[ms]").astype(np.int64)
+    later = stamps > np.median(stamps)
     scores, intervals = {NAIVE: 1.0}, {}
     for name, forecaster in candidates.items():
-        stated = forecaster.predict_windows(origins.windows, horizon).cum_return
-        ratio, low, high = mae_ratio_interval(np.abs(stated - origins.actual_close).mean(axis=1), naive, blocks)
-        scores[name], intervals[name] = ratio, (low, high)
+        err = np.abs(forecaster.predict_windows(origins.windows, horizon).cum_return - origins.actual_close).mean(axis=1)
+        scores[name] = mae_ratio_interval(err, naive, blocks)[0]
+        halves = [mae_ratio_interval(err[part], naive[part], blocks[part]) for part in (~later, later) if part.any()]
+        intervals[name] = max(((low, high) for _, low, high in halves), key=lambda interval: interval[1])
     return scores, intervals
 
 

@@ -20,9 +20,8 @@ from training.dataset import validated_horizon
 from training.direct_pipeline import VARIANTS, fit_direct
 from training.evaluation import evaluate, insample_naive_mae, select_origins
 from training.forecaster import HORIZON
-from training.pipeline import AUTO, MODELS, fit_candidates
+from training.pipeline import AUTO, MODELS, choose_stage, fit_candidates
 from training.recursive_pipeline import fit_and_calibrate
-from training.selection import choose
 from training.spec import FitSpec
 from training.stages import StageTimer, load_candles
 
@@ -66,10 +65,7 @@ def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train
         raise ValueError(f"no model to backtest in {names}")
     names = [n for n in names if n in forecasters or n == AUTO]  # direct models cannot fit 1m
     if auto:
-        candidates = dict(forecasters)
-        fitted_candles, fitted_split = train_candles, split
-        choice = timer.run("choose", lambda: choose(candidates, fitted_candles, fitted_split, max_origins),
-                           lambda c: c.describe())
+        choice = choose_stage(timer, dict(forecasters), train_candles, split, max_origins)
         forecasters[AUTO] = choice.forecaster
     candles = load_candles(data_dir, list(train_candles), timeframe, test_end_ts)
     window = max(f.window for f in forecasters.values())

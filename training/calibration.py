@@ -87,24 +87,43 @@ BOOTSTRAP_SAMPLES = 400
 BLOCK_ORIGINS = 10  # neighbouring origins of a symbol share most of their future: resample them together
 
 
+def block_ratio_draws(num: np.ndarray, den: np.ndarray, blocks: np.ndarray, samples: int,
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Block bootstrap of a ratio of sums: `num` and `den` are (rows x columns), `blocks` each
+    row's block. Returns the resampled sums of `num` and of `den`, (samples x columns) each, whole
+    blocks drawn with replacement (rows of one block share most of their future)."""
+    ids, index = np.unique(blocks, return_inverse=True)
+    num_sums = np.zeros((len(ids), num.shape[1]))
+    den_sums = np.zeros((len(ids), den.shape[1]))
+    np.add.at(num_sums, index, num)
+    np.add.at(den_sums, index, den)
+    weights = np.random.default_rng(seed).multinomial(len(ids), np.full(len(ids), 1.0 / len(ids)),
+                                                      size=samples).astype(np.float64)
+    return weights @ num_sums, weights @ den_sums
+
+
 def proven_shrink(raw: np.ndarray, actual: np.ndarray, seed: int = 0) -> np.ndarray:
     """Per horizon, how much of the model's cumulative return to keep: the least-squares factor
     through the origin (sum raw*actual / sum raw^2), at its lower 10 % block-bootstrap quantile,
     clipped to [0, 1]. Validation that shows an edge only by luck, or an edge that the next regime
     may not keep, leaves little or nothing: such horizons fall back to naive."""
-    n, horizon = raw.shape
-    blocks = np.arange(n) // BLOCK_ORIGINS
-    count = int(blocks[-1]) + 1
-    cross = np.zeros((count, horizon))
-    square = np.zeros((count, horizon))
-    np.add.at(cross, blocks, raw * actual)
-    np.add.at(square, blocks, raw**2)
-    rng = np.random.default_rng(seed)
-    weights = rng.multinomial(count, np.full(count, 1.0 / count), size=BOOTSTRAP_SAMPLES).astype(np.float64)
-    num, den = weights @ cross, weights @ square
+    num, den = block_ratio_draws(raw * actual, raw**2, np.arange(len(raw)) // BLOCK_ORIGINS, BOOTSTRAP_SAMPLES, seed)
     with np.errstate(divide="ignore", invalid="ignore"):
         factors = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
     return np.clip(np.quantile(factors, SHRINK_QUANTILE, axis=0), 0.0, 1.0)
+
+
+def later_half(times: np.ndarray) -> np.ndarray:
+    """True for the times after the median: the later half of a period, whatever the time unit."""
+    stamps = np.asarray(times).astype("datetime64[ms]").astype(np.int64)
+    return stamps > np.median(stamps)
+
+
+def kept_moves(shrink: np.ndarray, p_right: np.ndarray) -> np.ndarray:
+    """Where a forecast keeps the model's move (else it states naive's close): validation proved an
+    edge at the horizon (shrink > 0) and, for this forecast's signal strength, the calibrated
+    chance that the model's sign is right is at least one half. `p_right` is (origins x horizons)."""
+    return (p_right >= 0.5) & (np.asarray(shrink)[None, : p_right.shape[1]] > 0)
 
 
 def scaled_naive_moves(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, timeframe: str,
@@ -168,7 +187,7 @@ def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray,
     blocks of origins."""
     ok = np.isfinite(raw).all(axis=1) & np.isfinite(actual).all(axis=1) & np.isfinite(sigma) & (sigma > 0)
     raw, actual, sigma = raw[ok], actual[ok], sigma[ok]
-    halves = None if times is None else np.asarray(times).astype("datetime64[ms]").astype(np.int64)[ok]
+    times = None if times is None else np.asarray(times)[ok]
     if len(raw) < 20:
         raise ValueError(f"only {len(raw)} usable calibration origins; at least 20 are needed")
     horizon = raw.shape[1]
@@ -176,13 +195,13 @@ def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray,
     strength = np.abs(scaled(raw, sigma))
     correct = (np.sign(raw) == np.sign(actual)) & (raw != 0)
     conf_a, conf_b = np.zeros(horizon), np.zeros(horizon)
-    if halves is not None and len(np.unique(halves)) > 1:
-        folds = (halves > np.median(halves)).astype(int)
+    if times is not None and len(np.unique(times)) > 1:
+        folds = later_half(times).astype(int)
     else:
         folds = (np.arange(len(raw)) // BLOCK_ORIGINS) % 2
     for h in range(horizon):
         a, b = _logistic(strength[:, h], correct[:, h])
-        # temper by how well the fit carries to origins it did not see (2-fold, by blocks)
+        # temper by how well the fit carries to origins it did not see (2-fold: time halves or blocks)
         held_out = np.zeros(len(raw))
         for fold in (0, 1):
             fa, fb = _logistic(strength[folds != fold, h], correct[folds != fold, h])
@@ -195,7 +214,7 @@ def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray,
     # better-than-even chance of the sign), its residuals; elsewhere it states naive's forecast
     partial = Calibration(shrink.tolist(), naive_lo.tolist(), naive_hi.tolist(), conf_a.tolist(), conf_b.tolist(),
                           naive_lo.tolist(), naive_hi.tolist(), int(len(raw)))
-    moves = (confidence(partial, raw, sigma) >= 0.5) & (shrink[None, :] > 0)
+    moves = kept_moves(shrink, confidence(partial, raw, sigma))
     residual = np.where(moves, scaled(actual - raw * shrink, sigma), np.nan)
     band_lo, band_hi = naive_lo.copy(), naive_hi.copy()
     for h in range(horizon):

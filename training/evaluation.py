@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from market_data.timeframes import spec
-from training.calibration import horizon_scale, reliability
+from training.calibration import block_ratio_draws, horizon_scale, reliability
 from training.forecaster import HORIZON, ForecastModel, Windows
 
 
@@ -89,13 +89,9 @@ def time_blocks(origins: Origins, timeframe: str, candles: int = BLOCK_CANDLES) 
 def mae_ratio_interval(err: np.ndarray, naive: np.ndarray, blocks: np.ndarray, level: float = 0.95,
                        seed: int = 0) -> tuple[float, float, float]:
     """MAE(err) / MAE(naive) over origins, and its block-bootstrap interval at `level`."""
-    ids, index = np.unique(blocks, return_inverse=True)
-    e_sum = np.bincount(index, weights=err, minlength=len(ids))
-    n_sum = np.bincount(index, weights=naive, minlength=len(ids))
-    draws = np.random.default_rng(seed).multinomial(len(ids), np.full(len(ids), 1.0 / len(ids)),
-                                                    size=BOOTSTRAP_SAMPLES).astype(np.float64)
+    e_sums, n_sums = block_ratio_draws(err[:, None], naive[:, None], blocks, BOOTSTRAP_SAMPLES, seed)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = (draws @ e_sum) / (draws @ n_sum)
+        ratios = (e_sums / n_sums)[:, 0]
     tail = (1.0 - level) / 2
     low, high = np.nanquantile(ratios, [tail, 1.0 - tail])
     total = float(naive.sum())

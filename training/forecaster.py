@@ -28,7 +28,7 @@ from features.build import REQUIRED, stacked_latest
 from features.explain import key_indicators
 from features.profiles import profile_for
 from market_data.timeframes import spec
-from training.calibration import Calibration, confidence, horizon_scale
+from training.calibration import Calibration, confidence, horizon_scale, kept_moves
 from training.progress import report
 
 ARTIFACT_MODEL = "model.ubj"
@@ -264,7 +264,8 @@ def calibrated_arrays(raw: np.ndarray, ups: np.ndarray, downs: np.ndarray, sigma
     origins x steps) and its shadows: what every forecaster, recursive or direct, answers with."""
     steps = raw.shape[1]
     checked = cal.validated_horizon  # beyond it, the last checked forecast is carried forward
-    cum = point_forecast(cal, raw, sigma)
+    p_right = confidence(cal, raw, sigma)
+    cum = point_forecast(cal, raw, p_right)
     if checked < steps:
         cum[:, checked:] = cum[:, checked - 1: checked]
     close = last_close[:, None] * np.exp(cum)
@@ -279,29 +280,26 @@ def calibrated_arrays(raw: np.ndarray, ups: np.ndarray, downs: np.ndarray, sigma
     lower = last_close[:, None] * np.exp(cum + scale * band_lo)
     upper = last_close[:, None] * np.exp(cum + scale * band_hi)
     lower, upper = np.minimum(lower, close), np.maximum(upper, close)
-    direction, conf = path_direction(cal, raw, cum, sigma, checked)
+    direction, conf = path_direction(p_right, cum, checked)
     return ForecastArrays(times, open_, high, low, close, lower, upper, conf, direction, cum, raw, sigma,
                           last_close, origin_features)
 
 
-def point_forecast(cal: Calibration, raw: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+def point_forecast(cal: Calibration, raw: np.ndarray, p_right: np.ndarray) -> np.ndarray:
     """The cumulative log return a forecast states: the model's, shrunk toward naive by how much
-    edge validation proved at each horizon, and exactly naive (0) wherever it proved none: the
-    horizon's shrink is 0, or the calibrated chance that the model's sign is right is below one
-    half for this forecast's signal strength."""
-    steps = raw.shape[1]
-    cum = raw * np.asarray(cal.shrink)[None, :steps]
-    return np.where(confidence(cal, raw, sigma) >= 0.5, cum, 0.0)
+    edge validation proved at each horizon, and exactly naive (0) wherever it keeps no move
+    (`kept_moves`). `p_right`: the calibrated chance that the model's sign is right."""
+    shrink = np.asarray(cal.shrink)
+    return np.where(kept_moves(shrink, p_right), raw * shrink[None, : raw.shape[1]], 0.0)
 
 
-def path_direction(cal: Calibration, raw: np.ndarray, cum: np.ndarray, sigma: np.ndarray,
-                   checked: int) -> tuple[np.ndarray, np.ndarray]:
+def path_direction(p_right: np.ndarray, cum: np.ndarray, checked: int) -> tuple[np.ndarray, np.ndarray]:
     """Direction and confidence that agree with the close path: where the close moves, its sign
     (+1 up, -1 down) with the calibrated probability that it is right; where it does not (no
     proven edge), 0 (`flat`) with confidence 0.5. Beyond the validated horizon the last checked
     step's direction is carried forward, as its close is, with confidence 0.5: never checked."""
     direction = np.sign(cum).astype(int)
-    conf = np.where(direction != 0, confidence(cal, raw, sigma), 0.5)
+    conf = np.where(direction != 0, p_right, 0.5)
     if checked < cum.shape[1]:
         direction[:, checked:] = direction[:, checked - 1: checked]
         conf[:, checked:] = 0.5

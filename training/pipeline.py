@@ -29,7 +29,7 @@ from training.direct_pipeline import VARIANTS, fit_direct
 from training.evaluation import accuracy_avg, evaluate, insample_naive_mae, select_origins
 from training.forecaster import ForecastModel
 from training.recursive_pipeline import fit_and_calibrate
-from training.selection import choose
+from training.selection import Choice, choose
 from training.spec import FitSpec
 from training.stages import HOLDOUT_ORIGINS, StageTimer
 
@@ -59,11 +59,7 @@ def fit_forecaster(timer: StageTimer, spec: FitSpec, model: str) -> tuple[Foreca
     """The calibrated forecaster named `model` (see MODELS), its candles and its split."""
     if model == AUTO:
         candidates, candles, split = fit_candidates(timer, spec)
-        choice = timer.run("choose", lambda: choose(candidates, candles, split, spec.calibration_origins),
-                           lambda c: c.describe())
-        choice.forecaster.meta["validation_scores"] = choice.scores
-        choice.forecaster.meta["validation_intervals"] = choice.intervals
-        return choice.forecaster, candles, split
+        return choose_stage(timer, candidates, candles, split, spec.calibration_origins).forecaster, candles, split
     if model == "xgboost":
         return fit_and_calibrate(timer, spec)
     if model not in VARIANTS:
@@ -81,6 +77,16 @@ def fit_candidates(timer: StageTimer, spec: FitSpec) -> tuple[dict[str, Forecast
         direct, _, _ = fit_direct(timer, spec, variants=VARIANTS, loaded=(candles, split))
         candidates.update(direct)
     return candidates, candles, split
+
+
+def choose_stage(timer: StageTimer, candidates: dict[str, ForecastModel], candles: dict[str, pd.DataFrame],
+                 split: Split, max_origins: int) -> Choice:
+    """`auto`'s choice among fitted candidates, as a timed stage; the chosen forecaster's metadata
+    keeps the validation figures it was chosen on."""
+    choice = timer.run("choose", lambda: choose(candidates, candles, split, max_origins), lambda c: c.describe())
+    choice.forecaster.meta["validation_scores"] = choice.scores
+    choice.forecaster.meta["validation_intervals"] = choice.intervals
+    return choice
 
 
 def train_timeframe(registry: ModelRegistry, spec: FitSpec, model: str = AUTO, max_origins: int = HOLDOUT_ORIGINS,

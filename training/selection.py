@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from training.calibration import later_half
 from training.dataset import Split, validated_horizon
 from training.evaluation import Origins, mae_ratio_interval, select_origins, time_blocks
 from training.forecaster import ForecastModel
@@ -64,8 +65,7 @@ def validation_scores(candidates: dict[str, ForecastModel], origins: Origins,
     horizon = origins.actual_close.shape[1]
     naive = np.abs(origins.actual_close).mean(axis=1)
     blocks = time_blocks(origins, timeframe)
-    stamps = origins.windows.stamps[:, -1].astype("datetime64[ms]").astype(np.int64)
-    later = stamps > np.median(stamps)
+    later = later_half(origins.windows.stamps[:, -1])
     scores, intervals = {NAIVE: 1.0}, {}
     for name, forecaster in candidates.items():
         err = np.abs(forecaster.predict_windows(origins.windows, horizon).cum_return - origins.actual_close).mean(axis=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from market_data.source import MarketSource, utc
-from storage.db import session_scope
+from storage.db import db_now, session_scope
 from storage.schema import Symbol
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,6 @@ class RankResult:
     unranked: int
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
 def sync_symbols(engine: Engine, source: MarketSource) -> SyncResult:
     """Add tickers the source lists, mark vanished ones inactive, reactivate returning ones."""
     listed = {t.ticker: t for t in source.list_tickers()}
@@ -51,14 +47,14 @@ def sync_symbols(engine: Engine, source: MarketSource) -> SyncResult:
             row = existing.get(ticker)
             if row is None:
                 session.add(Symbol(ticker=ticker, name=info.name[:255], base_currency=info.base_currency,
-                                   quote_currency=info.quote_currency, is_active=True, last_updated=_now()))
+                                   quote_currency=info.quote_currency, is_active=True, last_updated=db_now()))
                 added += 1
             elif not row.is_active:
-                row.is_active, row.last_updated = True, _now()
+                row.is_active, row.last_updated = True, db_now()
                 reactivated += 1
         for ticker, row in existing.items():
             if ticker not in listed and row.is_active:
-                row.is_active, row.last_updated = False, _now()
+                row.is_active, row.last_updated = False, db_now()
                 deactivated += 1
     return SyncResult(added=added, reactivated=reactivated, deactivated=deactivated, active=len(listed))
 
@@ -88,7 +84,7 @@ def rank_symbols(engine: Engine, source: MarketSource, as_of: datetime) -> RankR
             if row.ticker in volumes.index:
                 row.volume_24h_usd = Decimal(f"{min(volumes[row.ticker], 9.99e17):.2f}")
                 row.volume_rank = int(ranks[row.ticker])
-                row.last_updated = _now()
+                row.last_updated = db_now()
                 ranked += 1
         total = session.exec(select(sa.func.count()).select_from(Symbol)).one()
     log.info("ranked %d symbols by USD volume of %s (%d without data)", ranked, day, total - ranked)

@@ -16,12 +16,8 @@ from sqlmodel import Session, select
 from config import TierLimits
 from portfolio.errors import PortfolioError
 from portfolio.owned import owned, symbol
-from storage.db import session_scope
+from storage.db import db_time, session_scope
 from storage.schema import Alert, AlertLog, Symbol
-
-
-def _naive(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -50,7 +46,7 @@ class Alerts:
 
     @staticmethod
     def _check_expiry(expires_at: datetime | None, now: datetime) -> None:
-        if expires_at is not None and _naive(expires_at) <= _naive(now):
+        if expires_at is not None and db_time(expires_at) <= db_time(now):
             raise PortfolioError(422, "expires_in_the_past", "expires_at must be in the future")
 
     def list(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -69,8 +65,8 @@ class Alerts:
             sym = symbol(session, ticker)
             self._check_room(session, user_id, limits)
             alert = Alert(user_id=user_id, symbol_id=sym.id, condition_type=condition_type, target_price=target_price,
-                          is_active=True, expires_at=None if expires_at is None else _naive(expires_at),
-                          created_at=_naive(now))
+                          is_active=True, expires_at=None if expires_at is None else db_time(expires_at),
+                          created_at=db_time(now))
             session.add(alert)
             session.flush()
             return self._view(session, alert)
@@ -82,7 +78,7 @@ class Alerts:
             alert = owned(session, Alert, alert_id, user_id, "alert")
             if "expires_at" in changes:
                 self._check_expiry(changes["expires_at"], now)
-                alert.expires_at = None if changes["expires_at"] is None else _naive(changes["expires_at"])
+                alert.expires_at = None if changes["expires_at"] is None else db_time(changes["expires_at"])
             if changes.get("is_active") and not alert.is_active:
                 self._check_room(session, user_id, limits)
             for key in ("condition_type", "target_price", "is_active"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +17,7 @@ from sqlmodel import Session, select
 
 from portfolio.errors import PortfolioError
 from portfolio.owned import owned, symbol
-from storage.db import session_scope
+from storage.db import db_now, session_scope
 from storage.schema import Symbol, TradingPlan
 
 MAX_RISK_REWARD = Decimal("999.99")
@@ -38,10 +37,6 @@ def risk_reward(entry: float | None, target: float | None, stop: float | None) -
                                                   f"stop above the entry, not at {stop}")
     ratio = Decimal(str(abs(target - entry) / abs(entry - stop))).quantize(Decimal("0.01"))
     return min(ratio, MAX_RISK_REWARD)
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass
@@ -73,7 +68,7 @@ class TradingPlans:
         rr = risk_reward(fields.get("entry_price"), fields.get("target_price"), fields.get("stop_loss"))
         with session_scope(self.engine) as session:
             sym = symbol(session, ticker)
-            now = _now()
+            now = db_now()
             status = fields.get("status") or "active"
             plan = TradingPlan(user_id=user_id, symbol_id=sym.id, risk_reward=rr, created_at=now, updated_at=now,
                                closed_at=now if status == "closed" else None,
@@ -90,8 +85,8 @@ class TradingPlans:
             for key, value in changes.items():
                 setattr(plan, key, value)
             if "status" in changes:
-                plan.closed_at = (plan.closed_at or _now()) if plan.status == "closed" else None
-            plan.updated_at = _now()
+                plan.closed_at = (plan.closed_at or db_now()) if plan.status == "closed" else None
+            plan.updated_at = db_now()
             session.add(plan)
             session.flush()
             return self._view(session, plan)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,12 +14,8 @@ from sqlmodel import Session, select
 from config import TierLimits
 from portfolio.errors import PortfolioError, not_found
 from portfolio.owned import owned, parse_id, symbol
-from storage.db import session_scope
+from storage.db import db_now, session_scope
 from storage.schema import Symbol, Watchlist, WatchlistItem
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass
@@ -58,7 +53,7 @@ class Watchlists:
             if count >= limits.watchlists:
                 raise PortfolioError(403, "limit_reached", f"your tier allows {limits.watchlists} watchlists; "
                                                            "delete one or upgrade")
-            now = _now()
+            now = db_now()
             wl = Watchlist(user_id=user_id, name=name, is_default=bool(is_default) or count == 0, created_at=now,
                            updated_at=now)
             session.add(wl)
@@ -78,7 +73,7 @@ class Watchlists:
             elif is_default is False and wl.is_default:
                 raise PortfolioError(422, "default_required", "one watchlist is always the default: make another "
                                                               "one the default instead")
-            wl.updated_at = _now()
+            wl.updated_at = db_now()
             session.add(wl)
             session.flush()
             return self._view(session, wl)
@@ -108,7 +103,7 @@ class Watchlists:
                     raise PortfolioError(403, "limit_reached", f"your tier allows {limits.watchlist_items} symbols "
                                                                "per watchlist")
                 item = WatchlistItem(watchlist_id=wl.id, symbol_id=sym.id,
-                                     position=count if position is None else position, added_at=_now())
+                                     position=count if position is None else position, added_at=db_now())
                 session.add(item)
                 session.flush()
                 return {"id": str(item.id), "symbol": sym.ticker, "name": sym.name, "position": item.position,
@@ -136,7 +131,7 @@ class Watchlists:
             for item_id, position in positions.items():
                 items[item_id].position = position
                 session.add(items[item_id])
-            wl.updated_at = _now()
+            wl.updated_at = db_now()
             session.add(wl)
             session.flush()
             return self._view(session, wl)

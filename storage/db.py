@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,16 @@ def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def db_time(moment: datetime) -> datetime:
+    """The schema stores naive UTC (`TIMESTAMP`): aware inputs are converted, naive ones trusted."""
+    return moment if moment.tzinfo is None else moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def db_now() -> datetime:
+    """Now, as the schema stores it (naive UTC)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def make_engine(database_url: str | sa.engine.URL, durable: bool = True) -> Engine:

@@ -22,7 +22,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from config import TIMEFRAMES
-from storage.db import session_scope
+from storage.db import db_time, session_scope
 from storage.location import Location, is_remote, join
 from storage.schema import ModelRecord
 
@@ -81,11 +81,6 @@ def _check_files(what: str, present: set[str], expected: dict[str, str], where: 
     """The artifact holds exactly the files its manifest lists: none missing, none added."""
     if present != set(expected):
         raise ArtifactError(f"{what}: files {sorted(present ^ set(expected))} differ from the manifest in {where}")
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    """The schema stores naive UTC (`TIMESTAMP`); aware inputs are converted, naive ones trusted."""
-    return moment if moment.tzinfo is None else moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def _as_uuid(model_id: object) -> uuid.UUID:
@@ -168,15 +163,15 @@ class ModelRegistry:
         record = ModelRecord(
             timeframe=timeframe,
             version=version,
-            training_start=_naive_utc(info.training_start),
-            training_end=_naive_utc(info.training_end),
+            training_start=db_time(info.training_start),
+            training_end=db_time(info.training_end),
             num_symbols=info.num_symbols,
             top_symbols=list(info.top_symbols),
             feature_count=info.feature_count,
             accuracy_avg=None if info.accuracy_avg is None else Decimal(f"{info.accuracy_avg:.4f}"),
             model_path=model_path,
             is_active=False,
-            trained_at=_naive_utc(info.trained_at),
+            trained_at=db_time(info.trained_at),
         )
         try:
             with session_scope(self.engine) as session:

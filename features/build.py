@@ -11,7 +11,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from features.indicators import Feature, compute
+from features.indicators import Feature, Inputs, compute, compute_inputs
 from features.profiles import profile_for
 
 WARMUP_COLUMN = "warmup"  # True where the row's features are not yet trustworthy
@@ -121,19 +121,18 @@ def stacked_tail(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v:
     close0 = c[:, :1]
     masked = np.where(v > 0, v, np.inf)
     volume0 = np.where(np.isfinite(masked.min(axis=1)), v[np.arange(n), np.argmax(v > 0, axis=1)], 1.0)[:, None]
-    frame = pd.DataFrame({
-        "timestamp": pd.to_datetime(stamps.ravel().astype("datetime64[ms]"), utc=True),
-        "open": (o / close0).ravel(), "high": (h / close0).ravel(), "low": (lo / close0).ravel(),
-        "close": (c / close0).ravel(), "volume": (v / volume0).ravel(),
-    })
-    if vwap is not None:
-        frame["vwap"] = (vwap / close0).ravel()
+    o1, h1, l1, c1 = ((a / close0).ravel() for a in (o, h, lo, c))
+    v1 = (v / volume0).ravel()
+    vwap1 = None if vwap is None else (vwap / close0).ravel()
+    times = pd.DatetimeIndex(stamps.ravel().astype("datetime64[ms]"))  # naive UTC: the calendar reads hours, days
     profile = profile_for(timeframe)
     if profile.windowed:  # no seams: each window on its own (see `Profile.windowed`)
-        per_window = np.arange(n * length).reshape(n, length)
-        return np.stack([compute(frame.iloc[i], profile, timeframe)[1][length - rows:] for i in per_window]
-                        ).astype(np.float32)
-    _, matrix = compute(frame, profile, timeframe)
+        def one(i: np.ndarray) -> np.ndarray:
+            inputs = Inputs(o1[i], h1[i], l1[i], c1[i], v1[i], None if vwap1 is None else vwap1[i], times[i])
+            return compute_inputs(inputs, profile, timeframe)[1][length - rows:]
+
+        return np.stack([one(i) for i in np.arange(n * length).reshape(n, length)]).astype(np.float32)
+    _, matrix = compute_inputs(Inputs(o1, h1, l1, c1, v1, vwap1, times), profile, timeframe)
     return matrix.reshape(n, length, -1)[:, length - rows:, :].astype(np.float32)
 
 

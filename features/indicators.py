@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,12 @@ from scipy.signal import lfilter
 from features.profiles import Profile
 
 LN2 = float(np.log(2.0))
+
+# TA-Lib's functions without the wrapper that converts pandas and polars series: every input
+# here is already a float64 array, and the wrapper's checks cost as much as a 300-candle SMA
+# (the recursive forecast runs ~160 of them per step).
+ta = SimpleNamespace(**{name: getattr(getattr(talib, name), "__wrapped__", getattr(talib, name))
+                        for name in talib.get_functions()})
 
 
 @dataclass(frozen=True)
@@ -44,11 +51,10 @@ Produced = Iterator[tuple[Feature, Values]]
 
 
 class Inputs:
-    """Normalised float64 arrays of one symbol's candles."""
+    """Normalised float64 arrays of one symbol's candles (or of windows stacked end to end)."""
 
-    def __init__(self, candles: pd.DataFrame) -> None:
-        close = candles["close"].to_numpy(dtype=np.float64)
-        volume = candles["volume"].to_numpy(dtype=np.float64)
+    def __init__(self, open_: Values, high: Values, low: Values, close: Values, volume: Values,
+                 vwap: Values | None, timestamps: pd.DatetimeIndex) -> None:
         if len(close) == 0:
             raise ValueError("no candles to compute features from")
         scale = close[0]
@@ -56,18 +62,30 @@ class Inputs:
             raise ValueError(f"first close must be a positive number, got {scale}")
         positive = volume[volume > 0]
         vscale = positive[0] if positive.size else 1.0
-        self.o = quantize(candles["open"].to_numpy(dtype=np.float64) / scale)
-        self.h = quantize(candles["high"].to_numpy(dtype=np.float64) / scale)
-        self.l = quantize(candles["low"].to_numpy(dtype=np.float64) / scale)
+        self.o = quantize(open_ / scale)
+        self.h = quantize(high / scale)
+        self.l = quantize(low / scale)
         self.c = quantize(close / scale)
         self.v = quantize(volume / vscale)
-        vwap = quantize(candles["vwap"].to_numpy(dtype=np.float64) / scale) if "vwap" in candles.columns else None
         typical = (self.h + self.l + self.c) / 3.0
-        self.vwap = typical if vwap is None else np.where(np.isfinite(vwap) & (vwap > 0), vwap, typical)
+        if vwap is None:
+            self.vwap = typical
+        else:
+            scaled = quantize(vwap / scale)
+            self.vwap = np.where(np.isfinite(scaled) & (scaled > 0), scaled, typical)
         self.logc = np.log(self.c)
         self.ret1 = np.concatenate([[np.nan], np.diff(self.logc)])
         self.log_v = np.log(np.maximum(self.v, 1e-9))
-        self.timestamps = pd.DatetimeIndex(pd.to_datetime(candles["timestamp"], utc=True))
+        self.timestamps = timestamps
+
+    @classmethod
+    def of(cls, candles: pd.DataFrame) -> Inputs:
+        def column(name: str) -> Values:
+            return candles[name].to_numpy(dtype=np.float64)
+
+        return cls(column("open"), column("high"), column("low"), column("close"), column("volume"),
+                   column("vwap") if "vwap" in candles.columns else None,
+                   pd.DatetimeIndex(pd.to_datetime(candles["timestamp"], utc=True)))
 
 
 MANTISSA_BITS = 36
@@ -163,8 +181,8 @@ def money_flow_index(h: Values, lo: Values, c: Values, v: Values, n: int) -> Val
     move = typical - shift(typical, 1)
     tol = 1e-9 * typical
     flow = typical * v
-    pos = talib.SUM(np.where(np.isnan(move), np.nan, np.where(move > tol, flow, 0.0)), n)
-    neg = talib.SUM(np.where(np.isnan(move), np.nan, np.where(move < -tol, flow, 0.0)), n)
+    pos = ta.SUM(np.where(np.isnan(move), np.nan, np.where(move > tol, flow, 0.0)), n)
+    neg = ta.SUM(np.where(np.isnan(move), np.nan, np.where(move < -tol, flow, 0.0)), n)
     total = pos + neg
     return np.where(total > 0, 100.0 * pos / np.where(total > 0, total, 1.0), np.where(np.isnan(total), np.nan, 50.0))
 
@@ -172,38 +190,38 @@ def money_flow_index(h: Values, lo: Values, c: Values, v: Values, n: int) -> Val
 def overlap(x: Inputs, p: Profile) -> Produced:
     c = x.c
     for n in p.ma:
-        yield Feature(f"sma_{n}", "overlap", n, "talib.SMA / close, log", "SMA"), log_ratio(talib.SMA(c, n), c)
+        yield Feature(f"sma_{n}", "overlap", n, "talib.SMA / close, log", "SMA"), log_ratio(ta.SMA(c, n), c)
     for n in p.ema:
-        yield Feature(f"ema_{n}", "overlap", n, "talib.EMA / close, log", "EMA"), log_ratio(talib.EMA(c, n), c)
+        yield Feature(f"ema_{n}", "overlap", n, "talib.EMA / close, log", "EMA"), log_ratio(ta.EMA(c, n), c)
     for n in p.wma:
-        yield Feature(f"wma_{n}", "overlap", n, "talib.WMA / close, log", "WMA"), log_ratio(talib.WMA(c, n), c)
+        yield Feature(f"wma_{n}", "overlap", n, "talib.WMA / close, log", "WMA"), log_ratio(ta.WMA(c, n), c)
     for n in p.dema:
-        yield Feature(f"dema_{n}", "overlap", 2 * n, "talib.DEMA / close, log", "DEMA"), log_ratio(talib.DEMA(c, n), c)
+        yield Feature(f"dema_{n}", "overlap", 2 * n, "talib.DEMA / close, log", "DEMA"), log_ratio(ta.DEMA(c, n), c)
     for n in p.tema:
-        yield Feature(f"tema_{n}", "overlap", 3 * n, "talib.TEMA / close, log", "TEMA"), log_ratio(talib.TEMA(c, n), c)
+        yield Feature(f"tema_{n}", "overlap", 3 * n, "talib.TEMA / close, log", "TEMA"), log_ratio(ta.TEMA(c, n), c)
     for n in p.trima:
-        yield Feature(f"trima_{n}", "overlap", n, "talib.TRIMA / close, log", "TRIMA"), log_ratio(talib.TRIMA(c, n), c)
+        yield Feature(f"trima_{n}", "overlap", n, "talib.TRIMA / close, log", "TRIMA"), log_ratio(ta.TRIMA(c, n), c)
     for n in p.t3:
-        yield Feature(f"t3_{n}", "overlap", 6 * n, "talib.T3 / close, log", "T3"), log_ratio(talib.T3(c, n, 0.7), c)
+        yield Feature(f"t3_{n}", "overlap", 6 * n, "talib.T3 / close, log", "T3"), log_ratio(ta.T3(c, n, 0.7), c)
     for n in p.bbands:
-        upper, middle, lower = talib.BBANDS(c, n, 2.0, 2.0)
+        upper, middle, lower = ta.BBANDS(c, n, 2.0, 2.0)
         # relative distance, not log: the lower band goes below zero when volatility is extreme
         yield Feature(f"bb_upper_{n}", "overlap", n, "(talib.BBANDS upper - close) / close", "Bollinger Upper"), upper / c - 1.0
         yield Feature(f"bb_lower_{n}", "overlap", n, "(talib.BBANDS lower - close) / close", "Bollinger Lower"), lower / c - 1.0
         yield Feature(f"bb_width_{n}", "overlap", n, "(upper - lower) / middle", "Bollinger Width"), safe_div(upper - lower, middle)
         yield Feature(f"bb_pctb_{n}", "overlap", n, "(close - lower) / (upper - lower)", "Bollinger %B"), safe_div(c - lower, upper - lower, 0.5)
     for n in p.mid:
-        yield Feature(f"midpoint_{n}", "overlap", n, "talib.MIDPOINT / close, log", "Midpoint"), log_ratio(talib.MIDPOINT(c, n), c)
-        yield Feature(f"midprice_{n}", "overlap", n, "talib.MIDPRICE / close, log", "Midprice"), log_ratio(talib.MIDPRICE(x.h, x.l, n), c)
+        yield Feature(f"midpoint_{n}", "overlap", n, "talib.MIDPOINT / close, log", "Midpoint"), log_ratio(ta.MIDPOINT(c, n), c)
+        yield Feature(f"midprice_{n}", "overlap", n, "talib.MIDPRICE / close, log", "Midprice"), log_ratio(ta.MIDPRICE(x.h, x.l, n), c)
     for n in p.donchian:
-        yield Feature(f"donchian_high_{n}", "overlap", n, "talib.MAX(high) / close, log", "Donchian High"), log_ratio(talib.MAX(x.h, n), c)
-        yield Feature(f"donchian_low_{n}", "overlap", n, "talib.MIN(low) / close, log", "Donchian Low"), log_ratio(talib.MIN(x.l, n), c)
-    yield Feature("sar", "overlap", 2, "talib.SAR(0.02, 0.2) / close, log", "Parabolic SAR"), log_ratio(talib.SAR(x.h, x.l, 0.02, 0.2), c)
+        yield Feature(f"donchian_high_{n}", "overlap", n, "talib.MAX(high) / close, log", "Donchian High"), log_ratio(ta.MAX(x.h, n), c)
+        yield Feature(f"donchian_low_{n}", "overlap", n, "talib.MIN(low) / close, log", "Donchian Low"), log_ratio(ta.MIN(x.l, n), c)
+    yield Feature("sar", "overlap", 2, "talib.SAR(0.02, 0.2) / close, log", "Parabolic SAR"), log_ratio(ta.SAR(x.h, x.l, 0.02, 0.2), c)
     if p.cycle:
-        mama, fama = talib.MAMA(c, 0.5, 0.05)
+        mama, fama = ta.MAMA(c, 0.5, 0.05)
         yield Feature("mama", "overlap", 32, "talib.MAMA / close, log", "MAMA"), log_ratio(mama, c)
         yield Feature("fama", "overlap", 32, "talib.MAMA fama / close, log", "MAMA"), log_ratio(fama, c)
-        yield Feature("ht_trendline", "overlap", 63, "talib.HT_TRENDLINE / close, log", "Hilbert Trendline"), log_ratio(talib.HT_TRENDLINE(c), c)
+        yield Feature("ht_trendline", "overlap", 63, "talib.HT_TRENDLINE / close, log", "Hilbert Trendline"), log_ratio(ta.HT_TRENDLINE(c), c)
 
 
 def momentum(x: Inputs, p: Profile) -> Produced:
@@ -211,18 +229,18 @@ def momentum(x: Inputs, p: Profile) -> Produced:
     # are the returns of `returns`.
     o, h, lo, c = x.o, x.h, x.l, x.c
     for n in p.rsi:
-        yield Feature(f"rsi_{n}", "momentum", n, "talib.RSI", "RSI"), talib.RSI(c, n)
+        yield Feature(f"rsi_{n}", "momentum", n, "talib.RSI", "RSI"), ta.RSI(c, n)
     for n in p.stoch:
-        k, d = talib.STOCH(h, lo, c, fastk_period=n, slowk_period=3, slowk_matype=0, slowd_period=3, slowd_matype=0)
+        k, d = ta.STOCH(h, lo, c, fastk_period=n, slowk_period=3, slowk_matype=0, slowd_period=3, slowd_matype=0)
         yield Feature(f"stoch_k_{n}", "momentum", n + 4, "talib.STOCH slowk", "Stochastic"), k
         yield Feature(f"stoch_d_{n}", "momentum", n + 4, "talib.STOCH slowd", "Stochastic"), d
-        rk, rd = talib.STOCHRSI(c, timeperiod=n, fastk_period=5, fastd_period=3, fastd_matype=0)
+        rk, rd = ta.STOCHRSI(c, timeperiod=n, fastk_period=5, fastd_period=3, fastd_matype=0)
         yield Feature(f"stochrsi_k_{n}", "momentum", n + 7, "talib.STOCHRSI fastk", "Stochastic RSI"), rk
         yield Feature(f"stochrsi_d_{n}", "momentum", n + 7, "talib.STOCHRSI fastd", "Stochastic RSI"), rd
     for n in p.willr:
-        yield Feature(f"willr_{n}", "momentum", n, "talib.WILLR", "Williams %R"), talib.WILLR(h, lo, c, n)
+        yield Feature(f"willr_{n}", "momentum", n, "talib.WILLR", "Williams %R"), ta.WILLR(h, lo, c, n)
     for n in p.cci:
-        yield Feature(f"cci_{n}", "momentum", n, "talib.CCI", "CCI"), talib.CCI(h, lo, c, n)
+        yield Feature(f"cci_{n}", "momentum", n, "talib.CCI", "CCI"), ta.CCI(h, lo, c, n)
     for n in p.mfi:
         yield (Feature(f"mfi_{n}", "momentum", n, "MFI: TA-Lib's money flow index (ties tolerant, scale-free)", "MFI"),
                money_flow_index(h, lo, c, x.v, n))
@@ -237,58 +255,58 @@ def momentum(x: Inputs, p: Profile) -> Produced:
         yield Feature(f"plus_dm_{n}", "momentum", n + 1, f"+DM / close: {src}", "+DM"), dm["plus_dm"] / c
         yield Feature(f"minus_dm_{n}", "momentum", n + 1, f"-DM / close: {src}", "-DM"), dm["minus_dm"] / c
     for n in p.aroon:
-        down, up = talib.AROON(h, lo, n)
+        down, up = ta.AROON(h, lo, n)
         yield Feature(f"aroon_up_{n}", "momentum", n, "talib.AROON up", "Aroon"), up
         yield Feature(f"aroon_down_{n}", "momentum", n, "talib.AROON down", "Aroon"), down
-        yield Feature(f"aroonosc_{n}", "momentum", n, "talib.AROONOSC", "Aroon"), talib.AROONOSC(h, lo, n)
-    yield Feature("ultosc", "momentum", max(p.ultosc), f"talib.ULTOSC{p.ultosc}", "Ultimate Oscillator"), talib.ULTOSC(h, lo, c, *p.ultosc)
-    yield Feature("bop", "momentum", 1, "talib.BOP", "Balance of Power"), talib.BOP(o, h, lo, c)
+        yield Feature(f"aroonosc_{n}", "momentum", n, "talib.AROONOSC", "Aroon"), ta.AROONOSC(h, lo, n)
+    yield Feature("ultosc", "momentum", max(p.ultosc), f"talib.ULTOSC{p.ultosc}", "Ultimate Oscillator"), ta.ULTOSC(h, lo, c, *p.ultosc)
+    yield Feature("bop", "momentum", 1, "talib.BOP", "Balance of Power"), ta.BOP(o, h, lo, c)
     for i, (fast, slow, signal) in enumerate(p.macd):
         suffix = "" if i == 0 else f"_{fast}_{slow}_{signal}"
-        macd, sig, hist = talib.MACD(c, fast, slow, signal)
+        macd, sig, hist = ta.MACD(c, fast, slow, signal)
         window = slow + signal
         yield Feature(f"macd{suffix}", "momentum", window, f"talib.MACD({fast},{slow},{signal}) / close", "MACD"), macd / c
         yield Feature(f"macd_signal{suffix}", "momentum", window, "talib.MACD signal / close", "MACD"), sig / c
         yield Feature(f"macd_hist{suffix}", "momentum", window, "talib.MACD hist / close", "MACD"), hist / c
     for fast, slow in p.ppo:
-        yield Feature(f"ppo_{fast}_{slow}", "momentum", slow, "talib.PPO (SMA)", "PPO"), talib.PPO(c, fast, slow, 0)
+        yield Feature(f"ppo_{fast}_{slow}", "momentum", slow, "talib.PPO (SMA)", "PPO"), ta.PPO(c, fast, slow, 0)
     for n in p.trix:
-        yield Feature(f"trix_{n}", "momentum", 3 * n, "talib.TRIX", "TRIX"), talib.TRIX(c, n)
+        yield Feature(f"trix_{n}", "momentum", 3 * n, "talib.TRIX", "TRIX"), ta.TRIX(c, n)
 
 
 def volume(x: Inputs, p: Profile) -> Produced:
     h, lo, c, v = x.h, x.l, x.c, x.v
-    obv = talib.OBV(c, v)
-    ad = talib.AD(h, lo, c, v)
+    obv = ta.OBV(c, v)
+    ad = ta.AD(h, lo, c, v)
     for n in p.flow:
-        vol_sum = talib.SUM(v, n)
+        vol_sum = ta.SUM(v, n)
         yield Feature(f"obv_flow_{n}", "volume", n, "(OBV - OBV[n]) / sum(volume, n)", "OBV"), safe_div(obv - shift(obv, n), vol_sum)
         yield Feature(f"cmf_{n}", "volume", n, "(AD - AD[n]) / sum(volume, n) (Chaikin money flow)", "Chaikin Money Flow"), safe_div(ad - shift(ad, n), vol_sum)
-    yield Feature("adosc_3_10", "volume", 10, "talib.ADOSC(3,10) / SMA(volume,10)", "Chaikin Oscillator"), safe_div(talib.ADOSC(h, lo, c, v, 3, 10), talib.SMA(v, 10))
+    yield Feature("adosc_3_10", "volume", 10, "talib.ADOSC(3,10) / SMA(volume,10)", "Chaikin Oscillator"), safe_div(ta.ADOSC(h, lo, c, v, 3, 10), ta.SMA(v, 10))
     for n in p.vol_ratio:
-        yield Feature(f"volume_ratio_{n}", "volume", n, "log(volume / SMA(volume, n))", "Volume"), np.clip(log_ratio(np.maximum(v, 1e-9), talib.SMA(v, n)), -10, 10)
+        yield Feature(f"volume_ratio_{n}", "volume", n, "log(volume / SMA(volume, n))", "Volume"), np.clip(log_ratio(np.maximum(v, 1e-9), ta.SMA(v, n)), -10, 10)
     for n in p.vol_ema_ratio:
-        yield Feature(f"volume_ema_ratio_{n}", "volume", n, "log(volume / EMA(volume, n))", "Volume"), np.clip(log_ratio(np.maximum(v, 1e-9), talib.EMA(v, n)), -10, 10)
+        yield Feature(f"volume_ema_ratio_{n}", "volume", n, "log(volume / EMA(volume, n))", "Volume"), np.clip(log_ratio(np.maximum(v, 1e-9), ta.EMA(v, n)), -10, 10)
     for n in p.vol_z:
-        mean, std = talib.SMA(x.log_v, n), talib.STDDEV(x.log_v, n)
+        mean, std = ta.SMA(x.log_v, n), ta.STDDEV(x.log_v, n)
         yield Feature(f"volume_z_{n}", "volume", n, "z-score of log volume over n", "Volume"), safe_div(x.log_v - mean, std)
     yield Feature("vwap_ratio", "volume", 1, "log(vwap / close)", "VWAP"), log_ratio(x.vwap, c)
     for n in p.vwap_window:
-        pv = talib.SUM(x.vwap * v, n)
-        yield Feature(f"vwap_{n}", "volume", n, "log(sum(vwap*volume, n) / sum(volume, n) / close)", "VWAP"), log_ratio(safe_div(pv, talib.SUM(v, n), np.nan), c)
+        pv = ta.SUM(x.vwap * v, n)
+        yield Feature(f"vwap_{n}", "volume", n, "log(sum(vwap*volume, n) / sum(volume, n) / close)", "VWAP"), log_ratio(safe_div(pv, ta.SUM(v, n), np.nan), c)
 
 
 def return_std(log_returns: Values, n: int) -> Values:
     """Population standard deviation of the last `n` one-candle log returns: the `ret_std_<n>`
     features, and the volatility that scales every band."""
-    return talib.STDDEV(log_returns, n)
+    return ta.STDDEV(log_returns, n)
 
 
 def volatility(x: Inputs, p: Profile) -> Produced:
     h, lo, c, o = x.h, x.l, x.c, x.o
     for n in p.natr:
-        yield Feature(f"natr_{n}", "volatility", n, "talib.NATR", "ATR"), talib.NATR(h, lo, c, n)
-    yield Feature("trange", "volatility", 2, "talib.TRANGE / close", "True Range"), talib.TRANGE(h, lo, c) / c
+        yield Feature(f"natr_{n}", "volatility", n, "talib.NATR", "ATR"), ta.NATR(h, lo, c, n)
+    yield Feature("trange", "volatility", 2, "talib.TRANGE / close", "True Range"), ta.TRANGE(h, lo, c) / c
     stds = {}
     for n in p.ret_std:
         stds[n] = return_std(x.ret1, n)
@@ -298,8 +316,8 @@ def volatility(x: Inputs, p: Profile) -> Produced:
     hl2 = np.log(h / lo) ** 2
     co2 = np.log(c / o) ** 2
     for n in p.range_vol:
-        yield Feature(f"parkinson_{n}", "volatility", n, "sqrt(mean(log(h/l)^2) / 4 ln 2)", "Volatility"), np.sqrt(talib.SMA(hl2, n) / (4 * LN2))
-        gk = talib.SMA(0.5 * hl2 - (2 * LN2 - 1) * co2, n)
+        yield Feature(f"parkinson_{n}", "volatility", n, "sqrt(mean(log(h/l)^2) / 4 ln 2)", "Volatility"), np.sqrt(ta.SMA(hl2, n) / (4 * LN2))
+        gk = ta.SMA(0.5 * hl2 - (2 * LN2 - 1) * co2, n)
         yield Feature(f"garman_klass_{n}", "volatility", n, "Garman-Klass volatility", "Volatility"), np.sqrt(np.maximum(gk, 0.0))
 
 
@@ -307,34 +325,34 @@ def cycle(x: Inputs, p: Profile) -> Produced:
     if not p.cycle:
         return
     c = x.c
-    inphase, quadrature = talib.HT_PHASOR(c)
-    sine, leadsine = talib.HT_SINE(c)
-    yield Feature("ht_dcperiod", "cycle", 63, "talib.HT_DCPERIOD", "Hilbert Cycle"), talib.HT_DCPERIOD(c)
-    yield Feature("ht_dcphase", "cycle", 63, "talib.HT_DCPHASE", "Hilbert Cycle"), talib.HT_DCPHASE(c)
+    inphase, quadrature = ta.HT_PHASOR(c)
+    sine, leadsine = ta.HT_SINE(c)
+    yield Feature("ht_dcperiod", "cycle", 63, "talib.HT_DCPERIOD", "Hilbert Cycle"), ta.HT_DCPERIOD(c)
+    yield Feature("ht_dcphase", "cycle", 63, "talib.HT_DCPHASE", "Hilbert Cycle"), ta.HT_DCPHASE(c)
     yield Feature("ht_phasor_inphase", "cycle", 63, "talib.HT_PHASOR inphase / close", "Hilbert Cycle"), inphase / c
     yield Feature("ht_phasor_quadrature", "cycle", 63, "talib.HT_PHASOR quadrature / close", "Hilbert Cycle"), quadrature / c
     yield Feature("ht_sine", "cycle", 63, "talib.HT_SINE sine", "Hilbert Cycle"), sine
     yield Feature("ht_leadsine", "cycle", 63, "talib.HT_SINE leadsine", "Hilbert Cycle"), leadsine
-    yield Feature("ht_trendmode", "cycle", 63, "talib.HT_TRENDMODE", "Hilbert Cycle"), talib.HT_TRENDMODE(c).astype(np.float64)
+    yield Feature("ht_trendmode", "cycle", 63, "talib.HT_TRENDMODE", "Hilbert Cycle"), ta.HT_TRENDMODE(c).astype(np.float64)
 
 
 def price_transform(x: Inputs, p: Profile) -> Produced:
     # TYPPRICE and WCLPRICE are left out: relative to the close they are near-linear in MEDPRICE.
     o, h, lo, c = x.o, x.h, x.l, x.c
-    yield Feature("avgprice", "price_transform", 1, "talib.AVGPRICE / close, log", "Average Price"), log_ratio(talib.AVGPRICE(o, h, lo, c), c)
-    yield Feature("medprice", "price_transform", 1, "talib.MEDPRICE / close, log", "Median Price"), log_ratio(talib.MEDPRICE(h, lo), c)
+    yield Feature("avgprice", "price_transform", 1, "talib.AVGPRICE / close, log", "Average Price"), log_ratio(ta.AVGPRICE(o, h, lo, c), c)
+    yield Feature("medprice", "price_transform", 1, "talib.MEDPRICE / close, log", "Median Price"), log_ratio(ta.MEDPRICE(h, lo), c)
 
 
 def statistics(x: Inputs, p: Profile) -> Produced:
     logc = x.logc
     for n in p.linreg:
-        yield Feature(f"linreg_slope_{n}", "statistics", n, "talib.LINEARREG_SLOPE of log close", "Linear Regression"), talib.LINEARREG_SLOPE(logc, n)
-        yield Feature(f"linreg_dev_{n}", "statistics", n, "talib.LINEARREG of log close - log close", "Linear Regression"), talib.LINEARREG(logc, n) - logc
+        yield Feature(f"linreg_slope_{n}", "statistics", n, "talib.LINEARREG_SLOPE of log close", "Linear Regression"), ta.LINEARREG_SLOPE(logc, n)
+        yield Feature(f"linreg_dev_{n}", "statistics", n, "talib.LINEARREG of log close - log close", "Linear Regression"), ta.LINEARREG(logc, n) - logc
     for n in p.correl:
-        yield Feature(f"correl_close_volume_{n}", "statistics", n, "talib.CORREL(close, volume)", "Price-Volume Correlation"), talib.CORREL(x.c, x.v, n)
-        yield Feature(f"beta_high_low_{n}", "statistics", n, "talib.BETA(high, low)", "Beta"), talib.BETA(x.h, x.l, n)
+        yield Feature(f"correl_close_volume_{n}", "statistics", n, "talib.CORREL(close, volume)", "Price-Volume Correlation"), ta.CORREL(x.c, x.v, n)
+        yield Feature(f"beta_high_low_{n}", "statistics", n, "talib.BETA(high, low)", "Beta"), ta.BETA(x.h, x.l, n)
     for n in p.bbands[:1]:
-        yield Feature(f"stddev_{n}", "statistics", n, "talib.STDDEV(close) / close", "Standard Deviation"), talib.STDDEV(x.c, n) / x.c
+        yield Feature(f"stddev_{n}", "statistics", n, "talib.STDDEV(close) / close", "Standard Deviation"), ta.STDDEV(x.c, n) / x.c
     for n in p.moments:
         yield Feature(f"ret_skew_{n}", "statistics", n + 1, "rolling skew of log returns", "Skewness"), rolling(x.ret1, n, "skew")
         yield Feature(f"ret_kurt_{n}", "statistics", n + 1, "rolling kurtosis of log returns", "Kurtosis"), rolling(x.ret1, n, "kurt")
@@ -351,7 +369,7 @@ def patterns(x: Inputs, p: Profile) -> Produced:
         name = fn[3:].lower()
         lookback = _PATTERN_LOOKBACK[fn]
         label = name.replace("3", "three ").replace("2", "two ").replace("_", " ").title() + " Pattern"
-        yield Feature(f"cdl_{name}", "pattern", lookback + 1, f"talib.{fn}, sign", label), np.sign(getattr(talib, fn)(o, h, lo, c)).astype(np.float64)
+        yield Feature(f"cdl_{name}", "pattern", lookback + 1, f"talib.{fn}, sign", label), np.sign(getattr(ta, fn)(o, h, lo, c)).astype(np.float64)
 
 
 def returns(x: Inputs, p: Profile) -> Produced:
@@ -359,7 +377,7 @@ def returns(x: Inputs, p: Profile) -> Produced:
     for lag in range(1, 5):
         yield Feature(f"logret_1_lag{lag}", "returns", 2 + lag, f"log return {lag} candles back", "Lagged Return"), shift(x.ret1, lag)
     for n in p.returns:
-        yield Feature(f"logret_{n}", "returns", n + 1, f"log(talib.ROCR({n}))", "Return"), np.log(talib.ROCR(x.c, n))
+        yield Feature(f"logret_{n}", "returns", n + 1, f"log(ta.ROCR({n}))", "Return"), np.log(ta.ROCR(x.c, n))
 
 
 def price_range(x: Inputs, p: Profile) -> Produced:
@@ -373,7 +391,7 @@ def price_range(x: Inputs, p: Profile) -> Produced:
     yield Feature("gap", "range", 2, "log(open / close[1])", "Gap"), np.log(o / shift(c, 1))
     yield Feature("close_position", "range", 1, "(close - low) / (high - low)", "Close Position"), safe_div(c - lo, h - lo, 0.5)
     for n in p.range_avg:
-        yield Feature(f"range_ratio_{n}", "range", n, "log(range / SMA(range, n))", "Range"), np.clip(log_ratio(np.maximum(hl, 1e-12), talib.SMA(hl, n)), -10, 10)
+        yield Feature(f"range_ratio_{n}", "range", n, "log(range / SMA(range, n))", "Range"), np.clip(log_ratio(np.maximum(hl, 1e-12), ta.SMA(hl, n)), -10, 10)
 
 
 def calendar(x: Inputs, timeframe: str) -> Produced:
@@ -398,7 +416,11 @@ FAMILIES = (overlap, momentum, volume, volatility, cycle, price_transform, stati
 
 def compute(candles: pd.DataFrame, profile: Profile, timeframe: str) -> tuple[list[Feature], np.ndarray]:
     """All features of one symbol's candles: their descriptions and a (rows x features) float64 matrix."""
-    x = Inputs(candles)
+    return compute_inputs(Inputs.of(candles), profile, timeframe)
+
+
+def compute_inputs(x: Inputs, profile: Profile, timeframe: str) -> tuple[list[Feature], np.ndarray]:
+    """`compute` on candles already in arrays (serving's windows: no DataFrame on the hot path)."""
     specs: list[Feature] = []
     columns: list[np.ndarray] = []
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -409,6 +431,6 @@ def compute(candles: pd.DataFrame, profile: Profile, timeframe: str) -> tuple[li
         for spec, values in calendar(x, timeframe):
             specs.append(spec)
             columns.append(values)
-    matrix = np.column_stack(columns) if columns else np.empty((len(candles), 0))
+    matrix = np.column_stack(columns) if columns else np.empty((len(x.c), 0))
     matrix[~np.isfinite(matrix)] = np.nan
     return specs, matrix

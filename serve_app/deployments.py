@@ -10,9 +10,11 @@ whoever builds the application, so they serve the database and cache it was star
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,10 @@ log = logging.getLogger(__name__)
 DEFAULT_POLL_S = 30.0
 ACCURACY_REFRESH_S = 300.0  # how often a forecaster republishes its model's live accuracy gauges
 REPLICA_RETRY_S = 30.0  # how long a request waits for a dead forecaster replica's replacement
+# Forecasts a replica computes at once. A forecast is CPU-bound and holds the GIL for much of
+# it, so more threads would only share the same cores; the replica's other requests wait, in
+# arrival order, in its executor's queue (see `TimeframeForecaster.forecast`).
+FORECAST_THREADS = 2
 SERVE_CONFIG = Path(__file__).with_name("serve_config.yaml")
 
 
@@ -63,6 +69,7 @@ class TimeframeForecaster:
         self._gauges = LiveAccuracyGauges()
         self._published = 0.0
         self._stop = threading.Event()
+        self._compute = ThreadPoolExecutor(FORECAST_THREADS, thread_name_prefix=f"forecast_{timeframe}")
         threading.Thread(target=self._poll, daemon=True).start()
 
     def reconfigure(self, config: dict[str, Any]) -> None:
@@ -92,8 +99,15 @@ class TimeframeForecaster:
     def version(self) -> str | None:
         return self.models.versions()[self.timeframe]
 
-    def forecast(self, candles: bytes, steps: int) -> dict[str, Any]:
-        return self.models.forecast(self.timeframe, decode_frame(candles), steps)
+    async def forecast(self, candles: bytes, steps: int) -> dict[str, Any]:
+        """Computed in the replica's own small thread pool, never on its event loop: the loop
+        keeps answering the routers' queue-length probes while forecasts run, and requests the
+        replica has accepted wait in its queue in arrival order. (When the replica itself was the
+        queue's limit, each ingress replica's router polled it with back-off, and one request
+        could lose the race to the other ingress's requests for seconds.)"""
+        frame = decode_frame(candles)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._compute, self.models.forecast, self.timeframe, frame, steps)
 
 
 @serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0.05}, user_config={"every_s": 60.0})

@@ -24,7 +24,7 @@ import pandas as pd
 import xgboost as xgb
 
 from config import HORIZON
-from features.build import REQUIRED, stacked_latest
+from features.build import REQUIRED, feature_names, stacked_tail
 from features.explain import key_indicators
 from features.profiles import profile_for
 from market_data.timeframes import spec
@@ -173,11 +173,17 @@ class Forecaster(ForecastModel):
         self.target_scale = np.asarray(target_scale, dtype=np.float64)
         self.sigma_feature = self.profile.volatility_feature
         self.booster.set_param({"nthread": 1})
+        self._names = feature_names(timeframe)
+        # the model's columns in the feature pass's order: the recursion stays in numpy (a
+        # DataFrame and a DMatrix per step cost as much as the step's indicators)
+        self._columns = np.array([self._names.index(f) for f in self.features], dtype=np.intp)
 
     # -- the recursion -----------------------------------------------------------------------
-    def _predict_next(self, feats: pd.DataFrame) -> np.ndarray:
-        matrix = xgb.DMatrix(feats[self.features].to_numpy(np.float32), feature_names=self.features)
-        out = self.booster.predict(matrix).reshape(len(feats), -1) * self.target_scale[None, :]
+    def _predict_next(self, matrix: np.ndarray) -> np.ndarray:
+        """The next candle's (close log return, upper shadow, lower shadow) from a (windows x
+        features) matrix in the feature pass's column order."""
+        out = np.asarray(self.booster.inplace_predict(matrix[:, self._columns]), dtype=np.float64)
+        out = out.reshape(len(matrix), -1) * self.target_scale[None, :]
         out[:, 1:] = np.maximum(out[:, 1:], 0.0)  # shadows are never negative
         return out
 
@@ -194,10 +200,10 @@ class Forecaster(ForecastModel):
         typical_volume = np.median(v[:, -20:], axis=1)
         origin_features = None
         for step in range(steps):
-            feats = stacked_latest(o, h, lo, c, v, vwap, stamps, self.timeframe)
+            matrix = stacked_tail(o, h, lo, c, v, vwap, stamps, self.timeframe, 1)[:, 0, :]
             if step == 0:
-                origin_features = feats
-            pred = self._predict_next(feats)
+                origin_features = pd.DataFrame(matrix, columns=self._names)
+            pred = self._predict_next(matrix)
             rets[:, step], ups[:, step], downs[:, step] = pred[:, 0], pred[:, 1], pred[:, 2]
             new_open = c[:, -1]
             new_close = new_open * np.exp(pred[:, 0])

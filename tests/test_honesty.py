@@ -174,3 +174,59 @@ def test_confidence_that_drifts_within_validation_is_not_trusted() -> None:
     times = np.arange(2000).astype("datetime64[D]")
     cal = fit_calibration(raw, actual, sigma, times=times)
     assert np.abs(confidence(cal, raw, sigma) - 0.5).mean() < 0.02
+
+
+def _walk(rows: int, candles: int, spread: float, seed: int) -> np.ndarray:
+    """Random-walk closes whose one-candle moves have standard deviation `spread`."""
+    rng = np.random.default_rng(seed)
+    return 100.0 * np.exp(np.cumsum(rng.normal(0.0, spread, size=(rows, candles)), axis=1))
+
+
+def _replayed_coverage(close: np.ndarray, lo: np.ndarray, hi: np.ndarray, widen: np.ndarray, window: int) -> float:
+    """How often the last `h`-candle outcomes of the window fall inside the (widened) h = 1 band."""
+    from training.calibration import rolling_return_std
+
+    log_close = np.log(close)
+    sigma = rolling_return_std(log_close, window)[:, -2]
+    z = (log_close[:, -1] - log_close[:, -2]) / sigma
+    return float(((z >= lo[0] - widen[:, 0]) & (z <= hi[0] + widen[:, 0])).mean())
+
+
+def test_band_adaptation_widens_a_band_that_misses_and_narrows_one_that_never_does() -> None:
+    from training.calibration import band_adjustments
+
+    close = _walk(400, 320, 0.02, seed=5)
+    lo, hi = np.full(H, -1.2816), np.full(H, 1.2816)  # the right 80 % band for a random walk, in sigma units
+    assert not band_adjustments(close, 30, lo, hi, 0.0).any()  # rate 0: validation's band as it is
+    right = band_adjustments(close, 30, lo, hi, 0.02)
+    too_narrow = band_adjustments(close, 30, lo / 2, hi / 2, 0.02)
+    too_wide = band_adjustments(close, 30, lo * 2, hi * 2, 0.02)
+    # each row replays only its own window's past: a right band stays near, a wrong one moves toward it
+    assert abs(np.median(right[:, 0])) < 0.15
+    assert np.median(too_narrow[:, 0]) > 0.3 and np.median(too_wide[:, 0]) < -0.3
+    # and the outcome after the window (not replayed) is covered about 80 % of the time by the adapted band
+    future = _walk(400, 321, 0.02, seed=5)
+    adapted = band_adjustments(future[:, :-1], 30, lo / 2, hi / 2, 0.02)
+    assert _replayed_coverage(future, lo / 2, hi / 2, np.zeros_like(adapted), 30) < 0.6
+    assert 0.7 < _replayed_coverage(future, lo / 2, hi / 2, adapted, 30) < 0.9
+
+
+def test_a_forecast_band_adapts_to_its_own_windows_recent_misses() -> None:
+    from dataclasses import replace
+
+    raw, actual, sigma = _validation(800, edge=0.0, seed=6)
+    cal = replace(fit_calibration(raw, actual, sigma), adapt_rate=0.02)
+    n = 50
+    calm, wild = _walk(n, 320, 0.01, seed=7), _walk(n, 320, 0.01, seed=7)
+    wild[:, 200:] *= np.exp(np.cumsum(np.random.default_rng(8).standard_t(2, size=(n, 120)) * 0.03, axis=1))
+    times = np.tile(np.arange(H).astype("datetime64[D]").astype("datetime64[ms]"), (n, 1))
+    flat, sig = np.zeros((n, H)), np.full(n, 0.01)
+
+    def width(close: np.ndarray | None) -> np.ndarray:
+        out = calibrated_arrays(flat, flat, flat, sig, np.full(n, 100.0), times, cal, pd.DataFrame(index=range(n)),
+                                recent_close=close, volatility_window=30)
+        return np.log(out.upper / out.lower)
+
+    fixed = width(None)
+    assert np.median(width(wild) / fixed) > 1.1  # fat-tailed moves broke the sigma-scaled band: widened
+    assert abs(np.median(width(calm) / fixed) - 1.0) < 0.25  # a walk like validation's: about as it was

@@ -146,7 +146,7 @@ class DirectForecaster(ForecastModel):
         times = np.column_stack([(last + offset * k).to_numpy("datetime64[ms]") for k in range(1, steps + 1)])
         feats = pd.DataFrame(self._tail(windows)[:, -1, :], columns=self.features)
         return calibrated_arrays(raw, ups, downs, self.sigma(windows), windows.close[:, -1], times, self.calibration,
-                                 feats)
+                                 feats, recent_close=windows.close, volatility_window=self.profile.volatility_window)
 
     # -- what serving adds, and the artifact ------------------------------------------------------
     def explain(self, out: ForecastArrays, top: int) -> list[str]:

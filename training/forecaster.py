@@ -28,7 +28,7 @@ from features.build import REQUIRED, feature_names, stacked_tail
 from features.explain import key_indicators
 from features.profiles import profile_for
 from market_data.timeframes import spec
-from training.calibration import Calibration, confidence, horizon_scale, kept_moves
+from training.calibration import Calibration, band_adjustments, confidence, horizon_scale, kept_moves
 from training.progress import report
 
 ARTIFACT_MODEL = "model.ubj"
@@ -227,7 +227,8 @@ class Forecaster(ForecastModel):
         rets, ups, downs, feats, times = self.raw_paths(windows, steps)
         sigma = usable_sigma(feats[self.sigma_feature].to_numpy(np.float64))
         return calibrated_arrays(np.cumsum(rets, axis=1), ups, downs, sigma, windows.close[:, -1], times,
-                                 self.calibration, feats)
+                                 self.calibration, feats, recent_close=windows.close,
+                                 volatility_window=self.profile.volatility_window)
 
     # -- what serving adds, and the artifact ------------------------------------------------------
     def explain(self, out: ForecastArrays, top: int) -> list[str]:
@@ -265,9 +266,12 @@ def usable_sigma(sigma: np.ndarray) -> np.ndarray:
 
 def calibrated_arrays(raw: np.ndarray, ups: np.ndarray, downs: np.ndarray, sigma: np.ndarray,
                       last_close: np.ndarray, times: np.ndarray, cal: Calibration,
-                      origin_features: pd.DataFrame) -> ForecastArrays:
+                      origin_features: pd.DataFrame, recent_close: np.ndarray | None = None,
+                      volatility_window: int = 0) -> ForecastArrays:
     """Candles, band, direction and confidence from a model's cumulative log returns (`raw`,
-    origins x steps) and its shadows: what every forecaster, recursive or direct, answers with."""
+    origins x steps) and its shadows: what every forecaster, recursive or direct, answers with.
+    With `recent_close` (origins x candles, the forecast's window), the band adapts to how the
+    validation band has been covering this symbol lately (`band_adjustments`)."""
     steps = raw.shape[1]
     checked = cal.validated_horizon  # beyond it, the last checked forecast is carried forward
     p_right = confidence(cal, raw, sigma)
@@ -282,6 +286,11 @@ def calibrated_arrays(raw: np.ndarray, ups: np.ndarray, downs: np.ndarray, sigma
     moves = cum != 0
     band_lo = np.where(moves, np.asarray(cal.band_lo)[None, :steps], np.asarray(cal.naive_lo)[None, :steps])
     band_hi = np.where(moves, np.asarray(cal.band_hi)[None, :steps], np.asarray(cal.naive_hi)[None, :steps])
+    if recent_close is not None and cal.adapt_rate > 0:
+        widen = band_adjustments(recent_close, volatility_window, np.asarray(cal.naive_lo)[:steps],
+                                 np.asarray(cal.naive_hi)[:steps], cal.adapt_rate)
+        band_lo, band_hi = band_lo - widen, band_hi + widen
+        band_hi = np.maximum(band_hi, band_lo)  # a band narrowed past its width is a point
     scale = horizon_scale(sigma, steps)
     lower = last_close[:, None] * np.exp(cum + scale * band_lo)
     upper = last_close[:, None] * np.exp(cum + scale * band_hi)

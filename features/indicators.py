@@ -377,7 +377,7 @@ def returns(x: Inputs, p: Profile) -> Produced:
     for lag in range(1, 5):
         yield Feature(f"logret_1_lag{lag}", "returns", 2 + lag, f"log return {lag} candles back", "Lagged Return"), shift(x.ret1, lag)
     for n in p.returns:
-        yield Feature(f"logret_{n}", "returns", n + 1, f"log(ta.ROCR({n}))", "Return"), np.log(ta.ROCR(x.c, n))
+        yield Feature(f"logret_{n}", "returns", n + 1, f"log(talib.ROCR({n}))", "Return"), np.log(ta.ROCR(x.c, n))
 
 
 def price_range(x: Inputs, p: Profile) -> Produced:

@@ -16,10 +16,11 @@ import json
 import sys
 from pathlib import Path
 
+from engine.ingest import update_with_ray
 from jobs.cli import add_model_options, init_ray, model_params, parse_as_of, parser, positive_int, setup
 from market_data.factory import make_source
 from market_data.universe import rank_symbols, sync_symbols, top_symbols
-from market_data.update import update_local, update_with_ray
+from market_data.update import update_local
 from storage.location import join
 from training.backtest import parse_models, run_backtest
 from training.pipeline import MODELS

@@ -7,6 +7,7 @@ import time
 from collections import Counter
 
 from config import TIMEFRAMES
+from engine.ingest import update_with_ray
 from jobs.cli import init_ray, parse_timeframes, parser, positive_int, setup
 from market_data.universe import top_symbols
 from market_data.update import (
@@ -14,7 +15,6 @@ from market_data.update import (
     DEFAULT_REQUESTS_PER_MINUTE,
     PairResult,
     update_local,
-    update_with_ray,
 )
 
 

@@ -18,13 +18,14 @@ import sys
 import time
 
 from config import TIMEFRAMES
+from engine.ingest import update_with_ray
 from jobs import track_accuracy
 from jobs.cli import add_model_options, init_ray, model_params, parse_timeframes, parser, positive_int, setup
 from jobs.metrics import TrainingMetrics
 from market_data.factory import make_source
 from market_data.source import utc
 from market_data.universe import rank_symbols, sync_symbols, top_symbols
-from market_data.update import update_local, update_with_ray
+from market_data.update import update_local
 from storage.location import join
 from storage.registry import ModelRegistry
 from training.dataset import NotEnoughHistory

@@ -1,4 +1,5 @@
-"""Incremental updates of the lake: fetch only what is newer, clean, append, trim; fanned out on Ray.
+"""Incremental updates of the lake: fetch only what is newer, clean, append, trim (fanned out on
+Ray by `engine.ingest`).
 
 For each symbol and timeframe the lake is asked for its last candle; the source is asked for
 everything from that candle (again, as it may have been incomplete) to `as_of`. A lake without
@@ -11,11 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
-from typing import Any
 
 import pandas as pd
 
@@ -84,67 +83,3 @@ def update_local(settings: Settings, tickers: Iterable[str], timeframes: Sequenc
     source = make_source(settings, throttle=budget.wait)
     lake = Lake(settings.data_dir)
     return [r for t in tickers for r in update_symbol(lake, source, t, timeframes, as_of)]
-
-
-# ---- Ray ----------------------------------------------------------------------------------
-
-
-class _Throttle:
-    """The per-worker throttle handed to a cached source; points at the current job's budget actor."""
-
-    actor: Any = None
-
-    def __call__(self) -> None:
-        if self.actor is not None:
-            import ray
-
-            delay = ray.get(self.actor.reserve.remote())
-            if delay > 0:
-                time.sleep(delay)
-
-
-_THROTTLE = _Throttle()
-
-
-@lru_cache(maxsize=4)
-def _worker_source(settings: Settings) -> MarketSource:
-    # Ray reuses worker processes; building the source once per worker keeps its caches warm.
-    return make_source(settings, throttle=_THROTTLE)
-
-
-def _update_symbol_task(settings: Settings, ticker: str, timeframes: Sequence[str], as_of: datetime,
-                        budget: Any) -> list[PairResult]:
-    _THROTTLE.actor = budget
-    return update_symbol(Lake(settings.data_dir), _worker_source(settings), ticker, timeframes, as_of)
-
-
-def update_with_ray(settings: Settings, tickers: Iterable[str], timeframes: Sequence[str], as_of: datetime,
-                    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-                    requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE,
-                    on_result: Callable[[PairResult], None] | None = None) -> list[PairResult]:
-    """One Ray task per symbol (all its timeframes), at most `max_in_flight` at once, all sharing
-    one requests-per-minute budget held by an actor."""
-    import ray
-
-    budget = ray.remote(num_cpus=0)(RequestBudget).remote(requests_per_minute)
-    task = ray.remote(num_cpus=0.25, max_retries=0)(_update_symbol_task)
-    pending: list[Any] = []
-    results: list[PairResult] = []
-
-    def collect(done: list[Any]) -> None:
-        for ref in done:
-            for result in ray.get(ref):
-                results.append(result)
-                if on_result:
-                    on_result(result)
-
-    for ticker in tickers:
-        if len(pending) >= max_in_flight:
-            done, pending = ray.wait(pending, num_returns=1)
-            collect(done)
-        pending.append(task.remote(settings, ticker, list(timeframes), as_of, budget))
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        collect(done)
-    ray.kill(budget)
-    return results

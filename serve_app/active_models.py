@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from dataclasses import replace
 
 import pandas as pd
 
 from storage.registry import ModelRegistry
 from storage.schema import ModelRecord
 from training.artifact import load_forecaster
+from training.forecast import Forecast
 from training.forecaster import ForecastModel
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,6 @@ class ActiveModels:
     def window(self, timeframe: str) -> int:
         return self.get(timeframe)[1].window
 
-    def forecast(self, timeframe: str, candles: pd.DataFrame, steps: int) -> dict[str, Any]:
+    def forecast(self, timeframe: str, candles: pd.DataFrame, steps: int) -> Forecast:
         record, forecaster = self.get(timeframe)
-        answer = forecaster.forecast(candles, steps)
-        return {**answer, "model_id": str(record.id), "model_version": record.version}
+        return replace(forecaster.forecast(candles, steps), model_id=str(record.id), model_version=record.version)

@@ -36,6 +36,7 @@ from serve_app.wiring import build_service
 from storage.cache import decode_frame, encode_frame
 from storage.db import make_engine
 from storage.registry import ModelRegistry
+from training.forecast import Forecast
 
 log = logging.getLogger(__name__)
 DEFAULT_POLL_S = 30.0
@@ -99,7 +100,7 @@ class TimeframeForecaster:
     def version(self) -> str | None:
         return self.models.versions()[self.timeframe]
 
-    async def forecast(self, candles: bytes, steps: int) -> dict[str, Any]:
+    async def forecast(self, candles: bytes, steps: int) -> Forecast:
         """Computed in the replica's own small thread pool, never on its event loop: the loop
         keeps answering the routers' queue-length probes while forecasts run, and requests the
         replica has accepted wait in its queue in arrival order. (When the replica itself was the
@@ -155,7 +156,7 @@ class Api:
             if handler not in ours.handlers:
                 ours.addHandler(handler)
 
-        def forecast(timeframe: str, candles: pd.DataFrame, steps: int) -> dict[str, Any]:
+        def forecast(timeframe: str, candles: pd.DataFrame, steps: int) -> Forecast:
             payload = encode_frame(candles)
             deadline = time.monotonic() + REPLICA_RETRY_S
             while True:

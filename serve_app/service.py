@@ -48,13 +48,14 @@ from storage.db import session_scope
 from storage.lake import RETENTION_DAYS
 from storage.registry import ModelRegistry
 from storage.schema import ModelRecord, Prediction, PredictionStep, Symbol
+from training.forecast import Forecast, ForecastStep
 
 log = logging.getLogger(__name__)
 SHORT_TTL_S = 60  # how long too few candles stay cached
 MAX_CANDLES = 500  # the most candles /api/candles answers
 
-# (timeframe, candles, steps) -> {"model_id", "model_version", "direction", "confidence_avg", "key_indicators", "steps"}
-ForecastFn = Callable[[str, pd.DataFrame, int], dict[str, Any]]
+# (timeframe, candles, steps) -> the forecast, with the model that made it
+ForecastFn = Callable[[str, pd.DataFrame, int], Forecast]
 WindowFn = Callable[[str], int]
 
 
@@ -237,28 +238,27 @@ class PredictionService:
                         f"{ticker} has {have} closed {timeframe} candles up to {now.isoformat()}; a forecast needs "
                         f"{needed} (about {needed * tf.approx_hours / 24:.0f} days of history)")
 
-    def _persist(self, symbol: Symbol, timeframe: str, result: dict[str, Any], now: datetime) -> dict[str, Any]:
+    def _persist(self, symbol: Symbol, timeframe: str, result: Forecast, now: datetime) -> dict[str, Any]:
         prediction_id = uuid.uuid4()
-        steps = result["steps"]
+        steps = result.steps
         with session_scope(self.engine) as session:
             session.add(Prediction(
-                id=prediction_id, symbol_id=symbol.id, timeframe=timeframe, model_id=uuid.UUID(str(result["model_id"])),
-                prediction_date=_naive(now), predict_until=_naive(pd.Timestamp(steps[-1]["timestamp"]).to_pydatetime()),
-                num_steps=len(steps), confidence_avg=Decimal(f"{result['confidence_avg']:.4f}"),
-                direction=result["direction"], key_indicators=result["key_indicators"], created_at=_naive(now),
+                id=prediction_id, symbol_id=symbol.id, timeframe=timeframe, model_id=uuid.UUID(str(result.model_id)),
+                prediction_date=_naive(now), predict_until=_naive(steps[-1].timestamp.to_pydatetime()),
+                num_steps=len(steps), confidence_avg=Decimal(f"{result.confidence_avg:.4f}"),
+                direction=result.direction, key_indicators=result.key_indicators, created_at=_naive(now),
             ))
             session.flush()
             session.add_all([PredictionStep(
-                prediction_id=prediction_id, step_number=s["step"],
-                timestamp=_naive(pd.Timestamp(s["timestamp"]).to_pydatetime()), open=s["open"], high=s["high"],
-                low=s["low"], close=s["close"], lower=s["lower"], upper=s["upper"],
-                confidence=Decimal(f"{s['confidence']:.4f}"), direction=s["direction"],
+                prediction_id=prediction_id, step_number=s.step, timestamp=_naive(s.timestamp.to_pydatetime()),
+                open=s.open, high=s.high, low=s.low, close=s.close, lower=s.lower, upper=s.upper,
+                confidence=Decimal(f"{s.confidence:.4f}"), direction=s.direction,
             ) for s in steps])
         return {
             "prediction_id": str(prediction_id), "symbol": symbol.ticker, "timeframe": timeframe,
-            "model_version": result["model_version"], "created_at": now.isoformat(), "cached": False, "stale": False,
-            "direction": result["direction"], "confidence_avg": result["confidence_avg"],
-            "key_indicators": result["key_indicators"], "steps": steps,
+            "model_version": result.model_version, "created_at": now.isoformat(), "cached": False, "stale": False,
+            "direction": result.direction, "confidence_avg": result.confidence_avg,
+            "key_indicators": result.key_indicators, "steps": [_step_json(s) for s in steps],
         }
 
     # -- reads ----------------------------------------------------------------------------------
@@ -381,3 +381,9 @@ class PredictionService:
             status = "degraded"
         return {"status": status, "database": database, "cache": cache, "models": active_versions}
 
+
+def _step_json(step: ForecastStep) -> dict[str, Any]:
+    """A forecast step as the API answers it (the `steps` items of PredictionResponse)."""
+    return {"step": step.step, "timestamp": step.timestamp.isoformat(), "open": step.open, "high": step.high,
+            "low": step.low, "close": step.close, "lower": step.lower, "upper": step.upper,
+            "confidence": step.confidence, "direction": step.direction}

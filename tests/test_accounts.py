@@ -42,6 +42,7 @@ from storage.schema import (
     User,
     UserSession,
 )
+from training.forecast import Forecast, ForecastStep
 
 PASSWORD = "correct horse battery"
 START = datetime(2026, 3, 10, 22, 0, tzinfo=timezone.utc)
@@ -56,14 +57,14 @@ class Clock:
 
 
 def _flat_forecast(model_id: uuid.UUID):
-    def forecast(timeframe: str, candles: pd.DataFrame, steps: int) -> dict[str, Any]:
+    def forecast(timeframe: str, candles: pd.DataFrame, steps: int) -> Forecast:
         last = float(candles["close"].iloc[-1])
         start = pd.Timestamp(candles["timestamp"].iloc[-1]) + pd.Timedelta(days=1)
-        return {"model_id": str(model_id), "model_version": "v-test", "direction": "up", "confidence_avg": 0.5,
-                "key_indicators": ["rsi_14"],
-                "steps": [{"step": i + 1, "timestamp": (start + pd.Timedelta(days=i)).isoformat(), "open": last,
-                           "high": last * 1.01, "low": last * 0.99, "close": last, "lower": last * 0.95,
-                           "upper": last * 1.05, "confidence": 0.5, "direction": "up"} for i in range(steps)]}
+        return Forecast(direction="up", confidence_avg=0.5, key_indicators=["rsi_14"], model_id=str(model_id),
+                        model_version="v-test",
+                        steps=[ForecastStep(step=i + 1, timestamp=start + pd.Timedelta(days=i), open=last,
+                                            high=last * 1.01, low=last * 0.99, close=last, lower=last * 0.95,
+                                            upper=last * 1.05, confidence=0.5, direction="up") for i in range(steps)])
     return forecast
 
 

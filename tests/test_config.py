@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +118,16 @@ def test_the_api_ingress_never_imports_torch() -> None:
             "training.artifact; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+def test_ray_is_imported_only_by_the_engine_the_jobs_and_serving() -> None:
+    """Computing code (features, training, accuracy, portfolio, ...) runs and is tested without
+    Ray; everything that talks to Ray lives in engine/ (and the jobs and Serve app at the edges)."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    edges = {"engine", "jobs", "serve_app", "bench", "tests"}
+    pattern = re.compile(r"^\s*(import ray\b|from ray\b)", re.MULTILINE)
+    offenders = [str(p.relative_to(root)) for p in root.glob("*/**/*.py")
+                 if p.relative_to(root).parts[0] not in edges | {".venv"} and pattern.search(p.read_text())]
+    assert not offenders, offenders

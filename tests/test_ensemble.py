@@ -144,8 +144,8 @@ def test_ensemble_forecasts_are_consistent_and_bands_widen(family) -> None:
     assert np.log(out.upper / out.lower)[wild, 0].mean() > np.log(out.upper / out.lower)[calm, 0].mean()
     assert ((out.confidence >= 0.5) & (out.confidence <= 1)).all()
     one = ensemble.forecast(candles["X:BTCUSDT"].iloc[-ensemble.window:], steps=7)
-    assert len(one["steps"]) == 7 and one["direction"] == one["steps"][-1]["direction"]
-    assert len(one["key_indicators"]) == 3
+    assert len(one.steps) == 7 and one.direction == one.steps[-1].direction
+    assert len(one.key_indicators) == 3
 
 
 def test_evaluation_of_the_ensemble_reports_naive_alike(family) -> None:
@@ -254,9 +254,7 @@ def test_serving_answers_from_an_active_ensemble(family, pg_database_url: str, t
     registry.activate(record.id)
     models = ActiveModels(registry, ["1d"])
     answer = models.forecast("1d", candles["X:ETHUSDT"].iloc[-models.window("1d"):], 30)
-    assert answer["model_version"] == record.version and len(answer["steps"]) == 30
-    assert set(answer["steps"][0]) == {"step", "timestamp", "open", "high", "low", "close", "lower", "upper",
-                                       "confidence", "direction"}
+    assert answer.model_version == record.version and answer.model_id == str(record.id) and len(answer.steps) == 30
     engine.dispose()
 
 

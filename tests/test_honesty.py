@@ -66,9 +66,9 @@ def test_the_answer_names_flat_steps_and_summarises_the_last_one() -> None:
     cal = fit_calibration(raw, actual, sigma)
     cal.shrink[25:] = [0.0] * 5
     body = answer(_forecast(cal, raw[:1], sigma[:1]), H, [])
-    assert [s["direction"] for s in body["steps"][25:]] == ["flat"] * 5
-    assert body["direction"] == body["steps"][-1]["direction"] == "flat"
-    assert set(s["direction"] for s in body["steps"]) <= set(DIRECTION_NAMES.values())
+    assert [s.direction for s in body.steps[25:]] == ["flat"] * 5
+    assert body.direction == body.steps[-1].direction == "flat"
+    assert set(s.direction for s in body.steps) <= set(DIRECTION_NAMES.values())
 
 
 def test_a_forecaster_without_calibration_states_its_own_forecast() -> None:

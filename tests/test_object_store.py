@@ -129,5 +129,5 @@ def test_weekly_training_with_lake_checkpoints_and_models_in_the_bucket(s3: str,
     models = ActiveModels(registry, ["1d"])
     candles = Lake(env["DATA_DIR"]).read("X:BTCUSDT", "1d")
     answer = models.forecast("1d", candles.iloc[-models.window("1d"):], 30)
-    assert answer["model_version"] == active.version and len(answer["steps"]) == 30
+    assert answer.model_version == active.version and len(answer.steps) == 30
     engine.dispose()

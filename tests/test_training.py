@@ -93,20 +93,20 @@ def test_forecasts_are_consistent(trained) -> None:
     forecaster, candles, _ = trained
     frame = candles["X:BTCUSDT"]
     answer = forecaster.forecast(frame, steps=30)
-    assert len(answer["steps"]) == 30 and answer["direction"] == answer["steps"][-1]["direction"]
-    assert 0 <= answer["confidence_avg"] <= 1 and len(answer["key_indicators"]) == 3
+    assert len(answer.steps) == 30 and answer.direction == answer.steps[-1].direction
+    assert 0 <= answer.confidence_avg <= 1 and len(answer.key_indicators) == 3
     last = frame["timestamp"].iloc[-1]
     previous_close = frame["close"].iloc[-1]
-    for i, s in enumerate(answer["steps"]):
-        assert pd.Timestamp(s["timestamp"]) == last + pd.Timedelta(days=i + 1)
-        assert s["open"] == pytest.approx(previous_close)
-        assert s["low"] <= min(s["open"], s["close"]) <= max(s["open"], s["close"]) <= s["high"]
-        assert s["lower"] <= s["close"] <= s["upper"]
-        assert 0.5 <= s["confidence"] <= 1
-        moved = np.sign(s["close"] - frame["close"].iloc[-1])  # the direction is the path's
-        assert s["direction"] == {1: "up", -1: "down", 0: "flat"}[int(moved)]
-        assert s["direction"] != "flat" or s["confidence"] == 0.5
-        previous_close = s["close"]
+    for i, s in enumerate(answer.steps):
+        assert s.timestamp == last + pd.Timedelta(days=i + 1)
+        assert s.open == pytest.approx(previous_close)
+        assert s.low <= min(s.open, s.close) <= max(s.open, s.close) <= s.high
+        assert s.lower <= s.close <= s.upper
+        assert 0.5 <= s.confidence <= 1
+        moved = np.sign(s.close - frame["close"].iloc[-1])  # the direction is the path's
+        assert s.direction == {1: "up", -1: "down", 0: "flat"}[int(moved)]
+        assert s.direction != "flat" or s.confidence == 0.5
+        previous_close = s.close
     with pytest.raises(ValueError, match="needs 320"):
         forecaster.forecast(frame.iloc[-100:])
 
@@ -117,7 +117,7 @@ def test_batch_forecasts_match_single_ones(trained) -> None:
     batch = forecaster.predict_windows(Windows.from_frames(frames, forecaster.window), 30)
     for i, frame in enumerate(frames):
         single = forecaster.forecast(frame)
-        np.testing.assert_allclose(batch.close[i], [s["close"] for s in single["steps"]], rtol=1e-4)
+        np.testing.assert_allclose(batch.close[i], [s.close for s in single.steps], rtol=1e-4)
 
 
 def test_artifact_roundtrip_and_tampering(trained, engine, tmp_path: Path) -> None:
@@ -130,7 +130,7 @@ def test_artifact_roundtrip_and_tampering(trained, engine, tmp_path: Path) -> No
     record = registry.register("1d", forecaster.save, info)
     loaded = Forecaster.load(registry.open_artifact(record))
     frame = candles["X:ETHUSDT"]
-    assert loaded.forecast(frame)["steps"] == forecaster.forecast(frame)["steps"]
+    assert loaded.forecast(frame).steps == forecaster.forecast(frame).steps
     assert not list(Path(record.model_path).glob("*.pkl"))
     (Path(record.model_path) / "forecaster.json").write_text('{"kind": "pickle"}')
     with pytest.raises(ArtifactError):
@@ -294,10 +294,10 @@ def test_monthly_model_is_checked_where_history_allows_and_naive_beyond(tmp_path
     assert cal.validated_horizon == h and len(cal.shrink) == 30 and set(cal.shrink[h:]) == {0.0}
     candles = Lake(tmp_path / "data").read(record.top_symbols[0], "1m")
     answer = forecaster.forecast(candles.iloc[-forecaster.window:], 30)
-    steps = answer["steps"]
-    assert len(steps) == 30 and all(s["confidence"] == 0.5 for s in steps[h:])  # never checked: a coin flip
+    steps = answer.steps
+    assert len(steps) == 30 and all(s.confidence == 0.5 for s in steps[h:])  # never checked: a coin flip
     # the last checked forecast is carried forward
-    assert all(s["close"] == steps[h - 1]["close"] and s["direction"] == steps[h - 1]["direction"] for s in steps[h:])
+    assert all(s.close == steps[h - 1].close and s.direction == steps[h - 1].direction for s in steps[h:])
     widths = [np.log(s["upper"] / s["lower"]) for s in steps]
     assert widths[29] > widths[h]  # bands keep widening
 
@@ -305,6 +305,7 @@ def test_monthly_model_is_checked_where_history_allows_and_naive_beyond(tmp_path
 def test_a_failed_train_worker_restarts_and_resumes_from_its_checkpoint(ray_local, tmp_path: Path) -> None:
     import ray
 
+    from engine.layout import RunOptions
     from training.dataset import TARGETS
     from training.xgb_train import fit_with_ray
 
@@ -315,7 +316,8 @@ def test_a_failed_train_worker_restarts_and_resumes_from_its_checkpoint(ray_loca
         frame[target] = (frame["f0"] * 0.5 + rng.normal(size=3000)).astype(np.float32)
     params = {**DEFAULT_PARAMS, "n_estimators": 40, "max_depth": 3, "learning_rate": 0.05}
     fit = fit_with_ray(ray.data.from_pandas(frame.iloc[:2400]), ray.data.from_pandas(frame.iloc[2400:]), features,
-                       params, np.ones(3), str(tmp_path), max_failures=1, checkpoint_every=10, fail_once_after=20)
+                       params, np.ones(3), RunOptions(storage_path=str(tmp_path), max_failures=1), checkpoint_every=10,
+                       fail_once_after=20)
     assert fit.history["resumed_from"] == [20]  # the restarted worker went on from its checkpoint
     assert fit.booster.num_boosted_rounds() == 40
 

@@ -11,7 +11,6 @@ values) plus a JSON of the shapes and statistics.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
+import engine.train as engine
 from config import HORIZON
-from engine.layout import RunOptions, run_config, worker_layout
+from engine.layout import RunOptions
 from training.direct_data import DirectRows, sequence_features
 
 LSTM_PARAMS: dict[str, Any] = {
@@ -100,29 +100,20 @@ def train_epochs(net: nn.Module, data: dict[str, np.ndarray], params: dict[str, 
     return state
 
 
-def _save_checkpoint(state: dict[str, Any], folder: str) -> None:
-    torch.save({k: v for k, v in state.items() if k != "done"}, Path(folder) / CHECKPOINT_FILE)
+def _save_checkpoint(state: dict[str, Any]) -> Callable[[Path], None]:
+    return lambda folder: torch.save({k: v for k, v in state.items() if k != "done"}, folder / CHECKPOINT_FILE)
 
 
-def _load_checkpoint(folder: str) -> dict[str, Any]:
-    return torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True)
+def _load_checkpoint(folder: Path) -> dict[str, Any]:
+    return torch.load(folder / CHECKPOINT_FILE, weights_only=True)
 
 
 def _train_loop_per_worker(config: dict[str, Any]) -> None:
-    import ray
-    import ray.train
-    from ray.train.torch import prepare_model
-
     torch.set_num_threads(int(config["nthread"]))
     torch.manual_seed(0)
-    context = ray.train.get_context()
-    data = ray.get(config["data"])
-    net = prepare_model(SequenceNet(data["seq"].shape[2], int(config["params"]["hidden"])), move_to_device=False)
-    checkpoint = ray.train.get_checkpoint()
-    resumed = None
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            resumed = _load_checkpoint(folder)
+    data = engine.shared(config["data"])
+    net = engine.prepared_torch_model(SequenceNet(data["seq"].shape[2], int(config["params"]["hidden"])))
+    resumed = engine.resumed(_load_checkpoint)
     every = int(config["checkpoint_every"])
     # fault injection for tests: fail once, in the first attempt only, after a checkpoint
     fail_after = config.get("fail_once_after") if resumed is None else None
@@ -132,16 +123,11 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
             return
         metrics = {"valid_loss": float(state["valid_loss"]), "best_loss": float(state["best_loss"]),
                    "epochs": int(state["epoch"]), "resumed_from": int(resumed["epoch"]) if resumed else 0}
-        if context.get_world_rank() == 0:
-            with tempfile.TemporaryDirectory() as folder:
-                _save_checkpoint(state, folder)
-                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
-        else:
-            ray.train.report(metrics)
+        engine.report(metrics, _save_checkpoint(state))
         if fail_after is not None and state["epoch"] >= fail_after and not state["done"]:
             raise RuntimeError(f"injected worker failure after epoch {state['epoch']} (fault-tolerance test)")
 
-    train_epochs(net, data, config["params"], context.get_world_rank(), context.get_world_size(), resumed, report)
+    train_epochs(net, data, config["params"], engine.rank(), engine.world_size(), resumed, report)
 
 
 class LSTMDirect:
@@ -171,8 +157,7 @@ class LSTMDirect:
         data = {"seq": standardise(train.seq, mean, std), "y": train.y.astype(np.float32),
                 "valid_seq": standardise(valid.seq, mean, std), "valid_y": valid.y.astype(np.float32)}
         if run.use_ray:
-            state = _fit_with_ray(data, params, run.storage_path, run.train_workers, run.max_failures,
-                                  checkpoint_every, fail_once_after)
+            state = _fit_with_ray(data, params, run, checkpoint_every, fail_once_after)
         else:
             torch.manual_seed(0)
             state = train_epochs(SequenceNet(train.seq.shape[2], int(params["hidden"])), data, params)
@@ -207,25 +192,11 @@ class LSTMDirect:
         return cls(net, meta["features"], np.asarray(meta["mean"]), np.asarray(meta["std"]), meta.get("info", {}))
 
 
-def _fit_with_ray(data: dict[str, np.ndarray], params: dict[str, Any], storage_path: str | None,
-                  num_workers: int | None, max_failures: int, checkpoint_every: int,
+def _fit_with_ray(data: dict[str, np.ndarray], params: dict[str, Any], run: RunOptions, checkpoint_every: int,
                   fail_once_after: int | None = None) -> dict[str, Any]:
-    import ray
-    from ray.train import ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    workers, per_worker = worker_layout(num_workers)
-    trainer = TorchTrainer(
-        _train_loop_per_worker,
-        train_loop_config={"data": ray.put(data), "params": params, "nthread": per_worker,
-                           "checkpoint_every": checkpoint_every, "fail_once_after": fail_once_after},
-        scaling_config=ScalingConfig(num_workers=workers, use_gpu=False, resources_per_worker={"CPU": per_worker}),
-        run_config=run_config(storage_path, max_failures),
-    )
-    result = trainer.fit()
-    if result.checkpoint is None:
-        raise RuntimeError(f"Ray Train finished the LSTM without a checkpoint: {result.error}")
-    with result.checkpoint.as_directory() as folder:
-        state = _load_checkpoint(folder)
-    state["resumed_from"] = int((result.metrics or {}).get("resumed_from", 0))
+    state, metrics = engine.fit_torch(_train_loop_per_worker,
+                                      {"params": params, "checkpoint_every": checkpoint_every,
+                                       "fail_once_after": fail_once_after},
+                                      data, run, _load_checkpoint, "LSTM")
+    state["resumed_from"] = int(metrics.get("resumed_from", 0))
     return state

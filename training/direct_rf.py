@@ -15,7 +15,8 @@ import numpy as np
 import skops.io as sio
 from sklearn.ensemble import RandomForestRegressor
 
-from engine.layout import RunOptions, largest_node_cpus
+import engine.train as engine
+from engine.layout import RunOptions
 from features.build import feature_names
 from training.direct_data import DirectRows
 
@@ -60,11 +61,7 @@ class RFDirect:
         """A forest has no early stopping: `valid` is not used."""
         params = {**RF_PARAMS, **(params or {})}
         if run.use_ray:
-            import ray
-
-            cpus = min(max(1, int(ray.available_resources().get("CPU", 1))), largest_node_cpus())
-            task = ray.remote(num_cpus=cpus)(_fit)
-            model = ray.get(task.remote(train.x, train.y, params, cpus))
+            model = engine.run_task(_fit, train.x, train.y, params)
         else:
             model = _fit(train.x, train.y, params, -1)
         return cls(model, features, {"params": params, "rows": len(train)})

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+import engine.train as engine
 from config import HORIZON
 from engine.layout import RunOptions
 from features.build import feature_names
@@ -65,11 +66,8 @@ class XGBDirect:
         """Early stopping on `valid`."""
         train_frame, valid_frame = _frame(train, features), _frame(valid, features)
         if run.use_ray:
-            import ray
-
-            fit = fit_with_ray(ray.data.from_pandas(train_frame), ray.data.from_pandas(valid_frame), features, params,
-                               target_scale(train_frame, ANCHOR_TARGETS), run.storage_path,
-                               num_workers=run.train_workers, max_failures=run.max_failures, targets=ANCHOR_TARGETS)
+            fit = fit_with_ray(engine.dataset(train_frame), engine.dataset(valid_frame), features, params,
+                               target_scale(train_frame, ANCHOR_TARGETS), run, targets=ANCHOR_TARGETS)
         else:
             fit = fit_local(train_frame, valid_frame, features, params, targets=ANCHOR_TARGETS)
         return cls(fit.booster, features, fit.target_scale,

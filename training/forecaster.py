@@ -29,6 +29,7 @@ from features.explain import key_indicators
 from features.profiles import profile_for
 from market_data.timeframes import spec
 from training.calibration import Calibration, band_adjustments, confidence, horizon_scale, kept_moves
+from training.forecast import DIRECTION_NAMES, Forecast, ForecastStep
 from training.progress import report
 
 ARTIFACT_MODEL = "model.ubj"
@@ -137,7 +138,7 @@ class ForecastModel:
         raise NotImplementedError
 
     # -- shared ------------------------------------------------------------------------------------
-    def forecast(self, candles: pd.DataFrame, steps: int = HORIZON, top_indicators: int = 3) -> dict[str, Any]:
+    def forecast(self, candles: pd.DataFrame, steps: int = HORIZON, top_indicators: int = 3) -> Forecast:
         """A forecast of one symbol from its recent candles (at least `self.window`)."""
         windows = Windows.from_frames([candles], self.window)
         out = self.predict_windows(windows, steps)
@@ -321,24 +322,13 @@ def path_direction(p_right: np.ndarray, cum: np.ndarray, checked: int) -> tuple[
     return direction, conf
 
 
-DIRECTION_NAMES = {1: "up", -1: "down", 0: "flat"}
-
-
-def answer(out: ForecastArrays, steps: int, indicators: list[str]) -> dict[str, Any]:
-    """The first origin of `out` as serving's JSON body (without ids, which serving adds)."""
-    step_rows = []
-    for i in range(steps):
-        step_rows.append({
-            "step": i + 1,
-            "timestamp": pd.Timestamp(out.timestamps[0, i], tz="UTC").isoformat(),
-            "open": float(out.open[0, i]), "high": float(out.high[0, i]), "low": float(out.low[0, i]),
-            "close": float(out.close[0, i]), "lower": float(out.lower[0, i]), "upper": float(out.upper[0, i]),
-            "confidence": round(float(out.confidence[0, i]), 4),
-            "direction": DIRECTION_NAMES[int(out.direction[0, i])],
-        })
-    return {
-        "direction": step_rows[-1]["direction"],
-        "confidence_avg": round(float(out.confidence[0].mean()), 4),
-        "key_indicators": indicators,
-        "steps": step_rows,
-    }
+def answer(out: ForecastArrays, steps: int, indicators: list[str]) -> Forecast:
+    """The first origin of `out` as one symbol's forecast."""
+    rows = [ForecastStep(
+        step=i + 1, timestamp=pd.Timestamp(out.timestamps[0, i], tz="UTC"),
+        open=float(out.open[0, i]), high=float(out.high[0, i]), low=float(out.low[0, i]),
+        close=float(out.close[0, i]), lower=float(out.lower[0, i]), upper=float(out.upper[0, i]),
+        confidence=round(float(out.confidence[0, i]), 4), direction=DIRECTION_NAMES[int(out.direction[0, i])],
+    ) for i in range(steps)]
+    return Forecast(direction=rows[-1].direction, confidence_avg=round(float(out.confidence[0, :steps].mean()), 4),
+                    key_indicators=list(indicators), steps=rows)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import engine.train as engine
 from features.build import feature_names
 from training.calibration import fit_calibration, scaled_naive_moves
 from training.dataset import TARGETS, Split, rows_dataset, rows_local, validated_horizon
@@ -40,8 +41,7 @@ def fit_model(spec: FitSpec, split: Split) -> tuple[Forecaster, dict[str, int]]:
         if not counts["train_rows"] or not counts["valid_rows"]:
             raise ValueError(f"{spec.timeframe}: the split left {counts}; more history is needed")
         scale = target_scale(train_ds.select_columns(TARGETS).to_pandas())
-        fit = fit_with_ray(train_ds, valid_ds, features, spec.params, scale, spec.storage_path,
-                           num_workers=spec.train_workers, max_failures=spec.max_failures)
+        fit = fit_with_ray(train_ds, valid_ds, features, spec.params, scale, spec.run)
     else:
         rows = rows_local(spec.data_dir, spec.tickers, spec.timeframe, spec.end)
         parts = split.part(rows["timestamp"])
@@ -60,10 +60,7 @@ def _shuffled(dataset: Any) -> Any:
     """The train rows with their targets permuted (a model that can learn nothing real)."""
     frame = dataset.to_pandas()
     rng = np.random.default_rng(0)
-    frame = frame.assign(**{t: rng.permutation(frame[t].to_numpy()) for t in TARGETS})
-    import ray
-
-    return ray.data.from_pandas(frame)
+    return engine.dataset(frame.assign(**{t: rng.permutation(frame[t].to_numpy()) for t in TARGETS}))
 
 
 def calibrate(forecaster: Forecaster, candles: dict[str, pd.DataFrame], split: Split,

@@ -9,7 +9,6 @@ never looked at), put in Ray's object store once. The best configuration is writ
 from __future__ import annotations
 
 import json
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from engine.tune import Between, report_trial, sweep
 from features.build import feature_names
 from market_data.source import utc
 from storage.location import Location
@@ -29,38 +29,32 @@ REPORT_EVERY = 5  # trees between reports to Tune (and ASHA's time unit)
 
 
 def search_space(max_trees: int) -> dict[str, Any]:
-    from ray import tune
-
     return {
         "n_estimators": max_trees,
-        "max_depth": tune.randint(3, 11),
-        "learning_rate": tune.loguniform(0.01, 0.3),
-        "subsample": tune.uniform(0.5, 1.0),
-        "colsample_bytree": tune.uniform(0.4, 1.0),
-        "min_child_weight": tune.loguniform(1.0, 200.0),
-        "reg_lambda": tune.loguniform(0.1, 20.0),
+        "max_depth": Between(3, 11, integer=True),
+        "learning_rate": Between(0.01, 0.3, log=True),
+        "subsample": Between(0.5, 1.0),
+        "colsample_bytree": Between(0.4, 1.0),
+        "min_child_weight": Between(1.0, 200.0, log=True),
+        "reg_lambda": Between(0.1, 20.0, log=True),
     }
+
+
+class _Report(xgb.callback.TrainingCallback):
+    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
+        if (epoch + 1) % REPORT_EVERY == 0:
+            report_trial({"valid_rmse": float(evals_log["valid"]["rmse"][-1]), "trees": epoch + 1})
+        return False
 
 
 def _trial(config: dict[str, Any], train: pd.DataFrame, valid: pd.DataFrame, features: list[str],
            scale: np.ndarray) -> None:
-    from ray import tune
-
-    class Report(xgb.callback.TrainingCallback):
-        def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
-            if (epoch + 1) % REPORT_EVERY == 0:
-                tune.report({"valid_rmse": float(evals_log["valid"]["rmse"][-1]), "trees": epoch + 1})
-            return False
-
-    train_booster(train, valid, features, config, scale, nthread=1, callbacks=[Report()])
+    train_booster(train, valid, features, config, scale, nthread=1, callbacks=[_Report()])
 
 
 def tune_timeframe(data_dir: str | Path, model_dir: str | Path, tickers: list[str], timeframe: str, as_of: datetime,
                    trials: int, max_trees: int = 200) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Run the sweep; returns the trials table and the saved best record."""
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-
     end = utc(as_of)
     candles = load_candles(data_dir, tickers, timeframe, end)
     if not candles:
@@ -70,26 +64,15 @@ def tune_timeframe(data_dir: str | Path, model_dir: str | Path, tickers: list[st
     parts = split.part(rows["timestamp"])
     train, valid = rows[parts == "train"], rows[parts == "valid"]
     features = feature_names(timeframe)
-    scale = target_scale(train)
-    trainable = tune.with_resources(tune.with_parameters(_trial, train=train, valid=valid, features=features,
-                                                         scale=scale), {"cpu": 1})
-    scheduler = ASHAScheduler(max_t=max(1, max_trees // REPORT_EVERY), grace_period=2, reduction_factor=3)
-    tuner = tune.Tuner(
-        trainable,
-        param_space=search_space(max_trees),
-        tune_config=tune.TuneConfig(metric="valid_rmse", mode="min", scheduler=scheduler, num_samples=trials),
-        run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(prefix="ray-tune-"), name=f"tune_{timeframe}",
-                                  verbose=0),
-    )
-    results = tuner.fit()
-    table = results.get_dataframe()
+    result = sweep(_trial, search_space(max_trees), "valid_rmse", trials, max_trees // REPORT_EVERY,
+                   f"tune_{timeframe}", train=train, valid=valid, features=features, scale=target_scale(train))
     keep = ["valid_rmse", "trees", "training_iteration"] + [f"config/{k}" for k in DEFAULT_PARAMS if k != "n_estimators"]
+    table = result.trials
     table = table[[c for c in keep if c in table.columns]].sort_values("valid_rmse").reset_index(drop=True)
-    best = results.get_best_result(metric="valid_rmse", mode="min")
     record = {
         "timeframe": timeframe,
-        "params": {k: best.config[k] for k in DEFAULT_PARAMS},
-        "valid_rmse": float(best.metrics["valid_rmse"]),
+        "params": {k: result.best_config[k] for k in DEFAULT_PARAMS},
+        "valid_rmse": float(result.best_metrics["valid_rmse"]),
         "trials": int(len(table)),
         "symbols": len(candles),
         "as_of": end.isoformat(),

@@ -9,7 +9,7 @@ data and XGBoost's collective joins the workers into one model.
 from __future__ import annotations
 
 import json
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from engine.layout import run_config, worker_layout
+import engine.train as engine
+from engine.layout import RunOptions
 from storage.location import Location
 from training.dataset import TARGETS
 
@@ -100,16 +101,14 @@ def target_scale(train: pd.DataFrame, targets: list[str] = TARGETS) -> np.ndarra
     return np.where(std > 0, std, 1.0)
 
 
-def _report(booster: xgb.Booster, metrics: dict[str, float]) -> None:
-    """Report to Ray Train; rank 0 attaches the booster as a checkpoint."""
-    import ray.train
+def _save(booster: xgb.Booster) -> Callable[[Path], None]:
+    return lambda folder: booster.save_model(folder / CHECKPOINT_MODEL)
 
-    if ray.train.get_context().get_world_rank() == 0:
-        with tempfile.TemporaryDirectory() as folder:
-            booster.save_model(Path(folder) / CHECKPOINT_MODEL)
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
-    else:
-        ray.train.report(metrics)
+
+def _load(folder: Path) -> xgb.Booster:
+    booster = xgb.Booster()
+    booster.load_model(folder / CHECKPOINT_MODEL)
+    return booster
 
 
 class _Checkpoints(xgb.callback.TrainingCallback):
@@ -122,7 +121,7 @@ class _Checkpoints(xgb.callback.TrainingCallback):
     def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
         rounds = model.num_boosted_rounds()
         if self.every and rounds % self.every == 0:
-            _report(model, {"valid_rmse": float(evals_log["valid"]["rmse"][-1]), "rounds": rounds})
+            engine.report({"valid_rmse": float(evals_log["valid"]["rmse"][-1]), "rounds": rounds}, _save(model))
             if self.fail_once_after is not None and rounds >= self.fail_once_after:
                 raise RuntimeError(f"injected worker failure after {rounds} rounds (fault-tolerance test)")
         return False
@@ -134,59 +133,35 @@ def _in_order(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _train_loop_per_worker(config: dict[str, Any]) -> None:
-    import ray.train
-
     features: list[str] = config["features"]
     scale = np.asarray(config["target_scale"])
     targets: list[str] = config.get("targets", TARGETS)
     # Ray Data hands rows over in no fixed order; sorted, the same rows give the same model
-    train = _in_order(ray.train.get_dataset_shard("train").materialize().to_pandas())
-    valid = _in_order(ray.train.get_dataset_shard("valid").materialize().to_pandas())
-    resumed = None
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:  # a restart after a failure: continue from the last checkpoint
-        resumed = xgb.Booster()
-        with checkpoint.as_directory() as folder:
-            resumed.load_model(Path(folder) / CHECKPOINT_MODEL)
+    train, valid = _in_order(engine.shard("train")), _in_order(engine.shard("valid"))
+    resumed = engine.resumed(_load)  # a restart after a failure: continue from the last checkpoint
     done = 0 if resumed is None else resumed.num_boosted_rounds()
     # fault injection for tests: fail once, in the first attempt only
-    fail_after = config.get("fail_once_after") if checkpoint is None else None
+    fail_after = config.get("fail_once_after") if resumed is None else None
     booster, history = train_booster(train, valid, features, config["params"], scale, config["nthread"], targets,
                                      resume=resumed,
                                      callbacks=[_Checkpoints(config.get("checkpoint_every", 0), fail_after)])
     rmse = history.get("valid", {}).get("rmse", [np.nan])
     best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
-    _report(booster, {"valid_rmse": float(np.nanmin(rmse)), "best_iteration": best,
-                      "rounds": booster.num_boosted_rounds(), "resumed_from": done})
+    engine.report({"valid_rmse": float(np.nanmin(rmse)), "best_iteration": best,
+                   "rounds": booster.num_boosted_rounds(), "resumed_from": done}, _save(booster))
 
 
 def fit_with_ray(train_ds: Any, valid_ds: Any, features: list[str], params: dict[str, Any],
-                 scale: np.ndarray, storage_path: str | None = None, num_workers: int | None = None,
-                 max_failures: int = 0, checkpoint_every: int = 50,
+                 scale: np.ndarray, run: RunOptions, checkpoint_every: int = 50,
                  fail_once_after: int | None = None, targets: list[str] = TARGETS) -> FitResult:
-    """Fit on the cluster: one worker per two CPUs (at least one), each using its CPUs as threads
-    but never more than the largest node has. With `max_failures`, Ray Train restarts failed
-    workers, which resume from the last checkpoint (every `checkpoint_every` rounds)."""
-    from ray.train import ScalingConfig
-    from ray.train.xgboost import XGBoostTrainer
-
-    workers, per_worker = worker_layout(num_workers)
-    trainer = XGBoostTrainer(
+    """Fit on the cluster (`engine.layout.worker_layout`: one worker per two CPUs by default).
+    With `run.max_failures`, Ray Train restarts failed workers, which resume from the last
+    checkpoint (every `checkpoint_every` rounds)."""
+    booster, metrics = engine.fit_xgboost(
         _train_loop_per_worker,
-        train_loop_config={"features": features, "params": params, "target_scale": scale.tolist(),
-                           "nthread": per_worker, "checkpoint_every": checkpoint_every,
-                           "fail_once_after": fail_once_after, "targets": list(targets)},
-        scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": per_worker}),
-        run_config=run_config(storage_path, max_failures),
-        datasets={"train": train_ds, "valid": valid_ds},
-    )
-    result = trainer.fit()
-    if result.checkpoint is None:
-        raise RuntimeError(f"Ray Train finished without a model checkpoint: {result.error}")
-    booster = xgb.Booster()
-    with result.checkpoint.as_directory() as folder:
-        booster.load_model(Path(folder) / CHECKPOINT_MODEL)
-    metrics = result.metrics or {}
+        {"features": features, "params": params, "target_scale": scale.tolist(), "checkpoint_every": checkpoint_every,
+         "fail_once_after": fail_once_after, "targets": list(targets)},
+        {"train": train_ds, "valid": valid_ds}, run, _load, "XGBoost model")
     best = int(metrics.get("best_iteration", booster.num_boosted_rounds() - 1))
     return FitResult(booster, scale.tolist(), dict(params), best,
                      {"valid_rmse": [float(metrics.get("valid_rmse", np.nan))],

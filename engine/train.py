@@ -1,0 +1,135 @@
+"""Ray Train and Ray tasks, for every model that fits on the cluster (the recursive and direct
+XGBoost models on Ray Data shards, the LSTM on torch workers, the forest in one task).
+
+A model module writes its per-worker loop against the few calls here (which worker this is,
+its shard, the last checkpoint to resume from, a report that carries a checkpoint) and names the
+trainer; the layout (workers, CPUs, storage, restarts) comes from `engine.layout`. The model
+modules never import Ray, so the same loop also runs as the plain fit in one process.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from engine.layout import RunOptions, largest_node_cpus, run_config, worker_layout
+
+T = TypeVar("T")
+
+
+# -- inside a worker ----------------------------------------------------------------------------
+def rank() -> int:
+    import ray.train
+
+    return int(ray.train.get_context().get_world_rank())
+
+
+def world_size() -> int:
+    import ray.train
+
+    return int(ray.train.get_context().get_world_size())
+
+
+def shard(name: str) -> pd.DataFrame:
+    """This worker's share of the dataset `name` (Ray Data hands rows over in no fixed order)."""
+    import ray.train
+
+    return ray.train.get_dataset_shard(name).materialize().to_pandas()
+
+
+def shared(ref: Any) -> Any:
+    """An object the driver put in the object store (`fit_torch(..., shared=...)`)."""
+    import ray
+
+    return ray.get(ref)
+
+
+def resumed(load: Callable[[Path], T]) -> T | None:
+    """The state of the last checkpoint, read by `load` from its folder; None on a first attempt
+    (a restarted worker group resumes instead of starting over)."""
+    import ray.train
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return load(Path(folder))
+
+
+def report(metrics: dict[str, Any], save: Callable[[Path], None] | None = None) -> None:
+    """Report a round; worker 0 attaches a checkpoint that `save` writes into a folder (every
+    worker holds the same model, so one copy is enough)."""
+    import ray.train
+
+    if save is not None and rank() == 0:
+        with tempfile.TemporaryDirectory() as folder:
+            save(Path(folder))
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+    else:
+        ray.train.report(metrics)
+
+
+def prepared_torch_model(net: Any) -> Any:
+    """The network wrapped for data-parallel training across the workers (CPU: no device move)."""
+    from ray.train.torch import prepare_model
+
+    return prepare_model(net, move_to_device=False)
+
+
+# -- the driver ---------------------------------------------------------------------------------
+def dataset(frame: pd.DataFrame) -> Any:
+    """A Ray Dataset of rows already in this process (the direct models' rows, a shuffled control)."""
+    import ray.data
+
+    return ray.data.from_pandas(frame)
+
+
+def _finish(result: Any, load: Callable[[Path], T], what: str) -> tuple[T, dict[str, Any]]:
+    if result.checkpoint is None:
+        raise RuntimeError(f"Ray Train finished the {what} without a checkpoint: {result.error}")
+    with result.checkpoint.as_directory() as folder:
+        state = load(Path(folder))
+    return state, dict(result.metrics or {})
+
+
+def fit_xgboost(loop: Callable[[dict[str, Any]], None], config: dict[str, Any], datasets: dict[str, Any],
+                run: RunOptions, load: Callable[[Path], T], what: str) -> tuple[T, dict[str, Any]]:
+    """Run `loop` on XGBoost workers over Ray Data `datasets`; the last checkpoint's state (read
+    by `load`) and the last report's metrics. `config` gets `nthread`: each worker's CPUs."""
+    from ray.train import ScalingConfig
+    from ray.train.xgboost import XGBoostTrainer
+
+    workers, per_worker = worker_layout(run.train_workers)
+    trainer = XGBoostTrainer(loop, train_loop_config={**config, "nthread": per_worker},
+                             scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": per_worker}),
+                             run_config=run_config(run.storage_path, run.max_failures), datasets=datasets)
+    return _finish(trainer.fit(), load, what)
+
+
+def fit_torch(loop: Callable[[dict[str, Any]], None], config: dict[str, Any], shared_data: Any,
+              run: RunOptions, load: Callable[[Path], T], what: str) -> tuple[T, dict[str, Any]]:
+    """Run `loop` on torch CPU workers; `shared_data` goes to the object store once and reaches
+    every worker as `config["data"]` (read it with `shared`)."""
+    import ray
+    from ray.train import ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    workers, per_worker = worker_layout(run.train_workers)
+    trainer = TorchTrainer(loop, train_loop_config={**config, "data": ray.put(shared_data), "nthread": per_worker},
+                           scaling_config=ScalingConfig(num_workers=workers, use_gpu=False,
+                                                        resources_per_worker={"CPU": per_worker}),
+                           run_config=run_config(run.storage_path, run.max_failures))
+    return _finish(trainer.fit(), load, what)
+
+
+def run_task(fit: Callable[..., T], *args: Any) -> T:
+    """`fit(*args, cpus)` as one Ray task with as many CPUs as one node can give it (a model that
+    parallelises over threads, not workers)."""
+    import ray
+
+    cpus = min(max(1, int(ray.available_resources().get("CPU", 1))), largest_node_cpus())
+    return ray.get(ray.remote(num_cpus=cpus)(fit).remote(*args, cpus))

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
+from refusals import Refusal
 
-class AccountError(Exception):
-    """A refusal the caller can act on: HTTP status, stable code, message in the user's terms."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = headers or {}
+class AccountError(Refusal):
+    """A refusal of the accounts package (sign-in, sessions, quotas)."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from refusals import Refusal
 
-class BillingError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+
+class BillingError(Refusal):
+    """A refusal of the billing package (checkout, webhooks, subscriptions)."""
 
 
 def billing_disabled() -> BillingError:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from refusals import Refusal
 
-class PortfolioError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+
+class PortfolioError(Refusal):
+    """A refusal of the portfolio package (watchlists, alerts, trading plans)."""
 
 
 def not_found(what: str, object_id: object) -> PortfolioError:

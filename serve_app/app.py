@@ -27,11 +27,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from accounts.errors import AccountError
 from accounts.service import Account, AccountService, Caller
-from billing.errors import BillingError, billing_disabled
+from billing.errors import billing_disabled
 from billing.service import BillingService
 from config import load_settings
-from portfolio.errors import PortfolioError
 from portfolio.service import Portfolio
+from refusals import Refusal
 from serve_app.active_models import NoActiveModel
 from serve_app.metrics import Metrics
 from serve_app.schemas import (
@@ -71,7 +71,7 @@ from serve_app.schemas import (
     WatchlistUpdate,
     WebhookResponse,
 )
-from serve_app.service import ApiError, PredictionService
+from serve_app.service import PredictionService
 
 log = logging.getLogger("serve_app.requests")
 
@@ -184,21 +184,10 @@ def create_app(service: PredictionService, accounts: AccountService, billing: Bi
     app.state.portfolio = portfolio or Portfolio.on(service.engine, load_settings({}).limits)
     app.state.metrics = metrics or Metrics()
 
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+    @app.exception_handler(Refusal)
+    async def refused(_: Request, exc: Refusal) -> JSONResponse:
+        """Every package's refusals (accounts, billing, portfolio, predictions) in one shape."""
         return _error(exc.status, exc.code, exc.message, exc.headers, exc.extra)
-
-    @app.exception_handler(AccountError)
-    async def account_error(_: Request, exc: AccountError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message, exc.headers)
-
-    @app.exception_handler(BillingError)
-    async def billing_error(_: Request, exc: BillingError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message)
-
-    @app.exception_handler(PortfolioError)
-    async def portfolio_error(_: Request, exc: PortfolioError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -31,6 +31,7 @@ from market_data.source import (
     UnknownTickerError,
 )
 from market_data.timeframes import spec
+from refusals import Refusal
 from serve_app.schemas import MAX_STEPS, PredictRequest
 from storage.cache import (
     FRESH_CANDLES_TTL_S,
@@ -59,13 +60,8 @@ ForecastFn = Callable[[str, pd.DataFrame, int], Forecast]
 WindowFn = Callable[[str], int]
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
-                 extra: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = headers or {}
-        self.extra = extra or {}
+class ApiError(Refusal):
+    """A refusal of the prediction flow (unknown symbol, market data, models)."""
 
 
 def _now() -> datetime:

@@ -24,7 +24,7 @@ from accounts.quota import QuotaCounter, QuotaState, Subject, next_midnight, utc
 from billing.lifecycle import GRACE_STATUS, effective_tier
 from config import AccountSettings
 from storage.cache import Cache
-from storage.db import session_scope
+from storage.db import db_time, session_scope, utc_time
 from storage.schema import Subscription, User, UserSession
 
 log = logging.getLogger(__name__)
@@ -76,17 +76,8 @@ class Caller:
         return None if self.account is None else self.account.tier
 
 
-def _utc(moment: datetime | None) -> datetime:
-    moment = moment or datetime(1970, 1, 1)
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-def _naive(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
-
-
 def _account(user: User) -> Account:
-    return Account(user.id, user.email, user.name, user.tier or "free", _utc(user.created_at))
+    return Account(user.id, user.email, user.name, user.tier or "free", utc_time(user.created_at))
 
 
 def _now() -> datetime:
@@ -103,7 +94,7 @@ class AccountService:
     def register(self, email: str, password: str, name: str | None = None) -> Account:
         passwords.check_rules(password)
         email = email.strip().lower()
-        now = _naive(self.clock())
+        now = db_time(self.clock())
         user = User(email=email, name=name, password_hash=passwords.hash_password(password), tier="free",
                     created_at=now, updated_at=now)
         try:
@@ -127,8 +118,8 @@ class AccountService:
         now = self.clock()
         expires = now + timedelta(days=self.settings.session_ttl_days)
         with session_scope(self.engine) as session:
-            session.add(UserSession(user_id=user.id, session_token=tokens.digest(token), expires=_naive(expires),
-                                    created_at=_naive(now)))
+            session.add(UserSession(user_id=user.id, session_token=tokens.digest(token), expires=db_time(expires),
+                                    created_at=db_time(now)))
         log.info("user %s signed in", user.id)
         return SignIn(token, expires.replace(microsecond=0), _account(user))
 
@@ -136,7 +127,7 @@ class AccountService:
         """The account a token belongs to; 401 for anything else (also a malformed token)."""
         if not tokens.well_formed(token):
             raise AccountError(401, "invalid_session", INVALID_SESSION)
-        now = _naive(self.clock())
+        now = db_time(self.clock())
         with session_scope(self.engine) as session:
             row = session.exec(
                 select(User, Subscription.status, Subscription.current_period_end)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import builtins
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,12 +16,8 @@ from sqlmodel import Session, select
 from config import TierLimits
 from portfolio.errors import PortfolioError
 from portfolio.owned import owned, symbol
-from storage.db import db_time, session_scope
+from storage.db import db_time, session_scope, utc_time
 from storage.schema import Alert, AlertLog, Symbol
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    return None if moment is None else moment.replace(tzinfo=timezone.utc)
 
 
 @dataclass
@@ -33,8 +29,8 @@ class Alerts:
         sym = session.get(Symbol, alert.symbol_id)
         return {"id": str(alert.id), "symbol": sym.ticker if sym else None, "condition_type": alert.condition_type,
                 "target_price": alert.target_price, "is_active": bool(alert.is_active),
-                "expires_at": _utc(alert.expires_at), "triggered_at": _utc(alert.triggered_at),
-                "notified_at": _utc(alert.notified_at), "created_at": _utc(alert.created_at)}
+                "expires_at": utc_time(alert.expires_at), "triggered_at": utc_time(alert.triggered_at),
+                "notified_at": utc_time(alert.notified_at), "created_at": utc_time(alert.created_at)}
 
     @staticmethod
     def _check_room(session: Session, user_id: uuid.UUID, limits: TierLimits) -> None:
@@ -99,6 +95,6 @@ class Alerts:
             alert = owned(session, Alert, alert_id, user_id, "alert")
             rows = session.exec(select(AlertLog).where(AlertLog.alert_id == alert.id)
                                 .order_by(AlertLog.triggered_at)).all()
-            return [{"id": str(r.id), "triggered_at": _utc(r.triggered_at), "price": r.price,
+            return [{"id": str(r.id), "triggered_at": utc_time(r.triggered_at), "price": r.price,
                      "previous_price": r.previous_price, "channel": r.channel, "status": r.status,
-                     "attempts": r.attempts, "detail": r.detail, "notified_at": _utc(r.notified_at)} for r in rows]
+                     "attempts": r.attempts, "detail": r.detail, "notified_at": utc_time(r.notified_at)} for r in rows]

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from market_data.source import MarketDataError, MarketSource
 from portfolio.notify import NO_PROVIDER, Email, EmailNotifier
 from storage.cache import Cache
+from storage.db import db_time
 from storage.schema import Alert, AlertLog, Symbol, User
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,6 @@ class ScanReport:
     failed: int = 0
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
-
-
-def _naive(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def crossed(condition: str, target: float, price: float, previous: float | None) -> bool:
@@ -115,7 +112,7 @@ class AlertScanner:
                 .where(alerts.c.is_active.is_(True), alerts.c.triggered_at.is_(None))).mappings().all())
         if rows.empty:
             return
-        expired = rows["expires_at"].notna() & (pd.to_datetime(rows["expires_at"]) <= pd.Timestamp(_naive(now)))
+        expired = rows["expires_at"].notna() & (pd.to_datetime(rows["expires_at"]) <= pd.Timestamp(db_time(now)))
         report.expired = int(expired.sum())
         live = rows[~expired]
         report.alerts = len(live)
@@ -133,7 +130,7 @@ class AlertScanner:
     def _fire(self, fired: dict[uuid.UUID, tuple[float, float | None]], now: datetime) -> int:
         """Claim the alerts (only those no other scanner claimed) and log them, in one transaction."""
         alerts, logs = Alert.__table__, AlertLog.__table__
-        moment = _naive(now)
+        moment = db_time(now)
         claimed: list[uuid.UUID] = []
         ids = list(fired)
         try:
@@ -158,7 +155,7 @@ class AlertScanner:
         verb = {"above": "rose to", "below": "fell to", "crossing": "crossed"}[row.condition_type]
         return Email(to=row.email, subject=f"{row.ticker} {verb} {row.target_price:g}",
                      text=f"Your alert on {row.ticker} ({row.condition_type} {row.target_price:g}) triggered at "
-                          f"{row.price:g} ({_naive(now):%Y-%m-%d %H:%M} UTC).", idempotency_key=str(row.id))
+                          f"{row.price:g} ({db_time(now):%Y-%m-%d %H:%M} UTC).", idempotency_key=str(row.id))
 
     def notify(self, now: datetime, report: ScanReport) -> None:
         """Send every pending (or failed, under 3 attempts) alert log, each at most once."""
@@ -183,7 +180,7 @@ class AlertScanner:
             return
         for row in pending:
             delivery = self.notifier.send(self._email(row, now))
-            moment = _naive(self.clock())
+            moment = db_time(self.clock())
             with self.engine.begin() as conn:
                 if delivery.sent:
                     conn.execute(logs.update().where(logs.c.id == row.id).values(

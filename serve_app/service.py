@@ -45,7 +45,7 @@ from storage.cache import (
     set_json,
     user_prediction_key,
 )
-from storage.db import session_scope
+from storage.db import db_time, session_scope, utc_time
 from storage.lake import RETENTION_DAYS
 from storage.registry import ModelRegistry
 from storage.schema import ModelRecord, Prediction, PredictionStep, Symbol
@@ -68,14 +68,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _naive(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
-
-
 class PredictionService:
     def __init__(self, engine: Engine, cache: Cache, source: MarketSource, registry: ModelRegistry,
                  forecast: ForecastFn, window: WindowFn, clock: Callable[[], datetime] = _now) -> None:
@@ -92,7 +84,7 @@ class PredictionService:
             raise ApiError(400, "bad_request", "give either predict_until or num_steps, not both")
         symbol = self._symbol(request.symbol)
         now = self.clock()
-        if request.predict_until is not None and _aware(request.predict_until) <= now:
+        if request.predict_until is not None and utc_time(request.predict_until) <= now:
             raise ApiError(400, "bad_predict_until",
                            f"predict_until {request.predict_until.isoformat()} is not in the future (now {now.isoformat()})")
         key = prediction_key(str(symbol.id), request.timeframe)
@@ -154,7 +146,7 @@ class PredictionService:
             return request.num_steps
         if request.predict_until is None:
             return MAX_STEPS
-        until = pd.Timestamp(_aware(request.predict_until))
+        until = pd.Timestamp(utc_time(request.predict_until))
         count = sum(1 for s in stamps if s <= until)
         if stamps and until >= spec(request.timeframe).next_open(stamps[-1]):
             raise ApiError(400, "too_many_steps",
@@ -240,13 +232,13 @@ class PredictionService:
         with session_scope(self.engine) as session:
             session.add(Prediction(
                 id=prediction_id, symbol_id=symbol.id, timeframe=timeframe, model_id=uuid.UUID(str(result.model_id)),
-                prediction_date=_naive(now), predict_until=_naive(steps[-1].timestamp.to_pydatetime()),
+                prediction_date=db_time(now), predict_until=db_time(steps[-1].timestamp.to_pydatetime()),
                 num_steps=len(steps), confidence_avg=Decimal(f"{result.confidence_avg:.4f}"),
-                direction=result.direction, key_indicators=result.key_indicators, created_at=_naive(now),
+                direction=result.direction, key_indicators=result.key_indicators, created_at=db_time(now),
             ))
             session.flush()
             session.add_all([PredictionStep(
-                prediction_id=prediction_id, step_number=s.step, timestamp=_naive(s.timestamp.to_pydatetime()),
+                prediction_id=prediction_id, step_number=s.step, timestamp=db_time(s.timestamp.to_pydatetime()),
                 open=s.open, high=s.high, low=s.low, close=s.close, lower=s.lower, upper=s.upper,
                 confidence=Decimal(f"{s.confidence:.4f}"), direction=s.direction,
             ) for s in steps])
@@ -287,10 +279,10 @@ class PredictionService:
                              .order_by(PredictionStep.step_number)).all()
         return {
             "prediction_id": str(pred.id), "symbol": symbol.ticker, "timeframe": pred.timeframe,
-            "model_version": model.version, "created_at": _aware(pred.created_at).isoformat(), "cached": True,
+            "model_version": model.version, "created_at": utc_time(pred.created_at).isoformat(), "cached": True,
             "stale": False, "direction": pred.direction, "confidence_avg": float(pred.confidence_avg),
             "key_indicators": pred.key_indicators or [],
-            "steps": [{"step": s.step_number, "timestamp": _aware(s.timestamp).isoformat(), "open": s.open,
+            "steps": [{"step": s.step_number, "timestamp": utc_time(s.timestamp).isoformat(), "open": s.open,
                        "high": s.high, "low": s.low, "close": s.close, "lower": s.lower, "upper": s.upper,
                        "confidence": float(s.confidence), "direction": s.direction} for s in steps],
         }
@@ -353,8 +345,8 @@ class PredictionService:
 
     def models(self) -> list[dict[str, Any]]:
         return [{"id": str(m.id), "timeframe": m.timeframe, "version": m.version, "is_active": bool(m.is_active),
-                 "trained_at": _aware(m.trained_at).isoformat(), "training_start": _aware(m.training_start).isoformat(),
-                 "training_end": _aware(m.training_end).isoformat(), "num_symbols": m.num_symbols,
+                 "trained_at": utc_time(m.trained_at).isoformat(), "training_start": utc_time(m.training_start).isoformat(),
+                 "training_end": utc_time(m.training_end).isoformat(), "num_symbols": m.num_symbols,
                  "feature_count": m.feature_count,
                  "accuracy_avg": None if m.accuracy_avg is None else float(m.accuracy_avg)} for m in self.registry.list()]
 

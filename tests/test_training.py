@@ -298,7 +298,7 @@ def test_monthly_model_is_checked_where_history_allows_and_naive_beyond(tmp_path
     assert len(steps) == 30 and all(s.confidence == 0.5 for s in steps[h:])  # never checked: a coin flip
     # the last checked forecast is carried forward
     assert all(s.close == steps[h - 1].close and s.direction == steps[h - 1].direction for s in steps[h:])
-    widths = [np.log(s["upper"] / s["lower"]) for s in steps]
+    widths = [np.log(s.upper / s.lower) for s in steps]
     assert widths[29] > widths[h]  # bands keep widening
 
 

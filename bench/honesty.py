@@ -12,7 +12,9 @@ test origins. Printed per model: the MAE ratio to naive at h = 1, 5, 10, 30 with
 bootstrap interval (blocks of 10 candles of origin time, all symbols together: neighbouring
 origins share most of their future and coins move together), the 80 % band's coverage at h = 1
 and 30, and for the chosen model the reliability table of its confidence (deciles of the steps
-that call a direction). Everything also goes to bench/results/honesty.json.
+that call a direction). Beside the candidates, `xgboost_refit`: the recursive XGBoost fitted
+again on train + validation with its first calibration, as the weekly job deploys it (the A/B of
+refitting). Everything also goes to bench/results/honesty.json; `--render` prints its tables.
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ from jobs.cli import model_params
 from market_data.csv_source import CsvSource
 from market_data.update import update_pair
 from storage.lake import Lake
+from training.backtest import REFIT
 from training.calibration import reliability
 from training.evaluation import Origins, mae_ratio_interval, select_origins, time_blocks
 from training.forecaster import ForecastModel
 from training.pipeline import fit_candidates
+from training.recursive_pipeline import refit
 from training.selection import choose
 from training.spec import FitSpec
 from training.stages import StageTimer, load_candles
@@ -95,9 +99,11 @@ def score(model: ForecastModel, origins: Origins, blocks: np.ndarray) -> dict[st
     c0 = fc.last_close[:, None]
     lower, upper = np.log(fc.lower / c0), np.log(fc.upper / c0)
     err, naive = np.abs(fc.cum_return - actual), np.abs(actual)
-    out: dict[str, Any] = {"mae_ratio": {}, "coverage_80": {}}
+    raw_err = np.abs(fc.raw_return - actual)  # the model's own forecast, before shrinking toward naive
+    out: dict[str, Any] = {"mae_ratio": {}, "raw_mae_ratio": {}, "coverage_80": {}}
     for h in HORIZONS:
         out["mae_ratio"][str(h)] = mae_ratio_interval(err[:, h - 1], naive[:, h - 1], blocks)
+        out["raw_mae_ratio"][str(h)] = mae_ratio_interval(raw_err[:, h - 1], naive[:, h - 1], blocks)
     for h in (1, HORIZON):
         out["coverage_80"][str(h)] = float(np.mean((lower[:, h - 1] <= actual[:, h - 1]) & (actual[:, h - 1] <= upper[:, h - 1])))
     called = fc.direction != 0
@@ -117,6 +123,9 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime, param
         candidates, candles, split = fit_candidates(timer, spec)
         choice = choose(candidates, candles, split, plan.max_origins)
         print(f"[{timeframe} {start:%Y-%m-%d}] choose     {choice.describe()}", flush=True)
+        # the A/B of refitting on train + validation (what `auto` deploys when it picks the recursive model)
+        refitted = refit(timer, spec.with_tickers(list(candles)), split, candidates["xgboost"])
+        chosen = refitted if choice.name == "xgboost" else choice.forecaster
         test = load_candles(tmp, list(candles), timeframe, pd.Timestamp(end))
         window = max(f.window for f in candidates.values())
         eligible = sum(int(((f["timestamp"] >= start) & (f["timestamp"] < end)).sum()) for f in test.values())
@@ -124,7 +133,7 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime, param
         origins = select_origins(test, pd.Timestamp(start), pd.Timestamp(end), window, stride=stride,
                                  max_origins=plan.max_origins, horizon=HORIZON)
         blocks = time_blocks(origins, timeframe)
-        models: dict[str, ForecastModel] = {**candidates, f"auto ({choice.name})": choice.forecaster}
+        models: dict[str, ForecastModel] = {**candidates, REFIT: refitted, f"auto ({choice.name})": chosen}
         scores = {name: score(model, origins, blocks) for name, model in models.items()}
     return {"timeframe": timeframe, "window": f"{start:%Y-%m-%d} to {end:%Y-%m-%d}", "symbols": len(candles),
             "origins": len(origins), "stride": stride, "blocks": int(len(np.unique(blocks))), "chosen": choice.name,
@@ -132,21 +141,68 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime, param
             "seconds": round(time.perf_counter() - started, 1)}
 
 
+def window_table(result: dict[str, Any]) -> list[str]:
+    """Every model of one window: MAE ratio to naive with its interval per horizon, coverage, and
+    the share of steps that call a direction; the chosen model's reliability table."""
+    head = " ".join(f"{'MAE/naive h' + str(h):>21}" for h in HORIZONS)
+    lines = [f"{'model':<22} {head}  {'cov h1':>7} {'cov h30':>7} {'called':>7}"]
+    for name, s in result["models"].items():
+        cells = " ".join(f"{r:>7.3f} [{lo:.3f},{hi:.3f}]" for r, lo, hi in (s["mae_ratio"][str(h)] for h in HORIZONS))
+        lines.append(f"{name:<22} {cells}  {s['coverage_80']['1']:>7.3f} {s['coverage_80']['30']:>7.3f} "
+                     f"{s['called']:>7.3f}")
+    for name in ("xgboost", REFIT):  # the refit's A/B on the model's own forecast (shrinkage hides it)
+        raw = result["models"].get(name, {}).get("raw_mae_ratio")
+        if raw:
+            cells = " ".join(f"{r:>7.3f} [{lo:.3f},{hi:.3f}]" for r, lo, hi in (raw[str(h)] for h in HORIZONS))
+            lines.append(f"{name + ' unshrunk':<22} {cells}")
+    chosen = next(v for k, v in result["models"].items() if k.startswith("auto"))
+    if chosen["reliability"]:
+        rows = ", ".join(f"{r['predicted']:.3f}->{r['observed']:.3f} (n {r['n']})" for r in chosen["reliability"])
+        lines.append(f"reliability of the chosen model (stated -> observed): {rows}")
+    else:
+        lines.append("reliability: every step flat (no direction called)")
+    return lines
+
+
 def print_window(result: dict[str, Any]) -> None:
     print(f"\n== {result['timeframe']} test {result['window']}: {result['symbols']} symbols, {result['origins']} "
           f"origins every {result['stride']} candles, {result['blocks']} bootstrap blocks, {result['seconds']} s; "
           f"chosen on validation: {result['chosen']}")
-    head = " ".join(f"{'h' + str(h):>21}" for h in HORIZONS)
-    print(f"{'model':<22} {head}  {'cov h1':>7} {'cov h30':>7} {'called':>7}")
-    for name, s in result["models"].items():
-        cells = " ".join(f"{r:>7.3f} [{lo:.3f},{hi:.3f}]" for r, lo, hi in (s["mae_ratio"][str(h)] for h in HORIZONS))
-        print(f"{name:<22} {cells}  {s['coverage_80']['1']:>7.3f} {s['coverage_80']['30']:>7.3f} {s['called']:>7.3f}")
-    chosen = next(v for k, v in result["models"].items() if k.startswith("auto"))
-    if chosen["reliability"]:
-        rows = ", ".join(f"{r['predicted']:.3f}->{r['observed']:.3f} (n {r['n']})" for r in chosen["reliability"])
-        print(f"reliability of the chosen model (stated -> observed): {rows}")
-    else:
-        print("reliability of the chosen model: every step flat (no direction called)")
+    print("\n".join(window_table(result)))
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """bench/README.md's tables of a run (`--render honesty.json`): the chosen forecaster per
+    window, the candidates' worst reliability deciles, and every model per window."""
+    out = ["The chosen forecaster (`auto`) per window, against naive on the same origins:", "",
+           "| timeframe | test window | chosen | MAE/naive h1 [95 %] | h5 | h10 | h30 [95 %] | cover h1 | cover h30 "
+           "| candidates at h30: best; worst |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        auto = next(v for k, v in r["models"].items() if k.startswith("auto"))
+        m = auto["mae_ratio"]
+        h30 = {k: v["mae_ratio"]["30"][0] for k, v in r["models"].items() if not k.startswith("auto")}
+        best, worst = min(h30, key=lambda k: h30[k]), max(h30, key=lambda k: h30[k])
+        out.append(f"| {r['timeframe']} | {r['window']} | {r['chosen']} | {m['1'][0]:.3f} [{m['1'][1]:.3f}, "
+                   f"{m['1'][2]:.3f}] | {m['5'][0]:.3f} | {m['10'][0]:.3f} | {m['30'][0]:.3f} [{m['30'][1]:.3f}, "
+                   f"{m['30'][2]:.3f}] | {auto['coverage_80']['1']:.3f} | {auto['coverage_80']['30']:.3f} | "
+                   f"{best} {h30[best]:.3f}; {worst} {h30[worst]:.3f} |")
+    out += ["", "Reliability of the candidates on the test windows:", "",
+            "| timeframe | test window | largest reliability gap per candidate (worst decile, stated - observed; "
+            "candidates calling a direction on >= 10 % of steps) |", "|---|---|---|"]
+    for r in results:
+        gaps = []
+        for name, s in r["models"].items():
+            if name.startswith("auto") or s["called"] < 0.1 or not s["reliability"]:
+                continue
+            gap = max((b["predicted"] - b["observed"] for b in s["reliability"]), key=abs)
+            gaps.append(f"{name} {gap:+.3f} ({s['called']:.0%} called)")
+        out.append(f"| {r['timeframe']} | {r['window']} | {', '.join(gaps) or 'none'} |")
+    out += ["", "Every model, per window (`bench/results/honesty.json` holds the reliability tables too):"]
+    for r in results:
+        out += ["", f"{r['timeframe']} test {r['window']}: {r['symbols']} symbols, {r['origins']} origins (every "
+                    f"{r['stride']} candles, {r['blocks']} bootstrap blocks), chosen on validation: **{r['chosen']}**",
+                "", "```", *window_table(r), "```"]
+    return "\n".join(out)
 
 
 def main() -> None:
@@ -158,7 +214,11 @@ def main() -> None:
     parser.add_argument("--max-depth", type=int)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--render", type=Path, help="print bench/README.md's tables of a saved run and stop")
     args = parser.parse_args()
+    if args.render:
+        print(markdown(json.loads(args.render.read_text())["results"]))
+        return
     params, direct_params = model_params(args, dict(DEFAULT_PARAMS))
     results = []
     for timeframe in args.timeframes.split(","):

@@ -225,17 +225,18 @@ def test_backtest_ab_reports_every_model_beside_naive(binance_lake) -> None:
     report = run_backtest(root, tickers, "1d", datetime(2024, 6, 30, tzinfo=timezone.utc),
                           datetime(2024, 12, 31, tzinfo=timezone.utc), "all", small_xgb, use_ray=False,
                           max_origins=120, direct_params=SMALL, echo=lambda _: None)
-    assert list(report["models"]) == ["xgboost", *VARIANTS, "auto", "naive"]
+    assert list(report["models"]) == ["xgboost", "xgboost_refit", *VARIANTS, "auto", "naive"]
     # auto: the candidate that won on validation (naive included), reported beside every candidate
     choice = report["choice"]
     assert set(choice["validation_mae_vs_naive"]) == {"xgboost", *VARIANTS, "naive"}
     assert choice["chosen"] in choice["validation_mae_vs_naive"]
-    if choice["chosen"] != "naive":
-        assert report["summary"]["auto"] == report["summary"][choice["chosen"]]
+    if choice["chosen"] != "naive":  # the recursive model is deployed refitted on train + validation
+        deployed = "xgboost_refit" if choice["chosen"] == "xgboost" else choice["chosen"]
+        assert report["summary"]["auto"] == report["summary"][deployed]
     for name, model in report["models"].items():
         assert set(model["horizons"]) == {str(h) for h in range(1, 31)}, name
         assert set(model["horizons"]["30"]) == {"mae", "mase", "directional_accuracy", "coverage_80"}
-    assert set(report["reliability"]) == {"xgboost", *VARIANTS, "auto"}
+    assert set(report["reliability"]) == {"xgboost", "xgboost_refit", *VARIANTS, "auto"}
     assert report["weights"]["ensemble"] == FIXED_WEIGHTS
     # the same origins for everyone: naive is computed once from the test candles, not assumed
     assert report["summary"]["naive"]["mae_mean"] > 0 and report["n_forecasts"] > 0

@@ -111,6 +111,23 @@ def test_forecasts_are_consistent(trained) -> None:
         forecaster.forecast(frame.iloc[-100:])
 
 
+def test_a_refit_learns_from_validation_too_with_the_trees_and_calibration_validation_chose(binance_lake,
+                                                                                             trained) -> None:
+    from training.recursive_pipeline import refit
+
+    forecaster, candles, split = trained
+    root, _ = binance_lake
+    spec = FitSpec(root, list(candles), "1d", pd.Timestamp("2024-12-31", tz="UTC"), params=SMALL, use_ray=False)
+    again = refit(StageTimer("test", echo=lambda _: None), spec, split, forecaster)
+    assert again.booster.num_boosted_rounds() == forecaster.meta["best_iteration"] + 1
+    assert again.calibration is forecaster.calibration  # residuals of data the first fit had not seen
+    assert again.meta["refit"]["train_end"] == split.valid_end.isoformat()
+    # everything before the end of validation: train, the purge gap and validation
+    assert again.meta["train_rows"] > forecaster.meta["train_rows"] + forecaster.meta["valid_rows"]
+    frame = candles["X:BTCUSDT"]
+    assert again.forecast(frame).steps != forecaster.forecast(frame).steps  # a different model, same interface
+
+
 def test_batch_forecasts_match_single_ones(trained) -> None:
     forecaster, candles, _ = trained
     frames = [candles[t] for t in ("X:BTCUSDT", "X:PEPEUSDT", "X:SOLUSDT")]
@@ -171,7 +188,7 @@ def test_backtest_report_has_the_fixed_shape(binance_lake, tmp_path: Path, monke
     report = json.loads(out.read_text())
     assert {"timeframe", "train_end", "test_end", "n_symbols", "n_forecasts", "models"} <= set(report)
     assert report["timeframe"] == "1d" and report["n_symbols"] == 6 and 0 < report["n_forecasts"] <= 120
-    assert set(report["models"]) == {"xgboost", "naive"}
+    assert set(report["models"]) == {"xgboost", "xgboost_refit", "naive"}  # the first fit beside the deployed refit
     for model in report["models"].values():
         assert list(model["horizons"]) == [str(h) for h in range(1, 31)]
         for metrics in model["horizons"].values():

@@ -1,5 +1,7 @@
 """Walk-forward backtest: fit on candles up to `train_end`, forecast every origin of the test
-period, and report each model beside naive in the JSON shape README.md documents.
+period, and report each model beside naive in the JSON shape README.md documents. The recursive
+XGBoost is reported twice: as first fitted on the train part (`xgboost`) and refitted on train +
+validation with its calibration kept (`xgboost_refit`), which is what the weekly job deploys.
 
 Several models can be compared in one run (an A/B): they are fitted on the same candles with the
 same split, calibrated on the same validation origins, and scored on the same test origins; the
@@ -21,9 +23,11 @@ from training.direct_pipeline import VARIANTS, fit_direct
 from training.evaluation import evaluate, insample_naive_mae, select_origins
 from training.forecaster import HORIZON
 from training.pipeline import AUTO, MODELS, choose_stage, fit_candidates
-from training.recursive_pipeline import fit_and_calibrate
+from training.recursive_pipeline import fit_and_calibrate, refit
 from training.spec import FitSpec
 from training.stages import StageTimer, load_candles
+
+REFIT = "xgboost_refit"  # the recursive XGBoost fitted again on train + validation, as deployed
 
 FRACTIONS = (0.75, 0.25, 0.0)  # train | valid before train_end; the test period is the holdout
 
@@ -67,6 +71,11 @@ def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train
     if auto:
         choice = choose_stage(timer, dict(forecasters), train_candles, split, max_origins)
         forecasters[AUTO] = choice.forecaster
+    if "xgboost" in forecasters:  # the A/B of refitting: the model as the weekly job deploys it, beside the first fit
+        forecasters[REFIT] = refit(timer, spec.with_tickers(list(train_candles)), split, forecasters["xgboost"])
+        names.insert(names.index("xgboost") + 1, REFIT)
+        if auto and choice.name == "xgboost":
+            forecasters[AUTO] = forecasters[REFIT]
     candles = load_candles(data_dir, list(train_candles), timeframe, test_end_ts)
     window = max(f.window for f in forecasters.values())
     if stride is None:

@@ -27,8 +27,8 @@ from training.artifact import load_forecaster as load_artifact
 from training.dataset import Split, validated_horizon
 from training.direct_pipeline import VARIANTS, fit_direct
 from training.evaluation import accuracy_avg, evaluate, insample_naive_mae, select_origins
-from training.forecaster import ForecastModel
-from training.recursive_pipeline import fit_and_calibrate
+from training.forecaster import Forecaster, ForecastModel
+from training.recursive_pipeline import fit_and_calibrate, refit
 from training.selection import Choice, choose
 from training.spec import FitSpec
 from training.stages import HOLDOUT_ORIGINS, StageTimer
@@ -59,9 +59,13 @@ def fit_forecaster(timer: StageTimer, spec: FitSpec, model: str) -> tuple[Foreca
     """The calibrated forecaster named `model` (see MODELS), its candles and its split."""
     if model == AUTO:
         candidates, candles, split = fit_candidates(timer, spec)
-        return choose_stage(timer, candidates, candles, split, spec.calibration_origins).forecaster, candles, split
+        choice = choose_stage(timer, candidates, candles, split, spec.calibration_origins)
+        if isinstance(choice.forecaster, Forecaster) and choice.name == "xgboost":  # proven: deploy it refitted
+            return refit(timer, spec.with_tickers(list(candles)), split, choice.forecaster), candles, split
+        return choice.forecaster, candles, split
     if model == "xgboost":
-        return fit_and_calibrate(timer, spec)
+        fitted, candles, split = fit_and_calibrate(timer, spec)
+        return refit(timer, spec.with_tickers(list(candles)), split, fitted), candles, split
     if model not in VARIANTS:
         raise ValueError(f"unknown model {model!r}; known: {list(MODELS)}")
     forecasters, candles, split = fit_direct(timer, spec, variants=(model,))
@@ -111,7 +115,9 @@ def train_timeframe(registry: ModelRegistry, spec: FitSpec, model: str = AUTO, m
     report["model_kind"] = model
     report["split"] = split.as_dict()
     report["seconds"] = timer.seconds
-    info = TrainingInfo(training_start=split.train_start.to_pydatetime(), training_end=split.train_end.to_pydatetime(),
+    # a refit model (the recursive XGBoost) has seen validation's candles too
+    seen_until = split.valid_end if "refit" in forecaster.meta else split.train_end
+    info = TrainingInfo(training_start=split.train_start.to_pydatetime(), training_end=seen_until.to_pydatetime(),
                         num_symbols=len(candles), top_symbols=list(candles), feature_count=len(forecaster.features),
                         accuracy_avg=accuracy_avg(report), trained_at=datetime.now(timezone.utc))
 

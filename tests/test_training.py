@@ -111,6 +111,22 @@ def test_forecasts_are_consistent(trained) -> None:
         forecaster.forecast(frame.iloc[-100:])
 
 
+def test_a_booster_keeps_only_the_rounds_up_to_its_best() -> None:
+    """Early stopping tries EARLY_STOPPING_ROUNDS past the best round; a booster predicts with every
+    round it holds, so those must not stay in the model."""
+    from training.dataset import TARGETS
+    from training.xgb_train import EARLY_STOPPING_ROUNDS, train_booster
+
+    rng = np.random.default_rng(3)
+    features = [f"f{i}" for i in range(5)]
+    frame = pd.DataFrame(rng.normal(size=(800, 5)), columns=features).assign(
+        **{t: rng.normal(size=800) for t in TARGETS})  # noise: validation stops improving at once
+    booster, history = train_booster(frame.iloc[:600], frame.iloc[600:], features, {**DEFAULT_PARAMS, "n_estimators": 200},
+                                     np.ones(3))
+    assert len(history["valid"]["rmse"]) == booster.best_iteration + 1 + EARLY_STOPPING_ROUNDS
+    assert booster.num_boosted_rounds() == booster.best_iteration + 1
+
+
 def test_a_refit_learns_from_validation_too_with_the_trees_and_calibration_validation_chose(binance_lake,
                                                                                              trained) -> None:
     from training.recursive_pipeline import refit

@@ -74,7 +74,9 @@ def train_booster(train: pd.DataFrame, valid: pd.DataFrame, features: list[str],
                   callbacks: list[xgb.callback.TrainingCallback] | None = None) -> tuple[xgb.Booster, dict[str, Any]]:
     """The one `xgboost.train` of the project (the weekly job, the backtest, Ray Train's workers,
     tuning's trials): standardised targets, early stopping on `valid`, up to `n_estimators` trees
-    in all (a resumed booster's count toward them). Returns the booster and the validation history."""
+    in all (a resumed booster's count toward them). Returns the booster cut to its best round (early
+    stopping keeps the rounds it tried past the best, and a booster predicts with every round it
+    holds) and the validation history."""
     history: dict[str, Any] = {}
     done = 0 if resume is None else resume.num_boosted_rounds()
     booster = xgb.train(
@@ -84,6 +86,11 @@ def train_booster(train: pd.DataFrame, valid: pd.DataFrame, features: list[str],
         early_stopping_rounds=EARLY_STOPPING_ROUNDS, evals_result=history, verbose_eval=False,
         callbacks=callbacks or None,
     )
+    best = booster.attr("best_iteration")
+    if best is not None and booster.num_boosted_rounds() > int(best) + 1:
+        score = booster.attr("best_score")
+        booster = booster[: int(best) + 1]
+        booster.set_attr(best_iteration=best, best_score=score)
     return booster, history
 
 

@@ -110,7 +110,7 @@ def refit(timer: StageTimer, spec: FitSpec, split: Split, fitted: Forecaster) ->
     calibration: the residuals, shrinkage and confidence fitted on forecasts of data the first
     fit had not seen, the only honest ones there are; the refit, having seen more (and more
     recent) data, is expected to do at least as well as they say (bench.honesty measures it)."""
-    forecaster, counts = timer.run("refit", lambda: fit_model(spec.with_tickers(list(spec.tickers)), split, fitted),
+    forecaster, counts = timer.run("refit", lambda: fit_model(spec, split, fitted),
                                    lambda r: f"{r[1]['train_rows']} rows to {split.valid_end:%Y-%m-%d %H:%M}, "
                                              f"{r[0].meta['best_iteration'] + 1} trees")
     forecaster.calibration = fitted.calibration

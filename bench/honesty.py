@@ -41,7 +41,6 @@ from training.calibration import reliability
 from training.evaluation import Origins, mae_ratio_interval, select_origins, time_blocks
 from training.forecaster import ForecastModel
 from training.pipeline import fit_candidates
-from training.recursive_pipeline import refit
 from training.selection import choose
 from training.spec import FitSpec
 from training.stages import StageTimer, load_candles
@@ -120,12 +119,13 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime, param
         timer = StageTimer(f"{timeframe} {start:%Y-%m-%d}", echo=lambda line: print(line, flush=True))
         spec = FitSpec(tmp, tickers, timeframe, pd.Timestamp(start), FRACTIONS, params, direct_params, use_ray=False,
                        calibration_origins=plan.max_origins)
-        candidates, candles, split = fit_candidates(timer, spec)
+        fitted = fit_candidates(timer, spec)
+        candidates, candles, split = fitted.candidates, fitted.candles, fitted.split
         choice = choose(candidates, candles, split, plan.max_origins)
         print(f"[{timeframe} {start:%Y-%m-%d}] choose     {choice.describe()}", flush=True)
         # the A/B of refitting on train + validation (what `auto` deploys when it picks the recursive model)
-        refitted = refit(timer, spec.with_tickers(list(candles)), split, candidates["xgboost"])
-        chosen = refitted if choice.name == "xgboost" else choice.forecaster
+        refitted = fitted.refits["xgboost"]
+        chosen = fitted.deployed(choice.name, choice.forecaster)
         test = load_candles(tmp, list(candles), timeframe, pd.Timestamp(end))
         window = max(f.window for f in candidates.values())
         eligible = sum(int(((f["timestamp"] >= start) & (f["timestamp"] < end)).sum()) for f in test.values())

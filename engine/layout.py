@@ -3,6 +3,7 @@ its checkpoints. Shared by the XGBoost and torch trainers and the random forest'
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +44,16 @@ def ray_storage(storage: str) -> str:
     return storage if is_remote(storage) else str(Path(storage).resolve())
 
 
+# Ray Train's controller polls its workers this often (its default, 2 s, is also how long every fit
+# waits after its workers finished: measured 3-5 s of a 16 s trivial fit, ~1 s at 0.25 s). Read
+# by the controller from the driver's environment when a fit starts; an operator's value wins.
+HEALTH_CHECK_INTERVAL_S = "0.25"
+
+
 def run_config(storage_path: str | None, max_failures: int) -> Any:
     """Checkpoints under `storage_path` (a temporary folder if none); `max_failures` restarts."""
     from ray.train import FailureConfig, RunConfig
 
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", HEALTH_CHECK_INTERVAL_S)
     storage = storage_path or tempfile.mkdtemp(prefix="ray-train-")
     return RunConfig(storage_path=ray_storage(storage), failure_config=FailureConfig(max_failures=max_failures))

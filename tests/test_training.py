@@ -24,7 +24,7 @@ from training.evaluation import evaluate, insample_naive_mae, select_origins
 from training.forecaster import Forecaster, Windows
 from training.recursive_pipeline import fit_and_calibrate
 from training.spec import FitSpec
-from training.stages import StageTimer
+from training.stages import Fitted, StageTimer
 from training.xgb_train import DEFAULT_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,12 +33,17 @@ SMALL = {**DEFAULT_PARAMS, "n_estimators": 30, "max_depth": 4}
 
 
 @pytest.fixture(scope="module")
-def trained(binance_lake) -> tuple[Forecaster, dict[str, pd.DataFrame], object]:
+def fitted(binance_lake) -> Fitted:
     root, tickers = binance_lake
     timer = StageTimer("test", echo=lambda _: None)
     spec = FitSpec(root, tickers, "1d", pd.Timestamp("2024-12-31", tz="UTC"), params=SMALL, use_ray=False,
                    calibration_origins=120)
     return fit_and_calibrate(timer, spec)
+
+
+@pytest.fixture(scope="module")
+def trained(fitted: Fitted) -> tuple[Forecaster, dict[str, pd.DataFrame], object]:
+    return fitted.candidates["xgboost"], fitted.candles, fitted.split
 
 
 def test_targets_describe_the_next_candle() -> None:
@@ -127,21 +132,19 @@ def test_a_booster_keeps_only_the_rounds_up_to_its_best() -> None:
     assert booster.num_boosted_rounds() == booster.best_iteration + 1
 
 
-def test_a_refit_learns_from_validation_too_with_the_trees_and_calibration_validation_chose(binance_lake,
-                                                                                             trained) -> None:
-    from training.recursive_pipeline import refit
-
-    forecaster, candles, split = trained
-    root, _ = binance_lake
-    spec = FitSpec(root, list(candles), "1d", pd.Timestamp("2024-12-31", tz="UTC"), params=SMALL, use_ray=False)
-    again = refit(StageTimer("test", echo=lambda _: None), spec, split, forecaster)
+def test_a_refit_learns_from_validation_too_with_the_trees_and_calibration_validation_chose(fitted: Fitted) -> None:
+    forecaster, split = fitted.candidates["xgboost"], fitted.split
+    again = fitted.refits["xgboost"]
     assert again.booster.num_boosted_rounds() == forecaster.meta["best_iteration"] + 1
     assert again.calibration is forecaster.calibration  # residuals of data the first fit had not seen
+    assert list(again.target_scale) == list(forecaster.target_scale)  # the same targets, on more rows
     assert again.meta["refit"]["train_end"] == split.valid_end.isoformat()
     # everything before the end of validation: train, the purge gap and validation
     assert again.meta["train_rows"] > forecaster.meta["train_rows"] + forecaster.meta["valid_rows"]
-    frame = candles["X:BTCUSDT"]
+    frame = fitted.candles["X:BTCUSDT"]
     assert again.forecast(frame).steps != forecaster.forecast(frame).steps  # a different model, same interface
+    deployed = fitted.deployed("xgboost", forecaster)
+    assert deployed.booster is again.booster and deployed.meta["refit"] == again.meta["refit"]
 
 
 def test_batch_forecasts_match_single_ones(trained) -> None:

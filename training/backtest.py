@@ -23,11 +23,17 @@ from training.direct_pipeline import VARIANTS, fit_direct
 from training.evaluation import evaluate, insample_naive_mae, select_origins
 from training.forecaster import HORIZON
 from training.pipeline import AUTO, MODELS, choose_stage, fit_candidates
-from training.recursive_pipeline import fit_and_calibrate, refit
+from training.recursive_pipeline import fit_and_calibrate
 from training.spec import FitSpec
-from training.stages import StageTimer, load_candles
+from training.stages import Fitted, StageTimer, load_candles
 
-REFIT = "xgboost_refit"  # the recursive XGBoost fitted again on train + validation, as deployed
+
+def refit_name(name: str) -> str:
+    """How the backtest reports a candidate's refit (fitted again on train + validation, as deployed)."""
+    return f"{name}_refit"
+
+
+REFIT = refit_name("xgboost")
 
 FRACTIONS = (0.75, 0.25, 0.0)  # train | valid before train_end; the test period is the holdout
 
@@ -50,32 +56,33 @@ def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train
     parse_models(",".join(names))
     train_end_ts, test_end_ts = utc(train_end), utc(test_end)
     timer = StageTimer(f"backtest {timeframe}", echo=echo)
-    forecasters: dict[str, Any] = {}
-    train_candles, split = None, None
     spec = FitSpec(data_dir, list(tickers), timeframe, train_end_ts, FRACTIONS, params, direct_params, use_ray,
                    storage_path, calibration_origins=max_origins)
+    fitted: Fitted | None = None
     auto = AUTO in names
     if auto:  # every candidate, reported beside the one chosen
-        forecasters, train_candles, split = fit_candidates(timer, spec)
-        names = [n for n in names if n != AUTO and n not in forecasters] + [*forecasters, AUTO]
-    if "xgboost" in names and "xgboost" not in forecasters:
-        forecasters["xgboost"], train_candles, split = fit_and_calibrate(timer, spec)
-    direct = tuple(n for n in names if n in VARIANTS and n not in forecasters)
+        fitted = fit_candidates(timer, spec)
+        names = [n for n in names if n != AUTO and n not in fitted.candidates] + [*fitted.candidates, AUTO]
+    elif "xgboost" in names:
+        fitted = fit_and_calibrate(timer, spec)
+    direct = tuple(n for n in names if n in VARIANTS and (fitted is None or n not in fitted.candidates))
     if direct:
-        loaded = (train_candles, split) if train_candles is not None and split is not None else None
-        fitted, train_candles, split = fit_direct(timer, spec, variants=direct, loaded=loaded)
-        forecasters.update(fitted)
-    if train_candles is None or split is None:  # parse_models admits only known names, so one was fitted
+        members, candles, split = fit_direct(timer, spec, variants=direct,
+                                             loaded=None if fitted is None else (fitted.candles, fitted.split))
+        fitted = Fitted(dict(members), candles, split) if fitted is None else fitted
+        fitted.candidates.update(members)
+    if fitted is None:  # parse_models admits only known names, so one was fitted
         raise ValueError(f"no model to backtest in {names}")
+    train_candles, split = fitted.candles, fitted.split
+    forecasters: dict[str, Any] = dict(fitted.candidates)
     names = [n for n in names if n in forecasters or n == AUTO]  # direct models cannot fit 1m
     if auto:
-        choice = choose_stage(timer, dict(forecasters), train_candles, split, max_origins)
-        forecasters[AUTO] = choice.forecaster
-    if "xgboost" in forecasters:  # the A/B of refitting: the model as the weekly job deploys it, beside the first fit
-        forecasters[REFIT] = refit(timer, spec.with_tickers(list(train_candles)), split, forecasters["xgboost"])
-        names.insert(names.index("xgboost") + 1, REFIT)
-        if auto and choice.name == "xgboost":
-            forecasters[AUTO] = forecasters[REFIT]
+        choice = choose_stage(timer, dict(fitted.candidates), train_candles, split, max_origins)
+        forecasters[AUTO] = fitted.deployed(choice.name, choice.forecaster)
+    for name, again in fitted.refits.items():  # the A/B of refitting: the model as deployed, beside its first fit
+        if name in names:
+            forecasters[refit_name(name)] = again
+            names.insert(names.index(name) + 1, refit_name(name))
     candles = load_candles(data_dir, list(train_candles), timeframe, test_end_ts)
     window = max(f.window for f in forecasters.values())
     if stride is None:

@@ -27,11 +27,11 @@ from training.artifact import load_forecaster as load_artifact
 from training.dataset import Split, validated_horizon
 from training.direct_pipeline import VARIANTS, fit_direct
 from training.evaluation import accuracy_avg, evaluate, insample_naive_mae, select_origins
-from training.forecaster import Forecaster, ForecastModel
-from training.recursive_pipeline import fit_and_calibrate, refit
+from training.forecaster import ForecastModel
+from training.recursive_pipeline import fit_and_calibrate
 from training.selection import Choice, choose
 from training.spec import FitSpec
-from training.stages import HOLDOUT_ORIGINS, StageTimer
+from training.stages import HOLDOUT_ORIGINS, Fitted, StageTimer
 
 log = logging.getLogger(__name__)
 
@@ -56,31 +56,30 @@ def load_forecaster(registry: ModelRegistry, record: ModelRecord) -> ForecastMod
 
 
 def fit_forecaster(timer: StageTimer, spec: FitSpec, model: str) -> tuple[ForecastModel, dict[str, pd.DataFrame], Split]:
-    """The calibrated forecaster named `model` (see MODELS), its candles and its split."""
+    """The calibrated forecaster named `model` (see MODELS) as deployed (its refit where it has
+    one), its candles and its split."""
     if model == AUTO:
-        candidates, candles, split = fit_candidates(timer, spec)
-        choice = choose_stage(timer, candidates, candles, split, spec.calibration_origins)
-        if isinstance(choice.forecaster, Forecaster) and choice.name == "xgboost":  # proven: deploy it refitted
-            return refit(timer, spec.with_tickers(list(candles)), split, choice.forecaster), candles, split
-        return choice.forecaster, candles, split
+        fitted = fit_candidates(timer, spec)
+        choice = choose_stage(timer, fitted.candidates, fitted.candles, fitted.split, spec.calibration_origins)
+        return fitted.deployed(choice.name, choice.forecaster), fitted.candles, fitted.split
     if model == "xgboost":
-        fitted, candles, split = fit_and_calibrate(timer, spec)
-        return refit(timer, spec.with_tickers(list(candles)), split, fitted), candles, split
+        fitted = fit_and_calibrate(timer, spec)
+        return fitted.deployed(model), fitted.candles, fitted.split
     if model not in VARIANTS:
         raise ValueError(f"unknown model {model!r}; known: {list(MODELS)}")
     forecasters, candles, split = fit_direct(timer, spec, variants=(model,))
     return forecasters[model], candles, split
 
 
-def fit_candidates(timer: StageTimer, spec: FitSpec) -> tuple[dict[str, ForecastModel], dict[str, pd.DataFrame], Split]:
-    """Every candidate of `auto`, calibrated on the same validation period: the recursive model,
-    and where the history checks all 30 horizons, each direct model and the ensembles."""
-    recursive, candles, split = fit_and_calibrate(timer, spec)
-    candidates: dict[str, ForecastModel] = {"xgboost": recursive}
+def fit_candidates(timer: StageTimer, spec: FitSpec) -> Fitted:
+    """Every candidate of `auto`, calibrated on the same validation period: the recursive model
+    (and its refit), and where the history checks all 30 horizons, each direct model and the
+    ensembles."""
+    fitted = fit_and_calibrate(timer, spec)
     if validated_horizon(spec.timeframe) == HORIZON:
-        direct, _, _ = fit_direct(timer, spec, variants=VARIANTS, loaded=(candles, split))
-        candidates.update(direct)
-    return candidates, candles, split
+        direct, _, _ = fit_direct(timer, spec, variants=VARIANTS, loaded=(fitted.candles, fitted.split))
+        fitted.candidates.update(direct)
+    return fitted
 
 
 def choose_stage(timer: StageTimer, candidates: dict[str, ForecastModel], candles: dict[str, pd.DataFrame],

@@ -15,63 +15,67 @@ from training.dataset import TARGETS, Split, rows_dataset, rows_local, validated
 from training.evaluation import select_origins
 from training.forecaster import HORIZON, Forecaster
 from training.spec import CALIBRATION_ORIGINS, FitSpec
-from training.stages import StageTimer, candles_and_split
+from training.stages import Fitted, StageTimer, candles_and_split
 from training.xgb_train import fit_local, fit_with_ray, target_scale
 
 
 class _PartFilter:
-    """The rows of one part of the split; with `before`, every row before that time instead (a
-    refit's train, gap and validation rows)."""
+    """The rows of one part of the split ('train', 'gap' before validation, 'valid')."""
 
-    def __init__(self, split: Split, part: str, before: pd.Timestamp | None = None) -> None:
-        self.split, self.part, self.before = split, part, before
+    def __init__(self, split: Split, part: str) -> None:
+        self.split, self.part = split, part
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        if self.before is not None:
-            return batch[batch["timestamp"] < self.before]
-        return batch[self.split.part(batch["timestamp"]) == self.part]
+        parts = self.split.part(batch["timestamp"])
+        if self.part == "gap":
+            return batch[(parts == "gap").to_numpy() & (batch["timestamp"] < self.split.valid_start).to_numpy()]
+        return batch[parts == self.part]
 
 
-def fit_model(spec: FitSpec, split: Split, refit_of: Forecaster | None = None) -> tuple[Forecaster, dict[str, int]]:
-    """Fit the booster on the train part (early stopping on valid) and wrap it in a forecaster.
-
-    With `refit_of` (a model fitted and calibrated on this split), fit again on everything
-    before the end of validation, with the parameters and the number of trees validation chose
-    for it: the same model, having seen the most recent candles the evaluation no longer needs."""
+def fit_model(spec: FitSpec, split: Split) -> tuple[Forecaster, Forecaster | None, dict[str, int]]:
+    """Fit the booster on the train part (early stopping on valid) and wrap it in a forecaster;
+    with `spec.refit`, also its refit: the same parameters and trees fitted again on everything
+    before the end of validation (`xgb_train.refit_booster`), by the same workers on the same
+    rows. A control on shuffled targets is never refitted (it is never deployed)."""
     features = feature_names(spec.timeframe)
-    params, before = spec.params, None
-    if refit_of is not None:
-        params = {**refit_of.meta["params"], "n_estimators": int(refit_of.meta["best_iteration"]) + 1}
-        before = split.valid_end
+    refit = spec.refit and not spec.shuffle_targets
     if spec.use_ray:
         rows = rows_dataset(spec.data_dir, spec.tickers, spec.timeframe, spec.end).materialize()
-        train_ds = rows.map_batches(_PartFilter(split, "train", before), batch_format="pandas")
-        valid_ds = rows.map_batches(_PartFilter(split, "valid"), batch_format="pandas")
+        train_ds = rows.map_batches(_PartFilter(split, "train"), batch_format="pandas")
+        valid_ds = rows.map_batches(_PartFilter(split, "valid"), batch_format="pandas").materialize()
+        gap_ds = rows.map_batches(_PartFilter(split, "gap"), batch_format="pandas").materialize() if refit else None
         if spec.shuffle_targets:
             train_ds = _shuffled(train_ds)
-        train_ds, valid_ds = train_ds.materialize(), valid_ds.materialize()
+        train_ds = train_ds.materialize()
         counts = {"train_rows": train_ds.count(), "valid_rows": valid_ds.count()}
-        if not counts["train_rows"] or not counts["valid_rows"]:
-            raise ValueError(f"{spec.timeframe}: the split left {counts}; more history is needed")
+        gap_rows = gap_ds.count() if gap_ds is not None else 0
+        _check(spec, counts)
         scale = target_scale(train_ds.select_columns(TARGETS).to_pandas())
-        fit = fit_with_ray(train_ds, valid_ds, features, params, scale, spec.run)
+        fit = fit_with_ray(train_ds, valid_ds, features, spec.params, scale, spec.run, refit_gap_ds=gap_ds)
     else:
         rows = rows_local(spec.data_dir, spec.tickers, spec.timeframe, spec.end)
         parts = split.part(rows["timestamp"])
-        train = rows[parts == "train"] if before is None else rows[rows["timestamp"] < before]
-        valid = rows[parts == "valid"]
+        train, valid = rows[parts == "train"], rows[parts == "valid"]
+        gap = rows[(parts == "gap") & (rows["timestamp"] < split.valid_start)] if refit else None
         if spec.shuffle_targets:
             train = train.assign(**{t: np.random.default_rng(0).permutation(train[t].to_numpy()) for t in TARGETS})
         counts = {"train_rows": len(train), "valid_rows": len(valid)}
-        if not len(train) or not len(valid):
-            raise ValueError(f"{spec.timeframe}: the split left {counts}; more history is needed")
-        fit = fit_local(train, valid, features, params)
+        gap_rows = len(gap) if gap is not None else 0
+        _check(spec, counts)
+        fit = fit_local(train, valid, features, spec.params, refit_gap=gap)
     meta = {"params": fit.params, "best_iteration": fit.best_iteration, "split": split.as_dict(), **counts}
-    if refit_of is not None:  # the trees validation chose, all of them (early stopping cannot judge a refit)
-        meta["best_iteration"] = fit.booster.num_boosted_rounds() - 1
-        meta["refit"] = {"train_end": before.isoformat() if before is not None else None,
-                         "first_fit_train_end": split.train_end.isoformat()}
-    return Forecaster(fit.booster, features, spec.timeframe, fit.target_scale, meta=meta), counts
+    first = Forecaster(fit.booster, features, spec.timeframe, fit.target_scale, meta=meta)
+    if fit.refit is None:
+        return first, None, counts
+    refit_rows = counts["train_rows"] + gap_rows + counts["valid_rows"]
+    refit_meta = {**meta, "best_iteration": fit.refit.num_boosted_rounds() - 1, "train_rows": refit_rows,
+                  "refit": {"train_end": split.valid_end.isoformat(), "first_fit_train_end": split.train_end.isoformat()}}
+    return first, Forecaster(fit.refit, features, spec.timeframe, fit.target_scale, meta=refit_meta), counts
+
+
+def _check(spec: FitSpec, counts: dict[str, int]) -> None:
+    if not counts["train_rows"] or not counts["valid_rows"]:
+        raise ValueError(f"{spec.timeframe}: the split left {counts}; more history is needed")
 
 
 def _shuffled(dataset: Any) -> Any:
@@ -93,26 +97,26 @@ def calibrate(forecaster: Forecaster, candles: dict[str, pd.DataFrame], split: S
     return len(origins)
 
 
-def fit_and_calibrate(timer: StageTimer, spec: FitSpec) -> tuple[Forecaster, dict[str, pd.DataFrame], Split]:
-    """Candles up to `spec.end`, the split, the fit and the calibration: what training and backtests share."""
+def fit_and_calibrate(timer: StageTimer, spec: FitSpec) -> Fitted:
+    """Candles up to `spec.end`, the split, the fit (and refit) and the calibration: what
+    training and backtests share. The refit keeps the first fit's calibration: residuals,
+    shrinkage and confidence fitted on forecasts of data that fit had not seen; the refit, having
+    seen more (and more recent) data, is expected to do at least as well as they say
+    (bench.honesty and the backtest's `xgboost_refit` measure it)."""
     candles, split = candles_and_split(timer, spec)
     fitted = spec.with_tickers(list(candles))
-    forecaster, _ = timer.run("fit", lambda: fit_model(fitted, split),
-                              lambda r: f"{r[1]['train_rows']} train / {r[1]['valid_rows']} valid rows, "
-                                        f"{r[0].meta['best_iteration'] + 1} trees")
+
+    def describe(r: tuple[Forecaster, Forecaster | None, dict[str, int]]) -> str:
+        first, again, counts = r
+        line = f"{counts['train_rows']} train / {counts['valid_rows']} valid rows, {first.meta['best_iteration'] + 1} trees"
+        if again is not None:
+            line += f"; refit on {again.meta['train_rows']} rows to {split.valid_end:%Y-%m-%d %H:%M}"
+        return line
+
+    forecaster, again, _ = timer.run("fit", lambda: fit_model(fitted, split), describe)
     timer.run("calibrate", lambda: calibrate(forecaster, candles, split, spec.calibration_origins),
               lambda n: f"{n} validation origins")
-    return forecaster, candles, split
-
-
-def refit(timer: StageTimer, spec: FitSpec, split: Split, fitted: Forecaster) -> Forecaster:
-    """`fitted` fitted again on train + validation (`fit_model(refit_of=...)`), keeping its
-    calibration: the residuals, shrinkage and confidence fitted on forecasts of data the first
-    fit had not seen, the only honest ones there are; the refit, having seen more (and more
-    recent) data, is expected to do at least as well as they say (bench.honesty measures it)."""
-    forecaster, counts = timer.run("refit", lambda: fit_model(spec, split, fitted),
-                                   lambda r: f"{r[1]['train_rows']} rows to {split.valid_end:%Y-%m-%d %H:%M}, "
-                                             f"{r[0].meta['best_iteration'] + 1} trees")
-    forecaster.calibration = fitted.calibration
-    return forecaster
-
+    if again is None:
+        return Fitted({"xgboost": forecaster}, candles, split)
+    again.calibration = forecaster.calibration
+    return Fitted({"xgboost": forecaster}, candles, split, {"xgboost": again})

@@ -1,13 +1,14 @@
-"""What every fit of a timeframe starts with: timed stages, the candles up to a cut-off, and the
-purged time split."""
+"""What every fit of a timeframe starts with (timed stages, the candles up to a cut-off, the
+purged time split) and ends with (`Fitted`: the calibrated candidates and what is deployed)."""
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -17,7 +18,33 @@ from training.dataset import Split, time_split, validated_horizon
 from training.progress import Throttled, reporting
 from training.spec import FitSpec
 
+if TYPE_CHECKING:
+    from training.forecaster import ForecastModel
+
 HOLDOUT_ORIGINS = 600
+
+
+@dataclass
+class Fitted:
+    """Candidates fitted and calibrated on one split's train and validation parts, and the refits
+    of those that have one: the same model fitted again on train + validation, keeping the
+    candidate's calibration (the only honest one: residuals of data its fit had not seen)."""
+
+    candidates: dict[str, ForecastModel]
+    candles: dict[str, pd.DataFrame]
+    split: Split
+    refits: dict[str, ForecastModel] = field(default_factory=dict)
+
+    def deployed(self, name: str, chosen: ForecastModel | None = None) -> ForecastModel:
+        """What is deployed when `name` is chosen (as `chosen`: the candidate with the choice's
+        metadata, or naive's stand-in; the candidate itself by default): its refit where it has one."""
+        chosen = self.candidates[name] if chosen is None else chosen
+        refit = self.refits.get(name)
+        if refit is None:
+            return chosen
+        out = copy.copy(refit)
+        out.meta = {**chosen.meta, **refit.meta}
+        return out
 
 
 @dataclass

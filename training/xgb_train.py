@@ -35,6 +35,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 EARLY_STOPPING_ROUNDS = 20
 CHECKPOINT_MODEL = "model.ubj"
+CHECKPOINT_REFIT = "refit.ubj"
 
 
 @dataclass
@@ -44,6 +45,7 @@ class FitResult:
     params: dict[str, Any]
     best_iteration: int
     history: dict[str, list[float]] = field(default_factory=dict)
+    refit: xgb.Booster | None = None  # the same trees fitted again on train + gap + valid (`refit_booster`)
 
 
 def booster_params(params: dict[str, Any], nthread: int) -> dict[str, Any]:
@@ -71,7 +73,8 @@ def to_dmatrix(frame: pd.DataFrame, features: list[str], scale: np.ndarray,
 
 def train_booster(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], params: dict[str, Any],
                   scale: np.ndarray, nthread: int = 0, targets: list[str] = TARGETS, resume: xgb.Booster | None = None,
-                  callbacks: list[xgb.callback.TrainingCallback] | None = None) -> tuple[xgb.Booster, dict[str, Any]]:
+                  callbacks: list[xgb.callback.TrainingCallback] | None = None,
+                  early_stopping: bool = True) -> tuple[xgb.Booster, dict[str, Any]]:
     """The one `xgboost.train` of the project (the weekly job, the backtest, Ray Train's workers,
     tuning's trials): standardised targets, early stopping on `valid`, up to `n_estimators` trees
     in all (a resumed booster's count toward them). Returns the booster cut to its best round (early
@@ -83,7 +86,7 @@ def train_booster(train: pd.DataFrame, valid: pd.DataFrame, features: list[str],
         booster_params(params, nthread), to_dmatrix(train, features, scale, targets),
         num_boost_round=max(0, int(params["n_estimators"]) - done),
         evals=[(to_dmatrix(valid, features, scale, targets), "valid")], xgb_model=resume,
-        early_stopping_rounds=EARLY_STOPPING_ROUNDS, evals_result=history, verbose_eval=False,
+        early_stopping_rounds=EARLY_STOPPING_ROUNDS if early_stopping else None, evals_result=history, verbose_eval=False,
         callbacks=callbacks or None,
     )
     best = booster.attr("best_iteration")
@@ -94,13 +97,28 @@ def train_booster(train: pd.DataFrame, valid: pd.DataFrame, features: list[str],
     return booster, history
 
 
+def refit_booster(train: pd.DataFrame, gap: pd.DataFrame, valid: pd.DataFrame, first: xgb.Booster,
+                  features: list[str], params: dict[str, Any], scale: np.ndarray, nthread: int = 0,
+                  targets: list[str] = TARGETS) -> xgb.Booster:
+    """`first`'s parameters and trees (as many as validation chose) fitted again on every row
+    before the end of validation, with the same target scale: the same model, having seen the
+    most recent candles. No early stopping: validation is now training data and cannot judge."""
+    rows = _in_order(pd.concat([train, gap, valid], ignore_index=True))
+    booster, _ = train_booster(rows, valid, features, {**params, "n_estimators": first.num_boosted_rounds()}, scale,
+                               nthread, targets, early_stopping=False)
+    return booster
+
+
 def fit_local(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], params: dict[str, Any],
-              nthread: int = 0, targets: list[str] = TARGETS) -> FitResult:
-    """The fit in this process (the baseline the Ray path is measured against)."""
+              nthread: int = 0, targets: list[str] = TARGETS, refit_gap: pd.DataFrame | None = None) -> FitResult:
+    """The fit in this process (the baseline the Ray path is measured against); with `refit_gap`
+    (the rows between train and valid), the refit too (`refit_booster`)."""
     scale = target_scale(train, targets)
     booster, history = train_booster(train, valid, features, params, scale, nthread, targets)
+    refit = None if refit_gap is None else refit_booster(train, refit_gap, valid, booster, features, params, scale,
+                                                          nthread, targets)
     return FitResult(booster, scale.tolist(), dict(params), int(booster.best_iteration),
-                     {"valid_rmse": history["valid"]["rmse"]})
+                     {"valid_rmse": history["valid"]["rmse"]}, refit)
 
 
 def target_scale(train: pd.DataFrame, targets: list[str] = TARGETS) -> np.ndarray:
@@ -108,14 +126,22 @@ def target_scale(train: pd.DataFrame, targets: list[str] = TARGETS) -> np.ndarra
     return np.where(std > 0, std, 1.0)
 
 
-def _save(booster: xgb.Booster) -> Callable[[Path], None]:
-    return lambda folder: booster.save_model(folder / CHECKPOINT_MODEL)
+def _save(booster: xgb.Booster, refit: xgb.Booster | None = None) -> Callable[[Path], None]:
+    def save(folder: Path) -> None:
+        booster.save_model(folder / CHECKPOINT_MODEL)
+        if refit is not None:
+            refit.save_model(folder / CHECKPOINT_REFIT)
+    return save
 
 
-def _load(folder: Path) -> xgb.Booster:
+def _load(folder: Path, name: str = CHECKPOINT_MODEL) -> xgb.Booster:
     booster = xgb.Booster()
-    booster.load_model(folder / CHECKPOINT_MODEL)
+    booster.load_model(folder / name)
     return booster
+
+
+def _load_both(folder: Path) -> tuple[xgb.Booster, xgb.Booster | None]:
+    return _load(folder), _load(folder, CHECKPOINT_REFIT) if (folder / CHECKPOINT_REFIT).exists() else None
 
 
 class _Checkpoints(xgb.callback.TrainingCallback):
@@ -154,25 +180,34 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
                                      callbacks=[_Checkpoints(config.get("checkpoint_every", 0), fail_after)])
     rmse = history.get("valid", {}).get("rmse", [np.nan])
     best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
-    engine.report({"valid_rmse": float(np.nanmin(rmse)), "best_iteration": best,
-                   "rounds": booster.num_boosted_rounds(), "resumed_from": done}, _save(booster))
+    metrics = {"valid_rmse": float(np.nanmin(rmse)), "best_iteration": best, "rounds": booster.num_boosted_rounds(),
+               "resumed_from": done}
+    refit = None
+    if config.get("refit"):  # the same worker group and shards: no second start-up, no second read of the rows
+        engine.report(metrics, _save(booster))  # a failure during the refit resumes from the finished first fit
+        refit = refit_booster(train, _in_order(engine.shard("gap")), valid, booster, features, config["params"], scale,
+                              config["nthread"], targets)
+    engine.report(metrics, _save(booster, refit))
 
 
 def fit_with_ray(train_ds: Any, valid_ds: Any, features: list[str], params: dict[str, Any],
                  scale: np.ndarray, run: RunOptions, checkpoint_every: int = 50,
-                 fail_once_after: int | None = None, targets: list[str] = TARGETS) -> FitResult:
+                 fail_once_after: int | None = None, targets: list[str] = TARGETS,
+                 refit_gap_ds: Any | None = None) -> FitResult:
     """Fit on the cluster (`engine.layout.worker_layout`: one worker per two CPUs by default).
     With `run.max_failures`, Ray Train restarts failed workers, which resume from the last
-    checkpoint (every `checkpoint_every` rounds)."""
-    booster, metrics = engine.fit_xgboost(
+    checkpoint (every `checkpoint_every` rounds). With `refit_gap_ds` (the rows between train and
+    valid), the same workers then refit (`refit_booster`)."""
+    datasets = {"train": train_ds, "valid": valid_ds, **({"gap": refit_gap_ds} if refit_gap_ds is not None else {})}
+    (booster, refit), metrics = engine.fit_xgboost(
         _train_loop_per_worker,
         {"features": features, "params": params, "target_scale": scale.tolist(), "checkpoint_every": checkpoint_every,
-         "fail_once_after": fail_once_after, "targets": list(targets)},
-        {"train": train_ds, "valid": valid_ds}, run, _load, "XGBoost model")
+         "fail_once_after": fail_once_after, "targets": list(targets), "refit": refit_gap_ds is not None},
+        datasets, run, _load_both, "XGBoost model")
     best = int(metrics.get("best_iteration", booster.num_boosted_rounds() - 1))
     return FitResult(booster, scale.tolist(), dict(params), best,
                      {"valid_rmse": [float(metrics.get("valid_rmse", np.nan))],
-                      "resumed_from": [int(metrics.get("resumed_from", 0))]})
+                      "resumed_from": [int(metrics.get("resumed_from", 0))]}, refit)
 
 
 def tuned_params_key(timeframe: str) -> tuple[str, str]:

@@ -10,13 +10,16 @@ modules never import Ray, so the same loop also runs as the plain fit in one pro
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
 
 from engine.layout import RunOptions, largest_node_cpus, run_config, worker_layout
+from training import progress
 
 T = TypeVar("T")
 
@@ -80,6 +83,67 @@ def prepared_torch_model(net: Any) -> Any:
     return prepare_model(net, move_to_device=False)
 
 
+# -- progress from the workers to the driver's stage line ---------------------------------------
+class _ProgressSink:
+    """An actor holding the latest progress a worker reported (rank 0: every worker has as far to go)."""
+
+    def __init__(self) -> None:
+        self.last: tuple[int, int, str] | None = None
+
+    def update(self, done: int, total: int, unit: str) -> None:
+        self.last = (done, total, unit)
+
+    def latest(self) -> tuple[int, int, str] | None:
+        return self.last
+
+
+class _WithProgress:
+    """The per-worker loop with `training.progress.report` forwarded to the driver's sink."""
+
+    def __init__(self, loop: Callable[[dict[str, Any]], None], sink: Any) -> None:
+        self.loop, self.sink = loop, sink
+
+    def __call__(self, config: dict[str, Any]) -> None:
+        if self.sink is None or rank() != 0:
+            return self.loop(config)
+        with progress.reporting(lambda done, total, unit: self.sink.update.remote(done, total, unit)):
+            return self.loop(config)
+
+
+@contextmanager
+def _progress_sink(poll_s: float = 1.0) -> Iterator[Any]:
+    """A sink the workers report to, polled into the reporter of the stage running here; None
+    (and no actor) when no stage is reporting."""
+    reporter = progress.current()
+    if reporter is None:
+        yield None
+        return
+    import ray
+
+    sink = ray.remote(num_cpus=0)(_ProgressSink).remote()
+    stop = threading.Event()
+
+    def poll() -> None:
+        shown = None
+        while not stop.wait(poll_s):
+            try:
+                latest = ray.get(sink.latest.remote(), timeout=10)
+            except Exception:  # progress is best effort; the fit's own errors surface in fit()
+                continue
+            if latest is not None and latest != shown:
+                reporter(*latest)
+                shown = latest
+
+    thread = threading.Thread(target=poll, name="train-progress", daemon=True)
+    thread.start()
+    try:
+        yield sink
+    finally:
+        stop.set()
+        thread.join()
+        ray.kill(sink)
+
+
 # -- the driver ---------------------------------------------------------------------------------
 def dataset(frame: pd.DataFrame) -> Any:
     """A Ray Dataset of rows already in this process (the direct models' rows, a shuffled control)."""
@@ -104,10 +168,12 @@ def fit_xgboost(loop: Callable[[dict[str, Any]], None], config: dict[str, Any], 
     from ray.train.xgboost import XGBoostTrainer
 
     workers, per_worker = worker_layout(run.train_workers)
-    trainer = XGBoostTrainer(loop, train_loop_config={**config, "nthread": per_worker},
-                             scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": per_worker}),
-                             run_config=run_config(run.storage_path, run.max_failures), datasets=datasets)
-    return _finish(trainer.fit(), load, what)
+    with _progress_sink() as sink:
+        trainer = XGBoostTrainer(_WithProgress(loop, sink), train_loop_config={**config, "nthread": per_worker},
+                                 scaling_config=ScalingConfig(num_workers=workers,
+                                                              resources_per_worker={"CPU": per_worker}),
+                                 run_config=run_config(run.storage_path, run.max_failures), datasets=datasets)
+        return _finish(trainer.fit(), load, what)
 
 
 def fit_torch(loop: Callable[[dict[str, Any]], None], config: dict[str, Any], shared_data: Any,
@@ -119,11 +185,13 @@ def fit_torch(loop: Callable[[dict[str, Any]], None], config: dict[str, Any], sh
     from ray.train.torch import TorchTrainer
 
     workers, per_worker = worker_layout(run.train_workers)
-    trainer = TorchTrainer(loop, train_loop_config={**config, "data": ray.put(shared_data), "nthread": per_worker},
-                           scaling_config=ScalingConfig(num_workers=workers, use_gpu=False,
-                                                        resources_per_worker={"CPU": per_worker}),
-                           run_config=run_config(run.storage_path, run.max_failures))
-    return _finish(trainer.fit(), load, what)
+    with _progress_sink() as sink:
+        trainer = TorchTrainer(_WithProgress(loop, sink),
+                               train_loop_config={**config, "data": ray.put(shared_data), "nthread": per_worker},
+                               scaling_config=ScalingConfig(num_workers=workers, use_gpu=False,
+                                                            resources_per_worker={"CPU": per_worker}),
+                               run_config=run_config(run.storage_path, run.max_failures))
+        return _finish(trainer.fit(), load, what)
 
 
 def run_task(fit: Callable[..., T], *args: Any) -> T:

@@ -27,6 +27,7 @@ import talib.abstract
 from scipy.signal import lfilter
 
 from features.profiles import Profile
+from market_data.timeframes import spec
 
 LN2 = float(np.log(2.0))
 
@@ -397,15 +398,16 @@ def price_range(x: Inputs, p: Profile) -> Produced:
 def calendar(x: Inputs, timeframe: str) -> Produced:
     ts = x.timestamps
     two_pi = 2 * np.pi
-    if timeframe in ("1h", "4h"):
+    cycles = spec(timeframe).cycles
+    if "hour" in cycles:
         hour = ts.hour.to_numpy(dtype=np.float64)
         yield Feature("hour_sin", "calendar", 1, "sin(2 pi hour / 24)", "Hour of Day"), np.sin(two_pi * hour / 24)
         yield Feature("hour_cos", "calendar", 1, "cos(2 pi hour / 24)", "Hour of Day"), np.cos(two_pi * hour / 24)
-    if timeframe in ("1h", "4h", "1d"):
+    if "weekday" in cycles:
         dow = ts.day_of_week.to_numpy(dtype=np.float64)
         yield Feature("dow_sin", "calendar", 1, "sin(2 pi weekday / 7)", "Day of Week"), np.sin(two_pi * dow / 7)
         yield Feature("dow_cos", "calendar", 1, "cos(2 pi weekday / 7)", "Day of Week"), np.cos(two_pi * dow / 7)
-    if timeframe in ("1w", "1m"):
+    if "month" in cycles:
         month = ts.month.to_numpy(dtype=np.float64) - 1
         yield Feature("month_sin", "calendar", 1, "sin(2 pi month / 12)", "Month of Year"), np.sin(two_pi * month / 12)
         yield Feature("month_cos", "calendar", 1, "cos(2 pi month / 12)", "Month of Year"), np.cos(two_pi * month / 12)
@@ -425,11 +427,11 @@ def compute_inputs(x: Inputs, profile: Profile, timeframe: str) -> tuple[list[Fe
     columns: list[np.ndarray] = []
     with np.errstate(divide="ignore", invalid="ignore"):
         for family in FAMILIES:
-            for spec, values in family(x, profile):
-                specs.append(spec)
+            for feature, values in family(x, profile):
+                specs.append(feature)
                 columns.append(values)
-        for spec, values in calendar(x, timeframe):
-            specs.append(spec)
+        for feature, values in calendar(x, timeframe):
+            specs.append(feature)
             columns.append(values)
     matrix = np.column_stack(columns) if columns else np.empty((len(x.c), 0))
     matrix[~np.isfinite(matrix)] = np.nan

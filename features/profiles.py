@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from market_data.timeframes import spec
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -109,11 +111,9 @@ COMPACT = Profile(
 # 30-candle window, in training as at serving (`windowed`).
 MONTHLY = replace(COMPACT, name="monthly", serving_window=30, windowed=True)
 
-PROFILES: dict[str, Profile] = {"1h": STANDARD, "4h": STANDARD, "1d": STANDARD, "1w": COMPACT, "1m": MONTHLY}
+PROFILES: dict[str, Profile] = {p.name: p for p in (STANDARD, COMPACT, MONTHLY)}
 
 
 def profile_for(timeframe: str) -> Profile:
-    try:
-        return PROFILES[timeframe]
-    except KeyError:
-        raise ValueError(f"timeframe {timeframe!r} is not one of {', '.join(PROFILES)}") from None
+    """The profile the timeframe's record names (`market_data.timeframes`)."""
+    return PROFILES[spec(timeframe).profile]

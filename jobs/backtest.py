@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from config import TIMEFRAMES
 from engine.ingest import update_with_ray
 from jobs.cli import add_model_options, init_ray, model_params, parse_as_of, parser, positive_int, setup
 from market_data.factory import make_source
@@ -37,7 +38,7 @@ def _models(value: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__)
-    p.add_argument("--timeframe", required=True, choices=["1h", "4h", "1d", "1w", "1m"])
+    p.add_argument("--timeframe", required=True, choices=TIMEFRAMES)
     p.add_argument("--train-end", type=parse_as_of, required=True)
     p.add_argument("--test-end", type=parse_as_of, required=True)
     p.add_argument("--top", type=positive_int, default=20)

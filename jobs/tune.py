@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from config import TIMEFRAMES
 from jobs.cli import init_ray, parser, positive_int, setup
 from market_data.universe import top_symbols
 from training.tuning import tune_timeframe
@@ -12,7 +13,7 @@ from training.tuning import tune_timeframe
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__)
-    p.add_argument("--timeframe", required=True, choices=["1h", "4h", "1d", "1w", "1m"])
+    p.add_argument("--timeframe", required=True, choices=TIMEFRAMES)
     p.add_argument("--trials", type=positive_int, default=20)
     p.add_argument("--top", type=positive_int, default=100, help="symbols by volume rank to tune on (default 100)")
     p.add_argument("--max-trees", type=positive_int, default=200)

@@ -1,6 +1,7 @@
 """What each timeframe means, in one record: the API's multiplier and timespan, its length, how
-candles group, how long the lake keeps them, and how far ahead held-out data can check a forecast.
-The feature profile of each timeframe (indicator windows, serving window) is `features.profiles`."""
+candles group, how long the lake keeps them, which feature profile it uses, and how far ahead
+held-out data can check a forecast. A profile's contents (indicator windows, warm-up, serving
+window) are in `features.profiles`, which reads the profile's name from here."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ class Timeframe:
     rule: str  # pandas resample rule for aggregating finer candles into this one
     approx_hours: float  # for sizing requests; months and weeks are not fixed lengths
     retention_days: int  # the lake keeps this much history (the retention policy in README.md)
+    # `features.profiles`: the usual indicator windows where years of candles exist; short ones
+    # where retention holds only 260 weeks or 60 months
+    profile: str
+    # calendar cycles shorter than a year that its candles resolve, as features (`features.indicators.calendar`)
+    cycles: tuple[str, ...]
     # How far ahead forecasts can be checked on held-out data: all HORIZON steps, except where the
     # retained history is too short (60 monthly candles cannot hold training rows, validation and
     # holdout origins with 30 known months after each). Beyond it a forecast is naive with
@@ -35,11 +41,16 @@ class Timeframe:
 
 # Weeks open on Monday 00:00 UTC (ISO weeks), months on the first day 00:00 UTC.
 TIMEFRAME_SPECS: dict[str, Timeframe] = {
-    "1h": Timeframe("1h", 1, "hour", "1h", 1.0, retention_days=365),
-    "4h": Timeframe("4h", 4, "hour", "4h", 4.0, retention_days=1095),
-    "1d": Timeframe("1d", 1, "day", "1D", 24.0, retention_days=1825),
-    "1w": Timeframe("1w", 1, "week", "W-MON", 24.0 * 7, retention_days=1825),
-    "1m": Timeframe("1m", 1, "month", "MS", 24.0 * 30.44, retention_days=1825, validated_horizon=3),
+    "1h": Timeframe("1h", 1, "hour", "1h", 1.0, retention_days=365, profile="standard",
+                    cycles=("hour", "weekday")),
+    "4h": Timeframe("4h", 4, "hour", "4h", 4.0, retention_days=1095, profile="standard",
+                    cycles=("hour", "weekday")),
+    "1d": Timeframe("1d", 1, "day", "1D", 24.0, retention_days=1825, profile="standard",
+                    cycles=("weekday",)),
+    "1w": Timeframe("1w", 1, "week", "W-MON", 24.0 * 7, retention_days=1825, profile="compact",
+                    cycles=("month",)),
+    "1m": Timeframe("1m", 1, "month", "MS", 24.0 * 30.44, retention_days=1825, profile="monthly",
+                    cycles=("month",), validated_horizon=3),
 }
 assert tuple(TIMEFRAME_SPECS) == TIMEFRAMES
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from config import HORIZON
+from config import HORIZON, TIMEFRAMES
 
-Timeframe = Literal["1h", "4h", "1d", "1w", "1m"]
+Timeframe = Literal["1h", "4h", "1d", "1w", "1m"]  # written out for the OpenAPI document; the same as:
+assert get_args(Timeframe) == TIMEFRAMES
 MAX_STEPS = HORIZON
 # letters, digits and the separators tickers use; no spaces or control characters (a NUL byte
 # is refused before it reaches the database)

@@ -23,6 +23,7 @@ import engine.train as engine
 from config import HORIZON
 from engine.layout import RunOptions
 from training.direct_data import DirectRows, sequence_features
+from training.progress import report
 
 LSTM_PARAMS: dict[str, Any] = {
     "hidden": 64,
@@ -94,6 +95,7 @@ def train_epochs(net: nn.Module, data: dict[str, np.ndarray], params: dict[str, 
             state["bad_epochs"] += 1
         state.update(epoch=epoch + 1, model=module.state_dict(), optimiser=optimiser.state_dict(), valid_loss=valid)
         stop = state["bad_epochs"] >= int(params["patience"])
+        report(epoch + 1, int(params["epochs"]), "epochs (early stopping may end sooner)")
         on_epoch({**state, "done": stop or epoch + 1 == int(params["epochs"])})
         if stop:
             break
@@ -118,7 +120,7 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
     # fault injection for tests: fail once, in the first attempt only, after a checkpoint
     fail_after = config.get("fail_once_after") if resumed is None else None
 
-    def report(state: dict[str, Any]) -> None:
+    def checkpoint(state: dict[str, Any]) -> None:
         if not (state["done"] or state["epoch"] % every == 0):
             return
         metrics = {"valid_loss": float(state["valid_loss"]), "best_loss": float(state["best_loss"]),
@@ -127,7 +129,7 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
         if fail_after is not None and state["epoch"] >= fail_after and not state["done"]:
             raise RuntimeError(f"injected worker failure after epoch {state['epoch']} (fault-tolerance test)")
 
-    train_epochs(net, data, config["params"], engine.rank(), engine.world_size(), resumed, report)
+    train_epochs(net, data, config["params"], engine.rank(), engine.world_size(), resumed, checkpoint)
 
 
 class LSTMDirect:

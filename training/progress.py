@@ -1,7 +1,8 @@
 """Progress of a long stage, shown while it runs: how far, and about how long is left.
 
 Computing code stays free of printing: a loop calls `report(done, total, unit)`, which does
-nothing unless the job's edge (`StageTimer.run`) is `reporting` for the stage that runs it.
+nothing unless the job's edge (`StageTimer.run`) is `reporting` for the stage that runs it. In
+a Ray Train worker, `engine.train` installs a reporter that forwards to the driver's stage.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ def report(done: int, total: int, unit: str) -> None:
     reporter = _current.get()
     if reporter is not None:
         reporter(done, total, unit)
+
+
+def current() -> Reporter | None:
+    """The reporter of the stage running in this context (to hand on to another thread or process)."""
+    return _current.get()
 
 
 @contextmanager

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 import engine.train as engine
 from features.build import feature_names
@@ -20,16 +22,20 @@ from training.xgb_train import fit_local, fit_with_ray, target_scale
 
 
 class _PartFilter:
-    """The rows of one part of the split ('train', 'gap' before validation, 'valid')."""
+    """The rows of one part of the split ('train', 'gap' before validation, 'valid') of an Arrow
+    batch, compared in Arrow: no pandas copy of the ~200 feature columns."""
 
     def __init__(self, split: Split, part: str) -> None:
-        self.split, self.part = split, part
+        self.bounds = {"train": (None, split.train_end), "gap": (split.train_end, split.valid_start),
+                       "valid": (split.valid_start, split.valid_end)}[part]
 
-    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        parts = self.split.part(batch["timestamp"])
-        if self.part == "gap":
-            return batch[(parts == "gap").to_numpy() & (batch["timestamp"] < self.split.valid_start).to_numpy()]
-        return batch[parts == self.part]
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        stamps = batch["timestamp"]
+        start, end = (None if b is None else pa.scalar(b, type=stamps.type) for b in self.bounds)
+        keep = pc.less(stamps, end)
+        if start is not None:
+            keep = pc.and_(keep, pc.greater_equal(stamps, start))
+        return batch.filter(keep)
 
 
 def fit_model(spec: FitSpec, split: Split) -> tuple[Forecaster, Forecaster | None, dict[str, int]]:
@@ -41,12 +47,13 @@ def fit_model(spec: FitSpec, split: Split) -> tuple[Forecaster, Forecaster | Non
     refit = spec.refit and not spec.shuffle_targets
     if spec.use_ray:
         rows = rows_dataset(spec.data_dir, spec.tickers, spec.timeframe, spec.end).materialize()
-        train_ds = rows.map_batches(_PartFilter(split, "train"), batch_format="pandas")
-        valid_ds = rows.map_batches(_PartFilter(split, "valid"), batch_format="pandas").materialize()
-        gap_ds = rows.map_batches(_PartFilter(split, "gap"), batch_format="pandas").materialize() if refit else None
+        train_ds = rows.map_batches(_PartFilter(split, "train"), batch_format="pyarrow")
+        valid_ds = rows.map_batches(_PartFilter(split, "valid"), batch_format="pyarrow").materialize()
+        gap_ds = rows.map_batches(_PartFilter(split, "gap"), batch_format="pyarrow").materialize() if refit else None
         if spec.shuffle_targets:
             train_ds = _shuffled(train_ds)
         train_ds = train_ds.materialize()
+        del rows  # the parts hold what the fit needs; the object store need not keep the rows twice
         counts = {"train_rows": train_ds.count(), "valid_rows": valid_ds.count()}
         gap_rows = gap_ds.count() if gap_ds is not None else 0
         _check(spec, counts)

@@ -22,6 +22,7 @@ import engine.train as engine
 from engine.layout import RunOptions
 from storage.location import Location
 from training.dataset import TARGETS
+from training.progress import report
 
 # The product's specified configuration; a saved Ray Tune result overrides it.
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -65,10 +66,13 @@ def booster_params(params: dict[str, Any], nthread: int) -> dict[str, Any]:
     }
 
 
-def to_dmatrix(frame: pd.DataFrame, features: list[str], scale: np.ndarray,
-              targets: list[str] = TARGETS) -> xgb.DMatrix:
+def to_dmatrix(frame: pd.DataFrame, features: list[str], scale: np.ndarray, targets: list[str] = TARGETS,
+              ref: xgb.QuantileDMatrix | None = None) -> xgb.QuantileDMatrix:
+    """The rows as the histogram method reads them: quantised straight from the float32 matrix
+    (no second full-precision copy inside XGBoost); validation takes the bins of training (`ref`)."""
     labels = frame[targets].to_numpy(np.float32) / scale.astype(np.float32)
-    return xgb.DMatrix(frame[features].to_numpy(np.float32), label=labels, feature_names=features, nthread=-1)
+    return xgb.QuantileDMatrix(frame[features].to_numpy(np.float32), label=labels, feature_names=features,
+                               nthread=-1, ref=ref)
 
 
 def train_booster(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], params: dict[str, Any],
@@ -82,12 +86,15 @@ def train_booster(train: pd.DataFrame, valid: pd.DataFrame, features: list[str],
     holds) and the validation history."""
     history: dict[str, Any] = {}
     done = 0 if resume is None else resume.num_boosted_rounds()
+    rounds = max(0, int(params["n_estimators"]) - done)
+    callbacks = [*(callbacks or []), _Progress(done + rounds, "trees" if early_stopping else "trees of the refit")]
+    dtrain = to_dmatrix(train, features, scale, targets)
     booster = xgb.train(
-        booster_params(params, nthread), to_dmatrix(train, features, scale, targets),
-        num_boost_round=max(0, int(params["n_estimators"]) - done),
-        evals=[(to_dmatrix(valid, features, scale, targets), "valid")], xgb_model=resume,
+        booster_params(params, nthread), dtrain,
+        num_boost_round=rounds,
+        evals=[(to_dmatrix(valid, features, scale, targets, ref=dtrain), "valid")], xgb_model=resume,
         early_stopping_rounds=EARLY_STOPPING_ROUNDS if early_stopping else None, evals_result=history, verbose_eval=False,
-        callbacks=callbacks or None,
+        callbacks=callbacks,
     )
     best = booster.attr("best_iteration")
     if best is not None and booster.num_boosted_rounds() > int(best) + 1:
@@ -142,6 +149,17 @@ def _load(folder: Path, name: str = CHECKPOINT_MODEL) -> xgb.Booster:
 
 def _load_both(folder: Path) -> tuple[xgb.Booster, xgb.Booster | None]:
     return _load(folder), _load(folder, CHECKPOINT_REFIT) if (folder / CHECKPOINT_REFIT).exists() else None
+
+
+class _Progress(xgb.callback.TrainingCallback):
+    """Trees so far, for the stage's progress line (`training.progress`; early stopping may end sooner)."""
+
+    def __init__(self, total: int, unit: str) -> None:
+        self.total, self.unit = total, unit
+
+    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
+        report(model.num_boosted_rounds(), self.total, self.unit)
+        return False
 
 
 class _Checkpoints(xgb.callback.TrainingCallback):

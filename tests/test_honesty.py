@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from accuracy.scoring import aggregate, reliability, score
 from training.calibration import Calibration, fit_calibration, proven_shrink
@@ -230,3 +231,20 @@ def test_a_forecast_band_adapts_to_its_own_windows_recent_misses() -> None:
     fixed = width(None)
     assert np.median(width(wild) / fixed) > 1.1  # fat-tailed moves broke the sigma-scaled band: widened
     assert abs(np.median(width(calm) / fixed) - 1.0) < 0.25  # a walk like validation's: about as it was
+
+
+def test_long_horizon_bands_carry_a_margin_for_a_new_regime() -> None:
+    from training.calibration import BAND_QUANTILES, band_quantiles
+
+    rng = np.random.default_rng(5)
+    calm, wild = rng.normal(0, 0.8, size=(3000, 30)), rng.normal(0, 1.3, size=(3000, 30))
+    pooled = np.concatenate([calm, wild])
+    lo, hi = band_quantiles(pooled, [calm, wild])
+    plain_lo, plain_hi = np.quantile(pooled, BAND_QUANTILES, axis=0)
+    wild_lo, wild_hi = np.quantile(wild, BAND_QUANTILES, axis=0)
+    assert lo[0] == plain_lo[0] and hi[0] == plain_hi[0]  # h = 1: validation's band as pooled
+    assert lo[-1] == pytest.approx(wild_lo[-1]) and hi[-1] == pytest.approx(wild_hi[-1])  # h = 30: the wider half's
+    assert np.all(np.diff(hi - plain_hi) >= -0.05)  # the margin grows with the horizon (up to sampling noise)
+    # halves too small to say anything: the pooled band
+    same_lo, same_hi = band_quantiles(pooled, [calm[:10], wild])
+    assert np.allclose(same_lo, plain_lo) and np.allclose(same_hi, plain_hi)

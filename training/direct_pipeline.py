@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from config import HORIZON
-from training.calibration import fit_calibration, horizon_scale, scaled_naive_moves
+from training.calibration import fit_calibration, horizon_scale, naive_move_halves
 from training.dataset import NotEnoughHistory, Split, validated_horizon
 from training.direct_data import DirectRows, direct_rows, thinning_stride
 from training.direct_lstm import LSTM_PARAMS
@@ -69,7 +69,7 @@ def calibrate_variants(members: dict[str, Member], timeframe: str, candles: dict
     sigma = probe.sigma(origins.windows)
     member_z = probe.member_z(origins.windows)
     actual_z = origins.actual_close / horizon_scale(sigma, HORIZON)
-    naive_moves = scaled_naive_moves(candles, split.valid_start, split.valid_end, timeframe, HORIZON)
+    naive_halves = naive_move_halves(candles, split.valid_start, split.valid_end, timeframe, HORIZON)
     out = {}
     for variant in variants:
         if variant == "ensemble":
@@ -82,7 +82,7 @@ def calibrate_variants(members: dict[str, Member], timeframe: str, candles: dict
                                       meta={**(meta or {}), "variant": variant, "weights_source": source,
                                             "members": {n: getattr(members[n], "info", {}) for n in weights}})
         raw = forecaster.raw_return(origins.windows)
-        forecaster.calibration = fit_calibration(raw, origins.actual_close, sigma, naive_moves,
+        forecaster.calibration = fit_calibration(raw, origins.actual_close, sigma, naive_halves,
                                                  origins.windows.stamps[:, -1])
         out[variant] = forecaster
     return out

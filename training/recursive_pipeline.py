@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 import engine.train as engine
 from features.build import feature_names
-from training.calibration import fit_calibration, scaled_naive_moves
+from training.calibration import fit_calibration, naive_move_halves
 from training.dataset import TARGETS, Split, rows_dataset, rows_local, validated_horizon
 from training.evaluation import select_origins
 from training.forecaster import HORIZON, Forecaster
@@ -98,8 +98,8 @@ def calibrate(forecaster: Forecaster, candles: dict[str, pd.DataFrame], split: S
     origins = select_origins(candles, split.valid_start, split.valid_end, forecaster.window, stride=1,
                              max_origins=max_origins, horizon=horizon)
     raw = forecaster.predict_windows(origins.windows, horizon)
-    naive_moves = scaled_naive_moves(candles, split.valid_start, split.valid_end, forecaster.timeframe, horizon)
-    forecaster.calibration = fit_calibration(raw.raw_return, origins.actual_close, raw.sigma, naive_moves,
+    naive_halves = naive_move_halves(candles, split.valid_start, split.valid_end, forecaster.timeframe, horizon)
+    forecaster.calibration = fit_calibration(raw.raw_return, origins.actual_close, raw.sigma, naive_halves,
                                              origins.windows.stamps[:, -1]).extended(HORIZON)
     return len(origins)
 

@@ -74,6 +74,10 @@ def init_ray() -> None:
     """Join the cluster `ray job submit` runs us on (RAY_ADDRESS), or start a local one."""
     import ray
 
+    # the notices Ray prints on every start (token authentication on by default for a local
+    # Ray, "progress bars disabled" below) are not the job's news: only its own lines are
+    for name in ("ray._private.authentication", "ray.data._internal.progress"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
         address = ray_address()
         ray.init(address=address, log_to_driver=False, configure_logging=False,

@@ -235,6 +235,7 @@ def test_weekly_training_through_ray_job_submit_on_synthetic_data(ray_head, pg_d
     out = proc.stdout
     for stage in ("sync", "rank", "update", "[1d] fit", "[1d] calibrate", "[1d] evaluate", "[1w] register"):
         assert stage in out, out[-4000:]
+    assert "Progress bars disabled" not in out + proc.stderr  # Ray's start-up notices are not the job's output
     engine = make_engine(pg_database_url)
     registry = ModelRegistry(engine, tmp_path / "models")
     active = registry.active("1d")

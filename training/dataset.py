@@ -117,6 +117,18 @@ class Split:
         out[stamps >= self.holdout_start] = "holdout"
         return out
 
+    def bounds(self, part: str) -> tuple[pd.Timestamp | None, pd.Timestamp]:
+        """[start, end) of 'train', 'valid' or 'purge' (the gap between them, which a refit adds
+        to its rows); start None: from the first candle."""
+        return {"train": (None, self.train_end), "purge": (self.train_end, self.valid_start),
+                "valid": (self.valid_start, self.valid_end)}[part]
+
+    def rows_of(self, frame: pd.DataFrame, part: str) -> pd.DataFrame:
+        """The rows of `frame` whose timestamp falls in `part` (see `bounds`)."""
+        start, end = self.bounds(part)
+        keep = frame["timestamp"] < end
+        return frame[keep if start is None else keep & (frame["timestamp"] >= start)]
+
     def as_dict(self) -> dict[str, str]:
         return {k: v.isoformat() for k, v in self.__dict__.items()}
 

@@ -22,12 +22,10 @@ from training.xgb_train import fit_local, fit_with_ray, target_scale
 
 
 class _PartFilter:
-    """The rows of one part of the split ('train', 'gap' before validation, 'valid') of an Arrow
-    batch, compared in Arrow: no pandas copy of the ~200 feature columns."""
+    """`Split.rows_of` for an Arrow batch, compared in Arrow: no pandas copy of the ~200 feature columns."""
 
     def __init__(self, split: Split, part: str) -> None:
-        self.bounds = {"train": (None, split.train_end), "gap": (split.train_end, split.valid_start),
-                       "valid": (split.valid_start, split.valid_end)}[part]
+        self.bounds = split.bounds(part)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         stamps = batch["timestamp"]
@@ -49,7 +47,7 @@ def fit_model(spec: FitSpec, split: Split) -> tuple[Forecaster, Forecaster | Non
         rows = rows_dataset(spec.data_dir, spec.tickers, spec.timeframe, spec.end).materialize()
         train_ds = rows.map_batches(_PartFilter(split, "train"), batch_format="pyarrow")
         valid_ds = rows.map_batches(_PartFilter(split, "valid"), batch_format="pyarrow").materialize()
-        gap_ds = rows.map_batches(_PartFilter(split, "gap"), batch_format="pyarrow").materialize() if refit else None
+        gap_ds = rows.map_batches(_PartFilter(split, "purge"), batch_format="pyarrow").materialize() if refit else None
         if spec.shuffle_targets:
             train_ds = _shuffled(train_ds)
         train_ds = train_ds.materialize()
@@ -61,9 +59,8 @@ def fit_model(spec: FitSpec, split: Split) -> tuple[Forecaster, Forecaster | Non
         fit = fit_with_ray(train_ds, valid_ds, features, spec.params, scale, spec.run, refit_gap_ds=gap_ds)
     else:
         rows = rows_local(spec.data_dir, spec.tickers, spec.timeframe, spec.end)
-        parts = split.part(rows["timestamp"])
-        train, valid = rows[parts == "train"], rows[parts == "valid"]
-        gap = rows[(parts == "gap") & (rows["timestamp"] < split.valid_start)] if refit else None
+        train, valid = split.rows_of(rows, "train"), split.rows_of(rows, "valid")
+        gap = split.rows_of(rows, "purge") if refit else None
         if spec.shuffle_targets:
             train = train.assign(**{t: np.random.default_rng(0).permutation(train[t].to_numpy()) for t in TARGETS})
         counts = {"train_rows": len(train), "valid_rows": len(valid)}

@@ -69,8 +69,10 @@ def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train
     if direct:
         members, candles, split = fit_direct(timer, spec, variants=direct,
                                              loaded=None if fitted is None else (fitted.candles, fitted.split))
-        fitted = Fitted(dict(members), candles, split) if fitted is None else fitted
-        fitted.candidates.update(members)
+        if fitted is None:
+            fitted = Fitted(dict(members), candles, split)
+        else:
+            fitted.candidates.update(members)
     if fitted is None:  # parse_models admits only known names, so one was fitted
         raise ValueError(f"no model to backtest in {names}")
     train_candles, split = fitted.candles, fitted.split

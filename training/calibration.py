@@ -228,10 +228,9 @@ def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray,
     strength = np.abs(scaled(raw, sigma))
     correct = (np.sign(raw) == np.sign(actual)) & (raw != 0)
     conf_a, conf_b = np.zeros(horizon), np.zeros(horizon)
-    if times is not None and len(np.unique(times)) > 1:
-        folds = later_half(times).astype(int)
-    else:
-        folds = (np.arange(len(raw)) // BLOCK_ORIGINS) % 2
+    # the period's later half, for the confidence's 2-fold check and the bands' regime margin
+    later = later_half(times) if times is not None and len(np.unique(times)) > 1 else None
+    folds = later.astype(int) if later is not None else (np.arange(len(raw)) // BLOCK_ORIGINS) % 2
     for h in range(horizon):
         a, b = _logistic(strength[:, h], correct[:, h])
         # temper by how well the fit carries to origins it did not see (2-fold: time halves or blocks)
@@ -241,7 +240,7 @@ def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray,
             held_out[folds == fold] = fa + fb * strength[folds == fold, h]
         t = temperature(held_out, correct[:, h])
         conf_a[h], conf_b[h] = t * a, t * b
-    halves = None if times is None or len(np.unique(times)) < 2 else [~later_half(times), later_half(times)]
+    halves = None if later is None else [~later, later]
     pooled = np.concatenate(naive_halves) if naive_halves is not None else np.zeros((0, horizon))
     if len(pooled) >= len(raw):
         naive_lo, naive_hi = band_quantiles(pooled, naive_halves)

@@ -75,25 +75,26 @@ def to_dmatrix(frame: pd.DataFrame, features: list[str], scale: np.ndarray, targ
                                nthread=-1, ref=ref)
 
 
-def train_booster(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], params: dict[str, Any],
+def train_booster(train: pd.DataFrame, valid: pd.DataFrame | None, features: list[str], params: dict[str, Any],
                   scale: np.ndarray, nthread: int = 0, targets: list[str] = TARGETS, resume: xgb.Booster | None = None,
-                  callbacks: list[xgb.callback.TrainingCallback] | None = None,
-                  early_stopping: bool = True) -> tuple[xgb.Booster, dict[str, Any]]:
+                  callbacks: list[xgb.callback.TrainingCallback] | None = None) -> tuple[xgb.Booster, dict[str, Any]]:
     """The one `xgboost.train` of the project (the weekly job, the backtest, Ray Train's workers,
     tuning's trials): standardised targets, early stopping on `valid`, up to `n_estimators` trees
     in all (a resumed booster's count toward them). Returns the booster cut to its best round (early
     stopping keeps the rounds it tried past the best, and a booster predicts with every round it
-    holds) and the validation history."""
+    holds) and the validation history. Without `valid` (a refit), exactly `n_estimators` trees and
+    no evaluation."""
     history: dict[str, Any] = {}
     done = 0 if resume is None else resume.num_boosted_rounds()
     rounds = max(0, int(params["n_estimators"]) - done)
-    callbacks = [*(callbacks or []), _Progress(done + rounds, "trees" if early_stopping else "trees of the refit")]
+    callbacks = [*(callbacks or []), _Progress(done + rounds, "trees" if valid is not None else "trees of the refit")]
     dtrain = to_dmatrix(train, features, scale, targets)
+    evals = [] if valid is None else [(to_dmatrix(valid, features, scale, targets, ref=dtrain), "valid")]
     booster = xgb.train(
         booster_params(params, nthread), dtrain,
         num_boost_round=rounds,
-        evals=[(to_dmatrix(valid, features, scale, targets, ref=dtrain), "valid")], xgb_model=resume,
-        early_stopping_rounds=EARLY_STOPPING_ROUNDS if early_stopping else None, evals_result=history, verbose_eval=False,
+        evals=evals, xgb_model=resume,
+        early_stopping_rounds=EARLY_STOPPING_ROUNDS if evals else None, evals_result=history, verbose_eval=False,
         callbacks=callbacks,
     )
     best = booster.attr("best_iteration")
@@ -109,10 +110,11 @@ def refit_booster(train: pd.DataFrame, gap: pd.DataFrame, valid: pd.DataFrame, f
                   targets: list[str] = TARGETS) -> xgb.Booster:
     """`first`'s parameters and trees (as many as validation chose) fitted again on every row
     before the end of validation, with the same target scale: the same model, having seen the
-    most recent candles. No early stopping: validation is now training data and cannot judge."""
+    most recent candles. No early stopping and no evaluation: validation is now training data and
+    cannot judge."""
     rows = _in_order(pd.concat([train, gap, valid], ignore_index=True))
-    booster, _ = train_booster(rows, valid, features, {**params, "n_estimators": first.num_boosted_rounds()}, scale,
-                               nthread, targets, early_stopping=False)
+    booster, _ = train_booster(rows, None, features, {**params, "n_estimators": first.num_boosted_rounds()}, scale,
+                               nthread, targets)
     return booster
 
 
@@ -203,7 +205,7 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
     refit = None
     if config.get("refit"):  # the same worker group and shards: no second start-up, no second read of the rows
         engine.report(metrics, _save(booster))  # a failure during the refit resumes from the finished first fit
-        refit = refit_booster(train, _in_order(engine.shard("gap")), valid, booster, features, config["params"], scale,
+        refit = refit_booster(train, engine.shard("gap"), valid, booster, features, config["params"], scale,
                               config["nthread"], targets)
     engine.report(metrics, _save(booster, refit))
 

@@ -13,6 +13,7 @@ import signal
 import threading
 
 from config import environ_snapshot, mask_url, settings_or_exit
+from serve_app.ray_env import apply_ray_serve_env
 from storage.db import database_or_exit
 
 
@@ -23,12 +24,14 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_or_exit()
     database_or_exit(settings.database_url)
+    address = args.address or os.environ.get("RAY_ADDRESS") or "local"
+    if address == "local":  # a cluster's processes took theirs from its `ray start`
+        apply_ray_serve_env()  # before Ray is imported: Serve reads them at import
     import ray
     from ray import serve
 
     from serve_app.deployments import build_app
 
-    address = args.address or os.environ.get("RAY_ADDRESS") or "local"
     ray.init(address=address, configure_logging=False, log_to_driver=True,
              include_dashboard=None if address != "local" else False)
     stop = threading.Event()

@@ -94,6 +94,53 @@ def test_cluster_yaml_validates_against_rays_schema() -> None:
     assert "6379" not in str(config["head_start_ray_commands"])  # Redis keeps its port
 
 
+def test_cluster_nodes_start_ray_with_servings_process_settings() -> None:
+    """`python -m serve_app` sets them for its local Ray; a cluster's nodes must start with the
+    same (the proxy and the replicas read them at start-up, not from a deployment)."""
+    from pathlib import Path
+
+    import yaml
+
+    from serve_app.ray_env import LOCAL_ONLY_ENV, RAY_SERVE_ENV, apply_ray_serve_env, haproxy_env
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "cluster.yaml").read_text())
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        start = next(c for c in config[key] if "ray start" in c)
+        for name, value in RAY_SERVE_ENV.items():
+            assert f"{name}={value} " in start, (key, name)
+        assert "RAY_SERVE_HAPROXY_BINARY_PATH=/home/ubuntu/cryptocast/serve_app/haproxy/haproxy " in start
+        assert "CRYPTOCAST_HAPROXY=$(" in start
+    environ = {"RAY_worker_niceness": "5"}
+    apply_ray_serve_env(environ)  # an operator's value wins; the rest are filled in
+    assert environ == {**RAY_SERVE_ENV, **LOCAL_ONLY_ENV, **haproxy_env(), "RAY_worker_niceness": "5"}
+    assert Path(environ["CRYPTOCAST_HAPROXY"]).is_file()
+    without = {"RAY_SERVE_ENABLE_HA_PROXY": "0"}
+    apply_ray_serve_env(without)
+    assert "RAY_SERVE_HAPROXY_BINARY_PATH" not in without
+
+
+def test_haproxy_starts_with_the_clients_address_passed_on(tmp_path) -> None:
+    """The wrapper Ray starts as HAProxy adds `option forwardfor` to the configuration Ray wrote,
+    once, and runs the real binary with the same arguments."""
+    import os
+    import subprocess
+
+    from serve_app.ray_env import HAPROXY_WRAPPER
+
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text("global\n    maxconn 10\ndefaults\n    mode http\nfrontend f\n    bind :1\n")
+    env = {**os.environ, "CRYPTOCAST_HAPROXY": "/bin/echo"}
+    for _ in range(2):  # a reload runs it again on the same file
+        out = subprocess.run([str(HAPROXY_WRAPPER), "-db", "-f", str(cfg), "-sf", "12"], env=env,
+                             capture_output=True, text=True, check=True).stdout
+        assert out.split() == ["-db", "-f", str(cfg), "-sf", "12"]
+    assert cfg.read_text() == ("global\n    maxconn 10\ndefaults\n    option forwardfor\n    mode http\n"
+                               "frontend f\n    bind :1\n")
+    missing = subprocess.run([str(HAPROXY_WRAPPER), "-f", str(cfg)], env={"PATH": os.environ["PATH"]},
+                             capture_output=True, text=True)
+    assert missing.returncode != 0 and "CRYPTOCAST_HAPROXY" in missing.stderr
+
+
 def test_serve_config_is_a_valid_serve_deploy_file() -> None:
     from pathlib import Path
 

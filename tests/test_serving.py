@@ -19,6 +19,7 @@ from sqlmodel import select
 from config import load_settings
 from jobs import weekly_training
 from serve_app.app import create_app
+from serve_app.ray_env import HAPROXY_WRAPPER
 from serve_app.wiring import build_service
 from storage.cache import RedisCache
 from storage.db import make_engine, session_scope
@@ -180,6 +181,7 @@ def test_search_matches_prefix_and_substring_and_escapes_wildcards(world, prefix
 
 
 SERVED_FREE_QUOTA = 10
+ANONYMOUS_QUOTA = 2  # `python -m serve_app`'s, to check that quotas count per client address
 
 
 @pytest.fixture(scope="module")
@@ -339,7 +341,7 @@ def test_one_users_quota_holds_across_two_ingress_replicas(world, served: str) -
 def test_python_m_serve_app_uses_its_own_settings_and_shows_request_lines(world, tmp_path) -> None:
     """`python -m serve_app` from another directory: its own local Ray (never a recorded one), the
     replicas on the database it was started with, serve_config.yaml's replicas, and the request
-    log lines in its own output."""
+    log lines in its own output; HAProxy in front, passing the client's address on."""
     import os
     import signal
     import subprocess
@@ -348,6 +350,7 @@ def test_python_m_serve_app_uses_its_own_settings_and_shows_request_lines(world,
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(world, SERVE_PORT=str(port), PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0",
+               QUOTA_ANONYMOUS=str(ANONYMOUS_QUOTA),
                PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
@@ -373,6 +376,15 @@ def test_python_m_serve_app_uses_its_own_settings_and_shows_request_lines(world,
             time.sleep(1)
         text = log.read_text()
         assert all(w in text for w in wanted), text[-3000:]
+        assert "Using HAProxy binary: " + str(HAPROXY_WRAPPER) in text  # the ingress of serve_app.ray_env
+        # anonymous quotas count per client address through HAProxy (which must pass it on)
+        ticker = _top_symbol(world)
+        for host in ("127.0.0.2", "127.0.0.3"):
+            with httpx.Client(transport=httpx.HTTPTransport(local_address=host), timeout=60) as http:
+                statuses = [http.post(f"http://127.0.0.1:{port}/api/predictions/generate",
+                                      json={"symbol": ticker, "timeframe": "1d", "num_steps": 2}).status_code
+                            for _ in range(ANONYMOUS_QUOTA + 1)]
+            assert statuses == [200] * ANONYMOUS_QUOTA + [429], (host, statuses)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

@@ -384,7 +384,11 @@ def test_python_m_serve_app_uses_its_own_settings_and_shows_request_lines(world,
                 statuses = [http.post(f"http://127.0.0.1:{port}/api/predictions/generate",
                                       json={"symbol": ticker, "timeframe": "1d", "num_steps": 2}).status_code
                             for _ in range(ANONYMOUS_QUOTA + 1)]
-            assert statuses == [200] * ANONYMOUS_QUOTA + [429], (host, statuses)
+                # a caller cannot pose as another address: HAProxy adds the one it saw, which wins
+                spoofed = http.post(f"http://127.0.0.1:{port}/api/predictions/generate",
+                                    json={"symbol": ticker, "timeframe": "1d", "num_steps": 2},
+                                    headers={"X-Forwarded-For": "203.0.113.9"}).status_code
+            assert statuses == [200] * ANONYMOUS_QUOTA + [429] and spoofed == 429, (host, statuses, spoofed)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

@@ -11,16 +11,25 @@ from typing import Any
 
 from storage.location import is_remote
 
+# A fit of fewer candles than this runs as one Ray task (rows and boosting in one process on one
+# node) instead of Ray Data tasks and a Ray Train worker group: their start-up is a fixed ~25-35 s
+# per fit on two cores (bench.weekly_training: 1m's 1,700 rows took 31 s through Ray Train against
+# 7.5 s in one process), while a fit this small gains nothing from spreading over nodes. Such a
+# task is retried elsewhere if its node dies, but starts over: it has no checkpoints to resume.
+ONE_TASK_BELOW = 200_000
+
 
 @dataclass(frozen=True)
 class RunOptions:
     """How a fit runs: on Ray (Ray Train workers, checkpoints under `storage_path`, restarts of a
-    failed worker group) or, with `use_ray` off, as the plain loop in this process."""
+    failed worker group; one Ray task below `one_task_below` candles) or, with `use_ray` off, as
+    the plain loop in this process."""
 
     use_ray: bool = True
     storage_path: str | None = None
     train_workers: int | None = None
     max_failures: int = 0
+    one_task_below: int = ONE_TASK_BELOW  # candles; see ONE_TASK_BELOW
 
 
 def largest_node_cpus() -> int:

@@ -196,8 +196,18 @@ def fit_torch(loop: Callable[[dict[str, Any]], None], config: dict[str, Any], sh
 
 def run_task(fit: Callable[..., T], *args: Any) -> T:
     """`fit(*args, cpus)` as one Ray task with as many CPUs as one node can give it (a model that
-    parallelises over threads, not workers)."""
+    parallelises over threads, not workers; a fit too small for a worker group), its progress
+    forwarded to the stage running here."""
     import ray
 
     cpus = min(max(1, int(ray.available_resources().get("CPU", 1))), largest_node_cpus())
-    return ray.get(ray.remote(num_cpus=cpus)(fit).remote(*args, cpus))
+    with _progress_sink() as sink:
+        return ray.get(ray.remote(num_cpus=cpus)(_task_with_progress).remote(fit, sink, *args, cpus))
+
+
+def _task_with_progress(fit: Callable[..., T], sink: Any, *args: Any) -> T:
+    """`fit(*args)` with `training.progress.report` forwarded to the driver's sink."""
+    if sink is None:
+        return fit(*args)
+    with progress.reporting(lambda done, total, unit: sink.update.remote(done, total, unit)):
+        return fit(*args)

@@ -19,6 +19,7 @@ import time
 
 from config import TIMEFRAMES
 from engine.ingest import update_with_ray
+from engine.layout import ONE_TASK_BELOW
 from jobs import track_accuracy
 from jobs.cli import add_model_options, init_ray, model_params, parse_timeframes, parser, positive_int, setup
 from jobs.metrics import TrainingMetrics
@@ -65,6 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-failures", type=int, default=2,
                    help="Ray Train worker restarts (from the last checkpoint) before a fit fails (default 2)")
     p.add_argument("--train-workers", type=positive_int, help="Ray Train workers (default: one per two CPUs)")
+    p.add_argument("--one-task-below", type=int, default=ONE_TASK_BELOW, metavar="CANDLES",
+                   help="a timeframe with fewer candles fits in one Ray task instead of Ray Data + a Ray Train "
+                        f"worker group, whose start-up would be most of its fit (default {ONE_TASK_BELOW}; 0: never)")
     p.add_argument("--shuffle-targets", action="store_true",
                    help="sanity check: fit on permuted targets; such a model must never be activated")
     args = p.parse_args(argv)
@@ -106,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
             spec = FitSpec(settings.data_dir, tickers, tf, utc(args.as_of), params=params, direct_params=direct_params,
                            use_ray=use_ray, storage_path=join(settings.model_dir, ".ray_train"),
                            max_failures=args.max_failures, shuffle_targets=args.shuffle_targets,
-                           calibration_origins=args.origins, train_workers=args.train_workers)
+                           calibration_origins=args.origins, train_workers=args.train_workers,
+                           one_task_below=args.one_task_below)
             outcome = train_timeframe(registry, spec, args.model, max_origins=args.origins)
             outcomes[tf] = outcome
             metrics.stages(tf, outcome.seconds)

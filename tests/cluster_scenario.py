@@ -60,6 +60,7 @@ def main(workdir: str) -> None:
     status = "ok"
     try:
         weekly_training.main(["--top", "6", "--timeframes", "1d", "--as-of", "2025-10-01", "--train-workers", "1",
+                              "--one-task-below", "0",  # this test is about Ray Train's restarts
                               "--max-failures", "2", "--origins", "60", "--model", "xgboost"])
     except SystemExit as exc:
         status = f"exit {exc.code}"

@@ -235,6 +235,7 @@ def test_weekly_training_through_ray_job_submit_on_synthetic_data(ray_head, pg_d
     out = proc.stdout
     for stage in ("sync", "rank", "update", "[1d] fit", "[1d] calibrate", "[1d] evaluate", "[1w] register"):
         assert stage in out, out[-4000:]
+    assert "(in one Ray task)" in out  # fits this small skip Ray Train's worker group (the binance test uses it)
     assert "Progress bars disabled" not in out + proc.stderr  # Ray's start-up notices are not the job's output
     engine = make_engine(pg_database_url)
     registry = ModelRegistry(engine, tmp_path / "models")
@@ -264,10 +265,13 @@ def test_weekly_training_on_binance_candles_through_ray_job_submit(ray_head, tmp
     db = tmp_path / "app.db"
     env = {"MARKET_SOURCE": f"csv:{DAILY_DATA}", "DATA_DIR": str(tmp_path / "data"),
            "MODEL_DIR": str(tmp_path / "models"), "DATABASE_URL": f"sqlite:///{db}"}
-    # 1d only (the synthetic test covers 1w) and six coins: the suite's time budget
+    # 1d only (the synthetic test covers 1w) and six coins: the suite's time budget; through Ray Data
+    # and Ray Train as a large fit would go (the synthetic test takes the one-task path)
     proc = _submit(ray_head, env, "jobs.weekly_training", "--top", "6", "--timeframes", "1d", "--as-of",
-                   "2024-12-31", "--n-estimators", "20", "--max-depth", "4", "--origins", "50", "--model", "xgboost")
+                   "2024-12-31", "--n-estimators", "20", "--max-depth", "4", "--origins", "50", "--model", "xgboost",
+                   "--one-task-below", "0")
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
+    assert "(on Ray Train)" in proc.stdout
     upgrade(f"sqlite:///{db}")
     registry = ModelRegistry(make_engine(f"sqlite:///{db}"), tmp_path / "models")
     for tf in ("1d",):

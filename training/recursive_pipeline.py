@@ -18,7 +18,7 @@ from training.evaluation import select_origins
 from training.forecaster import HORIZON, Forecaster
 from training.spec import CALIBRATION_ORIGINS, FitSpec
 from training.stages import Fitted, StageTimer, candles_and_split
-from training.xgb_train import fit_local, fit_with_ray, target_scale
+from training.xgb_train import FitResult, fit_local, fit_with_ray, target_scale
 
 
 class _PartFilter:
@@ -36,14 +36,20 @@ class _PartFilter:
         return batch.filter(keep)
 
 
-def fit_model(spec: FitSpec, split: Split) -> tuple[Forecaster, Forecaster | None, dict[str, int]]:
+def fit_model(spec: FitSpec, split: Split, candles: int) -> tuple[Forecaster, Forecaster | None, dict[str, int]]:
     """Fit the booster on the train part (early stopping on valid) and wrap it in a forecaster;
     with `spec.refit`, also its refit: the same parameters and trees fitted again on everything
     before the end of validation (`xgb_train.refit_booster`), by the same workers on the same
-    rows. A control on shuffled targets is never refitted (it is never deployed)."""
+    rows. A control on shuffled targets is never refitted (it is never deployed). On Ray, a fit
+    of fewer than `spec.one_task_below` `candles` runs as one Ray task (`engine.layout`)."""
     features = feature_names(spec.timeframe)
     refit = spec.refit and not spec.shuffle_targets
-    if spec.use_ray:
+    where = runs_on(spec, candles)
+    if where == "in this process":
+        fit, counts = _fit_in_one_process(spec, split, refit)
+    elif where == "in one Ray task":
+        fit, counts = engine.run_task(_fit_in_one_process, spec, split, refit)
+    else:
         rows = rows_dataset(spec.data_dir, spec.tickers, spec.timeframe, spec.end).materialize()
         train_ds = rows.map_batches(_PartFilter(split, "train"), batch_format="pyarrow")
         valid_ds = rows.map_batches(_PartFilter(split, "valid"), batch_format="pyarrow").materialize()
@@ -52,21 +58,12 @@ def fit_model(spec: FitSpec, split: Split) -> tuple[Forecaster, Forecaster | Non
             train_ds = _shuffled(train_ds)
         train_ds = train_ds.materialize()
         del rows  # the parts hold what the fit needs; the object store need not keep the rows twice
-        counts = {"train_rows": train_ds.count(), "valid_rows": valid_ds.count()}
-        gap_rows = gap_ds.count() if gap_ds is not None else 0
+        counts = {"train_rows": train_ds.count(), "valid_rows": valid_ds.count(),
+                  "gap_rows": gap_ds.count() if gap_ds is not None else 0}
         _check(spec, counts)
         scale = target_scale(train_ds.select_columns(TARGETS).to_pandas())
         fit = fit_with_ray(train_ds, valid_ds, features, spec.params, scale, spec.run, refit_gap_ds=gap_ds)
-    else:
-        rows = rows_local(spec.data_dir, spec.tickers, spec.timeframe, spec.end)
-        train, valid = split.rows_of(rows, "train"), split.rows_of(rows, "valid")
-        gap = split.rows_of(rows, "purge") if refit else None
-        if spec.shuffle_targets:
-            train = train.assign(**{t: np.random.default_rng(0).permutation(train[t].to_numpy()) for t in TARGETS})
-        counts = {"train_rows": len(train), "valid_rows": len(valid)}
-        gap_rows = len(gap) if gap is not None else 0
-        _check(spec, counts)
-        fit = fit_local(train, valid, features, spec.params, refit_gap=gap)
+    gap_rows = counts.pop("gap_rows")
     meta = {"params": fit.params, "best_iteration": fit.best_iteration, "split": split.as_dict(), **counts}
     first = Forecaster(fit.booster, features, spec.timeframe, fit.target_scale, meta=meta)
     if fit.refit is None:
@@ -75,6 +72,25 @@ def fit_model(spec: FitSpec, split: Split) -> tuple[Forecaster, Forecaster | Non
     refit_meta = {**meta, "best_iteration": fit.refit.num_boosted_rounds() - 1, "train_rows": refit_rows,
                   "refit": {"train_end": split.valid_end.isoformat(), "first_fit_train_end": split.train_end.isoformat()}}
     return first, Forecaster(fit.refit, features, spec.timeframe, fit.target_scale, meta=refit_meta), counts
+
+
+def runs_on(spec: FitSpec, candles: int) -> str:
+    """Where `fit_model` fits: in this process, in one Ray task, or on Ray Data and Ray Train."""
+    if not spec.use_ray:
+        return "in this process"
+    return "in one Ray task" if candles < spec.one_task_below else "on Ray Train"
+
+
+def _fit_in_one_process(spec: FitSpec, split: Split, refit: bool, nthread: int = 0) -> tuple[FitResult, dict[str, int]]:
+    """Rows, fit and refit here: the plain path, and the body of a one-task fit on Ray."""
+    rows = rows_local(spec.data_dir, spec.tickers, spec.timeframe, spec.end)
+    train, valid = split.rows_of(rows, "train"), split.rows_of(rows, "valid")
+    gap = split.rows_of(rows, "purge") if refit else None
+    if spec.shuffle_targets:
+        train = train.assign(**{t: np.random.default_rng(0).permutation(train[t].to_numpy()) for t in TARGETS})
+    counts = {"train_rows": len(train), "valid_rows": len(valid), "gap_rows": len(gap) if gap is not None else 0}
+    _check(spec, counts)
+    return fit_local(train, valid, feature_names(spec.timeframe), spec.params, nthread, refit_gap=gap), counts
 
 
 def _check(spec: FitSpec, counts: dict[str, int]) -> None:
@@ -109,15 +125,16 @@ def fit_and_calibrate(timer: StageTimer, spec: FitSpec) -> Fitted:
     (bench.honesty and the backtest's `xgboost_refit` measure it)."""
     candles, split = candles_and_split(timer, spec)
     fitted = spec.with_tickers(list(candles))
+    count = sum(map(len, candles.values()))
 
     def describe(r: tuple[Forecaster, Forecaster | None, dict[str, int]]) -> str:
         first, again, counts = r
         line = f"{counts['train_rows']} train / {counts['valid_rows']} valid rows, {first.meta['best_iteration'] + 1} trees"
         if again is not None:
             line += f"; refit on {again.meta['train_rows']} rows to {split.valid_end:%Y-%m-%d %H:%M}"
-        return line
+        return f"{line} ({runs_on(fitted, count)})"
 
-    forecaster, again, _ = timer.run("fit", lambda: fit_model(fitted, split), describe)
+    forecaster, again, _ = timer.run("fit", lambda: fit_model(fitted, split, count), describe)
     timer.run("calibrate", lambda: calibrate(forecaster, candles, split, spec.calibration_origins),
               lambda n: f"{n} validation origins")
     if again is None:

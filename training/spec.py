@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from engine.layout import RunOptions
+from engine.layout import ONE_TASK_BELOW, RunOptions
 from training.xgb_train import DEFAULT_PARAMS
 
 CALIBRATION_ORIGINS = 600  # tests pass fewer
@@ -32,10 +32,11 @@ class FitSpec:
     refit: bool = True  # the recursive model fitted again on train + validation (what is deployed)
     calibration_origins: int = CALIBRATION_ORIGINS
     train_workers: int | None = None  # Ray Train workers (None: one per two CPUs)
+    one_task_below: int = ONE_TASK_BELOW  # candles: a smaller fit runs as one Ray task (engine.layout)
 
     @property
     def run(self) -> RunOptions:
-        return RunOptions(self.use_ray, self.storage_path, self.train_workers, self.max_failures)
+        return RunOptions(self.use_ray, self.storage_path, self.train_workers, self.max_failures, self.one_task_below)
 
     def with_tickers(self, tickers: list[str]) -> FitSpec:
         return replace(self, tickers=list(tickers))

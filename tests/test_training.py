@@ -120,14 +120,14 @@ def test_a_booster_keeps_only_the_rounds_up_to_its_best() -> None:
     """Early stopping tries EARLY_STOPPING_ROUNDS past the best round; a booster predicts with every
     round it holds, so those must not stay in the model."""
     from training.dataset import TARGETS
-    from training.xgb_train import EARLY_STOPPING_ROUNDS, train_booster
+    from training.xgb_train import EARLY_STOPPING_ROUNDS, Rows, train_booster
 
     rng = np.random.default_rng(3)
     features = [f"f{i}" for i in range(5)]
     frame = pd.DataFrame(rng.normal(size=(800, 5)), columns=features).assign(
         **{t: rng.normal(size=800) for t in TARGETS})  # noise: validation stops improving at once
-    booster, history = train_booster(frame.iloc[:600], frame.iloc[600:], features, {**DEFAULT_PARAMS, "n_estimators": 200},
-                                     np.ones(3))
+    booster, history = train_booster(Rows.of_frame(frame.iloc[:600], features), Rows.of_frame(frame.iloc[600:], features),
+                                     features, {**DEFAULT_PARAMS, "n_estimators": 200}, np.ones(3))
     assert len(history["valid"]["rmse"]) == booster.best_iteration + 1 + EARLY_STOPPING_ROUNDS
     assert booster.num_boosted_rounds() == booster.best_iteration + 1
 
@@ -370,6 +370,41 @@ def test_a_failed_train_worker_restarts_and_resumes_from_its_checkpoint(ray_loca
     assert fit.booster.num_boosted_rounds() == 40
     # the workers' progress reached the driver's stage while the fit ran (the restart takes seconds)
     assert seen and all(unit == "trees" and total == 40 and 0 < done <= 40 for done, total, unit in seen), seen
+
+
+def test_ray_train_fits_the_same_trees_as_one_process_from_shuffled_arrow_shards(ray_local) -> None:
+    """The worker builds its matrix from Arrow blocks in whatever order Ray Data hands them over;
+    sorted by (symbol, timestamp) it must fit, and refit, exactly what the plain loop fits."""
+    import ray
+
+    from engine.layout import RunOptions
+    from training.dataset import TARGETS
+    from training.xgb_train import fit_local, fit_with_ray, target_scale
+
+    rng = np.random.default_rng(5)
+    features = [f"f{i}" for i in range(6)]
+    stamps = pd.date_range("2024-01-01", periods=500, freq="D", tz="UTC").astype("datetime64[ms, UTC]")
+    frame = pd.concat([pd.DataFrame({"symbol": s, "timestamp": stamps}) for s in ("X:BBB", "X:AAA", "X:CCC")],
+                      ignore_index=True)
+    x = rng.normal(size=(len(frame), 6)).astype(np.float32)
+    x[rng.random(x.shape) < 0.05] = np.nan  # gaps, as early indicators have
+    frame[features] = x
+    for target in TARGETS:
+        frame[target] = (np.nan_to_num(frame["f0"]) * 0.3 + rng.normal(size=len(frame))).astype(np.float32)
+    day = frame["timestamp"].dt.day_of_year
+    train, gap, valid = frame[day <= 300], frame[(day > 300) & (day <= 330)], frame[day > 330]
+    params = {**DEFAULT_PARAMS, "n_estimators": 30, "max_depth": 4}  # subsample 0.8: row order matters
+
+    def shuffled(part: pd.DataFrame) -> object:
+        mixed = part.sample(frac=1.0, random_state=1)
+        return ray.data.from_pandas([mixed.iloc[i::3] for i in range(3)])
+
+    local = fit_local(train, valid, features, params, refit_gap=gap)
+    on_ray = fit_with_ray(shuffled(train), shuffled(valid), features, params, target_scale(train), RunOptions(),
+                          refit_gap_ds=shuffled(gap))
+    assert on_ray.booster.get_dump() == local.booster.get_dump()
+    assert on_ray.refit is not None and local.refit is not None
+    assert on_ray.refit.get_dump() == local.refit.get_dump()
 
 
 def test_a_long_stage_shows_its_progress_while_it_runs() -> None:

@@ -23,7 +23,7 @@ from market_data.source import utc
 from storage.location import Location
 from training.dataset import rows_local
 from training.stages import load_candles, split_for
-from training.xgb_train import DEFAULT_PARAMS, target_scale, train_booster, tuned_params_key
+from training.xgb_train import DEFAULT_PARAMS, Rows, target_scale, train_booster, tuned_params_key
 
 REPORT_EVERY = 5  # trees between reports to Tune (and ASHA's time unit)
 
@@ -47,8 +47,7 @@ class _Report(xgb.callback.TrainingCallback):
         return False
 
 
-def _trial(config: dict[str, Any], train: pd.DataFrame, valid: pd.DataFrame, features: list[str],
-           scale: np.ndarray) -> None:
+def _trial(config: dict[str, Any], train: Rows, valid: Rows, features: list[str], scale: np.ndarray) -> None:
     train_booster(train, valid, features, config, scale, nthread=1, callbacks=[_Report()])
 
 
@@ -65,7 +64,8 @@ def tune_timeframe(data_dir: str | Path, model_dir: str | Path, tickers: list[st
     train, valid = rows[parts == "train"], rows[parts == "valid"]
     features = feature_names(timeframe)
     result = sweep(_trial, search_space(max_trees), "valid_rmse", trials, max_trees // REPORT_EVERY,
-                   f"tune_{timeframe}", train=train, valid=valid, features=features, scale=target_scale(train))
+                   f"tune_{timeframe}", train=Rows.of_frame(train, features), valid=Rows.of_frame(valid, features),
+                   features=features, scale=target_scale(train))
     keep = ["valid_rmse", "trees", "training_iteration"] + [f"config/{k}" for k in DEFAULT_PARAMS if k != "n_estimators"]
     table = result.trials
     table = table[[c for c in keep if c in table.columns]].sort_values("valid_rmse").reset_index(drop=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import xgboost as xgb
 
 import engine.train as engine
@@ -66,17 +67,85 @@ def booster_params(params: dict[str, Any], nthread: int) -> dict[str, Any]:
     }
 
 
-def to_dmatrix(frame: pd.DataFrame, features: list[str], scale: np.ndarray, targets: list[str] = TARGETS,
-              ref: xgb.QuantileDMatrix | None = None) -> xgb.QuantileDMatrix:
-    """The rows as the histogram method reads them: quantised straight from the float32 matrix
-    (no second full-precision copy inside XGBoost); validation takes the bins of training (`ref`)."""
-    labels = frame[targets].to_numpy(np.float32) / scale.astype(np.float32)
-    return xgb.QuantileDMatrix(frame[features].to_numpy(np.float32), label=labels, feature_names=features,
-                               nthread=-1, ref=ref)
+@dataclass(frozen=True)
+class Rows:
+    """Training rows as XGBoost reads them: the features as one float32 matrix and the targets,
+    sorted by (symbol, timestamp) where the rows carry them. Ray Data hands a worker its rows in
+    no fixed order; sorted, the same rows give the same model on Ray and in one process. A worker
+    builds them straight from its shard's Arrow table (`of_arrow`): one float32 matrix, no pandas
+    copy of the ~200 feature columns on the way."""
+
+    x: np.ndarray  # (rows, features) float32
+    y: np.ndarray  # (rows, targets) float32
+    symbol: np.ndarray | None = None  # the sort keys, kept so that parts can be joined in order
+    stamp: np.ndarray | None = None  # int64
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @classmethod
+    def of_frame(cls, frame: pd.DataFrame, features: list[str], targets: list[str] = TARGETS) -> Rows:
+        symbol, stamp = _keys(frame.columns, lambda k: frame[k].to_numpy())
+        return cls._sorted(frame[features].to_numpy(np.float32), frame[targets].to_numpy(np.float32), symbol, stamp)
+
+    @classmethod
+    def of_arrow(cls, table: pa.Table, features: list[str], targets: list[str] = TARGETS) -> Rows:
+        symbol, stamp = _keys(table.column_names, lambda k: table.column(k).to_numpy())
+        order = _order(symbol, stamp)
+        x = np.empty((table.num_rows, len(features)), np.float32)
+        for j, name in enumerate(features):  # nulls (Ray Data's NaN) come back as NaN
+            column = table.column(name).to_numpy()
+            x[:, j] = column if order is None else column[order]
+        y = np.column_stack([table.column(t).to_numpy() for t in targets]).astype(np.float32)
+        return cls(x, y if order is None else y[order], *_take(symbol, stamp, order))
+
+    @classmethod
+    def joined(cls, parts: list[Rows]) -> Rows:
+        """The parts as one, in (symbol, timestamp) order (a refit's train + gap + valid)."""
+        keyed = all(p.symbol is not None and p.stamp is not None for p in parts)
+        return cls._sorted(np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]),
+                           np.concatenate([p.symbol for p in parts]) if keyed else None,
+                           np.concatenate([p.stamp for p in parts]) if keyed else None)
+
+    @classmethod
+    def _sorted(cls, x: np.ndarray, y: np.ndarray, symbol: np.ndarray | None, stamp: np.ndarray | None) -> Rows:
+        order = _order(symbol, stamp)
+        if order is None:
+            return cls(x, y, symbol, stamp)
+        return cls(x[order], y[order], *_take(symbol, stamp, order))
+
+    def dmatrix(self, features: list[str], scale: np.ndarray, ref: xgb.QuantileDMatrix | None = None) -> xgb.QuantileDMatrix:
+        """Quantised straight from the float32 matrix (no second full-precision copy inside
+        XGBoost); validation takes the bins of training (`ref`)."""
+        return xgb.QuantileDMatrix(self.x, label=self.y / scale.astype(np.float32), feature_names=features,
+                                   nthread=-1, ref=ref)
 
 
-def train_booster(train: pd.DataFrame, valid: pd.DataFrame | None, features: list[str], params: dict[str, Any],
-                  scale: np.ndarray, nthread: int = 0, targets: list[str] = TARGETS, resume: xgb.Booster | None = None,
+def _keys(columns: Any, column: Callable[[str], np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if "symbol" not in columns or "timestamp" not in columns:
+        return None, None
+    stamp = np.asarray(column("timestamp"))
+    if stamp.dtype == object:  # tz-aware pandas timestamps
+        stamp = pd.DatetimeIndex(stamp).as_unit("ms").asi8
+    return np.asarray(column("symbol"), dtype=object), stamp.astype("datetime64[ms]").view(np.int64)
+
+
+def _order(symbol: np.ndarray | None, stamp: np.ndarray | None) -> np.ndarray | None:
+    if symbol is None or stamp is None:
+        return None
+    _, codes = np.unique(symbol, return_inverse=True)  # codes in the symbols' sorted order
+    return np.lexsort((stamp, codes))  # by symbol, then time; stable
+
+
+def _take(symbol: np.ndarray | None, stamp: np.ndarray | None,
+          order: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if order is None or symbol is None or stamp is None:
+        return symbol, stamp
+    return symbol[order], stamp[order]
+
+
+def train_booster(train: Rows, valid: Rows | None, features: list[str], params: dict[str, Any],
+                  scale: np.ndarray, nthread: int = 0, resume: xgb.Booster | None = None,
                   callbacks: list[xgb.callback.TrainingCallback] | None = None) -> tuple[xgb.Booster, dict[str, Any]]:
     """The one `xgboost.train` of the project (the weekly job, the backtest, Ray Train's workers,
     tuning's trials): standardised targets, early stopping on `valid`, up to `n_estimators` trees
@@ -88,8 +157,8 @@ def train_booster(train: pd.DataFrame, valid: pd.DataFrame | None, features: lis
     done = 0 if resume is None else resume.num_boosted_rounds()
     rounds = max(0, int(params["n_estimators"]) - done)
     callbacks = [*(callbacks or []), _Progress(done + rounds, "trees" if valid is not None else "trees of the refit")]
-    dtrain = to_dmatrix(train, features, scale, targets)
-    evals = [] if valid is None else [(to_dmatrix(valid, features, scale, targets, ref=dtrain), "valid")]
+    dtrain = train.dmatrix(features, scale)
+    evals = [] if valid is None else [(valid.dmatrix(features, scale, ref=dtrain), "valid")]
     booster = xgb.train(
         booster_params(params, nthread), dtrain,
         num_boost_round=rounds,
@@ -105,16 +174,14 @@ def train_booster(train: pd.DataFrame, valid: pd.DataFrame | None, features: lis
     return booster, history
 
 
-def refit_booster(train: pd.DataFrame, gap: pd.DataFrame, valid: pd.DataFrame, first: xgb.Booster,
-                  features: list[str], params: dict[str, Any], scale: np.ndarray, nthread: int = 0,
-                  targets: list[str] = TARGETS) -> xgb.Booster:
+def refit_booster(train: Rows, gap: Rows, valid: Rows, first: xgb.Booster, features: list[str],
+                  params: dict[str, Any], scale: np.ndarray, nthread: int = 0) -> xgb.Booster:
     """`first`'s parameters and trees (as many as validation chose) fitted again on every row
     before the end of validation, with the same target scale: the same model, having seen the
     most recent candles. No early stopping and no evaluation: validation is now training data and
     cannot judge."""
-    rows = _in_order(pd.concat([train, gap, valid], ignore_index=True))
-    booster, _ = train_booster(rows, None, features, {**params, "n_estimators": first.num_boosted_rounds()}, scale,
-                               nthread, targets)
+    booster, _ = train_booster(Rows.joined([train, gap, valid]), None, features,
+                               {**params, "n_estimators": first.num_boosted_rounds()}, scale, nthread)
     return booster
 
 
@@ -123,9 +190,10 @@ def fit_local(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], par
     """The fit in this process (the baseline the Ray path is measured against); with `refit_gap`
     (the rows between train and valid), the refit too (`refit_booster`)."""
     scale = target_scale(train, targets)
-    booster, history = train_booster(train, valid, features, params, scale, nthread, targets)
-    refit = None if refit_gap is None else refit_booster(train, refit_gap, valid, booster, features, params, scale,
-                                                          nthread, targets)
+    train_rows, valid_rows = Rows.of_frame(train, features, targets), Rows.of_frame(valid, features, targets)
+    booster, history = train_booster(train_rows, valid_rows, features, params, scale, nthread)
+    refit = None if refit_gap is None else refit_booster(train_rows, Rows.of_frame(refit_gap, features, targets),
+                                                          valid_rows, booster, features, params, scale, nthread)
     return FitResult(booster, scale.tolist(), dict(params), int(booster.best_iteration),
                      {"valid_rmse": history["valid"]["rmse"]}, refit)
 
@@ -180,22 +248,20 @@ class _Checkpoints(xgb.callback.TrainingCallback):
         return False
 
 
-def _in_order(frame: pd.DataFrame) -> pd.DataFrame:
-    keys = [k for k in ("symbol", "timestamp") if k in frame.columns]
-    return frame.sort_values(keys, kind="stable").reset_index(drop=True) if keys else frame
-
-
 def _train_loop_per_worker(config: dict[str, Any]) -> None:
     features: list[str] = config["features"]
     scale = np.asarray(config["target_scale"])
     targets: list[str] = config.get("targets", TARGETS)
-    # Ray Data hands rows over in no fixed order; sorted, the same rows give the same model
-    train, valid = _in_order(engine.shard("train")), _in_order(engine.shard("valid"))
+
+    def shard(name: str) -> Rows:
+        return Rows.of_arrow(engine.shard(name), features, targets)
+
+    train, valid = shard("train"), shard("valid")
     resumed = engine.resumed(_load)  # a restart after a failure: continue from the last checkpoint
     done = 0 if resumed is None else resumed.num_boosted_rounds()
     # fault injection for tests: fail once, in the first attempt only
     fail_after = config.get("fail_once_after") if resumed is None else None
-    booster, history = train_booster(train, valid, features, config["params"], scale, config["nthread"], targets,
+    booster, history = train_booster(train, valid, features, config["params"], scale, config["nthread"],
                                      resume=resumed,
                                      callbacks=[_Checkpoints(config.get("checkpoint_every", 0), fail_after)])
     rmse = history.get("valid", {}).get("rmse", [np.nan])
@@ -205,8 +271,8 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
     refit = None
     if config.get("refit"):  # the same worker group and shards: no second start-up, no second read of the rows
         engine.report(metrics, _save(booster))  # a failure during the refit resumes from the finished first fit
-        refit = refit_booster(train, engine.shard("gap"), valid, booster, features, config["params"], scale,
-                              config["nthread"], targets)
+        refit = refit_booster(train, shard("gap"), valid, booster, features, config["params"], scale,
+                              config["nthread"])
     engine.report(metrics, _save(booster, refit))
 
 

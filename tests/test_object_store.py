@@ -117,7 +117,8 @@ def test_weekly_training_with_lake_checkpoints_and_models_in_the_bucket(s3: str,
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     weekly_training.main(["--top", "6", "--timeframes", "1d", "--as-of", "2024-12-31", "--n-estimators", "20",
-                          "--max-depth", "4", "--origins", "60", "--model", "xgboost"])
+                          "--max-depth", "4", "--origins", "60", "--model", "xgboost",
+                          "--one-task-below", "0"])  # Ray Train, whose checkpoints go to the bucket
     engine = make_engine(pg_database_url)
     registry = ModelRegistry(engine, env["MODEL_DIR"], cache_dir=tmp_path / "cache")
     active = registry.active("1d")

@@ -80,9 +80,6 @@ class Rows:
     symbol: np.ndarray | None = None  # the sort keys, kept so that parts can be joined in order
     stamp: np.ndarray | None = None  # int64
 
-    def __len__(self) -> int:
-        return len(self.x)
-
     @classmethod
     def of_frame(cls, frame: pd.DataFrame, features: list[str], targets: list[str] = TARGETS) -> Rows:
         symbol, stamp = _keys(frame.columns, lambda k: frame[k].to_numpy())

@@ -12,9 +12,9 @@ test origins. Printed per model: the MAE ratio to naive at h = 1, 5, 10, 30 with
 bootstrap interval (blocks of 10 candles of origin time, all symbols together: neighbouring
 origins share most of their future and coins move together), the 80 % band's coverage at h = 1
 and 30, and for the chosen model the reliability table of its confidence (deciles of the steps
-that call a direction). Beside the candidates, `xgboost_refit`: the recursive XGBoost fitted
-again on train + validation with its first calibration, as the weekly job deploys it (the A/B of
-refitting). Everything also goes to bench/results/honesty.json; `--render` prints its tables.
+that call a direction). Beside each candidate, its refit (`xgboost_refit`, `ensemble_refit`,
+...): the same model fitted again on train + validation with its first calibration, as the
+weekly job deploys it (the A/B of refitting). Everything also goes to bench/results/honesty.json; `--render` prints its tables.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from jobs.cli import model_params
 from market_data.csv_source import CsvSource
 from market_data.update import update_pair
 from storage.lake import Lake
-from training.backtest import REFIT
+from training.backtest import refit_name
 from training.calibration import reliability
-from training.evaluation import Origins, mae_ratio_interval, select_origins, time_blocks
+from training.evaluation import Origins, mae_ratio_interval, select_origins, share_interval, time_blocks
 from training.forecaster import ForecastModel
 from training.pipeline import fit_candidates
 from training.selection import choose
@@ -103,8 +103,11 @@ def score(model: ForecastModel, origins: Origins, blocks: np.ndarray) -> dict[st
     for h in HORIZONS:
         out["mae_ratio"][str(h)] = mae_ratio_interval(err[:, h - 1], naive[:, h - 1], blocks)
         out["raw_mae_ratio"][str(h)] = mae_ratio_interval(raw_err[:, h - 1], naive[:, h - 1], blocks)
+    out["coverage_interval"] = {}
     for h in (1, HORIZON):
-        out["coverage_80"][str(h)] = float(np.mean((lower[:, h - 1] <= actual[:, h - 1]) & (actual[:, h - 1] <= upper[:, h - 1])))
+        hits = (lower[:, h - 1] <= actual[:, h - 1]) & (actual[:, h - 1] <= upper[:, h - 1])
+        out["coverage_80"][str(h)] = float(np.mean(hits))
+        out["coverage_interval"][str(h)] = share_interval(hits, blocks)
     called = fc.direction != 0
     out["called"] = float(called.mean())
     out["reliability"] = reliability(fc.confidence[called], (np.sign(actual) == fc.direction)[called])
@@ -123,8 +126,6 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime, param
         candidates, candles, split = fitted.candidates, fitted.candles, fitted.split
         choice = choose(candidates, candles, split, plan.max_origins)
         print(f"[{timeframe} {start:%Y-%m-%d}] choose     {choice.describe()}", flush=True)
-        # the A/B of refitting on train + validation (what `auto` deploys when it picks the recursive model)
-        refitted = fitted.refits["xgboost"]
         chosen = fitted.deployed(choice.name, choice.forecaster)
         test = load_candles(tmp, list(candles), timeframe, pd.Timestamp(end))
         window = max(f.window for f in candidates.values())
@@ -133,7 +134,13 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime, param
         origins = select_origins(test, pd.Timestamp(start), pd.Timestamp(end), window, stride=stride,
                                  max_origins=plan.max_origins, horizon=HORIZON)
         blocks = time_blocks(origins, timeframe)
-        models: dict[str, ForecastModel] = {**candidates, REFIT: refitted, f"auto ({choice.name})": chosen}
+        # each candidate beside its refit on train + validation (the A/B of refitting: what is deployed)
+        models: dict[str, ForecastModel] = {}
+        for name, candidate in candidates.items():
+            models[name] = candidate
+            if name in fitted.refits:
+                models[refit_name(name)] = fitted.refits[name]
+        models[f"auto ({choice.name})"] = chosen
         scores = {name: score(model, origins, blocks) for name, model in models.items()}
     return {"timeframe": timeframe, "window": f"{start:%Y-%m-%d} to {end:%Y-%m-%d}", "symbols": len(candles),
             "origins": len(origins), "stride": stride, "blocks": int(len(np.unique(blocks))), "chosen": choice.name,
@@ -145,16 +152,16 @@ def window_table(result: dict[str, Any]) -> list[str]:
     """Every model of one window: MAE ratio to naive with its interval per horizon, coverage, and
     the share of steps that call a direction; the chosen model's reliability table."""
     head = " ".join(f"{'MAE/naive h' + str(h):>21}" for h in HORIZONS)
-    lines = [f"{'model':<22} {head}  {'cov h1':>7} {'cov h30':>7} {'called':>7}"]
+    lines = [f"{'model':<30} {head}  {'cov h1':>7} {'cov h30':>7} {'called':>7}"]
     for name, s in result["models"].items():
         cells = " ".join(f"{r:>7.3f} [{lo:.3f},{hi:.3f}]" for r, lo, hi in (s["mae_ratio"][str(h)] for h in HORIZONS))
-        lines.append(f"{name:<22} {cells}  {s['coverage_80']['1']:>7.3f} {s['coverage_80']['30']:>7.3f} "
+        lines.append(f"{name:<30} {cells}  {s['coverage_80']['1']:>7.3f} {s['coverage_80']['30']:>7.3f} "
                      f"{s['called']:>7.3f}")
-    for name in ("xgboost", REFIT):  # the refit's A/B on the model's own forecast (shrinkage hides it)
-        raw = result["models"].get(name, {}).get("raw_mae_ratio")
-        if raw:
+    for name, s in result["models"].items():  # refits' A/B on the models' own forecasts (shrinkage hides it)
+        raw = s.get("raw_mae_ratio")
+        if raw and not name.startswith("auto"):
             cells = " ".join(f"{r:>7.3f} [{lo:.3f},{hi:.3f}]" for r, lo, hi in (raw[str(h)] for h in HORIZONS))
-            lines.append(f"{name + ' unshrunk':<22} {cells}")
+            lines.append(f"{name + ' unshrunk':<30} {cells}")
     chosen = next(v for k, v in result["models"].items() if k.startswith("auto"))
     if chosen["reliability"]:
         rows = ", ".join(f"{r['predicted']:.3f}->{r['observed']:.3f} (n {r['n']})" for r in chosen["reliability"])
@@ -171,11 +178,19 @@ def print_window(result: dict[str, Any]) -> None:
     print("\n".join(window_table(result)))
 
 
+def _coverage(scores: dict[str, Any], h: str) -> str:
+    """Coverage with its block-bootstrap interval where the run saved one."""
+    cover = f"{scores['coverage_80'][h]:.3f}"
+    interval = scores.get("coverage_interval", {}).get(h)
+    return cover if interval is None else f"{cover} [{interval[1]:.3f}, {interval[2]:.3f}]"
+
+
 def markdown(results: list[dict[str, Any]]) -> str:
     """bench/README.md's tables of a run (`--render honesty.json`): the chosen forecaster per
     window, the candidates' worst reliability deciles, and every model per window."""
     out = ["The chosen forecaster (`auto`) per window, against naive on the same origins:", "",
-           "| timeframe | test window | chosen | MAE/naive h1 [95 %] | h5 | h10 | h30 [95 %] | cover h1 | cover h30 "
+           "| timeframe | test window | chosen | MAE/naive h1 [95 %] | h5 | h10 | h30 [95 %] | cover h1 [95 %] "
+           "| cover h30 [95 %] "
            "| candidates at h30: best; worst |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         auto = next(v for k, v in r["models"].items() if k.startswith("auto"))
@@ -184,7 +199,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         best, worst = min(h30, key=lambda k: h30[k]), max(h30, key=lambda k: h30[k])
         out.append(f"| {r['timeframe']} | {r['window']} | {r['chosen']} | {m['1'][0]:.3f} [{m['1'][1]:.3f}, "
                    f"{m['1'][2]:.3f}] | {m['5'][0]:.3f} | {m['10'][0]:.3f} | {m['30'][0]:.3f} [{m['30'][1]:.3f}, "
-                   f"{m['30'][2]:.3f}] | {auto['coverage_80']['1']:.3f} | {auto['coverage_80']['30']:.3f} | "
+                   f"{m['30'][2]:.3f}] | {_coverage(auto, '1')} | {_coverage(auto, '30')} | "
                    f"{best} {h30[best]:.3f}; {worst} {h30[worst]:.3f} |")
     out += ["", "Reliability of the candidates on the test windows:", "",
             "| timeframe | test window | largest reliability gap per candidate (worst decile, stated - observed; "

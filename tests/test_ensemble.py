@@ -21,10 +21,10 @@ from training.calibration import horizon_scale
 from training.direct_data import SEQ_LEN, horizon_targets, sequence_features, symbol_direct_rows
 from training.direct_pipeline import VARIANTS, calibrate_variants, fit_direct
 from training.direct_xgb import ANCHORS, interpolation_matrix
-from training.ensemble import FIXED_WEIGHTS, DirectForecaster, fit_weights
+from training.ensemble import FIXED_WEIGHTS, fit_weights
 from training.evaluation import evaluate, insample_naive_mae, select_origins
 from training.spec import FitSpec
-from training.stages import StageTimer
+from training.stages import Fitted, StageTimer
 
 END = pd.Timestamp("2024-12-31", tz="UTC")
 SMALL = {
@@ -35,7 +35,7 @@ SMALL = {
 
 
 @pytest.fixture(scope="module")
-def family(binance_lake) -> tuple[dict[str, DirectForecaster], dict[str, pd.DataFrame], object]:
+def family(binance_lake) -> Fitted:
     root, tickers = binance_lake
     timer = StageTimer("test", echo=lambda _: None)
     return fit_direct(timer, FitSpec(root, tickers, "1d", END, direct_params=SMALL, use_ray=False,
@@ -89,7 +89,7 @@ def test_anchor_interpolation_is_exact_at_anchors_and_linear_between() -> None:
 
 
 def test_every_model_trains_and_the_ensemble_combines_them(family) -> None:
-    forecasters, candles, split = family
+    forecasters, candles, split = family.candidates, family.candles, family.split
     assert set(forecasters) == set(VARIANTS)
     ensemble = forecasters["ensemble"]
     assert ensemble.weights == FIXED_WEIGHTS
@@ -106,6 +106,53 @@ def test_every_model_trains_and_the_ensemble_combines_them(family) -> None:
         np.testing.assert_allclose(single, members[name] * horizon_scale(ensemble.sigma(origins.windows), 30), rtol=1e-9)
 
 
+def test_every_variant_is_refitted_with_what_validation_chose(family) -> None:
+    split = family.split
+    assert set(family.refits) == set(VARIANTS)
+    for name, again in family.refits.items():
+        first = family.candidates[name]
+        assert again.calibration is first.calibration and again.weights == first.weights, name
+        assert again.meta["refit"]["train_end"] == split.valid_end.isoformat()
+        # everything before the end of validation: train, the purge gap and validation
+        assert again.meta["train_rows"] > first.meta["train_rows"] + first.meta["valid_rows"]
+    members, refitted = family.candidates["ensemble"].members, family.refits["ensemble"].members
+    assert refitted["xgb_direct"].booster.num_boosted_rounds() == members["xgb_direct"].booster.num_boosted_rounds()
+    assert refitted["lstm"].info["refit"]["epochs"] == members["lstm"].info["best_epoch"]
+    assert family.refits["lstm"].members["lstm"] is refitted["lstm"]  # each member refitted once, shared
+    origins = select_origins(family.candles, split.holdout_start, END, family.refits["ensemble"].window, max_origins=40)
+    first_z = family.candidates["ensemble"].member_z(origins.windows)
+    again_z = family.refits["ensemble"].member_z(origins.windows)
+    for name in FIXED_WEIGHTS:  # more (and more recent) rows: a different model behind the same interface
+        assert not np.allclose(first_z[name], again_z[name]), name
+    assert family.deployed("ensemble").members is family.refits["ensemble"].members
+
+
+def test_a_member_refitted_on_its_own_training_rows_is_the_first_fit() -> None:
+    """A refit changes the rows, nothing else: the rounds, trees and epochs validation chose, the
+    same parameters and seeds, and (for the LSTM) the first fit's input scaling."""
+    from engine.layout import RunOptions
+    from training.direct_data import DirectRows
+    from training.ensemble import MEMBER_TYPES
+
+    rng = np.random.default_rng(1)
+    n, width = 900, 6
+    seq = rng.normal(size=(n, SEQ_LEN, width)).astype(np.float32)
+    x = seq[:, -1, :]
+    y = (np.repeat(x[:, :1] * 0.4, 30, axis=1) + rng.normal(scale=0.5, size=(n, 30))).astype(np.float32)
+    rows = DirectRows(np.full(n, "X:A", dtype=object), np.zeros(n, dtype="datetime64[ms]"), x, seq, y)
+    train, valid = rows.take(np.arange(n) < 700), rows.take(np.arange(n) >= 700)
+    params = {"xgb_direct": {**SMALL["xgb_direct"], "n_estimators": 60}, "rf": {"n_estimators": 10},
+              "lstm": {"epochs": 6, "patience": 2, "hidden": 8}}
+    local = RunOptions(use_ray=False)
+    features = [f"f{i}" for i in range(width)]
+    for name, kind in MEMBER_TYPES.items():
+        first = kind.fit(train, valid, features, params[name], local)
+        again = first.refit(train, local)
+        np.testing.assert_array_equal(again.predict(valid.x, valid.seq), first.predict(valid.x, valid.seq), err_msg=name)
+        assert again.info["refit"]["rows"] == len(train)
+        assert not np.array_equal(first.refit(rows, local).predict(valid.x, valid.seq), first.predict(valid.x, valid.seq))
+
+
 def test_fitted_weights_find_the_informative_member() -> None:
     rng = np.random.default_rng(0)
     truth = rng.normal(size=(400, 30))
@@ -117,7 +164,7 @@ def test_fitted_weights_find_the_informative_member() -> None:
 
 
 def test_calibration_sees_validation_data_only(family) -> None:
-    forecasters, candles, split = family
+    forecasters, candles, split = family.candidates, family.candles, family.split
     members = forecasters["ensemble"].members
     # cutting off everything after the validation futures changes nothing
     cut = {s: f[f["timestamp"] < split.valid_end + pd.Timedelta(days=31)].reset_index(drop=True)
@@ -130,7 +177,7 @@ def test_calibration_sees_validation_data_only(family) -> None:
 
 
 def test_ensemble_forecasts_are_consistent_and_bands_widen(family) -> None:
-    forecasters, candles, split = family
+    forecasters, candles, split = family.candidates, family.candles, family.split
     ensemble = forecasters["ensemble"]
     origins = select_origins(candles, split.holdout_start, END, ensemble.window, max_origins=80)
     out = ensemble.predict_windows(origins.windows)
@@ -149,7 +196,7 @@ def test_ensemble_forecasts_are_consistent_and_bands_widen(family) -> None:
 
 
 def test_evaluation_of_the_ensemble_reports_naive_alike(family) -> None:
-    forecasters, candles, split = family
+    forecasters, candles, split = family.candidates, family.candles, family.split
     origins = select_origins(candles, split.holdout_start, END, forecasters["ensemble"].window, max_origins=80)
     report = evaluate(forecasters["ensemble"], origins, insample_naive_mae(candles, split.train_end))
     assert set(report["model"]["horizons"]) == {str(h) for h in range(1, 31)}
@@ -167,7 +214,7 @@ def _register(engine, tmp_path: Path, forecaster) -> tuple[ModelRegistry, object
 
 
 def test_ensemble_artifact_roundtrip_and_refusals(family, engine, tmp_path: Path) -> None:
-    forecasters, candles, split = family
+    forecasters, candles = family.candidates, family.candles
     ensemble = forecasters["ensemble"]
     registry, record = _register(engine, tmp_path, ensemble)
     folder = Path(record.model_path)
@@ -190,7 +237,7 @@ class Smuggled:
 
 
 def test_member_files_with_unexpected_content_are_refused(family, tmp_path: Path) -> None:
-    forecasters, _, _ = family
+    forecasters = family.candidates
     ensemble = forecasters["ensemble"]
     ensemble.save(tmp_path / "ok")
     # a random-forest file holding another type
@@ -225,18 +272,18 @@ def test_backtest_ab_reports_every_model_beside_naive(binance_lake) -> None:
     report = run_backtest(root, tickers, "1d", datetime(2024, 6, 30, tzinfo=timezone.utc),
                           datetime(2024, 12, 31, tzinfo=timezone.utc), "all", small_xgb, use_ray=False,
                           max_origins=120, direct_params=SMALL, echo=lambda _: None)
-    assert list(report["models"]) == ["xgboost", "xgboost_refit", *VARIANTS, "auto", "naive"]
+    every = [m for name in ("xgboost", *VARIANTS) for m in (name, f"{name}_refit")]  # each first fit, then its refit
+    assert list(report["models"]) == [*every, "auto", "naive"]
     # auto: the candidate that won on validation (naive included), reported beside every candidate
     choice = report["choice"]
     assert set(choice["validation_mae_vs_naive"]) == {"xgboost", *VARIANTS, "naive"}
     assert choice["chosen"] in choice["validation_mae_vs_naive"]
-    if choice["chosen"] != "naive":  # the recursive model is deployed refitted on train + validation
-        deployed = "xgboost_refit" if choice["chosen"] == "xgboost" else choice["chosen"]
-        assert report["summary"]["auto"] == report["summary"][deployed]
+    if choice["chosen"] != "naive":  # the chosen model is deployed refitted on train + validation
+        assert report["summary"]["auto"] == report["summary"][f"{choice['chosen']}_refit"]
     for name, model in report["models"].items():
         assert set(model["horizons"]) == {str(h) for h in range(1, 31)}, name
         assert set(model["horizons"]["30"]) == {"mae", "mase", "directional_accuracy", "coverage_80"}
-    assert set(report["reliability"]) == {"xgboost", "xgboost_refit", *VARIANTS, "auto"}
+    assert set(report["reliability"]) == {*every, "auto"}
     assert report["weights"]["ensemble"] == FIXED_WEIGHTS
     # the same origins for everyone: naive is computed once from the test candles, not assumed
     assert report["summary"]["naive"]["mae_mean"] > 0 and report["n_forecasts"] > 0
@@ -248,7 +295,7 @@ def test_serving_answers_from_an_active_ensemble(family, pg_database_url: str, t
     from storage.db import make_engine
     from storage.migrate import upgrade
 
-    forecasters, candles, _ = family
+    forecasters, candles, _ = family.candidates, family.candles, family.split
     upgrade(pg_database_url)
     engine = make_engine(pg_database_url)
     registry, record = _register(engine, tmp_path, forecasters["ensemble"])
@@ -287,9 +334,9 @@ def test_every_direct_model_trains_on_the_synthetic_market(tmp_path: Path) -> No
     for ticker in tickers:
         update_pair(Lake(tmp_path), market, ticker, "1d", now)
     timer = StageTimer("synthetic", echo=lambda _: None)
-    forecasters, candles, split = fit_direct(timer, FitSpec(tmp_path, tickers, "1d", pd.Timestamp(now),
-                                                            direct_params=SMALL, use_ray=False,
-                                                            calibration_origins=100))
+    fitted = fit_direct(timer, FitSpec(tmp_path, tickers, "1d", pd.Timestamp(now), direct_params=SMALL,
+                                       use_ray=False, calibration_origins=100))
+    forecasters, candles, split = fitted.candidates, fitted.candles, fitted.split
     origins = select_origins(candles, split.holdout_start, pd.Timestamp(now), forecasters["ensemble"].window,
                              max_origins=60)
     scale = insample_naive_mae(candles, split.train_end)

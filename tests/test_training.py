@@ -19,7 +19,7 @@ from storage.lake import Lake
 from storage.migrate import upgrade
 from storage.registry import ArtifactError, ModelRegistry
 from training.calibration import fit_calibration
-from training.dataset import next_candle_targets, time_split, validated_horizon
+from training.dataset import PART_CODES, PART_COLUMN, next_candle_targets, time_split, validated_horizon
 from training.evaluation import evaluate, insample_naive_mae, select_origins
 from training.forecaster import Forecaster, Windows
 from training.recursive_pipeline import fit_and_calibrate
@@ -68,6 +68,12 @@ def test_split_is_by_time_with_purge_gaps(timeframe: str) -> None:
     assert first < s.train_end < s.valid_start < s.valid_end < s.holdout_start < last
     parts = s.part(pd.Series(pd.date_range(first, last, freq="1D")))
     assert [k for k, _ in groupby(parts)] == ["train", "gap", "valid", "gap", "holdout"]  # never interleaved
+    # the labels of Ray's rows (`codes`, in whole milliseconds) pick exactly what `rows_of` picks
+    hours = pd.DataFrame({"timestamp": pd.date_range(first, last, freq="1h").astype("datetime64[ms, UTC]")})
+    codes = s.codes(hours["timestamp"].to_numpy())
+    for name, code in PART_CODES.items():
+        assert hours[codes == code].equals(s.rows_of(hours, name)), name
+    assert hours[codes >= 0].equals(s.rows_of(hours, "refit"))
     with pytest.raises(ValueError, match="too short"):
         time_split(last - pd.Timedelta(days=100), last, "1d")
 
@@ -363,9 +369,10 @@ def test_a_failed_train_worker_restarts_and_resumes_from_its_checkpoint(ray_loca
     params = {**DEFAULT_PARAMS, "n_estimators": 40, "max_depth": 3, "learning_rate": 0.05}
     seen: list[tuple[int, int, str]] = []
     with reporting(lambda done, total, unit: seen.append((done, total, unit))):  # a stage of the driver
-        fit = fit_with_ray(ray.data.from_pandas(frame.iloc[:2400]), ray.data.from_pandas(frame.iloc[2400:]), features,
-                           params, np.ones(3), RunOptions(storage_path=str(tmp_path), max_failures=1),
-                           checkpoint_every=10, fail_once_after=20)
+        frame[PART_COLUMN] = np.where(np.arange(len(frame)) < 2400, PART_CODES["train"], PART_CODES["valid"]).astype(np.int8)
+        fit = fit_with_ray(ray.data.from_pandas(frame), features, params, np.ones(3),
+                           RunOptions(storage_path=str(tmp_path), max_failures=1), checkpoint_every=10,
+                           fail_once_after=20)
     assert fit.history["resumed_from"] == [20]  # the restarted worker went on from its checkpoint
     assert fit.booster.num_boosted_rounds() == 40
     # the workers' progress reached the driver's stage while the fit ran (the restart takes seconds)
@@ -373,8 +380,9 @@ def test_a_failed_train_worker_restarts_and_resumes_from_its_checkpoint(ray_loca
 
 
 def test_ray_train_fits_the_same_trees_as_one_process_from_shuffled_arrow_shards(ray_local) -> None:
-    """The worker builds its matrix from Arrow blocks in whatever order Ray Data hands them over;
-    sorted by (symbol, timestamp) it must fit, and refit, exactly what the plain loop fits."""
+    """The worker builds its matrix from Arrow blocks in whatever order Ray Data hands them over,
+    every part of the split in one labelled dataset; sorted by (symbol, timestamp) it must fit,
+    and refit, exactly what the plain loop fits, from the same target scale."""
     import ray
 
     from engine.layout import RunOptions
@@ -392,19 +400,24 @@ def test_ray_train_fits_the_same_trees_as_one_process_from_shuffled_arrow_shards
     for target in TARGETS:
         frame[target] = (np.nan_to_num(frame["f0"]) * 0.3 + rng.normal(size=len(frame))).astype(np.float32)
     day = frame["timestamp"].dt.day_of_year
-    train, gap, valid = frame[day <= 300], frame[(day > 300) & (day <= 330)], frame[day > 330]
+    frame[PART_COLUMN] = np.select([day <= 300, day <= 330], [PART_CODES["train"], PART_CODES["purge"]],
+                                   PART_CODES["valid"]).astype(np.int8)
+    train, valid = frame[day <= 300], frame[day > 330]
     params = {**DEFAULT_PARAMS, "n_estimators": 30, "max_depth": 4}  # subsample 0.8: row order matters
+    mixed = frame.sample(frac=1.0, random_state=1)
+    shuffled = ray.data.from_pandas([mixed.iloc[i::3] for i in range(3)])
 
-    def shuffled(part: pd.DataFrame) -> object:
-        mixed = part.sample(frac=1.0, random_state=1)
-        return ray.data.from_pandas([mixed.iloc[i::3] for i in range(3)])
-
-    local = fit_local(train, valid, features, params, refit_gap=gap)
-    on_ray = fit_with_ray(shuffled(train), shuffled(valid), features, params, target_scale(train), RunOptions(),
-                          refit_gap_ds=shuffled(gap))
+    local = fit_local(train, valid, features, params, refit_rows=lambda: frame)
+    scale = target_scale(mixed[mixed[PART_COLUMN] == PART_CODES["train"]])  # sorted first: any order, one scale
+    assert scale.tolist() == local.target_scale
+    on_ray = fit_with_ray(shuffled, features, params, scale, RunOptions(), refit=True)
     assert on_ray.booster.get_dump() == local.booster.get_dump()
     assert on_ray.refit is not None and local.refit is not None
     assert on_ray.refit.get_dump() == local.refit.get_dump()
+    # the control permutes the same sorted targets on both paths
+    control = fit_local(train, valid, features, params, shuffle_targets=True)
+    assert fit_with_ray(shuffled, features, params, scale, RunOptions(), shuffle_targets=True).booster.get_dump() == \
+        control.booster.get_dump()
 
 
 def test_a_long_stage_shows_its_progress_while_it_runs() -> None:

@@ -1,6 +1,6 @@
 """Walk-forward backtest: fit on candles up to `train_end`, forecast every origin of the test
-period, and report each model beside naive in the JSON shape README.md documents. The recursive
-XGBoost is reported twice: as first fitted on the train part (`xgboost`) and refitted on train +
+period, and report each model beside naive in the JSON shape README.md documents. Each model is
+reported twice: as first fitted on the train part (e.g. `xgboost`) and refitted on train +
 validation with its calibration kept (`xgboost_refit`), which is what the weekly job deploys.
 
 Several models can be compared in one run (an A/B): they are fitted on the same candles with the
@@ -32,8 +32,6 @@ def refit_name(name: str) -> str:
     """How the backtest reports a candidate's refit (fitted again on train + validation, as deployed)."""
     return f"{name}_refit"
 
-
-REFIT = refit_name("xgboost")
 
 FRACTIONS = (0.75, 0.25, 0.0)  # train | valid before train_end; the test period is the holdout
 
@@ -67,12 +65,12 @@ def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train
         fitted = fit_and_calibrate(timer, spec)
     direct = tuple(n for n in names if n in VARIANTS and (fitted is None or n not in fitted.candidates))
     if direct:
-        members, candles, split = fit_direct(timer, spec, variants=direct,
-                                             loaded=None if fitted is None else (fitted.candles, fitted.split))
+        direct_fit = fit_direct(timer, spec, variants=direct,
+                                loaded=None if fitted is None else (fitted.candles, fitted.split))
         if fitted is None:
-            fitted = Fitted(dict(members), candles, split)
+            fitted = direct_fit
         else:
-            fitted.candidates.update(members)
+            fitted.add(direct_fit)
     if fitted is None:  # parse_models admits only known names, so one was fitted
         raise ValueError(f"no model to backtest in {names}")
     train_candles, split = fitted.candles, fitted.split

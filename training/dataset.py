@@ -26,6 +26,8 @@ from market_data.timeframes import spec
 from storage.lake import Lake
 
 TARGETS = ["target_ret", "target_up", "target_down"]
+PART_COLUMN = "part"  # a training row's part of the split, as `Split.codes` labels it
+PART_CODES = {"train": 0, "valid": 1, "purge": 2}  # -1: none the fit uses (the holdout and its gap)
 def validated_horizon(timeframe: str) -> int:
     """How far ahead held-out data can check this timeframe's forecasts (`Timeframe.validated_horizon`)."""
     return spec(timeframe).validated_horizon
@@ -118,10 +120,22 @@ class Split:
         return out
 
     def bounds(self, part: str) -> tuple[pd.Timestamp | None, pd.Timestamp]:
-        """[start, end) of 'train', 'valid' or 'purge' (the gap between them, which a refit adds
-        to its rows); start None: from the first candle."""
+        """[start, end) of 'train', 'valid', 'purge' (the gap between them) or 'refit' (all
+        three: what a refit learns from); start None: from the first candle."""
         return {"train": (None, self.train_end), "purge": (self.train_end, self.valid_start),
-                "valid": (self.valid_start, self.valid_end)}[part]
+                "valid": (self.valid_start, self.valid_end), "refit": (None, self.valid_end)}[part]
+
+    def codes(self, stamps: np.ndarray) -> np.ndarray:
+        """`PART_CODES` of each timestamp (datetime64 in UTC, or tz-aware), as int8; -1 outside
+        train, purge and valid. For labelling rows in bulk (Arrow batches) where `part`'s
+        strings would cost."""
+        ms = pd.DatetimeIndex(stamps).as_unit("ms").asi8
+        out = np.full(len(ms), -1, np.int8)
+        for name in PART_CODES:
+            start, end = self.bounds(name)
+            keep = ms < _ceil_ms(end)
+            out[keep if start is None else keep & (ms >= _ceil_ms(start))] = PART_CODES[name]
+        return out
 
     def rows_of(self, frame: pd.DataFrame, part: str) -> pd.DataFrame:
         """The rows of `frame` whose timestamp falls in `part` (see `bounds`)."""
@@ -131,6 +145,12 @@ class Split:
 
     def as_dict(self) -> dict[str, str]:
         return {k: v.isoformat() for k, v in self.__dict__.items()}
+
+
+def _ceil_ms(stamp: pd.Timestamp) -> int:
+    """The first whole millisecond at or after `stamp`: t < stamp exactly when t_ms < this, for
+    timestamps in whole milliseconds (a split's bounds carry fractions of a candle)."""
+    return -(-int(stamp.value) // 1_000_000)
 
 
 def time_split(first: pd.Timestamp, last: pd.Timestamp, timeframe: str,

@@ -86,8 +86,12 @@ class DirectRows:
                    np.zeros((0, HORIZON), np.float32))
 
     def split(self, split: Split) -> dict[str, DirectRows]:
-        parts = split.part(pd.Series(pd.to_datetime(self.timestamp, utc=True))).to_numpy()
-        return {name: self.take(parts == name) for name in ("train", "valid", "holdout")}
+        """'train', 'valid', 'holdout', and 'refit': every origin before the end of validation
+        (train, the purge gap and validation), what a refit learns from."""
+        stamps = pd.Series(pd.to_datetime(self.timestamp, utc=True))
+        parts = split.part(stamps).to_numpy()
+        return {**{name: self.take(parts == name) for name in ("train", "valid", "holdout")},
+                "refit": self.take((stamps < split.valid_end).to_numpy())}
 
 
 def symbol_direct_rows(candles: pd.DataFrame, ticker: str, timeframe: str, stride: int = 1) -> DirectRows:

@@ -69,11 +69,14 @@ def train_epochs(net: nn.Module, data: dict[str, np.ndarray], params: dict[str, 
                  state: dict[str, Any] | None = None,
                  on_epoch: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
     """The training loop shared by Ray workers and the local path; returns the final state
-    (best weights, epochs run, best validation loss). `state` resumes a checkpointed run."""
+    (best weights and their epoch, epochs run, best validation loss). `state` resumes a
+    checkpointed run. Without validation rows in `data` (a refit), every epoch runs and the last
+    weights are the model."""
     module = net.module if hasattr(net, "module") else net
     optimiser = torch.optim.AdamW(net.parameters(), lr=float(params["learning_rate"]),
                                   weight_decay=float(params["weight_decay"]))
-    state = dict(state or {"epoch": 0, "best_loss": float("inf"), "bad_epochs": 0, "best": None})
+    state = dict(state or {"epoch": 0, "best_loss": float("inf"), "bad_epochs": 0, "best": None, "best_epoch": 0})
+    validated = "valid_seq" in data
     if "model" in state:
         module.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
@@ -88,13 +91,14 @@ def train_epochs(net: nn.Module, data: dict[str, np.ndarray], params: dict[str, 
             loss = nn.functional.huber_loss(net(torch.from_numpy(seq[pick])), torch.from_numpy(y[pick]))
             loss.backward()
             optimiser.step()
-        valid = _loss(module, data["valid_seq"], data["valid_y"])
-        if valid < state["best_loss"]:
-            state.update(best_loss=valid, bad_epochs=0, best={k: v.clone() for k, v in module.state_dict().items()})
+        valid = _loss(module, data["valid_seq"], data["valid_y"]) if validated else float("nan")
+        if validated and valid < state["best_loss"]:
+            state.update(best_loss=valid, bad_epochs=0, best_epoch=epoch + 1,
+                         best={k: v.clone() for k, v in module.state_dict().items()})
         else:
             state["bad_epochs"] += 1
         state.update(epoch=epoch + 1, model=module.state_dict(), optimiser=optimiser.state_dict(), valid_loss=valid)
-        stop = state["bad_epochs"] >= int(params["patience"])
+        stop = validated and state["bad_epochs"] >= int(params["patience"])
         report(epoch + 1, int(params["epochs"]), "epochs (early stopping may end sooner)")
         on_epoch({**state, "done": stop or epoch + 1 == int(params["epochs"])})
         if stop:
@@ -166,8 +170,22 @@ class LSTMDirect:
         net = SequenceNet(train.seq.shape[2], int(params["hidden"]))
         net.load_state_dict(state["best"] if state.get("best") is not None else state["model"])
         info = {"params": params, "epochs": int(state["epoch"]), "best_valid_loss": float(state["best_loss"]),
+                "best_epoch": int(state.get("best_epoch") or state["epoch"]),
                 "resumed_from": int(state.get("resumed_from", 0))}
         return cls(net, features, mean, std, info)
+
+    def refit(self, rows: DirectRows, run: RunOptions) -> LSTMDirect:
+        """As many epochs as validation chose (its best), on inputs standardised as the first fit's
+        were; in one Ray task on Ray (a fixed number of epochs needs no checkpointed early stopping)."""
+        epochs = max(1, int(self.info.get("best_epoch", self.info["epochs"])))
+        params = {**self.info["params"], "epochs": epochs}
+        data = {"seq": standardise(rows.seq, self.mean, self.std), "y": rows.y.astype(np.float32)}
+        args = (data, params, self.net.lstm.hidden_size)
+        weights = engine.run_task(_fit_epochs, *args) if run.use_ray else _fit_epochs(*args, 0)
+        net = SequenceNet(rows.seq.shape[2], self.net.lstm.hidden_size)
+        net.load_state_dict(weights)
+        return LSTMDirect(net, self.features, self.mean, self.std,
+                          {**self.info, "refit": {"rows": len(rows), "epochs": epochs}})
 
     def summary(self) -> str:
         return f"{self.info['epochs']} epochs, best valid loss {self.info['best_valid_loss']:.4f}"
@@ -192,6 +210,17 @@ class LSTMDirect:
             raise ValueError(f"{folder / MODEL_FILE} is not a plain state_dict: {exc}") from exc
         net.load_state_dict(weights, strict=True)
         return cls(net, meta["features"], np.asarray(meta["mean"]), np.asarray(meta["std"]), meta.get("info", {}))
+
+
+def _fit_epochs(data: dict[str, np.ndarray], params: dict[str, Any], hidden: int,
+                threads: int) -> dict[str, torch.Tensor]:
+    """`params["epochs"]` epochs from seed 0 without validation; the final weights. `threads`
+    0: torch's default."""
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    state = train_epochs(SequenceNet(data["seq"].shape[2], hidden), data, params)
+    return {k: v.detach().clone() for k, v in state["model"].items()}
 
 
 def _fit_with_ray(data: dict[str, np.ndarray], params: dict[str, Any], run: RunOptions, checkpoint_every: int,

@@ -25,7 +25,7 @@ from training.direct_xgb import DIRECT_XGB_PARAMS
 from training.ensemble import FIXED_WEIGHTS, MEMBER_TYPES, DirectForecaster, Member, fit_weights
 from training.evaluation import select_origins
 from training.spec import CALIBRATION_ORIGINS, FitSpec
-from training.stages import StageTimer, candles_and_split
+from training.stages import Fitted, StageTimer, candles_and_split
 
 DIRECT_MODELS = ("xgb_direct", "rf", "lstm")
 ENSEMBLES = ("ensemble", "ensemble_fitted")
@@ -88,11 +88,32 @@ def calibrate_variants(members: dict[str, Member], timeframe: str, candles: dict
     return out
 
 
+def refit_variants(timer: StageTimer, forecasters: dict[str, DirectForecaster], rows: DirectRows,
+                   split: Split, spec: FitSpec) -> dict[str, DirectForecaster]:
+    """Every variant as deployed: its members fitted again on `rows` (everything before the end
+    of validation, `Member.refit`), each member once, with the weights and calibration the first
+    fits earned on validation (the only honest ones: residuals of data those fits had not seen)."""
+    first = next(iter(forecasters.values())).members  # every variant holds the same fitted members
+    needed = sorted({name for f in forecasters.values() for name in f.weights})
+    again: dict[str, Member] = {}
+    for name in needed:
+        def refit(member: Member = first[name]) -> Member:
+            return member.refit(rows, spec.run)
+
+        again[name] = timer.run(f"refit {name}", refit, lambda _: f"on {len(rows)} origins to {split.valid_end:%Y-%m-%d}")
+    stamp = {"train_end": split.valid_end.isoformat(), "first_fit_train_end": split.train_end.isoformat()}
+    return {variant: DirectForecaster(again, f.weights, f.timeframe, f.calibration,
+                                      {**f.meta, "train_rows": len(rows), "refit": stamp,
+                                       "members": {n: again[n].info for n in f.weights}})
+            for variant, f in forecasters.items()}
+
+
 def fit_direct(timer: StageTimer, spec: FitSpec, variants: tuple[str, ...] = VARIANTS,
-               loaded: tuple[dict[str, pd.DataFrame], Split] | None = None,
-               ) -> tuple[dict[str, DirectForecaster], dict[str, pd.DataFrame], Split]:
-    """Candles, split, direct rows, the members' fits and every variant's calibration. `loaded`:
-    the candles and split another model of the same spec already read (the lake is read once)."""
+               loaded: tuple[dict[str, pd.DataFrame], Split] | None = None) -> Fitted:
+    """Candles, split, direct rows, the members' fits, every variant's calibration and, with
+    `spec.refit`, every variant's refit (`refit_variants`; never for a shuffled-targets control,
+    which is never deployed). `loaded`: the candles and split another model of the same spec
+    already read (the lake is read once)."""
     timeframe = spec.timeframe
     names = members_needed(variants)
     if validated_horizon(timeframe) < HORIZON:
@@ -115,4 +136,6 @@ def fit_direct(timer: StageTimer, spec: FitSpec, variants: tuple[str, ...] = VAR
     forecasters = timer.run("calibrate", lambda: calibrate_variants(members, timeframe, candles, split, variants,
                                                                    spec.calibration_origins, meta),
                             lambda f: f"{len(f)} variants on validation origins")
-    return forecasters, candles, split
+    refits = {} if not spec.refit or spec.shuffle_targets else refit_variants(timer, forecasters, parts["refit"],
+                                                                              split, spec)
+    return Fitted(dict(forecasters), candles, split, dict(refits))

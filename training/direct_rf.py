@@ -66,6 +66,12 @@ class RFDirect:
             model = _fit(train.x, train.y, params, -1)
         return cls(model, features, {"params": params, "rows": len(train)})
 
+    def refit(self, rows: DirectRows, run: RunOptions) -> RFDirect:
+        """The same forest on more rows (a forest chooses nothing on validation)."""
+        params = self.info["params"]
+        model = engine.run_task(_fit, rows.x, rows.y, params) if run.use_ray else _fit(rows.x, rows.y, params, -1)
+        return RFDirect(model, self.features, {**self.info, "rows": len(rows), "refit": {"rows": len(rows)}})
+
     def summary(self) -> str:
         return f"{self.model.n_estimators} trees, 30 outputs"
 

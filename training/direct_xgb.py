@@ -20,8 +20,9 @@ import engine.train as engine
 from config import HORIZON
 from engine.layout import RunOptions
 from features.build import feature_names
+from training.dataset import PART_CODES, PART_COLUMN
 from training.direct_data import DirectRows
-from training.xgb_train import DEFAULT_PARAMS, fit_local, fit_with_ray, target_scale
+from training.xgb_train import DEFAULT_PARAMS, Rows, fit_local, fit_with_ray, target_scale, train_booster
 
 ANCHORS = (1, 2, 3, 5, 8, 13, 21, 30)
 ANCHOR_TARGETS = [f"z_{h}" for h in ANCHORS]
@@ -66,12 +67,24 @@ class XGBDirect:
         """Early stopping on `valid`."""
         train_frame, valid_frame = _frame(train, features), _frame(valid, features)
         if run.use_ray:
-            fit = fit_with_ray(engine.dataset(train_frame), engine.dataset(valid_frame), features, params,
-                               target_scale(train_frame, ANCHOR_TARGETS), run, targets=ANCHOR_TARGETS)
+            rows = pd.concat([train_frame.assign(**{PART_COLUMN: np.int8(PART_CODES["train"])}),
+                              valid_frame.assign(**{PART_COLUMN: np.int8(PART_CODES["valid"])})], ignore_index=True)
+            fit = fit_with_ray(engine.dataset(rows), features, params, target_scale(train_frame, ANCHOR_TARGETS), run,
+                               targets=ANCHOR_TARGETS)
         else:
             fit = fit_local(train_frame, valid_frame, features, params, targets=ANCHOR_TARGETS)
         return cls(fit.booster, features, fit.target_scale,
                    {"params": fit.params, "best_iteration": fit.best_iteration, "anchors": list(ANCHORS)})
+
+    def refit(self, rows: DirectRows, run: RunOptions) -> XGBDirect:
+        """As many rounds as validation chose, the first fit's target scale; in one Ray task on Ray
+        (direct rows are thinned to at most `MAX_TRAIN_ROWS`: too few for a worker group to pay)."""
+        rounds = self.booster.num_boosted_rounds()
+        args = (Rows(rows.x, rows.y[:, [h - 1 for h in ANCHORS]]), None, self.features,
+                {**self.info["params"], "n_estimators": rounds}, self.target_scale)
+        booster, _ = engine.run_task(train_booster, *args) if run.use_ray else train_booster(*args)
+        return XGBDirect(booster, self.features, self.target_scale.tolist(),
+                         {**self.info, "refit": {"rows": len(rows), "rounds": rounds}})
 
     def _matrix(self, x: np.ndarray) -> xgb.DMatrix:
         return xgb.DMatrix(x.astype(np.float32, copy=False), feature_names=self.features)

@@ -41,7 +41,8 @@ SHADOW_CANDLES = 20
 
 class Member(Protocol):
     """What every direct model offers: fit on direct rows (early stopping on `valid` where the
-    model has it), the 30 z targets of many origins, a one-line summary of the fit, its files."""
+    model has it), refit on more rows as validation chose, the 30 z targets of many origins, a
+    one-line summary of the fit, its files."""
 
     name: str
     info: dict[str, Any]
@@ -52,6 +53,12 @@ class Member(Protocol):
     @classmethod
     def fit(cls, train: DirectRows, valid: DirectRows, features: list[str], params: dict[str, Any],
             run: RunOptions) -> Member: ...
+
+    def refit(self, rows: DirectRows, run: RunOptions) -> Member:
+        """The same model fitted again on `rows` (train, purge gap and validation) with the
+        capacity validation chose (rounds, trees, epochs) and no early stopping: validation is
+        training data now and cannot judge. What is deployed."""
+        ...
 
     def predict(self, x: np.ndarray, seq: np.ndarray) -> np.ndarray: ...  # (origins, 30) z
 

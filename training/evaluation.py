@@ -98,6 +98,14 @@ def mae_ratio_interval(err: np.ndarray, naive: np.ndarray, blocks: np.ndarray, l
     return (float(err.sum()) / total if total > 0 else 1.0), float(low), float(high)
 
 
+def share_interval(hits: np.ndarray, blocks: np.ndarray, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """The share of origins where `hits` (a band's coverage), and its block-bootstrap interval at
+    `level`: how far one test window's coverage can stray from the band's true rate by the luck of
+    which moves that window held (coins move together, so a window has few independent blocks)."""
+    values = np.asarray(hits, dtype=np.float64)
+    return mae_ratio_interval(values, np.ones_like(values), blocks, level, seed)
+
+
 def insample_naive_mae(candles: dict[str, pd.DataFrame], end: pd.Timestamp) -> float:
     """Mean |one-candle log return| over the candles before `end` (MASE's scale)."""
     total, count = 0.0, 0

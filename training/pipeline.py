@@ -67,18 +67,17 @@ def fit_forecaster(timer: StageTimer, spec: FitSpec, model: str) -> tuple[Foreca
         return fitted.deployed(model), fitted.candles, fitted.split
     if model not in VARIANTS:
         raise ValueError(f"unknown model {model!r}; known: {list(MODELS)}")
-    forecasters, candles, split = fit_direct(timer, spec, variants=(model,))
-    return forecasters[model], candles, split
+    fitted = fit_direct(timer, spec, variants=(model,))
+    return fitted.deployed(model), fitted.candles, fitted.split
 
 
 def fit_candidates(timer: StageTimer, spec: FitSpec) -> Fitted:
-    """Every candidate of `auto`, calibrated on the same validation period: the recursive model
-    (and its refit), and where the history checks all 30 horizons, each direct model and the
+    """Every candidate of `auto`, calibrated on the same validation period, and their refits:
+    the recursive model, and where the history checks all 30 horizons, each direct model and the
     ensembles."""
     fitted = fit_and_calibrate(timer, spec)
     if validated_horizon(spec.timeframe) == HORIZON:
-        direct, _, _ = fit_direct(timer, spec, variants=VARIANTS, loaded=(fitted.candles, fitted.split))
-        fitted.candidates.update(direct)
+        fitted.add(fit_direct(timer, spec, variants=VARIANTS, loaded=(fitted.candles, fitted.split)))
     return fitted
 
 
@@ -114,7 +113,7 @@ def train_timeframe(registry: ModelRegistry, spec: FitSpec, model: str = AUTO, m
     report["model_kind"] = model
     report["split"] = split.as_dict()
     report["seconds"] = timer.seconds
-    # a refit model (the recursive XGBoost) has seen validation's candles too
+    # a refit model has seen validation's candles too
     seen_until = split.valid_end if "refit" in forecaster.meta else split.train_end
     info = TrainingInfo(training_start=split.train_start.to_pydatetime(), training_end=seen_until.to_pydatetime(),
                         num_symbols=len(candles), top_symbols=list(candles), feature_count=len(forecaster.features),

@@ -3,17 +3,14 @@ Train, and the calibration of its 30-step recursive forecasts on validation orig
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 import engine.train as engine
 from features.build import feature_names
 from training.calibration import fit_calibration, naive_move_halves
-from training.dataset import TARGETS, Split, rows_dataset, rows_local, validated_horizon
+from training.dataset import PART_CODES, PART_COLUMN, TARGETS, Split, rows_dataset, rows_local, validated_horizon
 from training.evaluation import select_origins
 from training.forecaster import HORIZON, Forecaster
 from training.spec import CALIBRATION_ORIGINS, FitSpec
@@ -21,19 +18,19 @@ from training.stages import Fitted, StageTimer, candles_and_split
 from training.xgb_train import FitResult, fit_local, fit_with_ray, target_scale
 
 
-class _PartFilter:
-    """`Split.rows_of` for an Arrow batch, compared in Arrow: no pandas copy of the ~200 feature columns."""
+class _PartLabels:
+    """Each row's part of the split (`Split.codes`) as a small int8 column, in Arrow (no pandas
+    copy of the ~200 feature columns); rows of no part the fit uses (the holdout and its gap,
+    and the purge gap unless refitting) dropped."""
 
-    def __init__(self, split: Split, part: str) -> None:
-        self.bounds = split.bounds(part)
+    def __init__(self, split: Split, refit: bool) -> None:
+        self.split = split
+        self.keep = [PART_CODES[p] for p in (("train", "purge", "valid") if refit else ("train", "valid"))]
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        stamps = batch["timestamp"]
-        start, end = (None if b is None else pa.scalar(b, type=stamps.type) for b in self.bounds)
-        keep = pc.less(stamps, end)
-        if start is not None:
-            keep = pc.and_(keep, pc.greater_equal(stamps, start))
-        return batch.filter(keep)
+        codes = self.split.codes(batch.column("timestamp").to_numpy())
+        labelled = batch.append_column(PART_COLUMN, pa.array(codes, pa.int8()))
+        return labelled.filter(pa.array(np.isin(codes, self.keep)))
 
 
 def fit_model(spec: FitSpec, split: Split, candles: int) -> tuple[Forecaster, Forecaster | None, dict[str, int]]:
@@ -50,19 +47,19 @@ def fit_model(spec: FitSpec, split: Split, candles: int) -> tuple[Forecaster, Fo
     elif where == "in one Ray task":
         fit, counts = engine.run_task(_fit_in_one_process, spec, split, refit)
     else:
-        rows = rows_dataset(spec.data_dir, spec.tickers, spec.timeframe, spec.end).materialize()
-        train_ds = rows.map_batches(_PartFilter(split, "train"), batch_format="pyarrow")
-        valid_ds = rows.map_batches(_PartFilter(split, "valid"), batch_format="pyarrow").materialize()
-        gap_ds = rows.map_batches(_PartFilter(split, "purge"), batch_format="pyarrow").materialize() if refit else None
-        if spec.shuffle_targets:
-            train_ds = _shuffled(train_ds)
-        train_ds = train_ds.materialize()
-        del rows  # the parts hold what the fit needs; the object store need not keep the rows twice
-        counts = {"train_rows": train_ds.count(), "valid_rows": valid_ds.count(),
-                  "gap_rows": gap_ds.count() if gap_ds is not None else 0}
+        # the rows sit in the object store once, labelled; the workers pick their parts
+        rows = rows_dataset(spec.data_dir, spec.tickers, spec.timeframe, spec.end).map_batches(
+            _PartLabels(split, refit), batch_format="pyarrow").materialize()
+        keys = rows.select_columns(["symbol", "timestamp", PART_COLUMN, *TARGETS]).to_pandas()
+        part = keys[PART_COLUMN].to_numpy()
+        counts = {"train_rows": int((part == PART_CODES["train"]).sum()),
+                  "valid_rows": int((part == PART_CODES["valid"]).sum()),
+                  "gap_rows": int((part == PART_CODES["purge"]).sum())}
         _check(spec, counts)
-        scale = target_scale(train_ds.select_columns(TARGETS).to_pandas())
-        fit = fit_with_ray(train_ds, valid_ds, features, spec.params, scale, spec.run, refit_gap_ds=gap_ds)
+        scale = target_scale(keys[part == PART_CODES["train"]])  # in (symbol, time) order, as in one process
+        del keys
+        fit = fit_with_ray(rows, features, spec.params, scale, spec.run, refit=refit,
+                           shuffle_targets=spec.shuffle_targets)
     gap_rows = counts.pop("gap_rows")
     meta = {"params": fit.params, "best_iteration": fit.best_iteration, "split": split.as_dict(), **counts}
     first = Forecaster(fit.booster, features, spec.timeframe, fit.target_scale, meta=meta)
@@ -85,24 +82,17 @@ def _fit_in_one_process(spec: FitSpec, split: Split, refit: bool, nthread: int =
     """Rows, fit and refit here: the plain path, and the body of a one-task fit on Ray."""
     rows = rows_local(spec.data_dir, spec.tickers, spec.timeframe, spec.end)
     train, valid = split.rows_of(rows, "train"), split.rows_of(rows, "valid")
-    gap = split.rows_of(rows, "purge") if refit else None
-    if spec.shuffle_targets:
-        train = train.assign(**{t: np.random.default_rng(0).permutation(train[t].to_numpy()) for t in TARGETS})
-    counts = {"train_rows": len(train), "valid_rows": len(valid), "gap_rows": len(gap) if gap is not None else 0}
+    counts = {"train_rows": len(train), "valid_rows": len(valid),
+              "gap_rows": len(split.rows_of(rows[["timestamp"]], "purge")) if refit else 0}
     _check(spec, counts)
-    return fit_local(train, valid, feature_names(spec.timeframe), spec.params, nthread, refit_gap=gap), counts
+    return fit_local(train, valid, feature_names(spec.timeframe), spec.params, nthread,
+                     refit_rows=(lambda: split.rows_of(rows, "refit")) if refit else None,
+                     shuffle_targets=spec.shuffle_targets), counts
 
 
 def _check(spec: FitSpec, counts: dict[str, int]) -> None:
     if not counts["train_rows"] or not counts["valid_rows"]:
         raise ValueError(f"{spec.timeframe}: the split left {counts}; more history is needed")
-
-
-def _shuffled(dataset: Any) -> Any:
-    """The train rows with their targets permuted (a model that can learn nothing real)."""
-    frame = dataset.to_pandas()
-    rng = np.random.default_rng(0)
-    return engine.dataset(frame.assign(**{t: rng.permutation(frame[t].to_numpy()) for t in TARGETS}))
 
 
 def calibrate(forecaster: Forecaster, candles: dict[str, pd.DataFrame], split: Split,

@@ -35,6 +35,11 @@ class Fitted:
     split: Split
     refits: dict[str, ForecastModel] = field(default_factory=dict)
 
+    def add(self, other: Fitted) -> None:
+        """Another model family's candidates and refits, fitted on the same candles and split."""
+        self.candidates.update(other.candidates)
+        self.refits.update(other.refits)
+
     def deployed(self, name: str, chosen: ForecastModel | None = None) -> ForecastModel:
         """What is deployed when `name` is chosen (as `chosen`: the candidate with the choice's
         metadata, or naive's stand-in; the candidate itself by default): its refit where it has one."""

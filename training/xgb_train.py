@@ -22,7 +22,7 @@ import xgboost as xgb
 import engine.train as engine
 from engine.layout import RunOptions
 from storage.location import Location
-from training.dataset import TARGETS
+from training.dataset import PART_CODES, PART_COLUMN, TARGETS
 from training.progress import report
 
 # The product's specified configuration; a saved Ray Tune result overrides it.
@@ -47,7 +47,7 @@ class FitResult:
     params: dict[str, Any]
     best_iteration: int
     history: dict[str, list[float]] = field(default_factory=dict)
-    refit: xgb.Booster | None = None  # the same trees fitted again on train + gap + valid (`refit_booster`)
+    refit: xgb.Booster | None = None  # the same trees fitted again on train + purge + valid (`refit_booster`)
 
 
 def booster_params(params: dict[str, Any], nthread: int) -> dict[str, Any]:
@@ -77,7 +77,7 @@ class Rows:
 
     x: np.ndarray  # (rows, features) float32
     y: np.ndarray  # (rows, targets) float32
-    symbol: np.ndarray | None = None  # the sort keys, kept so that parts can be joined in order
+    symbol: np.ndarray | None = None  # the sort keys (None where the rows carry none)
     stamp: np.ndarray | None = None  # int64
 
     @classmethod
@@ -86,23 +86,35 @@ class Rows:
         return cls._sorted(frame[features].to_numpy(np.float32), frame[targets].to_numpy(np.float32), symbol, stamp)
 
     @classmethod
-    def of_arrow(cls, table: pa.Table, features: list[str], targets: list[str] = TARGETS) -> Rows:
-        symbol, stamp = _keys(table.column_names, lambda k: table.column(k).to_numpy())
+    def of_arrow(cls, table: pa.Table, features: list[str], targets: list[str] = TARGETS,
+                 parts: tuple[str, ...] | None = None) -> Rows:
+        """With `parts` (names of `PART_CODES`), only the rows of those parts of the split (the
+        table's `PART_COLUMN`), picked while the matrix is built: no filtered copy of the table."""
+        pick = np.arange(table.num_rows)
+        if parts is not None:
+            codes = [PART_CODES[p] for p in parts]
+            pick = np.flatnonzero(np.isin(table.column(PART_COLUMN).to_numpy(), codes))
+        symbol, stamp = _keys(table.column_names, lambda k: table.column(k).to_numpy()[pick])
         order = _order(symbol, stamp)
-        x = np.empty((table.num_rows, len(features)), np.float32)
+        if order is not None:
+            pick, symbol, stamp = pick[order], *_take(symbol, stamp, order)
+        x = np.empty((len(pick), len(features)), np.float32)
         for j, name in enumerate(features):  # nulls (Ray Data's NaN) come back as NaN
-            column = table.column(name).to_numpy()
-            x[:, j] = column if order is None else column[order]
-        y = np.column_stack([table.column(t).to_numpy() for t in targets]).astype(np.float32)
-        return cls(x, y if order is None else y[order], *_take(symbol, stamp, order))
+            x[:, j] = table.column(name).to_numpy()[pick]
+        y = np.column_stack([table.column(t).to_numpy()[pick] for t in targets]).astype(np.float32)
+        return cls(x, y, symbol, stamp)
 
-    @classmethod
-    def joined(cls, parts: list[Rows]) -> Rows:
-        """The parts as one, in (symbol, timestamp) order (a refit's train + gap + valid)."""
-        keyed = all(p.symbol is not None and p.stamp is not None for p in parts)
-        return cls._sorted(np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]),
-                           np.concatenate([p.symbol for p in parts]) if keyed else None,
-                           np.concatenate([p.stamp for p in parts]) if keyed else None)
+    def target_scale(self) -> np.ndarray:
+        """Each target's standard deviation (1 where constant), summed in the rows' (sorted)
+        order, so the same rows give the same scale to the last bit wherever they are fitted."""
+        std = self.y.astype(np.float64).std(axis=0)
+        return np.where(std > 0, std, 1.0)
+
+    def shuffled(self) -> Rows:
+        """The targets permuted, each with a fresh seed-0 generator (a control that can learn
+        nothing real; the same permutation on Ray and in one process: the rows are sorted)."""
+        y = np.column_stack([np.random.default_rng(0).permutation(self.y[:, j]) for j in range(self.y.shape[1])])
+        return Rows(self.x, y.astype(np.float32), self.symbol, self.stamp)
 
     @classmethod
     def _sorted(cls, x: np.ndarray, y: np.ndarray, symbol: np.ndarray | None, stamp: np.ndarray | None) -> Rows:
@@ -171,33 +183,38 @@ def train_booster(train: Rows, valid: Rows | None, features: list[str], params: 
     return booster, history
 
 
-def refit_booster(train: Rows, gap: Rows, valid: Rows, first: xgb.Booster, features: list[str],
-                  params: dict[str, Any], scale: np.ndarray, nthread: int = 0) -> xgb.Booster:
-    """`first`'s parameters and trees (as many as validation chose) fitted again on every row
-    before the end of validation, with the same target scale: the same model, having seen the
-    most recent candles. No early stopping and no evaluation: validation is now training data and
-    cannot judge."""
-    booster, _ = train_booster(Rows.joined([train, gap, valid]), None, features,
-                               {**params, "n_estimators": first.num_boosted_rounds()}, scale, nthread)
+def refit_booster(rows: Rows, first: xgb.Booster, features: list[str], params: dict[str, Any], scale: np.ndarray,
+                  nthread: int = 0) -> xgb.Booster:
+    """`first`'s parameters and trees (as many as validation chose) fitted again on `rows`,
+    every row before the end of validation, with the same target scale: the same model, having
+    seen the most recent candles. No early stopping and no evaluation: validation is now
+    training data and cannot judge."""
+    booster, _ = train_booster(rows, None, features, {**params, "n_estimators": first.num_boosted_rounds()}, scale,
+                               nthread)
     return booster
 
 
 def fit_local(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], params: dict[str, Any],
-              nthread: int = 0, targets: list[str] = TARGETS, refit_gap: pd.DataFrame | None = None) -> FitResult:
-    """The fit in this process (the baseline the Ray path is measured against); with `refit_gap`
-    (the rows between train and valid), the refit too (`refit_booster`)."""
-    scale = target_scale(train, targets)
+              nthread: int = 0, targets: list[str] = TARGETS, refit_rows: Callable[[], pd.DataFrame] | None = None,
+              shuffle_targets: bool = False) -> FitResult:
+    """The fit in this process (the baseline the Ray path is measured against); with
+    `refit_rows` (every row before the end of validation, built when the first fit is done, so
+    that the two fits' matrices are not held at once), the refit too (`refit_booster`).
+    `shuffle_targets`: the control, on permuted train targets (and never refitted)."""
     train_rows, valid_rows = Rows.of_frame(train, features, targets), Rows.of_frame(valid, features, targets)
-    booster, history = train_booster(train_rows, valid_rows, features, params, scale, nthread)
-    refit = None if refit_gap is None else refit_booster(train_rows, Rows.of_frame(refit_gap, features, targets),
-                                                          valid_rows, booster, features, params, scale, nthread)
+    scale = train_rows.target_scale()
+    booster, history = train_booster(train_rows.shuffled() if shuffle_targets else train_rows, valid_rows, features,
+                                     params, scale, nthread)
+    del train_rows, valid_rows
+    refit = None if refit_rows is None else refit_booster(Rows.of_frame(refit_rows(), features, targets), booster,
+                                                          features, params, scale, nthread)
     return FitResult(booster, scale.tolist(), dict(params), int(booster.best_iteration),
                      {"valid_rmse": history["valid"]["rmse"]}, refit)
 
 
 def target_scale(train: pd.DataFrame, targets: list[str] = TARGETS) -> np.ndarray:
-    std = train[targets].to_numpy(np.float64).std(axis=0)
-    return np.where(std > 0, std, 1.0)
+    """`Rows.target_scale` of a frame's rows (in their sorted order where they carry symbol and time)."""
+    return Rows.of_frame(train, [], targets).target_scale()
 
 
 def _save(booster: xgb.Booster, refit: xgb.Booster | None = None) -> Callable[[Path], None]:
@@ -250,10 +267,10 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
     scale = np.asarray(config["target_scale"])
     targets: list[str] = config.get("targets", TARGETS)
 
-    def shard(name: str) -> Rows:
-        return Rows.of_arrow(engine.shard(name), features, targets)
-
-    train, valid = shard("train"), shard("valid")
+    table = engine.shard("rows")  # every part of the split this worker holds, labelled by PART_COLUMN
+    train, valid = Rows.of_arrow(table, features, targets, ("train",)), Rows.of_arrow(table, features, targets, ("valid",))
+    if config.get("shuffle_targets"):
+        train = train.shuffled()
     resumed = engine.resumed(_load)  # a restart after a failure: continue from the last checkpoint
     done = 0 if resumed is None else resumed.num_boosted_rounds()
     # fault injection for tests: fail once, in the first attempt only
@@ -261,6 +278,7 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
     booster, history = train_booster(train, valid, features, config["params"], scale, config["nthread"],
                                      resume=resumed,
                                      callbacks=[_Checkpoints(config.get("checkpoint_every", 0), fail_after)])
+    del train, valid  # the refit builds its own matrix from the table
     rmse = history.get("valid", {}).get("rmse", [np.nan])
     best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
     metrics = {"valid_rmse": float(np.nanmin(rmse)), "best_iteration": best, "rounds": booster.num_boosted_rounds(),
@@ -268,29 +286,30 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
     refit = None
     if config.get("refit"):  # the same worker group and shards: no second start-up, no second read of the rows
         engine.report(metrics, _save(booster))  # a failure during the refit resumes from the finished first fit
-        refit = refit_booster(train, shard("gap"), valid, booster, features, config["params"], scale,
-                              config["nthread"])
+        refit = refit_booster(Rows.of_arrow(table, features, targets, ("train", "purge", "valid")), booster,
+                              features, config["params"], scale, config["nthread"])
     engine.report(metrics, _save(booster, refit))
 
 
-def fit_with_ray(train_ds: Any, valid_ds: Any, features: list[str], params: dict[str, Any],
-                 scale: np.ndarray, run: RunOptions, checkpoint_every: int = 50,
-                 fail_once_after: int | None = None, targets: list[str] = TARGETS,
-                 refit_gap_ds: Any | None = None) -> FitResult:
-    """Fit on the cluster (`engine.layout.worker_layout`: one worker per two CPUs by default).
-    With `run.max_failures`, Ray Train restarts failed workers, which resume from the last
-    checkpoint (every `checkpoint_every` rounds). With `refit_gap_ds` (the rows between train and
-    valid), the same workers then refit (`refit_booster`)."""
-    datasets = {"train": train_ds, "valid": valid_ds, **({"gap": refit_gap_ds} if refit_gap_ds is not None else {})}
-    (booster, refit), metrics = engine.fit_xgboost(
+def fit_with_ray(rows_ds: Any, features: list[str], params: dict[str, Any], scale: np.ndarray, run: RunOptions,
+                 checkpoint_every: int = 50, fail_once_after: int | None = None, targets: list[str] = TARGETS,
+                 refit: bool = False, shuffle_targets: bool = False) -> FitResult:
+    """Fit on the cluster (`engine.layout.worker_layout`: one worker per two CPUs by default) from
+    one dataset of every row the fit uses, each labelled with its part of the split
+    (`PART_COLUMN`): the rows sit in the object store once, and each worker picks its parts
+    while building its matrix. With `run.max_failures`, Ray Train restarts failed workers, which
+    resume from the last checkpoint (every `checkpoint_every` rounds). With `refit`, the same
+    workers then refit on train + purge + valid (`refit_booster`)."""
+    (booster, again), metrics = engine.fit_xgboost(
         _train_loop_per_worker,
         {"features": features, "params": params, "target_scale": scale.tolist(), "checkpoint_every": checkpoint_every,
-         "fail_once_after": fail_once_after, "targets": list(targets), "refit": refit_gap_ds is not None},
-        datasets, run, _load_both, "XGBoost model")
+         "fail_once_after": fail_once_after, "targets": list(targets), "refit": refit,
+         "shuffle_targets": shuffle_targets},
+        {"rows": rows_ds}, run, _load_both, "XGBoost model")
     best = int(metrics.get("best_iteration", booster.num_boosted_rounds() - 1))
     return FitResult(booster, scale.tolist(), dict(params), best,
                      {"valid_rmse": [float(metrics.get("valid_rmse", np.nan))],
-                      "resumed_from": [int(metrics.get("resumed_from", 0))]}, refit)
+                      "resumed_from": [int(metrics.get("resumed_from", 0))]}, again)
 
 
 def tuned_params_key(timeframe: str) -> tuple[str, str]:

@@ -290,9 +290,12 @@ def test_weekly_training_on_binance_candles_through_ray_job_submit(ray_head, tmp
     ens = _submit(ray_head, env, "jobs.weekly_training", "--top", "6", "--timeframes", "1d", "--as-of", "2024-12-31",
                   "--skip-data", "--model", "ensemble", "--n-estimators", "15", "--epochs", "2", "--origins", "50")
     assert ens.returncode == 0, ens.stdout[-5000:] + ens.stderr[-3000:]
-    for stage in ("[1d] rows", "[1d] fit xgb_direct", "[1d] fit rf", "[1d] fit lstm", "[1d] calibrate"):
+    for stage in ("[1d] rows", "[1d] fit xgb_direct", "[1d] fit rf", "[1d] fit lstm", "[1d] calibrate",
+                  "[1d] refit xgb_direct", "[1d] refit rf", "[1d] refit lstm"):  # the refits in Ray tasks
         assert stage in ens.stdout, ens.stdout[-4000:]
     first, new = registry.list("1d")
+    deployed = json.loads((Path(new.model_path) / "forecaster.json").read_text())["meta"]
+    assert deployed["refit"]["first_fit_train_end"] < deployed["refit"]["train_end"]  # deployed: refitted to valid's end
     metrics = json.loads((Path(new.model_path) / "metrics.json").read_text())
     assert metrics["model_kind"] == "ensemble" and metrics["champion"]["version"] == first.version
     beats = metrics["model"]["summary"]["score"] <= metrics["champion"]["summary"]["score"]

@@ -28,6 +28,8 @@ from storage.lake import Lake
 TARGETS = ["target_ret", "target_up", "target_down"]
 PART_COLUMN = "part"  # a training row's part of the split, as `Split.codes` labels it
 PART_CODES = {"train": 0, "valid": 1, "purge": 2}  # -1: none the fit uses (the holdout and its gap)
+
+
 def validated_horizon(timeframe: str) -> int:
     """How far ahead held-out data can check this timeframe's forecasts (`Timeframe.validated_horizon`)."""
     return spec(timeframe).validated_horizon

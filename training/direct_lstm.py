@@ -165,8 +165,7 @@ class LSTMDirect:
         if run.use_ray:
             state = _fit_with_ray(data, params, run, checkpoint_every, fail_once_after)
         else:
-            torch.manual_seed(0)
-            state = train_epochs(SequenceNet(train.seq.shape[2], int(params["hidden"])), data, params)
+            state = _fit_here(data, params)
         net = SequenceNet(train.seq.shape[2], int(params["hidden"]))
         net.load_state_dict(state["best"] if state.get("best") is not None else state["model"])
         info = {"params": params, "epochs": int(state["epoch"]), "best_valid_loss": float(state["best_loss"]),
@@ -180,10 +179,9 @@ class LSTMDirect:
         epochs = max(1, int(self.info.get("best_epoch", self.info["epochs"])))
         params = {**self.info["params"], "epochs": epochs}
         data = {"seq": standardise(rows.seq, self.mean, self.std), "y": rows.y.astype(np.float32)}
-        args = (data, params, self.net.lstm.hidden_size)
-        weights = engine.run_task(_fit_epochs, *args) if run.use_ray else _fit_epochs(*args, 0)
+        state = engine.run_task(_fit_here, data, params) if run.use_ray else _fit_here(data, params)
         net = SequenceNet(rows.seq.shape[2], self.net.lstm.hidden_size)
-        net.load_state_dict(weights)
+        net.load_state_dict(state["model"])
         return LSTMDirect(net, self.features, self.mean, self.std,
                           {**self.info, "refit": {"rows": len(rows), "epochs": epochs}})
 
@@ -212,15 +210,13 @@ class LSTMDirect:
         return cls(net, meta["features"], np.asarray(meta["mean"]), np.asarray(meta["std"]), meta.get("info", {}))
 
 
-def _fit_epochs(data: dict[str, np.ndarray], params: dict[str, Any], hidden: int,
-                threads: int) -> dict[str, torch.Tensor]:
-    """`params["epochs"]` epochs from seed 0 without validation; the final weights. `threads`
-    0: torch's default."""
+def _fit_here(data: dict[str, np.ndarray], params: dict[str, Any], threads: int = 0) -> dict[str, Any]:
+    """`train_epochs` in this process from seed 0 (the plain fit, a refit, or the body of a
+    one-task refit on Ray, which passes its CPUs as `threads`; 0: torch's default)."""
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
-    state = train_epochs(SequenceNet(data["seq"].shape[2], hidden), data, params)
-    return {k: v.detach().clone() for k, v in state["model"].items()}
+    return train_epochs(SequenceNet(data["seq"].shape[2], int(params["hidden"])), data, params)
 
 
 def _fit_with_ray(data: dict[str, np.ndarray], params: dict[str, Any], run: RunOptions, checkpoint_every: int,

@@ -77,13 +77,12 @@ class Rows:
 
     x: np.ndarray  # (rows, features) float32
     y: np.ndarray  # (rows, targets) float32
-    symbol: np.ndarray | None = None  # the sort keys (None where the rows carry none)
-    stamp: np.ndarray | None = None  # int64
 
     @classmethod
     def of_frame(cls, frame: pd.DataFrame, features: list[str], targets: list[str] = TARGETS) -> Rows:
-        symbol, stamp = _keys(frame.columns, lambda k: frame[k].to_numpy())
-        return cls._sorted(frame[features].to_numpy(np.float32), frame[targets].to_numpy(np.float32), symbol, stamp)
+        order = _order(*_keys(frame.columns, lambda k: frame[k].to_numpy()))
+        x, y = frame[features].to_numpy(np.float32), frame[targets].to_numpy(np.float32)
+        return cls(x, y) if order is None else cls(x[order], y[order])
 
     @classmethod
     def of_arrow(cls, table: pa.Table, features: list[str], targets: list[str] = TARGETS,
@@ -94,15 +93,14 @@ class Rows:
         if parts is not None:
             codes = [PART_CODES[p] for p in parts]
             pick = np.flatnonzero(np.isin(table.column(PART_COLUMN).to_numpy(), codes))
-        symbol, stamp = _keys(table.column_names, lambda k: table.column(k).to_numpy()[pick])
-        order = _order(symbol, stamp)
+        order = _order(*_keys(table.column_names, lambda k: table.column(k).to_numpy()[pick]))
         if order is not None:
-            pick, symbol, stamp = pick[order], *_take(symbol, stamp, order)
+            pick = pick[order]
         x = np.empty((len(pick), len(features)), np.float32)
         for j, name in enumerate(features):  # nulls (Ray Data's NaN) come back as NaN
             x[:, j] = table.column(name).to_numpy()[pick]
         y = np.column_stack([table.column(t).to_numpy()[pick] for t in targets]).astype(np.float32)
-        return cls(x, y, symbol, stamp)
+        return cls(x, y)
 
     def target_scale(self) -> np.ndarray:
         """Each target's standard deviation (1 where constant), summed in the rows' (sorted)
@@ -114,14 +112,7 @@ class Rows:
         """The targets permuted, each with a fresh seed-0 generator (a control that can learn
         nothing real; the same permutation on Ray and in one process: the rows are sorted)."""
         y = np.column_stack([np.random.default_rng(0).permutation(self.y[:, j]) for j in range(self.y.shape[1])])
-        return Rows(self.x, y.astype(np.float32), self.symbol, self.stamp)
-
-    @classmethod
-    def _sorted(cls, x: np.ndarray, y: np.ndarray, symbol: np.ndarray | None, stamp: np.ndarray | None) -> Rows:
-        order = _order(symbol, stamp)
-        if order is None:
-            return cls(x, y, symbol, stamp)
-        return cls(x[order], y[order], *_take(symbol, stamp, order))
+        return Rows(self.x, y.astype(np.float32))
 
     def dmatrix(self, features: list[str], scale: np.ndarray, ref: xgb.QuantileDMatrix | None = None) -> xgb.QuantileDMatrix:
         """Quantised straight from the float32 matrix (no second full-precision copy inside
@@ -144,13 +135,6 @@ def _order(symbol: np.ndarray | None, stamp: np.ndarray | None) -> np.ndarray | 
         return None
     _, codes = np.unique(symbol, return_inverse=True)  # codes in the symbols' sorted order
     return np.lexsort((stamp, codes))  # by symbol, then time; stable
-
-
-def _take(symbol: np.ndarray | None, stamp: np.ndarray | None,
-          order: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
-    if order is None or symbol is None or stamp is None:
-        return symbol, stamp
-    return symbol[order], stamp[order]
 
 
 def train_booster(train: Rows, valid: Rows | None, features: list[str], params: dict[str, Any],

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+import sys
+import threading
 from datetime import datetime, timezone
 from typing import Any
 
@@ -70,9 +73,41 @@ def ray_address() -> str:
     return os.environ.get("RAY_ADDRESS") or "local"
 
 
+# Ray's driver prints what the raylet reports from a thread of this name, straight to stdout
+RAY_ERROR_LISTENER = "ray_listen_error_messages"
+# ... among real errors (out of memory, dead workers), the raylet's note that it has started more
+# worker processes than CPUs, which Ray Train's and Ray Data's actors do on every small node
+WORKER_STARTUP_NOTICE = re.compile(r"WARNING: \d+ PYTHON worker processes have been started on node")
+
+
+class WithoutRayNotices:
+    """sys.stdout as it was, less the worker-startup notice printed by Ray's error-listener thread:
+    that thread's writes are gathered into whole lines and a line matching `notice` is dropped;
+    every other thread writes straight through, and every other line of that thread is kept."""
+
+    def __init__(self, stream: Any, notice: re.Pattern[str] = WORKER_STARTUP_NOTICE) -> None:
+        self.stream, self.notice, self._pending = stream, notice, ""
+
+    def write(self, text: str) -> int:
+        if threading.current_thread().name != RAY_ERROR_LISTENER:
+            return int(self.stream.write(text))
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            if not self.notice.search(line):
+                self.stream.write(line + "\n")
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def init_ray() -> None:
     """Join the cluster `ray job submit` runs us on (RAY_ADDRESS), or start a local one."""
     import ray
+
+    if not isinstance(sys.stdout, WithoutRayNotices):
+        sys.stdout = WithoutRayNotices(sys.stdout)
 
     # the notices Ray prints on every start (token authentication on by default for a local
     # Ray, "progress bars disabled" below) are not the job's news: only its own lines are

@@ -437,3 +437,27 @@ def test_a_long_stage_shows_its_progress_while_it_runs() -> None:
     timer = StageTimer("1d", echo=shown.append)
     timer.run("quick", lambda: report(1, 3, "steps"), lambda _: "done")
     assert shown == [line for line in shown if "left" not in line]  # a short stage prints only its closing line
+
+
+def test_rays_worker_startup_notice_is_kept_out_of_a_jobs_output() -> None:
+    import io
+    import threading
+
+    from jobs.cli import RAY_ERROR_LISTENER, WithoutRayNotices
+
+    out = io.StringIO()
+    stream = WithoutRayNotices(out)
+    notice = ("\x1b[33m(raylet)\x1b[0m WARNING: 10 PYTHON worker processes have been started on node: 870c with "
+              "address: 192.0.2.2, which is 5x the maximum expected startup concurrency (2).")
+    oom = "\x1b[33m(raylet)\x1b[0m Task was killed due to the node running low on memory."
+
+    def listener() -> None:  # print() writes the line and its newline apart, as Ray's listener does
+        for line in (notice, oom, notice):
+            print(line, file=stream)
+
+    thread = threading.Thread(target=listener, name=RAY_ERROR_LISTENER)
+    thread.start()
+    thread.join()
+    print("[1d] fit  (3.0s)", file=stream)
+    print(notice, file=stream)  # the same words from the job's own thread are the job's: kept
+    assert out.getvalue() == f"{oom}\n[1d] fit  (3.0s)\n{notice}\n"

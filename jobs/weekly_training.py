@@ -25,6 +25,7 @@ from jobs.cli import add_model_options, init_ray, model_params, parse_timeframes
 from jobs.metrics import TrainingMetrics
 from market_data.factory import make_source
 from market_data.source import utc
+from market_data.timeframes import spec as timeframe_spec
 from market_data.universe import rank_symbols, sync_symbols, top_symbols
 from market_data.update import update_local
 from storage.location import join
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> None:
                            use_ray=use_ray, storage_path=join(settings.model_dir, ".ray_train"),
                            max_failures=args.max_failures, shuffle_targets=args.shuffle_targets,
                            calibration_origins=args.origins, train_workers=args.train_workers,
-                           one_task_below=args.one_task_below)
+                           one_task_below=args.one_task_below,
+                           refit=timeframe_spec(tf).deploy_refit)  # no refit that would not be deployed
             outcome = train_timeframe(registry, spec, args.model, max_origins=args.origins)
             outcomes[tf] = outcome
             metrics.stages(tf, outcome.seconds)

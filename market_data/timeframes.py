@@ -30,6 +30,13 @@ class Timeframe:
     # holdout origins with 30 known months after each). Beyond it a forecast is naive with
     # extrapolated bands.
     validated_horizon: int = HORIZON
+    # Whether the model deployed is its refit on train + validation (the trees and calibration
+    # validation chose, fitted again with the most recent candles) rather than the first fit.
+    # bench.honesty measured it per timeframe (bench/README.md, 2026-11-26): on the five daily
+    # windows the refits' own h = 30 forecasts were closer to naive's error on 23 of 30
+    # model-windows; on the eight 4h and 1h windows on 15 of 48, their stated forecasts worse on
+    # 16 and better on 3. Weekly and monthly candles have no test windows; as daily.
+    deploy_refit: bool = True
 
     def offset(self) -> pd.DateOffset:
         """The calendar step between consecutive candle open times."""
@@ -42,9 +49,9 @@ class Timeframe:
 # Weeks open on Monday 00:00 UTC (ISO weeks), months on the first day 00:00 UTC.
 TIMEFRAME_SPECS: dict[str, Timeframe] = {
     "1h": Timeframe("1h", 1, "hour", "1h", 1.0, retention_days=365, profile="standard",
-                    cycles=("hour", "weekday")),
+                    cycles=("hour", "weekday"), deploy_refit=False),
     "4h": Timeframe("4h", 4, "hour", "4h", 4.0, retention_days=1095, profile="standard",
-                    cycles=("hour", "weekday")),
+                    cycles=("hour", "weekday"), deploy_refit=False),
     "1d": Timeframe("1d", 1, "day", "1D", 24.0, retention_days=1825, profile="standard",
                     cycles=("weekday",)),
     "1w": Timeframe("1w", 1, "week", "W-MON", 24.0 * 7, retention_days=1825, profile="compact",

@@ -153,6 +153,19 @@ def test_a_refit_learns_from_validation_too_with_the_trees_and_calibration_valid
     assert deployed.booster is again.booster and deployed.meta["refit"] == again.meta["refit"]
 
 
+@pytest.mark.parametrize("timeframe", ["1h", "4h"])
+def test_intraday_timeframes_deploy_the_first_fit_not_the_refit(fitted: Fitted, timeframe: str) -> None:
+    """bench.honesty: refits helped on daily windows, not on 4h and 1h ones (`Timeframe.deploy_refit`);
+    the backtest still fits and reports them beside the first fits."""
+    import copy
+
+    first, again = (copy.copy(m) for m in (fitted.candidates["xgboost"], fitted.refits["xgboost"]))
+    first.timeframe = again.timeframe = timeframe
+    intraday = Fitted({"xgboost": first}, fitted.candles, fitted.split, {"xgboost": again})
+    assert intraday.deployed("xgboost") is first
+    assert fitted.deployed("xgboost").booster is fitted.refits["xgboost"].booster  # 1d: the refit
+
+
 def test_batch_forecasts_match_single_ones(trained) -> None:
     forecaster, candles, _ = trained
     frames = [candles[t] for t in ("X:BTCUSDT", "X:PEPEUSDT", "X:SOLUSDT")]
@@ -461,3 +474,19 @@ def test_rays_worker_startup_notice_is_kept_out_of_a_jobs_output() -> None:
     print("[1d] fit  (3.0s)", file=stream)
     print(notice, file=stream)  # the same words from the job's own thread are the job's: kept
     assert out.getvalue() == f"{oom}\n[1d] fit  (3.0s)\n{notice}\n"
+
+
+def test_the_weekly_job_deploys_a_4h_first_fit_and_fits_no_refit(tmp_path: Path, monkeypatch, capsys) -> None:
+    from jobs import weekly_training
+
+    for key, value in {"MARKET_SOURCE": "synthetic", "DATA_DIR": str(tmp_path / "data"),
+                       "MODEL_DIR": str(tmp_path / "models"), "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}"}.items():
+        monkeypatch.setenv(key, value)
+    weekly_training.main(["--top", "3", "--timeframes", "4h", "--no-ray", "--as-of", "2025-10-01", "--model", "xgboost",
+                          "--n-estimators", "5", "--max-depth", "3", "--origins", "40"])
+    out = capsys.readouterr().out
+    fit_line = next(line for line in out.splitlines() if line.startswith("[4h] fit "))
+    assert "refit" not in fit_line, fit_line  # Timeframe.deploy_refit: none fitted where none is deployed
+    registry = ModelRegistry(make_engine(f"sqlite:///{tmp_path / 'app.db'}"), tmp_path / "models")
+    meta = json.loads((Path(registry.active("4h").model_path) / "forecaster.json").read_text())["meta"]
+    assert "refit" not in meta and meta["split"]["train_end"] < meta["split"]["valid_end"]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from features.profiles import profile_for
+from market_data.timeframes import spec
 from storage.lake import Lake
 from training.dataset import Split, time_split, validated_horizon
 from training.progress import Throttled, reporting
@@ -42,9 +43,10 @@ class Fitted:
 
     def deployed(self, name: str, chosen: ForecastModel | None = None) -> ForecastModel:
         """What is deployed when `name` is chosen (as `chosen`: the candidate with the choice's
-        metadata, or naive's stand-in; the candidate itself by default): its refit where it has one."""
+        metadata, or naive's stand-in; the candidate itself by default): its refit where it has one
+        and the timeframe deploys refits (`Timeframe.deploy_refit`)."""
         chosen = self.candidates[name] if chosen is None else chosen
-        refit = self.refits.get(name)
+        refit = self.refits.get(name) if spec(chosen.timeframe).deploy_refit else None
         if refit is None:
             return chosen
         out = copy.copy(refit)

@@ -73,30 +73,29 @@ def ray_address() -> str:
     return os.environ.get("RAY_ADDRESS") or "local"
 
 
-# Ray's driver prints what the raylet reports from a thread of this name, straight to stdout
-RAY_ERROR_LISTENER = "ray_listen_error_messages"
-# ... among real errors (out of memory, dead workers), the raylet's note that it has started more
-# worker processes than CPUs, which Ray Train's and Ray Data's actors do on every small node
-WORKER_STARTUP_NOTICE = re.compile(r"WARNING: \d+ PYTHON worker processes have been started on node")
+# Among the raylet's reports that Ray's driver prints (real errors: out of memory, dead workers),
+# its note that it has started more worker processes than the node has CPUs, which Ray Train's and
+# Ray Data's actors do on every small node. It comes from Ray's error-listener thread, or, held
+# back by Ray's de-duplication of similar lines, from whichever thread flushes it at shutdown.
+WORKER_STARTUP_NOTICE = re.compile(r"\(raylet\).{0,12} WARNING: \d+ PYTHON worker processes have been started on node")
 
 
 class WithoutRayNotices:
-    """sys.stdout as it was, less the worker-startup notice printed by Ray's error-listener thread:
-    that thread's writes are gathered into whole lines and a line matching `notice` is dropped;
-    every other thread writes straight through, and every other line of that thread is kept."""
+    """sys.stdout as it was, less Ray's worker-startup notice. Print writes a line and its newline
+    apart: a write that is the notice is dropped with the newline that follows it in the same
+    thread; every other write goes straight through (nothing is held back)."""
 
     def __init__(self, stream: Any, notice: re.Pattern[str] = WORKER_STARTUP_NOTICE) -> None:
-        self.stream, self.notice, self._pending = stream, notice, ""
+        self.stream, self.notice, self._thread = stream, notice, threading.local()
 
     def write(self, text: str) -> int:
-        if threading.current_thread().name != RAY_ERROR_LISTENER:
-            return int(self.stream.write(text))
-        self._pending += text
-        *lines, self._pending = self._pending.split("\n")
-        for line in lines:
-            if not self.notice.search(line):
-                self.stream.write(line + "\n")
-        return len(text)
+        after_notice, self._thread.after_notice = getattr(self._thread, "after_notice", False), False
+        if after_notice and text == "\n":
+            return len(text)
+        if self.notice.search(text):
+            self._thread.after_notice = not text.endswith("\n")
+            return len(text)
+        return int(self.stream.write(text))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.stream, name)

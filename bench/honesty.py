@@ -14,7 +14,8 @@ origins share most of their future and coins move together), the 80 % band's cov
 and 30, and for the chosen model the reliability table of its confidence (deciles of the steps
 that call a direction). Beside each candidate, its refit (`xgboost_refit`, `ensemble_refit`,
 ...): the same model fitted again on train + validation with its first calibration, as the
-weekly job deploys it (the A/B of refitting). Everything also goes to bench/results/honesty.json; `--render` prints its tables.
+weekly job deploys it where the timeframe deploys refits (the A/B of refitting). Everything
+also goes to bench/results/honesty.json; `--render` prints its tables.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime, param
         origins = select_origins(test, pd.Timestamp(start), pd.Timestamp(end), window, stride=stride,
                                  max_origins=plan.max_origins, horizon=HORIZON)
         blocks = time_blocks(origins, timeframe)
-        # each candidate beside its refit on train + validation (the A/B of refitting: what is deployed)
+        # each candidate beside its refit on train + validation (the A/B of refitting)
         models: dict[str, ForecastModel] = {}
         for name, candidate in candidates.items():
             models[name] = candidate

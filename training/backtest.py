@@ -1,7 +1,8 @@
 """Walk-forward backtest: fit on candles up to `train_end`, forecast every origin of the test
 period, and report each model beside naive in the JSON shape README.md documents. Each model is
 reported twice: as first fitted on the train part (e.g. `xgboost`) and refitted on train +
-validation with its calibration kept (`xgboost_refit`), which is what the weekly job deploys.
+validation with its calibration kept (`xgboost_refit`), which the weekly job deploys where the
+timeframe deploys refits (`Timeframe.deploy_refit`: 1d, 1w, 1m).
 
 Several models can be compared in one run (an A/B): they are fitted on the same candles with the
 same split, calibrated on the same validation origins, and scored on the same test origins; the
@@ -29,7 +30,7 @@ from training.stages import Fitted, StageTimer, load_candles
 
 
 def refit_name(name: str) -> str:
-    """How the backtest reports a candidate's refit (fitted again on train + validation, as deployed)."""
+    """How the backtest reports a candidate's refit (fitted again on train + validation)."""
     return f"{name}_refit"
 
 
@@ -79,7 +80,7 @@ def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train
     if auto:
         choice = choose_stage(timer, dict(fitted.candidates), train_candles, split, max_origins)
         forecasters[AUTO] = fitted.deployed(choice.name, choice.forecaster)
-    for name, again in fitted.refits.items():  # the A/B of refitting: the model as deployed, beside its first fit
+    for name, again in fitted.refits.items():  # the A/B of refitting: the refit beside its first fit
         if name in names:
             forecasters[refit_name(name)] = again
             names.insert(names.index(name) + 1, refit_name(name))

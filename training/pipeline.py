@@ -57,7 +57,7 @@ def load_forecaster(registry: ModelRegistry, record: ModelRecord) -> ForecastMod
 
 def fit_forecaster(timer: StageTimer, spec: FitSpec, model: str) -> tuple[ForecastModel, dict[str, pd.DataFrame], Split]:
     """The calibrated forecaster named `model` (see MODELS) as deployed (its refit where it has
-    one), its candles and its split."""
+    one and the timeframe deploys refits), its candles and its split."""
     if model == AUTO:
         fitted = fit_candidates(timer, spec)
         choice = choose_stage(timer, fitted.candidates, fitted.candles, fitted.split, spec.calibration_origins)

@@ -29,7 +29,7 @@ class FitSpec:
     storage_path: str | None = None  # Ray Train checkpoints
     max_failures: int = 0  # Ray Train restarts of a failed worker group
     shuffle_targets: bool = False  # a control that can learn nothing real
-    refit: bool = True  # every model fitted again on train + validation (what is deployed)
+    refit: bool = True  # every model fitted again on train + validation (deployed where `Timeframe.deploy_refit`)
     calibration_origins: int = CALIBRATION_ORIGINS
     train_workers: int | None = None  # Ray Train workers (None: one per two CPUs)
     one_task_below: int = ONE_TASK_BELOW  # candles: a smaller fit runs as one Ray task (engine.layout)

@@ -11,8 +11,9 @@ weekly job's path, without Ray), `auto` picks on validation, and all of them for
 test origins. Printed per model: the MAE ratio to naive at h = 1, 5, 10, 30 with a 95 % block
 bootstrap interval (blocks of 10 candles of origin time, all symbols together: neighbouring
 origins share most of their future and coins move together), the 80 % band's coverage at h = 1
-and 30, and for the chosen model the reliability table of its confidence (deciles of the steps
-that call a direction). Beside each candidate, its refit (`xgboost_refit`, `ensemble_refit`,
+and 30, and for the chosen model the reliability table of its confidence (bins of the steps
+that call a direction, each hit rate with its block interval); after a timeframe's windows, every
+model's coverage and reliability over all of them together. Beside each candidate, its refit (`xgboost_refit`, `ensemble_refit`,
 ...): the same model fitted again on train + validation with its first calibration, as the
 weekly job deploys it where the timeframe deploys refits (the A/B of refitting). Everything
 also goes to bench/results/honesty.json; `--render` prints its tables.
@@ -38,8 +39,7 @@ from market_data.csv_source import CsvSource
 from market_data.update import update_pair
 from storage.lake import Lake
 from training.backtest import refit_name
-from training.calibration import reliability
-from training.evaluation import Origins, mae_ratio_interval, select_origins, share_interval, time_blocks
+from training.evaluation import Origins, mae_ratio_interval, reliability, select_origins, share_interval, time_blocks
 from training.forecaster import ForecastModel
 from training.pipeline import fit_candidates
 from training.selection import choose
@@ -93,7 +93,22 @@ def fill_lake(root: Path, plan: Plan, timeframe: str, as_of: datetime, top: int 
     return tickers
 
 
-def score(model: ForecastModel, origins: Origins, blocks: np.ndarray) -> dict[str, Any]:
+@dataclass
+class Outcomes:
+    """One model's outcomes on one window, kept to pool a timeframe's windows: whether each origin's
+    band covered at h = 1 and 30, and each called step's confidence and hit, with their blocks."""
+    covered: dict[int, np.ndarray]
+    blocks: np.ndarray
+    confidence: np.ndarray
+    correct: np.ndarray
+    step_blocks: np.ndarray
+
+    def offset(self, by: int) -> Outcomes:
+        """The same outcomes with block ids moved by `by`: windows pooled keep their blocks apart."""
+        return Outcomes(self.covered, self.blocks + by, self.confidence, self.correct, self.step_blocks + by)
+
+
+def score(model: ForecastModel, origins: Origins, blocks: np.ndarray) -> tuple[dict[str, Any], Outcomes]:
     fc = model.predict_windows(origins.windows, HORIZON)
     actual = origins.actual_close
     c0 = fc.last_close[:, None]
@@ -105,18 +120,36 @@ def score(model: ForecastModel, origins: Origins, blocks: np.ndarray) -> dict[st
         out["mae_ratio"][str(h)] = mae_ratio_interval(err[:, h - 1], naive[:, h - 1], blocks)
         out["raw_mae_ratio"][str(h)] = mae_ratio_interval(raw_err[:, h - 1], naive[:, h - 1], blocks)
     out["coverage_interval"] = {}
+    covered = {}
     for h in (1, HORIZON):
-        hits = (lower[:, h - 1] <= actual[:, h - 1]) & (actual[:, h - 1] <= upper[:, h - 1])
-        out["coverage_80"][str(h)] = float(np.mean(hits))
-        out["coverage_interval"][str(h)] = share_interval(hits, blocks)
+        covered[h] = (lower[:, h - 1] <= actual[:, h - 1]) & (actual[:, h - 1] <= upper[:, h - 1])
+        out["coverage_80"][str(h)] = float(np.mean(covered[h]))
+        out["coverage_interval"][str(h)] = share_interval(covered[h], blocks)
     called = fc.direction != 0
+    correct = np.sign(actual) == fc.direction
+    step_blocks = np.broadcast_to(blocks[:, None], called.shape)
     out["called"] = float(called.mean())
-    out["reliability"] = reliability(fc.confidence[called], (np.sign(actual) == fc.direction)[called])
+    out["reliability"] = reliability(fc.confidence[called], correct[called], step_blocks[called])
+    return out, Outcomes(covered, blocks, fc.confidence[called], correct[called], step_blocks[called])
+
+
+def pooled(outcomes: list[Outcomes]) -> dict[str, Any]:
+    """Coverage and reliability over all of a timeframe's test windows together, with block
+    intervals: one window holds few independent market moves, the windows together several times
+    more, so a lean that no single window can resolve may show here."""
+    parts = [o.offset(i * 1_000_000) for i, o in enumerate(outcomes)]
+    blocks = np.concatenate([o.blocks for o in parts])
+    out: dict[str, Any] = {"windows": len(parts), "origins": int(len(blocks)), "coverage_80": {}}
+    for h in (1, HORIZON):
+        out["coverage_80"][str(h)] = share_interval(np.concatenate([o.covered[h] for o in parts]), blocks)
+    confidence, correct = np.concatenate([o.confidence for o in parts]), np.concatenate([o.correct for o in parts])
+    out["called"] = float(len(confidence) / (len(blocks) * HORIZON))
+    out["reliability"] = reliability(confidence, correct, np.concatenate([o.step_blocks for o in parts]))
     return out
 
 
 def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime, params: dict[str, Any],
-               direct_params: dict[str, dict[str, Any]], top: int | None) -> dict[str, Any]:
+               direct_params: dict[str, dict[str, Any]], top: int | None) -> tuple[dict[str, Any], dict[str, Outcomes]]:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         tickers = fill_lake(Path(tmp), plan, timeframe, end, top)
@@ -142,11 +175,13 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime, param
             if name in fitted.refits:
                 models[refit_name(name)] = fitted.refits[name]
         models[f"auto ({choice.name})"] = chosen
-        scores = {name: score(model, origins, blocks) for name, model in models.items()}
+        scored = {name: score(model, origins, blocks) for name, model in models.items()}
+    scores = {name: s for name, (s, _) in scored.items()}
+    outcomes = {name.split(" ")[0]: o for name, (_, o) in scored.items()}  # "auto (naive)" pools as "auto"
     return {"timeframe": timeframe, "window": f"{start:%Y-%m-%d} to {end:%Y-%m-%d}", "symbols": len(candles),
             "origins": len(origins), "stride": stride, "blocks": int(len(np.unique(blocks))), "chosen": choice.name,
             "validation_mae_vs_naive": choice.scores, "validation_intervals": choice.intervals, "models": scores,
-            "seconds": round(time.perf_counter() - started, 1)}
+            "seconds": round(time.perf_counter() - started, 1)}, outcomes
 
 
 def window_table(result: dict[str, Any]) -> list[str]:
@@ -186,9 +221,40 @@ def _coverage(scores: dict[str, Any], h: str) -> str:
     return cover if interval is None else f"{cover} [{interval[1]:.3f}, {interval[2]:.3f}]"
 
 
-def markdown(results: list[dict[str, Any]]) -> str:
+RELIABILITY_GOAL = 0.05  # stated confidence within 5 points of the observed hit rate, per bin
+
+
+def off_bins(table: list[dict[str, Any]]) -> int:
+    """Bins of a reliability table whose whole 95 % interval of the hit rate lies more than 5
+    points from the stated confidence: a miss of the goal that the window's luck cannot explain."""
+    return sum(1 for b in table if "observed_low" in b and (b["observed_low"] > b["predicted"] + RELIABILITY_GOAL
+                                                           or b["observed_high"] < b["predicted"] - RELIABILITY_GOAL))
+
+
+def worst_gap(table: list[dict[str, Any]]) -> str:
+    """The largest stated - observed of a reliability table, with how many bins provably miss."""
+    gap = max((b["predicted"] - b["observed"] for b in table), key=abs)
+    provable = f", {off_bins(table)}/{len(table)} bins off beyond chance" if "observed_low" in table[0] else ""
+    return f"{gap:+.3f}{provable}"
+
+
+def pooled_table(pools: dict[str, dict[str, Any]]) -> list[str]:
+    """Every model's coverage and reliability over all test windows of each timeframe together."""
+    out = ["| timeframe | model | windows (origins) | cover h1 [95 %] | cover h30 [95 %] | called | reliability: "
+           "worst gap (stated - observed) |", "|---|---|---|---|---|---|---|"]
+    for timeframe, models in pools.items():
+        for name, p in models.items():
+            c1, c30 = p["coverage_80"]["1"], p["coverage_80"]["30"]
+            gap = worst_gap(p["reliability"]) if p["reliability"] else "nothing called"
+            out.append(f"| {timeframe} | {name} | {p['windows']} ({p['origins']}) | {c1[0]:.3f} [{c1[1]:.3f}, "
+                       f"{c1[2]:.3f}] | {c30[0]:.3f} [{c30[1]:.3f}, {c30[2]:.3f}] | {p['called']:.0%} | {gap} |")
+    return out
+
+
+def markdown(results: list[dict[str, Any]], pools: dict[str, dict[str, Any]] | None = None) -> str:
     """bench/README.md's tables of a run (`--render honesty.json`): the chosen forecaster per
-    window, the candidates' worst reliability deciles, and every model per window."""
+    window, the candidates' worst reliability bins, every timeframe's windows pooled (where the
+    run saved them), and every model per window."""
     out = ["The chosen forecaster (`auto`) per window, against naive on the same origins:", "",
            "| timeframe | test window | chosen | MAE/naive h1 [95 %] | h5 | h10 | h30 [95 %] | cover h1 [95 %] "
            "| cover h30 [95 %] "
@@ -203,16 +269,19 @@ def markdown(results: list[dict[str, Any]]) -> str:
                    f"{m['30'][2]:.3f}] | {_coverage(auto, '1')} | {_coverage(auto, '30')} | "
                    f"{best} {h30[best]:.3f}; {worst} {h30[worst]:.3f} |")
     out += ["", "Reliability of the candidates on the test windows:", "",
-            "| timeframe | test window | largest reliability gap per candidate (worst decile, stated - observed; "
+            "| timeframe | test window | largest reliability gap per candidate (worst bin, stated - observed; "
+            "bins whose 95 % interval of the hit rate lies over 5 points from the stated confidence; "
             "candidates calling a direction on >= 10 % of steps) |", "|---|---|---|"]
     for r in results:
         gaps = []
         for name, s in r["models"].items():
             if name.startswith("auto") or s["called"] < 0.1 or not s["reliability"]:
                 continue
-            gap = max((b["predicted"] - b["observed"] for b in s["reliability"]), key=abs)
-            gaps.append(f"{name} {gap:+.3f} ({s['called']:.0%} called)")
+            gaps.append(f"{name} {worst_gap(s['reliability'])} ({s['called']:.0%} called)")
         out.append(f"| {r['timeframe']} | {r['window']} | {', '.join(gaps) or 'none'} |")
+    if pools:
+        out += ["", "All test windows of a timeframe together (blocks of each window kept apart):", "",
+                *pooled_table(pools)]
     out += ["", "Every model, per window (`bench/results/honesty.json` holds the reliability tables too):"]
     for r in results:
         out += ["", f"{r['timeframe']} test {r['window']}: {r['symbols']} symbols, {r['origins']} origins (every "
@@ -233,21 +302,28 @@ def main() -> None:
     parser.add_argument("--render", type=Path, help="print bench/README.md's tables of a saved run and stop")
     args = parser.parse_args()
     if args.render:
-        print(markdown(json.loads(args.render.read_text())["results"]))
+        saved = json.loads(args.render.read_text())
+        print(markdown(saved["results"], saved.get("pooled", {})))
         return
     params, direct_params = model_params(args, dict(DEFAULT_PARAMS))
-    results = []
+    results: list[dict[str, Any]] = []
+    pools: dict[str, dict[str, Any]] = {}
     for timeframe in args.timeframes.split(","):
         plan = PLANS[timeframe]
         if not plan.data.is_dir():
             raise SystemExit(f"bench.honesty needs {plan.data} (the project's shared real data)")
+        kept: dict[str, list[Outcomes]] = {}
         for start, end in plan.windows[: args.windows or None]:
-            result = run_window(timeframe, plan, start, end, params, direct_params, args.top)
+            result, outcomes = run_window(timeframe, plan, start, end, params, direct_params, args.top)
             print_window(result)
             results.append(result)
+            for name, o in outcomes.items():
+                kept.setdefault(name, []).append(o)
+            pools[timeframe] = {name: pooled(parts) for name, parts in kept.items()}
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps({"params": params, "direct_params": direct_params, "results": results},
-                                           indent=1, default=str))
+            args.out.write_text(json.dumps({"params": params, "direct_params": direct_params, "results": results,
+                                            "pooled": pools}, indent=1, default=str))
+        print("\n".join(["", f"== {timeframe}, all test windows together", *pooled_table({timeframe: pools[timeframe]})]))
     print(f"\nresults in {args.out}")
 
 

@@ -50,12 +50,14 @@ def test_direction_and_confidence_agree_with_the_close_path() -> None:
     raw, actual, sigma = _validation(800, edge=0.6, seed=2)
     cal = fit_calibration(raw, actual, sigma)
     cal.shrink[10:20] = [0.0] * 10  # no proven edge at these horizons
+    cal.conf_a[20:25], cal.conf_b[20:25] = [0.0] * 5, [0.0] * 5  # an edge in size, a coin toss in sign
+    assert min(cal.shrink[20:25]) > 0
     out = _forecast(cal, raw, sigma)
     moved = np.sign(out.close - 100.0)
     assert (out.direction == moved).all()
     flat = out.direction == 0
-    assert flat[:, 10:20].all() and (out.close[flat] == 100.0).all() and (out.confidence[flat] == 0.5).all()
-    assert (out.confidence[~flat] >= 0.5).all()
+    assert flat[:, 10:25].all() and (out.close[flat] == 100.0).all() and (out.confidence[flat] == 0.5).all()
+    assert (out.confidence[~flat] > 0.5).all()  # a called direction always claims an edge
     # a flat step carries naive's band around the last close
     root = np.sqrt(np.arange(1, H + 1))
     expected_lo = 100.0 * np.exp(sigma[:, None] * root[None, :] * np.asarray(cal.naive_lo)[None, :])
@@ -248,3 +250,52 @@ def test_long_horizon_bands_carry_a_margin_for_a_new_regime() -> None:
     # halves too small to say anything: the pooled band
     same_lo, same_hi = band_quantiles(pooled, [calm[:10], wild])
     assert np.allclose(same_lo, plain_lo) and np.allclose(same_hi, plain_hi)
+
+
+def test_validation_blocks_keep_coins_of_one_time_together() -> None:
+    from training.calibration import VALIDATION_BLOCKS, validation_blocks
+
+    times = np.tile(np.arange(100).astype("datetime64[D]"), 7)  # 7 coins, 100 days each, symbol by symbol
+    blocks = validation_blocks(len(times), times)
+    assert len(np.unique(blocks)) == VALIDATION_BLOCKS
+    same_day = blocks.reshape(7, 100)
+    assert (same_day == same_day[0]).all()  # every coin's origin of a day is in that day's block
+    assert (np.diff(same_day[0]) >= 0).all()  # spans of time, in order
+    np.testing.assert_array_equal(validation_blocks(25), np.arange(25) // 10)  # no times: runs of origins
+
+
+def test_confidence_earned_by_a_few_market_moves_is_not_trusted() -> None:
+    """Twenty coins that move together: validation holds 40 draws of the market, not 800. A model
+    whose sign matched the market on a lucky 25 of those 40 days looks skilled when each origin
+    counts as a draw; blocks of time see how little 40 days prove."""
+    from training.calibration import confidence
+
+    rng = np.random.default_rng(12)
+    days, coins = 40, 20
+    market = rng.normal(0.0, 1.0, days)
+    right = rng.permutation(np.arange(days) < 25)
+    lucky = np.where(right, np.sign(market), -np.sign(market))
+    sigma = np.full(days * coins, 0.02)
+    root = np.sqrt(np.arange(1, H + 1))[None, :]
+    raw = (np.repeat(lucky, coins) * rng.uniform(0.2, 1.0, days * coins))[:, None] * 0.02 * root
+    actual = (np.repeat(market, coins)[:, None] + 0.3 * rng.normal(size=(days * coins, H))) * 0.02 * root
+    times = np.repeat(np.arange(days).astype("datetime64[D]"), coins)
+    p = confidence(fit_calibration(raw, actual, sigma, times=times), raw, sigma)
+    hit = np.sign(raw) == np.sign(actual)
+    assert hit.mean() > 0.58  # the lucky majority, as validation saw it
+    assert p.mean() < 0.53, p.mean()  # the temperature's point estimate stated 0.59 here
+
+
+def test_a_reliability_table_keeps_tied_confidence_in_one_bin_with_its_interval() -> None:
+    from training.evaluation import reliability
+
+    rng = np.random.default_rng(13)
+    stated = np.concatenate([np.full(600, 0.5), np.linspace(0.55, 0.7, 400)])
+    hit = rng.random(1000) < stated
+    blocks = np.arange(1000) % 50
+    table = reliability(stated, hit, blocks)
+    assert table[0]["predicted"] == 0.5 and table[0]["n"] == 600  # one bin for the tie, not six
+    assert sum(row["n"] for row in table) == 1000 and len(table) == 5
+    for row in table:
+        assert row["observed_low"] <= row["observed"] <= row["observed_high"]
+    assert "observed_low" not in reliability(stated, hit)[0]  # no blocks, no interval

@@ -9,7 +9,8 @@ From raw recursive forecasts of the validation period and what actually happened
   widen when markets move and narrow when they calm down).
 - `conf_a[h]`, `conf_b[h]`: a logistic map from signal strength |forecast| / (volatility sqrt(h))
   to the probability that the forecast direction is right, tempered toward a coin toss by how
-  well a fit on half the validation blocks predicts the other half.
+  well a fit on half the validation period predicts the other half, at the temperature that 90 %
+  of block resamples still support (`proven_temperature`).
 - `naive_lo[h]`, `naive_hi[h]`: the same band for the naive forecast, so naive is scored alike.
 - `adapt_rate`: how fast a forecast's band adapts to the symbol's recent misses (adaptive
   conformal inference over the candles the forecast already has, `band_adjustments`).
@@ -107,12 +108,32 @@ def block_ratio_draws(num: np.ndarray, den: np.ndarray, blocks: np.ndarray, samp
     return weights @ num_sums, weights @ den_sums
 
 
-def proven_shrink(raw: np.ndarray, actual: np.ndarray, seed: int = 0) -> np.ndarray:
+VALIDATION_BLOCKS = 20
+
+
+def validation_blocks(n: int, times: np.ndarray | None = None) -> np.ndarray:
+    """The bootstrap block of each of `n` validation origins, for `proven_shrink` and
+    `proven_temperature`. With `times` (each origin's time): VALIDATION_BLOCKS spans of origin time
+    of equal length, all symbols together. Coins move together, so the origins of one span are
+    one draw of the market, not one per coin; and a 30-candle future reaches across a span (a
+    quarter of 1d history, ~25 days; of 4h, ~30 candles). Without `times`: runs of BLOCK_ORIGINS
+    neighbouring origins (of one symbol, in `select_origins`' order)."""
+    if times is not None and n:
+        stamps = np.asarray(times).astype("datetime64[ms]").astype(np.int64)
+        span = int(stamps.max() - stamps.min())
+        if span > 0:
+            return np.minimum((stamps - stamps.min()) * VALIDATION_BLOCKS // span, VALIDATION_BLOCKS - 1)
+    return np.arange(n) // BLOCK_ORIGINS
+
+
+def proven_shrink(raw: np.ndarray, actual: np.ndarray, blocks: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
     """Per horizon, how much of the model's cumulative return to keep: the least-squares factor
     through the origin (sum raw*actual / sum raw^2), at its lower 10 % block-bootstrap quantile,
-    clipped to [0, 1]. Validation that shows an edge only by luck, or an edge that the next regime
-    may not keep, leaves little or nothing: such horizons fall back to naive."""
-    num, den = block_ratio_draws(raw * actual, raw**2, np.arange(len(raw)) // BLOCK_ORIGINS, BOOTSTRAP_SAMPLES, seed)
+    clipped to [0, 1] (blocks: `validation_blocks`). Validation that shows an edge only by luck,
+    or an edge that the next regime may not keep, leaves little or nothing: such horizons fall
+    back to naive."""
+    blocks = validation_blocks(len(raw)) if blocks is None else blocks
+    num, den = block_ratio_draws(raw * actual, raw**2, blocks, BOOTSTRAP_SAMPLES, seed)
     with np.errstate(divide="ignore", invalid="ignore"):
         factors = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
     return np.clip(np.quantile(factors, SHRINK_QUANTILE, axis=0), 0.0, 1.0)
@@ -127,8 +148,10 @@ def later_half(times: np.ndarray) -> np.ndarray:
 def kept_moves(shrink: np.ndarray, p_right: np.ndarray) -> np.ndarray:
     """Where a forecast keeps the model's move (else it states naive's close): validation proved an
     edge at the horizon (shrink > 0) and, for this forecast's signal strength, the calibrated
-    chance that the model's sign is right is at least one half. `p_right` is (origins x horizons)."""
-    return (p_right >= 0.5) & (np.asarray(shrink)[None, : p_right.shape[1]] > 0)
+    chance that the model's sign is right is above one half. A chance of exactly one half (the
+    confidence fit tempered to a coin toss) is no edge: such a step is `flat`, not a call with
+    confidence 0.5. `p_right` is (origins x horizons)."""
+    return (p_right > 0.5) & (np.asarray(shrink)[None, : p_right.shape[1]] > 0)
 
 
 def scaled_naive_moves(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, timeframe: str,
@@ -196,35 +219,42 @@ def _logistic(strength: np.ndarray, correct: np.ndarray) -> tuple[float, float]:
     return float(np.log(rate / (1 - rate))), 0.0
 
 
-def temperature(logit: np.ndarray, correct: np.ndarray) -> float:
-    """The factor in [0, 1] on held-out logits with the lowest log loss: 1 keeps a fit that carries
-    to unseen origins, 0 turns one that does not into a coin toss (confidence 0.5)."""
+def proven_temperature(logit: np.ndarray, correct: np.ndarray, blocks: np.ndarray, seed: int = 0) -> float:
+    """The factor in [0, 1] on held-out logits with the lowest log loss (1 keeps a fit that
+    carries to unseen origins, 0 turns one that does not into a coin toss, confidence 0.5), at its
+    lower 10 % block-bootstrap quantile, as `proven_shrink` keeps only the edge that 90 % of
+    resamples prove. A confidence map that holds in validation only thanks to a few market moves
+    is trusted less: on 13 real test windows the point estimate stated up to 0.25 more than the
+    observed hit rate (bench/README.md)."""
     y = correct.astype(float)
-    p = 1.0 / (1.0 + np.exp(-np.outer(TEMPERATURES, logit)))
-    p = np.clip(p, 1e-9, 1 - 1e-9)
-    loss = -(y[None, :] * np.log(p) + (1 - y[None, :]) * np.log(1 - p)).mean(axis=1)
-    return float(TEMPERATURES[int(np.argmin(loss))])
+    p = np.clip(1.0 / (1.0 + np.exp(-np.outer(logit, TEMPERATURES))), 1e-9, 1 - 1e-9)
+    loss = -(y[:, None] * np.log(p) + (1 - y[:, None]) * np.log(1 - p))  # origins x temperatures
+    sums, _ = block_ratio_draws(loss, np.ones((len(y), 1)), blocks, BOOTSTRAP_SAMPLES, seed)
+    best = TEMPERATURES[np.argmin(sums, axis=1)]
+    return float(np.quantile(best, SHRINK_QUANTILE, method="lower"))
 
 
 def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray,
                     naive_halves: list[np.ndarray] | None = None, times: np.ndarray | None = None) -> Calibration:
     """`raw` and `actual` are (origins x horizons) cumulative log returns; `sigma` the recent
-    one-candle volatility at each origin. Origins are expected in (symbol, time) order, as
-    `select_origins` gives them, so that neighbouring rows are resampled together. Naive's band
+    one-candle volatility at each origin; `times` each origin's time. The bootstraps of shrinkage
+    and confidence resample `validation_blocks` of origin time (without `times`, runs of
+    neighbouring rows: origins in (symbol, time) order, as `select_origins` gives them). Naive's band
     comes from `naive_halves` (`naive_move_halves` of the same period: every candle, not just the
     origins) where given. Both bands carry `band_quantiles`' margin for a regime change (halves
     by `times`). Confidence is a logistic fit of P(sign right) on signal strength,
     tempered toward 0.5 by how well it predicts origins it was not fitted on: with `times` (each
     origin's time), a fit on the earlier half of the period predicts the later half and the
     reverse, so a relation that drifts within validation is trusted less; without, alternate
-    blocks of origins."""
+    blocks of origins; and at the temperature 90 % of block resamples support."""
     ok = np.isfinite(raw).all(axis=1) & np.isfinite(actual).all(axis=1) & np.isfinite(sigma) & (sigma > 0)
     raw, actual, sigma = raw[ok], actual[ok], sigma[ok]
     times = None if times is None else np.asarray(times)[ok]
     if len(raw) < 20:
         raise ValueError(f"only {len(raw)} usable calibration origins; at least 20 are needed")
     horizon = raw.shape[1]
-    shrink = proven_shrink(raw, actual)
+    blocks = validation_blocks(len(raw), times)
+    shrink = proven_shrink(raw, actual, blocks)
     strength = np.abs(scaled(raw, sigma))
     correct = (np.sign(raw) == np.sign(actual)) & (raw != 0)
     conf_a, conf_b = np.zeros(horizon), np.zeros(horizon)
@@ -238,7 +268,7 @@ def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray,
         for fold in (0, 1):
             fa, fb = _logistic(strength[folds != fold, h], correct[folds != fold, h])
             held_out[folds == fold] = fa + fb * strength[folds == fold, h]
-        t = temperature(held_out, correct[:, h])
+        t = proven_temperature(held_out, correct[:, h], blocks)
         conf_a[h], conf_b[h] = t * a, t * b
     halves = None if later is None else [~later, later]
     pooled = np.concatenate(naive_halves) if naive_halves is not None else np.zeros((0, horizon))
@@ -268,19 +298,6 @@ def confidence(cal: Calibration, raw: np.ndarray, sigma: np.ndarray) -> np.ndarr
     strength = np.abs(scaled(raw, sigma))
     logit = np.asarray(cal.conf_a)[None, : raw.shape[1]] + np.asarray(cal.conf_b)[None, : raw.shape[1]] * strength
     return 1.0 / (1.0 + np.exp(-logit))
-
-
-def reliability(predicted: np.ndarray, correct: np.ndarray, bins: int = 10) -> list[dict]:
-    """Predicted confidence against observed accuracy, in equal-count bins (a reliability table)."""
-    p, y = predicted.ravel(), correct.ravel().astype(float)
-    if p.size == 0:
-        return []
-    order = np.argsort(p)
-    rows = []
-    for chunk in np.array_split(order, min(bins, p.size)):
-        rows.append({"predicted": round(float(p[chunk].mean()), 4), "observed": round(float(y[chunk].mean()), 4),
-                     "n": int(chunk.size)})
-    return rows
 
 
 BAND_MISS = 1.0 - (BAND_QUANTILES[1] - BAND_QUANTILES[0])  # the 80 % band should miss 20 % of outcomes

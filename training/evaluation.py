@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from market_data.timeframes import spec
-from training.calibration import block_ratio_draws, horizon_scale, reliability
+from training.calibration import block_ratio_draws, horizon_scale
 from training.forecaster import HORIZON, ForecastModel, Windows
 
 
@@ -104,6 +104,31 @@ def share_interval(hits: np.ndarray, blocks: np.ndarray, level: float = 0.95, se
     which moves that window held (coins move together, so a window has few independent blocks)."""
     values = np.asarray(hits, dtype=np.float64)
     return mae_ratio_interval(values, np.ones_like(values), blocks, level, seed)
+
+
+def reliability(predicted: np.ndarray, correct: np.ndarray, blocks: np.ndarray | None = None,
+                bins: int = 10) -> list[dict]:
+    """Stated confidence against the observed hit rate: a reliability table in `bins` bins of
+    about equal count. Steps that state the same confidence share a bin: an equal-count cut
+    through a tie would split identical statements by row order (by symbol) and call the
+    difference a miscalibration. With `blocks` (each step's bootstrap block, e.g. its origin's
+    `time_blocks`), each bin carries the 95 % block-bootstrap interval of its hit rate: steps of
+    one time share the market's move, so a bin of a thousand steps can hold a few dozen draws."""
+    p, y = np.asarray(predicted, dtype=np.float64).ravel(), np.asarray(correct, dtype=np.float64).ravel()
+    if p.size == 0:
+        return []
+    edges = np.unique(np.quantile(p, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+    index = np.searchsorted(edges, p, side="right")
+    rows = []
+    for b in np.unique(index):
+        chunk = index == b
+        row = {"predicted": round(float(p[chunk].mean()), 4), "observed": round(float(y[chunk].mean()), 4),
+               "n": int(chunk.sum())}
+        if blocks is not None:
+            _, low, high = share_interval(y[chunk], np.asarray(blocks).ravel()[chunk])
+            row.update(observed_low=round(low, 4), observed_high=round(high, 4))
+        rows.append(row)
+    return rows
 
 
 def insample_naive_mae(candles: dict[str, pd.DataFrame], end: pd.Timestamp) -> float:

@@ -304,8 +304,11 @@ def calibrated_arrays(raw: np.ndarray, ups: np.ndarray, downs: np.ndarray, sigma
 def point_forecast(cal: Calibration, raw: np.ndarray, p_right: np.ndarray) -> np.ndarray:
     """The cumulative log return a forecast states: the model's, shrunk toward naive by how much
     edge validation proved at each horizon, and exactly naive (0) wherever it keeps no move
-    (`kept_moves`). `p_right`: the calibrated chance that the model's sign is right."""
+    (`kept_moves`). `p_right`: the calibrated chance that the model's sign is right. Before any
+    calibration (`Calibration.identity`, no validation origins) it is the model's own forecast."""
     shrink = np.asarray(cal.shrink)
+    if cal.n_origins == 0:
+        return raw * shrink[None, : raw.shape[1]]
     return np.where(kept_moves(shrink, p_right), raw * shrink[None, : raw.shape[1]], 0.0)
 
 

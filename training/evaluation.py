@@ -193,9 +193,10 @@ def evaluate(forecaster: ForecastModel, origins: Origins, scale: float) -> dict[
     naive_hl = (np.abs(origins.actual_high) + np.abs(origins.actual_low)) / 2
     called = fc.direction != 0  # a flat step claims no direction: it is not in the reliability table
     correct = (np.sign(origins.actual_close) == fc.direction)
+    step_blocks = np.broadcast_to(time_blocks(origins, forecaster.timeframe)[:, None], called.shape)
     return {
         "model": {"horizons": model_h, "summary": _summary(model_h, hl),
-                  "reliability": reliability(fc.confidence[called], correct[called])},
+                  "reliability": reliability(fc.confidence[called], correct[called], step_blocks[called])},
         "naive": {"horizons": naive_h, "summary": _summary(naive_h, naive_hl)},
         "n_origins": len(origins),
     }

@@ -115,8 +115,9 @@ def validation_blocks(n: int, times: np.ndarray | None = None) -> np.ndarray:
     """The bootstrap block of each of `n` validation origins, for `proven_shrink` and
     `proven_temperature`. With `times` (each origin's time): VALIDATION_BLOCKS spans of origin time
     of equal length, all symbols together. Coins move together, so the origins of one span are
-    one draw of the market, not one per coin; and a 30-candle future reaches across a span (a
-    quarter of 1d history, ~25 days; of 4h, ~30 candles). Without `times`: runs of BLOCK_ORIGINS
+    one draw of the market, not one per coin; and an origin's 30-candle future reaches about one
+    span ahead (validation of the real daily coins spans ~500 candles, of 4-hourly ~600: spans of
+    ~25 and ~30 candles). Without `times`: runs of BLOCK_ORIGINS
     neighbouring origins (of one symbol, in `select_origins`' order)."""
     if times is not None and n:
         stamps = np.asarray(times).astype("datetime64[ms]").astype(np.int64)

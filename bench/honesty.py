@@ -39,7 +39,7 @@ from market_data.csv_source import CsvSource
 from market_data.update import update_pair
 from storage.lake import Lake
 from training.backtest import refit_name
-from training.evaluation import Origins, mae_ratio_interval, reliability, select_origins, share_interval, time_blocks
+from training.evaluation import CalledSteps, Origins, mae_ratio_interval, select_origins, share_interval, time_blocks
 from training.forecaster import ForecastModel
 from training.pipeline import fit_candidates
 from training.selection import choose
@@ -96,16 +96,14 @@ def fill_lake(root: Path, plan: Plan, timeframe: str, as_of: datetime, top: int 
 @dataclass
 class Outcomes:
     """One model's outcomes on one window, kept to pool a timeframe's windows: whether each origin's
-    band covered at h = 1 and 30, and each called step's confidence and hit, with their blocks."""
+    band covered at h = 1 and 30 (with each origin's block), and the steps that called a direction."""
     covered: dict[int, np.ndarray]
     blocks: np.ndarray
-    confidence: np.ndarray
-    correct: np.ndarray
-    step_blocks: np.ndarray
+    steps: CalledSteps
 
     def offset(self, by: int) -> Outcomes:
         """The same outcomes with block ids moved by `by`: windows pooled keep their blocks apart."""
-        return Outcomes(self.covered, self.blocks + by, self.confidence, self.correct, self.step_blocks + by)
+        return Outcomes(self.covered, self.blocks + by, self.steps.moved(by))
 
 
 def score(model: ForecastModel, origins: Origins, blocks: np.ndarray) -> tuple[dict[str, Any], Outcomes]:
@@ -125,12 +123,10 @@ def score(model: ForecastModel, origins: Origins, blocks: np.ndarray) -> tuple[d
         covered[h] = (lower[:, h - 1] <= actual[:, h - 1]) & (actual[:, h - 1] <= upper[:, h - 1])
         out["coverage_80"][str(h)] = float(np.mean(covered[h]))
         out["coverage_interval"][str(h)] = share_interval(covered[h], blocks)
-    called = fc.direction != 0
-    correct = np.sign(actual) == fc.direction
-    step_blocks = np.broadcast_to(blocks[:, None], called.shape)
-    out["called"] = float(called.mean())
-    out["reliability"] = reliability(fc.confidence[called], correct[called], step_blocks[called])
-    return out, Outcomes(covered, blocks, fc.confidence[called], correct[called], step_blocks[called])
+    steps = CalledSteps.of(fc.direction, fc.confidence, actual, blocks)
+    out["called"] = float(np.mean(fc.direction != 0))
+    out["reliability"] = steps.reliability()
+    return out, Outcomes(covered, blocks, steps)
 
 
 def pooled(outcomes: list[Outcomes]) -> dict[str, Any]:
@@ -142,9 +138,9 @@ def pooled(outcomes: list[Outcomes]) -> dict[str, Any]:
     out: dict[str, Any] = {"windows": len(parts), "origins": int(len(blocks)), "coverage_80": {}}
     for h in (1, HORIZON):
         out["coverage_80"][str(h)] = share_interval(np.concatenate([o.covered[h] for o in parts]), blocks)
-    confidence, correct = np.concatenate([o.confidence for o in parts]), np.concatenate([o.correct for o in parts])
-    out["called"] = float(len(confidence) / (len(blocks) * HORIZON))
-    out["reliability"] = reliability(confidence, correct, np.concatenate([o.step_blocks for o in parts]))
+    steps = CalledSteps.pooled([o.steps for o in parts])
+    out["called"] = float(len(steps.confidence) / (len(blocks) * HORIZON))
+    out["reliability"] = steps.reliability()
     return out
 
 
@@ -180,7 +176,8 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime, param
     outcomes = {name.split(" ")[0]: o for name, (_, o) in scored.items()}  # "auto (naive)" pools as "auto"
     return {"timeframe": timeframe, "window": f"{start:%Y-%m-%d} to {end:%Y-%m-%d}", "symbols": len(candles),
             "origins": len(origins), "stride": stride, "blocks": int(len(np.unique(blocks))), "chosen": choice.name,
-            "validation_mae_vs_naive": choice.scores, "validation_intervals": choice.intervals, "models": scores,
+            "validation_mae_vs_naive": choice.scores, "validation_intervals": choice.intervals,
+            "validation_worst_horizon": choice.worst_horizon, "models": scores,
             "seconds": round(time.perf_counter() - started, 1)}, outcomes
 
 

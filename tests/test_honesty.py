@@ -166,6 +166,13 @@ def test_auto_chooses_a_model_only_where_validation_proves_it_beats_naive() -> N
     skilled = _Fixed(0.5 * actual)  # half of every move: a real edge
     choice = choose_on({"noise": noise, "skilled": skilled}, _origins(actual), "1d")  # type: ignore[dict-item]
     assert choice.name == "skilled" and choice.intervals["skilled"][1] < 1.0
+    # better than naive over the horizons on average, but worse at the last one: not proven
+    cum = 0.5 * actual
+    cum[:, -1] = actual[:, -1] + rng.normal(0, 0.3, 600)
+    tradeoff = _Fixed(cum)
+    choice = choose_on({"noise": noise, "tradeoff": tradeoff}, _origins(actual), "1d")  # type: ignore[dict-item]
+    assert choice.intervals["tradeoff"][1] < 1.0 and choice.worst_horizon["tradeoff"] > 1.0
+    assert choice.name == NAIVE
 
 
 def test_confidence_that_drifts_within_validation_is_not_trusted() -> None:
@@ -299,3 +306,17 @@ def test_a_reliability_table_keeps_tied_confidence_in_one_bin_with_its_interval(
     for row in table:
         assert row["observed_low"] <= row["observed"] <= row["observed_high"]
     assert "observed_low" not in reliability(stated, hit)[0]  # no blocks, no interval
+
+
+def test_reliability_counts_only_steps_that_call_a_direction_and_pools_periods_apart() -> None:
+    from training.evaluation import CalledSteps
+
+    direction = np.array([[1, 0, -1], [0, 0, 1]])
+    confidence = np.array([[0.6, 0.5, 0.7], [0.5, 0.5, 0.55]])
+    actual = np.array([[0.01, -0.02, 0.03], [0.0, 0.01, 0.02]])
+    steps = CalledSteps.of(direction, confidence, actual, np.array([4, 9]))
+    assert steps.confidence.tolist() == [0.6, 0.7, 0.55]  # the flat steps claim nothing
+    assert steps.correct.tolist() == [True, False, True] and steps.blocks.tolist() == [4, 4, 9]
+    both = CalledSteps.pooled([steps, steps.moved(100)])
+    assert both.blocks.tolist() == [4, 4, 9, 104, 104, 109]
+    assert sum(row["n"] for row in both.reliability()) == 6

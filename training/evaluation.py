@@ -131,6 +131,36 @@ def reliability(predicted: np.ndarray, correct: np.ndarray, blocks: np.ndarray |
     return rows
 
 
+@dataclass
+class CalledSteps:
+    """The forecast steps that call a direction (a `flat` step claims none), each with its stated
+    confidence, whether the sign came true, and its origin's bootstrap block: what a reliability
+    table is made of, for one test period or several pooled."""
+    confidence: np.ndarray
+    correct: np.ndarray
+    blocks: np.ndarray
+
+    @classmethod
+    def of(cls, direction: np.ndarray, confidence: np.ndarray, actual_close: np.ndarray,
+           blocks: np.ndarray) -> CalledSteps:
+        """From (origins x horizons) directions (-1, 0, +1), confidences and outcomes, and each origin's block."""
+        called = direction != 0
+        correct = np.sign(actual_close) == direction
+        return cls(confidence[called], correct[called], np.broadcast_to(np.asarray(blocks)[:, None], called.shape)[called])
+
+    @classmethod
+    def pooled(cls, parts: list[CalledSteps]) -> CalledSteps:
+        """Several periods' steps together (their blocks must already be apart)."""
+        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("confidence", "correct", "blocks")))
+
+    def moved(self, by: int) -> CalledSteps:
+        """The same steps with block ids moved by `by`, to keep periods apart when pooled."""
+        return CalledSteps(self.confidence, self.correct, self.blocks + by)
+
+    def reliability(self) -> list[dict]:
+        return reliability(self.confidence, self.correct, self.blocks)
+
+
 def insample_naive_mae(candles: dict[str, pd.DataFrame], end: pd.Timestamp) -> float:
     """Mean |one-candle log return| over the candles before `end` (MASE's scale)."""
     total, count = 0.0, 0
@@ -191,12 +221,9 @@ def evaluate(forecaster: ForecastModel, origins: Origins, scale: float) -> dict[
     zeros = np.zeros_like(origins.actual_close)
     naive_h = _horizon_metrics(zeros, origins.actual_close, np.ones_like(fc.direction), naive_lo, naive_hi, scale)
     naive_hl = (np.abs(origins.actual_high) + np.abs(origins.actual_low)) / 2
-    called = fc.direction != 0  # a flat step claims no direction: it is not in the reliability table
-    correct = (np.sign(origins.actual_close) == fc.direction)
-    step_blocks = np.broadcast_to(time_blocks(origins, forecaster.timeframe)[:, None], called.shape)
+    steps = CalledSteps.of(fc.direction, fc.confidence, origins.actual_close, time_blocks(origins, forecaster.timeframe))
     return {
-        "model": {"horizons": model_h, "summary": _summary(model_h, hl),
-                  "reliability": reliability(fc.confidence[called], correct[called], step_blocks[called])},
+        "model": {"horizons": model_h, "summary": _summary(model_h, hl), "reliability": steps.reliability()},
         "naive": {"horizons": naive_h, "summary": _summary(naive_h, naive_hl)},
         "n_origins": len(origins),
     }

@@ -88,6 +88,7 @@ def choose_stage(timer: StageTimer, candidates: dict[str, ForecastModel], candle
     choice = timer.run("choose", lambda: choose(candidates, candles, split, max_origins), lambda c: c.describe())
     choice.forecaster.meta["validation_scores"] = choice.scores
     choice.forecaster.meta["validation_intervals"] = choice.intervals
+    choice.forecaster.meta["validation_worst_horizon"] = choice.worst_horizon
     return choice
 
 

@@ -320,3 +320,14 @@ def test_reliability_counts_only_steps_that_call_a_direction_and_pools_periods_a
     both = CalledSteps.pooled([steps, steps.moved(100)])
     assert both.blocks.tolist() == [4, 4, 9, 104, 104, 109]
     assert sum(row["n"] for row in both.reliability()) == 6
+
+
+def test_chance_within_says_how_often_a_perfect_band_meets_a_per_window_goal() -> None:
+    from training.evaluation import chance_within
+
+    # a window whose 95 % interval is +-0.0588 has a spread of 0.03: within +-0.03 with chance 0.683
+    expected, every = chance_within([(0.8, 0.7412, 0.8588)] * 4, (0.77, 0.83), 0.80)
+    assert abs(expected - 4 * 0.6827) < 0.01 and abs(every - 0.6827**4) < 0.01
+    assert chance_within([(0.8, 0.8, 0.8)], (0.77, 0.83), 0.80) == (1.0, 1.0)  # no spread, no luck
+    tight, _ = chance_within([(0.8, 0.79, 0.81)] * 4, (0.77, 0.83), 0.80)
+    assert tight > 3.99  # a window that resolves the goal is met by a perfect band

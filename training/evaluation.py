@@ -21,6 +21,7 @@ with no knowledge of volatility cannot get right.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -104,6 +105,25 @@ def share_interval(hits: np.ndarray, blocks: np.ndarray, level: float = 0.95, se
     which moves that window held (coins move together, so a window has few independent blocks)."""
     values = np.asarray(hits, dtype=np.float64)
     return mae_ratio_interval(values, np.ones_like(values), blocks, level, seed)
+
+
+def chance_within(intervals: list[tuple[float, float, float]], goal: tuple[float, float],
+                  truth: float) -> tuple[float, float]:
+    """For a forecaster whose true rate is `truth` (a band that really covers 80 %): on how many of
+    the periods, on average, the measured rate would land within `goal`, and the chance that it
+    lands within on every one, given each period's sampling spread (its 95 % block-bootstrap
+    interval, as from `share_interval`, read as a normal one). A goal per period that a perfect
+    forecaster would often miss by the luck of the period's market moves is not evidence against
+    a forecaster that misses it as often."""
+    probabilities = []
+    for _, low, high in intervals:
+        spread = (high - low) / (2 * NormalDist().inv_cdf(0.975))
+        if spread <= 0:
+            probabilities.append(float(goal[0] <= truth <= goal[1]))
+            continue
+        dist = NormalDist(truth, spread)
+        probabilities.append(dist.cdf(goal[1]) - dist.cdf(goal[0]))
+    return float(sum(probabilities)), float(np.prod(probabilities))
 
 
 def reliability(predicted: np.ndarray, correct: np.ndarray, blocks: np.ndarray | None = None,

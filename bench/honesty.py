@@ -176,8 +176,9 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime, param
     outcomes = {name.split(" ")[0]: o for name, (_, o) in scored.items()}  # "auto (naive)" pools as "auto"
     return {"timeframe": timeframe, "window": f"{start:%Y-%m-%d} to {end:%Y-%m-%d}", "symbols": len(candles),
             "origins": len(origins), "stride": stride, "blocks": int(len(np.unique(blocks))), "chosen": choice.name,
-            "validation_mae_vs_naive": choice.scores, "validation_intervals": choice.intervals,
-            "validation_worst_horizon": choice.worst_horizon, "models": scores,
+            "validation_mae_vs_naive": choice.validation.scores,
+            "validation_intervals": choice.validation.intervals,
+            "validation_worst_horizon": choice.validation.worst_horizon, "models": scores,
             "seconds": round(time.perf_counter() - started, 1)}, outcomes
 
 

@@ -162,16 +162,16 @@ def test_auto_chooses_a_model_only_where_validation_proves_it_beats_naive() -> N
     noise = _Fixed(rng.normal(0, 0.001, (600, H)))  # about naive, proves nothing
     worse = _Fixed(rng.normal(0, 0.05, (600, H)))
     choice = choose_on({"noise": noise, "worse": worse}, _origins(actual), "1d")  # type: ignore[dict-item]
-    assert choice.name == NAIVE and choice.scores["worse"] > 1.0
+    assert choice.name == NAIVE and choice.validation.scores["worse"] > 1.0
     skilled = _Fixed(0.5 * actual)  # half of every move: a real edge
     choice = choose_on({"noise": noise, "skilled": skilled}, _origins(actual), "1d")  # type: ignore[dict-item]
-    assert choice.name == "skilled" and choice.intervals["skilled"][1] < 1.0
+    assert choice.name == "skilled" and choice.validation.intervals["skilled"][1] < 1.0
     # better than naive over the horizons on average, but worse at the last one: not proven
     cum = 0.5 * actual
     cum[:, -1] = actual[:, -1] + rng.normal(0, 0.3, 600)
     tradeoff = _Fixed(cum)
     choice = choose_on({"noise": noise, "tradeoff": tradeoff}, _origins(actual), "1d")  # type: ignore[dict-item]
-    assert choice.intervals["tradeoff"][1] < 1.0 and choice.worst_horizon["tradeoff"] > 1.0
+    assert choice.validation.intervals["tradeoff"][1] < 1.0 and choice.validation.worst_horizon["tradeoff"] > 1.0
     assert choice.name == NAIVE
 
 

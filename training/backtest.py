@@ -115,9 +115,9 @@ def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train
         "summary": {**{n: results[n]["model"]["summary"] for n in names}, "naive": naive["summary"]},
         "reliability": {n: results[n]["model"]["reliability"] for n in names},
         "weights": {n: f.weights for n, f in forecasters.items() if hasattr(f, "weights")},
-        **({"choice": {"chosen": choice.name, "validation_mae_vs_naive": choice.scores,
-                       "validation_intervals": choice.intervals,
-                       "validation_worst_horizon": choice.worst_horizon}} if auto else {}),
+        **({"choice": {"chosen": choice.name, "validation_mae_vs_naive": choice.validation.scores,
+                       "validation_intervals": choice.validation.intervals,
+                       "validation_worst_horizon": choice.validation.worst_horizon}} if auto else {}),
         "origins": {"stride_candles": stride, "max_origins": max_origins, "horizon": horizon,
                     "note": "origins are test-period candles with a full feature window before them and "
                             f"{horizon} known candles after them, every {stride} candles"

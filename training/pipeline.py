@@ -86,9 +86,9 @@ def choose_stage(timer: StageTimer, candidates: dict[str, ForecastModel], candle
     """`auto`'s choice among fitted candidates, as a timed stage; the chosen forecaster's metadata
     keeps the validation figures it was chosen on."""
     choice = timer.run("choose", lambda: choose(candidates, candles, split, max_origins), lambda c: c.describe())
-    choice.forecaster.meta["validation_scores"] = choice.scores
-    choice.forecaster.meta["validation_intervals"] = choice.intervals
-    choice.forecaster.meta["validation_worst_horizon"] = choice.worst_horizon
+    choice.forecaster.meta["validation_scores"] = choice.validation.scores
+    choice.forecaster.meta["validation_intervals"] = choice.validation.intervals
+    choice.forecaster.meta["validation_worst_horizon"] = choice.validation.worst_horizon
     return choice
 
 

@@ -34,12 +34,11 @@ NAIVE = "naive"
 
 
 @dataclass
-class Choice:
-    name: str  # the winning candidate, or "naive"
-    forecaster: ForecastModel
+class Validation:
+    """Every candidate's stated forecast against naive's on the same validation origins."""
     # candidate -> mean validation MAE of its stated close, relative to naive's (naive = 1.0)
-    scores: dict[str, float] = field(default_factory=dict)
-    # candidate -> the 95 % block-bootstrap interval of that ratio
+    scores: dict[str, float] = field(default_factory=lambda: {NAIVE: 1.0})
+    # candidate -> the 95 % block-bootstrap interval of that ratio, in the worse half of validation
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     # candidate -> its largest per-horizon MAE ratio to naive in either half of validation
     worst_horizon: dict[str, float] = field(default_factory=dict)
@@ -49,12 +48,20 @@ class Choice:
         """Validation proves the candidate better than naive overall and never worse at a horizon."""
         return self.intervals[name][1] < 1.0 and self.worst_horizon[name] <= 1.0
 
+
+@dataclass
+class Choice:
+    name: str  # the winning candidate, or "naive"
+    forecaster: ForecastModel
+    validation: Validation
+
     def describe(self) -> str:
-        ranked = ", ".join(f"{name} {score:.4f}" + (f" [{self.intervals[name][0]:.4f}, {self.intervals[name][1]:.4f}]"
-                                                   f" worst horizon {self.worst_horizon[name]:.4f}"
-                                                   if name in self.intervals else "")
-                           for name, score in sorted(self.scores.items(), key=lambda kv: kv[1]))
-        return f"{self.name} chosen on {self.n_origins} validation origins (MAE vs naive: {ranked})"
+        v = self.validation
+        ranked = ", ".join(f"{name} {score:.4f}" + (f" [{v.intervals[name][0]:.4f}, {v.intervals[name][1]:.4f}]"
+                                                   f" worst horizon {v.worst_horizon[name]:.4f}"
+                                                   if name in v.intervals else "")
+                           for name, score in sorted(v.scores.items(), key=lambda kv: kv[1]))
+        return f"{self.name} chosen on {v.n_origins} validation origins (MAE vs naive: {ranked})"
 
 
 def as_naive(forecaster: ForecastModel) -> ForecastModel:
@@ -67,18 +74,18 @@ def as_naive(forecaster: ForecastModel) -> ForecastModel:
     return out
 
 
-def validation_scores(candidates: dict[str, ForecastModel], origins: Origins, timeframe: str) -> Choice:
+def validation_scores(candidates: dict[str, ForecastModel], origins: Origins, timeframe: str) -> Validation:
     """Each candidate's mean absolute error of its stated close over the horizons, over naive's;
     the 95 % block-bootstrap interval of that ratio in the worse of the period's two halves (an
     edge must hold in the earlier and in the later half of validation to count as proven); and its
-    largest ratio at any one horizon in either half. The returned `Choice` has no winner yet."""
+    largest ratio at any one horizon in either half."""
     horizon = origins.actual_close.shape[1]
     naive_h = np.abs(origins.actual_close)
     naive = naive_h.mean(axis=1)
     blocks = time_blocks(origins, timeframe)
     later = later_half(origins.windows.stamps[:, -1])
     parts = [part for part in (~later, later) if part.any()]
-    table = Choice(NAIVE, next(iter(candidates.values())), {NAIVE: 1.0}, n_origins=len(origins))
+    table = Validation(n_origins=len(origins))
     for name, forecaster in candidates.items():
         err_h = np.abs(forecaster.predict_windows(origins.windows, horizon).cum_return - origins.actual_close)
         err = err_h.mean(axis=1)
@@ -112,6 +119,6 @@ def choose_on(candidates: dict[str, ForecastModel], origins: Origins, timeframe:
         winner = min(proven, key=lambda name: table.scores[name])
         chosen = copy.copy(candidates[winner])
         chosen.meta = {**chosen.meta, "candidate": winner}
-        return replace(table, name=winner, forecaster=chosen)
+        return Choice(winner, chosen, table)
     best = min(candidates, key=lambda name: table.scores[name])
-    return replace(table, forecaster=as_naive(candidates[best]))
+    return Choice(NAIVE, as_naive(candidates[best]), table)

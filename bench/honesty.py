@@ -182,6 +182,11 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime, param
             "seconds": round(time.perf_counter() - started, 1)}, outcomes
 
 
+def chosen_scores(result: dict[str, Any]) -> dict[str, Any]:
+    """The scores of the model `auto` chose in one window's result (saved as "auto (<name>)")."""
+    return next(v for k, v in result["models"].items() if k.startswith("auto"))
+
+
 def window_table(result: dict[str, Any]) -> list[str]:
     """Every model of one window: MAE ratio to naive with its interval per horizon, coverage, and
     the share of steps that call a direction; the chosen model's reliability table."""
@@ -196,7 +201,7 @@ def window_table(result: dict[str, Any]) -> list[str]:
         if raw and not name.startswith("auto"):
             cells = " ".join(f"{r:>7.3f} [{lo:.3f},{hi:.3f}]" for r, lo, hi in (raw[str(h)] for h in HORIZONS))
             lines.append(f"{name + ' unshrunk':<30} {cells}")
-    chosen = next(v for k, v in result["models"].items() if k.startswith("auto"))
+    chosen = chosen_scores(result)
     if chosen["reliability"]:
         rows = ", ".join(f"{r['predicted']:.3f}->{r['observed']:.3f} (n {r['n']})" for r in chosen["reliability"])
         lines.append(f"reliability of the chosen model (stated -> observed): {rows}")
@@ -235,7 +240,7 @@ def goal_table(results: list[dict[str, Any]]) -> list[str]:
         groups["all"] = results
     for timeframe, rows in groups.items():
         for h in ("1", str(HORIZON)):
-            autos = [next(v for k, v in r["models"].items() if k.startswith("auto")) for r in rows]
+            autos = [chosen_scores(r) for r in rows]
             intervals = [a["coverage_interval"][h] for a in autos if "coverage_interval" in a]
             if len(intervals) < len(autos):
                 continue  # a run saved before coverage had intervals
@@ -284,7 +289,7 @@ def markdown(results: list[dict[str, Any]], pools: dict[str, dict[str, Any]] | N
            "| cover h30 [95 %] "
            "| candidates at h30: best; worst |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        auto = next(v for k, v in r["models"].items() if k.startswith("auto"))
+        auto = chosen_scores(r)
         m = auto["mae_ratio"]
         h30 = {k: v["mae_ratio"]["30"][0] for k, v in r["models"].items() if not k.startswith("auto")}
         best, worst = min(h30, key=lambda k: h30[k]), max(h30, key=lambda k: h30[k])

@@ -331,3 +331,42 @@ def test_chance_within_says_how_often_a_perfect_band_meets_a_per_window_goal() -
     assert chance_within([(0.8, 0.8, 0.8)], (0.77, 0.83), 0.80) == (1.0, 1.0)  # no spread, no luck
     tight, _ = chance_within([(0.8, 0.79, 0.81)] * 4, (0.77, 0.83), 0.80)
     assert tight > 3.99  # a window that resolves the goal is met by a perfect band
+
+
+def test_the_chosen_bands_coverage_on_every_test_candle_is_the_same_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.honesty as honesty
+    from training.forecaster import ForecastModel, Windows
+
+    class FixedBand(ForecastModel):
+        """A band of +-4 % x sqrt(h) around the last close: its coverage is known from the closes."""
+
+        def predict_windows(self, windows: Windows, steps: int = H) -> ForecastArrays:
+            c0 = windows.close[:, -1]
+            width = 0.04 * np.sqrt(np.arange(1, steps + 1))[None, :]
+            zeros = np.zeros((len(c0), steps))
+            return ForecastArrays(zeros, zeros, zeros, zeros, zeros, c0[:, None] * np.exp(-width),
+                                  c0[:, None] * np.exp(width), zeros + 0.5, zeros, zeros, zeros,
+                                  np.zeros(len(c0)), c0, pd.DataFrame())
+
+    rng = np.random.default_rng(8)
+    stamps = pd.date_range("2021-01-01", periods=520, freq="1D", tz="UTC")
+    frames = {}
+    for k in range(5):  # listed k x 40 days apart: the later ones have no full window at the start
+        close = 100 * np.exp(np.cumsum(rng.normal(0, 0.03, 520 - 40 * k)))
+        frames[f"X:C{k}USDT"] = pd.DataFrame({"timestamp": stamps[40 * k:], "open": close, "high": close * 1.01,
+                                              "low": close * 0.99, "close": close, "volume": 1.0})
+    model = FixedBand("1d", [])
+    start, end = stamps[400], stamps[480]
+    monkeypatch.setattr(honesty, "EVERY_CANDLE_BATCH", 10**9)
+    whole = honesty.every_candle(model, frames, start, end, "1d")
+    monkeypatch.setattr(honesty, "EVERY_CANDLE_BATCH", 100)  # one symbol a batch
+    assert honesty.every_candle(model, frames, start, end, "1d") == whole
+    covered = []  # every candle of [start, end) with 320 candles up to it and 30 after it
+    for frame in frames.values():
+        close = frame["close"].to_numpy()
+        for i in np.flatnonzero(((frame["timestamp"] >= start) & (frame["timestamp"] < end)).to_numpy()):
+            if i >= model.window - 1 and i + H < len(close):
+                covered.append([abs(np.log(close[i + h] / close[i])) <= 0.04 * np.sqrt(h) for h in (1, H)])
+    assert whole["origins"] == len(covered) < 5 * 80  # the late listings lose origins
+    assert whole["coverage_80"]["1"][0] == pytest.approx(np.mean([c[0] for c in covered]))
+    assert whole["coverage_80"][str(H)][0] == pytest.approx(np.mean([c[1] for c in covered]))

@@ -78,13 +78,16 @@ BLOCK_CANDLES = 10
 BOOTSTRAP_SAMPLES = 1000
 
 
-def time_blocks(origins: Origins, timeframe: str, candles: int = BLOCK_CANDLES) -> np.ndarray:
-    """Block id of each origin: its origin time in runs of `candles` candles, all symbols
-    together. Neighbouring origins share most of their future and coins move together, so a
-    bootstrap resamples such blocks whole."""
+def time_blocks(origins: Origins, timeframe: str, candles: int = BLOCK_CANDLES,
+                since: pd.Timestamp | None = None) -> np.ndarray:
+    """Block id of each origin: its origin time in runs of `candles` candles from `since` (the
+    earliest origin where not given), all symbols together. Neighbouring origins share most of
+    their future and coins move together, so a bootstrap resamples such blocks whole; origins
+    taken in several batches share blocks when the batches share `since`."""
     stamps = pd.DatetimeIndex(origins.windows.stamps[:, -1])
+    first = stamps.min() if since is None else pd.Timestamp(since).tz_localize(None)
     step = pd.Timedelta(hours=spec(timeframe).approx_hours)
-    return np.asarray((stamps - stamps.min()) // (step * candles), dtype=np.int64)
+    return np.asarray((stamps - first) // (step * candles), dtype=np.int64)
 
 
 def mae_ratio_interval(err: np.ndarray, naive: np.ndarray, blocks: np.ndarray, level: float = 0.95,

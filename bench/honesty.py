@@ -6,17 +6,18 @@ test windows the models never saw.
 Per timeframe and test window (daily: each half-year from 2022H2 to 2024H2 on
 ../shared/data/binance_daily; hourly and 4-hourly: each quarter from 2022-07 to 2023-06 on
 ../shared/data/binance_hourly), the lake is filled as of the window's end, every candidate is
-fitted and calibrated on candles before the window (`training.pipeline.fit_candidates`, the
-weekly job's path, without Ray), `auto` picks on validation, and all of them forecast the same
-test origins. Printed per model: the MAE ratio to naive at h = 1, 5, 10, 30 with a 95 % block
-bootstrap interval (blocks of 10 candles of origin time, all symbols together: neighbouring
-origins share most of their future and coins move together), the 80 % band's coverage at h = 1
-and 30, and for the chosen model the reliability table of its confidence (bins of the steps
-that call a direction, each hit rate with its block interval); after a timeframe's windows, every
-model's coverage and reliability over all of them together. Beside each candidate, its refit (`xgboost_refit`, `ensemble_refit`,
-...): the same model fitted again on train + validation with its first calibration, as the
-weekly job deploys it where the timeframe deploys refits (the A/B of refitting). Everything
-also goes to bench/results/honesty.json; `--render` prints its tables.
+fitted and calibrated on candles before the window (`training.pipeline.fit_candidates`, the weekly
+job's path, without Ray), `auto` picks on validation, and all of them forecast the same test
+origins. Printed per model: the MAE ratio to naive at h = 1, 5, 10, 30 with a 95 % block bootstrap
+interval (blocks of 10 candles of origin time, all symbols together: neighbouring origins share
+most of their future and coins move together), the 80 % band's coverage at h = 1 and 30, and for
+the chosen model the reliability table of its confidence (bins of the steps that call a direction,
+each hit rate with its block interval), and the chosen model's coverage again with every test
+candle an origin (the sample's 600 leave a wide spread at h = 1); after a timeframe's windows,
+every model's coverage and reliability over all of them together. Beside each candidate, its refit
+(`xgboost_refit`, `ensemble_refit`, ...): the same model fitted again on train + validation with
+its first calibration, as the weekly job deploys it where the timeframe deploys refits (the A/B of
+refitting). Everything also goes to bench/results/honesty.json; `--render` prints its tables.
 """
 
 from __future__ import annotations

@@ -4,14 +4,15 @@ symbol's recent misses (`training.calibration.band_adjustments`, adaptive confor
     .venv/bin/python -m bench.band_adaptation [--timeframes 1d,4h,1h] [--rates 0,0.02]
 
 The band measured is naive's (the last close, with the validation quantiles of volatility-scaled
-moves): the forecaster `auto` deploys on every window of bench.honesty, and the band any flat
-step carries. Per timeframe and test window (bench.honesty's windows and split: validation is
-the quarter of the history before the window, after a purge gap), the quantiles come from
-validation; every candle of the window whose 30 next candles are known is an origin (thinned
-to at most 3,000), and each origin's band adapts by replaying only the candles of its own
-serving window. Rate 0 is the baseline: validation's band as it is. Each rate is measured with
-validation's pooled band and with the band `fit_calibration` now fits (`band_quantiles`: pooled
-at h = 1, moving to the wider of validation's two halves at h = 30, a margin for a new regime).
+moves): the forecaster `auto` deploys on every window of bench.honesty, and the band any flat step
+carries. Per timeframe and test window (bench.honesty's windows and split: validation is the
+quarter of the history before the window, after a purge gap), the quantiles come from validation's
+moves as the deployed forecaster sees them (candles before the window only); every candle of the
+window whose 30 next candles are known is an origin (thinned to at most 3,000), and each origin's
+band adapts by replaying only the candles of its own serving window. Rate 0 is the baseline:
+validation's band as it is. Each rate is measured with validation's pooled band and with the band
+`fit_calibration` now fits (`band_quantiles`: pooled at h = 1, moving to the wider of validation's
+two halves at h = 30, a margin for a new regime).
 """
 
 from __future__ import annotations
@@ -78,9 +79,12 @@ def main() -> None:
             started = time.perf_counter()
             with tempfile.TemporaryDirectory() as tmp:
                 candles = load_candles(tmp, fill_lake(Path(tmp), plan, timeframe, end, None), timeframe, pd.Timestamp(end))
+            # what the deployed forecaster knows: candles before the window only (validation ends at
+            # the window's start, so its last origins' moves would otherwise run into the test)
             before = {t: f[f["timestamp"] < pd.Timestamp(start)] for t, f in candles.items()}
-            split = split_for({t: f for t, f in before.items() if len(f) > profile.warmup}, timeframe, FRACTIONS)
-            halves = naive_move_halves(candles, split.valid_start, split.valid_end, timeframe, HORIZON)
+            before = {t: f for t, f in before.items() if len(f) > profile.warmup}
+            split = split_for(before, timeframe, FRACTIONS)
+            halves = naive_move_halves(before, split.valid_start, split.valid_end, timeframe, HORIZON)
             bands = {margin: band_quantiles(np.concatenate(halves), halves if margin else None)
                      for margin in (False, True)}
             close, future = test_origins(candles, pd.Timestamp(start), pd.Timestamp(end), profile.serving_window)

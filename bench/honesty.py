@@ -41,7 +41,17 @@ from market_data.csv_source import CsvSource
 from market_data.update import update_pair
 from storage.lake import Lake
 from training.backtest import refit_name
-from training.evaluation import CalledSteps, Origins, chance_within, mae_ratio_interval, select_origins, share_interval, time_blocks
+from training.evaluation import (
+    CalledSteps,
+    Origins,
+    chance_within,
+    in_period,
+    mae_ratio_interval,
+    sample_stride,
+    select_origins,
+    share_interval,
+    time_blocks,
+)
 from training.forecaster import ForecastArrays, ForecastModel
 from training.pipeline import fit_candidates
 from training.selection import choose
@@ -151,11 +161,6 @@ def pooled(outcomes: list[Outcomes]) -> dict[str, Any]:
     return out
 
 
-def candles_in(frame: pd.DataFrame, start: datetime | pd.Timestamp, end: datetime | pd.Timestamp) -> int:
-    """How many of a symbol's candles lie in the test window [start, end)."""
-    return int(((frame["timestamp"] >= start) & (frame["timestamp"] < end)).sum())
-
-
 EVERY_CANDLE_BATCH = 4000  # origins per batch: an hourly quarter's 44,000 windows at once would hold ~1 GB
 
 
@@ -168,7 +173,7 @@ def every_candle(model: ForecastModel, test: dict[str, pd.DataFrame], start: pd.
     covered: dict[int, list[np.ndarray]] = {1: [], HORIZON: []}
     blocks: list[np.ndarray] = []
     symbols = list(test)
-    per_symbol = max(candles_in(f, start, end) for f in test.values())
+    per_symbol = max(int(in_period(f, start, end).sum()) for f in test.values())
     step = max(1, EVERY_CANDLE_BATCH // max(1, per_symbol))
     for i in range(0, len(symbols), step):
         batch = {s: test[s] for s in symbols[i: i + step]}
@@ -200,8 +205,7 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime, param
         chosen = fitted.deployed(choice.name, choice.forecaster)
         test = load_candles(tmp, list(candles), timeframe, pd.Timestamp(end))
         window = max(f.window for f in candidates.values())
-        eligible = sum(candles_in(f, start, end) for f in test.values())
-        stride = max(1, int(np.ceil(eligible / plan.max_origins)))
+        stride = sample_stride(test, pd.Timestamp(start), pd.Timestamp(end), plan.max_origins)
         origins = select_origins(test, pd.Timestamp(start), pd.Timestamp(end), window, stride=stride,
                                  max_origins=plan.max_origins, horizon=HORIZON)
         blocks = time_blocks(origins, timeframe)

@@ -20,7 +20,7 @@ from storage.migrate import upgrade
 from storage.registry import ArtifactError, ModelRegistry
 from training.calibration import fit_calibration
 from training.dataset import PART_CODES, PART_COLUMN, next_candle_targets, time_split, validated_horizon
-from training.evaluation import evaluate, insample_naive_mae, select_origins
+from training.evaluation import evaluate, insample_naive_mae, sample_stride, select_origins
 from training.forecaster import Forecaster, Windows
 from training.recursive_pipeline import fit_and_calibrate
 from training.spec import FitSpec
@@ -192,6 +192,23 @@ def test_artifact_roundtrip_and_tampering(trained, engine, tmp_path: Path) -> No
         registry.open_artifact(record)
     with pytest.raises(ValueError, match="unreadable"):
         Forecaster.load(Path(record.model_path))
+
+
+def test_a_sample_of_origins_spans_the_whole_period() -> None:
+    stamps = pd.date_range("2024-01-01", periods=300, freq="1D", tz="UTC")
+    close = np.linspace(100, 130, 300)
+    frames = {f"X:C{k}USD": pd.DataFrame({"timestamp": stamps[k * 50:], "open": close[k * 50:], "high": close[k * 50:],
+                                          "low": close[k * 50:], "close": close[k * 50:], "volume": 1.0})
+              for k in range(3)}
+    start, end = stamps[200], stamps[260]  # [start, end): 60 candles of each symbol
+    assert sample_stride(frames, start, end, 45) == 4  # 180 candles, 45 wanted
+    assert sample_stride(frames, start, end, 1000) == 1
+    origins = select_origins(frames, start, end, 20, stride=4, max_origins=45)
+    times = pd.DatetimeIndex(origins.windows.stamps[:, -1])
+    assert len(origins) == 45
+    assert times.min() <= stamps[203].tz_localize(None) and times.max() >= stamps[256].tz_localize(None)
+    assert times.max() < end.tz_localize(None)
+    assert len(set(times)) == 45  # the symbols' staggered offsets: no two origins on one day
 
 
 def test_evaluation_reports_naive_from_the_data(trained) -> None:

@@ -16,12 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from market_data.source import utc
 from training.dataset import validated_horizon
 from training.direct_pipeline import VARIANTS, fit_direct
-from training.evaluation import evaluate, insample_naive_mae, select_origins
+from training.evaluation import evaluate, insample_naive_mae, sample_stride, select_origins
 from training.forecaster import HORIZON
 from training.pipeline import AUTO, MODELS, choose_stage, fit_candidates
 from training.recursive_pipeline import fit_and_calibrate
@@ -87,9 +85,7 @@ def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train
     candles = load_candles(data_dir, list(train_candles), timeframe, test_end_ts)
     window = max(f.window for f in forecasters.values())
     if stride is None:
-        eligible = sum(int(((f["timestamp"] >= train_end_ts) & (f["timestamp"] < test_end_ts)).sum())
-                       for f in candles.values())
-        stride = max(1, int(np.ceil(eligible / max_origins)))
+        stride = sample_stride(candles, train_end_ts, test_end_ts, max_origins)
     horizon = validated_horizon(timeframe)
     origins = select_origins(candles, train_end_ts, test_end_ts, window, stride=stride, max_origins=max_origins,
                              horizon=horizon)

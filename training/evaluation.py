@@ -44,13 +44,26 @@ class Origins:
         return len(self.symbols)
 
 
+def in_period(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
+    """Which of a symbol's candles lie in the period [start, end)."""
+    stamps = frame["timestamp"]
+    return (stamps >= start).to_numpy() & (stamps < end).to_numpy()
+
+
+def sample_stride(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, max_origins: int) -> int:
+    """The spacing that spreads about `max_origins` origins over all the period's candles, so a
+    sample spans the whole period rather than its first days (select_origins then staggers the
+    symbols' offsets, so that together they reach more candle times)."""
+    eligible = sum(int(in_period(f, start, end).sum()) for f in candles.values())
+    return max(1, int(np.ceil(eligible / max_origins)))
+
+
 def select_origins(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, window: int,
                    stride: int = 1, max_origins: int = 1000, horizon: int = HORIZON) -> Origins:
     """Origins whose time lies in [start, end) and whose next `horizon` candles are known."""
     picks: list[tuple[str, int]] = []
     for k, (symbol, frame) in enumerate(candles.items()):
-        stamps = frame["timestamp"]
-        eligible = np.where((stamps >= start).to_numpy() & (stamps < end).to_numpy())[0]
+        eligible = np.where(in_period(frame, start, end))[0]
         eligible = eligible[(eligible >= window - 1) & (eligible + horizon < len(frame))]
         # symbols start at staggered offsets, so that together they cover every candle of the
         # period instead of the same few (coins move together: same-day origins say one thing)

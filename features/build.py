@@ -129,11 +129,12 @@ def stacked_tail(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v:
     if profile.windowed:  # no seams: each window on its own (see `Profile.windowed`)
         def one(i: np.ndarray) -> np.ndarray:
             inputs = Inputs(o1[i], h1[i], l1[i], c1[i], v1[i], None if vwap1 is None else vwap1[i], times[i])
-            return compute_inputs(inputs, profile, timeframe)[1][length - rows:]
+            return compute_inputs(inputs, profile, timeframe, keep=slice(length - rows, None))[1]
 
         return np.stack([one(i) for i in np.arange(n * length).reshape(n, length)]).astype(np.float32)
-    _, matrix = compute_inputs(Inputs(o1, h1, l1, c1, v1, vwap1, times), profile, timeframe)
-    return matrix.reshape(n, length, -1)[:, length - rows:, :].astype(np.float32)
+    tails = (np.arange(n)[:, None] * length + np.arange(length - rows, length)[None, :]).ravel()
+    _, matrix = compute_inputs(Inputs(o1, h1, l1, c1, v1, vwap1, times), profile, timeframe, keep=tails)
+    return matrix.reshape(n, rows, -1).astype(np.float32)
 
 
 @lru_cache(maxsize=8)

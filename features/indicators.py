@@ -421,8 +421,12 @@ def compute(candles: pd.DataFrame, profile: Profile, timeframe: str) -> tuple[li
     return compute_inputs(Inputs.of(candles), profile, timeframe)
 
 
-def compute_inputs(x: Inputs, profile: Profile, timeframe: str) -> tuple[list[Feature], np.ndarray]:
-    """`compute` on candles already in arrays (serving's windows: no DataFrame on the hot path)."""
+def compute_inputs(x: Inputs, profile: Profile, timeframe: str,
+                   keep: slice | np.ndarray | None = None) -> tuple[list[Feature], np.ndarray]:
+    """`compute` on candles already in arrays (serving's windows: no DataFrame on the hot path).
+
+    `keep` picks the rows wanted before the matrix is built: serving's stacked windows need one
+    row in hundreds, and stacking all of them cost more than the indicators themselves."""
     specs: list[Feature] = []
     columns: list[np.ndarray] = []
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -433,6 +437,9 @@ def compute_inputs(x: Inputs, profile: Profile, timeframe: str) -> tuple[list[Fe
         for feature, values in calendar(x, timeframe):
             specs.append(feature)
             columns.append(values)
-    matrix = np.column_stack(columns) if columns else np.empty((len(x.c), 0))
+    rows = np.arange(len(x.c)) if keep is None else np.arange(len(x.c))[keep]
+    if keep is not None:
+        columns = [np.asarray(column)[keep] for column in columns]
+    matrix = np.column_stack(columns) if columns else np.empty((len(rows), 0))
     matrix[~np.isfinite(matrix)] = np.nan
     return specs, matrix

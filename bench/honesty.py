@@ -406,6 +406,8 @@ def main() -> None:
     parser.add_argument("--timeframes", default="1h,4h,1d")
     parser.add_argument("--top", type=int, help="only the first N coins of each data set (default: all)")
     parser.add_argument("--windows", type=int, help="only the first N test windows of each timeframe")
+    parser.add_argument("--skip", type=int, default=0,
+                        help="leave out the first N test windows of each timeframe (to finish a stopped run)")
     parser.add_argument("--n-estimators", type=int)
     parser.add_argument("--max-depth", type=int)
     parser.add_argument("--epochs", type=int)
@@ -424,7 +426,7 @@ def main() -> None:
         if not plan.data.is_dir():
             raise SystemExit(f"bench.honesty needs {plan.data} (the project's shared real data)")
         kept: dict[str, list[Outcomes]] = {}
-        for start, end in plan.windows[: args.windows or None]:
+        for start, end in plan.windows[args.skip:][: args.windows or None]:
             result, outcomes = run_window(timeframe, plan, start, end, params, direct_params, args.top)
             print_window(result)
             results.append(result)

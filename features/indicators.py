@@ -437,9 +437,8 @@ def compute_inputs(x: Inputs, profile: Profile, timeframe: str,
         for feature, values in calendar(x, timeframe):
             specs.append(feature)
             columns.append(values)
-    rows = np.arange(len(x.c)) if keep is None else np.arange(len(x.c))[keep]
     if keep is not None:
         columns = [np.asarray(column)[keep] for column in columns]
-    matrix = np.column_stack(columns) if columns else np.empty((len(rows), 0))
+    matrix = np.column_stack(columns)  # never empty: `returns` yields logret_1 in every profile
     matrix[~np.isfinite(matrix)] = np.nan
     return specs, matrix

@@ -29,6 +29,7 @@ from bench.honesty import FRACTIONS, PLANS, fill_lake
 from config import HORIZON
 from features.profiles import profile_for
 from training.calibration import band_adjustments, band_quantiles, horizon_scale, naive_move_halves, rolling_return_std
+from training.evaluation import in_period
 from training.stages import load_candles, split_for
 
 MAX_ORIGINS = 3000
@@ -40,8 +41,7 @@ def test_origins(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.
     """(origins x window) closes up to each origin and (origins x HORIZON) the closes after it."""
     picks = []
     for frame in candles.values():
-        stamps = frame["timestamp"]
-        rows = np.flatnonzero(((stamps >= start) & (stamps < end)).to_numpy())
+        rows = np.flatnonzero(in_period(frame, start, end))
         picks += [(frame, i) for i in rows[(rows >= window - 1) & (rows + HORIZON < len(frame))]]
     picks = picks[:: max(1, len(picks) // MAX_ORIGINS)]
     close = np.stack([f["close"].to_numpy(np.float64)[i - window + 1: i + 1] for f, i in picks])

@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -22,9 +22,10 @@ from accounts import passwords, tokens
 from accounts.errors import AccountError
 from accounts.quota import QuotaCounter, QuotaState, Subject, next_midnight, utc_day
 from billing.lifecycle import GRACE_STATUS, effective_tier
+from clock import as_utc, naive_utc, utc_now
 from config import AccountSettings
 from storage.cache import Cache
-from storage.db import db_time, session_scope, utc_time
+from storage.db import session_scope
 from storage.schema import Subscription, User, UserSession
 
 log = logging.getLogger(__name__)
@@ -77,16 +78,12 @@ class Caller:
 
 
 def _account(user: User) -> Account:
-    return Account(user.id, user.email, user.name, user.tier or "free", utc_time(user.created_at))
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return Account(user.id, user.email, user.name, user.tier or "free", as_utc(user.created_at))
 
 
 class AccountService:
     def __init__(self, engine: Engine, cache: Cache, settings: AccountSettings,
-                 clock: Callable[[], datetime] = _now) -> None:
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
         self.quota = QuotaCounter(engine, cache)
 
@@ -94,7 +91,7 @@ class AccountService:
     def register(self, email: str, password: str, name: str | None = None) -> Account:
         passwords.check_rules(password)
         email = email.strip().lower()
-        now = db_time(self.clock())
+        now = naive_utc(self.clock())
         user = User(email=email, name=name, password_hash=passwords.hash_password(password), tier="free",
                     created_at=now, updated_at=now)
         try:
@@ -118,8 +115,8 @@ class AccountService:
         now = self.clock()
         expires = now + timedelta(days=self.settings.session_ttl_days)
         with session_scope(self.engine) as session:
-            session.add(UserSession(user_id=user.id, session_token=tokens.digest(token), expires=db_time(expires),
-                                    created_at=db_time(now)))
+            session.add(UserSession(user_id=user.id, session_token=tokens.digest(token), expires=naive_utc(expires),
+                                    created_at=naive_utc(now)))
         log.info("user %s signed in", user.id)
         return SignIn(token, expires.replace(microsecond=0), _account(user))
 
@@ -127,7 +124,7 @@ class AccountService:
         """The account a token belongs to; 401 for anything else (also a malformed token)."""
         if not tokens.well_formed(token):
             raise AccountError(401, "invalid_session", INVALID_SESSION)
-        now = db_time(self.clock())
+        now = naive_utc(self.clock())
         with session_scope(self.engine) as session:
             row = session.exec(
                 select(User, Subscription.status, Subscription.current_period_end)

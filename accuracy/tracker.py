@@ -26,9 +26,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from accuracy.scoring import aggregate, combine, reliability, score
+from clock import naive_utc, naive_utc_now
 from market_data.source import MarketDataError, MarketSource
 from market_data.timeframes import spec
-from storage.db import db_now, db_time
 from storage.lake import Lake
 from storage.schema import ModelAccuracy, ModelRecord, Prediction, PredictionStep, Symbol
 
@@ -66,7 +66,7 @@ def _pending(engine: Engine, as_of: datetime) -> pd.DataFrame:
         .join(p, p.c.id == s.c.prediction_id)
         .join(sym, sym.c.id == p.c.symbol_id)
         .join(origin, sa.and_(origin.c.prediction_id == s.c.prediction_id, origin.c.step_number == 1))
-        .where(s.c.actual_close.is_(None), s.c.timestamp < db_time(as_of))
+        .where(s.c.actual_close.is_(None), s.c.timestamp < naive_utc(as_of))
     )
     with engine.connect() as conn:
         frame = pd.DataFrame(conn.execute(query).mappings().all())
@@ -104,7 +104,7 @@ def _actual_closes(source: MarketSource, lake: Lake | None, ticker: str, timefra
             candles = pd.DataFrame(columns=["timestamp", "close"])
         if len(candles):
             stamps = pd.DatetimeIndex(pd.to_datetime(candles["timestamp"], utc=True)).tz_convert(None)
-            closed = (stamps + spec(timeframe).offset()) <= pd.Timestamp(db_time(as_of))
+            closed = (stamps + spec(timeframe).offset()) <= pd.Timestamp(naive_utc(as_of))
             fetched = pd.Series(candles["close"].to_numpy()[closed], index=stamps[closed])
             found = pd.concat([found, fetched[fetched.index.isin(missing)]])
     return found[~found.index.duplicated(keep="last")]
@@ -119,7 +119,7 @@ def track(engine: Engine, source: MarketSource, lake: Lake | None, as_of: dateti
     if not pending.empty:
         is_closed = pd.Series(False, index=pending.index)
         for tf, rows in pending.groupby("timeframe"):
-            is_closed[rows.index] = closes_at(rows["timestamp"], str(tf)) <= pd.Timestamp(db_time(as_of))
+            is_closed[rows.index] = closes_at(rows["timestamp"], str(tf)) <= pd.Timestamp(naive_utc(as_of))
         closed = pending[is_closed]
         steps = PredictionStep.__table__
         for (ticker, tf), rows in closed.groupby(["ticker", "timeframe"], sort=True):
@@ -176,7 +176,7 @@ def scored_steps(engine: Engine, models: Iterable[uuid.UUID], since: datetime) -
         .join(p, p.c.id == s.c.prediction_id)
         .join(origin, sa.and_(origin.c.prediction_id == s.c.prediction_id, origin.c.step_number == 1))
         .where(p.c.model_id.in_(list(models)), p.c.user_id.is_(None), s.c.actual_close.is_not(None),
-               s.c.timestamp >= db_time(since) - LONGEST_CANDLE)
+               s.c.timestamp >= naive_utc(since) - LONGEST_CANDLE)
     )
     with engine.connect() as conn:
         frame = pd.DataFrame(conn.execute(query).mappings().all())
@@ -186,7 +186,7 @@ def scored_steps(engine: Engine, models: Iterable[uuid.UUID], since: datetime) -
     parts = []
     for tf, group in frame.groupby("timeframe"):
         closed_at = closes_at(group["timestamp"], str(tf))
-        parts.append(group.assign(day=closed_at.dt.date)[closed_at >= pd.Timestamp(db_time(since))])
+        parts.append(group.assign(day=closed_at.dt.date)[closed_at >= pd.Timestamp(naive_utc(since))])
     frame = pd.concat(parts)
     frame["confidence"] = frame["confidence"].astype(float)
     scored = score(frame, frame["actual_close"])
@@ -211,7 +211,7 @@ def refresh_aggregates(engine: Engine, touched: set[tuple[uuid.UUID, date]]) -> 
              "date": r.day, "n": int(r.n), "mae": float(r.mae), "naive_mae": float(r.naive_mae),
              "directional_accuracy": float(r.directional_accuracy), "coverage_80": float(r.coverage_80),
              "mean_confidence": None if np.isnan(r.mean_confidence) else float(r.mean_confidence),
-             "updated_at": db_now()} for r in daily.itertuples()]
+             "updated_at": naive_utc_now()} for r in daily.itertuples()]
     with engine.begin() as conn:
         for chunk in range(0, len(rows), 2000):
             stmt = insert(table).values(rows[chunk:chunk + 2000])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +15,7 @@ from billing.errors import BillingError, billing_disabled
 from billing.gateway import StripeGateway
 from billing.lifecycle import NO_SUBSCRIPTION, holds_paid_plan
 from billing.webhooks import WebhookHandler, WebhookResult
+from clock import naive_utc, utc_now
 from config import BillingSettings
 from storage.db import session_scope
 from storage.schema import Subscription, User
@@ -22,12 +23,8 @@ from storage.schema import Subscription, User
 log = logging.getLogger(__name__)
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class BillingService:
-    def __init__(self, engine: Engine, settings: BillingSettings, clock: Callable[[], datetime] = _now) -> None:
+    def __init__(self, engine: Engine, settings: BillingSettings, clock: Callable[[], datetime] = utc_now) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
         self.webhooks = WebhookHandler(engine, settings, clock)
         self._gateway: StripeGateway | None = None
@@ -64,7 +61,7 @@ class BillingService:
         if not price:
             raise BillingError(503, "billing_disabled", f"no Stripe price is configured for the {tier} tier")
         row = self._subscription(user_id)
-        now = self.clock().astimezone(timezone.utc).replace(tzinfo=None)
+        now = naive_utc(self.clock())
         if row is not None and holds_paid_plan(row.status, row.current_period_end, now):
             with session_scope(self.engine) as session:
                 user = session.get(User, user_id)

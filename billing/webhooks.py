@@ -26,6 +26,7 @@ from sqlmodel import Session, select
 
 from billing.errors import BillingError, billing_disabled
 from billing.lifecycle import NO_SUBSCRIPTION, PAID_STATUSES, PAID_TIERS, effective_tier
+from clock import naive_utc, utc_now
 from config import BillingSettings
 from storage.db import session_scope
 from storage.schema import StripeEvent, Subscription, User
@@ -66,7 +67,7 @@ def _parse_user_id(value: Any) -> uuid.UUID | None:
 
 class WebhookHandler:
     def __init__(self, engine: Engine, settings: BillingSettings,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
 
     def verify(self, payload: bytes, signature: str | None) -> dict[str, Any]:
@@ -147,7 +148,7 @@ class WebhookHandler:
         return row
 
     def _sync_user(self, session: Session, row: Subscription) -> None:
-        now = self.clock().astimezone(timezone.utc).replace(tzinfo=None)
+        now = naive_utc(self.clock())
         row.updated_at = now
         user = session.get(User, row.user_id)
         if user is not None:

@@ -12,8 +12,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
+
+from clock import as_utc
 
 TIMEFRAMES: tuple[str, ...] = ("1h", "4h", "1d", "1w", "1m")
 HORIZON = 30  # candles every forecast covers: what training checks and the API's most steps
@@ -213,7 +215,7 @@ def _parse_moment(name: str, value: str | None) -> datetime | None:
     except ValueError:
         raise ConfigError(f"{name}={value!r} is not a date or ISO time; expected e.g. 2024-12-31 or "
                           "2024-12-31T12:00:00Z") from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return as_utc(moment)
 
 
 def _parse_bool(name: str, value: str) -> bool:

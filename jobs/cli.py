@@ -8,12 +8,13 @@ import os
 import re
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from clock import utc_now
 from config import TIMEFRAMES, Settings, settings_or_exit
 from storage.db import database_or_exit, make_engine
 from storage.migrate import upgrade
@@ -50,7 +51,7 @@ def parse_timeframes(value: str) -> list[str]:
 
 def parser(description: str | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--as-of", type=parse_as_of, default=datetime.now(timezone.utc),
+    p.add_argument("--as-of", type=parse_as_of, default=utc_now(),
                    help="date or ISO time the run is as of (default: now); makes historical runs reproducible")
     return p
 

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from clock import naive_utc_now
 from market_data.source import MarketSource, utc
-from storage.db import db_now, session_scope
+from storage.db import session_scope
 from storage.schema import Symbol
 
 log = logging.getLogger(__name__)
@@ -47,14 +48,14 @@ def sync_symbols(engine: Engine, source: MarketSource) -> SyncResult:
             row = existing.get(ticker)
             if row is None:
                 session.add(Symbol(ticker=ticker, name=info.name[:255], base_currency=info.base_currency,
-                                   quote_currency=info.quote_currency, is_active=True, last_updated=db_now()))
+                                   quote_currency=info.quote_currency, is_active=True, last_updated=naive_utc_now()))
                 added += 1
             elif not row.is_active:
-                row.is_active, row.last_updated = True, db_now()
+                row.is_active, row.last_updated = True, naive_utc_now()
                 reactivated += 1
         for ticker, row in existing.items():
             if ticker not in listed and row.is_active:
-                row.is_active, row.last_updated = False, db_now()
+                row.is_active, row.last_updated = False, naive_utc_now()
                 deactivated += 1
     return SyncResult(added=added, reactivated=reactivated, deactivated=deactivated, active=len(listed))
 
@@ -84,7 +85,7 @@ def rank_symbols(engine: Engine, source: MarketSource, as_of: datetime) -> RankR
             if row.ticker in volumes.index:
                 row.volume_24h_usd = Decimal(f"{min(volumes[row.ticker], 9.99e17):.2f}")
                 row.volume_rank = int(ranks[row.ticker])
-                row.last_updated = db_now()
+                row.last_updated = naive_utc_now()
                 ranked += 1
         total = session.exec(select(sa.func.count()).select_from(Symbol)).one()
     log.info("ranked %d symbols by USD volume of %s (%d without data)", ranked, day, total - ranked)

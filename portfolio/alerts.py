@@ -13,11 +13,22 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from clock import as_utc, naive_utc
 from config import TierLimits
 from portfolio.errors import PortfolioError
 from portfolio.owned import owned, symbol
-from storage.db import db_time, session_scope, utc_time
+from storage.db import session_scope
 from storage.schema import Alert, AlertLog, Symbol
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """What a new alert watches: a symbol's price above, below or crossing a target, until when."""
+
+    symbol: str
+    condition_type: str
+    target_price: float
+    expires_at: datetime | None = None
 
 
 @dataclass
@@ -29,8 +40,8 @@ class Alerts:
         sym = session.get(Symbol, alert.symbol_id)
         return {"id": str(alert.id), "symbol": sym.ticker if sym else None, "condition_type": alert.condition_type,
                 "target_price": alert.target_price, "is_active": bool(alert.is_active),
-                "expires_at": utc_time(alert.expires_at), "triggered_at": utc_time(alert.triggered_at),
-                "notified_at": utc_time(alert.notified_at), "created_at": utc_time(alert.created_at)}
+                "expires_at": as_utc(alert.expires_at), "triggered_at": as_utc(alert.triggered_at),
+                "notified_at": as_utc(alert.notified_at), "created_at": as_utc(alert.created_at)}
 
     @staticmethod
     def _check_room(session: Session, user_id: uuid.UUID, limits: TierLimits) -> None:
@@ -42,7 +53,7 @@ class Alerts:
 
     @staticmethod
     def _check_expiry(expires_at: datetime | None, now: datetime) -> None:
-        if expires_at is not None and db_time(expires_at) <= db_time(now):
+        if expires_at is not None and naive_utc(expires_at) <= naive_utc(now):
             raise PortfolioError(422, "expires_in_the_past", "expires_at must be in the future")
 
     def list(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -54,15 +65,15 @@ class Alerts:
         with session_scope(self.engine) as session:
             return self._view(session, owned(session, Alert, alert_id, user_id, "alert"))
 
-    def create(self, user_id: uuid.UUID, limits: TierLimits, ticker: str, condition_type: str, target_price: float,
-               expires_at: datetime | None, now: datetime) -> dict[str, Any]:
-        self._check_expiry(expires_at, now)
+    def create(self, user_id: uuid.UUID, limits: TierLimits, rule: AlertRule, now: datetime) -> dict[str, Any]:
+        self._check_expiry(rule.expires_at, now)
         with session_scope(self.engine) as session:
-            sym = symbol(session, ticker)
+            sym = symbol(session, rule.symbol)
             self._check_room(session, user_id, limits)
-            alert = Alert(user_id=user_id, symbol_id=sym.id, condition_type=condition_type, target_price=target_price,
-                          is_active=True, expires_at=None if expires_at is None else db_time(expires_at),
-                          created_at=db_time(now))
+            alert = Alert(user_id=user_id, symbol_id=sym.id, condition_type=rule.condition_type,
+                          target_price=rule.target_price, is_active=True,
+                          expires_at=None if rule.expires_at is None else naive_utc(rule.expires_at),
+                          created_at=naive_utc(now))
             session.add(alert)
             session.flush()
             return self._view(session, alert)
@@ -74,7 +85,7 @@ class Alerts:
             alert = owned(session, Alert, alert_id, user_id, "alert")
             if "expires_at" in changes:
                 self._check_expiry(changes["expires_at"], now)
-                alert.expires_at = None if changes["expires_at"] is None else db_time(changes["expires_at"])
+                alert.expires_at = None if changes["expires_at"] is None else naive_utc(changes["expires_at"])
             if changes.get("is_active") and not alert.is_active:
                 self._check_room(session, user_id, limits)
             for key in ("condition_type", "target_price", "is_active"):
@@ -95,6 +106,6 @@ class Alerts:
             alert = owned(session, Alert, alert_id, user_id, "alert")
             rows = session.exec(select(AlertLog).where(AlertLog.alert_id == alert.id)
                                 .order_by(AlertLog.triggered_at)).all()
-            return [{"id": str(r.id), "triggered_at": utc_time(r.triggered_at), "price": r.price,
+            return [{"id": str(r.id), "triggered_at": as_utc(r.triggered_at), "price": r.price,
                      "previous_price": r.previous_price, "channel": r.channel, "status": r.status,
-                     "attempts": r.attempts, "detail": r.detail, "notified_at": utc_time(r.notified_at)} for r in rows]
+                     "attempts": r.attempts, "detail": r.detail, "notified_at": as_utc(r.notified_at)} for r in rows]

@@ -15,9 +15,10 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from clock import naive_utc_now
 from portfolio.errors import PortfolioError
 from portfolio.owned import owned, symbol
-from storage.db import db_now, session_scope
+from storage.db import session_scope
 from storage.schema import Symbol, TradingPlan
 
 MAX_RISK_REWARD = Decimal("999.99")
@@ -68,7 +69,7 @@ class TradingPlans:
         rr = risk_reward(fields.get("entry_price"), fields.get("target_price"), fields.get("stop_loss"))
         with session_scope(self.engine) as session:
             sym = symbol(session, ticker)
-            now = db_now()
+            now = naive_utc_now()
             status = fields.get("status") or "active"
             plan = TradingPlan(user_id=user_id, symbol_id=sym.id, risk_reward=rr, created_at=now, updated_at=now,
                                closed_at=now if status == "closed" else None,
@@ -85,8 +86,8 @@ class TradingPlans:
             for key, value in changes.items():
                 setattr(plan, key, value)
             if "status" in changes:
-                plan.closed_at = (plan.closed_at or db_now()) if plan.status == "closed" else None
-            plan.updated_at = db_now()
+                plan.closed_at = (plan.closed_at or naive_utc_now()) if plan.status == "closed" else None
+            plan.updated_at = naive_utc_now()
             session.add(plan)
             session.flush()
             return self._view(session, plan)

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -27,10 +27,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from clock import naive_utc, utc_now
 from market_data.source import MarketDataError, MarketSource
 from portfolio.notify import NO_PROVIDER, Email, EmailNotifier
 from storage.cache import Cache
-from storage.db import db_time
 from storage.schema import Alert, AlertLog, Symbol, User
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def crossed(condition: str, target: float, price: float, previous: float | None)
 
 class AlertScanner:
     def __init__(self, engine: Engine, cache: Cache, source: MarketSource, notifier: EmailNotifier,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self.engine, self.cache, self.source, self.notifier, self.clock = engine, cache, source, notifier, clock
 
     def scan(self) -> ScanReport:
@@ -112,7 +112,7 @@ class AlertScanner:
                 .where(alerts.c.is_active.is_(True), alerts.c.triggered_at.is_(None))).mappings().all())
         if rows.empty:
             return
-        expired = rows["expires_at"].notna() & (pd.to_datetime(rows["expires_at"]) <= pd.Timestamp(db_time(now)))
+        expired = rows["expires_at"].notna() & (pd.to_datetime(rows["expires_at"]) <= pd.Timestamp(naive_utc(now)))
         report.expired = int(expired.sum())
         live = rows[~expired]
         report.alerts = len(live)
@@ -130,7 +130,7 @@ class AlertScanner:
     def _fire(self, fired: dict[uuid.UUID, tuple[float, float | None]], now: datetime) -> int:
         """Claim the alerts (only those no other scanner claimed) and log them, in one transaction."""
         alerts, logs = Alert.__table__, AlertLog.__table__
-        moment = db_time(now)
+        moment = naive_utc(now)
         claimed: list[uuid.UUID] = []
         ids = list(fired)
         try:
@@ -155,7 +155,7 @@ class AlertScanner:
         verb = {"above": "rose to", "below": "fell to", "crossing": "crossed"}[row.condition_type]
         return Email(to=row.email, subject=f"{row.ticker} {verb} {row.target_price:g}",
                      text=f"Your alert on {row.ticker} ({row.condition_type} {row.target_price:g}) triggered at "
-                          f"{row.price:g} ({db_time(now):%Y-%m-%d %H:%M} UTC).", idempotency_key=str(row.id))
+                          f"{row.price:g} ({naive_utc(now):%Y-%m-%d %H:%M} UTC).", idempotency_key=str(row.id))
 
     def notify(self, now: datetime, report: ScanReport) -> None:
         """Send every pending (or failed, under 3 attempts) alert log, each at most once."""
@@ -180,7 +180,7 @@ class AlertScanner:
             return
         for row in pending:
             delivery = self.notifier.send(self._email(row, now))
-            moment = db_time(self.clock())
+            moment = naive_utc(self.clock())
             with self.engine.begin() as conn:
                 if delivery.sent:
                     conn.execute(logs.update().where(logs.c.id == row.id).values(

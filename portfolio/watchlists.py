@@ -11,10 +11,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from clock import naive_utc_now
 from config import TierLimits
 from portfolio.errors import PortfolioError, not_found
 from portfolio.owned import owned, parse_id, symbol
-from storage.db import db_now, session_scope
+from storage.db import session_scope
 from storage.schema import Symbol, Watchlist, WatchlistItem
 
 
@@ -53,7 +54,7 @@ class Watchlists:
             if count >= limits.watchlists:
                 raise PortfolioError(403, "limit_reached", f"your tier allows {limits.watchlists} watchlists; "
                                                            "delete one or upgrade")
-            now = db_now()
+            now = naive_utc_now()
             wl = Watchlist(user_id=user_id, name=name, is_default=bool(is_default) or count == 0, created_at=now,
                            updated_at=now)
             session.add(wl)
@@ -73,7 +74,7 @@ class Watchlists:
             elif is_default is False and wl.is_default:
                 raise PortfolioError(422, "default_required", "one watchlist is always the default: make another "
                                                               "one the default instead")
-            wl.updated_at = db_now()
+            wl.updated_at = naive_utc_now()
             session.add(wl)
             session.flush()
             return self._view(session, wl)
@@ -103,7 +104,7 @@ class Watchlists:
                     raise PortfolioError(403, "limit_reached", f"your tier allows {limits.watchlist_items} symbols "
                                                                "per watchlist")
                 item = WatchlistItem(watchlist_id=wl.id, symbol_id=sym.id,
-                                     position=count if position is None else position, added_at=db_now())
+                                     position=count if position is None else position, added_at=naive_utc_now())
                 session.add(item)
                 session.flush()
                 return {"id": str(item.id), "symbol": sym.ticker, "name": sym.name, "position": item.position,
@@ -131,7 +132,7 @@ class Watchlists:
             for item_id, position in positions.items():
                 items[item_id].position = position
                 session.add(items[item_id])
-            wl.updated_at = db_now()
+            wl.updated_at = naive_utc_now()
             session.add(wl)
             session.flush()
             return self._view(session, wl)

@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,13 @@ from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError
 
 from accuracy.tracker import live_summaries
+from clock import utc_now
 from config import TIMEFRAMES, load_settings
 from features.profiles import profile_for
+from predictions.errors import PredictionError
 from serve_app.active_models import ActiveModels, NoActiveModel
 from serve_app.app import create_app
 from serve_app.metrics import LiveAccuracyGauges, Metrics
-from serve_app.service import ApiError
 from serve_app.wiring import build_service
 from storage.cache import decode_frame, encode_frame
 from storage.db import make_engine
@@ -91,7 +91,7 @@ class TimeframeForecaster:
         record = registry.active(self.timeframe)
         if record is None:
             return
-        for live in live_summaries(registry.engine, {self.timeframe: record}, datetime.now(timezone.utc)):
+        for live in live_summaries(registry.engine, {self.timeframe: record}, utc_now()):
             self._gauges.publish(live.timeframe, live.coverage_80, live.mae_ratio, live.directional_accuracy)
 
     def refresh(self) -> list[str]:
@@ -166,18 +166,18 @@ class Api:
                     # the replica died (node lost, killed): the router sends the retry to a live
                     # replica, or waits while the controller replaces the only one
                     if time.monotonic() > deadline:
-                        raise ApiError(503, "forecaster_unavailable",
+                        raise PredictionError(503, "forecaster_unavailable",
                                        f"the {timeframe} forecaster is restarting; please retry") from exc
                     time.sleep(0.1)
                 except BackPressureError as exc:
-                    raise ApiError(503, "overloaded", f"the {timeframe} forecaster is busy; please retry in a few "
+                    raise PredictionError(503, "overloaded", f"the {timeframe} forecaster is busy; please retry in a few "
                                                       "seconds", headers={"Retry-After": "2"}) from exc
                 except RayTaskError as exc:
                     # the replica's own error, without Ray's traceback (pids, node address, paths)
                     if isinstance(exc.cause, NoActiveModel):
                         raise NoActiveModel(str(exc.cause)) from None
                     log.error("the %s forecaster failed: %s", timeframe, exc)
-                    raise ApiError(500, "forecast_failed", "the forecast failed; please try again") from None
+                    raise PredictionError(500, "forecast_failed", "the forecast failed; please try again") from None
 
         services = build_service(load_settings(environ), forecast=forecast,
                                  window=lambda tf: profile_for(tf).serving_window, cache_prefix=cache_prefix)

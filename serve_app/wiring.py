@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from accounts.service import AccountService
 from billing.service import BillingService
+from clock import utc_now
 from config import TIMEFRAMES, Settings
 from market_data.factory import make_source
 from portfolio.service import Portfolio
+from predictions.market import WindowFn
+from predictions.service import ForecastFn, PredictionService
 from serve_app.active_models import ActiveModels
-from serve_app.service import ForecastFn, PredictionService, WindowFn
 from storage.cache import RedisCache, make_cache
 from storage.db import make_engine
 from storage.migrate import upgrade
 from storage.registry import ModelRegistry
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _fixed(moment: datetime) -> Callable[[], datetime]:
@@ -53,7 +51,7 @@ def build_service(settings: Settings, forecast: ForecastFn | None = None, window
     if forecast is None or window is None:
         models = ActiveModels(registry, list(TIMEFRAMES))
         forecast, window = models.forecast, models.window
-    clock = _fixed(settings.serve_as_of) if settings.serve_as_of else _now
+    clock = _fixed(settings.serve_as_of) if settings.serve_as_of else utc_now
     return Services(PredictionService(engine, cache, make_source(settings), registry, forecast, window, clock=clock),
                     AccountService(engine, cache, settings.accounts), BillingService(engine, settings.billing),
                     Portfolio.on(engine, settings.limits), models)

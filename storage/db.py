@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -29,29 +28,6 @@ def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-def db_time(moment: datetime) -> datetime:
-    """The schema stores naive UTC (`TIMESTAMP`): aware inputs are converted, naive ones trusted."""
-    return moment if moment.tzinfo is None else moment.astimezone(timezone.utc).replace(tzinfo=None)
-
-
-@overload
-def utc_time(moment: datetime) -> datetime: ...
-@overload
-def utc_time(moment: None) -> None: ...
-
-
-def utc_time(moment: datetime | None) -> datetime | None:
-    """Aware UTC from what the schema stores (naive UTC) or from any aware moment; None stays None."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-def db_now() -> datetime:
-    """Now, as the schema stores it (naive UTC)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def make_engine(database_url: str | sa.engine.URL, durable: bool = True) -> Engine:

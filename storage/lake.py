@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from clock import as_utc, utc_now
 from config import TIMEFRAMES
 from market_data.timeframes import TIMEFRAME_SPECS
 from storage.location import Location, is_remote
@@ -188,7 +189,6 @@ def trim_to_retention(frame: pd.DataFrame, timeframe: str, as_of: datetime | Non
     """Keep candles newer than `as_of` minus the retention of `timeframe`.
 
     Candles after `as_of` are kept: a historical re-run must never delete newer data."""
-    now = pd.Timestamp(as_of or datetime.now(timezone.utc))
-    now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
+    now = pd.Timestamp(utc_now() if as_of is None else as_utc(as_of))
     cutoff = now - timedelta(days=RETENTION_DAYS[timeframe])
     return frame[frame["timestamp"] >= cutoff]

@@ -30,8 +30,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from clock import naive_utc
 from config import TIMEFRAMES
-from storage.db import db_time, session_scope
+from storage.db import session_scope
 from storage.location import Location, is_remote, join
 from storage.schema import ModelRecord
 
@@ -163,15 +164,15 @@ class ModelRegistry:
         record = ModelRecord(
             timeframe=timeframe,
             version=version,
-            training_start=db_time(info.training_start),
-            training_end=db_time(info.training_end),
+            training_start=naive_utc(info.training_start),
+            training_end=naive_utc(info.training_end),
             num_symbols=info.num_symbols,
             top_symbols=list(info.top_symbols),
             feature_count=info.feature_count,
             accuracy_avg=None if info.accuracy_avg is None else Decimal(f"{info.accuracy_avg:.4f}"),
             model_path=model_path,
             is_active=False,
-            trained_at=db_time(info.trained_at),
+            trained_at=naive_utc(info.trained_at),
         )
         try:
             with session_scope(self.engine) as session:

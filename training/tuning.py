@@ -9,7 +9,7 @@ never looked at), put in Ray's object store once. The best configuration is writ
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from clock import utc_now
 from engine.tune import Between, report_trial, sweep
 from features.build import feature_names
 from market_data.source import utc
@@ -76,7 +77,7 @@ def tune_timeframe(data_dir: str | Path, model_dir: str | Path, tickers: list[st
         "trials": int(len(table)),
         "symbols": len(candles),
         "as_of": end.isoformat(),
-        "tuned_at": datetime.now(timezone.utc).isoformat(),
+        "tuned_at": utc_now().isoformat(),
     }
     location = Location.of(model_dir)
     location.write_bytes(location.child(*tuned_params_key(timeframe)), json.dumps(record, indent=1).encode())

@@ -1,0 +1,106 @@
+"""What a route depends on, as FastAPI dependencies: the services the app was built with, and
+who is calling (anonymous by client address, or signed in by `Authorization: Bearer <token>` or
+the `session` cookie). A route names what it needs in its signature; nothing reads app state
+by hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from accounts.errors import AccountError
+from accounts.service import Account, AccountService, Caller
+from billing.errors import billing_disabled
+from billing.service import BillingService
+from portfolio.service import Portfolio
+from predictions.market import MarketView
+from predictions.service import PredictionService
+from serve_app.metrics import Metrics
+
+SESSION_COOKIE = "session"
+
+
+def _predictions(request: Request) -> PredictionService:
+    service: PredictionService = request.app.state.service
+    return service
+
+
+def _market(request: Request) -> MarketView:
+    return _predictions(request).market
+
+
+def _accounts(request: Request) -> AccountService:
+    accounts: AccountService = request.app.state.accounts
+    return accounts
+
+
+def _portfolio(request: Request) -> Portfolio:
+    portfolio: Portfolio = request.app.state.portfolio
+    return portfolio
+
+
+def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def _billing(request: Request) -> BillingService:
+    billing: BillingService | None = request.app.state.billing
+    if billing is None or not billing.settings.enabled:
+        raise billing_disabled()
+    return billing
+
+
+def session_token(request: Request) -> str | None:
+    """The session token the request carries, by header or cookie; 4xx when they disagree."""
+    header = request.headers.get("authorization")
+    cookie = request.cookies.get(SESSION_COOKIE) or None
+    bearer = None
+    if header is not None:
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise AccountError(401, "invalid_authorization", "the Authorization header must be 'Bearer <token>'")
+        bearer = value.strip()
+    if bearer is not None and cookie is not None and bearer != cookie:
+        raise AccountError(400, "conflicting_credentials",
+                           "the Authorization header and the session cookie carry different sessions; send one")
+    return bearer or cookie
+
+
+Predictions = Annotated[PredictionService, Depends(_predictions)]
+Market = Annotated[MarketView, Depends(_market)]
+Accounts = Annotated[AccountService, Depends(_accounts)]
+PortfolioDep = Annotated[Portfolio, Depends(_portfolio)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
+Billing = Annotated[BillingService, Depends(_billing)]
+Token = Annotated[str | None, Depends(session_token)]
+
+
+def _caller(request: Request, accounts: Accounts, token: Token) -> Caller:
+    account = None if token is None else accounts.authenticate(token)
+    return Caller(account, request.client.host if request.client else "unknown")
+
+
+@dataclass(frozen=True)
+class Session:
+    """A signed-in request: the account and the session token it came with."""
+
+    account: Account
+    token: str
+
+
+def _session(accounts: Accounts, token: Token) -> Session:
+    if token is None:
+        raise AccountError(401, "not_signed_in", "sign in first: POST /api/auth/login")
+    return Session(accounts.authenticate(token), token)
+
+
+def _account(session: Annotated[Session, Depends(_session)]) -> Account:
+    return session.account
+
+
+CallerDep = Annotated[Caller, Depends(_caller)]
+SignedIn = Annotated[Session, Depends(_session)]
+CurrentAccount = Annotated[Account, Depends(_account)]

@@ -1,0 +1,84 @@
+"""ASGI middleware around every route: a body-size limit, load shedding, and one structured log
+line and the metrics of each request."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from fastapi import Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serve_app.errors import FRAMEWORK_CODES, error_response
+
+log = logging.getLogger("serve_app.requests")
+
+MAX_BODY_BYTES = 64 * 1024  # the largest body any route takes is a few hundred bytes (a Stripe event: a few kB)
+MAX_IN_FLIGHT = 100  # requests one app answers at once; the rest get 503 `overloaded` at once
+
+
+class BodyLimit:
+    """A body over `max_bytes` is a 413 before anything parses it, whether the client declares
+    its length or streams it in chunks."""
+
+    def __init__(self, app: Any, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            status, message = ((413, f"the request body is larger than {self.max_bytes // 1024} kB")
+                               if declared.isdigit() else (400, "the Content-Length header is not a number"))
+            await error_response(status, FRAMEWORK_CODES[status], message)(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise StarletteHTTPException(413, f"the request body is larger than {self.max_bytes // 1024} kB")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class Shed:
+    """Past `limit` requests in flight, answer 503 `overloaded` + Retry-After at once, so that a
+    burst is told to come back instead of queueing without bound."""
+
+    def __init__(self, app: Any, limit: int = MAX_IN_FLIGHT) -> None:
+        self.app, self.limit, self.in_flight = app, limit, 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            await error_response(503, "overloaded", "the service is busy; please retry in a second",
+                                 {"Retry-After": "1"})(scope, receive, send)
+            return
+        self.in_flight += 1  # one event loop: no lock needed
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+async def observe(request: Request, call_next: Any) -> Any:
+    """One JSON log line and the metrics of each request, by route template."""
+    started = time.perf_counter()
+    response = await call_next(request)
+    ms = (time.perf_counter() - started) * 1000
+    route = getattr(request.scope.get("route"), "path", None) or "(no route)"
+    request.app.state.metrics.request(route, response.status_code, ms)
+    log.info(json.dumps({"method": request.method, "path": request.url.path, "status": response.status_code,
+                         "ms": round(ms, 1)}))
+    return response

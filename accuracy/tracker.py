@@ -82,9 +82,23 @@ def _unscored(engine: Engine) -> int:
         return int(conn.execute(sa.select(sa.func.count()).where(s.c.actual_close.is_(None))).scalar() or 0)
 
 
-def _actual_closes(source: MarketSource, lake: Lake | None, ticker: str, timeframe: str,
-                   needed: pd.DatetimeIndex, as_of: datetime, report: TrackReport) -> pd.Series:
+@dataclass
+class _Closes:
+    """Where actual closes come from (the lake first, then the market source), as of when, and
+    the report that counts both."""
+
+    source: MarketSource
+    lake: Lake | None
+    as_of: datetime
+    report: TrackReport
+
+    def of(self, ticker: str, timeframe: str, needed: pd.DatetimeIndex) -> pd.Series:
+        return _actual_closes(self, ticker, timeframe, needed)
+
+
+def _actual_closes(where: _Closes, ticker: str, timeframe: str, needed: pd.DatetimeIndex) -> pd.Series:
     """Close by open time (naive UTC) for the `needed` candles: the lake first, then one request."""
+    source, lake, as_of, report = where.source, where.lake, where.as_of, where.report
     found = pd.Series(dtype="float64")
     if lake is not None and lake.exists(ticker, timeframe):
         held = lake.read(ticker, timeframe, columns=["timestamp", "close"])
@@ -122,10 +136,11 @@ def track(engine: Engine, source: MarketSource, lake: Lake | None, as_of: dateti
             is_closed[rows.index] = closes_at(rows["timestamp"], str(tf)) <= pd.Timestamp(naive_utc(as_of))
         closed = pending[is_closed]
         steps = PredictionStep.__table__
+        finder = _Closes(source, lake, as_of, report)
         for (ticker, tf), rows in closed.groupby(["ticker", "timeframe"], sort=True):
             report.pairs += 1
             needed = pd.DatetimeIndex(rows["timestamp"].unique())
-            closes = _actual_closes(source, lake, str(ticker), str(tf), needed, as_of, report)
+            closes = finder.of(str(ticker), str(tf), needed)
             actual = rows["timestamp"].map(closes)
             known = rows[actual.notna()]
             report.unavailable += int(actual.isna().sum())

@@ -6,7 +6,7 @@ test windows the models never saw.
 Per timeframe and test window (daily: each half-year from 2022H2 to 2024H2 on
 ../shared/data/binance_daily; hourly and 4-hourly: each quarter from 2022-07 to 2023-06 on
 ../shared/data/binance_hourly), the lake is filled as of the window's end, every candidate is
-fitted and calibrated on candles before the window (`training.pipeline.fit_candidates`, the weekly
+fitted and calibrated on candles before the window (`training.fitting.fit_candidates`, the weekly
 job's path, without Ray), `auto` picks on validation, and all of them forecast the same test
 origins. Printed per model: the MAE ratio to naive at h = 1, 5, 10, 30 with a 95 % block bootstrap
 interval (blocks of 10 candles of origin time, all symbols together: neighbouring origins share
@@ -52,12 +52,12 @@ from training.evaluation import (
     share_interval,
     time_blocks,
 )
+from training.fitting import fit_candidates
 from training.forecaster import ForecastArrays, ForecastModel
-from training.pipeline import fit_candidates
+from training.models.xgb_booster import DEFAULT_PARAMS
 from training.selection import choose
 from training.spec import FitSpec
 from training.stages import StageTimer, load_candles
-from training.xgb_train import DEFAULT_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -190,8 +190,18 @@ def every_candle(model: ForecastModel, test: dict[str, pd.DataFrame], start: pd.
             "coverage_80": {str(h): share_interval(np.concatenate(parts), joined) for h, parts in covered.items()}}
 
 
-def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime, params: dict[str, Any],
-               direct_params: dict[str, dict[str, Any]], top: int | None) -> tuple[dict[str, Any], dict[str, Outcomes]]:
+@dataclass(frozen=True)
+class Models:
+    """The models' parameters every window fits with, and how many coins of each data set."""
+
+    params: dict[str, Any]  # the recursive XGBoost's
+    direct_params: dict[str, dict[str, Any]]  # each direct model's
+    top: int | None  # only the first N coins (None: all)
+
+
+def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime,
+               models_of: Models) -> tuple[dict[str, Any], dict[str, Outcomes]]:
+    params, direct_params, top = models_of.params, models_of.direct_params, models_of.top
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         tickers = fill_lake(Path(tmp), plan, timeframe, end, top)
@@ -427,7 +437,7 @@ def main() -> None:
             raise SystemExit(f"bench.honesty needs {plan.data} (the project's shared real data)")
         kept: dict[str, list[Outcomes]] = {}
         for start, end in plan.windows[args.skip:][: args.windows or None]:
-            result, outcomes = run_window(timeframe, plan, start, end, params, direct_params, args.top)
+            result, outcomes = run_window(timeframe, plan, start, end, Models(params, direct_params, args.top))
             print_window(result)
             results.append(result)
             for name, o in outcomes.items():

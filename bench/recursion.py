@@ -1,4 +1,4 @@
-"""Benchmark serving's hot path: one symbol's 30-step recursive forecast (`Forecaster.forecast`),
+"""Benchmark serving's hot path: one symbol's 30-step recursive forecast (`RecursiveForecaster.forecast`),
 against the plain way of writing the same recursion in the same run: a pandas window per step
 through `latest_features` (the DataFrame path training uses) and a `DMatrix` per prediction.
 
@@ -29,7 +29,8 @@ from features.build import build_features, feature_names, latest_features
 from features.indicators import Inputs, compute_inputs
 from features.profiles import profile_for
 from market_data.timeframes import spec
-from training.forecaster import Forecaster, Windows
+from training.forecaster import Windows
+from training.models.recursive_forecaster import RecursiveForecaster
 
 TIMEFRAME = "1d"
 STEPS = 30
@@ -59,7 +60,7 @@ def fit_booster(frames: list[pd.DataFrame], names: list[str]) -> tuple[xgb.Boost
     return booster, scale.tolist()
 
 
-def plain_closes(model: Forecaster, window: pd.DataFrame) -> np.ndarray:
+def plain_closes(model: RecursiveForecaster, window: pd.DataFrame) -> np.ndarray:
     """The recursion written plainly: DataFrames and DMatrix, one step at a time (raw closes)."""
     frame = window.copy()
     offset = spec(TIMEFRAME).offset()
@@ -111,7 +112,7 @@ def main() -> None:
     frames = [read_candles(f) for f in files]
     names = feature_names(TIMEFRAME)
     booster, scale = fit_booster(frames, names)
-    model = Forecaster(booster, names, TIMEFRAME, scale)
+    model = RecursiveForecaster(booster, names, TIMEFRAME, scale)
     window = frames[0].iloc[-model.window:].reset_index(drop=True)
 
     raw = model.raw_paths(Windows.from_frames([window], model.window), STEPS)[0]

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from storage.location import is_remote
 
@@ -17,6 +18,7 @@ from storage.location import is_remote
 # 7.5 s in one process), while a fit this small gains nothing from spreading over nodes. Such a
 # task is retried elsewhere if its node dies, but starts over: it has no checkpoints to resume.
 ONE_TASK_BELOW = 200_000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,26 @@ class RunOptions:
     train_workers: int | None = None
     max_failures: int = 0
     one_task_below: int = ONE_TASK_BELOW  # candles; see ONE_TASK_BELOW
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` where this run fits a model that needs no worker group: in one Ray task on
+        Ray (which passes the CPUs it holds as a last argument, `engine.train.run_task`), else
+        here, with `fn`'s own default for its threads. The one place such a fit picks Ray or not."""
+        if not self.use_ray:
+            return fn(*args)
+        from engine.train import run_task
+
+        return run_task(fn, *args)
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """How often a Ray Train fit checkpoints (rounds or epochs, the model's unit) so that a
+    restarted worker group resumes; `fail_once_after` makes one worker fail once after that many,
+    in the first attempt only (the fault-tolerance tests)."""
+
+    every: int
+    fail_once_after: int | None = None
 
 
 def largest_node_cpus() -> int:

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 import pandas as pd
 import pyarrow as pa
 
+from engine import progress
 from engine.layout import RunOptions, largest_node_cpus, run_config, worker_layout
-from training import progress
 
 T = TypeVar("T")
 
@@ -101,7 +101,7 @@ class _ProgressSink:
 
 
 class _WithProgress:
-    """The per-worker loop with `training.progress.report` forwarded to the driver's sink."""
+    """The per-worker loop with `engine.progress.report` forwarded to the driver's sink."""
 
     def __init__(self, loop: Callable[[dict[str, Any]], None], sink: Any) -> None:
         self.loop, self.sink = loop, sink
@@ -209,7 +209,7 @@ def run_task(fit: Callable[..., T], *args: Any) -> T:
 
 
 def _task_with_progress(fit: Callable[..., T], sink: Any, *args: Any) -> T:
-    """`fit(*args)` with `training.progress.report` forwarded to the driver's sink."""
+    """`fit(*args)` with `engine.progress.report` forwarded to the driver's sink."""
     if sink is None:
         return fit(*args)
     with progress.reporting(lambda done, total, unit: sink.update.remote(done, total, unit)):

@@ -6,6 +6,7 @@ recent candles plus predicted ones): there is one way to turn candles into featu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -16,6 +17,20 @@ from features.profiles import profile_for
 
 WARMUP_COLUMN = "warmup"  # True where the row's features are not yet trustworthy
 REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
+
+
+@dataclass
+class CandleStack:
+    """Candles of many equally long windows as (windows x candles) arrays: what the one-pass
+    feature builders read (`stacked_tail`)."""
+
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    stamps: np.ndarray  # datetime64[ms], naive UTC
+    vwap: np.ndarray | None = None  # None: the typical price stands in for every candle
 
 
 def _validate(candles: pd.DataFrame) -> None:
@@ -61,8 +76,8 @@ def _serving_window_rows(base: pd.DataFrame, timeframe: str) -> np.ndarray:
 
     vwap = rows("vwap") if "vwap" in base.columns else None
     stamps = pd.to_datetime(base["timestamp"], utc=True).dt.tz_localize(None).to_numpy("datetime64[ms]")[index]
-    return stacked_tail(rows("open"), rows("high"), rows("low"), rows("close"), rows("volume"), vwap, stamps,
-                        timeframe, 1)[:, 0, :]
+    stack = CandleStack(rows("open"), rows("high"), rows("low"), rows("close"), rows("volume"), stamps, vwap)
+    return stacked_tail(stack, timeframe, 1)[:, 0, :]
 
 
 def latest_features(recent: pd.DataFrame, timeframe: str, rows: int = 1) -> pd.DataFrame:
@@ -89,23 +104,20 @@ def latest_features_batch(windows: list[pd.DataFrame], timeframe: str) -> pd.Dat
 
     vwap = stack("vwap") if all("vwap" in w.columns for w in windows) else None
     stamps = np.stack([pd.to_datetime(w["timestamp"], utc=True).to_numpy("datetime64[ms]") for w in windows])
-    return stacked_latest(stack("open"), stack("high"), stack("low"), stack("close"), stack("volume"), vwap,
-                          stamps, timeframe)
+    return stacked_latest(CandleStack(stack("open"), stack("high"), stack("low"), stack("close"), stack("volume"),
+                                      stamps, vwap), timeframe)
 
 
-def stacked_latest(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
-                   vwap: np.ndarray | None, stamps: np.ndarray, timeframe: str) -> pd.DataFrame:
+def stacked_latest(candles: CandleStack, timeframe: str) -> pd.DataFrame:
     """Features of the last candle of each row of (windows x candles) arrays, in one pass.
 
     The recursive forecast needs the newest row of hundreds of windows at every step; computing
     them one by one costs hundreds of TA-Lib calls each (see `stacked_tail`).
     """
-    return pd.DataFrame(stacked_tail(o, h, lo, c, v, vwap, stamps, timeframe, 1)[:, 0, :],
-                        columns=feature_names(timeframe))
+    return pd.DataFrame(stacked_tail(candles, timeframe, 1)[:, 0, :], columns=feature_names(timeframe))
 
 
-def stacked_tail(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
-                 vwap: np.ndarray | None, stamps: np.ndarray, timeframe: str, rows: int) -> np.ndarray:
+def stacked_tail(candles: CandleStack, timeframe: str, rows: int) -> np.ndarray:
     """Features of the last `rows` candles of each window: a (windows x rows x features) float32
     array in `feature_names(timeframe)` order, from one pass over all windows.
 
@@ -115,6 +127,8 @@ def stacked_tail(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v:
     warm-up has made negligible as long as `rows` leaves the warm-up in front of the tail (the
     same bound as `latest_features`; a test compares the two).
     """
+    o, h, lo, c, v, vwap, stamps = (candles.open, candles.high, candles.low, candles.close, candles.volume,
+                                    candles.vwap, candles.stamps)
     n, length = c.shape
     if length < profile_for(timeframe).warmup + rows:
         raise ValueError(f"windows of {length} candles cannot hold the {timeframe} warm-up and {rows} feature rows")

@@ -20,12 +20,14 @@ from config import TIMEFRAMES
 from engine.ingest import update_with_ray
 from jobs.cli import add_model_options, init_ray, model_params, parse_as_of, parser, positive_int, setup
 from market_data.factory import make_source
+from market_data.source import utc
 from market_data.universe import rank_symbols, sync_symbols, top_symbols
 from market_data.update import update_local
 from storage.location import join
 from training.backtest import parse_models, run_backtest
-from training.pipeline import MODELS
-from training.xgb_train import load_tuned_params
+from training.candidates import MODELS
+from training.models.xgb_booster import load_tuned_params
+from training.spec import FitSpec
 
 
 def _models(value: str) -> str:
@@ -67,9 +69,10 @@ def main(argv: list[str] | None = None) -> None:
     failed = [r for r in results if r.status == "failed"]
     print(f"backtest: lake filled for {len(tickers)} symbols ({len(failed)} failed)")
     params, direct_params = model_params(args, load_tuned_params(settings.model_dir, args.timeframe))
-    report = run_backtest(settings.data_dir, tickers, args.timeframe, args.train_end, args.test_end, args.model,
-                          params, use_ray=use_ray, stride=args.stride, max_origins=args.max_origins,
-                          storage_path=join(settings.model_dir, ".ray_train"), direct_params=direct_params)
+    spec = FitSpec(settings.data_dir, tickers, args.timeframe, utc(args.train_end), params=params,
+                   direct_params=direct_params, use_ray=use_ray, storage_path=join(settings.model_dir, ".ray_train"),
+                   calibration_origins=args.max_origins)
+    report = run_backtest(spec, args.test_end, args.model, stride=args.stride)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1))
     print(f"backtest: {report['n_forecasts']} forecasts of {report['n_symbols']} symbols, report in {args.json}")

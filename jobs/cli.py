@@ -134,7 +134,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 
 def model_params(args: argparse.Namespace, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The recursive model's parameters and the direct models', with the command line's overrides."""
-    from training.direct_pipeline import default_direct_params
+    from training.candidates import default_direct_params
 
     params, direct = dict(params), default_direct_params()
     if args.n_estimators:

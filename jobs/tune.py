@@ -7,7 +7,9 @@ import pandas as pd
 
 from config import TIMEFRAMES
 from jobs.cli import init_ray, parser, positive_int, setup
+from market_data.source import utc
 from market_data.universe import top_symbols
+from training.spec import FitSpec
 from training.tuning import tune_timeframe
 
 
@@ -23,8 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     if not tickers:
         raise SystemExit("tune: no ranked symbols; run jobs.weekly_training (or sync/rank/update_data) first")
     init_ray()
-    table, best = tune_timeframe(settings.data_dir, settings.model_dir, tickers, args.timeframe, args.as_of,
-                                 args.trials, args.max_trees)
+    spec = FitSpec(settings.data_dir, tickers, args.timeframe, utc(args.as_of))
+    table, best = tune_timeframe(spec, settings.model_dir, args.trials, args.max_trees)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         print(table.to_string())
     print(f"\nbest {args.timeframe}: valid RMSE {best['valid_rmse']:.5f} with {best['params']}")

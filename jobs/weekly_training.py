@@ -14,10 +14,14 @@ bands extrapolated by sqrt(h) and a coin-flip confidence, and its metrics say so
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
-from config import TIMEFRAMES
+from sqlalchemy.engine import Engine
+
+from accuracy.tracker import LiveSummary
+from config import TIMEFRAMES, Settings
 from engine.ingest import update_with_ray
 from engine.layout import ONE_TASK_BELOW
 from jobs import track_accuracy
@@ -30,11 +34,12 @@ from market_data.universe import rank_symbols, sync_symbols, top_symbols
 from market_data.update import update_local
 from storage.location import join
 from storage.registry import ModelRegistry
+from training.candidates import MODELS
 from training.dataset import NotEnoughHistory
-from training.pipeline import MODELS, TrainOutcome, train_timeframe
+from training.models.xgb_booster import load_tuned_params
+from training.pipeline import TrainOutcome, train_timeframe
 from training.spec import FitSpec
 from training.stages import HOLDOUT_ORIGINS, StageTimer
-from training.xgb_train import load_tuned_params
 
 
 def summary_table(outcomes: dict[str, TrainOutcome | str]) -> str:
@@ -51,7 +56,7 @@ def summary_table(outcomes: dict[str, TrainOutcome | str]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def arguments(argv: list[str] | None) -> argparse.Namespace:
     p = parser(__doc__)
     p.add_argument("--top", type=positive_int, default=500, help="symbols by USD volume rank (default 500)")
     p.add_argument("--timeframes", type=parse_timeframes, default=list(TIMEFRAMES), help="comma-separated")
@@ -72,18 +77,11 @@ def main(argv: list[str] | None = None) -> None:
                         f"worker group, whose start-up would be most of its fit (default {ONE_TASK_BELOW}; 0: never)")
     p.add_argument("--shuffle-targets", action="store_true",
                    help="sanity check: fit on permuted targets; such a model must never be activated")
-    args = p.parse_args(argv)
-    settings, engine = setup()
-    use_ray = not args.no_ray
-    if use_ray:
-        init_ray()
-    started = time.perf_counter()
-    metrics = TrainingMetrics("weekly_training")
-    timer = StageTimer("weekly")
-    # first, how the outgoing models' served forecasts fared (printed beside the new holdout below)
-    _, live = timer.run("accuracy", lambda: track_accuracy.run(settings, engine, args.as_of),
-                        lambda r: f"{r[0].filled} served steps scored")
-    outgoing = {s.timeframe: s for s in live}
+    return p.parse_args(argv)
+
+
+def prepare_data(args: argparse.Namespace, settings: Settings, engine: Engine, timer: StageTimer) -> list[str]:
+    """Sync and rank the symbols and update the lake (unless `--skip-data`); the top tickers."""
     if not args.skip_data:
         source = make_source(settings)
         timer.run("sync", lambda: sync_symbols(engine, source),
@@ -94,27 +92,60 @@ def main(argv: list[str] | None = None) -> None:
     if not tickers:
         sys.exit("weekly_training: no ranked symbols; the market source listed nothing with volume")
     if not args.skip_data:
-        update = update_with_ray if use_ray else update_local
+        update = update_local if args.no_ray else update_with_ray
         results = timer.run("update", lambda: update(settings, tickers, args.timeframes, args.as_of),
                             lambda rs: f"{len(rs)} pairs, {sum(r.status == 'failed' for r in rs)} failed, "
                                        f"{sum(r.added for r in rs)} new candles")
         for r in results:
             if r.status == "failed":
                 print(f"  update failed {r.ticker} {r.timeframe}: {r.message}")
+    return tickers
+
+
+def train_one(args: argparse.Namespace, settings: Settings, registry: ModelRegistry, tickers: list[str],
+              tf: str) -> TrainOutcome:
+    params, direct_params = model_params(args, load_tuned_params(settings.model_dir, tf))
+    spec = FitSpec(settings.data_dir, tickers, tf, utc(args.as_of), params=params, direct_params=direct_params,
+                   use_ray=not args.no_ray, storage_path=join(settings.model_dir, ".ray_train"),
+                   max_failures=args.max_failures, shuffle_targets=args.shuffle_targets,
+                   calibration_origins=args.origins, train_workers=args.train_workers,
+                   one_task_below=args.one_task_below,
+                   refit=timeframe_spec(tf).deploy_refit)  # no refit that would not be deployed
+    return train_timeframe(registry, spec, args.model, max_origins=args.origins)
+
+
+def print_outgoing(timeframes: list[str], outgoing: dict[str, LiveSummary], skipped: dict[str, str]) -> None:
+    """How each outgoing model's served forecasts fared, and why any timeframe was skipped."""
+    for tf in timeframes:
+        if tf in outgoing:
+            o = outgoing[tf]
+            print(f"{tf:<4} outgoing {o.model_version} live, last 7 days: MAE {o.mae:.5f} vs naive {o.naive_mae:.5f}, "
+                  f"dir acc {o.directional_accuracy:.3f}, cover80 {o.coverage_80:.3f} ({o.n} served steps)")
+        else:
+            print(f"{tf:<4} outgoing model: no served forecasts scored in the last 7 days")
+    for tf, why in skipped.items():
+        print(f"{tf:<4} skipped (not a failure): {why}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = arguments(argv)
+    settings, engine = setup()
+    if not args.no_ray:
+        init_ray()
+    started = time.perf_counter()
+    metrics = TrainingMetrics("weekly_training")
+    timer = StageTimer("weekly")
+    # first, how the outgoing models' served forecasts fared (printed beside the new holdout below)
+    _, live = timer.run("accuracy", lambda: track_accuracy.run(settings, engine, args.as_of),
+                        lambda r: f"{r[0].filled} served steps scored")
+    tickers = prepare_data(args, settings, engine, timer)
     metrics.stages("all", timer.seconds)
     registry = ModelRegistry(engine, settings.model_dir)
     outcomes: dict[str, TrainOutcome | str] = {}
     skipped: dict[str, str] = {}
     for tf in args.timeframes:
-        params, direct_params = model_params(args, load_tuned_params(settings.model_dir, tf))
         try:
-            spec = FitSpec(settings.data_dir, tickers, tf, utc(args.as_of), params=params, direct_params=direct_params,
-                           use_ray=use_ray, storage_path=join(settings.model_dir, ".ray_train"),
-                           max_failures=args.max_failures, shuffle_targets=args.shuffle_targets,
-                           calibration_origins=args.origins, train_workers=args.train_workers,
-                           one_task_below=args.one_task_below,
-                           refit=timeframe_spec(tf).deploy_refit)  # no refit that would not be deployed
-            outcome = train_timeframe(registry, spec, args.model, max_origins=args.origins)
+            outcome = train_one(args, settings, registry, tickers, tf)
             outcomes[tf] = outcome
             metrics.stages(tf, outcome.seconds)
             metrics.outcome(tf, args.model, "activated" if outcome.activated else "registered")
@@ -129,15 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nweekly_training ({args.model}) as of {args.as_of:%Y-%m-%d %H:%M} UTC, top {len(tickers)} symbols, "
           f"{time.perf_counter() - started:.0f}s")
     print(summary_table(outcomes))
-    for tf in args.timeframes:
-        if tf in outgoing:
-            o = outgoing[tf]
-            print(f"{tf:<4} outgoing {o.model_version} live, last 7 days: MAE {o.mae:.5f} vs naive {o.naive_mae:.5f}, "
-                  f"dir acc {o.directional_accuracy:.3f}, cover80 {o.coverage_80:.3f} ({o.n} served steps)")
-        else:
-            print(f"{tf:<4} outgoing model: no served forecasts scored in the last 7 days")
-    for tf, why in skipped.items():
-        print(f"{tf:<4} skipped (not a failure): {why}")
+    print_outgoing(args.timeframes, {s.timeframe: s for s in live}, skipped)
     failed = any(isinstance(o, str) for o in outcomes.values())
     metrics.finished(time.perf_counter() - started, ok=not failed)
     if failed:

@@ -22,12 +22,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from clock import as_utc, naive_utc, utc_now
+from clock import as_utc, naive_utc
 from config import HORIZON
-from market_data.source import MarketSource
 from market_data.timeframes import spec
 from predictions.errors import MarketUnavailable, PredictionError
-from predictions.market import MarketView, WindowFn
+from predictions.market import MarketView
 from storage.cache import PREDICTION_TTL_S, Cache, get_json, prediction_key, set_json, user_prediction_key
 from storage.db import session_scope
 from storage.registry import ModelRegistry
@@ -52,11 +51,10 @@ class ForecastAsk:
 
 
 class PredictionService:
-    def __init__(self, engine: Engine, cache: Cache, source: MarketSource, registry: ModelRegistry,
-                 forecast: ForecastFn, window: WindowFn, clock: Callable[[], datetime] = utc_now) -> None:
-        self.engine, self.cache, self.registry = engine, cache, registry
-        self.forecast, self.window, self.clock = forecast, window, clock
-        self.market = MarketView(engine, cache, source, window, clock)
+    def __init__(self, engine: Engine, cache: Cache, market: MarketView, registry: ModelRegistry,
+                 forecast: ForecastFn) -> None:
+        self.engine, self.cache, self.market, self.registry, self.forecast = engine, cache, market, registry, forecast
+        self.window, self.clock = market.window, market.clock
 
     # -- generate -----------------------------------------------------------------------------
     def generate(self, request: ForecastAsk, use_cache: bool = True,

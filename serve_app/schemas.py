@@ -118,7 +118,7 @@ class RegisterRequest(BaseModel):
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: str = Field(min_length=1, max_length=320)
+    email: str = Field(min_length=1, max_length=320, pattern=PRINTABLE_PATTERN)  # no NUL reaches the database
     password: str = Field(min_length=1, max_length=10_000)
 
 

@@ -12,7 +12,7 @@ from clock import utc_now
 from config import TIMEFRAMES, Settings
 from market_data.factory import make_source
 from portfolio.service import Portfolio
-from predictions.market import WindowFn
+from predictions.market import MarketView, WindowFn
 from predictions.service import ForecastFn, PredictionService
 from serve_app.active_models import ActiveModels
 from storage.cache import RedisCache, make_cache
@@ -52,6 +52,7 @@ def build_service(settings: Settings, forecast: ForecastFn | None = None, window
         models = ActiveModels(registry, list(TIMEFRAMES))
         forecast, window = models.forecast, models.window
     clock = _fixed(settings.serve_as_of) if settings.serve_as_of else utc_now
-    return Services(PredictionService(engine, cache, make_source(settings), registry, forecast, window, clock=clock),
+    market = MarketView(engine, cache, make_source(settings), window, clock)
+    return Services(PredictionService(engine, cache, market, registry, forecast),
                     AccountService(engine, cache, settings.accounts), BillingService(engine, settings.billing),
                     Portfolio.on(engine, settings.limits), models)

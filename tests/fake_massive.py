@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import threading
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlencode, urlparse
@@ -24,23 +25,33 @@ from tests.loopback import LoopbackServer, send_json
 TIMESPANS = {("1", "hour"): "1h", ("4", "hour"): "4h", ("1", "day"): "1d", ("1", "week"): "1w", ("1", "month"): "1m"}
 
 
+@dataclass(frozen=True)
+class Faults:
+    """What goes wrong on purpose: a share of requests answered 429 or 5xx (Retry-After on a
+    429), and bad bars mixed into answers (`dirty`), drawn from a seeded generator."""
+
+    rate: float = 0.0
+    dirty: bool = False
+    seed: int = 0
+    retry_after: str = "0"
+
+
 class FakeMassive(LoopbackServer):
-    def __init__(self, market: SyntheticMarket, api_key: str = "test-key", fault_rate: float = 0.0,
-                 dirty: bool = False, seed: int = 0, page_size: int = 700, ticker_page_size: int = 7,
-                 retry_after: str = "0") -> None:
+    def __init__(self, market: SyntheticMarket, api_key: str = "test-key", faults: Faults = Faults(),
+                 page_size: int = 700, ticker_page_size: int = 7) -> None:
         self.market = market
         self.api_key = api_key
-        self.fault_rate = fault_rate
-        self.dirty = dirty
+        self.fault_rate = faults.rate
+        self.dirty = faults.dirty
         self.page_size = page_size
         self.ticker_page_size = ticker_page_size
-        self.retry_after = retry_after
+        self.retry_after = faults.retry_after
         self.always_fail: set[str] = set()  # tickers whose aggregates always answer 502
         self.delisted: set[str] = set()
         self.forced: list[tuple[int, dict[str, str]]] = []  # (status, headers) answered before anything else
         self.requests = 0
         self.faults = 0
-        self._rng = random.Random(seed)
+        self._rng = random.Random(faults.seed)
         self._lock = threading.Lock()
         self._start_server()
 

@@ -26,6 +26,7 @@ from billing.service import BillingService
 from config import load_settings
 from market_data.synthetic import SyntheticMarket
 from portfolio.service import Portfolio
+from predictions.market import MarketView
 from predictions.service import PredictionService
 from serve_app.app import create_app
 from storage.cache import Cache, user_quota_key
@@ -102,8 +103,9 @@ def make_world(url: str, cache: Cache, tmp_path: Path) -> dict[str, Any]:
 def _client(world: dict[str, Any], **env: str) -> TestClient:
     settings = load_settings({"DATABASE_URL": world["url"], **env})
     engine, cache, clock = world["engine"], world["cache"], world["clock"]
-    predictions = PredictionService(engine, cache, world["market"], ModelRegistry(engine, world["tmp"] / "models"),
-                                    _flat_forecast(world["model_id"]), lambda tf: 20, clock=clock)
+    market = MarketView(engine, cache, world["market"], lambda tf: 20, clock)
+    predictions = PredictionService(engine, cache, market, ModelRegistry(engine, world["tmp"] / "models"),
+                                    _flat_forecast(world["model_id"]))
     accounts = AccountService(engine, cache, settings.accounts, clock=clock)
     return TestClient(create_app(predictions, accounts, BillingService(engine, settings.billing, clock=clock),
                                  portfolio=Portfolio.on(engine, settings.limits)))

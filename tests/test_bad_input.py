@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from accounts.service import AccountService
 from config import load_settings
 from market_data.source import MarketDataUnavailable
+from predictions.market import MarketView
 from predictions.service import PredictionService
 from serve_app.active_models import NoActiveModel
 from serve_app.app import create_app
@@ -169,9 +170,10 @@ class _DownSource:
 def _app(world: dict[str, Any], source: Any = None, forecast: Any = None, cache: Any = None) -> TestClient:
     settings = load_settings({"DATABASE_URL": world["url"], "QUOTA_ANONYMOUS": "100"})
     engine, clock = world["engine"], world["clock"]
-    predictions = PredictionService(engine, cache or world["cache"], source or world["market"],
-                                    ModelRegistry(engine, world["tmp"] / "models"),
-                                    forecast or _flat_forecast(world["model_id"]), lambda tf: 20, clock=clock)
+    cache = cache or world["cache"]
+    market = MarketView(engine, cache, source or world["market"], lambda tf: 20, clock)
+    predictions = PredictionService(engine, cache, market, ModelRegistry(engine, world["tmp"] / "models"),
+                                    forecast or _flat_forecast(world["model_id"]))
     return TestClient(create_app(predictions, AccountService(engine, world["cache"], settings.accounts, clock=clock)))
 
 

@@ -18,15 +18,19 @@ from storage.registry import ArtifactError, ModelRegistry, TrainingInfo
 from training.artifact import load_forecaster
 from training.backtest import parse_models, run_backtest
 from training.calibration import horizon_scale
-from training.direct_data import SEQ_LEN, horizon_targets, sequence_features, symbol_direct_rows
-from training.direct_pipeline import VARIANTS, calibrate_variants, fit_direct
-from training.direct_xgb import ANCHORS, interpolation_matrix
-from training.ensemble import FIXED_WEIGHTS, fit_weights
+from training.candidates import DIRECT, MEMBERS
+from training.estimator import TrainingData
 from training.evaluation import evaluate, insample_naive_mae, select_origins
+from training.fitting import calibrate, fit_candidates
+from training.models.direct import variants_of
+from training.models.direct_rows import SEQ_LEN, horizon_targets, sequence_features, symbol_direct_rows
+from training.models.direct_xgb import ANCHORS, interpolation_matrix
+from training.models.ensemble import FIXED_WEIGHTS, fit_weights
 from training.spec import FitSpec
 from training.stages import Fitted, StageTimer
 
 END = pd.Timestamp("2024-12-31", tz="UTC")
+VARIANTS = DIRECT.names
 SMALL = {
     "xgb_direct": {"n_estimators": 30, "max_depth": 4, "learning_rate": 0.1, "subsample": 0.8, "colsample_bytree": 0.8},
     "rf": {"n_estimators": 20},
@@ -38,8 +42,8 @@ SMALL = {
 def family(binance_lake) -> Fitted:
     root, tickers = binance_lake
     timer = StageTimer("test", echo=lambda _: None)
-    return fit_direct(timer, FitSpec(root, tickers, "1d", END, direct_params=SMALL, use_ray=False,
-                                     calibration_origins=150))
+    return fit_candidates(timer, FitSpec(root, tickers, "1d", END, direct_params=SMALL, use_ray=False,
+                                         calibration_origins=150), VARIANTS)
 
 
 def test_horizon_targets_are_volatility_scaled_cumulative_returns() -> None:
@@ -131,8 +135,7 @@ def test_a_member_refitted_on_its_own_training_rows_is_the_first_fit() -> None:
     """A refit changes the rows, nothing else: the rounds, trees and epochs validation chose, the
     same parameters and seeds, and (for the LSTM) the first fit's input scaling."""
     from engine.layout import RunOptions
-    from training.direct_data import DirectRows
-    from training.ensemble import MEMBER_TYPES
+    from training.models.direct_rows import DirectRows
 
     rng = np.random.default_rng(1)
     n, width = 900, 6
@@ -145,7 +148,7 @@ def test_a_member_refitted_on_its_own_training_rows_is_the_first_fit() -> None:
               "lstm": {"epochs": 6, "patience": 2, "hidden": 8}}
     local = RunOptions(use_ray=False)
     features = [f"f{i}" for i in range(width)]
-    for name, kind in MEMBER_TYPES.items():
+    for name, kind in MEMBERS.items():
         first = kind.fit(train, valid, features, params[name], local)
         again = first.refit(train, local)
         np.testing.assert_array_equal(again.predict(valid.x, valid.seq), first.predict(valid.x, valid.seq), err_msg=name)
@@ -169,7 +172,9 @@ def test_calibration_sees_validation_data_only(family) -> None:
     # cutting off everything after the validation futures changes nothing
     cut = {s: f[f["timestamp"] < split.valid_end + pd.Timedelta(days=31)].reset_index(drop=True)
            for s, f in candles.items()}
-    again = calibrate_variants(members, "1d", cut, split, ("ensemble", "ensemble_fitted"), max_origins=150)
+    data = TrainingData(FitSpec("unused", list(cut), "1d", END, calibration_origins=150), cut, split)
+    again = variants_of(members, "1d", data.validation_origins(), ("ensemble", "ensemble_fitted"))
+    calibrate(dict(again), data)
     for name in ("ensemble", "ensemble_fitted"):
         assert again[name].calibration == forecasters[name].calibration
         assert again[name].weights == forecasters[name].weights
@@ -269,9 +274,9 @@ def test_backtest_ab_reports_every_model_beside_naive(binance_lake) -> None:
     with pytest.raises(ValueError, match="unknown model"):
         parse_models("xgboost,prophet")
     small_xgb = {"n_estimators": 30, "max_depth": 4, "learning_rate": 0.1, "subsample": 0.8, "colsample_bytree": 0.8}
-    report = run_backtest(root, tickers, "1d", datetime(2024, 6, 30, tzinfo=timezone.utc),
-                          datetime(2024, 12, 31, tzinfo=timezone.utc), "all", small_xgb, use_ray=False,
-                          max_origins=120, direct_params=SMALL, echo=lambda _: None)
+    spec = FitSpec(root, tickers, "1d", pd.Timestamp("2024-06-30", tz="UTC"), params=small_xgb, direct_params=SMALL,
+                   use_ray=False, calibration_origins=120)
+    report = run_backtest(spec, datetime(2024, 12, 31, tzinfo=timezone.utc), "all", echo=lambda _: None)
     every = [m for name in ("xgboost", *VARIANTS) for m in (name, f"{name}_refit")]  # each first fit, then its refit
     assert list(report["models"]) == [*every, "auto", "naive"]
     # auto: the candidate that won on validation (naive included), reported beside every candidate
@@ -307,9 +312,9 @@ def test_serving_answers_from_an_active_ensemble(family, pg_database_url: str, t
 
 
 def test_a_failed_lstm_worker_restarts_and_resumes_from_its_checkpoint(ray_local, tmp_path: Path) -> None:
-    from engine.layout import RunOptions
-    from training.direct_data import DirectRows
-    from training.direct_lstm import LSTMDirect
+    from engine.layout import Checkpoints, RunOptions
+    from training.models.direct_rows import DirectRows
+    from training.models.lstm import LSTMDirect
 
     rng = np.random.default_rng(0)
     seq = rng.normal(size=(1200, SEQ_LEN, 5)).astype(np.float32)
@@ -318,8 +323,8 @@ def test_a_failed_lstm_worker_restarts_and_resumes_from_its_checkpoint(ray_local
                       np.zeros((1200, 3), np.float32), seq, y.astype(np.float32))
     train, valid = rows.take(np.arange(1200) < 1000), rows.take(np.arange(1200) >= 1000)
     model = LSTMDirect.fit(train, valid, [f"s{i}" for i in range(5)], {"epochs": 4, "patience": 10, "hidden": 8},
-                           RunOptions(use_ray=True, storage_path=str(tmp_path), max_failures=1), checkpoint_every=1,
-                           fail_once_after=2)
+                           RunOptions(use_ray=True, storage_path=str(tmp_path), max_failures=1),
+                           Checkpoints(every=1, fail_once_after=2))
     assert model.info["resumed_from"] == 2 and model.info["epochs"] == 4  # went on from its checkpoint
     assert model.predict(valid.x, valid.seq).shape == (200, 30)
 
@@ -334,8 +339,8 @@ def test_every_direct_model_trains_on_the_synthetic_market(tmp_path: Path) -> No
     for ticker in tickers:
         update_pair(Lake(tmp_path), market, ticker, "1d", now)
     timer = StageTimer("synthetic", echo=lambda _: None)
-    fitted = fit_direct(timer, FitSpec(tmp_path, tickers, "1d", pd.Timestamp(now), direct_params=SMALL,
-                                       use_ray=False, calibration_origins=100))
+    fitted = fit_candidates(timer, FitSpec(tmp_path, tickers, "1d", pd.Timestamp(now), direct_params=SMALL,
+                                           use_ray=False, calibration_origins=100), VARIANTS)
     forecasters, candles, split = fitted.candidates, fitted.candles, fitted.split
     origins = select_origins(candles, split.holdout_start, pd.Timestamp(now), forecasters["ensemble"].window,
                              max_origins=60)

@@ -9,7 +9,7 @@ import pytest
 
 from accuracy.scoring import aggregate, reliability, score
 from training.calibration import Calibration, fit_calibration, proven_shrink
-from training.forecaster import DIRECTION_NAMES, ForecastArrays, answer, calibrated_arrays
+from training.forecaster import DIRECTION_NAMES, ForecastArrays, RawForecast, answer, calibrated_arrays
 
 H = 30
 
@@ -43,7 +43,8 @@ def _forecast(cal: Calibration, raw: np.ndarray, sigma: np.ndarray) -> ForecastA
     n = len(raw)
     times = np.tile(np.arange(H).astype("datetime64[D]").astype("datetime64[ms]"), (n, 1))
     zeros = np.zeros_like(raw)
-    return calibrated_arrays(raw, zeros, zeros, sigma, np.full(n, 100.0), times, cal, pd.DataFrame(index=range(n)))
+    return calibrated_arrays(RawForecast(raw, zeros, zeros, sigma, times, pd.DataFrame(index=range(n))),
+                             np.full(n, 100.0), cal)
 
 
 def test_direction_and_confidence_agree_with_the_close_path() -> None:
@@ -233,8 +234,8 @@ def test_a_forecast_band_adapts_to_its_own_windows_recent_misses() -> None:
     flat, sig = np.zeros((n, H)), np.full(n, 0.01)
 
     def width(close: np.ndarray | None) -> np.ndarray:
-        out = calibrated_arrays(flat, flat, flat, sig, np.full(n, 100.0), times, cal, pd.DataFrame(index=range(n)),
-                                recent_close=close, volatility_window=30)
+        out = calibrated_arrays(RawForecast(flat, flat, flat, sig, times, pd.DataFrame(index=range(n))),
+                                np.full(n, 100.0), cal, recent_close=close, volatility_window=30)
         return np.log(out.upper / out.lower)
 
     fixed = width(None)

@@ -9,7 +9,7 @@ import pytest
 from market_data.massive_source import MassiveSource
 from market_data.source import AuthenticationError, MarketDataUnavailable, RateLimited, UnknownTickerError
 from market_data.synthetic import SyntheticMarket
-from tests.fake_massive import FakeMassive
+from tests.fake_massive import FakeMassive, Faults
 
 NOW = datetime(2025, 11, 1, tzinfo=timezone.utc)
 START = datetime(2025, 8, 1, tzinfo=timezone.utc)
@@ -34,7 +34,7 @@ def test_pagination_of_tickers_and_aggregates(market: SyntheticMarket) -> None:
 
 
 def test_faults_are_retried_and_dirty_rows_cleaned(market: SyntheticMarket) -> None:
-    with FakeMassive(market, fault_rate=0.3, dirty=True, seed=4, page_size=400) as fake:
+    with FakeMassive(market, faults=Faults(rate=0.3, dirty=True, seed=4), page_size=400) as fake:
         source = MassiveSource("test-key", fake.base, backoff_factor=0.01)
         ticker = market.list_tickers()[1].ticker
         candles = source.aggregates(ticker, "4h", START, NOW)

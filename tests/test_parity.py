@@ -16,9 +16,10 @@ from features.build import feature_names
 from market_data.csv_source import CsvSource
 from tests.conftest import DAILY_DATA, HOURLY_DATA
 from training.dataset import symbol_rows
-from training.direct_data import SEQ_LEN, sequence_features, symbol_direct_rows
-from training.ensemble import DirectForecaster
-from training.forecaster import Forecaster, Windows
+from training.forecaster import Windows
+from training.models.direct_rows import SEQ_LEN, sequence_features, symbol_direct_rows
+from training.models.ensemble import DirectForecaster
+from training.models.recursive_forecaster import RecursiveForecaster
 
 # timeframe -> (fixture folder, ticker, first candle, last candle)
 CASES = {
@@ -74,7 +75,7 @@ def _origins(stamps: pd.Series, candidates: pd.Series, window: int, count: int =
 def test_recursive_model_sees_its_training_row_at_serving(timeframe: str) -> None:
     ticker, candles = _candles(timeframe)
     features = feature_names(timeframe)
-    model = Forecaster(_tiny_booster(features), features, timeframe, [1.0, 1.0, 1.0])
+    model = RecursiveForecaster(_tiny_booster(features), features, timeframe, [1.0, 1.0, 1.0])
     rows = symbol_rows(candles, ticker, timeframe)
     assert len(rows), f"{timeframe}: the fixture gives no training rows"
     picks = _origins(candles["timestamp"], rows["timestamp"], model.window)

@@ -9,6 +9,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -27,7 +28,7 @@ from storage.registry import ModelRegistry, TrainingInfo
 from storage.schema import Symbol
 from tests.conftest import TEST_REDIS_URL, _free_port
 from tests.fake_massive import FakeMassive
-from training.forecaster import Forecaster
+from training.models.recursive_forecaster import RecursiveForecaster
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +256,7 @@ def test_model_switch_under_steady_load_fails_no_request(world, served: str) -> 
         for _ in range(4):
             pool.submit(hammer)
         time.sleep(3)
-        forecaster = Forecaster.load(registry.open_artifact(old))
+        forecaster = RecursiveForecaster.load(registry.open_artifact(old))
         info = TrainingInfo(old.training_start, old.training_end, old.num_symbols, old.top_symbols or [],
                             old.feature_count, 0.5, old.trained_at)
         new = registry.register("1d", forecaster.save, info)
@@ -486,7 +487,15 @@ def test_the_page_draws_a_forecast_in_a_real_browser(world, served: str, browser
     page.unroute("**/api/predictions/generate")
     page.click("#retry")
     page.wait_for_selector("#steps tbody tr >> nth=29", timeout=60_000)
-    # signed in: the form, a watchlist with one-click forecasts, an alert set from the chart
+    _signed_in_walkthrough(page, served, ticker)
+    expected = [p for p in problems if "status of 4" not in p and "status of 5" not in p
+                and "ERR_FAILED" not in p]
+    assert expected == [], problems
+    page.close()
+
+
+def _signed_in_walkthrough(page: Any, served: str, ticker: str) -> None:
+    """Signed in on the page: the form, a watchlist with one-click forecasts, an alert set from the chart."""
     email, password = f"page{uuid.uuid4().hex[:8]}@example.com", "a long password"
     assert httpx.post(f"{served}/api/auth/register", json={"email": email, "password": password}).status_code == 201
     page.fill("#email", email)
@@ -507,7 +516,3 @@ def test_the_page_draws_a_forecast_in_a_real_browser(world, served: str, browser
     token = httpx.post(f"{served}/api/auth/login", json={"email": email, "password": password}).json()["token"]
     mine = httpx.get(f"{served}/api/alerts", headers={"Authorization": f"Bearer {token}"}).json()["alerts"]
     assert [(a["symbol"], a["condition_type"], a["target_price"]) for a in mine] == [(ticker, "crossing", 12345.5)]
-    expected = [p for p in problems if "status of 4" not in p and "status of 5" not in p
-                and "ERR_FAILED" not in p]
-    assert expected == [], problems
-    page.close()

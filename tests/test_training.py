@@ -21,11 +21,12 @@ from storage.registry import ArtifactError, ModelRegistry
 from training.calibration import fit_calibration
 from training.dataset import PART_CODES, PART_COLUMN, next_candle_targets, time_split, validated_horizon
 from training.evaluation import evaluate, insample_naive_mae, sample_stride, select_origins
-from training.forecaster import Forecaster, Windows
-from training.recursive_pipeline import fit_and_calibrate
+from training.fitting import fit_candidates
+from training.forecaster import Windows
+from training.models.recursive_forecaster import RecursiveForecaster
+from training.models.xgb_booster import DEFAULT_PARAMS, BoosterSetup
 from training.spec import FitSpec
 from training.stages import Fitted, StageTimer
-from training.xgb_train import DEFAULT_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2025, 11, 1, tzinfo=timezone.utc)
@@ -38,11 +39,11 @@ def fitted(binance_lake) -> Fitted:
     timer = StageTimer("test", echo=lambda _: None)
     spec = FitSpec(root, tickers, "1d", pd.Timestamp("2024-12-31", tz="UTC"), params=SMALL, use_ray=False,
                    calibration_origins=120)
-    return fit_and_calibrate(timer, spec)
+    return fit_candidates(timer, spec, ("xgboost",))
 
 
 @pytest.fixture(scope="module")
-def trained(fitted: Fitted) -> tuple[Forecaster, dict[str, pd.DataFrame], object]:
+def trained(fitted: Fitted) -> tuple[RecursiveForecaster, dict[str, pd.DataFrame], object]:
     return fitted.candidates["xgboost"], fitted.candles, fitted.split
 
 
@@ -126,14 +127,14 @@ def test_a_booster_keeps_only_the_rounds_up_to_its_best() -> None:
     """Early stopping tries EARLY_STOPPING_ROUNDS past the best round; a booster predicts with every
     round it holds, so those must not stay in the model."""
     from training.dataset import TARGETS
-    from training.xgb_train import EARLY_STOPPING_ROUNDS, Rows, train_booster
+    from training.models.xgb_booster import EARLY_STOPPING_ROUNDS, Rows, train_booster
 
     rng = np.random.default_rng(3)
     features = [f"f{i}" for i in range(5)]
     frame = pd.DataFrame(rng.normal(size=(800, 5)), columns=features).assign(
         **{t: rng.normal(size=800) for t in TARGETS})  # noise: validation stops improving at once
     booster, history = train_booster(Rows.of_frame(frame.iloc[:600], features), Rows.of_frame(frame.iloc[600:], features),
-                                     features, {**DEFAULT_PARAMS, "n_estimators": 200}, np.ones(3))
+                                     BoosterSetup(features, {**DEFAULT_PARAMS, "n_estimators": 200}, scale=np.ones(3)))
     assert len(history["valid"]["rmse"]) == booster.best_iteration + 1 + EARLY_STOPPING_ROUNDS
     assert booster.num_boosted_rounds() == booster.best_iteration + 1
 
@@ -183,7 +184,7 @@ def test_artifact_roundtrip_and_tampering(trained, engine, tmp_path: Path) -> No
     info = TrainingInfo(split.train_start.to_pydatetime(), split.train_end.to_pydatetime(), 8, list(candles), 200, 0.5,
                         datetime.now(timezone.utc))
     record = registry.register("1d", forecaster.save, info)
-    loaded = Forecaster.load(registry.open_artifact(record))
+    loaded = RecursiveForecaster.load(registry.open_artifact(record))
     frame = candles["X:ETHUSDT"]
     assert loaded.forecast(frame).steps == forecaster.forecast(frame).steps
     assert not list(Path(record.model_path).glob("*.pkl"))
@@ -191,7 +192,7 @@ def test_artifact_roundtrip_and_tampering(trained, engine, tmp_path: Path) -> No
     with pytest.raises(ArtifactError):
         registry.open_artifact(record)
     with pytest.raises(ValueError, match="unreadable"):
-        Forecaster.load(Path(record.model_path))
+        RecursiveForecaster.load(Path(record.model_path))
 
 
 def test_a_sample_of_origins_spans_the_whole_period() -> None:
@@ -334,13 +335,13 @@ def test_weekly_training_on_binance_candles_through_ray_job_submit(ray_head, tmp
 
 
 def test_tune_sweep_saves_the_best_config_for_the_next_training(ray_local, binance_lake, tmp_path: Path) -> None:
+    from training.models.xgb_booster import load_tuned_params
     from training.tuning import tune_timeframe
-    from training.xgb_train import load_tuned_params
 
     root, tickers = binance_lake
     assert load_tuned_params(tmp_path, "1d") == DEFAULT_PARAMS
-    table, best = tune_timeframe(root, tmp_path, tickers, "1d", datetime(2024, 12, 31, tzinfo=timezone.utc),
-                                 trials=3, max_trees=20)
+    spec = FitSpec(root, tickers, "1d", pd.Timestamp("2024-12-31", tz="UTC"))
+    table, best = tune_timeframe(spec, tmp_path, trials=3, max_trees=20)
     assert len(table) == 3 and table["valid_rmse"].is_monotonic_increasing
     assert best["valid_rmse"] == pytest.approx(table["valid_rmse"].iloc[0])
     saved = load_tuned_params(tmp_path, "1d")
@@ -389,10 +390,10 @@ def test_monthly_model_is_checked_where_history_allows_and_naive_beyond(tmp_path
 def test_a_failed_train_worker_restarts_and_resumes_from_its_checkpoint(ray_local, tmp_path: Path) -> None:
     import ray
 
-    from engine.layout import RunOptions
+    from engine.layout import Checkpoints, RunOptions
+    from engine.progress import reporting
     from training.dataset import TARGETS
-    from training.progress import reporting
-    from training.xgb_train import fit_with_ray
+    from training.models.xgb_booster import fit_with_ray
 
     rng = np.random.default_rng(0)
     features = [f"f{i}" for i in range(8)]
@@ -403,9 +404,9 @@ def test_a_failed_train_worker_restarts_and_resumes_from_its_checkpoint(ray_loca
     seen: list[tuple[int, int, str]] = []
     with reporting(lambda done, total, unit: seen.append((done, total, unit))):  # a stage of the driver
         frame[PART_COLUMN] = np.where(np.arange(len(frame)) < 2400, PART_CODES["train"], PART_CODES["valid"]).astype(np.int8)
-        fit = fit_with_ray(ray.data.from_pandas(frame), features, params, np.ones(3),
-                           RunOptions(storage_path=str(tmp_path), max_failures=1), checkpoint_every=10,
-                           fail_once_after=20)
+        fit = fit_with_ray(ray.data.from_pandas(frame), BoosterSetup(features, params, scale=np.ones(3)),
+                           RunOptions(storage_path=str(tmp_path), max_failures=1),
+                           checkpoints=Checkpoints(every=10, fail_once_after=20))
     assert fit.history["resumed_from"] == [20]  # the restarted worker went on from its checkpoint
     assert fit.booster.num_boosted_rounds() == 40
     # the workers' progress reached the driver's stage while the fit ran (the restart takes seconds)
@@ -420,7 +421,7 @@ def test_ray_train_fits_the_same_trees_as_one_process_from_shuffled_arrow_shards
 
     from engine.layout import RunOptions
     from training.dataset import TARGETS
-    from training.xgb_train import fit_local, fit_with_ray, target_scale
+    from training.models.xgb_booster import fit_local, fit_with_ray, target_scale
 
     rng = np.random.default_rng(5)
     features = [f"f{i}" for i in range(6)]
@@ -440,21 +441,21 @@ def test_ray_train_fits_the_same_trees_as_one_process_from_shuffled_arrow_shards
     mixed = frame.sample(frac=1.0, random_state=1)
     shuffled = ray.data.from_pandas([mixed.iloc[i::3] for i in range(3)])
 
-    local = fit_local(train, valid, features, params, refit_rows=lambda: frame)
+    local = fit_local(train, valid, BoosterSetup(features, params), refit_rows=lambda: frame)
     scale = target_scale(mixed[mixed[PART_COLUMN] == PART_CODES["train"]])  # sorted first: any order, one scale
     assert scale.tolist() == local.target_scale
-    on_ray = fit_with_ray(shuffled, features, params, scale, RunOptions(), refit=True)
+    on_ray = fit_with_ray(shuffled, BoosterSetup(features, params, scale=scale), RunOptions(), refit=True)
     assert on_ray.booster.get_dump() == local.booster.get_dump()
     assert on_ray.refit is not None and local.refit is not None
     assert on_ray.refit.get_dump() == local.refit.get_dump()
     # the control permutes the same sorted targets on both paths
-    control = fit_local(train, valid, features, params, shuffle_targets=True)
-    assert fit_with_ray(shuffled, features, params, scale, RunOptions(), shuffle_targets=True).booster.get_dump() == \
-        control.booster.get_dump()
+    control = fit_local(train, valid, BoosterSetup(features, params, shuffle_targets=True))
+    setup = BoosterSetup(features, params, shuffle_targets=True, scale=scale)
+    assert fit_with_ray(shuffled, setup, RunOptions()).booster.get_dump() == control.booster.get_dump()
 
 
 def test_a_long_stage_shows_its_progress_while_it_runs() -> None:
-    from training.progress import Throttled, report, reporting
+    from engine.progress import Throttled, report, reporting
 
     lines: list[str] = []
     report(1, 2, "steps")  # outside a stage: nothing to show, no error

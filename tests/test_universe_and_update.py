@@ -17,7 +17,7 @@ from market_data.update import update_local, update_pair
 from storage.db import make_engine, session_scope
 from storage.lake import Lake
 from storage.schema import Symbol
-from tests.fake_massive import FakeMassive
+from tests.fake_massive import FakeMassive, Faults
 
 NOW = datetime(2025, 11, 1, tzinfo=timezone.utc)
 AS_OF = "2025-10-20T06:30:00"
@@ -95,7 +95,7 @@ def test_faults_and_dirty_rows_give_the_same_lake_as_a_clean_run(
     ray_local: None, pg_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     market = SyntheticMarket(seed=9, n_coins=36, now=NOW)
-    with FakeMassive(market) as clean, FakeMassive(market, fault_rate=0.1, dirty=True, seed=1) as faulty:
+    with FakeMassive(market) as clean, FakeMassive(market, faults=Faults(rate=0.1, dirty=True, seed=1)) as faulty:
         base_env = {"MARKET_SOURCE": "massive", "MASSIVE_API_KEY": "test-key", "MASSIVE_BACKOFF_S": "0.02"}
         _run_jobs(monkeypatch, {**base_env, "MASSIVE_API_BASE": clean.base, "DATA_DIR": str(tmp_path / "clean"),
                                 "DATABASE_URL": f"sqlite:///{tmp_path / 'clean.db'}"}, "--no-ray")

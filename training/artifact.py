@@ -14,8 +14,8 @@ from training.forecaster import ARTIFACT_META, ForecastModel
 
 # kind (as saved in forecaster.json) -> "module:class"
 KINDS: dict[str, str] = {
-    "xgboost-recursive": "training.forecaster:Forecaster",
-    "direct-ensemble": "training.ensemble:DirectForecaster",
+    "xgboost-recursive": "training.models.recursive_forecaster:RecursiveForecaster",
+    "direct-ensemble": "training.models.ensemble:DirectForecaster",
 }
 
 

@@ -12,19 +12,19 @@ direct models share one fit of their members.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from market_data.source import utc
+from training.candidates import AUTO, MODELS
 from training.dataset import validated_horizon
-from training.direct_pipeline import VARIANTS, fit_direct
 from training.evaluation import evaluate, insample_naive_mae, sample_stride, select_origins
+from training.fitting import fit_candidates
 from training.forecaster import HORIZON
-from training.pipeline import AUTO, MODELS, choose_stage, fit_candidates
-from training.recursive_pipeline import fit_and_calibrate
+from training.pipeline import choose_stage
 from training.spec import FitSpec
-from training.stages import Fitted, StageTimer, load_candles
+from training.stages import StageTimer, load_candles
 
 
 def refit_name(name: str) -> str:
@@ -44,34 +44,21 @@ def parse_models(value: str) -> list[str]:
     return names
 
 
-def run_backtest(data_dir: str | Path, tickers: list[str], timeframe: str, train_end: datetime, test_end: datetime,
-                 models: list[str] | str, params: dict[str, Any], use_ray: bool = True, stride: int | None = None,
-                 max_origins: int = 600, storage_path: str | None = None,
-                 direct_params: dict[str, dict[str, Any]] | None = None,
+def run_backtest(spec: FitSpec, test_end: datetime, models: list[str] | str, stride: int | None = None,
                  echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Fit `models` on candles before `spec.end` (the train end; validation is its last quarter)
+    and score them on the test period [spec.end, test_end) on at most `spec.calibration_origins`
+    origins, `stride` candles apart (default: spread over the period)."""
     names = parse_models(models) if isinstance(models, str) else list(models)
     parse_models(",".join(names))
-    train_end_ts, test_end_ts = utc(train_end), utc(test_end)
+    spec = replace(spec, end=utc(spec.end), fractions=FRACTIONS)
+    data_dir, timeframe, max_origins = spec.data_dir, spec.timeframe, spec.calibration_origins
+    train_end_ts, test_end_ts = spec.end, utc(test_end)
     timer = StageTimer(f"backtest {timeframe}", echo=echo)
-    spec = FitSpec(data_dir, list(tickers), timeframe, train_end_ts, FRACTIONS, params, direct_params, use_ray,
-                   storage_path, calibration_origins=max_origins)
-    fitted: Fitted | None = None
     auto = AUTO in names
+    fitted = fit_candidates(timer, spec, tuple(names))
     if auto:  # every candidate, reported beside the one chosen
-        fitted = fit_candidates(timer, spec)
         names = [n for n in names if n != AUTO and n not in fitted.candidates] + [*fitted.candidates, AUTO]
-    elif "xgboost" in names:
-        fitted = fit_and_calibrate(timer, spec)
-    direct = tuple(n for n in names if n in VARIANTS and (fitted is None or n not in fitted.candidates))
-    if direct:
-        direct_fit = fit_direct(timer, spec, variants=direct,
-                                loaded=None if fitted is None else (fitted.candles, fitted.split))
-        if fitted is None:
-            fitted = direct_fit
-        else:
-            fitted.add(direct_fit)
-    if fitted is None:  # parse_models admits only known names, so one was fitted
-        raise ValueError(f"no model to backtest in {names}")
     train_candles, split = fitted.candles, fitted.split
     forecasters: dict[str, Any] = dict(fitted.candidates)
     names = [n for n in names if n in forecasters or n == AUTO]  # direct models cannot fit 1m

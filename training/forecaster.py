@@ -1,12 +1,8 @@
-"""The 30-step forecaster: one code path for training's calibration, backtests and serving.
+"""What every forecaster shares: one code path from a model's raw returns to the 30-step answer,
+for training's calibration, backtests and serving alike (the kinds live in `training.models`).
 
-At each step the model predicts the next candle (close log return, upper and lower shadow) from
-the features of the current window; the predicted candle is appended, with open = previous
-close and a high and low from the predicted shadows (so indicators see realistic ranges, not
-flat candles), the oldest candle drops out, and the features are recomputed. Many forecasts run
-in lockstep, their windows stacked into one feature pass per step.
-
-The answer is then made honest with the calibration fitted on held-out data: the cumulative
+A kind turns windows of candles into raw cumulative log returns and shadows; the answer is then
+made honest with the calibration fitted on held-out data: the cumulative
 return is shrunk toward naive where the model has no proven edge, the 80 % band comes from
 volatility-scaled conformal residuals, and `confidence` is the calibrated probability that the
 predicted direction is right. Prices are in the answer; log returns are inside.
@@ -24,20 +20,16 @@ import pandas as pd
 import xgboost as xgb
 
 from config import HORIZON
-from features.build import REQUIRED, feature_names, stacked_tail
-from features.explain import key_indicators
+from features.build import REQUIRED, CandleStack
 from features.profiles import profile_for
-from market_data.timeframes import spec
 from training.calibration import Calibration, band_adjustments, confidence, horizon_scale, kept_moves
 from training.forecast import DIRECTION_NAMES, Forecast, ForecastStep
-from training.progress import report
 
-ARTIFACT_MODEL = "model.ubj"
 ARTIFACT_META = "forecaster.json"
 
 
 @dataclass
-class Windows:
+class Windows(CandleStack):
     """(origins x candles) arrays of recent candles, newest last.
 
     `vwap` is the candles' own VWAP, NaN where the source had none: the features fall back to the
@@ -45,13 +37,7 @@ class Windows:
     features it was trained on for the same candle.
     """
 
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-    stamps: np.ndarray  # datetime64[ms], UTC
-    vwap: np.ndarray
+    vwap: np.ndarray  # NaN where a candle has none (the typical price stands in)
     # what forecasters derive from these candles (feature tails), shared by the models of an A/B
     derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -162,98 +148,6 @@ class ForecastModel:
             raise ValueError(f"model artifact in {folder} is unreadable: {exc}") from exc
 
 
-class Forecaster(ForecastModel):
-    """The recursive XGBoost forecaster: one booster predicts the next candle, thirty times."""
-
-    kind = "xgboost-recursive"
-
-    def __init__(self, booster: xgb.Booster, features: list[str], timeframe: str, target_scale: list[float],
-                 calibration: Calibration | None = None, meta: dict[str, Any] | None = None) -> None:
-        super().__init__(timeframe, features, calibration, meta)
-        self.booster = booster
-        self.target_scale = np.asarray(target_scale, dtype=np.float64)
-        self.sigma_feature = self.profile.volatility_feature
-        self.booster.set_param({"nthread": 1})
-        self._names = feature_names(timeframe)
-        # the model's columns in the feature pass's order: the recursion stays in numpy (a
-        # DataFrame and a DMatrix per step cost as much as the step's indicators)
-        self._columns = np.array([self._names.index(f) for f in self.features], dtype=np.intp)
-
-    # -- the recursion -----------------------------------------------------------------------
-    def _predict_next(self, matrix: np.ndarray) -> np.ndarray:
-        """The next candle's (close log return, upper shadow, lower shadow) from a (windows x
-        features) matrix in the feature pass's column order."""
-        out = np.asarray(self.booster.inplace_predict(matrix[:, self._columns]), dtype=np.float64)
-        out = out.reshape(len(matrix), -1) * self.target_scale[None, :]
-        out[:, 1:] = np.maximum(out[:, 1:], 0.0)  # shadows are never negative
-        return out
-
-    def raw_paths(self, windows: Windows, steps: int = HORIZON) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame, np.ndarray]:
-        """Per origin and step: the model's close log returns, upper and lower shadows; the
-        origin features; and the next candles' open times."""
-        o, h, lo, c, v, vwap = (a.copy() for a in (windows.open, windows.high, windows.low, windows.close,
-                                                   windows.volume, windows.vwap))
-        stamps = windows.stamps.copy()
-        n = len(windows)
-        rets, ups, downs = (np.zeros((n, steps)) for _ in range(3))
-        times = np.empty((n, steps), dtype="datetime64[ms]")
-        offset = spec(self.timeframe).offset()
-        typical_volume = np.median(v[:, -20:], axis=1)
-        origin_features = None
-        for step in range(steps):
-            matrix = stacked_tail(o, h, lo, c, v, vwap, stamps, self.timeframe, 1)[:, 0, :]
-            if step == 0:
-                origin_features = pd.DataFrame(matrix, columns=self._names)
-            pred = self._predict_next(matrix)
-            rets[:, step], ups[:, step], downs[:, step] = pred[:, 0], pred[:, 1], pred[:, 2]
-            new_open = c[:, -1]
-            new_close = new_open * np.exp(pred[:, 0])
-            new_high = np.maximum(new_open, new_close) * np.exp(pred[:, 1])
-            new_low = np.minimum(new_open, new_close) * np.exp(-pred[:, 2])
-            last = pd.DatetimeIndex(stamps[:, -1])
-            next_time = (last + offset).to_numpy("datetime64[ms]")
-            times[:, step] = next_time
-            o = np.column_stack([o[:, 1:], new_open])
-            h = np.column_stack([h[:, 1:], new_high])
-            lo = np.column_stack([lo[:, 1:], new_low])
-            c = np.column_stack([c[:, 1:], new_close])
-            v = np.column_stack([v[:, 1:], typical_volume])
-            vwap = np.column_stack([vwap[:, 1:], np.full(n, np.nan)])  # a predicted candle: typical price
-            stamps = np.column_stack([stamps[:, 1:], next_time])
-            report(step + 1, steps, f"steps of {n} recursive forecasts")
-        return rets, ups, downs, origin_features, times
-
-    def predict_windows(self, windows: Windows, steps: int = HORIZON) -> ForecastArrays:
-        check_steps(steps)
-        rets, ups, downs, feats, times = self.raw_paths(windows, steps)
-        sigma = usable_sigma(feats[self.sigma_feature].to_numpy(np.float64))
-        return calibrated_arrays(np.cumsum(rets, axis=1), ups, downs, sigma, windows.close[:, -1], times,
-                                 self.calibration, feats, recent_close=windows.close,
-                                 volatility_window=self.profile.volatility_window)
-
-    # -- what serving adds, and the artifact ------------------------------------------------------
-    def explain(self, out: ForecastArrays, top: int) -> list[str]:
-        contribs = self.booster.predict(
-            xgb.DMatrix(out.origin_features[self.features].to_numpy(np.float32), feature_names=self.features),
-            pred_contribs=True,
-        )
-        return_contribs = contribs[0, 0] if contribs.ndim == 3 else contribs[0]
-        return key_indicators(return_contribs, self.features, self.timeframe, top)
-
-    def artifact_fields(self) -> dict[str, Any]:
-        return {"features": self.features, "target_scale": self.target_scale.tolist()}
-
-    def save_files(self, folder: Path) -> None:
-        self.booster.save_model(folder / ARTIFACT_MODEL)
-
-    @classmethod
-    def from_artifact(cls, folder: Path, fields: dict[str, Any], calibration: Calibration) -> Forecaster:
-        booster = xgb.Booster()
-        booster.load_model(folder / ARTIFACT_MODEL)
-        return cls(booster, fields["features"], fields["timeframe"], fields["target_scale"], calibration,
-                   fields.get("meta"))
-
-
 def check_steps(steps: int) -> None:
     if not 1 <= steps <= HORIZON:
         raise ValueError(f"steps must be between 1 and {HORIZON}, got {steps}")
@@ -265,14 +159,27 @@ def usable_sigma(sigma: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(sigma) & (sigma > 0), sigma, fallback)
 
 
-def calibrated_arrays(raw: np.ndarray, ups: np.ndarray, downs: np.ndarray, sigma: np.ndarray,
-                      last_close: np.ndarray, times: np.ndarray, cal: Calibration,
-                      origin_features: pd.DataFrame, recent_close: np.ndarray | None = None,
-                      volatility_window: int = 0) -> ForecastArrays:
-    """Candles, band, direction and confidence from a model's cumulative log returns (`raw`,
-    origins x steps) and its shadows: what every forecaster, recursive or direct, answers with.
-    With `recent_close` (origins x candles, the forecast's window), the band adapts to how the
-    validation band has been covering this symbol lately (`band_adjustments`)."""
+@dataclass
+class RawForecast:
+    """A model's own forecast of many origins, before calibration: cumulative log returns of the
+    close and each step's upper and lower shadow (origins x steps), each origin's recent
+    one-candle volatility, the steps' open times and the features at each origin."""
+
+    returns: np.ndarray
+    ups: np.ndarray
+    downs: np.ndarray
+    sigma: np.ndarray
+    times: np.ndarray
+    origin_features: pd.DataFrame
+
+
+def calibrated_arrays(model: RawForecast, last_close: np.ndarray, cal: Calibration,
+                      recent_close: np.ndarray | None = None, volatility_window: int = 0) -> ForecastArrays:
+    """Candles, band, direction and confidence from a model's raw forecast: what every
+    forecaster, recursive or direct, answers with. With `recent_close` (origins x candles, the
+    forecast's window), the band adapts to how the validation band has been covering this symbol
+    lately (`band_adjustments`)."""
+    raw, ups, downs, sigma, times = model.returns, model.ups, model.downs, model.sigma, model.times
     steps = raw.shape[1]
     checked = cal.validated_horizon  # beyond it, the last checked forecast is carried forward
     p_right = confidence(cal, raw, sigma)
@@ -298,7 +205,7 @@ def calibrated_arrays(raw: np.ndarray, ups: np.ndarray, downs: np.ndarray, sigma
     lower, upper = np.minimum(lower, close), np.maximum(upper, close)
     direction, conf = path_direction(p_right, cum, checked)
     return ForecastArrays(times, open_, high, low, close, lower, upper, conf, direction, cum, raw, sigma,
-                          last_close, origin_features)
+                          last_close, model.origin_features)
 
 
 def point_forecast(cal: Calibration, raw: np.ndarray, p_right: np.ndarray) -> np.ndarray:

@@ -20,25 +20,19 @@ from typing import Any
 import pandas as pd
 
 from clock import utc_now
-from config import HORIZON
 from storage.registry import ArtifactError, ModelRegistry, TrainingInfo
 from storage.schema import ModelRecord
 from training.artifact import load_forecaster as load_artifact
+from training.candidates import AUTO
 from training.dataset import Split, validated_horizon
-from training.direct_pipeline import VARIANTS, fit_direct
 from training.evaluation import accuracy_avg, evaluate, insample_naive_mae, select_origins
+from training.fitting import fit_candidates
 from training.forecaster import ForecastModel
-from training.recursive_pipeline import fit_and_calibrate
 from training.selection import Choice, choose
 from training.spec import FitSpec
-from training.stages import HOLDOUT_ORIGINS, Fitted, StageTimer
+from training.stages import HOLDOUT_ORIGINS, StageTimer
 
 log = logging.getLogger(__name__)
-
-# what `--model` accepts: `auto` (every candidate below, the winner on validation, naive included;
-# the default), the recursive XGBoost and every direct variant
-AUTO = "auto"
-MODELS = (AUTO, "xgboost", *VARIANTS)
 
 
 @dataclass
@@ -56,29 +50,13 @@ def load_forecaster(registry: ModelRegistry, record: ModelRecord) -> ForecastMod
 
 
 def fit_forecaster(timer: StageTimer, spec: FitSpec, model: str) -> tuple[ForecastModel, dict[str, pd.DataFrame], Split]:
-    """The calibrated forecaster named `model` (see MODELS) as deployed (its refit where it has
-    one and the timeframe deploys refits), its candles and its split."""
+    """The calibrated forecaster named `model` (see `training.candidates.MODELS`) as deployed (its
+    refit where it has one and the timeframe deploys refits), its candles and its split."""
+    fitted = fit_candidates(timer, spec, (model,))
     if model == AUTO:
-        fitted = fit_candidates(timer, spec)
         choice = choose_stage(timer, fitted.candidates, fitted.candles, fitted.split, spec.calibration_origins)
         return fitted.deployed(choice.name, choice.forecaster), fitted.candles, fitted.split
-    if model == "xgboost":
-        fitted = fit_and_calibrate(timer, spec)
-        return fitted.deployed(model), fitted.candles, fitted.split
-    if model not in VARIANTS:
-        raise ValueError(f"unknown model {model!r}; known: {list(MODELS)}")
-    fitted = fit_direct(timer, spec, variants=(model,))
     return fitted.deployed(model), fitted.candles, fitted.split
-
-
-def fit_candidates(timer: StageTimer, spec: FitSpec) -> Fitted:
-    """Every candidate of `auto`, calibrated on the same validation period, and their refits:
-    the recursive model, and where the history checks all 30 horizons, each direct model and the
-    ensembles."""
-    fitted = fit_and_calibrate(timer, spec)
-    if validated_horizon(spec.timeframe) == HORIZON:
-        fitted.add(fit_direct(timer, spec, variants=VARIANTS, loaded=(fitted.candles, fitted.split)))
-    return fitted
 
 
 def choose_stage(timer: StageTimer, candidates: dict[str, ForecastModel], candles: dict[str, pd.DataFrame],

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from engine.layout import ONE_TASK_BELOW, RunOptions
-from training.xgb_train import DEFAULT_PARAMS
+from training.models.xgb_booster import DEFAULT_PARAMS
 
 CALIBRATION_ORIGINS = 600  # tests pass fewer
 

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from engine.progress import Throttled, reporting
 from features.profiles import profile_for
 from market_data.timeframes import spec
 from storage.lake import Lake
 from training.dataset import Split, time_split, validated_horizon
-from training.progress import Throttled, reporting
 from training.spec import FitSpec
 
 if TYPE_CHECKING:

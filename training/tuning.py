@@ -9,7 +9,6 @@ never looked at), put in Ray's object store once. The best configuration is writ
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,10 @@ from features.build import feature_names
 from market_data.source import utc
 from storage.location import Location
 from training.dataset import rows_local
-from training.stages import load_candles, split_for
-from training.xgb_train import DEFAULT_PARAMS, Rows, target_scale, train_booster, tuned_params_key
+from training.fitting import training_data
+from training.models.xgb_booster import DEFAULT_PARAMS, BoosterSetup, Rows, target_scale, train_booster, tuned_params_key
+from training.spec import FitSpec
+from training.stages import StageTimer
 
 REPORT_EVERY = 5  # trees between reports to Tune (and ASHA's time unit)
 
@@ -49,17 +50,16 @@ class _Report(xgb.callback.TrainingCallback):
 
 
 def _trial(config: dict[str, Any], train: Rows, valid: Rows, features: list[str], scale: np.ndarray) -> None:
-    train_booster(train, valid, features, config, scale, nthread=1, callbacks=[_Report()])
+    train_booster(train, valid, BoosterSetup(features, config, scale=scale), nthread=1, callbacks=[_Report()])
 
 
-def tune_timeframe(data_dir: str | Path, model_dir: str | Path, tickers: list[str], timeframe: str, as_of: datetime,
-                   trials: int, max_trees: int = 200) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Run the sweep; returns the trials table and the saved best record."""
-    end = utc(as_of)
-    candles = load_candles(data_dir, tickers, timeframe, end)
-    if not candles:
-        raise ValueError(f"{timeframe}: no symbol in the lake has enough candles before {end}")
-    split = split_for(candles, timeframe, (0.6, 0.2, 0.2))
+def tune_timeframe(spec: FitSpec, model_dir: str | Path, trials: int, max_trees: int = 200) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Run the sweep over candles before `spec.end`, on the split the weekly job uses; returns
+    the trials table and the saved best record."""
+    data_dir, timeframe = spec.data_dir, spec.timeframe
+    end = utc(spec.end)
+    data = training_data(StageTimer(f"tune {timeframe}", echo=lambda _: None), spec)
+    candles, split = data.candles, data.split  # the weekly job's split: the holdout is never looked at
     rows = rows_local(data_dir, list(candles), timeframe, end)
     parts = split.part(rows["timestamp"])
     train, valid = rows[parts == "train"], rows[parts == "valid"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,10 @@ import pyarrow as pa
 import xgboost as xgb
 
 import engine.train as engine
-from engine.layout import RunOptions
+from engine.layout import Checkpoints, RunOptions
+from engine.progress import report
 from storage.location import Location
 from training.dataset import PART_CODES, PART_COLUMN, TARGETS
-from training.progress import report
 
 # The product's specified configuration; a saved Ray Tune result overrides it.
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -38,6 +38,29 @@ DEFAULT_PARAMS: dict[str, Any] = {
 EARLY_STOPPING_ROUNDS = 20
 CHECKPOINT_MODEL = "model.ubj"
 CHECKPOINT_REFIT = "refit.ubj"
+XGB_CHECKPOINTS = Checkpoints(every=50)  # rounds; each checkpoint costs about a second in Ray Train
+
+
+@dataclass(frozen=True)
+class BoosterSetup:
+    """What one booster is fitted on: its input columns, its targets (a control permutes them)
+    and its parameters; `scale` standardises the targets (each one's spread on the train rows,
+    so that trees weigh them alike), computed from the train rows where it is None."""
+
+    features: list[str]
+    params: dict[str, Any]
+    targets: tuple[str, ...] = tuple(TARGETS)
+    shuffle_targets: bool = False
+    scale: np.ndarray | None = field(default=None, compare=False)
+
+    def scaled(self, scale: np.ndarray) -> BoosterSetup:
+        return replace(self, scale=np.asarray(scale, dtype=np.float64))
+
+    @property
+    def target_scale(self) -> np.ndarray:
+        if self.scale is None:
+            raise ValueError("the booster's target scale is computed from the train rows before fitting")
+        return self.scale
 
 
 @dataclass
@@ -137,8 +160,8 @@ def _order(symbol: np.ndarray | None, stamp: np.ndarray | None) -> np.ndarray | 
     return np.lexsort((stamp, codes))  # by symbol, then time; stable
 
 
-def train_booster(train: Rows, valid: Rows | None, features: list[str], params: dict[str, Any],
-                  scale: np.ndarray, nthread: int = 0, resume: xgb.Booster | None = None,
+def train_booster(train: Rows, valid: Rows | None, setup: BoosterSetup, nthread: int = 0,
+                  resume: xgb.Booster | None = None,
                   callbacks: list[xgb.callback.TrainingCallback] | None = None) -> tuple[xgb.Booster, dict[str, Any]]:
     """The one `xgboost.train` of the project (the weekly job, the backtest, Ray Train's workers,
     tuning's trials): standardised targets, early stopping on `valid`, up to `n_estimators` trees
@@ -146,6 +169,7 @@ def train_booster(train: Rows, valid: Rows | None, features: list[str], params: 
     stopping keeps the rounds it tried past the best, and a booster predicts with every round it
     holds) and the validation history. Without `valid` (a refit), exactly `n_estimators` trees and
     no evaluation."""
+    features, params, scale = setup.features, setup.params, setup.target_scale
     history: dict[str, Any] = {}
     done = 0 if resume is None else resume.num_boosted_rounds()
     rounds = max(0, int(params["n_estimators"]) - done)
@@ -167,32 +191,31 @@ def train_booster(train: Rows, valid: Rows | None, features: list[str], params: 
     return booster, history
 
 
-def refit_booster(rows: Rows, first: xgb.Booster, features: list[str], params: dict[str, Any], scale: np.ndarray,
-                  nthread: int = 0) -> xgb.Booster:
+def refit_booster(rows: Rows, first: xgb.Booster, setup: BoosterSetup, nthread: int = 0) -> xgb.Booster:
     """`first`'s parameters and trees (as many as validation chose) fitted again on `rows`,
     every row before the end of validation, with the same target scale: the same model, having
     seen the most recent candles. No early stopping and no evaluation: validation is now
     training data and cannot judge."""
-    booster, _ = train_booster(rows, None, features, {**params, "n_estimators": first.num_boosted_rounds()}, scale,
-                               nthread)
+    again = replace(setup, params={**setup.params, "n_estimators": first.num_boosted_rounds()})
+    booster, _ = train_booster(rows, None, again, nthread)
     return booster
 
 
-def fit_local(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], params: dict[str, Any],
-              nthread: int = 0, targets: list[str] = TARGETS, refit_rows: Callable[[], pd.DataFrame] | None = None,
-              shuffle_targets: bool = False) -> FitResult:
+def fit_local(train: pd.DataFrame, valid: pd.DataFrame, setup: BoosterSetup, nthread: int = 0,
+              refit_rows: Callable[[], pd.DataFrame] | None = None) -> FitResult:
     """The fit in this process (the baseline the Ray path is measured against); with
     `refit_rows` (every row before the end of validation, built when the first fit is done, so
-    that the two fits' matrices are not held at once), the refit too (`refit_booster`).
-    `shuffle_targets`: the control, on permuted train targets (and never refitted)."""
+    that the two fits' matrices are not held at once), the refit too (`refit_booster`). A
+    control (`setup.shuffle_targets`) fits on permuted train targets (and is never refitted)."""
+    features, targets = setup.features, list(setup.targets)
     train_rows, valid_rows = Rows.of_frame(train, features, targets), Rows.of_frame(valid, features, targets)
-    scale = train_rows.target_scale()
-    booster, history = train_booster(train_rows.shuffled() if shuffle_targets else train_rows, valid_rows, features,
-                                     params, scale, nthread)
+    setup = setup.scaled(train_rows.target_scale())
+    booster, history = train_booster(train_rows.shuffled() if setup.shuffle_targets else train_rows, valid_rows,
+                                     setup, nthread)
     del train_rows, valid_rows
     refit = None if refit_rows is None else refit_booster(Rows.of_frame(refit_rows(), features, targets), booster,
-                                                          features, params, scale, nthread)
-    return FitResult(booster, scale.tolist(), dict(params), int(booster.best_iteration),
+                                                          setup, nthread)
+    return FitResult(booster, setup.target_scale.tolist(), dict(setup.params), int(booster.best_iteration),
                      {"valid_rmse": history["valid"]["rmse"]}, refit)
 
 
@@ -259,8 +282,8 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
     done = 0 if resumed is None else resumed.num_boosted_rounds()
     # fault injection for tests: fail once, in the first attempt only
     fail_after = config.get("fail_once_after") if resumed is None else None
-    booster, history = train_booster(train, valid, features, config["params"], scale, config["nthread"],
-                                     resume=resumed,
+    setup = BoosterSetup(features, config["params"], tuple(targets), scale=scale)
+    booster, history = train_booster(train, valid, setup, config["nthread"], resume=resumed,
                                      callbacks=[_Checkpoints(config.get("checkpoint_every", 0), fail_after)])
     del train, valid  # the refit builds its own matrix from the table
     rmse = history.get("valid", {}).get("rmse", [np.nan])
@@ -270,28 +293,28 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
     refit = None
     if config.get("refit"):  # the same worker group and shards: no second start-up, no second read of the rows
         engine.report(metrics, _save(booster))  # a failure during the refit resumes from the finished first fit
-        refit = refit_booster(Rows.of_arrow(table, features, targets, ("train", "purge", "valid")), booster,
-                              features, config["params"], scale, config["nthread"])
+        refit = refit_booster(Rows.of_arrow(table, features, targets, ("train", "purge", "valid")), booster, setup,
+                              config["nthread"])
     engine.report(metrics, _save(booster, refit))
 
 
-def fit_with_ray(rows_ds: Any, features: list[str], params: dict[str, Any], scale: np.ndarray, run: RunOptions,
-                 checkpoint_every: int = 50, fail_once_after: int | None = None, targets: list[str] = TARGETS,
-                 refit: bool = False, shuffle_targets: bool = False) -> FitResult:
+def fit_with_ray(rows_ds: Any, setup: BoosterSetup, run: RunOptions, refit: bool = False,
+                 checkpoints: Checkpoints = XGB_CHECKPOINTS) -> FitResult:
     """Fit on the cluster (`engine.layout.worker_layout`: one worker per two CPUs by default) from
     one dataset of every row the fit uses, each labelled with its part of the split
     (`PART_COLUMN`): the rows sit in the object store once, and each worker picks its parts
     while building its matrix. With `run.max_failures`, Ray Train restarts failed workers, which
-    resume from the last checkpoint (every `checkpoint_every` rounds). With `refit`, the same
+    resume from the last checkpoint (every `checkpoints.every` rounds). With `refit`, the same
     workers then refit on train + purge + valid (`refit_booster`)."""
+    scale = setup.target_scale
     (booster, again), metrics = engine.fit_xgboost(
         _train_loop_per_worker,
-        {"features": features, "params": params, "target_scale": scale.tolist(), "checkpoint_every": checkpoint_every,
-         "fail_once_after": fail_once_after, "targets": list(targets), "refit": refit,
-         "shuffle_targets": shuffle_targets},
+        {"features": setup.features, "params": setup.params, "target_scale": scale.tolist(),
+         "checkpoint_every": checkpoints.every, "fail_once_after": checkpoints.fail_once_after,
+         "targets": list(setup.targets), "refit": refit, "shuffle_targets": setup.shuffle_targets},
         {"rows": rows_ds}, run, _load_both, "XGBoost model")
     best = int(metrics.get("best_iteration", booster.num_boosted_rounds() - 1))
-    return FitResult(booster, scale.tolist(), dict(params), best,
+    return FitResult(booster, scale.tolist(), dict(setup.params), best,
                      {"valid_rmse": [float(metrics.get("valid_rmse", np.nan))],
                       "resumed_from": [int(metrics.get("resumed_from", 0))]}, again)
 

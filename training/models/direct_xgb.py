@@ -21,8 +21,8 @@ from config import HORIZON
 from engine.layout import RunOptions
 from features.build import feature_names
 from training.dataset import PART_CODES, PART_COLUMN
-from training.direct_data import DirectRows
-from training.xgb_train import DEFAULT_PARAMS, Rows, fit_local, fit_with_ray, target_scale, train_booster
+from training.models.direct_rows import DirectRows
+from training.models.xgb_booster import DEFAULT_PARAMS, BoosterSetup, Rows, fit_local, fit_with_ray, target_scale, train_booster
 
 ANCHORS = (1, 2, 3, 5, 8, 13, 21, 30)
 ANCHOR_TARGETS = [f"z_{h}" for h in ANCHORS]
@@ -47,6 +47,7 @@ def _frame(rows: DirectRows, features: list[str]) -> pd.DataFrame:
 
 class XGBDirect:
     name = "xgb_direct"
+    default_params = DIRECT_XGB_PARAMS
 
     def __init__(self, booster: xgb.Booster, features: list[str], target_scale: list[float],
                  info: dict[str, Any] | None = None) -> None:
@@ -66,13 +67,13 @@ class XGBDirect:
             run: RunOptions) -> XGBDirect:
         """Early stopping on `valid`."""
         train_frame, valid_frame = _frame(train, features), _frame(valid, features)
+        setup = BoosterSetup(features, params, tuple(ANCHOR_TARGETS))
         if run.use_ray:
             rows = pd.concat([train_frame.assign(**{PART_COLUMN: np.int8(PART_CODES["train"])}),
                               valid_frame.assign(**{PART_COLUMN: np.int8(PART_CODES["valid"])})], ignore_index=True)
-            fit = fit_with_ray(engine.dataset(rows), features, params, target_scale(train_frame, ANCHOR_TARGETS), run,
-                               targets=ANCHOR_TARGETS)
+            fit = fit_with_ray(engine.dataset(rows), setup.scaled(target_scale(train_frame, ANCHOR_TARGETS)), run)
         else:
-            fit = fit_local(train_frame, valid_frame, features, params, targets=ANCHOR_TARGETS)
+            fit = fit_local(train_frame, valid_frame, setup)
         return cls(fit.booster, features, fit.target_scale,
                    {"params": fit.params, "best_iteration": fit.best_iteration, "anchors": list(ANCHORS)})
 
@@ -80,9 +81,9 @@ class XGBDirect:
         """As many rounds as validation chose, the first fit's target scale; in one Ray task on Ray
         (direct rows are thinned to at most `MAX_TRAIN_ROWS`: too few for a worker group to pay)."""
         rounds = self.booster.num_boosted_rounds()
-        args = (Rows(rows.x, rows.y[:, [h - 1 for h in ANCHORS]]), None, self.features,
-                {**self.info["params"], "n_estimators": rounds}, self.target_scale)
-        booster, _ = engine.run_task(train_booster, *args) if run.use_ray else train_booster(*args)
+        setup = BoosterSetup(self.features, {**self.info["params"], "n_estimators": rounds}, tuple(ANCHOR_TARGETS),
+                             scale=self.target_scale)
+        booster, _ = run.call(train_booster, Rows(rows.x, rows.y[:, [h - 1 for h in ANCHORS]]), None, setup)
         return XGBDirect(booster, self.features, self.target_scale.tolist(),
                          {**self.info, "refit": {"rows": len(rows), "rounds": rounds}})
 

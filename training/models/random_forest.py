@@ -15,10 +15,9 @@ import numpy as np
 import skops.io as sio
 from sklearn.ensemble import RandomForestRegressor
 
-import engine.train as engine
 from engine.layout import RunOptions
 from features.build import feature_names
-from training.direct_data import DirectRows
+from training.models.direct_rows import DirectRows
 
 RF_PARAMS: dict[str, Any] = {
     "n_estimators": 100,
@@ -33,7 +32,7 @@ META_FILE = "rf.json"
 TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 
 
-def _fit(x: np.ndarray, y: np.ndarray, params: dict[str, Any], n_jobs: int) -> RandomForestRegressor:
+def _fit(x: np.ndarray, y: np.ndarray, params: dict[str, Any], n_jobs: int = -1) -> RandomForestRegressor:
     model = RandomForestRegressor(
         n_estimators=int(params["n_estimators"]), max_depth=int(params["max_depth"]),
         min_samples_leaf=int(params["min_samples_leaf"]), max_features=float(params["max_features"]),
@@ -44,6 +43,7 @@ def _fit(x: np.ndarray, y: np.ndarray, params: dict[str, Any], n_jobs: int) -> R
 
 class RFDirect:
     name = "rf"
+    default_params = RF_PARAMS
 
     def __init__(self, model: RandomForestRegressor, features: list[str], info: dict[str, Any] | None = None) -> None:
         self.model = model
@@ -60,16 +60,13 @@ class RFDirect:
             run: RunOptions) -> RFDirect:
         """A forest has no early stopping: `valid` is not used."""
         params = {**RF_PARAMS, **(params or {})}
-        if run.use_ray:
-            model = engine.run_task(_fit, train.x, train.y, params)
-        else:
-            model = _fit(train.x, train.y, params, -1)
+        model = run.call(_fit, train.x, train.y, params)
         return cls(model, features, {"params": params, "rows": len(train)})
 
     def refit(self, rows: DirectRows, run: RunOptions) -> RFDirect:
         """The same forest on more rows (a forest chooses nothing on validation)."""
         params = self.info["params"]
-        model = engine.run_task(_fit, rows.x, rows.y, params) if run.use_ray else _fit(rows.x, rows.y, params, -1)
+        model = run.call(_fit, rows.x, rows.y, params)
         return RFDirect(model, self.features, {**self.info, "rows": len(rows), "refit": {"rows": len(rows)}})
 
     def summary(self) -> str:

@@ -21,9 +21,9 @@ from torch import nn
 
 import engine.train as engine
 from config import HORIZON
-from engine.layout import RunOptions
-from training.direct_data import DirectRows, sequence_features
-from training.progress import report
+from engine.layout import Checkpoints, RunOptions
+from engine.progress import report
+from training.models.direct_rows import DirectRows, sequence_features
 
 LSTM_PARAMS: dict[str, Any] = {
     "hidden": 64,
@@ -37,6 +37,7 @@ INPUT_CLIP = 5.0
 MODEL_FILE = "lstm.pt"
 META_FILE = "lstm.json"
 CHECKPOINT_FILE = "lstm_checkpoint.pt"
+LSTM_CHECKPOINTS = Checkpoints(every=5)  # epochs
 
 
 class SequenceNet(nn.Module):
@@ -65,14 +66,16 @@ def _loss(net: nn.Module, seq: np.ndarray, y: np.ndarray, batch: int = 4096) -> 
     return total / max(1, y.size)
 
 
-def train_epochs(net: nn.Module, data: dict[str, np.ndarray], params: dict[str, Any], rank: int = 0, world: int = 1,
+def train_epochs(net: nn.Module, data: dict[str, np.ndarray], params: dict[str, Any], worker: tuple[int, int] = (0, 1),
                  state: dict[str, Any] | None = None,
                  on_epoch: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
     """The training loop shared by Ray workers and the local path; returns the final state
     (best weights and their epoch, epochs run, best validation loss). `state` resumes a
-    checkpointed run. Without validation rows in `data` (a refit), every epoch runs and the last
+    checkpointed run; `worker` is this worker's rank and the number of workers. Without
+    validation rows in `data` (a refit), every epoch runs and the last
     weights are the model."""
     module = net.module if hasattr(net, "module") else net
+    rank, world = worker
     optimiser = torch.optim.AdamW(net.parameters(), lr=float(params["learning_rate"]),
                                   weight_decay=float(params["weight_decay"]))
     state = dict(state or {"epoch": 0, "best_loss": float("inf"), "bad_epochs": 0, "best": None, "best_epoch": 0})
@@ -133,11 +136,12 @@ def _train_loop_per_worker(config: dict[str, Any]) -> None:
         if fail_after is not None and state["epoch"] >= fail_after and not state["done"]:
             raise RuntimeError(f"injected worker failure after epoch {state['epoch']} (fault-tolerance test)")
 
-    train_epochs(net, data, config["params"], engine.rank(), engine.world_size(), resumed, checkpoint)
+    train_epochs(net, data, config["params"], (engine.rank(), engine.world_size()), resumed, checkpoint)
 
 
 class LSTMDirect:
     name = "lstm"
+    default_params = LSTM_PARAMS
 
     def __init__(self, net: SequenceNet, features: list[str], mean: np.ndarray, std: np.ndarray,
                  info: dict[str, Any]) -> None:
@@ -153,9 +157,8 @@ class LSTMDirect:
 
     @classmethod
     def fit(cls, train: DirectRows, valid: DirectRows, features: list[str], params: dict[str, Any] | None,
-            run: RunOptions, *, checkpoint_every: int = 5, fail_once_after: int | None = None) -> LSTMDirect:
-        """Early stopping on `valid`; a checkpoint every `checkpoint_every` epochs on Ray
-        (`fail_once_after` makes one worker fail once, for the restart test)."""
+            run: RunOptions, checkpoints: Checkpoints = LSTM_CHECKPOINTS) -> LSTMDirect:
+        """Early stopping on `valid`; on Ray, checkpoints every `checkpoints.every` epochs."""
         params = {**LSTM_PARAMS, **(params or {})}
         flat = train.seq.reshape(-1, train.seq.shape[2]).astype(np.float64)
         mean, spread = flat.mean(axis=0).astype(np.float32), flat.std(axis=0)
@@ -163,7 +166,7 @@ class LSTMDirect:
         data = {"seq": standardise(train.seq, mean, std), "y": train.y.astype(np.float32),
                 "valid_seq": standardise(valid.seq, mean, std), "valid_y": valid.y.astype(np.float32)}
         if run.use_ray:
-            state = _fit_with_ray(data, params, run, checkpoint_every, fail_once_after)
+            state = _fit_with_ray(data, params, run, checkpoints)
         else:
             state = _fit_here(data, params)
         net = SequenceNet(train.seq.shape[2], int(params["hidden"]))
@@ -179,7 +182,7 @@ class LSTMDirect:
         epochs = max(1, int(self.info.get("best_epoch", self.info["epochs"])))
         params = {**self.info["params"], "epochs": epochs}
         data = {"seq": standardise(rows.seq, self.mean, self.std), "y": rows.y.astype(np.float32)}
-        state = engine.run_task(_fit_here, data, params) if run.use_ray else _fit_here(data, params)
+        state = run.call(_fit_here, data, params)
         net = SequenceNet(rows.seq.shape[2], self.net.lstm.hidden_size)
         net.load_state_dict(state["model"])
         return LSTMDirect(net, self.features, self.mean, self.std,
@@ -219,11 +222,11 @@ def _fit_here(data: dict[str, np.ndarray], params: dict[str, Any], threads: int 
     return train_epochs(SequenceNet(data["seq"].shape[2], int(params["hidden"])), data, params)
 
 
-def _fit_with_ray(data: dict[str, np.ndarray], params: dict[str, Any], run: RunOptions, checkpoint_every: int,
-                  fail_once_after: int | None = None) -> dict[str, Any]:
+def _fit_with_ray(data: dict[str, np.ndarray], params: dict[str, Any], run: RunOptions,
+                  checkpoints: Checkpoints) -> dict[str, Any]:
     state, metrics = engine.fit_torch(_train_loop_per_worker,
-                                      {"params": params, "checkpoint_every": checkpoint_every,
-                                       "fail_once_after": fail_once_after},
+                                      {"params": params, "checkpoint_every": checkpoints.every,
+                                       "fail_once_after": checkpoints.fail_once_after},
                                       data, run, _load_checkpoint, "LSTM")
     state["resumed_from"] = int(metrics.get("resumed_from", 0))
     return state

@@ -6,8 +6,9 @@ origin's volatility, then calibrated on validation origins exactly like the recu
 (shrink toward naive, volatility-scaled conformal bands that widen with sqrt(h), logistic
 confidence). One feature pass per forecast instead of thirty: serving is fast.
 
-Weights are the specified 40 % LSTM + 40 % XGBoost + 20 % random forest, or fitted
-on validation origins (non-negative least squares, summing to one). A single member with weight
+Members are the registry's (`training.candidates.MEMBERS`). Weights are the specified 40 % LSTM
++ 40 % XGBoost + 20 % random forest, or fitted on validation origins (non-negative least
+squares, summing to one). A single member with weight
 one is a forecaster too: that is how the backtest scores each direct model on its own.
 
 High and low have no direct model: each step's shadows are the median shadows of the origin's
@@ -28,14 +29,10 @@ from features.build import feature_names, stacked_tail
 from features.explain import key_indicators
 from market_data.timeframes import spec
 from training.calibration import Calibration, horizon_scale
-from training.direct_data import SEQ_LEN, DirectRows, sequence_features
-from training.direct_lstm import LSTMDirect
-from training.direct_rf import RFDirect
-from training.direct_xgb import XGBDirect
-from training.forecaster import ForecastArrays, ForecastModel, Windows, calibrated_arrays, check_steps, usable_sigma
+from training.forecaster import ForecastArrays, ForecastModel, RawForecast, Windows, calibrated_arrays, check_steps, usable_sigma
+from training.models.direct_rows import SEQ_LEN, DirectRows, sequence_features
 
 FIXED_WEIGHTS = {"lstm": 0.4, "xgb_direct": 0.4, "rf": 0.2}
-MEMBER_TYPES: dict[str, type[Member]] = {"xgb_direct": XGBDirect, "rf": RFDirect, "lstm": LSTMDirect}
 SHADOW_CANDLES = 20
 
 
@@ -45,6 +42,7 @@ class Member(Protocol):
     one-line summary of the fit, its files."""
 
     name: str
+    default_params: dict[str, Any]  # what `fit` uses where the spec says nothing
     info: dict[str, Any]
 
     @classmethod
@@ -117,8 +115,7 @@ class DirectForecaster(ForecastModel):
         """(origins x SEQ_LEN x features), computed once per set of windows and shared."""
         key = ("tail", self.timeframe, SEQ_LEN)
         if key not in windows.derived:
-            o, h, lo, c, v = windows.open, windows.high, windows.low, windows.close, windows.volume
-            windows.derived[key] = stacked_tail(o, h, lo, c, v, windows.vwap, windows.stamps, self.timeframe, SEQ_LEN)
+            windows.derived[key] = stacked_tail(windows, self.timeframe, SEQ_LEN)
         return windows.derived[key]
 
     def member_z(self, windows: Windows) -> dict[str, np.ndarray]:
@@ -152,15 +149,18 @@ class DirectForecaster(ForecastModel):
         last = pd.DatetimeIndex(windows.stamps[:, -1])
         times = np.column_stack([(last + offset * k).to_numpy("datetime64[ms]") for k in range(1, steps + 1)])
         feats = pd.DataFrame(self._tail(windows)[:, -1, :], columns=self.features)
-        return calibrated_arrays(raw, ups, downs, self.sigma(windows), windows.close[:, -1], times, self.calibration,
-                                 feats, recent_close=windows.close, volatility_window=self.profile.volatility_window)
+        return calibrated_arrays(RawForecast(raw, ups, downs, self.sigma(windows), times, feats), windows.close[:, -1],
+                                 self.calibration, windows.close, self.profile.volatility_window)
 
     # -- what serving adds, and the artifact ------------------------------------------------------
     def explain(self, out: ForecastArrays, top: int) -> list[str]:
-        explainer = self.members.get("xgb_direct")
-        if not isinstance(explainer, XGBDirect) or "xgb_direct" not in self.weights:
+        """The key indicators of the first weighted member that can attribute its forecast to
+        features (the direct XGBoost's SHAP values); none where no member can."""
+        found = (getattr(self.members[n], "contributions", None) for n in self.weights)
+        attribute = next((f for f in found if f is not None), None)
+        if attribute is None:
             return []
-        contribs = explainer.contributions(out.origin_features.to_numpy(np.float32))
+        contribs = attribute(out.origin_features.to_numpy(np.float32))
         return key_indicators(contribs, self.features, self.timeframe, top)
 
     def artifact_fields(self) -> dict[str, Any]:
@@ -173,8 +173,10 @@ class DirectForecaster(ForecastModel):
 
     @classmethod
     def from_artifact(cls, folder: Path, fields: dict[str, Any], calibration: Calibration) -> DirectForecaster:
-        unknown = set(fields["weights"]) - set(MEMBER_TYPES)
+        from training.candidates import MEMBERS  # the registry imports this module
+
+        unknown = set(fields["weights"]) - set(MEMBERS)
         if unknown:
-            raise ValueError(f"unknown member models {sorted(unknown)}; known: {sorted(MEMBER_TYPES)}")
-        members = {name: MEMBER_TYPES[name].load(folder / name) for name in fields["weights"]}
+            raise ValueError(f"unknown member models {sorted(unknown)}; known: {sorted(MEMBERS)}")
+        members = {name: MEMBERS[name].load(folder / name) for name in fields["weights"]}
         return cls(members, fields["weights"], fields["timeframe"], calibration, fields.get("meta"))

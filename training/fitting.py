@@ -1,0 +1,74 @@
+"""The one loop every fit of a timeframe goes through: the weekly job, the backtest and
+bench.honesty alike (tuning shares its data and split).
+
+Candles up to the spec's cut-off and their purged split, then for each family of the registry
+that is wanted: fit on the train part; calibrate every candidate alike on the same validation
+origins (shrinkage toward naive, bands, confidence: residuals of data the fit had not seen); and
+refit on train + validation, keeping that calibration (the only honest one). A control fitted on
+shuffled targets is never refitted: it is never deployed.
+"""
+
+from __future__ import annotations
+
+from config import HORIZON
+from training.calibration import fit_calibration, naive_move_halves
+from training.candidates import AUTO, ESTIMATORS, MODELS
+from training.dataset import validated_horizon
+from training.estimator import Estimator, TrainingData
+from training.evaluation import Origins
+from training.forecaster import ForecastModel
+from training.spec import FitSpec
+from training.stages import Fitted, StageTimer, candles_and_split
+
+
+def training_data(timer: StageTimer, spec: FitSpec) -> TrainingData:
+    """The candles up to `spec.end` (the symbols with enough of them) and their split."""
+    candles, split = candles_and_split(timer, spec)
+    return TrainingData(spec.with_tickers(list(candles)), candles, split)
+
+
+def wanted(estimator: Estimator, names: tuple[str, ...], timeframe: str) -> tuple[str, ...]:
+    """The candidates of `estimator` that `names` ask for: all of them for `auto` where the
+    family can fit the timeframe; a name given outright even where it cannot (its fit says why)."""
+    auto = AUTO in names and estimator.usable(timeframe)
+    return tuple(n for n in estimator.names if auto or n in names)
+
+
+def fit_candidates(timer: StageTimer, spec: FitSpec, names: tuple[str, ...] = (AUTO,)) -> Fitted:
+    """The candidates `names` (see `training.candidates.MODELS`; `auto`: every usable one),
+    fitted, calibrated on the same validation origins, and refitted where the spec says so."""
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model {unknown[0]!r}; known: {list(MODELS)}")
+    data = training_data(timer, spec)
+    fitted = Fitted({}, data.candles, data.split)
+    for estimator in ESTIMATORS:
+        asked = wanted(estimator, names, spec.timeframe)
+        if not asked:
+            continue
+        fits = estimator.fit(timer, data, asked)
+        calibrate_stage(timer, fits.models, data)
+        fitted.candidates.update(fits.models)
+        if spec.refit and not spec.shuffle_targets:
+            for name, again in estimator.refit(timer, data, fits).items():
+                again.calibration = fits.models[name].calibration
+                fitted.refits[name] = again
+    return fitted
+
+
+def calibrate_stage(timer: StageTimer, models: dict[str, ForecastModel], data: TrainingData) -> None:
+    count = len(models)
+    timer.run("calibrate", lambda: calibrate(models, data), lambda n: f"{count} candidate(s) on {n} validation origins")
+
+
+def calibrate(models: dict[str, ForecastModel], data: TrainingData) -> int:
+    """Each model's calibration, fitted on its forecasts of the shared validation origins."""
+    origins: Origins = data.validation_origins()
+    timeframe, split = data.spec.timeframe, data.split
+    horizon = validated_horizon(timeframe)
+    naive_halves = naive_move_halves(data.candles, split.valid_start, split.valid_end, timeframe, horizon)
+    for model in models.values():
+        raw = model.predict_windows(origins.windows, horizon)
+        model.calibration = fit_calibration(raw.raw_return, origins.actual_close, raw.sigma, naive_halves,
+                                            origins.windows.stamps[:, -1]).extended(HORIZON)
+    return len(origins)

@@ -25,7 +25,7 @@ from market_data.universe import rank_symbols, sync_symbols, top_symbols
 from market_data.update import update_local
 from storage.location import join
 from training.backtest import parse_models, run_backtest
-from training.candidates import MODELS
+from training.candidates import model_names
 from training.models.xgb_booster import load_tuned_params
 from training.spec import FitSpec
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--test-end", type=parse_as_of, required=True)
     p.add_argument("--top", type=positive_int, default=20)
     p.add_argument("--model", default="auto", type=_models,
-                   help=f"a model, a comma-separated list, or all: {', '.join(MODELS)} (default auto: what the "
+                   help=f"a model, a comma-separated list, or all: {', '.join(model_names())} (default auto: what the "
                         "weekly job would deploy, reported beside every candidate)")
     p.add_argument("--json", type=Path, required=True, help="where to write the report")
     p.add_argument("--stride", type=positive_int, help="candles between forecast origins (default: fit --max-origins)")

@@ -34,7 +34,7 @@ from market_data.universe import rank_symbols, sync_symbols, top_symbols
 from market_data.update import update_local
 from storage.location import join
 from storage.registry import ModelRegistry
-from training.candidates import MODELS
+from training.candidates import model_names
 from training.dataset import NotEnoughHistory
 from training.models.xgb_booster import load_tuned_params
 from training.pipeline import TrainOutcome, train_timeframe
@@ -62,7 +62,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--timeframes", type=parse_timeframes, default=list(TIMEFRAMES), help="comma-separated")
     p.add_argument("--no-ray", action="store_true", help="fetch and fit in this process")
     p.add_argument("--skip-data", action="store_true", help="train on the lake as it is (no sync/rank/update)")
-    p.add_argument("--model", choices=MODELS, default="auto",
+    p.add_argument("--model", choices=model_names(), default="auto",
                    help="auto (every model below, the one that wins on validation deployed, naive included), "
                         "xgboost (recursive), ensemble (40%% LSTM + 40%% XGBoost + 20%% random forest, direct), "
                         "ensemble_fitted (weights fitted on validation) or one direct model (default auto)")

@@ -31,11 +31,8 @@ class Timeframe:
     # extrapolated bands.
     validated_horizon: int = HORIZON
     # Whether the model deployed is its refit on train + validation (the trees and calibration
-    # validation chose, fitted again with the most recent candles) rather than the first fit.
-    # bench.honesty measured it per timeframe (bench/README.md, 2026-11-26): on the five daily
-    # windows the refits' own h = 30 forecasts were closer to naive's error on 23 of 30
-    # model-windows; on the eight 4h and 1h windows on 15 of 48, their stated forecasts worse on
-    # 16 and better on 3. Weekly and monthly candles have no test windows; as daily.
+    # validation chose, fitted again with the most recent candles) rather than the first fit:
+    # bench.honesty found intraday refits worse (bench/README.md); weekly and monthly as daily.
     deploy_refit: bool = True
 
     def offset(self) -> pd.DateOffset:

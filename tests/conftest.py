@@ -1,5 +1,6 @@
-"""Shared fixtures: a fresh database per test on SQLite and on the real PostgreSQL, and a cache
-with its own key prefix on the in-process TTL cache and on the real Redis.
+"""Shared fixtures: a fresh database per test on SQLite and on the real PostgreSQL, a cache with
+its own key prefix on the in-process TTL cache and on the real Redis, and the HTTP app's world
+(`world`, `client_for`: a migrated database with ranked synthetic coins and a flat forecaster).
 
 PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) run on every machine of this project,
 CI included; when one is missing the test fails with a message saying so, it is never skipped.
@@ -12,17 +13,31 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from accounts.service import AccountService
+from billing.service import BillingService
+from config import load_settings
 from market_data.csv_source import CsvSource
+from market_data.synthetic import SyntheticMarket
 from market_data.update import update_pair
+from portfolio.service import Portfolio
+from predictions.market import MarketView
+from predictions.service import PredictionService
+from serve_app.app import create_app
 from storage.cache import Cache, MemoryCache, RedisCache
-from storage.db import make_engine
+from storage.db import make_engine, session_scope
 from storage.lake import Lake
 from storage.migrate import upgrade
+from storage.registry import ModelRegistry
+from storage.schema import ModelRecord, Symbol
+from training.forecast import Forecast, ForecastStep
 
 PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 PG_URL_TEMPLATE = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/{db}")
@@ -185,3 +200,84 @@ def binance_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[s
     for t in tickers:
         update_pair(Lake(root), source, t, "1d", datetime(2024, 12, 31, tzinfo=timezone.utc))
     return root, tickers
+
+
+# -- the HTTP app's world: accounts, quotas, portfolio, billing and accuracy tests share it --------
+PASSWORD = "correct horse battery"
+START = datetime(2026, 3, 10, 22, 0, tzinfo=timezone.utc)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def flat_forecast(model_id: uuid.UUID):
+    def forecast(timeframe: str, candles: pd.DataFrame, steps: int) -> Forecast:
+        last = float(candles["close"].iloc[-1])
+        start = pd.Timestamp(candles["timestamp"].iloc[-1]) + pd.Timedelta(days=1)
+        return Forecast(direction="up", confidence_avg=0.5, key_indicators=["rsi_14"], model_id=str(model_id),
+                        model_version="v-test",
+                        steps=[ForecastStep(step=i + 1, timestamp=start + pd.Timedelta(days=i), open=last,
+                                            high=last * 1.01, low=last * 0.99, close=last, lower=last * 0.95,
+                                            upper=last * 1.05, confidence=0.5, direction="up") for i in range(steps)])
+    return forecast
+
+
+@pytest.fixture(params=["sqlite+memory", "postgresql+redis"])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    if request.param == "sqlite+memory":
+        from storage.cache import MemoryCache
+
+        url, cache = f"sqlite:///{tmp_path / 'app.db'}", MemoryCache()
+    else:
+        url, cache = request.getfixturevalue("pg_database_url"), request.getfixturevalue("redis_cache")
+    made = make_world(url, cache, tmp_path)
+    yield made
+    made["engine"].dispose()
+
+
+def make_world(url: str, cache: Cache, tmp_path: Path) -> dict[str, Any]:
+    """A migrated database with four synthetic coins ranked and an active 1d model row; the
+    service's clock stands at START."""
+    upgrade(url)
+    engine = make_engine(url)
+    market = SyntheticMarket(seed=7, n_coins=4, now=START.replace(tzinfo=None))
+    tickers = [t.ticker for t in market.list_tickers()]
+    with session_scope(engine) as s:
+        for rank, t in enumerate(tickers, 1):
+            s.add(Symbol(ticker=t, name=t, volume_rank=rank))
+        model = ModelRecord(timeframe="1d", version="v-test", training_start=datetime(2025, 1, 1),
+                            training_end=datetime(2026, 1, 1), num_symbols=4, model_path="/nowhere",
+                            is_active=True, trained_at=datetime(2026, 1, 2))
+        s.add(model)
+    return {"url": url, "engine": engine, "cache": cache, "clock": Clock(START), "tickers": tickers,
+            "market": market, "model_id": model.id, "tmp": tmp_path}
+
+
+def client_for(world: dict[str, Any], **env: str) -> TestClient:
+    """The HTTP app on the world's database and cache, its clock and its flat forecaster."""
+    settings = load_settings({"DATABASE_URL": world["url"], **env})
+    engine, cache, clock = world["engine"], world["cache"], world["clock"]
+    market = MarketView(engine, cache, world["market"], lambda tf: 20, clock)
+    predictions = PredictionService(engine, cache, market, ModelRegistry(engine, world["tmp"] / "models"),
+                                    flat_forecast(world["model_id"]))
+    accounts = AccountService(engine, cache, settings.accounts, clock=clock)
+    return TestClient(create_app(predictions, accounts, BillingService(engine, settings.billing, clock=clock),
+                                 portfolio=Portfolio.on(engine, settings.limits)))
+
+
+def register_and_login(client: TestClient, email: str) -> str:
+    r = client.post("/api/auth/register", json={"email": email, "password": PASSWORD, "name": "Ada"})
+    assert r.status_code == 201, r.text
+    r = client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    client.cookies.clear()  # each test says how it authenticates
+    return r.json()["token"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -19,7 +19,7 @@ from market_data.synthetic import SyntheticMarket
 from storage.db import session_scope
 from storage.lake import Lake
 from storage.schema import ModelAccuracy, PredictionStep
-from tests.test_accounts import START, _client, _register_and_login, world  # noqa: F401 - fixture
+from tests.conftest import START, client_for, register_and_login
 
 
 class CountingSource:
@@ -42,10 +42,10 @@ def _steps(world, prediction_id: str) -> list[PredictionStep]:
 
 
 def test_served_forecasts_are_scored_once_their_candles_close(world, tmp_path) -> None:
-    client = _client(world, QUOTA_ANONYMOUS="100")
+    client = client_for(world, QUOTA_ANONYMOUS="100")
     tickers = world["tickers"][:3]
     served = {t: client.post("/ml/predict", json={"symbol": t, "timeframe": "1d"}).json() for t in tickers}
-    token = _register_and_login(client, "acc@example.com")  # a user's copy is the same forecast, counted once
+    token = register_and_login(client, "acc@example.com")  # a user's copy is the same forecast, counted once
     copy = client.post("/api/predictions/generate", json={"symbol": tickers[0], "timeframe": "1d"},
                        headers={"Authorization": f"Bearer {token}"}).json()
     assert copy["prediction_id"] != served[tickers[0]]["prediction_id"]
@@ -115,7 +115,7 @@ def test_served_forecasts_are_scored_once_their_candles_close(world, tmp_path) -
 
 
 def test_a_timeframe_with_nothing_served_answers_empty(world) -> None:
-    answer = _client(world).get("/api/models/1d/accuracy").json()
+    answer = client_for(world).get("/api/models/1d/accuracy").json()
     assert answer["horizons"] == [] and answer["overall"] is None and answer["reliability"] == []
 
 
@@ -133,7 +133,7 @@ def test_alarms_name_a_band_off_its_range_and_a_model_worse_than_naive() -> None
 def test_the_job_scores_and_prints_live_figures(world, monkeypatch, capsys, caplog) -> None:
     from jobs import track_accuracy
 
-    client = _client(world, QUOTA_ANONYMOUS="100")
+    client = client_for(world, QUOTA_ANONYMOUS="100")
     client.post("/ml/predict", json={"symbol": world["tickers"][0], "timeframe": "1d"})
     later = SyntheticMarket(seed=7, n_coins=4, now=(START + timedelta(days=20)).replace(tzinfo=None))
     monkeypatch.setattr("jobs.track_accuracy.make_source", lambda settings: later)

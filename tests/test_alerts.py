@@ -23,9 +23,8 @@ from portfolio.scanner import AlertScanner, ScanReport, crossed
 from storage.cache import MemoryCache
 from storage.db import session_scope
 from storage.schema import Alert, AlertLog, Symbol, User
-from tests.conftest import TEST_REDIS_URL
+from tests.conftest import START, TEST_REDIS_URL, make_world
 from tests.fake_resend import FakeResend
-from tests.test_accounts import START, make_world
 
 
 class Path_:

@@ -22,7 +22,7 @@ from predictions.service import PredictionService
 from serve_app.active_models import NoActiveModel
 from serve_app.app import create_app
 from storage.registry import ModelRegistry
-from tests.test_accounts import START, _client, _flat_forecast, make_world, world  # noqa: F401 - fixture
+from tests.conftest import START, client_for, flat_forecast, make_world
 
 LEAKS = ("Traceback", "File \"", "pid=", "ray::", "\x1b[", "psycopg", "sqlalchemy", "postgresql://", "redis://")
 
@@ -131,7 +131,7 @@ def shared_client(tmp_path_factory) -> TestClient:
         conn.execute(f'CREATE DATABASE "{name}"')
     cache = RedisCache(TEST_REDIS_URL, prefix=f"test:{uuid.uuid4().hex}:")
     made = make_world(PG_URL_TEMPLATE.format(db=name), cache, tmp_path_factory.mktemp("bad_input"))
-    yield _client(made)
+    yield client_for(made)
     made["engine"].dispose()
     cache.delete_prefix()
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
@@ -173,7 +173,7 @@ def _app(world: dict[str, Any], source: Any = None, forecast: Any = None, cache:
     cache = cache or world["cache"]
     market = MarketView(engine, cache, source or world["market"], lambda tf: 20, clock)
     predictions = PredictionService(engine, cache, market, ModelRegistry(engine, world["tmp"] / "models"),
-                                    forecast or _flat_forecast(world["model_id"]))
+                                    forecast or flat_forecast(world["model_id"]))
     return TestClient(create_app(predictions, AccountService(engine, world["cache"], settings.accounts, clock=clock)))
 
 
@@ -238,7 +238,7 @@ def test_an_export_that_ended_long_ago_is_named_and_not_cached_for_an_hour(world
 
 
 def test_json_is_the_only_body_format(world) -> None:
-    r = _client(world).post("/api/predictions/generate", content=json.dumps({"symbol": "X:A", "timeframe": "1d"}),
+    r = client_for(world).post("/api/predictions/generate", content=json.dumps({"symbol": "X:A", "timeframe": "1d"}),
                             headers={"content-type": "text/plain"})
     assert r.status_code in (400, 415, 422) and r.json()["error"]["code"]
 

@@ -16,8 +16,8 @@ from sqlmodel import select
 
 from storage.db import session_scope
 from storage.schema import StripeEvent, Subscription, User
+from tests.conftest import START, bearer, client_for, register_and_login
 from tests.fake_stripe import FakeStripe
-from tests.test_accounts import START, _bearer, _client, _register_and_login, world  # noqa: F401 - fixture
 
 SECRET = "whsec_test_loopback"
 PRICES = {"premium": "price_premium_test", "pro": "price_pro_test"}
@@ -70,26 +70,26 @@ def _tier(world, email: str) -> str:
 
 def _forecast(client, world, token: str) -> int:
     return client.post("/ml/predict", json={"symbol": world["tickers"][0], "timeframe": "1d", "num_steps": 2},
-                       headers=_bearer(token)).status_code
+                       headers=bearer(token)).status_code
 
 
 def _subscribe(client, world, stripe_server, email: str) -> tuple[str, str]:
     """A signed-in user who went through Checkout for premium: (token, Stripe customer id)."""
-    token = _register_and_login(client, email)
-    r = client.post("/api/billing/checkout", json={"tier": "premium"}, headers=_bearer(token))
+    token = register_and_login(client, email)
+    r = client.post("/api/billing/checkout", json={"tier": "premium"}, headers=bearer(token))
     assert r.status_code == 200, r.text
     customer = stripe_server.calls("/v1/checkout/sessions")[-1]["customer"]
     return token, customer
 
 
 def test_checkout_creates_the_customer_once_and_portal_reuses_it(world, stripe_server) -> None:
-    client = _client(world, **_billing_env(stripe_server))
-    token = _register_and_login(client, "ana@example.com")
-    r = client.post("/api/billing/portal", headers=_bearer(token))
+    client = client_for(world, **_billing_env(stripe_server))
+    token = register_and_login(client, "ana@example.com")
+    r = client.post("/api/billing/portal", headers=bearer(token))
     assert r.status_code == 409 and r.json()["error"]["code"] == "no_subscription"
-    first = client.post("/api/billing/checkout", json={"tier": "premium"}, headers=_bearer(token))
+    first = client.post("/api/billing/checkout", json={"tier": "premium"}, headers=bearer(token))
     assert first.status_code == 200 and first.json()["url"].startswith("https://checkout.stripe.com/c/pay/cs_test_")
-    second = client.post("/api/billing/checkout", json={"tier": "pro"}, headers=_bearer(token))
+    second = client.post("/api/billing/checkout", json={"tier": "pro"}, headers=bearer(token))
     assert second.status_code == 200
     customers = stripe_server.calls("/v1/customers")
     assert len(customers) == 1 and customers[0]["email"] == "ana@example.com"
@@ -101,14 +101,14 @@ def test_checkout_creates_the_customer_once_and_portal_reuses_it(world, stripe_s
         assert s["metadata"]["user_id"] == s["client_reference_id"]
     idempotency = [h.get("idempotency-key") for _, p, _, h in stripe_server.requests if p == "/v1/customers"]
     assert idempotency == [f"cryptocast-customer-{sessions[0]['client_reference_id']}"]
-    portal = client.post("/api/billing/portal", headers=_bearer(token))
+    portal = client.post("/api/billing/portal", headers=bearer(token))
     assert portal.status_code == 200 and portal.json()["url"].startswith("https://billing.stripe.com/p/session/")
     assert stripe_server.calls("/v1/billing_portal/sessions")[0]["customer"] == sessions[0]["customer"]
     assert _tier(world, "ana@example.com") == "free"  # nothing changes before Stripe's webhook says so
 
 
 def test_upgrade_downgrade_cancel_and_payment_failure_follow_the_webhooks(world, stripe_server) -> None:
-    client = _client(world, **_billing_env(stripe_server, SESSION_TTL_DAYS="90"))
+    client = client_for(world, **_billing_env(stripe_server, SESSION_TTL_DAYS="90"))
     email = "bea@example.com"
     token, customer = _subscribe(client, world, stripe_server, email)
     assert [_forecast(client, world, token) for _ in range(3)] == [200, 200, 429]  # free: 2 a day
@@ -123,7 +123,7 @@ def test_upgrade_downgrade_cancel_and_payment_failure_follow_the_webhooks(world,
     assert _tier(world, email) == "premium"
     # the next request already counts against the premium quota (4): two more today
     assert [_forecast(client, world, token) for _ in range(3)] == [200, 200, 429]
-    assert client.get("/api/me", headers=_bearer(token)).json()["usage"]["limit"] == 4
+    assert client.get("/api/me", headers=bearer(token)).json()["usage"]["limit"] == 4
 
     r = _send(client, _event("customer.subscription.updated", _subscription(customer, "active", "pro", period_end),
                              now - 40))
@@ -154,14 +154,14 @@ def test_upgrade_downgrade_cancel_and_payment_failure_follow_the_webhooks(world,
     assert r.json()["outcome"] == "applied"
     with session_scope(world["engine"]) as s:
         assert s.exec(select(Subscription)).one().status == "past_due"
-    assert client.get("/api/me", headers=_bearer(token)).json()["tier"] == "pro"
+    assert client.get("/api/me", headers=bearer(token)).json()["tier"] == "pro"
     world["clock"].now = START + timedelta(days=30, seconds=1)
-    me = client.get("/api/me", headers=_bearer(token)).json()
+    me = client.get("/api/me", headers=bearer(token)).json()
     assert me["tier"] == "free" and me["usage"]["limit"] == 2
 
 
 def test_each_event_is_handled_once_and_never_backwards(world, stripe_server) -> None:
-    client = _client(world, **_billing_env(stripe_server))
+    client = client_for(world, **_billing_env(stripe_server))
     email = "cid@example.com"
     _, customer = _subscribe(client, world, stripe_server, email)
     now = int(time.time())
@@ -189,7 +189,7 @@ def test_each_event_is_handled_once_and_never_backwards(world, stripe_server) ->
 
 
 def test_events_that_do_not_verify_change_nothing(world, stripe_server) -> None:
-    client = _client(world, **_billing_env(stripe_server))
+    client = client_for(world, **_billing_env(stripe_server))
     email = "dot@example.com"
     _, customer = _subscribe(client, world, stripe_server, email)
     now = int(time.time())
@@ -219,32 +219,32 @@ def test_events_that_do_not_verify_change_nothing(world, stripe_server) -> None:
 
 
 def test_checkout_refusals(world, stripe_server) -> None:
-    client = _client(world, **_billing_env(stripe_server))
+    client = client_for(world, **_billing_env(stripe_server))
     token, customer = _subscribe(client, world, stripe_server, "eli@example.com")
     for body in ({"tier": "gold"}, {"tier": "free"}, {}, {"tier": "pro", "coupon": "x"}):
-        r = client.post("/api/billing/checkout", json=body, headers=_bearer(token))
+        r = client.post("/api/billing/checkout", json=body, headers=bearer(token))
         assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request", body
     assert client.post("/api/billing/checkout", json={"tier": "pro"}).status_code == 401  # not signed in
     now = int(time.time())
     _send(client, _event("customer.subscription.created",
                          _subscription(customer, "active", "premium", now + 86400 * 30), now))
-    r = client.post("/api/billing/checkout", json={"tier": "premium"}, headers=_bearer(token))
+    r = client.post("/api/billing/checkout", json={"tier": "premium"}, headers=bearer(token))
     assert r.status_code == 409 and r.json()["error"]["code"] == "already_subscribed"
-    r = client.post("/api/billing/checkout", json={"tier": "pro"}, headers=_bearer(token))
+    r = client.post("/api/billing/checkout", json={"tier": "pro"}, headers=bearer(token))
     assert r.status_code == 409 and r.json()["error"]["code"] == "change_in_portal"
     stripe_server.fail_next = 10  # Stripe down: a clear 502, no internals
-    r = client.post("/api/billing/portal", headers=_bearer(token))
+    r = client.post("/api/billing/portal", headers=bearer(token))
     assert r.status_code == 502 and r.json()["error"]["code"] == "billing_unavailable"
     assert "loopback" not in r.text and "Traceback" not in r.text
 
 
 def test_without_a_key_billing_is_disabled_and_the_rest_works(world) -> None:
-    client = _client(world)
-    token = _register_and_login(client, "fin@example.com")
+    client = client_for(world)
+    token = register_and_login(client, "fin@example.com")
     for path, body in (("/api/billing/checkout", {"tier": "pro"}), ("/api/billing/portal", None)):
-        r = client.post(path, json=body, headers=_bearer(token))
+        r = client.post(path, json=body, headers=bearer(token))
         assert r.status_code == 503 and r.json()["error"]["code"] == "billing_disabled"
     r = client.post("/api/webhooks/stripe", content=b"{}", headers={"Stripe-Signature": "t=1,v1=x"})
     assert r.status_code == 503 and r.json()["error"]["code"] == "billing_disabled"
-    assert client.get("/api/me", headers=_bearer(token)).status_code == 200
+    assert client.get("/api/me", headers=bearer(token)).status_code == 200
     assert _forecast(client, world, token) == 200

@@ -349,3 +349,59 @@ def test_every_direct_model_trains_on_the_synthetic_market(tmp_path: Path) -> No
         report = evaluate(forecasters[name], origins, scale)
         # a random walk: calibration must keep every model close to naive, never far worse
         assert report["model"]["summary"]["mae_mean"] <= 1.05 * report["naive"]["summary"]["mae_mean"], name
+
+
+class MeanDirect:
+    """A direct model as small as one can be: each horizon's mean z on the train rows. What a new
+    model must offer to be a candidate, an ensemble member and an artifact (`Member`)."""
+
+    name = "mean"
+    default_params: dict = {}
+
+    def __init__(self, z: np.ndarray, info: dict | None = None) -> None:
+        self.z, self.info = np.asarray(z, dtype=np.float64), dict(info or {})
+
+    @classmethod
+    def input_features(cls, timeframe: str) -> list[str]:
+        from features.build import feature_names
+
+        return feature_names(timeframe)
+
+    @classmethod
+    def fit(cls, train, valid, features, params, run) -> MeanDirect:
+        return cls(train.y.mean(axis=0), {"rows": len(train)})
+
+    def refit(self, rows, run) -> MeanDirect:
+        return MeanDirect(rows.y.mean(axis=0), {"rows": len(rows), "refit": {"rows": len(rows)}})
+
+    def predict(self, x: np.ndarray, seq: np.ndarray) -> np.ndarray:
+        return np.tile(self.z, (len(x), 1))
+
+    def summary(self) -> str:
+        return "the train rows' mean z"
+
+    def save(self, folder: Path) -> None:
+        (folder / "mean.json").write_text(json.dumps({"z": self.z.tolist(), "info": self.info}))
+
+    @classmethod
+    def load(cls, folder: Path) -> MeanDirect:
+        saved = json.loads((folder / "mean.json").read_text())
+        return cls(saved["z"], saved["info"])
+
+
+def test_a_new_direct_model_is_one_module_and_one_registry_line(binance_lake, monkeypatch, tmp_path) -> None:
+    """docs/architecture.md's promise: the registry line alone makes a model a candidate of the
+    loop, a `--model` name, a member of the fitted ensemble and a loadable artifact."""
+    from training.candidates import model_names
+
+    monkeypatch.setitem(MEMBERS, "mean", MeanDirect)  # the one registry line
+    assert "mean" in model_names() and "mean" in parse_models("all")
+    root, tickers = binance_lake
+    spec = FitSpec(root, tickers, "1d", END, direct_params=SMALL, use_ray=False, calibration_origins=100)
+    fitted = fit_candidates(StageTimer("test", echo=lambda _: None), spec, ("mean",))
+    model = fitted.candidates["mean"]
+    assert model.calibration.n_origins == 100 and fitted.refits["mean"].calibration == model.calibration
+    model.save(tmp_path / "mean")
+    loaded = load_forecaster(tmp_path / "mean")
+    frame = fitted.candles[tickers[0]]
+    assert loaded.forecast(frame).steps == model.forecast(frame).steps

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from tests.test_accounts import _bearer, _client, _register_and_login, world  # noqa: F401 - fixture
+from tests.conftest import bearer, client_for, register_and_login
 
 
 def test_watchlists_crud_default_order_and_duplicates(world) -> None:
-    client = _client(world, LIMIT_WATCHLISTS_FREE="2", LIMIT_WATCHLIST_ITEMS_FREE="3")
-    me = _bearer(_register_and_login(client, "wl@example.com"))
+    client = client_for(world, LIMIT_WATCHLISTS_FREE="2", LIMIT_WATCHLIST_ITEMS_FREE="3")
+    me = bearer(register_and_login(client, "wl@example.com"))
     first = client.post("/api/watchlists", json={"name": "Majors"}, headers=me)
     assert first.status_code == 201 and first.json()["is_default"] is True and first.json()["items"] == []
     second = client.post("/api/watchlists", json={"name": "Memes", "is_default": True}, headers=me).json()
@@ -44,8 +44,8 @@ def test_watchlists_crud_default_order_and_duplicates(world) -> None:
 
 
 def test_alerts_crud_limits_and_logs(world) -> None:
-    client = _client(world, LIMIT_ALERTS_FREE="2")
-    me = _bearer(_register_and_login(client, "al@example.com"))
+    client = client_for(world, LIMIT_ALERTS_FREE="2")
+    me = bearer(register_and_login(client, "al@example.com"))
     t = world["tickers"]
     a = client.post("/api/alerts", json={"symbol": t[0], "condition_type": "above", "target_price": 123.5}, headers=me)
     assert a.status_code == 201 and a.json()["is_active"] is True and a.json()["symbol"] == t[0]
@@ -75,8 +75,8 @@ def test_alerts_crud_limits_and_logs(world) -> None:
     (0.00001234, 0.00001534, 0.00001134, "long", 3.0),
 ])
 def test_trading_plans_compute_risk_reward(world, entry, target, stop, side, rr) -> None:
-    client = _client(world)
-    me = _bearer(_register_and_login(client, "tp@example.com"))
+    client = client_for(world)
+    me = bearer(register_and_login(client, "tp@example.com"))
     r = client.post("/api/trading-plans", json={"symbol": world["tickers"][0], "title": "Breakout",
                                                 "entry_price": entry, "target_price": target, "stop_loss": stop},
                     headers=me)
@@ -94,9 +94,9 @@ def test_trading_plans_compute_risk_reward(world, entry, target, stop, side, rr)
 
 
 def test_every_route_refuses_another_users_objects(world) -> None:
-    client = _client(world)
-    alice = _bearer(_register_and_login(client, "alice@example.com"))
-    bob = _bearer(_register_and_login(client, "bob@example.com"))
+    client = client_for(world)
+    alice = bearer(register_and_login(client, "alice@example.com"))
+    bob = bearer(register_and_login(client, "bob@example.com"))
     t = world["tickers"][0]
     wl = client.post("/api/watchlists", json={"name": "A"}, headers=alice).json()
     item = client.post(f"/api/watchlists/{wl['id']}/items", json={"symbol": t}, headers=alice).json()
@@ -146,8 +146,8 @@ BAD = [
 
 
 def test_bad_portfolio_input_is_a_clear_4xx(world) -> None:
-    client = _client(world)
-    me = _bearer(_register_and_login(client, "bad@example.com"))
+    client = client_for(world)
+    me = bearer(register_and_login(client, "bad@example.com"))
     t = world["tickers"][0]
     for method, path, body, status in BAD:
         body = {**body, "symbol": t} if body.get("symbol") == "X:A" else body

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from market_data.source import utc
-from training.candidates import AUTO, MODELS
+from training.candidates import AUTO, model_names
 from training.dataset import validated_horizon
 from training.evaluation import evaluate, insample_naive_mae, sample_stride, select_origins
 from training.fitting import fit_candidates
@@ -36,11 +36,12 @@ FRACTIONS = (0.75, 0.25, 0.0)  # train | valid before train_end; the test period
 
 
 def parse_models(value: str) -> list[str]:
-    """`auto`, `xgboost`, a comma-separated list of MODELS, or `all` (every candidate and `auto`)."""
-    names = list(MODELS) if value.strip() == "all" else [v.strip() for v in value.split(",") if v.strip()]
-    unknown = [n for n in names if n not in MODELS]
+    """`auto`, `xgboost`, a comma-separated list of `model_names()`, or `all` (every candidate and `auto`)."""
+    known = model_names()
+    names = list(known) if value.strip() == "all" else [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in known]
     if unknown or not names:
-        raise ValueError(f"unknown model(s) {unknown or value!r}; known: {', '.join(MODELS)} or all")
+        raise ValueError(f"unknown model(s) {unknown or value!r}; known: {', '.join(known)} or all")
     return names
 
 

@@ -30,7 +30,11 @@ ESTIMATORS: tuple[Estimator, ...] = (
 )
 
 AUTO = "auto"  # every usable candidate, and the one validation proves best (naive included)
-MODELS: tuple[str, ...] = (AUTO, *(name for estimator in ESTIMATORS for name in estimator.names))
+
+
+def model_names() -> tuple[str, ...]:
+    """What `--model` accepts: `auto` and every candidate of the registry."""
+    return (AUTO, *(name for estimator in ESTIMATORS for name in estimator.names))
 
 
 def default_direct_params() -> dict[str, dict[str, Any]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from config import HORIZON
 from training.calibration import fit_calibration, naive_move_halves
-from training.candidates import AUTO, ESTIMATORS, MODELS
+from training.candidates import AUTO, ESTIMATORS, model_names
 from training.dataset import validated_horizon
 from training.estimator import Estimator, TrainingData
 from training.evaluation import Origins
@@ -35,11 +35,12 @@ def wanted(estimator: Estimator, names: tuple[str, ...], timeframe: str) -> tupl
 
 
 def fit_candidates(timer: StageTimer, spec: FitSpec, names: tuple[str, ...] = (AUTO,)) -> Fitted:
-    """The candidates `names` (see `training.candidates.MODELS`; `auto`: every usable one),
+    """The candidates `names` (see `training.candidates.model_names`; `auto`: every usable one),
     fitted, calibrated on the same validation origins, and refitted where the spec says so."""
-    unknown = [n for n in names if n not in MODELS]
+    known = model_names()
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown model {unknown[0]!r}; known: {list(MODELS)}")
+        raise ValueError(f"unknown model {unknown[0]!r}; known: {list(known)}")
     data = training_data(timer, spec)
     fitted = Fitted({}, data.candles, data.split)
     for estimator in ESTIMATORS:

@@ -50,7 +50,7 @@ def load_forecaster(registry: ModelRegistry, record: ModelRecord) -> ForecastMod
 
 
 def fit_forecaster(timer: StageTimer, spec: FitSpec, model: str) -> tuple[ForecastModel, dict[str, pd.DataFrame], Split]:
-    """The calibrated forecaster named `model` (see `training.candidates.MODELS`) as deployed (its
+    """The calibrated forecaster named `model` (see `training.candidates.model_names`) as deployed (its
     refit where it has one and the timeframe deploys refits), its candles and its split."""
     fitted = fit_candidates(timer, spec, (model,))
     if model == AUTO:

@@ -39,8 +39,11 @@ class _Rows:
 
 class DirectModels:
     def __init__(self, members: Mapping[str, type[Member]]) -> None:
-        self.members = dict(members)
-        self.names = (*self.members, *ENSEMBLES)
+        self.members = members  # the registry itself: a member added to it is a candidate
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (*self.members, *ENSEMBLES)
 
     def default_params(self) -> dict[str, dict[str, Any]]:
         return {name: dict(kind.default_params) for name, kind in self.members.items()}

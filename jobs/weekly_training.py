@@ -24,7 +24,7 @@ from accuracy.tracker import LiveSummary
 from config import TIMEFRAMES, Settings
 from engine.ingest import update_with_ray
 from engine.layout import ONE_TASK_BELOW
-from jobs import track_accuracy
+from jobs import track_accuracy, verify_ledger
 from jobs.cli import add_model_options, init_ray, model_params, parse_timeframes, parser, positive_int, setup
 from jobs.metrics import TrainingMetrics
 from market_data.factory import make_source
@@ -138,6 +138,9 @@ def main(argv: list[str] | None = None) -> None:
     # first, how the outgoing models' served forecasts fared (printed beside the new holdout below)
     _, live = timer.run("accuracy", lambda: track_accuracy.run(settings, engine, args.as_of),
                         lambda r: f"{r[0].filled} served steps scored")
+    # the track record first: a ledger that no longer verifies is an alarm no training may bury
+    if not timer.run("ledger", lambda: verify_ledger.run(engine), lambda r: f"{r.checked} entries verified").ok:
+        sys.exit("weekly_training: the forecast ledger does not verify (above); fix or explain it before training")
     tickers = prepare_data(args, settings, engine, timer)
     metrics.stages("all", timer.seconds)
     registry = ModelRegistry(engine, settings.model_dir)

@@ -25,6 +25,7 @@ from sqlmodel import select
 from clock import as_utc, naive_utc
 from config import HORIZON
 from market_data.timeframes import spec
+from predictions import ledger
 from predictions.errors import MarketUnavailable, PredictionError
 from predictions.market import MarketView
 from storage.cache import PREDICTION_TTL_S, Cache, get_json, prediction_key, set_json, user_prediction_key
@@ -155,6 +156,12 @@ class PredictionService:
                 open=s.open, high=s.high, low=s.low, close=s.close, lower=s.lower, upper=s.upper,
                 confidence=Decimal(f"{s.confidence:.4f}"), direction=s.direction,
             ) for s in steps])
+            session.flush()
+            # the track record: entered with the forecast, in the same transaction
+            ledger.append(session.connection(), ledger.Record(
+                0, prediction_id, symbol.ticker, timeframe, result.model_version, naive_utc(now),
+                tuple(ledger.Step(s.step, naive_utc(s.timestamp.to_pydatetime()), s.close, s.lower, s.upper)
+                      for s in steps)))
         return {
             "prediction_id": str(prediction_id), "symbol": symbol.ticker, "timeframe": timeframe,
             "model_version": result.model_version, "created_at": now.isoformat(), "cached": False, "stale": False,

@@ -365,3 +365,21 @@ class PlanOut(BaseModel):
 
 class PlansResponse(BaseModel):
     trading_plans: list[PlanOut]
+
+
+# -- track record --------------------------------------------------------------------------------
+class LedgerHead(BaseModel):
+    seq: int = Field(description="entries so far (0: none yet)")
+    hash: str = Field(description="the last entry's hash; 64 zeros before the first")
+    made_at: datetime | None = Field(description="when the last entered forecast was made")
+
+
+class LedgerEntryOut(BaseModel):
+    seq: int
+    prediction_id: str
+    made_at: datetime
+    prev_hash: str = Field(description="the previous entry's hash (64 zeros for entry 1)")
+    hash: str = Field(description="SHA-256 of `canonical_json` followed by `prev_hash`, as UTF-8 hex")
+    canonical_json: str | None = Field(description="the forecast as it is stored now, in the form that was hashed; "
+                                                   "null when the forecast is no longer stored")
+    verifies: bool = Field(description="whether `canonical_json` + `prev_hash` hashes to `hash` now")

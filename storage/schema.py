@@ -416,3 +416,26 @@ class AnonymousUsage(SQLModel, table=True):
     api_calls: int | None = Field(default=0, sa_column=sa.Column(sa.Integer, server_default="0"))
     limit: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
     created_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One entry of the public track record (not in the document): a forecast served anonymously,
+    entered in the transaction that stores it. `hash` is the SHA-256 of the forecast's canonical
+    JSON followed by `prev_hash`, the previous entry's hash (`predictions.ledger`), so that a
+    changed, removed or reordered earlier forecast breaks every later hash. Append-only: migration
+    0006 installs triggers that refuse UPDATE and DELETE."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        sa.UniqueConstraint("prediction_id", name="uq_ledger_entries_prediction_id"),
+        sa.UniqueConstraint("hash", name="uq_ledger_entries_hash"),
+        sa.Index("idx_ledger_entries_made_at", "made_at"),
+    )
+
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    prediction_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("predictions.id", ondelete="RESTRICT"), nullable=False)
+    )
+    made_at: datetime = Field(sa_column=sa.Column(sa.DateTime, nullable=False))
+    prev_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))

@@ -8,6 +8,7 @@ timeframes 1h and 1d, fewer trees) so that it finishes on a 2-core machine; prod
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -61,6 +62,22 @@ def _signed_in_tour(base: str, symbol: str) -> dict:
     return answer
 
 
+def _track_record_tour(base: str) -> None:
+    """The demo's forecasts in the public ledger: the head, the newest entry recomputed here as
+    anyone could, then the whole chain by `jobs.verify_ledger`."""
+    head = _http("GET", f"{base}/api/ledger/head")
+    if head["seq"] == 0:  # every forecast so far came from a cache filled before the ledger existed
+        print("\nthe track record: no forecast entered yet")
+        return
+    entry = _http("GET", f"{base}/api/ledger/{head['seq']}")
+    recomputed = hashlib.sha256((entry["canonical_json"] + entry["prev_hash"]).encode()).hexdigest()
+    print(f"\nthe track record: {head['seq']} forecast(s) entered when made; head {head['hash']}")
+    print(f"  GET {base}/api/ledger/{head['seq']}: sha256(canonical_json + prev_hash) = {recomputed} "
+          f"({'matches' if recomputed == entry['hash'] else 'DOES NOT MATCH'} the entry)")
+    print("  the whole chain, recomputed from the database: python -m jobs.verify_ledger", flush=True)
+    subprocess.run([sys.executable, "-m", "jobs.verify_ledger"], check=True)
+
+
 def _wait_for(base: str, server: subprocess.Popen, seconds: float = 300) -> None:
     deadline = time.time() + seconds
     while time.time() < deadline:
@@ -104,6 +121,7 @@ def main() -> None:
         answer = _signed_in_tour(base, symbol)
         if not anonymous_done:
             _print_forecast(answer)
+        _track_record_tour(base)
         page = f"{base}/?symbol={symbol}&timeframe=1d"
         print(f"\ndemo finished in {time.perf_counter() - started:.0f}s")
         if sys.stdin.isatty():  # a person is watching: keep serving the page until Ctrl-C

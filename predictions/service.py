@@ -154,6 +154,7 @@ class PredictionService:
             session.add_all([PredictionStep(
                 prediction_id=prediction_id, step_number=s.step, timestamp=naive_utc(s.timestamp.to_pydatetime()),
                 open=s.open, high=s.high, low=s.low, close=s.close, lower=s.lower, upper=s.upper,
+                naive_lower=s.naive_lower, naive_upper=s.naive_upper,
                 confidence=Decimal(f"{s.confidence:.4f}"), direction=s.direction,
             ) for s in steps])
             session.flush()

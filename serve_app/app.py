@@ -19,10 +19,10 @@ from predictions.service import PredictionService
 from serve_app.errors import install_handlers
 from serve_app.metrics import Metrics
 from serve_app.middleware import BodyLimit, Shed, observe
-from serve_app.routers import accounts, billing, health, ledger, market, models, pages, portfolio, predictions
+from serve_app.routers import accounts, billing, health, market, models, pages, portfolio, predictions, track_record
 from serve_app.routers.pages import STATIC_DIR
 
-ROUTERS = (predictions, market, accounts, portfolio, billing, models, ledger, health, pages)
+ROUTERS = (predictions, market, accounts, portfolio, billing, models, track_record, health, pages)
 
 
 def create_app(service: PredictionService, accounts: AccountService, billing: BillingService | None = None,

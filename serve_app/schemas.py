@@ -383,3 +383,40 @@ class LedgerEntryOut(BaseModel):
     canonical_json: str | None = Field(description="the forecast as it is stored now, in the form that was hashed; "
                                                    "null when the forecast is no longer stored")
     verifies: bool = Field(description="whether `canonical_json` + `prev_hash` hashes to `hash` now")
+
+
+class Interval(BaseModel):
+    value: float
+    low: float = Field(description="95 % block-bootstrap interval, low end")
+    high: float
+
+
+class TrackHorizon(BaseModel):
+    horizon: int
+    n: int = Field(description="scored forecasts at this horizon")
+    status: Literal["ok", "not enough data yet"]
+    mae_ratio: Interval | None = Field(description="MAE of the close's log return over naive's: below 1 beats naive")
+    dm_statistic: float | None = Field(description="Diebold-Mariano statistic against naive (negative: the model's "
+                                                   "absolute errors are smaller)")
+    dm_p_value: float | None
+    directional_accuracy: float | None = Field(description="share of called directions that were right")
+    called: int = Field(description="steps that called a direction (flat steps call none)")
+    coverage_80: Interval | None = Field(description="share of actual closes inside the 80 % band")
+    interval_score: float | None = Field(description="mean interval score of the served 80 % band, log-return units")
+    interval_score_ratio: Interval | None = Field(description="the served band's interval score over naive's band's")
+
+
+class TrackVersion(BaseModel):
+    model_version: str
+    forecasts: int = Field(description="ledger entries of this version with at least one scored step")
+    horizons: list[TrackHorizon]
+    reliability: list[ReliabilityBin]
+
+
+class TrackRecordResponse(BaseModel):
+    timeframe: Timeframe
+    days: int
+    since: datetime
+    min_n: int = Field(description="scored forecasts a horizon needs before its figures are shown")
+    ledger_head: LedgerHead
+    versions: list[TrackVersion]

@@ -140,6 +140,9 @@ class PredictionStep(SQLModel, table=True):
     close: float = Field(sa_column=sa.Column(PriceType, nullable=False))
     lower: float | None = Field(default=None, sa_column=sa.Column(PriceType))
     upper: float | None = Field(default=None, sa_column=sa.Column(PriceType))
+    # naive's 80 % band at this step (migration 0007): the yardstick of the band's scores
+    naive_lower: float | None = Field(default=None, sa_column=sa.Column(PriceType))
+    naive_upper: float | None = Field(default=None, sa_column=sa.Column(PriceType))
     confidence: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(5, 4)))
     direction: str | None = Field(default=None, sa_column=sa.Column(sa.String(10)))
     actual_close: float | None = Field(default=None, sa_column=sa.Column(PriceType))

@@ -42,6 +42,7 @@ from training.forecast import Forecast, ForecastStep
 PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 PG_URL_TEMPLATE = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/{db}")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # real candles committed with the tests (tests/data/README.md); benchmarks may read ../shared/data
 DATA = Path(__file__).resolve().parent / "data"
 DAILY_DATA = DATA / "binance_daily"
@@ -223,7 +224,8 @@ def flat_forecast(model_id: uuid.UUID):
                         model_version="v-test",
                         steps=[ForecastStep(step=i + 1, timestamp=start + pd.Timedelta(days=i), open=last,
                                             high=last * 1.01, low=last * 0.99, close=last, lower=last * 0.95,
-                                            upper=last * 1.05, confidence=0.5, direction="up") for i in range(steps)])
+                                            upper=last * 1.05, confidence=0.5, direction="up",
+                                            naive_lower=last * 0.9, naive_upper=last * 1.1) for i in range(steps)])
     return forecast
 
 
@@ -281,3 +283,17 @@ def register_and_login(client: TestClient, email: str) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Debian chromium through Playwright (it cannot download its own build here)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"the browser test needs Debian's chromium at {CHROMIUM} (apt-get install chromium; "
+                    ".ci/run installs it)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()

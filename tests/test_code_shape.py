@@ -53,7 +53,7 @@ def test_every_route_answers_a_typed_model() -> None:
     assert len(routes) >= 35
     for route in routes:
         answer = inspect.signature(route.endpoint).return_annotation
-        if route.status_code == 204 or route.path == "/":  # no content, or the page: a Response of its kind
+        if route.status_code == 204 or route.path in ("/", "/track-record"):  # no content, or a page: a Response of its kind
             assert answer in ("Response", "HTMLResponse") or issubclass(answer, Response), route.path
             continue
         assert route.response_model is not None, f"{route.path} has no response_model"

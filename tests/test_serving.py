@@ -14,11 +14,13 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from config import load_settings
 from jobs import weekly_training
+from predictions import ledger
 from serve_app.app import create_app
 from serve_app.ray_env import HAPROXY_WRAPPER
 from serve_app.wiring import build_service
@@ -338,12 +340,37 @@ def test_one_users_quota_holds_across_two_ingress_replicas(world, served: str) -
     assert me["usage"]["api_calls"] == SERVED_FREE_QUOTA and me["usage"]["remaining"] == 0
 
 
+def test_the_ledger_stays_gapless_across_two_ingress_replicas(world, served: str) -> None:
+    """Concurrent fresh forecasts through both Api replicas: one ledger entry each, numbered with
+    no gap, and the chain verifies (`jobs.verify_ledger`)."""
+    from jobs import verify_ledger
+
+    engine = make_engine(world["DATABASE_URL"])
+    before = ledger.head(engine)
+    ticker = _top_symbol(world)
+
+    def call(_: int) -> int:
+        with httpx.Client(base_url=served, timeout=120) as http:
+            return http.post("/ml/predict", json={"symbol": ticker, "timeframe": "1d", "num_steps": 1}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(call, range(40)))
+    assert statuses == [200] * 40
+    with engine.connect() as conn:
+        seqs = [r[0] for r in conn.execute(sa.text("SELECT seq FROM ledger_entries ORDER BY seq"))]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= (before.seq if before else 0) + 40
+    lines: list[str] = []
+    assert verify_ledger.run(engine, say=lines.append).ok, lines
+    head = httpx.get(f"{served}/api/ledger/head").json()
+    assert head["seq"] == len(seqs) and head["hash"] in lines[-1]
+    engine.dispose()
+
+
 @pytest.mark.slow
 def test_python_m_serve_app_uses_its_own_settings_and_shows_request_lines(world, tmp_path) -> None:
     """`python -m serve_app` from another directory: its own local Ray (never a recorded one), the
     replicas on the database it was started with, serve_config.yaml's replicas, and the request
     log lines in its own output; HAProxy in front, passing the client's address on."""
-    import os
     import signal
     import subprocess
     import sys
@@ -396,22 +423,6 @@ def test_python_m_serve_app_uses_its_own_settings_and_shows_request_lines(world,
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"the browser test needs Debian's chromium at {CHROMIUM} (apt-get install chromium; "
-                    ".ci/run installs it)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 def _canvas_ink(page) -> int:

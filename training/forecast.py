@@ -26,6 +26,9 @@ class ForecastStep:
     upper: float
     confidence: float
     direction: str  # up, down or flat (no proven edge)
+    # naive's 80 % band (the last close carried forward), kept to score the band against
+    naive_lower: float | None = None
+    naive_upper: float | None = None
 
 
 @dataclass(frozen=True)

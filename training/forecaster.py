@@ -84,6 +84,8 @@ class ForecastArrays:
     sigma: np.ndarray  # (origins,) recent one-candle volatility at the origin
     last_close: np.ndarray  # (origins,)
     origin_features: pd.DataFrame  # features at each origin (for explanations)
+    naive_lower: np.ndarray | None = None  # naive's 80 % band: the origin's close carried forward
+    naive_upper: np.ndarray | None = None
 
 
 class ForecastModel:
@@ -194,18 +196,25 @@ def calibrated_arrays(model: RawForecast, last_close: np.ndarray, cal: Calibrati
     moves = cum != 0
     band_lo = np.where(moves, np.asarray(cal.band_lo)[None, :steps], np.asarray(cal.naive_lo)[None, :steps])
     band_hi = np.where(moves, np.asarray(cal.band_hi)[None, :steps], np.asarray(cal.naive_hi)[None, :steps])
+    # naive's band: what the forecast would state if it stated naive's close at every step (the
+    # yardstick of the band's scores)
+    naive_lo = np.broadcast_to(np.asarray(cal.naive_lo)[None, :steps], cum.shape)
+    naive_hi = np.broadcast_to(np.asarray(cal.naive_hi)[None, :steps], cum.shape)
     if recent_close is not None and cal.adapt_rate > 0:
         widen = band_adjustments(recent_close, volatility_window, np.asarray(cal.naive_lo)[:steps],
                                  np.asarray(cal.naive_hi)[:steps], cal.adapt_rate)
         band_lo, band_hi = band_lo - widen, band_hi + widen
         band_hi = np.maximum(band_hi, band_lo)  # a band narrowed past its width is a point
+        naive_lo, naive_hi = naive_lo - widen, naive_hi + widen
+        naive_hi = np.maximum(naive_hi, naive_lo)
     scale = horizon_scale(sigma, steps)
     lower = last_close[:, None] * np.exp(cum + scale * band_lo)
     upper = last_close[:, None] * np.exp(cum + scale * band_hi)
     lower, upper = np.minimum(lower, close), np.maximum(upper, close)
     direction, conf = path_direction(p_right, cum, checked)
     return ForecastArrays(times, open_, high, low, close, lower, upper, conf, direction, cum, raw, sigma,
-                          last_close, model.origin_features)
+                          last_close, model.origin_features, last_close[:, None] * np.exp(scale * naive_lo),
+                          last_close[:, None] * np.exp(scale * naive_hi))
 
 
 def point_forecast(cal: Calibration, raw: np.ndarray, p_right: np.ndarray) -> np.ndarray:
@@ -239,6 +248,8 @@ def answer(out: ForecastArrays, steps: int, indicators: list[str]) -> Forecast:
         open=float(out.open[0, i]), high=float(out.high[0, i]), low=float(out.low[0, i]),
         close=float(out.close[0, i]), lower=float(out.lower[0, i]), upper=float(out.upper[0, i]),
         confidence=round(float(out.confidence[0, i]), 4), direction=DIRECTION_NAMES[int(out.direction[0, i])],
+        naive_lower=None if out.naive_lower is None else float(out.naive_lower[0, i]),
+        naive_upper=None if out.naive_upper is None else float(out.naive_upper[0, i]),
     ) for i in range(steps)]
     return Forecast(direction=rows[-1].direction, confidence_avg=round(float(out.confidence[0, :steps].mean()), 4),
                     key_indicators=list(indicators), steps=rows)

@@ -1,0 +1,157 @@
+"""The public track record: how the ledger's forecasts fared, per model version and horizon.
+
+Only forecasts in the ledger count (entered when they were made, so none can be added or
+dropped after the fact), and only their steps whose candle has closed (`jobs.track_accuracy`).
+Errors are on the close's log return from the forecast's origin, as everywhere in `accuracy`.
+Uncertainty is honest about how little a few weeks say: intervals are block bootstraps over
+runs of origin time (coins move together, so same-time forecasts are not independent), and the
+Diebold-Mariano test against naive runs on those blocks' mean loss differences with a
+Newey-West variance, since an h-step forecast overlaps the next h - 1. Below `MIN_N` scored
+forecasts a horizon says "not enough data yet" instead of a number.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from accuracy.scoring import reliability
+from clock import naive_utc
+from market_data.timeframes import spec
+from storage.schema import LedgerEntry, ModelRecord, Prediction, PredictionStep
+from training.evaluation import BLOCK_CANDLES, mae_ratio_interval, share_interval
+
+MIN_N = 30  # scored forecasts of a version and horizon before figures are shown
+ALPHA = 0.2  # the band is the central 80 %
+NOT_ENOUGH = "not enough data yet"
+
+
+def interval_score(lower: np.ndarray, upper: np.ndarray, actual: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
+    """Gneiting and Raftery's (2007) interval score of a central (1 - alpha) band: its width, plus
+    2 / alpha times the distance by which the outcome falls outside. Lower is better; a band is
+    rewarded for being narrow only while it keeps the outcome inside as often as it says."""
+    below = np.maximum(lower - actual, 0.0)
+    above = np.maximum(actual - upper, 0.0)
+    return (upper - lower) + (2.0 / alpha) * (below + above)
+
+
+def diebold_mariano(loss_diff: np.ndarray, blocks: np.ndarray, lag: int) -> tuple[float, float] | None:
+    """The DM statistic of mean(loss_diff) = 0 and its two-sided p-value, on the means of the
+    time blocks (in time order) with a Newey-West variance of `lag` block lags; None below three
+    blocks (no variance to speak of)."""
+    frame = pd.DataFrame({"d": loss_diff, "b": blocks}).groupby("b", sort=True)["d"].mean()
+    d = frame.to_numpy(np.float64)
+    if len(d) < 3:
+        return None
+    centred = d - d.mean()
+    variance = float(centred @ centred) / len(d)
+    for k in range(1, min(lag, len(d) - 1) + 1):
+        weight = 1.0 - k / (lag + 1)
+        variance += 2.0 * weight * float(centred[k:] @ centred[:-k]) / len(d)
+    if variance <= 0:
+        return None
+    stat = float(d.mean() / math.sqrt(variance / len(d)))
+    return stat, 2.0 * (1.0 - NormalDist().cdf(abs(stat)))
+
+
+@dataclass
+class HorizonRecord:
+    horizon: int
+    n: int
+    status: str = "ok"  # or NOT_ENOUGH
+    mae_ratio: tuple[float, float, float] | None = None  # value, 95 % low, high
+    diebold_mariano: tuple[float, float] | None = None  # statistic (negative: model better), p-value
+    directional_accuracy: float | None = None
+    called: int = 0
+    coverage_80: tuple[float, float, float] | None = None
+    interval_score: float | None = None  # the served band's, mean, log-return units
+    interval_score_ratio: tuple[float, float, float] | None = None  # to naive's band
+
+
+@dataclass
+class VersionRecord:
+    model_version: str
+    forecasts: int
+    horizons: list[HorizonRecord] = field(default_factory=list)
+    reliability: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def ledger_steps(engine: Engine, timeframe: str, since: datetime) -> pd.DataFrame:
+    """The scored steps of the ledger's `timeframe` forecasts made at or after `since`: version,
+    made_at, horizon, origin (step 1's open), close, band, naive's band, direction, confidence
+    and the actual close."""
+    ledger, p, s, m = LedgerEntry.__table__, Prediction.__table__, PredictionStep.__table__, ModelRecord.__table__
+    origin = PredictionStep.__table__.alias("origin")
+    query = (
+        sa.select(m.c.version, ledger.c.seq, ledger.c.made_at, s.c.step_number.label("horizon"),
+                  origin.c.open.label("origin"), s.c.close, s.c.lower, s.c.upper, s.c.naive_lower, s.c.naive_upper,
+                  s.c.direction, s.c.confidence, s.c.actual_close)
+        .select_from(ledger.join(p, p.c.id == ledger.c.prediction_id).join(m, m.c.id == p.c.model_id)
+                     .join(s, s.c.prediction_id == p.c.id)
+                     .join(origin, sa.and_(origin.c.prediction_id == p.c.id, origin.c.step_number == 1)))
+        .where(p.c.timeframe == timeframe, ledger.c.made_at >= naive_utc(since), s.c.actual_close.is_not(None))
+    )
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(query).mappings().all())
+
+
+def summarise(steps: pd.DataFrame, timeframe: str, min_n: int = MIN_N) -> list[VersionRecord]:
+    """Per model version (newest first) and horizon: the figures of `ledger_steps`."""
+    if steps.empty:
+        return []
+    frame = steps.copy()
+    for column in ("origin", "close", "lower", "upper", "naive_lower", "naive_upper", "actual_close", "confidence"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    candle = pd.Timedelta(hours=spec(timeframe).approx_hours)
+    made = pd.to_datetime(frame["made_at"])
+    frame["block"] = ((made - made.min()) // (candle * BLOCK_CANDLES)).astype(np.int64)
+    log = np.log
+    y = log(frame["actual_close"] / frame["origin"])
+    frame["model_error"] = np.abs(log(frame["close"] / frame["origin"]) - y)
+    frame["naive_error"] = np.abs(y)
+    frame["covered"] = ((frame["lower"] <= frame["actual_close"]) & (frame["actual_close"] <= frame["upper"])).astype(float)
+    frame["is_model"] = interval_score(log(frame["lower"] / frame["origin"]), log(frame["upper"] / frame["origin"]), y)
+    frame["is_naive"] = interval_score(log(frame["naive_lower"] / frame["origin"]),
+                                       log(frame["naive_upper"] / frame["origin"]), y)
+    said = frame["direction"].map({"up": 1.0, "down": -1.0})
+    frame["hit"] = (np.sign(y) == said).astype(float).where(said.notna() & (y != 0))
+    out = []
+    newest = frame.groupby("version")["made_at"].max().sort_values(ascending=False)
+    for version in newest.index:
+        rows = frame[frame["version"] == version]
+        record = VersionRecord(str(version), int(rows["seq"].nunique()),
+                               reliability=reliability(rows["confidence"], rows["hit"]))
+        for horizon, group in rows.groupby("horizon", sort=True):
+            record.horizons.append(_horizon(int(horizon), group, min_n))
+        out.append(record)
+    return out
+
+
+def _horizon(horizon: int, group: pd.DataFrame, min_n: int) -> HorizonRecord:
+    n = len(group)
+    if n < min_n:
+        return HorizonRecord(horizon, n, NOT_ENOUGH)
+    blocks = group["block"].to_numpy()
+    called = group["hit"].dropna()
+    record = HorizonRecord(
+        horizon, n,
+        mae_ratio=mae_ratio_interval(group["model_error"].to_numpy(), group["naive_error"].to_numpy(), blocks),
+        diebold_mariano=diebold_mariano((group["model_error"] - group["naive_error"]).to_numpy(), blocks,
+                                        lag=math.ceil(horizon / BLOCK_CANDLES)),
+        directional_accuracy=float(called.mean()) if len(called) else None, called=int(len(called)),
+        coverage_80=share_interval(group["covered"].to_numpy(), blocks),
+        interval_score=float(group["is_model"].mean()),
+    )
+    with_naive = group.dropna(subset=["is_naive"])
+    if len(with_naive) >= min_n:
+        record.interval_score_ratio = mae_ratio_interval(with_naive["is_model"].to_numpy(),
+                                                         with_naive["is_naive"].to_numpy(),
+                                                         with_naive["block"].to_numpy())
+    return record

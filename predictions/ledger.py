@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.types import NullType
 
 from clock import naive_utc
 from market_data.timeframes import spec
@@ -28,12 +32,13 @@ from storage.schema import LedgerEntry, ModelRecord, Prediction, PredictionStep,
 GENESIS = "0" * 64  # the previous hash of the first entry
 LOCK_KEY = 0x63727970746F  # PostgreSQL advisory lock of the appends ("crypto")
 BATCH = 2000  # entries read at a time when verifying
+STEP_COLUMNS = ("step_number", "timestamp", "close", "lower", "upper")
+MOMENT_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'  # PostgreSQL's to_char for `_moment`
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):  # a tuple: a long ledger's verification builds millions
     step: int
-    timestamp: datetime  # naive UTC, as stored
+    timestamp: datetime | str  # naive UTC, as stored; or already in the canonical form (`_moment`)
     close: float
     lower: float | None
     upper: float | None
@@ -52,24 +57,59 @@ class Record:
     steps: tuple[Step, ...]
 
 
-def _moment(value: datetime) -> str:
-    return naive_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _moment(value: datetime | str) -> str:
+    """A time in the canonical form: UTC, microseconds, a Z (`MOMENT_FORMAT` in PostgreSQL's words)."""
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is not None:
+        value = naive_utc(value)
+    return value.isoformat(timespec="microseconds") + "Z"
+
+
+def _origin(record: Record) -> str:
+    """The origin candle: the one before the first step (the made_at of a forecast of no step)."""
+    if not record.steps:
+        return _moment(record.made_at)
+    first = record.steps[0][1]
+    if isinstance(first, str):
+        first = datetime.fromisoformat(first.removesuffix("Z"))
+    return _moment(spec(record.timeframe).next_open(first, -1))
+
+
+def canonical_body(record: Record) -> dict[str, Any]:
+    """The forecast the ledger hashes, as JSON data (what `canonical_json` writes)."""
+    return {
+        "seq": record.seq, "prediction_id": str(record.prediction_id), "symbol": record.symbol,
+        "timeframe": record.timeframe, "model_version": record.model_version, "made_at": _moment(record.made_at),
+        "origin": _origin(record),
+        "steps": [{"step": s.step, "timestamp": _moment(s.timestamp), "close": _float(s.close),
+                   "lower": None if s.lower is None else _float(s.lower),
+                   "upper": None if s.upper is None else _float(s.upper)} for s in record.steps],
+    }
+
+
+def _float(value: float) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"a forecast price must be a finite number, got {number}")
+    return number
 
 
 def canonical_json(record: Record) -> str:
-    """The forecast as the ledger hashes it: sorted keys, no spaces, floats as Python writes them
-    (shortest text that reads back to the same double), times as UTC with microseconds."""
-    first = record.steps[0].timestamp if record.steps else record.made_at
-    origin = spec(record.timeframe).next_open(first, -1) if record.steps else first
-    body = {
-        "seq": record.seq, "prediction_id": str(record.prediction_id), "symbol": record.symbol,
-        "timeframe": record.timeframe, "model_version": record.model_version, "made_at": _moment(record.made_at),
-        "origin": _moment(origin),
-        "steps": [{"step": s.step, "timestamp": _moment(s.timestamp), "close": float(s.close),
-                   "lower": None if s.lower is None else float(s.lower),
-                   "upper": None if s.upper is None else float(s.upper)} for s in record.steps],
-    }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    """`canonical_body` as the ledger hashes it: `json.dumps(body, sort_keys=True, separators=(",",
+    ":"))`, floats as Python writes them (the shortest text that reads back to the same double),
+    times as UTC with microseconds. Written out by hand because verifying a long ledger formats
+    millions of steps; a test holds it equal to `json.dumps` of the body."""
+    origin = _origin(record)
+    r, null = float.__repr__, "null"
+    steps = ",".join(
+        f'{{"close":{r(float(close))},"lower":{null if lower is None else r(float(lower))},"step":{step},'
+        f'"timestamp":"{_moment(stamp)}","upper":{null if upper is None else r(float(upper))}}}'
+        for step, stamp, close, lower, upper in record.steps)
+    text = json.dumps
+    return (f'{{"made_at":"{_moment(record.made_at)}","model_version":{text(record.model_version)},'
+            f'"origin":"{origin}","prediction_id":"{record.prediction_id}","seq":{int(record.seq)},'
+            f'"steps":[{steps}],"symbol":{text(record.symbol)},"timeframe":{text(record.timeframe)}}}')
 
 
 def chain_hash(canonical: str, prev_hash: str) -> str:
@@ -88,12 +128,15 @@ class Entry:
 def append(conn: Connection, record: Record) -> Entry:
     """Enter `record` (whose `seq` is ignored) after the current head, in the caller's
     transaction: the prediction and its entry commit together or not at all."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
-    # SQLite: the caller has written the prediction already, so this transaction holds the
-    # database's only write lock until it commits
+    for s in record.steps:  # a price that is not a number would enter a chain nobody can recompute
+        for price in (s.close, s.lower, s.upper):
+            if price is not None:
+                _float(price)
     table = LedgerEntry.__table__
-    head = conn.execute(sa.select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)).first()
+    if conn.dialect.name == "postgresql":  # the lock, then the head (migration 0006), in one round trip
+        head = conn.execute(sa.text("SELECT seq, hash FROM ledger_locked_head(:key)"), {"key": LOCK_KEY}).first()
+    else:  # SQLite: the caller has written the prediction, so it holds the only write lock until commit
+        head = conn.execute(sa.select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)).first()
     seq, prev = (1, GENESIS) if head is None else (int(head.seq) + 1, str(head.hash))
     numbered = Record(seq, record.prediction_id, record.symbol, record.timeframe, record.model_version,
                       record.made_at, record.steps)
@@ -114,23 +157,38 @@ def _entries(conn: Connection, first: int, last: int) -> list[tuple[Entry, Recor
     """Entries `first`..`last` with the forecasts they attest, rebuilt from the stored tables."""
     ledger, preds, steps = LedgerEntry.__table__, Prediction.__table__, PredictionStep.__table__
     symbols, models = Symbol.__table__, ModelRecord.__table__
-    rows = conn.execute(
-        sa.select(ledger, preds.c.created_at, preds.c.timeframe, symbols.c.ticker, models.c.version)
-        .select_from(ledger.outerjoin(preds, preds.c.id == ledger.c.prediction_id)
-                     .outerjoin(symbols, symbols.c.id == preds.c.symbol_id)
-                     .outerjoin(models, models.c.id == preds.c.model_id))
-        .where(ledger.c.seq.between(first, last)).order_by(ledger.c.seq)).all()
-    by_seq: dict[int, list[Step]] = {}
-    for s in conn.execute(
-            sa.select(ledger.c.seq, steps.c.step_number, steps.c.timestamp, steps.c.close, steps.c.lower, steps.c.upper)
-            .select_from(ledger.join(steps, steps.c.prediction_id == ledger.c.prediction_id))
-            .where(ledger.c.seq.between(first, last)).order_by(ledger.c.seq, steps.c.step_number)):
-        by_seq.setdefault(int(s.seq), []).append(Step(s.step_number, s.timestamp, s.close, s.lower, s.upper))
+    columns = [ledger, preds.c.created_at, preds.c.timeframe, symbols.c.ticker, models.c.version]
+    joined = (ledger.outerjoin(preds, preds.c.id == ledger.c.prediction_id)
+              .outerjoin(symbols, symbols.c.id == preds.c.symbol_id).outerjoin(models, models.c.id == preds.c.model_id))
+    in_range = ledger.c.seq.between(first, last)
+    by_seq: dict[int, tuple[Step, ...]] = {}
+    if conn.dialect.name == "postgresql":  # each forecast's steps as arrays: one row per entry, not thirty
+        # times written by PostgreSQL in the canonical form (`_moment`), not parsed and written again
+        stamp = sa.func.to_char(steps.c.timestamp, MOMENT_FORMAT).label("timestamp")
+        arrays = [sa.func.array_agg(aggregate_order_by(c, steps.c.step_number), type_=NullType()).label(c.name)
+                  for c in (steps.c.step_number, stamp, steps.c.close, steps.c.lower, steps.c.upper)]
+        stepped = (sa.select(steps.c.prediction_id, *arrays).where(steps.c.prediction_id.in_(
+            sa.select(ledger.c.prediction_id).where(in_range))).group_by(steps.c.prediction_id).subquery())
+        rows = conn.execute(sa.select(*columns, *[stepped.c[name] for name in STEP_COLUMNS])
+                            .select_from(joined.outerjoin(stepped, stepped.c.prediction_id == ledger.c.prediction_id))
+                            .where(in_range).order_by(ledger.c.seq)).all()
+        for r in rows:
+            if r.step_number is not None:  # plain tuples of Step's fields: millions of them on a long ledger
+                by_seq[int(r.seq)] = tuple(zip(r.step_number, r.timestamp, r.close, r.lower, r.upper))
+    else:
+        rows = conn.execute(sa.select(*columns).select_from(joined).where(in_range).order_by(ledger.c.seq)).all()
+        grouped: dict[int, list[Step]] = {}
+        for s in conn.execute(
+                sa.select(ledger.c.seq, *[steps.c[name] for name in STEP_COLUMNS])
+                .select_from(ledger.join(steps, steps.c.prediction_id == ledger.c.prediction_id))
+                .where(in_range).order_by(ledger.c.seq, steps.c.step_number)):
+            grouped.setdefault(int(s.seq), []).append(Step(s.step_number, s.timestamp, s.close, s.lower, s.upper))
+        by_seq = {seq: tuple(found) for seq, found in grouped.items()}
     out = []
     for r in rows:
         entry = Entry(int(r.seq), r.prediction_id, r.made_at, r.prev_hash, r.hash)
         record = None if r.created_at is None else Record(
-            entry.seq, r.prediction_id, r.ticker, r.timeframe, r.version, r.created_at, tuple(by_seq.get(entry.seq, ())))
+            entry.seq, r.prediction_id, r.ticker, r.timeframe, r.version, r.created_at, by_seq.get(entry.seq, ()))
         out.append((entry, record))
     return out
 

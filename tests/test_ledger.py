@@ -170,3 +170,21 @@ def test_two_replicas_enter_400_concurrent_forecasts_without_a_gap(tmp_path, pg_
     assert ledger.verify(world["engine"]).ok
     for engine in (world["engine"], *(replica.engine for replica in replicas)):
         engine.dispose()
+
+
+def test_the_canonical_json_is_json_dumps_of_the_forecast_with_sorted_keys() -> None:
+    """`canonical_json` is written out by hand for speed; it must stay exactly the documented form."""
+    from datetime import datetime
+
+    import numpy as np
+
+    steps = tuple(ledger.Step(i + 1, datetime(2026, 1, 1) + timedelta(days=i),
+                              [np.float64(0.1 * i + 1e-5), 123456789.0, 1e-05, 2.5e-07][i % 4],
+                              None if i % 3 == 0 else 0.5 * i, 1.0 / 3 + i) for i in range(30))
+    record = ledger.Record(7, uuid.uuid4(), 'X:"ODD"\\USD', "1d", "v1.0 é", datetime(2026, 1, 1, 12, 0, 0, 123456), steps)
+    expected = json.dumps(ledger.canonical_body(record), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    assert ledger.canonical_json(record) == expected
+    assert '"origin":"2025-12-31T00:00:00.000000Z"' in expected and '"close":123456789.0' in expected
+    with pytest.raises(ValueError, match="finite"):  # never entered: no one could recompute it as JSON
+        ledger.append(None, ledger.Record(1, uuid.uuid4(), "X:A", "1d", "v", datetime(2026, 1, 1),  # type: ignore[arg-type]
+                                          (ledger.Step(1, datetime(2026, 1, 2), float("nan"), None, None),)))

@@ -3,7 +3,8 @@ anonymously (the shared forecast every user's copy is made from).
 
 - One row per forecast, entered in the transaction that stores the prediction, so a forecast is
   never served without its entry. `seq` has no gaps: appends take a transaction-scoped lock on
-  PostgreSQL (an advisory lock) and SQLite has one writer at a time.
+  PostgreSQL (an advisory lock, taken with the head by `ledger_locked_head`) and SQLite has one
+  writer at a time.
 - `hash` = SHA-256 of the forecast's canonical JSON (symbol, timeframe, model version, made_at,
   origin candle, every step's time, close and band; `predictions.ledger`) followed by the
   previous entry's `hash`.
@@ -49,6 +50,15 @@ def upgrade() -> None:
             BEGIN
                 RAISE EXCEPTION '{REFUSED}: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
             END $$""")
+        # the append's lock and the head it then reads, in one round trip: a VOLATILE function's
+        # statements each take a fresh snapshot, so the head read after the lock is the latest
+        op.execute("""
+            CREATE FUNCTION ledger_locked_head(lock_key bigint) RETURNS TABLE (seq bigint, hash varchar)
+            LANGUAGE plpgsql VOLATILE AS $$
+            BEGIN
+                PERFORM pg_advisory_xact_lock(lock_key);
+                RETURN QUERY SELECT l.seq, l.hash FROM ledger_entries l ORDER BY l.seq DESC LIMIT 1;
+            END $$""")
         op.execute("CREATE TRIGGER ledger_entries_append_only BEFORE UPDATE OR DELETE ON ledger_entries "
                    "FOR EACH ROW EXECUTE FUNCTION ledger_append_only()")
         op.execute("CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON ledger_entries "
@@ -64,6 +74,7 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS ledger_entries_no_truncate ON ledger_entries")
         op.execute("DROP TRIGGER IF EXISTS ledger_entries_append_only ON ledger_entries")
         op.execute("DROP FUNCTION IF EXISTS ledger_append_only()")
+        op.execute("DROP FUNCTION IF EXISTS ledger_locked_head(bigint)")
     else:
         op.execute("DROP TRIGGER IF EXISTS ledger_entries_no_update")
         op.execute("DROP TRIGGER IF EXISTS ledger_entries_no_delete")

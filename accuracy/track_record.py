@@ -27,19 +27,10 @@ from clock import naive_utc
 from market_data.timeframes import spec
 from storage.schema import LedgerEntry, ModelRecord, Prediction, PredictionStep
 from training.evaluation import BLOCK_CANDLES, mae_ratio_interval, share_interval
+from training.scores import interval_score
 
 MIN_N = 30  # scored forecasts of a version and horizon before figures are shown
-ALPHA = 0.2  # the band is the central 80 %
 NOT_ENOUGH = "not enough data yet"
-
-
-def interval_score(lower: np.ndarray, upper: np.ndarray, actual: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
-    """Gneiting and Raftery's (2007) interval score of a central (1 - alpha) band: its width, plus
-    2 / alpha times the distance by which the outcome falls outside. Lower is better; a band is
-    rewarded for being narrow only while it keeps the outcome inside as often as it says."""
-    below = np.maximum(lower - actual, 0.0)
-    above = np.maximum(actual - upper, 0.0)
-    return (upper - lower) + (2.0 / alpha) * (below + above)
 
 
 def diebold_mariano(loss_diff: np.ndarray, blocks: np.ndarray, lag: int) -> tuple[float, float] | None:

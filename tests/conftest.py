@@ -43,6 +43,8 @@ PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 use
 PG_URL_TEMPLATE = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/{db}")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# every horizon of the backtest JSON: errors, directions, coverage and the band's proper scores
+BACKTEST_METRICS = {"mae", "mase", "directional_accuracy", "coverage_80", "interval_score", "pinball_10", "pinball_90"}
 # real candles committed with the tests (tests/data/README.md); benchmarks may read ../shared/data
 DATA = Path(__file__).resolve().parent / "data"
 DAILY_DATA = DATA / "binance_daily"

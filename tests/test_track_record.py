@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import uvicorn
 
-from accuracy.track_record import NOT_ENOUGH, diebold_mariano, interval_score
+from accuracy.track_record import NOT_ENOUGH, diebold_mariano
 from accuracy.tracker import track
 from storage.cache import fresh_candles_key
 from tests.conftest import START, _free_port, client_for
+from training.scores import interval_score, pinball_loss
 
 
 def test_the_interval_score_charges_width_and_misses() -> None:
@@ -29,6 +30,11 @@ def test_the_interval_score_charges_width_and_misses() -> None:
     wide = interval_score(np.full_like(y, -3.0), np.full_like(y, 3.0), y).mean()
     narrow = interval_score(np.full_like(y, -0.5), np.full_like(y, 0.5), y).mean()
     assert right < wide and right < narrow
+    # the band's ends are the 10 % and 90 % quantiles: their pinball losses are lowest there too
+    for level, end in ((0.1, -1.2816), (0.9, 1.2816)):
+        at = pinball_loss(np.full_like(y, end), y, level).mean()
+        assert at < pinball_loss(np.full_like(y, end - 0.5), y, level).mean()
+        assert at < pinball_loss(np.full_like(y, end + 0.5), y, level).mean()
 
 
 def test_diebold_mariano_finds_a_real_difference_and_not_a_fake_one() -> None:

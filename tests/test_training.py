@@ -18,6 +18,7 @@ from storage.db import make_engine
 from storage.lake import Lake
 from storage.migrate import upgrade
 from storage.registry import ArtifactError, ModelRegistry
+from tests.conftest import BACKTEST_METRICS
 from training.calibration import fit_calibration
 from training.dataset import PART_CODES, PART_COLUMN, next_candle_targets, time_split, validated_horizon
 from training.evaluation import evaluate, insample_naive_mae, sample_stride, select_origins
@@ -224,7 +225,7 @@ def test_evaluation_reports_naive_from_the_data(trained) -> None:
         assert naive[str(h)]["mae"] == pytest.approx(np.mean(np.abs(origins.actual_close[:, h - 1])), abs=1e-6)
         assert naive[str(h)]["directional_accuracy"] == pytest.approx(
             np.mean(origins.actual_close[:, h - 1][origins.actual_close[:, h - 1] != 0] > 0), abs=1e-4)
-        assert set(report["model"]["horizons"][str(h)]) == {"mae", "mase", "directional_accuracy", "coverage_80"}
+        assert set(report["model"]["horizons"][str(h)]) == BACKTEST_METRICS
     assert naive["1"]["mase"] == pytest.approx(naive["1"]["mae"] / scale, abs=1e-3)
 
 
@@ -248,7 +249,7 @@ def test_backtest_report_has_the_fixed_shape(binance_lake, tmp_path: Path, monke
     for model in report["models"].values():
         assert list(model["horizons"]) == [str(h) for h in range(1, 31)]
         for metrics in model["horizons"].values():
-            assert set(metrics) == {"mae", "mase", "directional_accuracy", "coverage_80"}
+            assert set(metrics) == BACKTEST_METRICS
             assert metrics["mae"] > 0 and 0 <= metrics["coverage_80"] <= 1
     assert report["origins"]["stride_candles"] >= 1
 

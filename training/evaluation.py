@@ -30,6 +30,7 @@ import pandas as pd
 from market_data.timeframes import spec
 from training.calibration import block_ratio_draws, horizon_scale
 from training.forecaster import HORIZON, ForecastModel, Windows
+from training.scores import interval_score, pinball_loss
 
 
 @dataclass
@@ -224,6 +225,10 @@ def _horizon_metrics(pred: np.ndarray, actual: np.ndarray, direction: np.ndarray
             "directional_accuracy": round(float(np.mean((np.sign(a) == direction[:, h])[called]))
                                           if called.any() else 0.5, 4),
             "coverage_80": round(float(np.mean((lower[:, h] <= a) & (a <= upper[:, h]))), 4),
+            # proper scores of the band (log-return units): calibration and sharpness together
+            "interval_score": round(float(np.mean(interval_score(lower[:, h], upper[:, h], a))), 6),
+            "pinball_10": round(float(np.mean(pinball_loss(lower[:, h], a, 0.1))), 6),
+            "pinball_90": round(float(np.mean(pinball_loss(upper[:, h], a, 0.9))), 6),
         }
     return out
 
@@ -237,6 +242,7 @@ def _summary(horizons: dict[str, dict[str, float]], mae_high_low: np.ndarray) ->
         "mase_mean": round(float(np.mean([r["mase"] for r in rows])), 4),
         "directional_accuracy_mean": round(float(np.mean([r["directional_accuracy"] for r in rows])), 4),
         "coverage_80_mean": round(float(np.mean([r["coverage_80"] for r in rows])), 4),
+        "interval_score_mean": round(float(np.mean([r["interval_score"] for r in rows])), 6),
         "mae_high_low_mean": round(hl, 6),
         "score": round(mae + hl, 6),  # lower is better; what champion/challenger compares
     }

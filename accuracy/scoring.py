@@ -14,22 +14,39 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from training.scores import interval_score, pinball_loss
+
 CONFIDENCE_BINS = (0.0, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 1.0001)
+BAND_SCORES = ("interval_score", "naive_interval_score", "pinball_10", "pinball_90")
 
 
 def score(steps: pd.DataFrame, actual: pd.Series) -> pd.DataFrame:
-    """`steps` has origin, close, lower, upper, direction; `actual` the closes, aligned by index.
-    Returns actual_close, is_accurate, model_error, naive_error, covered."""
+    """`steps` has origin, close, lower, upper, direction (and naive_lower, naive_upper where
+    stored); `actual` the closes, aligned by index. Returns actual_close, is_accurate,
+    model_error, naive_error, covered, and the band's proper scores in log-return units:
+    interval_score (of naive's band too: naive_interval_score, NaN without one), pinball_10/90."""
     actual = actual.astype("float64")
     moved = np.sign(actual - steps["origin"])
     said = steps["direction"].map({"up": 1.0, "down": -1.0})  # flat (or unknown): NaN, no call
     hit = (moved == said).astype(float).where(said.notna())
+    origin = steps["origin"].astype("float64")
+    y = np.log(actual / origin)
+
+    def log_of(column: str) -> pd.Series:
+        values = steps[column] if column in steps else pd.Series(np.nan, index=steps.index)
+        return np.log(pd.to_numeric(values, errors="coerce").astype("float64") / origin)
+
+    lower, upper = log_of("lower"), log_of("upper")
     return pd.DataFrame({
         "actual_close": actual,
         "is_accurate": hit,
         "model_error": np.abs(np.log(steps["close"] / actual)),
         "naive_error": np.abs(np.log(steps["origin"] / actual)),
         "covered": (steps["lower"] <= actual) & (actual <= steps["upper"]),
+        "interval_score": interval_score(lower, upper, y),
+        "naive_interval_score": interval_score(log_of("naive_lower"), log_of("naive_upper"), y),
+        "pinball_10": pinball_loss(lower, y, 0.1),
+        "pinball_90": pinball_loss(upper, y, 0.9),
     }, index=steps.index)
 
 
@@ -39,25 +56,37 @@ def aggregate(scored: pd.DataFrame) -> pd.DataFrame:
     keys = ["model_id", "timeframe", "horizon", "day"]
     if scored.empty:
         return pd.DataFrame(columns=[*keys, "n", "mae", "naive_mae", "directional_accuracy", "coverage_80",
-                                     "mean_confidence"])
+                                     "mean_confidence", *BAND_SCORES])
     grouped = scored.groupby(keys, sort=True)
     return grouped.agg(
         n=("model_error", "size"), mae=("model_error", "mean"), naive_mae=("naive_error", "mean"),
         directional_accuracy=("is_accurate", "mean"), coverage_80=("covered", "mean"),
-        mean_confidence=("confidence", "mean"),
+        mean_confidence=("confidence", "mean"), **{name: (name, "mean") for name in BAND_SCORES},
     ).reset_index().fillna({"directional_accuracy": 0.5})
 
 
 def combine(daily: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Daily aggregates pooled over days (weighted by n), grouped `by`; adds mae_ratio to naive."""
-    figures = ["mae", "naive_mae", "directional_accuracy", "coverage_80", "mean_confidence"]
+    """Daily aggregates pooled over days (weighted by n), grouped `by`; adds mae_ratio to naive and
+    interval_score_ratio to naive's band (over the days that scored both bands)."""
+    figures = ["mae", "naive_mae", "directional_accuracy", "coverage_80", "mean_confidence", *BAND_SCORES]
     if daily.empty:
-        return pd.DataFrame(columns=[*by, "n", *figures, "mae_ratio"])
-    weighted = daily[figures].mul(daily["n"], axis=0).assign(n=daily["n"], **{k: daily[k] for k in by})
+        return pd.DataFrame(columns=[*by, "n", *figures, "mae_ratio", "interval_score_ratio"])
+    daily = daily.copy()
+    for name in BAND_SCORES:  # days scored before the band's scores existed have none
+        daily[name] = pd.to_numeric(daily[name] if name in daily else np.nan, errors="coerce").astype("float64")
+    both = daily["interval_score"].notna() & daily["naive_interval_score"].notna()
+    daily["paired_score"] = daily["interval_score"].where(both)
+    daily["paired_naive"] = daily["naive_interval_score"].where(both)
+    sums = [*figures, "paired_score", "paired_naive"]
+    weighted = daily[sums].mul(daily["n"], axis=0).assign(n=daily["n"], **{k: daily[k] for k in by})
+    counts = daily[sums].notna().mul(daily["n"], axis=0).assign(**{k: daily[k] for k in by})
     pooled = weighted.groupby(by, sort=True).sum(numeric_only=False)
-    out = pooled[figures].div(pooled["n"], axis=0).assign(n=pooled["n"]).reset_index()
+    counted = counts.groupby(by, sort=True).sum(numeric_only=False)
+    means = pooled[sums].div(counted[sums].where(counted[sums] > 0))
+    out = means.assign(n=pooled["n"]).reset_index()
     out["mae_ratio"] = out["mae"] / out["naive_mae"].where(out["naive_mae"] > 0)
-    return out[[*by, "n", *figures, "mae_ratio"]]
+    out["interval_score_ratio"] = out["paired_score"] / out["paired_naive"].where(out["paired_naive"] > 0)
+    return out[[*by, "n", *figures, "mae_ratio", "interval_score_ratio"]]
 
 
 def reliability(confidence: pd.Series, hit: pd.Series, bins: tuple[float, ...] = CONFIDENCE_BINS) -> pd.DataFrame:

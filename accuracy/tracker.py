@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from accuracy.scoring import aggregate, combine, reliability, score
+from accuracy.scoring import BAND_SCORES, aggregate, combine, reliability, score
 from clock import naive_utc, naive_utc_now
 from market_data.source import MarketDataError, MarketSource
 from market_data.timeframes import spec
@@ -186,7 +186,8 @@ def scored_steps(engine: Engine, models: Iterable[uuid.UUID], since: datetime) -
     origin = PredictionStep.__table__.alias("origin")
     query = (
         sa.select(p.c.model_id, p.c.timeframe, s.c.step_number.label("horizon"), s.c.timestamp, s.c.close,
-                  s.c.lower, s.c.upper, s.c.direction, s.c.confidence, s.c.actual_close,
+                  s.c.lower, s.c.upper, s.c.naive_lower, s.c.naive_upper, s.c.direction, s.c.confidence,
+                  s.c.actual_close,
                   origin.c.open.label("origin"))
         .join(p, p.c.id == s.c.prediction_id)
         .join(origin, sa.and_(origin.c.prediction_id == s.c.prediction_id, origin.c.step_number == 1))
@@ -209,6 +210,10 @@ def scored_steps(engine: Engine, models: Iterable[uuid.UUID], since: datetime) -
                       scored.drop(columns=["actual_close"])], axis=1)
 
 
+def _or_none(value: float) -> float | None:
+    return None if value is None or np.isnan(value) else float(value)
+
+
 def refresh_aggregates(engine: Engine, touched: set[tuple[uuid.UUID, date]]) -> int:
     """Recompute the `model_accuracy` rows of the touched (model, day) pairs, whole."""
     if not touched:
@@ -226,6 +231,7 @@ def refresh_aggregates(engine: Engine, touched: set[tuple[uuid.UUID, date]]) -> 
              "date": r.day, "n": int(r.n), "mae": float(r.mae), "naive_mae": float(r.naive_mae),
              "directional_accuracy": float(r.directional_accuracy), "coverage_80": float(r.coverage_80),
              "mean_confidence": None if np.isnan(r.mean_confidence) else float(r.mean_confidence),
+             **{name: _or_none(getattr(r, name)) for name in BAND_SCORES},
              "updated_at": naive_utc_now()} for r in daily.itertuples()]
     with engine.begin() as conn:
         for chunk in range(0, len(rows), 2000):
@@ -233,7 +239,7 @@ def refresh_aggregates(engine: Engine, touched: set[tuple[uuid.UUID, date]]) -> 
             stmt = stmt.on_conflict_do_update(
                 index_elements=["model_id", "timeframe", "horizon", "date"],
                 set_={c: stmt.excluded[c] for c in ("n", "mae", "naive_mae", "directional_accuracy", "coverage_80",
-                                                     "mean_confidence", "updated_at")})
+                                                     "mean_confidence", *BAND_SCORES, "updated_at")})
             conn.execute(stmt)
     return len(rows)
 
@@ -281,6 +287,7 @@ class LiveSummary:
     mae_ratio: float
     directional_accuracy: float
     coverage_80: float
+    interval_score_ratio: float | None = None  # the served band's interval score over naive's band's
 
     def alarms(self) -> list[str]:
         out = []
@@ -306,5 +313,5 @@ def live_summaries(engine: Engine, active: dict[str, ModelRecord], now: datetime
         pooled = combine(daily.assign(all=1), ["all"]).iloc[0]
         out.append(LiveSummary(tf, record.version, int(pooled["n"]), float(pooled["mae"]), float(pooled["naive_mae"]),
                                float(pooled["mae_ratio"]), float(pooled["directional_accuracy"]),
-                               float(pooled["coverage_80"])))
+                               float(pooled["coverage_80"]), _or_none(pooled["interval_score_ratio"])))
     return out

@@ -92,7 +92,7 @@ class TimeframeForecaster:
         if record is None:
             return
         for live in live_summaries(registry.engine, {self.timeframe: record}, utc_now()):
-            self._gauges.publish(live.timeframe, live.coverage_80, live.mae_ratio, live.directional_accuracy)
+            self._gauges.publish(live)
 
     def refresh(self) -> list[str]:
         return self.models.refresh()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from accuracy.tracker import LiveSummary
+
 LATENCY_BOUNDARIES_MS = [5, 10, 25, 50, 100, 150, 250, 500, 1000, 2500, 5000]
 
 
@@ -68,8 +70,9 @@ class Metrics:
 class LiveAccuracyGauges:
     """The active model's live figures per timeframe for the Grafana board (last 7 days, from
     `model_accuracy`): `cryptocast_live_coverage_80`, `cryptocast_live_mae_ratio` (model MAE /
-    naive MAE on the same steps; above 1 the model is worse than naive) and
-    `cryptocast_live_directional_accuracy`. Published by the forecaster replicas."""
+    naive MAE on the same steps; above 1 the model is worse than naive),
+    `cryptocast_live_directional_accuracy` and `cryptocast_live_interval_score_ratio` (the band's
+    interval score over naive's band's). Published by the forecaster replicas."""
 
     def __init__(self) -> None:
         self._ray: dict = {}
@@ -83,13 +86,16 @@ class LiveAccuracyGauges:
             self._ray = {name: Gauge(f"cryptocast_live_{name}", text, tag_keys=("timeframe",)) for name, text in (
                 ("coverage_80", "live share of actual closes inside the 80 % band, last 7 days"),
                 ("mae_ratio", "live MAE of the model over naive's on the same steps, last 7 days"),
-                ("directional_accuracy", "live share of steps whose direction was right, last 7 days"))}
+                ("directional_accuracy", "live share of steps whose direction was right, last 7 days"),
+                ("interval_score_ratio", "live interval score of the 80 % band over naive's band's, last 7 days"))}
         except Exception:
             self._ray = {}
 
-    def publish(self, timeframe: str, coverage_80: float, mae_ratio: float, directional_accuracy: float) -> None:
+    def publish(self, live: LiveSummary) -> None:
         if self._ray:
-            tags = {"timeframe": timeframe}
-            self._ray["coverage_80"].set(coverage_80, tags=tags)
-            self._ray["mae_ratio"].set(mae_ratio, tags=tags)
-            self._ray["directional_accuracy"].set(directional_accuracy, tags=tags)
+            tags = {"timeframe": live.timeframe}
+            self._ray["coverage_80"].set(live.coverage_80, tags=tags)
+            self._ray["mae_ratio"].set(live.mae_ratio, tags=tags)
+            self._ray["directional_accuracy"].set(live.directional_accuracy, tags=tags)
+            if live.interval_score_ratio is not None:
+                self._ray["interval_score_ratio"].set(live.interval_score_ratio, tags=tags)

@@ -177,6 +177,13 @@ class HorizonAccuracy(BaseModel):
     directional_accuracy: float = Field(description="share of steps whose direction was right (the hit rate)")
     coverage_80: float = Field(description="share of actual closes inside the 80 % band")
     mean_confidence: float | None = Field(description="mean stated confidence, to compare with the hit rate")
+    interval_score: float | None = Field(default=None, description="mean interval score of the served 80 % band "
+                                                                   "(log-return units; lower is better)")
+    naive_interval_score: float | None = Field(default=None, description="the same for naive's band on the same steps")
+    interval_score_ratio: float | None = Field(default=None, description="interval_score / naive_interval_score: "
+                                                                         "below 1 the band beats naive's")
+    pinball_10: float | None = Field(default=None, description="pinball loss of the band's lower end (10 % quantile)")
+    pinball_90: float | None = Field(default=None, description="pinball loss of the band's upper end (90 % quantile)")
 
 
 class ReliabilityBin(BaseModel):

@@ -174,6 +174,11 @@ class ModelAccuracy(SQLModel, table=True):
     directional_accuracy: float = Field(sa_column=sa.Column(sa.Double, nullable=False))
     coverage_80: float = Field(sa_column=sa.Column(sa.Double, nullable=False))
     mean_confidence: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
+    # the band's proper scores (migration 0008), log-return units; null where not scored
+    interval_score: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
+    naive_interval_score: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
+    pinball_10: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
+    pinball_90: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
     updated_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
 
 

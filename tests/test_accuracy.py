@@ -41,6 +41,11 @@ def _steps(world, prediction_id: str) -> list[PredictionStep]:
                       .order_by(PredictionStep.step_number)).all()
 
 
+def _interval_score(lower: float, upper: float, actual: float) -> float:
+    """Gneiting and Raftery's, written out by hand: width + 2 / 0.2 x the miss."""
+    return (upper - lower) + 10.0 * (max(lower - actual, 0.0) + max(actual - upper, 0.0))
+
+
 def test_served_forecasts_are_scored_once_their_candles_close(world, tmp_path) -> None:
     client = client_for(world, QUOTA_ANONYMOUS="100")
     tickers = world["tickers"][:3]
@@ -83,8 +88,11 @@ def test_served_forecasts_are_scored_once_their_candles_close(world, tmp_path) -
         steps = _steps(world, served[t]["prediction_id"])
         for step in steps[:5]:
             a, o = step.actual_close, steps[0].open
+            y = math.log(a / o)
+            band = [math.log(v / o) for v in (step.lower, step.upper, step.naive_lower, step.naive_upper)]
             hand.setdefault(step.step_number, []).append(
-                (abs(math.log(step.close / a)), abs(math.log(o / a)), bool(a > o), bool(step.lower <= a <= step.upper)))
+                (abs(math.log(step.close / a)), abs(math.log(o / a)), bool(a > o), bool(step.lower <= a <= step.upper),
+                 _interval_score(band[0], band[1], y), _interval_score(band[2], band[3], y)))
     with session_scope(world["engine"]) as s:
         rows = {r.horizon: r for r in s.exec(select(ModelAccuracy)).all()}
     assert sorted(rows) == [1, 2, 3, 4, 5]
@@ -96,6 +104,8 @@ def test_served_forecasts_are_scored_once_their_candles_close(world, tmp_path) -
         assert row.directional_accuracy == pytest.approx(sum(v[2] for v in values) / 2)
         assert row.coverage_80 == pytest.approx(sum(v[3] for v in values) / 2)
         assert row.mean_confidence == pytest.approx(0.5)
+        assert row.interval_score == pytest.approx(sum(v[4] for v in values) / 2)
+        assert row.naive_interval_score == pytest.approx(sum(v[5] for v in values) / 2)
 
     # the API: per horizon with naive beside, pooled, and the reliability table
     answer = client.get("/api/models/1d/accuracy", params={"days": 30}).json()
@@ -103,6 +113,8 @@ def test_served_forecasts_are_scored_once_their_candles_close(world, tmp_path) -
     first = answer["horizons"][0]
     assert first["n"] == 2 and first["naive_mae"] == pytest.approx(rows[1].naive_mae)
     assert first["mae_ratio"] == pytest.approx(rows[1].mae / rows[1].naive_mae)
+    assert first["interval_score_ratio"] == pytest.approx(rows[1].interval_score / rows[1].naive_interval_score)
+    assert first["pinball_10"] > 0 and first["pinball_90"] > 0
     assert answer["overall"]["n"] == 10
     hits = [v[2] for values in hand.values() for v in values]
     assert answer["reliability"] == [{"low": 0.5, "high": 0.55, "n": 10, "mean_confidence": 0.5,

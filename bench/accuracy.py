@@ -13,13 +13,14 @@ import argparse
 import os
 import time
 import uuid
+from contextlib import nullcontext
 from datetime import datetime, timedelta, timezone
 
-import psycopg
 import sqlalchemy as sa
 
 from accuracy.tracker import track
 from bench.counting import CountingSource
+from bench.scratch_db import scratch_database
 from market_data.synthetic import SyntheticMarket
 from storage.db import make_engine, session_scope
 from storage.migrate import upgrade
@@ -82,13 +83,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--baseline-sample", type=int, default=600)
     args = parser.parse_args()
-    url, created = os.environ.get("BENCH_DATABASE_URL"), None
-    if not url:
-        created = f"bench_accuracy_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{created}"')
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{created}"
-    try:
+    given = os.environ.get("BENCH_DATABASE_URL")
+    with nullcontext(given) if given else scratch_database("bench_accuracy") as url:
         upgrade(url)
         engine = make_engine(url)
         market = SyntheticMarket(seed=7, n_coins=600, now=NOW.replace(tzinfo=None))
@@ -116,10 +112,6 @@ def main() -> None:
         print(f"goal: one request per symbol and timeframe ({pairs}), under 60 s: "
               f"{'met' if report.requests <= pairs and report.seconds < 60 else 'MISSED'}")
         engine.dispose()
-    finally:
-        if created:
-            with psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{created}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -13,20 +13,17 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import psycopg
-
 from bench.counting import CountingSource
+from bench.scratch_db import scratch_database
 from config import EmailSettings
 from market_data.synthetic import SyntheticMarket
 from portfolio.notify import EmailNotifier
 from portfolio.scanner import PRICE_TIMEFRAME, AlertScanner
 from storage.cache import MemoryCache
 from storage.db import make_engine, session_scope
-from storage.migrate import upgrade
 from storage.schema import Alert, Symbol, User
 
 NOW = datetime(2025, 10, 1, tzinfo=timezone.utc)
-ADMIN = "host=127.0.0.1 user=postgres dbname=test"
 
 
 def main() -> None:
@@ -35,12 +32,7 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=500)
     parser.add_argument("--baseline-sample", type=int, default=200)
     args = parser.parse_args()
-    name = f"bench_alerts_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        upgrade(url)
+    with scratch_database("bench_alerts") as url:
         engine = make_engine(url)
         market = SyntheticMarket(seed=7, n_coins=600, now=NOW.replace(tzinfo=None))
         tickers = [t.ticker for t in market.list_tickers()][:args.symbols]
@@ -76,9 +68,6 @@ def main() -> None:
         print(f"triggered {report.triggered}, expired skipped {report.expired}; goal one request per symbol and "
               f"under 10 s: {'met' if report.requests <= len(tickers) and report.seconds < 10 else 'MISSED'}")
         engine.dispose()
-    finally:
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -13,41 +13,23 @@ import argparse
 import statistics
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
-import psycopg
 
+from bench.scratch_db import scratch_database
 from predictions import ledger
 from predictions.market import MarketView
 from predictions.service import PredictionService
 from storage.cache import MemoryCache
 from storage.db import make_engine, session_scope
-from storage.migrate import upgrade
 from storage.registry import ModelRegistry
 from storage.schema import LedgerEntry, ModelRecord, Prediction, PredictionStep, Symbol
 from training.forecast import Forecast, ForecastStep
 
-ADMIN = "host=127.0.0.1 user=postgres dbname=test"
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
 STEPS = 30
-
-
-@contextmanager
-def database() -> Iterator[str]:
-    name = f"bench_ledger_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        upgrade(url)
-        yield url
-    finally:
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def forecast_of(model: ModelRecord, rng: np.random.Generator) -> Forecast:
@@ -133,14 +115,14 @@ def main() -> None:
     parser.add_argument("--stores", type=int, default=300, help="stores timed with and without the entry, each")
     parser.add_argument("--entries", type=int, default=20_000, help="ledger entries to verify")
     args = parser.parse_args()
-    with database() as url:
+    with scratch_database("bench_ledger") as url:
         symbol, model = seeded(url)
         with_entry, without = store_cost(url, symbol, model, args.stores)
         p50_with, p50_without = statistics.median(with_entry), statistics.median(without)
         print(f"store of an uncached forecast ({args.stores} each, interleaved): p50 {p50_with:.2f} ms with its ledger "
               f"entry, {p50_without:.2f} ms without; added p50 {p50_with - p50_without:.2f} ms (goal < 2 ms); "
               f"p90 {np.percentile(with_entry, 90):.2f} vs {np.percentile(without, 90):.2f} ms")
-    with database() as url:  # a ledger of its own: entries cannot be deleted
+    with scratch_database("bench_ledger") as url:  # a ledger of its own: entries cannot be deleted
         symbol, model = seeded(url)
         started = time.perf_counter()
         records = fill(url, symbol, model, args.entries)

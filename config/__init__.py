@@ -51,6 +51,10 @@ class Settings:
     limits: Limits
     email: EmailSettings
     serve_as_of: datetime | None = None  # SERVE_AS_OF: serve as of this past moment (demos, replays)
+    # HAProxy's Prometheus frontend and stats page, on SERVE_HOST: SERVE_METRICS_PORT and
+    # SERVE_STATS_PORT, by default SERVE_PORT + METRICS_OFFSET and + STATS_OFFSET
+    serve_metrics_port: int = 9101
+    serve_stats_port: int = 8404
 
 
 TIERS: tuple[str, ...] = ("free", "premium", "pro")
@@ -187,14 +191,26 @@ def _parse_market_source(value: str) -> MarketSource:
     raise ConfigError(f"MARKET_SOURCE={value!r} is unknown; {expect}")
 
 
-def _parse_port(value: str) -> int:
+METRICS_OFFSET, STATS_OFFSET = 1101, 404  # the defaults 9101 and 8404 with SERVE_PORT 8000
+
+
+def _parse_port(value: str, name: str = "SERVE_PORT") -> int:
     try:
         port = int(value)
     except ValueError:
         port = -1
     if not 1 <= port <= 65535:
-        raise ConfigError(f"SERVE_PORT={value!r} is not a TCP port; expected an integer 1-65535")
+        raise ConfigError(f"{name}={value!r} is not a TCP port; expected an integer 1-65535")
     return port
+
+
+def _derived_port(env: Mapping[str, str], name: str, serve_port: int, offset: int) -> int:
+    """A port of the service's own: the variable `name`, else SERVE_PORT + `offset`."""
+    if env.get(name):
+        return _parse_port(env[name], name)
+    if serve_port + offset > 65535:
+        raise ConfigError(f"SERVE_PORT={serve_port} + {offset} is past the last TCP port; set {name}")
+    return serve_port + offset
 
 
 def _parse_number(name: str, value: str, kind: type, low: float, high: float) -> float:
@@ -294,6 +310,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                             api_base=(env.get("RESEND_API_BASE") or "").rstrip("/") or None,
                             sender=env.get("ALERT_FROM_EMAIL") or "cryptocast alerts <alerts@cryptocast.invalid>"),
         serve_as_of=_parse_moment("SERVE_AS_OF", env.get("SERVE_AS_OF")),
+        serve_metrics_port=_derived_port(env, "SERVE_METRICS_PORT", serve_port, METRICS_OFFSET),
+        serve_stats_port=_derived_port(env, "SERVE_STATS_PORT", serve_port, STATS_OFFSET),
     )
 
 
@@ -301,6 +319,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 VARIABLES: tuple[str, ...] = (
     "DATA_DIR", "MODEL_DIR", "DATABASE_URL", "REDIS_URL", "MARKET_SOURCE", "MASSIVE_API_KEY", "POLYGON_API_KEY",
     "MASSIVE_API_BASE", "MASSIVE_RETRIES", "MASSIVE_BACKOFF_S", "SERVE_HOST", "SERVE_PORT", "SERVE_AS_OF",
+    "SERVE_METRICS_PORT", "SERVE_STATS_PORT",
     "QUOTA_ANONYMOUS", "QUOTA_FREE", "QUOTA_PREMIUM", "QUOTA_PRO", "SESSION_TTL_DAYS", "COOKIE_SECURE",
     "STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "STRIPE_PRICE_PREMIUM", "STRIPE_PRICE_PRO",
     "PUBLIC_BASE_URL", "RESEND_API_KEY", "RESEND_API_BASE", "ALERT_FROM_EMAIL",

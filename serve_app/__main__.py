@@ -13,7 +13,7 @@ import signal
 import threading
 
 from config import environ_snapshot, mask_url, settings_or_exit
-from serve_app.ray_env import apply_ray_serve_env
+from serve_app.ray_env import apply_ray_serve_env, listener_env
 from storage.db import database_or_exit
 
 
@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     database_or_exit(settings.database_url)
     address = args.address or os.environ.get("RAY_ADDRESS") or "local"
     if address == "local":  # a cluster's processes took theirs from its `ray start`
+        for name, value in listener_env(settings).items():
+            os.environ.setdefault(name, value)
         apply_ray_serve_env()  # before Ray is imported: Serve reads them at import
     import ray
     from ray import serve

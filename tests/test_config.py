@@ -42,6 +42,13 @@ def test_values_from_environment() -> None:
     assert s.market_source.kind == "csv" and str(s.market_source.csv_dir) == "/tmp/candles"
     assert s.massive_api_key == "k1"
     assert s.serve_port == 9000
+    # the service's other listeners follow SERVE_PORT unless named: two instances never collide
+    assert (s.serve_metrics_port, s.serve_stats_port) == (10101, 9404)
+    assert (load_settings({}).serve_metrics_port, load_settings({}).serve_stats_port) == (9101, 8404)
+    named = load_settings({"SERVE_PORT": "9000", "SERVE_METRICS_PORT": "9200", "SERVE_STATS_PORT": "9300"})
+    assert (named.serve_metrics_port, named.serve_stats_port) == (9200, 9300)
+    with pytest.raises(ConfigError, match="SERVE_METRICS_PORT"):  # 65000 + 1101 is no port: say which to set
+        load_settings({"SERVE_PORT": "65000"})
     assert load_settings({"MASSIVE_API_KEY": "a", "POLYGON_API_KEY": "b"}).massive_api_key == "a"
 
 
@@ -56,6 +63,8 @@ def test_values_from_environment() -> None:
         ("MARKET_SOURCE", "csv:"),
         ("SERVE_PORT", "eighty"),
         ("SERVE_PORT", "70000"),
+        ("SERVE_METRICS_PORT", "0"),
+        ("SERVE_STATS_PORT", "stats"),
         ("MASSIVE_RETRIES", "-1"),
         ("MASSIVE_BACKOFF_S", "soon"),
         ("QUOTA_FREE", "ten"),
@@ -136,6 +145,16 @@ def test_haproxy_starts_with_the_clients_address_passed_on(tmp_path) -> None:
         assert out.split() == ["-db", "-f", str(cfg), "-sf", "12"]
     assert cfg.read_text() == ("global\n    maxconn 10\ndefaults\n    option forwardfor\n    mode http\n"
                                "frontend f\n    bind :1\n")
+    # SERVE_HOST: the Prometheus frontend and the stats page, bound to every interface by Ray's
+    # template, listen there alone; the ingress' own bind line is left as Ray wrote it
+    listeners = tmp_path / "listeners.cfg"
+    listeners.write_text("frontend prometheus\n    bind :9101\nfrontend http_frontend\n    bind 127.0.0.1:8000\n"
+                         "listen stats\n  bind *:8404\n")
+    for _ in range(2):
+        subprocess.run([str(HAPROXY_WRAPPER), "-f", str(listeners)], env={**env, "CRYPTOCAST_HAPROXY_HOST": "127.0.0.1"},
+                       capture_output=True, text=True, check=True)
+    assert listeners.read_text() == ("frontend prometheus\n    bind 127.0.0.1:9101\nfrontend http_frontend\n"
+                                     "    bind 127.0.0.1:8000\nlisten stats\n  bind 127.0.0.1:8404\n")
     missing = subprocess.run([str(HAPROXY_WRAPPER), "-f", str(cfg)], env={"PATH": os.environ["PATH"]},
                              capture_output=True, text=True)
     assert missing.returncode != 0 and "CRYPTOCAST_HAPROXY" in missing.stderr

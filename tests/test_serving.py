@@ -370,14 +370,16 @@ def test_the_ledger_stays_gapless_across_two_ingress_replicas(world, served: str
 def test_python_m_serve_app_uses_its_own_settings_and_shows_request_lines(world, tmp_path) -> None:
     """`python -m serve_app` from another directory: its own local Ray (never a recorded one), the
     replicas on the database it was started with, serve_config.yaml's replicas, and the request
-    log lines in its own output; HAProxy in front, passing the client's address on."""
+    log lines in its own output; HAProxy in front, passing the client's address on, its metrics
+    and stats on the configured ports of SERVE_HOST alone."""
     import signal
     import subprocess
     import sys
 
-    port = _free_port()
+    port, metrics_port, stats_port = _free_port(), _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(world, SERVE_PORT=str(port), PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0",
+               SERVE_METRICS_PORT=str(metrics_port), SERVE_STATS_PORT=str(stats_port),
                QUOTA_ANONYMOUS=str(ANONYMOUS_QUOTA),
                PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     log = tmp_path / "serve.log"
@@ -417,6 +419,12 @@ def test_python_m_serve_app_uses_its_own_settings_and_shows_request_lines(world,
                                     json={"symbol": ticker, "timeframe": "1d", "num_steps": 2},
                                     headers={"X-Forwarded-For": "203.0.113.9"}).status_code
             assert statuses == [200] * ANONYMOUS_QUOTA + [429] and spoofed == 429, (host, statuses, spoofed)
+        # HAProxy's Prometheus frontend and stats page: on SERVE_HOST, not on another local address
+        assert httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{stats_port}/stats", timeout=10).status_code == 200
+        for listener in (metrics_port, stats_port):
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(f"http://127.0.0.2:{listener}/", timeout=10)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

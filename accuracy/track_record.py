@@ -22,12 +22,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from accuracy.scoring import reliability
+from accuracy.scoring import reliability, score
 from clock import naive_utc
-from market_data.timeframes import spec
 from storage.schema import LedgerEntry, ModelRecord, Prediction, PredictionStep
-from training.evaluation import BLOCK_CANDLES, mae_ratio_interval, share_interval
-from training.scores import interval_score
+from training.evaluation import BLOCK_CANDLES, blocks_of, mae_ratio_interval, share_interval
 
 MIN_N = 30  # scored forecasts of a version and horizon before figures are shown
 NOT_ENOUGH = "not enough data yet"
@@ -100,19 +98,10 @@ def summarise(steps: pd.DataFrame, timeframe: str, min_n: int = MIN_N) -> list[V
     frame = steps.copy()
     for column in ("origin", "close", "lower", "upper", "naive_lower", "naive_upper", "actual_close", "confidence"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    candle = pd.Timedelta(hours=spec(timeframe).approx_hours)
-    made = pd.to_datetime(frame["made_at"])
-    frame["block"] = ((made - made.min()) // (candle * BLOCK_CANDLES)).astype(np.int64)
-    log = np.log
-    y = log(frame["actual_close"] / frame["origin"])
-    frame["model_error"] = np.abs(log(frame["close"] / frame["origin"]) - y)
-    frame["naive_error"] = np.abs(y)
-    frame["covered"] = ((frame["lower"] <= frame["actual_close"]) & (frame["actual_close"] <= frame["upper"])).astype(float)
-    frame["is_model"] = interval_score(log(frame["lower"] / frame["origin"]), log(frame["upper"] / frame["origin"]), y)
-    frame["is_naive"] = interval_score(log(frame["naive_lower"] / frame["origin"]),
-                                       log(frame["naive_upper"] / frame["origin"]), y)
-    said = frame["direction"].map({"up": 1.0, "down": -1.0})
-    frame["hit"] = (np.sign(y) == said).astype(float).where(said.notna() & (y != 0))
+    frame["block"] = blocks_of(pd.DatetimeIndex(pd.to_datetime(frame["made_at"])), timeframe)
+    frame = frame.join(score(frame, frame["actual_close"]).drop(columns=["actual_close"]))
+    # a close exactly at the origin calls neither direction right nor wrong here: left out
+    frame["hit"] = frame["is_accurate"].where(frame["actual_close"] != frame["origin"])
     out = []
     newest = frame.groupby("version")["made_at"].max().sort_values(ascending=False)
     for version in newest.index:
@@ -138,11 +127,11 @@ def _horizon(horizon: int, group: pd.DataFrame, min_n: int) -> HorizonRecord:
                                         lag=math.ceil(horizon / BLOCK_CANDLES)),
         directional_accuracy=float(called.mean()) if len(called) else None, called=int(len(called)),
         coverage_80=share_interval(group["covered"].to_numpy(), blocks),
-        interval_score=float(group["is_model"].mean()),
+        interval_score=float(group["interval_score"].mean()),
     )
-    with_naive = group.dropna(subset=["is_naive"])
+    with_naive = group.dropna(subset=["naive_interval_score"])
     if len(with_naive) >= min_n:
-        record.interval_score_ratio = mae_ratio_interval(with_naive["is_model"].to_numpy(),
-                                                         with_naive["is_naive"].to_numpy(),
+        record.interval_score_ratio = mae_ratio_interval(with_naive["interval_score"].to_numpy(),
+                                                         with_naive["naive_interval_score"].to_numpy(),
                                                          with_naive["block"].to_numpy())
     return record

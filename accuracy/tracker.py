@@ -230,7 +230,7 @@ def refresh_aggregates(engine: Engine, touched: set[tuple[uuid.UUID, date]]) -> 
     rows = [{"id": uuid.uuid4(), "model_id": r.model_id, "timeframe": r.timeframe, "horizon": int(r.horizon),
              "date": r.day, "n": int(r.n), "mae": float(r.mae), "naive_mae": float(r.naive_mae),
              "directional_accuracy": float(r.directional_accuracy), "coverage_80": float(r.coverage_80),
-             "mean_confidence": None if np.isnan(r.mean_confidence) else float(r.mean_confidence),
+             "mean_confidence": _or_none(r.mean_confidence),
              **{name: _or_none(getattr(r, name)) for name in BAND_SCORES},
              "updated_at": naive_utc_now()} for r in daily.itertuples()]
     with engine.begin() as conn:

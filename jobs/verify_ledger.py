@@ -13,25 +13,16 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
 
+from engine.progress import Throttled
 from jobs.cli import positive_int, setup
 from predictions import ledger
-
-PROGRESS_EVERY_S = 5.0
 
 
 def run(engine: Engine, start: int = 1, say: Callable[[str], None] = print) -> ledger.Verification:
     """Verify and say so (the weekly job calls this before it trains)."""
-    started = last = time.perf_counter()
-
-    def progress(checked: int, total: int) -> None:
-        nonlocal last
-        now = time.perf_counter()
-        if now - last >= PROGRESS_EVERY_S and checked < total:
-            rate = checked / (now - started)
-            say(f"[ledger] {checked}/{total} entries verified, {rate:,.0f}/s, ~{(total - checked) / rate:.0f} s left")
-            last = now
-
-    result = ledger.verify(engine, start, progress)
+    started = time.perf_counter()
+    progress = Throttled("[ledger]", say)  # every few seconds: how far, and about how long is left
+    result = ledger.verify(engine, start, lambda checked, total: progress(checked, total, "entries verified"))
     seconds = time.perf_counter() - started
     if result.head is None:
         say("[ledger] empty: no forecast has been entered yet")

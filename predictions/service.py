@@ -143,26 +143,27 @@ class PredictionService:
     def _persist(self, symbol: Symbol, timeframe: str, result: Forecast, now: datetime) -> dict[str, Any]:
         prediction_id = uuid.uuid4()
         steps = result.steps
+        stamps = [naive_utc(s.timestamp.to_pydatetime()) for s in steps]  # as stored, and as the ledger hashes them
+        made_at = naive_utc(now)
         with session_scope(self.engine) as session:
             session.add(Prediction(
                 id=prediction_id, symbol_id=symbol.id, timeframe=timeframe, model_id=uuid.UUID(str(result.model_id)),
-                prediction_date=naive_utc(now), predict_until=naive_utc(steps[-1].timestamp.to_pydatetime()),
+                prediction_date=made_at, predict_until=stamps[-1],
                 num_steps=len(steps), confidence_avg=Decimal(f"{result.confidence_avg:.4f}"),
-                direction=result.direction, key_indicators=result.key_indicators, created_at=naive_utc(now),
+                direction=result.direction, key_indicators=result.key_indicators, created_at=made_at,
             ))
             session.flush()
             session.add_all([PredictionStep(
-                prediction_id=prediction_id, step_number=s.step, timestamp=naive_utc(s.timestamp.to_pydatetime()),
+                prediction_id=prediction_id, step_number=s.step, timestamp=stamp,
                 open=s.open, high=s.high, low=s.low, close=s.close, lower=s.lower, upper=s.upper,
                 naive_lower=s.naive_lower, naive_upper=s.naive_upper,
                 confidence=Decimal(f"{s.confidence:.4f}"), direction=s.direction,
-            ) for s in steps])
+            ) for s, stamp in zip(steps, stamps)])
             session.flush()
             # the track record: entered with the forecast, in the same transaction
             ledger.append(session.connection(), ledger.Record(
-                0, prediction_id, symbol.ticker, timeframe, result.model_version, naive_utc(now),
-                tuple(ledger.Step(s.step, naive_utc(s.timestamp.to_pydatetime()), s.close, s.lower, s.upper)
-                      for s in steps)))
+                0, prediction_id, symbol.ticker, timeframe, result.model_version, made_at,
+                tuple(ledger.Step(s.step, stamp, s.close, s.lower, s.upper) for s, stamp in zip(steps, stamps))))
         return {
             "prediction_id": str(prediction_id), "symbol": symbol.ticker, "timeframe": timeframe,
             "model_version": result.model_version, "created_at": now.isoformat(), "cached": False, "stale": False,

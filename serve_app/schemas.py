@@ -7,11 +7,11 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from config import HORIZON, TIMEFRAMES
+from config import TIMEFRAMES
+from predictions.service import MAX_STEPS
 
 Timeframe = Literal["1h", "4h", "1d", "1w", "1m"]  # written out for the OpenAPI document; the same as:
 assert get_args(Timeframe) == TIMEFRAMES
-MAX_STEPS = HORIZON
 # letters, digits and the separators tickers use; no spaces or control characters (a NUL byte
 # is refused before it reaches the database)
 TICKER_PATTERN = r"^[A-Za-z0-9:._/-]+$"

@@ -98,7 +98,12 @@ def time_blocks(origins: Origins, timeframe: str, candles: int = BLOCK_CANDLES,
     earliest origin where not given), all symbols together. Neighbouring origins share most of
     their future and coins move together, so a bootstrap resamples such blocks whole; origins
     taken in several batches share blocks when the batches share `since`."""
-    stamps = pd.DatetimeIndex(origins.windows.stamps[:, -1])
+    return blocks_of(pd.DatetimeIndex(origins.windows.stamps[:, -1]), timeframe, candles, since)
+
+
+def blocks_of(stamps: pd.DatetimeIndex, timeframe: str, candles: int = BLOCK_CANDLES,
+              since: pd.Timestamp | None = None) -> np.ndarray:
+    """`time_blocks` of origin times (naive UTC) given as they are."""
     first = stamps.min() if since is None else pd.Timestamp(since).tz_localize(None)
     step = pd.Timedelta(hours=spec(timeframe).approx_hours)
     return np.asarray((stamps - first) // (step * candles), dtype=np.int64)

@@ -143,13 +143,17 @@ async function load() {
 }
 
 // -- search with typeahead ---------------------------------------------------------------------
-let searchTimer = null, active = -1;
+let searchTimer = null, active = -1, searches = 0;
 function suggestions() { return Array.from($("suggestions").children); }
-function hideSuggestions() { $("suggestions").hidden = true; active = -1; }
+// hiding also cancels a search still to come or still in flight: a symbol chosen (Enter, a
+// click) must not see its suggestions reopen over the page when a late answer arrives
+function hideSuggestions() { clearTimeout(searchTimer); searches++; $("suggestions").hidden = true; active = -1; }
 
 async function suggest(query) {
   if (!query.trim()) return hideSuggestions();
+  const mine = ++searches;
   const r = await api("GET", `/api/symbols/search?q=${encodeURIComponent(query)}&limit=8`);
+  if (mine !== searches) return;  // hidden or overtaken meanwhile
   if (!r.ok || query !== $("symbol").value) return hideSuggestions();
   const list = $("suggestions");
   list.replaceChildren(...r.body.results.map((s) => {

@@ -20,10 +20,15 @@ from sqlmodel import select
 
 from accounts import passwords, tokens
 from accounts.errors import AccountError
+from accounts.mailed_tokens import MailedTokens
 from accounts.quota import QuotaCounter, QuotaState, Subject, next_midnight, utc_day
+from accounts.recovery import PasswordRecovery
+from accounts.sessions import Client, Sessions, session_row
+from accounts.verification import EmailVerification
 from billing.lifecycle import GRACE_STATUS, effective_tier
 from clock import as_utc, naive_utc, utc_now
-from config import AccountSettings
+from config import AccountSettings, EmailSettings
+from mail.sender import EmailNotifier
 from storage.cache import Cache
 from storage.db import session_scope
 from storage.schema import Subscription, User, UserSession
@@ -40,6 +45,7 @@ class Account:
     name: str | None
     tier: str
     created_at: datetime
+    email_verified: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,14 +84,23 @@ class Caller:
 
 
 def _account(user: User) -> Account:
-    return Account(user.id, user.email, user.name, user.tier or "free", as_utc(user.created_at))
+    return Account(user.id, user.email, user.name, user.tier or "free", as_utc(user.created_at),
+                   user.email_verified is not None)
 
 
 class AccountService:
+    """Identity and quotas; the mailed flows (verification, recovery) and the user's sessions are
+    its parts, reached as `verification`, `recovery`, `mailed` and `sessions`."""
+
     def __init__(self, engine: Engine, cache: Cache, settings: AccountSettings,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now, mail: EmailNotifier | None = None) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
         self.quota = QuotaCounter(engine, cache)
+        notifier = mail or EmailNotifier(EmailSettings(None, None, "cryptocast <accounts@cryptocast.invalid>"))
+        self.mailed = MailedTokens(engine, notifier, settings.public_base_url, clock)
+        self.sessions = Sessions(engine, clock)
+        self.verification = EmailVerification(engine, self.mailed, clock)
+        self.recovery = PasswordRecovery(engine, self.mailed, self.sessions, clock)
 
     # -- identity -------------------------------------------------------------------------------
     def register(self, email: str, password: str, name: str | None = None) -> Account:
@@ -102,7 +117,7 @@ class AccountService:
         log.info("registered user %s", user.id)
         return _account(user)
 
-    def login(self, email: str, password: str) -> SignIn:
+    def login(self, email: str, password: str, client: Client | None = None) -> SignIn:
         email = email.strip().lower()
         with session_scope(self.engine) as session:
             user = session.exec(select(User).where(User.email == email)).first()
@@ -115,8 +130,7 @@ class AccountService:
         now = self.clock()
         expires = now + timedelta(days=self.settings.session_ttl_days)
         with session_scope(self.engine) as session:
-            session.add(UserSession(user_id=user.id, session_token=tokens.digest(token), expires=naive_utc(expires),
-                                    created_at=naive_utc(now)))
+            session.add(session_row(user.id, token, now, expires, client))
         log.info("user %s signed in", user.id)
         return SignIn(token, expires.replace(microsecond=0), _account(user))
 
@@ -126,15 +140,17 @@ class AccountService:
             raise AccountError(401, "invalid_session", INVALID_SESSION)
         now = naive_utc(self.clock())
         with session_scope(self.engine) as session:
-            row = session.exec(
-                select(User, Subscription.status, Subscription.current_period_end)
+            row = session.execute(
+                sa.select(User, Subscription.status, Subscription.current_period_end, UserSession.id,  # type: ignore[call-overload]
+                       UserSession.last_used_at)
                 .join(UserSession, UserSession.user_id == User.id)
                 .outerjoin(Subscription, Subscription.user_id == User.id)
                 .where(UserSession.session_token == tokens.digest(token), UserSession.expires > now)
             ).first()
         if row is None:
             raise AccountError(401, "invalid_session", INVALID_SESSION)
-        user, status, period_end = row
+        user, status, period_end, session_id, last_used = row
+        self.sessions.touch(session_id, last_used)
         account = _account(user)
         if status == GRACE_STATUS:  # a failed renewal keeps the paid tier until the period ends
             account = replace(account, tier=effective_tier(account.tier, status, period_end, now))
@@ -148,6 +164,16 @@ class AccountService:
                 UserSession.session_token == tokens.digest(token))).rowcount
         if not deleted:
             raise AccountError(401, "invalid_session", INVALID_SESSION)
+
+    def close(self, user_id: uuid.UUID, password: str, cancel_subscription: Callable[[uuid.UUID], None]) -> None:
+        """Delete the account: password first, then the subscription cancelled (or nothing
+        deleted), then the user, whose rows cascade (sessions, tokens, watchlists, alerts, plans,
+        usage, subscription). Forecasts and ledger entries stay, with no owner."""
+        self.recovery.check(user_id, password)
+        cancel_subscription(user_id)
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(User).where(User.id == user_id))
+        log.info("deleted user %s", user_id)
 
     # -- quotas ---------------------------------------------------------------------------------
     def limit(self, caller: Caller) -> int:

@@ -16,8 +16,8 @@ from datetime import datetime, timedelta, timezone
 from bench.counting import CountingSource
 from bench.scratch_db import scratch_database
 from config import EmailSettings
+from mail.sender import EmailNotifier
 from market_data.synthetic import SyntheticMarket
-from portfolio.notify import EmailNotifier
 from portfolio.scanner import PRICE_TIMEFRAME, AlertScanner
 from storage.cache import MemoryCache
 from storage.db import make_engine, session_scope
@@ -38,7 +38,7 @@ def main() -> None:
         tickers = [t.ticker for t in market.list_tickers()][:args.symbols]
         rng = random.Random(1)
         with session_scope(engine) as s:
-            user = User(email="bench@example.com", password_hash="x", tier="pro")
+            user = User(email="bench@example.com", password_hash="x", tier="pro", email_verified=datetime(2026, 1, 1))
             symbols = [Symbol(ticker=t, name=t) for t in tickers]
             s.add_all([user, *symbols])
         with engine.begin() as conn:

@@ -33,10 +33,14 @@ class StripeGateway:
         try:
             return fn()
         except stripe.StripeError as exc:
-            log.error("stripe %s failed: %s (request id %s)", what, exc.user_message or type(exc).__name__,
-                      getattr(exc, "request_id", None))
-            raise BillingError(502, "billing_unavailable",
-                               "the payment provider did not answer; please try again in a minute") from None
+            raise self._failed(what, exc) from None
+
+    @staticmethod
+    def _failed(what: str, exc: stripe.StripeError) -> BillingError:
+        log.error("stripe %s failed: %s (request id %s)", what, exc.user_message or type(exc).__name__,
+                  getattr(exc, "request_id", None))
+        return BillingError(502, "billing_unavailable", "the payment provider did not answer; please try again in a "
+                                                        "minute")
 
     def create_customer(self, user_id: uuid.UUID, email: str) -> str:
         """One Stripe customer per user, even when two requests race: the idempotency key is the user."""
@@ -60,3 +64,19 @@ class StripeGateway:
         session = self._call("billing portal session", lambda: self.client.v1.billing_portal.sessions.create(
             params={"customer": customer_id, "return_url": f"{self.settings.public_base_url}/"}))
         return str(session.url)
+
+    def cancel_subscription(self, subscription_id: str) -> None:
+        """Cancel now. A retry after a cancel that went through (its answer lost, or our record of
+        it) finds the subscription already canceled: that is the outcome wanted, not an error."""
+        try:
+            self.client.v1.subscriptions.cancel(subscription_id)
+            return
+        except stripe.InvalidRequestError as exc:
+            log.info("stripe refused to cancel %s (%s); checking its status", subscription_id, exc.user_message)
+        except stripe.StripeError as exc:
+            raise self._failed("subscription cancel", exc) from None
+        status = self._call("subscription", lambda: self.client.v1.subscriptions.retrieve(subscription_id)).status
+        if status != "canceled":
+            log.error("stripe subscription %s could not be cancelled (status %s)", subscription_id, status)
+            raise BillingError(502, "billing_unavailable",
+                               "the payment provider did not cancel your subscription; please try again in a minute")

@@ -22,6 +22,8 @@ from storage.schema import Subscription, User
 
 log = logging.getLogger(__name__)
 
+CLOSED_STATUSES = frozenset({"canceled", "incomplete_expired", NO_SUBSCRIPTION})
+
 
 class BillingService:
     def __init__(self, engine: Engine, settings: BillingSettings, clock: Callable[[], datetime] = utc_now) -> None:
@@ -81,3 +83,22 @@ class BillingService:
 
     def webhook(self, payload: bytes, signature: str | None) -> WebhookResult:
         return self.webhooks.handle(payload, signature)
+
+    def cancel_on_close(self, user_id: uuid.UUID) -> None:
+        """Before an account is deleted: its live subscription is cancelled at Stripe exactly once
+        (a retried deletion finds it canceled here or there), or the deletion stops with a 5xx,
+        so that nobody keeps paying for an account that no longer exists."""
+        row = self._subscription(user_id)
+        if row is None or not row.stripe_subscription_id or row.status in CLOSED_STATUSES:
+            return
+        if not self.settings.enabled:
+            raise BillingError(503, "billing_unavailable", "your subscription cannot be cancelled while billing is "
+                                                           "off; try again later or cancel it in the billing portal")
+        self.gateway.cancel_subscription(row.stripe_subscription_id)
+        with session_scope(self.engine) as session:
+            stored = session.get(Subscription, row.id)
+            if stored is not None:
+                stored.status, stored.updated_at = "canceled", naive_utc(self.clock())
+                session.add(stored)
+        log.info("subscription %s of user %s cancelled before the account's deletion", row.stripe_subscription_id,
+                 user_id)

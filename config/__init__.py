@@ -78,6 +78,7 @@ class AccountSettings:
     quotas: Quotas
     session_ttl_days: int
     cookie_secure: bool
+    public_base_url: str = "http://127.0.0.1:8000"  # PUBLIC_BASE_URL: where emailed links point
 
     def quota(self, tier: str | None) -> int:
         """The daily forecast limit of a tier; `None` is an anonymous caller."""
@@ -107,11 +108,12 @@ class Limits:
 
 @dataclass(frozen=True)
 class EmailSettings:
-    """Alert emails through Resend; without a key they are written to the log instead."""
+    """Emails through Resend; without a key they go to the log and, if set, the outbox folder."""
 
     api_key: str | None
     api_base: str | None  # None: Resend's own; tests name a loopback server
     sender: str
+    outbox_dir: str | None = None  # EMAIL_OUTBOX: where unsent emails are kept whole, without a key
 
 
 DEFAULT_LIMITS = {"free": (3, 20, 5), "premium": (10, 100, 50), "pro": (50, 500, 500)}
@@ -243,7 +245,14 @@ def _parse_bool(name: str, value: str) -> bool:
     raise ConfigError(f"{name}={value!r} is not a boolean; expected true or false")
 
 
-def _account_settings(env: Mapping[str, str]) -> AccountSettings:
+def _public_base_url(env: Mapping[str, str], serve_host: str, serve_port: int) -> str:
+    public = (env.get("PUBLIC_BASE_URL") or f"http://{serve_host}:{serve_port}").rstrip("/")
+    if not public.startswith(("http://", "https://")):
+        raise ConfigError(f"PUBLIC_BASE_URL={public!r} is not an http(s) URL; expected e.g. https://cryptocast.example")
+    return public
+
+
+def _account_settings(env: Mapping[str, str], public_base_url: str) -> AccountSettings:
     quotas = Quotas(**{
         tier: int(_parse_number(f"QUOTA_{tier.upper()}", env.get(f"QUOTA_{tier.upper()}") or str(default), int, 0,
                                 10**9))
@@ -253,13 +262,11 @@ def _account_settings(env: Mapping[str, str]) -> AccountSettings:
         quotas=quotas,
         session_ttl_days=int(_parse_number("SESSION_TTL_DAYS", env.get("SESSION_TTL_DAYS") or "30", int, 1, 3650)),
         cookie_secure=_parse_bool("COOKIE_SECURE", env.get("COOKIE_SECURE") or "false"),
+        public_base_url=public_base_url,
     )
 
 
-def _billing_settings(env: Mapping[str, str], serve_host: str, serve_port: int) -> BillingSettings:
-    public = (env.get("PUBLIC_BASE_URL") or f"http://{serve_host}:{serve_port}").rstrip("/")
-    if not public.startswith(("http://", "https://")):
-        raise ConfigError(f"PUBLIC_BASE_URL={public!r} is not an http(s) URL; expected e.g. https://cryptocast.example")
+def _billing_settings(env: Mapping[str, str], public: str) -> BillingSettings:
     base = (env.get("STRIPE_API_BASE") or "").rstrip("/") or None
     if base is not None and not base.startswith(("http://", "https://")):
         raise ConfigError("STRIPE_API_BASE is not an http(s) URL; expected e.g. https://api.stripe.com")
@@ -291,6 +298,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if market_source.kind == "massive" and not massive_api_key:
         raise ConfigError("MARKET_SOURCE=massive needs MASSIVE_API_KEY (or POLYGON_API_KEY): the API key of your "
                           "Massive (Polygon.io) account")
+    public = _public_base_url(env, serve_host, serve_port)
     return Settings(
         data_dir=env.get("DATA_DIR") or "./var/data",
         model_dir=env.get("MODEL_DIR") or "./var/models",
@@ -303,12 +311,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         massive_backoff_s=_parse_number("MASSIVE_BACKOFF_S", env.get("MASSIVE_BACKOFF_S") or "0.5", float, 0, 60),
         serve_host=serve_host,
         serve_port=serve_port,
-        accounts=_account_settings(env),
-        billing=_billing_settings(env, serve_host, serve_port),
+        accounts=_account_settings(env, public),
+        billing=_billing_settings(env, public),
         limits=_limits(env),
         email=EmailSettings(api_key=env.get("RESEND_API_KEY") or None,
                             api_base=(env.get("RESEND_API_BASE") or "").rstrip("/") or None,
-                            sender=env.get("ALERT_FROM_EMAIL") or "cryptocast alerts <alerts@cryptocast.invalid>"),
+                            sender=env.get("ALERT_FROM_EMAIL") or "cryptocast alerts <alerts@cryptocast.invalid>",
+                            outbox_dir=env.get("EMAIL_OUTBOX") or "./var/outbox"),
         serve_as_of=_parse_moment("SERVE_AS_OF", env.get("SERVE_AS_OF")),
         serve_metrics_port=_derived_port(env, "SERVE_METRICS_PORT", serve_port, METRICS_OFFSET),
         serve_stats_port=_derived_port(env, "SERVE_STATS_PORT", serve_port, STATS_OFFSET),
@@ -322,7 +331,7 @@ VARIABLES: tuple[str, ...] = (
     "SERVE_METRICS_PORT", "SERVE_STATS_PORT",
     "QUOTA_ANONYMOUS", "QUOTA_FREE", "QUOTA_PREMIUM", "QUOTA_PRO", "SESSION_TTL_DAYS", "COOKIE_SECURE",
     "STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "STRIPE_PRICE_PREMIUM", "STRIPE_PRICE_PRO",
-    "PUBLIC_BASE_URL", "RESEND_API_KEY", "RESEND_API_BASE", "ALERT_FROM_EMAIL",
+    "PUBLIC_BASE_URL", "RESEND_API_KEY", "RESEND_API_BASE", "ALERT_FROM_EMAIL", "EMAIL_OUTBOX",
     *(f"LIMIT_{kind}_{tier.upper()}" for kind in ("WATCHLISTS", "WATCHLIST_ITEMS", "ALERTS") for tier in TIERS),
 )
 

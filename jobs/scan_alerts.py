@@ -9,8 +9,8 @@ import time
 
 from config import Settings
 from jobs.cli import parser, positive_int, setup
+from mail.sender import EmailNotifier
 from market_data.factory import make_source
-from portfolio.notify import EmailNotifier
 from portfolio.scanner import AlertScanner, ScanReport
 from storage.cache import make_cache
 from storage.db import make_engine

@@ -28,13 +28,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from clock import naive_utc, utc_now
+from mail.sender import NO_PROVIDER, Email, EmailNotifier
 from market_data.source import MarketDataError, MarketSource
-from portfolio.notify import NO_PROVIDER, Email, EmailNotifier
 from storage.cache import Cache
 from storage.schema import Alert, AlertLog, Symbol, User
 
 log = logging.getLogger(__name__)
 
+NOT_VERIFIED = "not sent: the owner's email address is not verified"
 SCAN_TTL_S = 60  # the document's `alert:scan:{symbol_id}`: latest prices, 1 minute
 PREVIOUS_TTL_S = 3600  # the previous scan's price, for crossings, while scans keep coming
 MAX_ATTEMPTS = 3
@@ -157,25 +158,33 @@ class AlertScanner:
                      text=f"Your alert on {row.ticker} ({row.condition_type} {row.target_price:g}) triggered at "
                           f"{row.price:g} ({naive_utc(now):%Y-%m-%d %H:%M} UTC).", idempotency_key=str(row.id))
 
+    def _not_sent(self, ids: list[uuid.UUID], detail: str) -> None:
+        logs = AlertLog.__table__
+        with self.engine.begin() as conn:
+            for start in range(0, len(ids), 1000):
+                conn.execute(logs.update().where(logs.c.id.in_(ids[start:start + 1000]))
+                             .values(status="not_sent", detail=detail))
+
     def notify(self, now: datetime, report: ScanReport) -> None:
         """Send every pending (or failed, under 3 attempts) alert log, each at most once."""
         alerts, logs, symbols, users = Alert.__table__, AlertLog.__table__, Symbol.__table__, User.__table__
         with self.engine.connect() as conn:
             pending = conn.execute(
                 sa.select(logs.c.id, logs.c.alert_id, logs.c.price, logs.c.attempts, alerts.c.condition_type,
-                          alerts.c.target_price, symbols.c.ticker, users.c.email)
+                          alerts.c.target_price, symbols.c.ticker, users.c.email, users.c.email_verified)
                 .join(alerts, alerts.c.id == logs.c.alert_id).join(symbols, symbols.c.id == alerts.c.symbol_id)
                 .join(users, users.c.id == alerts.c.user_id)
                 .where(sa.or_(logs.c.status == "pending",
                               sa.and_(logs.c.status == "failed", logs.c.attempts < MAX_ATTEMPTS)))).all()
+        unverified = [row for row in pending if row.email_verified is None]
+        if unverified:  # an address nobody confirmed receives nothing from us
+            self._not_sent([row.id for row in unverified], NOT_VERIFIED)
+            report.not_sent += len(unverified)
+            pending = [row for row in pending if row.email_verified is not None]
         if self.notifier.channel == "log" and pending:  # no provider: each goes to the log, rows in bulk
             for row in pending:
                 self.notifier.send(self._email(row, now))
-            with self.engine.begin() as conn:
-                ids = [row.id for row in pending]
-                for start in range(0, len(ids), 1000):
-                    conn.execute(logs.update().where(logs.c.id.in_(ids[start:start + 1000]))
-                                 .values(status="not_sent", detail=NO_PROVIDER))
+            self._not_sent([row.id for row in pending], NO_PROVIDER)
             report.not_sent += len(pending)
             return
         for row in pending:

@@ -19,10 +19,21 @@ from predictions.service import PredictionService
 from serve_app.errors import install_handlers
 from serve_app.metrics import Metrics
 from serve_app.middleware import BodyLimit, Shed, observe
-from serve_app.routers import accounts, billing, health, market, models, pages, portfolio, predictions, track_record
+from serve_app.routers import (
+    accounts,
+    billing,
+    health,
+    market,
+    models,
+    pages,
+    portfolio,
+    predictions,
+    sessions,
+    track_record,
+)
 from serve_app.routers.pages import STATIC_DIR
 
-ROUTERS = (predictions, market, accounts, portfolio, billing, models, track_record, health, pages)
+ROUTERS = (predictions, market, accounts, sessions, portfolio, billing, models, track_record, health, pages)
 
 
 def create_app(service: PredictionService, accounts: AccountService, billing: BillingService | None = None,

@@ -5,6 +5,8 @@ by hand."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -12,6 +14,7 @@ from fastapi import Depends, Request
 
 from accounts.errors import AccountError
 from accounts.service import Account, AccountService, Caller
+from accounts.sessions import Client
 from billing.errors import billing_disabled
 from billing.service import BillingService
 from portfolio.service import Portfolio
@@ -46,6 +49,16 @@ def _metrics(request: Request) -> Metrics:
     return metrics
 
 
+def _cancel_subscription(request: Request) -> Callable[[uuid.UUID], None]:
+    """What deleting an account calls first: billing's cancellation, or nothing without billing."""
+    billing: BillingService | None = request.app.state.billing
+    return (lambda _user: None) if billing is None else billing.cancel_on_close
+
+
+def _client(request: Request) -> Client:
+    return Client(request.client.host if request.client else "unknown", request.headers.get("user-agent"))
+
+
 def _billing(request: Request) -> BillingService:
     billing: BillingService | None = request.app.state.billing
     if billing is None or not billing.settings.enabled:
@@ -76,11 +89,13 @@ PortfolioDep = Annotated[Portfolio, Depends(_portfolio)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 Billing = Annotated[BillingService, Depends(_billing)]
 Token = Annotated[str | None, Depends(session_token)]
+ClientDep = Annotated[Client, Depends(_client)]
+SubscriptionCanceller = Annotated[Callable[[uuid.UUID], None], Depends(_cancel_subscription)]
 
 
-def _caller(request: Request, accounts: Accounts, token: Token) -> Caller:
+def _caller(client: ClientDep, accounts: Accounts, token: Token) -> Caller:
     account = None if token is None else accounts.authenticate(token)
-    return Caller(account, request.client.host if request.client else "unknown")
+    return Caller(account, client.address)
 
 
 @dataclass(frozen=True)

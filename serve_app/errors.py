@@ -26,6 +26,8 @@ log = logging.getLogger("serve_app.requests")
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorResponse}
                                            for status in (400, 401, 404, 413, 422, 429, 503)}
 CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorResponse}}
+FORBIDDEN: dict[int | str, dict[str, Any]] = {403: {"model": ErrorResponse}}  # allowed to no one, or not yet
+UPSTREAM: dict[int | str, dict[str, Any]] = {502: {"model": ErrorResponse}}  # a provider (Stripe) did not answer
 FRAMEWORK_CODES = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
 

@@ -128,6 +128,61 @@ class UserOut(BaseModel):
     name: str | None
     tier: Tier
     created_at: datetime
+    email_verified: bool = Field(description="false until the link emailed on registration is followed; until "
+                                             "then no paid tier can be bought and no alert email is sent")
+
+
+TOKEN_PATTERN = r"^[A-Za-z0-9_-]+$"  # what an emailed link carries after `#verify=` or `#reset=`
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=100, pattern=TOKEN_PATTERN)
+
+
+class ForgotRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=1, max_length=320, pattern=PRINTABLE_PATTERN)
+
+
+class ResetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=100, pattern=TOKEN_PATTERN)
+    password: str = Field(description="the new password, 8 to 128 characters", max_length=10_000)
+
+
+class ChangePasswordRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current: str = Field(min_length=1, max_length=10_000)
+    new: str = Field(description="8 to 128 characters", max_length=10_000)
+
+
+class PasswordRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=1, max_length=10_000, description="the current password, to confirm")
+
+
+class MessageResponse(BaseModel):
+    message: str
+
+
+class SessionOut(BaseModel):
+    id: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime
+    client: str | None = Field(description="the client's network (IPv4 /24, IPv6 /48), never its full address")
+    user_agent: str | None
+    current: bool = Field(description="the session this request came with")
+
+
+class SessionsResponse(BaseModel):
+    sessions: list[SessionOut]
 
 
 class LoginResponse(BaseModel):
@@ -309,10 +364,12 @@ class AlertOut(BaseModel):
     triggered_at: datetime | None
     notified_at: datetime | None
     created_at: datetime | None
+    email_notice: str | None = Field(default=None, description="why no email will be sent when it triggers")
 
 
 class AlertsResponse(BaseModel):
     alerts: list[AlertOut]
+    email_notice: str | None = Field(default=None, description="why no alert email is sent to this account")
 
 
 class AlertLogOut(BaseModel):

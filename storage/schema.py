@@ -220,6 +220,55 @@ class UserSession(SQLModel, table=True):
     session_token: str = Field(sa_column=sa.Column(sa.String(255), unique=True, nullable=False))
     expires: datetime = Field(sa_column=sa.Column(sa.DateTime, nullable=False))
     created_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+    # Not in the document: what the user's list of sessions shows (migration 0009). `client` is
+    # the address truncated to its network (IPv4 /24, IPv6 /48), never the full address.
+    last_used_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime))
+    client: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+    user_agent: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
+
+
+TOKEN_PURPOSE_CHECK = "purpose IN ('verify_email', 'reset_password')"
+EMAIL_STATUS_CHECK = "email_status IN ('pending', 'sent', 'failed', 'not_sent')"
+
+
+class AccountToken(SQLModel, table=True):
+    """A single-use token mailed to a user (not in the document): an email verification or a
+    password reset. Only the SHA-256 of the token is kept; the row's id is the send's
+    idempotency key, so one request is one email even when the send is retried."""
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (
+        sa.CheckConstraint(TOKEN_PURPOSE_CHECK, name="ck_account_tokens_purpose"),
+        sa.CheckConstraint(EMAIL_STATUS_CHECK, name="ck_account_tokens_email_status"),
+        sa.Index("idx_account_tokens_user_purpose", "user_id", "purpose", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    purpose: str = Field(sa_column=sa.Column(sa.String(20), nullable=False))
+    token_hash: str = Field(sa_column=sa.Column(sa.String(64), unique=True, nullable=False))
+    expires_at: datetime = Field(sa_column=sa.Column(sa.DateTime, nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime))
+    email_status: str = Field(default="pending", sa_column=sa.Column(sa.String(20), nullable=False,
+                                                                      server_default="pending"))
+    provider_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
+    created_at: datetime = Field(sa_column=sa.Column(sa.DateTime, nullable=False))
+
+
+class AuthRequest(SQLModel, table=True):
+    """A request that is rate-limited by client address whoever it names (not in the document):
+    "forgot password" must answer alike for known and unknown emails, so its limit cannot hang
+    on an account."""
+
+    __tablename__ = "auth_requests"
+    __table_args__ = (sa.Index("idx_auth_requests_kind_client", "kind", "client", "created_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    kind: str = Field(sa_column=sa.Column(sa.String(20), nullable=False))
+    client: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(sa.DateTime, nullable=False))
 
 
 # -- Phase II: watchlists, alerts, trading plans ---------------------------------------------------

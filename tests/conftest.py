@@ -18,12 +18,14 @@ from typing import Any
 import pandas as pd
 import psycopg
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from accounts.service import AccountService
 from billing.service import BillingService
 from config import load_settings
+from mail.sender import EmailNotifier
 from market_data.csv_source import CsvSource
 from market_data.synthetic import SyntheticMarket
 from market_data.update import update_pair
@@ -36,7 +38,7 @@ from storage.db import make_engine, session_scope
 from storage.lake import Lake
 from storage.migrate import upgrade
 from storage.registry import ModelRegistry
-from storage.schema import ModelRecord, Symbol
+from storage.schema import ModelRecord, Symbol, User
 from training.forecast import Forecast, ForecastStep
 
 PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
@@ -264,12 +266,12 @@ def make_world(url: str, cache: Cache, tmp_path: Path) -> dict[str, Any]:
 
 def client_for(world: dict[str, Any], **env: str) -> TestClient:
     """The HTTP app on the world's database and cache, its clock and its flat forecaster."""
-    settings = load_settings({"DATABASE_URL": world["url"], **env})
+    settings = load_settings({"DATABASE_URL": world["url"], "EMAIL_OUTBOX": str(world["tmp"] / "outbox"), **env})
     engine, cache, clock = world["engine"], world["cache"], world["clock"]
     market = MarketView(engine, cache, world["market"], lambda tf: 20, clock)
     predictions = PredictionService(engine, cache, market, ModelRegistry(engine, world["tmp"] / "models"),
                                     flat_forecast(world["model_id"]))
-    accounts = AccountService(engine, cache, settings.accounts, clock=clock)
+    accounts = AccountService(engine, cache, settings.accounts, clock=clock, mail=EmailNotifier(settings.email))
     return TestClient(create_app(predictions, accounts, BillingService(engine, settings.billing, clock=clock),
                                  portfolio=Portfolio.on(engine, settings.limits)))
 
@@ -281,6 +283,12 @@ def register_and_login(client: TestClient, email: str) -> str:
     assert r.status_code == 200, r.text
     client.cookies.clear()  # each test says how it authenticates
     return r.json()["token"]
+
+
+def mark_verified(world: dict[str, Any], email: str) -> None:
+    """The user of `email` has followed their verification link (what buying a tier needs)."""
+    with world["engine"].begin() as conn:
+        conn.execute(sa.update(User).where(User.email == email).values(email_verified=datetime(2026, 1, 1)))
 
 
 def bearer(token: str) -> dict[str, str]:

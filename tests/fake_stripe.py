@@ -1,7 +1,8 @@
 """A loopback HTTP server that answers like Stripe's REST API, for the official `stripe` client.
 
-It serves the documented shapes of the three calls billing makes — `POST /v1/customers`,
-`POST /v1/checkout/sessions`, `POST /v1/billing_portal/sessions` — from form-encoded bodies, checks
+It serves the documented shapes of the calls billing makes — `POST /v1/customers`,
+`POST /v1/checkout/sessions`, `POST /v1/billing_portal/sessions`, and `DELETE` (cancel) and `GET`
+of `/v1/subscriptions/{id}`; a second cancel is refused as Stripe refuses it — from form-encoded bodies, checks
 the Bearer secret key (401 in Stripe's error shape otherwise), honours `Idempotency-Key` (the same
 key answers the same object), records every request, and can fail the next N calls with a 500.
 """
@@ -41,6 +42,7 @@ class FakeStripe(LoopbackServer):
         self.requests: list[tuple[str, str, dict, dict]] = []  # (method, path, body, headers)
         self.fail_next = 0
         self._idempotent: dict[str, dict] = {}
+        self.cancelled: list[str] = []  # subscriptions cancelled, once each
         self._lock = threading.Lock()
         self._start_server()
 
@@ -97,5 +99,32 @@ class FakeStripe(LoopbackServer):
                     if key and status == 200:
                         fake._idempotent[key] = answer
                 self._send(status, answer)
+
+            def _subscription_call(self, method: str) -> None:
+                sub_id = self.path.rsplit("/", 1)[-1]
+                with fake._lock:
+                    fake.requests.append((method, self.path, {}, {k.lower(): v for k, v in self.headers.items()}))
+                    failing = fake.fail_next > 0
+                    fake.fail_next -= failing
+                    done = sub_id in fake.cancelled
+                    if method == "DELETE" and not done and not failing:
+                        fake.cancelled.append(sub_id)
+                if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
+                    return self._send(401, {"error": {"type": "invalid_request_error",
+                                                      "message": "Invalid API Key provided"}})
+                if failing:
+                    return self._send(500, {"error": {"type": "api_error", "message": "loopback failure"}})
+                if method == "DELETE" and done:
+                    return self._send(400, {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                                                      "message": "A canceled subscription can only update its "
+                                                                 "cancellation_details and metadata."}})
+                status = "canceled" if method == "DELETE" or done else "active"
+                self._send(200, {"id": sub_id, "object": "subscription", "status": status, "livemode": False})
+
+            def do_DELETE(self) -> None:
+                self._subscription_call("DELETE")
+
+            def do_GET(self) -> None:
+                self._subscription_call("GET")
 
         return Handler

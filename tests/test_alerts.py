@@ -15,11 +15,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 
 from config import EmailSettings
-from portfolio.notify import NO_PROVIDER, EmailNotifier
-from portfolio.scanner import AlertScanner, ScanReport, crossed
+from mail.sender import NO_PROVIDER, EmailNotifier
+from portfolio.scanner import NOT_VERIFIED, AlertScanner, ScanReport, crossed
 from storage.cache import MemoryCache
 from storage.db import session_scope
 from storage.schema import Alert, AlertLog, Symbol, User
@@ -49,7 +50,7 @@ def setup(request, tmp_path):
     cache = MemoryCache(clock=lambda: ticks["t"])
     world = make_world(url, cache, tmp_path)
     with session_scope(world["engine"]) as s:
-        user = User(email="owner@example.com", password_hash="x", tier="free")
+        user = User(email="owner@example.com", password_hash="x", tier="free", email_verified=datetime(2026, 1, 1))
         s.add(user)
     world.update(user_id=user.id, ticks=ticks, market=Path_())
     yield world
@@ -163,12 +164,24 @@ def test_without_a_provider_the_log_row_says_so(setup) -> None:
     assert (log.channel, log.status, log.detail) == ("log", "not_sent", NO_PROVIDER)
 
 
+def test_an_unverified_owner_gets_no_email(setup) -> None:
+    world = setup
+    with world["engine"].begin() as conn:
+        conn.execute(sa.update(User).where(User.id == world["user_id"]).values(email_verified=None))
+    _alert(world, "above", 1.0)
+    with FakeResend() as resend:
+        report = _scan_at(world, _scanner(world, resend), 5.0, 0)
+        assert report.triggered == 1 and report.not_sent == 1 and resend.delivered == []
+    log = _logs(world)[0]
+    assert (log.status, log.detail) == ("not_sent", NOT_VERIFIED)
+
+
 def test_two_scanner_processes_at_once_notify_once(pg_database_url, tmp_path) -> None:
     from storage.cache import MemoryCache as Memory
 
     world = make_world(pg_database_url, Memory(), tmp_path)
     with session_scope(world["engine"]) as s:
-        user = User(email="two@example.com", password_hash="x", tier="free")
+        user = User(email="two@example.com", password_hash="x", tier="free", email_verified=datetime(2026, 1, 1))
         s.add(user)
         sym = s.exec(select(Symbol).where(Symbol.ticker == world["tickers"][0])).one()
         s.add(Alert(user_id=user.id, symbol_id=sym.id, condition_type="above", target_price=1e-12))

@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from storage.db import session_scope
 from storage.schema import StripeEvent, Subscription, User
-from tests.conftest import START, bearer, client_for, register_and_login
+from tests.conftest import START, bearer, client_for, mark_verified, register_and_login
 from tests.fake_stripe import FakeStripe
 
 SECRET = "whsec_test_loopback"
@@ -76,6 +76,7 @@ def _forecast(client, world, token: str) -> int:
 def _subscribe(client, world, stripe_server, email: str) -> tuple[str, str]:
     """A signed-in user who went through Checkout for premium: (token, Stripe customer id)."""
     token = register_and_login(client, email)
+    mark_verified(world, email)
     r = client.post("/api/billing/checkout", json={"tier": "premium"}, headers=bearer(token))
     assert r.status_code == 200, r.text
     customer = stripe_server.calls("/v1/checkout/sessions")[-1]["customer"]
@@ -85,6 +86,7 @@ def _subscribe(client, world, stripe_server, email: str) -> tuple[str, str]:
 def test_checkout_creates_the_customer_once_and_portal_reuses_it(world, stripe_server) -> None:
     client = client_for(world, **_billing_env(stripe_server))
     token = register_and_login(client, "ana@example.com")
+    mark_verified(world, "ana@example.com")
     r = client.post("/api/billing/portal", headers=bearer(token))
     assert r.status_code == 409 and r.json()["error"]["code"] == "no_subscription"
     first = client.post("/api/billing/checkout", json={"tier": "premium"}, headers=bearer(token))

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
+from accounts.verification import not_verified
 from serve_app.dependencies import Billing, CurrentAccount
-from serve_app.errors import CONFLICT, ERRORS
-from serve_app.schemas import CheckoutRequest, ErrorResponse, UrlResponse, WebhookResponse
+from serve_app.errors import CONFLICT, ERRORS, FORBIDDEN, UPSTREAM
+from serve_app.schemas import CheckoutRequest, UrlResponse, WebhookResponse
 
 router = APIRouter(tags=["billing"], responses=ERRORS)
-UPSTREAM: dict[int | str, dict[str, Any]] = {502: {"model": ErrorResponse}}
 
 
-@router.post("/api/billing/checkout", response_model=UrlResponse, responses=CONFLICT | UPSTREAM)
+@router.post("/api/billing/checkout", response_model=UrlResponse, responses=CONFLICT | UPSTREAM | FORBIDDEN)
 def checkout(billing: Billing, account: CurrentAccount, body: CheckoutRequest) -> UrlResponse:
-    """A Stripe Checkout page for a paid tier; the tier changes when Stripe's webhook confirms it."""
+    """A Stripe Checkout page for a paid tier; the tier changes when Stripe's webhook confirms it.
+    Only for a verified email address (403 `email_not_verified` before)."""
+    if not account.email_verified:
+        raise not_verified("buying a tier")
     return UrlResponse(url=billing.checkout(account.id, account.email, body.tier))
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from accounts.service import Account
 from clock import utc_now
 from portfolio.alerts import AlertRule
 from serve_app.dependencies import CurrentAccount, PortfolioDep
-from serve_app.errors import CONFLICT, ERRORS
+from serve_app.errors import CONFLICT, ERRORS, FORBIDDEN
 from serve_app.schemas import (
     AlertCreate,
     AlertLogOut,
@@ -15,7 +16,6 @@ from serve_app.schemas import (
     AlertOut,
     AlertsResponse,
     AlertUpdate,
-    ErrorResponse,
     PlanCreate,
     PlanOut,
     PlansResponse,
@@ -29,7 +29,10 @@ from serve_app.schemas import (
     WatchlistUpdate,
 )
 
-router = APIRouter(tags=["portfolio"], responses=ERRORS | CONFLICT | {403: {"model": ErrorResponse}})
+UNVERIFIED_ALERTS = ("alerts trigger, but no email is sent to an unverified address: follow the link we emailed "
+                     "you, or ask for a new one (POST /api/auth/verify/resend)")
+
+router = APIRouter(tags=["portfolio"], responses=ERRORS | CONFLICT | FORBIDDEN)
 NO_CONTENT = {"status_code": 204, "response_class": Response}
 
 
@@ -86,14 +89,19 @@ def remove_watchlist_item(p: PortfolioDep, account: CurrentAccount, watchlist_id
 # -- price alerts -------------------------------------------------------------------------------
 @router.get("/api/alerts", response_model=AlertsResponse)
 def list_alerts(p: PortfolioDep, account: CurrentAccount) -> AlertsResponse:
-    return AlertsResponse.model_validate({"alerts": p.alerts.list(account.id)})
+    return AlertsResponse.model_validate({"alerts": p.alerts.list(account.id), "email_notice": _notice(account)})
+
+
+def _notice(account: Account) -> str | None:
+    return None if account.email_verified else UNVERIFIED_ALERTS
 
 
 @router.post("/api/alerts", status_code=201, response_model=AlertOut)
 def create_alert(p: PortfolioDep, account: CurrentAccount, body: AlertCreate) -> AlertOut:
     """A price alert: above, below or crossing `target_price`, until `expires_at`."""
-    return AlertOut.model_validate(p.alerts.create(account.id, p.limits_of(account.tier),
-                                                   AlertRule(**body.model_dump()), utc_now()))
+    alert = AlertOut.model_validate(p.alerts.create(account.id, p.limits_of(account.tier),
+                                                    AlertRule(**body.model_dump()), utc_now()))
+    return alert.model_copy(update={"email_notice": _notice(account)})
 
 
 @router.get("/api/alerts/{alert_id}", response_model=AlertOut)

@@ -1,0 +1,98 @@
+"""Passwords a person can recover and change.
+
+"Forgot password" answers the same whether or not the email has an account, and does the same
+database work before answering; the email itself goes out after the answer. Its rate limit is
+therefore per client address (`auth_requests`), never per account, which would tell. Per account,
+extra requests are dropped silently: at most one reset email a minute and five a day.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from accounts import passwords
+from accounts.errors import AccountError
+from accounts.mailed_tokens import RESET_PASSWORD, Issued, MailedTokens
+from accounts.sessions import Sessions
+from clock import naive_utc
+from storage.db import session_scope
+from storage.schema import AuthRequest, User
+
+FORGOT = "forgot_password"
+FORGOT_WINDOW = timedelta(minutes=15)
+FORGOT_PER_CLIENT = 5  # per FORGOT_WINDOW
+RESET_EVERY, RESETS_PER_DAY = timedelta(minutes=1), 5
+KEEP_REQUESTS = timedelta(days=1)
+NOBODY = uuid.UUID(int=0)
+
+
+class PasswordRecovery:
+    def __init__(self, engine: Engine, mailed: MailedTokens, sessions: Sessions,
+                 clock: Callable[[], datetime]) -> None:
+        self.engine, self.mailed, self.sessions, self.clock = engine, mailed, sessions, clock
+
+    def _count_request(self, client: str, now: datetime) -> None:
+        """Log this client's request; 429 past the limit, whoever the email names."""
+        since = naive_utc(now - FORGOT_WINDOW)
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(AuthRequest).where(AuthRequest.created_at < naive_utc(now - KEEP_REQUESTS)))
+            recent = conn.execute(sa.select(sa.func.count()).select_from(AuthRequest).where(
+                AuthRequest.kind == FORGOT, AuthRequest.client == client,
+                AuthRequest.created_at >= since)).scalar_one()
+            if recent >= FORGOT_PER_CLIENT:
+                raise AccountError(429, "too_many_requests",
+                                   f"at most {FORGOT_PER_CLIENT} password reset requests per "
+                                   f"{int(FORGOT_WINDOW.total_seconds() // 60)} minutes from one address; "
+                                   "try again later", headers={"Retry-After": str(int(FORGOT_WINDOW.total_seconds()))})
+            conn.execute(sa.insert(AuthRequest).values(id=uuid.uuid4(), kind=FORGOT, client=client[:64],
+                                                       created_at=naive_utc(now)))
+
+    def forgot(self, email: str, client: str) -> Issued | None:
+        """A reset link for the account of `email`, if there is one and it is not over its limits."""
+        now = self.clock()
+        self._count_request(client, now)
+        with session_scope(self.engine) as session:
+            user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+        known = user is not None and bool(user.password_hash)
+        # the same queries for an unknown address (on an id nobody has), so timing does not tell
+        user_id = user.id if user is not None and known else NOBODY
+        over = (self.mailed.count_since(user_id, RESET_PASSWORD, now - RESET_EVERY)
+                or self.mailed.count_since(user_id, RESET_PASSWORD, now - timedelta(days=1)) >= RESETS_PER_DAY)
+        if user is None or not known or over:
+            return None
+        return self.mailed.issue(user.id, user.email, RESET_PASSWORD)
+
+    def _set_password(self, user_id: uuid.UUID, password: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(User).where(User.id == user_id).values(
+                password_hash=passwords.hash_password(password), updated_at=naive_utc(self.clock())))
+
+    def reset(self, token: str, password: str) -> uuid.UUID:
+        """Set a new password with a mailed link; every session of the user ends, and so do the
+        user's other reset links. The password is checked first, so a weak one wastes no link."""
+        passwords.check_rules(password)
+        user_id = self.mailed.redeem(token, RESET_PASSWORD)
+        self._set_password(user_id, password)
+        self.sessions.end_all(user_id)
+        self.mailed.void(user_id, RESET_PASSWORD)
+        return user_id
+
+    def check(self, user_id: uuid.UUID, password: str) -> None:
+        """403 unless `password` is the user's current one (before a change or a deletion)."""
+        with session_scope(self.engine) as session:
+            user = session.get(User, user_id)
+        if user is None or not user.password_hash or not passwords.verify_password(user.password_hash, password):
+            raise AccountError(403, "wrong_password", "the current password is wrong")
+
+    def change(self, user_id: uuid.UUID, current: str, new: str, keep_token: str) -> int:
+        """Change the password of a signed-in user; their other sessions end (how many)."""
+        self.check(user_id, current)
+        passwords.check_rules(new)
+        self._set_password(user_id, new)
+        return self.sessions.end_all(user_id, keep_token=keep_token)

@@ -19,6 +19,7 @@ import pandas as pd
 import psycopg
 import pytest
 import sqlalchemy as sa
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
@@ -266,14 +267,19 @@ def make_world(url: str, cache: Cache, tmp_path: Path) -> dict[str, Any]:
 
 def client_for(world: dict[str, Any], **env: str) -> TestClient:
     """The HTTP app on the world's database and cache, its clock and its flat forecaster."""
+    return TestClient(app_for(world, **env))
+
+
+def app_for(world: dict[str, Any], **env: str) -> FastAPI:
+    """`client_for`'s app, to serve for real (a browser test)."""
     settings = load_settings({"DATABASE_URL": world["url"], "EMAIL_OUTBOX": str(world["tmp"] / "outbox"), **env})
     engine, cache, clock = world["engine"], world["cache"], world["clock"]
     market = MarketView(engine, cache, world["market"], lambda tf: 20, clock)
     predictions = PredictionService(engine, cache, market, ModelRegistry(engine, world["tmp"] / "models"),
                                     flat_forecast(world["model_id"]))
     accounts = AccountService(engine, cache, settings.accounts, clock=clock, mail=EmailNotifier(settings.email))
-    return TestClient(create_app(predictions, accounts, BillingService(engine, settings.billing, clock=clock),
-                                 portfolio=Portfolio.on(engine, settings.limits)))
+    return create_app(predictions, accounts, BillingService(engine, settings.billing, clock=clock),
+                      portfolio=Portfolio.on(engine, settings.limits))
 
 
 def register_and_login(client: TestClient, email: str) -> str:

@@ -8,16 +8,19 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
+from clock import utc_now
 from storage.db import session_scope
 from storage.schema import AccountToken, Alert, Prediction, Subscription, TradingPlan, User, UserSession, Watchlist
-from tests.conftest import PASSWORD, bearer, client_for, mark_verified, register_and_login
+from tests.conftest import PASSWORD, app_for, bearer, client_for, make_world, mark_verified, register_and_login
 from tests.fake_resend import FakeResend
 from tests.fake_stripe import FakeStripe
 from tests.test_billing import _billing_env, _event, _send, _subscription
@@ -36,8 +39,8 @@ def _mail_env(fake: FakeResend) -> dict[str, str]:
     return {"RESEND_API_KEY": fake.api_key, "RESEND_API_BASE": fake.base, "PUBLIC_BASE_URL": BASE}
 
 
-def _link_token(email: dict[str, Any], fragment: str) -> str:
-    found = re.search(rf"{re.escape(BASE)}/#{fragment}=([A-Za-z0-9_-]+)", email["text"])
+def _link_token(email: dict[str, Any], fragment: str, base: str = BASE) -> str:
+    found = re.search(rf"{re.escape(base)}/#{fragment}=([A-Za-z0-9_-]+)", email["text"])
     assert found, email["text"]
     return found.group(1)
 
@@ -271,3 +274,103 @@ def test_deleting_a_subscriber_cancels_the_subscription_once(world) -> None:
                                     _subscription(customer, "canceled", "premium", now + 86400 * 30,
                                                   sub_id="sub_paid"), now + 5))
         assert late.status_code == 200 and late.json()["outcome"] == "ignored"
+
+
+@pytest.fixture
+def page_server(pg_database_url, redis_cache, tmp_path, resend_server) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The app served by uvicorn on a free loopback port, its emails to the loopback Resend,
+    its links pointing at itself."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    world = make_world(pg_database_url, redis_cache, tmp_path)
+    world["clock"].now = utc_now()  # the browser's session cookie must not be born expired
+    app = app_for(world, **{**_mail_env(resend_server), "PUBLIC_BASE_URL": base})
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield base, world
+    server.should_exit = True
+    thread.join(timeout=10)
+    world["engine"].dispose()
+
+
+def _wait_for_email(fake: FakeResend, address: str, subject: str, count: int = 1) -> dict[str, Any]:
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        found = [e for e in _emails_to(fake, address) if subject in e["subject"]]
+        if len(found) >= count:
+            return found[-1]
+        time.sleep(0.1)
+    raise AssertionError(f"no email '{subject}' to {address}: {fake.delivered}")
+
+
+def test_the_account_on_the_page_in_a_real_browser(page_server, resend_server, browser) -> None:
+    base, world = page_server
+    email = "page@example.com"
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(base + "/")
+    # create an account on the page: signed in, and told to verify
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("#register")
+    page.wait_for_selector("#signed-in:not([hidden])", timeout=30_000)
+    assert page.is_visible("#verify-banner")
+    # the emailed link opens the page, verifies, and leaves the address bar clean
+    page.goto(_verify_link(resend_server, email, base))
+    page.wait_for_function("document.querySelector('#message').textContent.includes('verified')", timeout=30_000)
+    page.wait_for_selector("#verify-banner", state="hidden", timeout=30_000)
+    assert "#" not in page.url
+    # sessions: another device signs in, is listed, and is signed out from here
+    other = httpx.post(f"{base}/api/auth/login", json={"email": email, "password": PASSWORD},
+                       headers={"User-Agent": "Other Device/2.0"}).json()["token"]
+    page.click("#account-open")
+    page.wait_for_selector("#sessions tbody tr >> nth=1", timeout=30_000)
+    assert "this browser" in page.text_content("#sessions tbody")
+    page.click("#sessions tbody tr:has-text('Other Device') button")
+    page.wait_for_function("document.querySelectorAll('#sessions tbody tr').length === 1", timeout=30_000)
+    assert httpx.get(f"{base}/api/me", headers=bearer(other)).status_code == 401
+    # signed out, a forgotten password is reset through the emailed link
+    page.click("#signout")
+    page.wait_for_selector("#signin-form:not([hidden])", timeout=30_000)
+    page.click("#forgot")
+    page.fill("#forgot-email", email)
+    page.click("#forgot-form button")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('on its way')", timeout=30_000)
+    reset = _link_token(_wait_for_email(resend_server, email, "Reset"), "reset", base)
+    page.goto(f"{base}/#reset={reset}")
+    page.wait_for_selector("#reset-form:not([hidden])", timeout=30_000)
+    page.fill("#reset-password", NEW_PASSWORD)
+    page.click("#reset-form button")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('password changed')",
+                           timeout=30_000)
+    # sign in with the new password, then delete the account (asked twice)
+    page.fill("#email", email)
+    page.fill("#password", NEW_PASSWORD)
+    page.click("#signin-form button[type=submit]")
+    page.wait_for_selector("#signed-in:not([hidden])", timeout=30_000)
+    page.click("#account-open")
+    page.fill("#delete-password", NEW_PASSWORD)
+    page.click("#delete-ask")
+    page.wait_for_selector("#delete-confirm:not([hidden])", timeout=10_000)
+    page.click("#delete-yes")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('deleted')", timeout=30_000)
+    page.wait_for_selector("#signin-form:not([hidden])", timeout=30_000)
+    assert httpx.post(f"{base}/api/auth/login", json={"email": email, "password": NEW_PASSWORD}).status_code == 401
+    assert problems == []
+    page.close()
+
+
+def _verify_link(fake: FakeResend, address: str, base: str) -> str:
+    return f"{base}/#verify={_link_token(_wait_for_email(fake, address, 'Confirm'), 'verify', base)}"

@@ -218,6 +218,8 @@ async function refreshAccount() {
   $("signin-form").hidden = signedIn;
   $("signed-in").hidden = !signedIn;
   $("mine").hidden = !signedIn;
+  // the account panel (account.js) follows who is signed in
+  document.dispatchEvent(new CustomEvent("account", { detail: signedIn ? r.body : null }));
   if (signedIn) {
     const u = r.body.usage;
     $("who").textContent = `${r.body.user.email} · ${r.body.tier} · ${u.api_calls} of ${u.limit} forecasts today`;
@@ -257,7 +259,8 @@ $("alert-form").addEventListener("submit", async (e) => {
   if (!state.symbol) return;
   const r = await api("POST", "/api/alerts", { symbol: state.symbol, condition_type: $("alert-condition").value,
     target_price: Number($("alert-price").value) });
-  $("alert-status").textContent = r.ok ? `alert set: ${r.body.symbol} ${r.body.condition_type} ${r.body.target_price}` : "";
+  $("alert-status").textContent = r.ok ? `alert set: ${r.body.symbol} ${r.body.condition_type} ${r.body.target_price}` +
+    (r.body.email_notice ? " (no email until your address is verified)" : "") : "";
   if (!r.ok) say(errorText(r), "error", false);
 });
 $("signin-form").addEventListener("submit", async (e) => {

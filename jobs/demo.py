@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from config import settings_or_exit
 
@@ -60,6 +62,66 @@ def _signed_in_tour(base: str, symbol: str) -> dict:
           f"-H 'content-type: application/json' -d '{{\"symbol\": \"{symbol}\", \"timeframe\": \"1d\"}}'")
     print(f"  curl -s {base}/api/me -H \"Authorization: Bearer $TOKEN\"")
     return answer
+
+
+def _emailed_link(outbox: Path, to: str, fragment: str, seconds: float = 20) -> str | None:
+    """The newest link of a kind in the outbox's emails to `to` (emails go out after the answer)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        links = []
+        for path in sorted(outbox.glob("account-token-*.json"), key=lambda p: p.stat().st_mtime):
+            email = json.loads(path.read_text())
+            found = re.search(rf"#{fragment}=([A-Za-z0-9_-]+)", email["text"]) if email["to"] == to else None
+            links += [found.group(1)] if found else []
+        if links:
+            return links[-1]
+        time.sleep(0.5)
+    return None
+
+
+def _delete(url: str, body: dict, token: str) -> int:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="DELETE",
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return int(response.status)
+
+
+def _account_tour(base: str, outbox: Path | None) -> None:
+    """An account's life: verify the address by the emailed link, see the sessions, reset a
+    forgotten password, delete the account. Without an email provider the links are read from
+    the outbox folder, as a person would read them from their inbox."""
+    email, password = f"demo-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(12)
+    _http("POST", f"{base}/api/auth/register", {"email": email, "password": password})
+    print(f"\naccounts: registered {email}; the verification email ", end="")
+    if outbox is None:
+        print("went to your email provider (RESEND_API_KEY is set); the rest of this walk-through needs the "
+              "outbox, so it stops here")
+        return
+    verify = _emailed_link(outbox, email, "verify")
+    if verify is None:
+        raise SystemExit(f"demo: no verification email for {email} in {outbox}")
+    print(f"is in {outbox}/ (no email provider configured): {base}/#verify=<token>")
+    _http("POST", f"{base}/api/auth/verify", {"token": verify})
+    token = _http("POST", f"{base}/api/auth/login", {"email": email, "password": password})["token"]
+    print(f"  followed it: email_verified = {_http('GET', f'{base}/api/me', token=token)['user']['email_verified']}")
+    sessions = _http("GET", f"{base}/api/auth/sessions", token=token)["sessions"]
+    print(f"  GET /api/auth/sessions: {len(sessions)} session(s), this one current = {sessions[0]['current']}")
+    _http("POST", f"{base}/api/auth/password/forgot", {"email": email})
+    reset = _emailed_link(outbox, email, "reset")
+    if reset is None:
+        raise SystemExit(f"demo: no password-reset email for {email} in {outbox}")
+    new_password = secrets.token_urlsafe(12)
+    _http("POST", f"{base}/api/auth/password/reset", {"token": reset, "password": new_password})
+    try:
+        _http("GET", f"{base}/api/me", token=token)
+        raise SystemExit("demo: the session outlived a password reset")
+    except urllib.error.HTTPError as exc:
+        ended = exc.code == 401
+    print(f"  forgot password -> emailed link -> new password: the old session ended ({'401' if ended else '?'})")
+    token = _http("POST", f"{base}/api/auth/login", {"email": email, "password": new_password})["token"]
+    status = _delete(f"{base}/api/me", {"password": new_password}, token)
+    print(f"  DELETE /api/me: {status}; the account, its sessions and its objects are gone, its forecasts stay in "
+          "the ledger without an owner")
 
 
 def _track_record_tour(base: str) -> None:
@@ -121,6 +183,7 @@ def main() -> None:
         answer = _signed_in_tour(base, symbol)
         if not anonymous_done:
             _print_forecast(answer)
+        _account_tour(base, None if settings.email.api_key else Path(settings.email.outbox_dir or "./var/outbox"))
         _track_record_tour(base)
         page = f"{base}/?symbol={symbol}&timeframe=1d"
         print(f"\ndemo finished in {time.perf_counter() - started:.0f}s")

@@ -10,6 +10,7 @@ from accounts.service import AccountService
 from billing.service import BillingService
 from clock import utc_now
 from config import TIMEFRAMES, Settings
+from mail.sender import EmailNotifier
 from market_data.factory import make_source
 from portfolio.service import Portfolio
 from predictions.market import MarketView, WindowFn
@@ -54,5 +55,6 @@ def build_service(settings: Settings, forecast: ForecastFn | None = None, window
     clock = _fixed(settings.serve_as_of) if settings.serve_as_of else utc_now
     market = MarketView(engine, cache, make_source(settings), window, clock)
     return Services(PredictionService(engine, cache, market, registry, forecast),
-                    AccountService(engine, cache, settings.accounts), BillingService(engine, settings.billing),
+                    AccountService(engine, cache, settings.accounts, mail=EmailNotifier(settings.email)),
+                    BillingService(engine, settings.billing),
                     Portfolio.on(engine, settings.limits), models)

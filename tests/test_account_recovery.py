@@ -5,6 +5,8 @@ user controls, and deleting an account, on SQLite and on PostgreSQL + Redis, wit
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import time
 import uuid
@@ -276,10 +278,9 @@ def test_deleting_a_subscriber_cancels_the_subscription_once(world) -> None:
         assert late.status_code == 200 and late.json()["outcome"] == "ignored"
 
 
-@pytest.fixture
-def page_server(pg_database_url, redis_cache, tmp_path, resend_server) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The app served by uvicorn on a free loopback port, its emails to the loopback Resend,
-    its links pointing at itself."""
+@contextlib.contextmanager
+def _served(world: dict[str, Any], **env: str) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port, its links pointing at itself."""
     import socket
     import threading
 
@@ -289,19 +290,44 @@ def page_server(pg_database_url, redis_cache, tmp_path, resend_server) -> Iterat
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
-    world = make_world(pg_database_url, redis_cache, tmp_path)
-    world["clock"].now = utc_now()  # the browser's session cookie must not be born expired
-    app = app_for(world, **{**_mail_env(resend_server), "PUBLIC_BASE_URL": base})
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    world["clock"].now = utc_now()  # a browser's session cookie must not be born expired
+    server = uvicorn.Server(uvicorn.Config(app_for(world, **{**env, "PUBLIC_BASE_URL": base}), host="127.0.0.1",
+                                           port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 30
     while not server.started and time.time() < deadline:
         time.sleep(0.05)
-    yield base, world
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def page_server(pg_database_url, redis_cache, tmp_path, resend_server) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The app on PostgreSQL + Redis, its emails to the loopback Resend."""
+    world = make_world(pg_database_url, redis_cache, tmp_path)
+    with _served(world, **_mail_env(resend_server)) as base:
+        yield base, world
     world["engine"].dispose()
+
+
+def test_the_demo_account_walk_through_follows_the_links_in_the_outbox(world) -> None:
+    """Without an email provider the emails land whole in EMAIL_OUTBOX, and `make demo`'s
+    account walk-through (verify, sessions, reset, delete) runs on them."""
+    from jobs.demo import _account_tour
+
+    outbox = world["tmp"] / "outbox"
+    with _served(world, EMAIL_OUTBOX=str(outbox)) as base:
+        _account_tour(base, outbox)
+    kept = [json.loads(p.read_text()) for p in outbox.glob("account-token-*.json")]
+    assert sorted(e["subject"] for e in kept) == ["Confirm your email address for cryptocast",
+                                                  "Reset your cryptocast password"]
+    with session_scope(world["engine"]) as s:
+        assert not s.exec(select(User).where(User.email.like("demo-%"))).all()  # type: ignore[attr-defined]
+        assert {t.email_status for t in s.exec(select(AccountToken)).all()} <= {"not_sent"}
 
 
 def _wait_for_email(fake: FakeResend, address: str, subject: str, count: int = 1) -> dict[str, Any]:

@@ -3,7 +3,9 @@ error case through the same FastAPI app."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -41,7 +43,7 @@ def world(tmp_path_factory, request: pytest.FixtureRequest) -> dict[str, str]:
     env = {"MARKET_SOURCE": "synthetic", "DATA_DIR": str(root / "data"), "MODEL_DIR": str(root / "models"),
            "DATABASE_URL": pg_url, "REDIS_URL": TEST_REDIS_URL,
            # these tests hammer the API anonymously from one address; quotas have their own tests
-           "QUOTA_ANONYMOUS": "1000000", "QUOTA_FREE": str(SERVED_FREE_QUOTA)}
+           "QUOTA_ANONYMOUS": "1000000", "QUOTA_FREE": str(SERVED_FREE_QUOTA), "EMAIL_OUTBOX": str(root / "outbox")}
     mp = pytest.MonkeyPatch()
     for key, value in env.items():
         mp.setenv(key, value)
@@ -311,6 +313,18 @@ def test_a_killed_forecaster_replica_costs_no_request_more_than_5s(world, served
     assert slowest < 5.0  # the live replica takes over at once
 
 
+def _emailed_token(outbox: Path, to: str, fragment: str) -> str:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        for path in outbox.glob("account-token-*.json"):
+            email = json.loads(path.read_text())
+            found = re.search(rf"#{fragment}=([A-Za-z0-9_-]+)", email["text"]) if email["to"] == to else None
+            if found:
+                return found.group(1)
+        time.sleep(0.2)
+    raise AssertionError(f"no '{fragment}' email to {to} in {outbox}")
+
+
 @pytest.mark.slow
 def test_one_users_quota_holds_across_two_ingress_replicas(world, served: str) -> None:
     from ray import serve
@@ -322,6 +336,10 @@ def test_one_users_quota_holds_across_two_ingress_replicas(world, served: str) -
     with httpx.Client(base_url=served, timeout=60) as http:
         assert http.post("/api/auth/register", json={"email": email, "password": "a long password"}).status_code == 201
         token = http.post("/api/auth/login", json={"email": email, "password": "a long password"}).json()["token"]
+        # the verification email leaves a Serve replica after its answer (a background task)
+        link = _emailed_token(Path(world["EMAIL_OUTBOX"]), email, "verify")
+        assert http.post("/api/auth/verify", json={"token": link}).status_code == 200
+        assert http.get("/api/me", headers={"Authorization": f"Bearer {token}"}).json()["user"]["email_verified"]
 
     def call(_: int) -> tuple[int, str | None]:
         with httpx.Client(base_url=served, timeout=60) as http:

@@ -120,7 +120,7 @@ def test_every_route_refuses_another_users_objects(world) -> None:
         assert r.status_code == 404 and r.json()["error"]["code"].startswith("unknown_"), (method, path, r.text)
         assert client.request(method.upper(), path, json=body).status_code == 401  # and nobody anonymous
     assert client.get("/api/watchlists", headers=bob).json() == {"watchlists": []}
-    assert client.get("/api/alerts", headers=bob).json() == {"alerts": []}
+    assert client.get("/api/alerts", headers=bob).json()["alerts"] == []
     assert client.get("/api/trading-plans", headers=bob).json() == {"trading_plans": []}
     # Alice's objects are untouched
     assert client.get(f"/api/watchlists/{wl['id']}", headers=alice).json()["name"] == "A"
@@ -157,4 +157,4 @@ def test_bad_portfolio_input_is_a_clear_4xx(world) -> None:
     r = client.post("/api/alerts", content=b'{"symbol": "%s", "condition_type": "above", "target_price": NaN}'
                     % t.encode(), headers={**me, "content-type": "application/json"})
     assert r.status_code == 422
-    assert client.get("/api/alerts", headers=me).json() == {"alerts": []}
+    assert client.get("/api/alerts", headers=me).json()["alerts"] == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from storage.db import session_scope
 from storage.schema import AccountToken
 
 log = logging.getLogger(__name__)
+
+SEND_RETRIES_S = (1.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -80,10 +83,17 @@ class MailedTokens:
         return f"{self.base}/#{issued.purpose.fragment}={issued.token}"
 
     def deliver(self, issued: Issued) -> None:
-        """Send the email once (idempotency key: the row) and record how it went."""
+        """Send the email (idempotency key: the row, so a retry is the same email) and record how
+        it went; a failed send is retried twice, after 1 s and 2 s."""
         purpose = issued.purpose
         text = purpose.text.format(link=self.link(issued), minutes=int(purpose.ttl.total_seconds() // 60))
-        delivery = self.notifier.send(Email(issued.email, purpose.subject, text, f"account-token-{issued.id}"))
+        email = Email(issued.email, purpose.subject, text, f"account-token-{issued.id}")
+        delivery = self.notifier.send(email)
+        for pause in SEND_RETRIES_S:
+            if delivery.sent or self.notifier.channel != "email":
+                break
+            time.sleep(pause)
+            delivery = self.notifier.send(email)
         status = "sent" if delivery.sent else ("failed" if self.notifier.channel == "email" else "not_sent")
         with self.engine.begin() as conn:
             conn.execute(sa.update(AccountToken).where(AccountToken.id == issued.id)

@@ -400,3 +400,14 @@ def test_the_account_on_the_page_in_a_real_browser(page_server, resend_server, b
 
 def _verify_link(fake: FakeResend, address: str, base: str) -> str:
     return f"{base}/#verify={_link_token(_wait_for_email(fake, address, 'Confirm'), 'verify', base)}"
+
+
+def test_a_failed_send_is_retried_as_the_same_email(world) -> None:
+    """The provider fails once: the retry carries the same idempotency key, one email arrives."""
+    with FakeResend(fail_first=1) as fake:
+        client = client_for(world, **_mail_env(fake))
+        register_and_login(client, "retry@example.com")
+        assert fake.requests == 2 and len(fake.delivered) == 1
+    with session_scope(world["engine"]) as s:
+        row = s.exec(select(AccountToken)).one()
+    assert fake.delivered[0]["idempotency_key"] == f"account-token-{row.id}" and row.email_status == "sent"

@@ -34,6 +34,16 @@ class MarketSource:
 
 
 @dataclass(frozen=True)
+class LiveSettings:
+    """The live candles' WebSocket: Massive's socket host, sockets allowed per client address and
+    per signed-in user, and the speed of a `csv:` replay under SERVE_AS_OF."""
+
+    massive_ws_base: str = "wss://socket.massive.com"  # MASSIVE_WS_BASE
+    max_sockets: int = 20  # LIVE_MAX_SOCKETS
+    replay_speed: float = 60.0  # LIVE_REPLAY_SPEED: replayed market seconds per real second
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: str
     model_dir: str
@@ -50,6 +60,7 @@ class Settings:
     billing: BillingSettings
     limits: Limits
     email: EmailSettings
+    live: LiveSettings = LiveSettings()
     serve_as_of: datetime | None = None  # SERVE_AS_OF: serve as of this past moment (demos, replays)
     # HAProxy's Prometheus frontend and stats page, on SERVE_HOST: SERVE_METRICS_PORT and
     # SERVE_STATS_PORT, by default SERVE_PORT + METRICS_OFFSET and + STATS_OFFSET
@@ -288,6 +299,17 @@ def _limits(env: Mapping[str, str]) -> Limits:
                      for tier, (w, i, a) in DEFAULT_LIMITS.items()})
 
 
+def _live_settings(env: Mapping[str, str]) -> LiveSettings:
+    ws_base = (env.get("MASSIVE_WS_BASE") or "wss://socket.massive.com").rstrip("/")
+    if not ws_base.startswith(("ws://", "wss://")) or "://" == ws_base[-3:]:
+        raise ConfigError(f"MASSIVE_WS_BASE={ws_base!r} is not a ws:// or wss:// address, e.g. wss://socket.massive.com")
+    return LiveSettings(
+        massive_ws_base=ws_base,
+        max_sockets=int(_parse_number("LIVE_MAX_SOCKETS", env.get("LIVE_MAX_SOCKETS") or "20", int, 1, 10**5)),
+        replay_speed=_parse_number("LIVE_REPLAY_SPEED", env.get("LIVE_REPLAY_SPEED") or "60", float, 0.01, 10**5),
+    )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raises ConfigError naming the first bad variable."""
     env = os.environ if environ is None else environ
@@ -318,6 +340,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                             api_base=(env.get("RESEND_API_BASE") or "").rstrip("/") or None,
                             sender=env.get("ALERT_FROM_EMAIL") or "cryptocast alerts <alerts@cryptocast.invalid>",
                             outbox_dir=env.get("EMAIL_OUTBOX") or "./var/outbox"),
+        live=_live_settings(env),
         serve_as_of=_parse_moment("SERVE_AS_OF", env.get("SERVE_AS_OF")),
         serve_metrics_port=_derived_port(env, "SERVE_METRICS_PORT", serve_port, METRICS_OFFSET),
         serve_stats_port=_derived_port(env, "SERVE_STATS_PORT", serve_port, STATS_OFFSET),
@@ -327,7 +350,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 # Every variable this module reads: what a process hands on to the replicas it deploys.
 VARIABLES: tuple[str, ...] = (
     "DATA_DIR", "MODEL_DIR", "DATABASE_URL", "REDIS_URL", "MARKET_SOURCE", "MASSIVE_API_KEY", "POLYGON_API_KEY",
-    "MASSIVE_API_BASE", "MASSIVE_RETRIES", "MASSIVE_BACKOFF_S", "SERVE_HOST", "SERVE_PORT", "SERVE_AS_OF",
+    "MASSIVE_API_BASE", "MASSIVE_RETRIES", "MASSIVE_BACKOFF_S", "MASSIVE_WS_BASE", "LIVE_MAX_SOCKETS",
+    "LIVE_REPLAY_SPEED", "SERVE_HOST", "SERVE_PORT", "SERVE_AS_OF",
     "SERVE_METRICS_PORT", "SERVE_STATS_PORT",
     "QUOTA_ANONYMOUS", "QUOTA_FREE", "QUOTA_PREMIUM", "QUOTA_PRO", "SESSION_TTL_DAYS", "COOKIE_SECURE",
     "STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "STRIPE_PRICE_PREMIUM", "STRIPE_PRICE_PRO",

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from config import Settings
 from market_data.source import MarketSource
+from market_data.stream import MarketStream
 
 SYNTHETIC_SEED = 7
 SYNTHETIC_COINS = 600
@@ -27,3 +28,23 @@ def make_source(settings: Settings, throttle: Callable[[], None] | None = None) 
 
     return MassiveSource(settings.massive_api_key, settings.massive_api_base, retries=settings.massive_retries,
                          backoff_factor=settings.massive_backoff_s, throttle=throttle)
+
+
+def make_stream(settings: Settings, source: MarketSource) -> MarketStream | None:
+    """The live stream beside `source`: Massive's socket, the seeded synthetic walk, or a replay
+    of the source's candles from SERVE_AS_OF (any source served as of a past moment); none for
+    a CSV export served as of now (it has no future to replay)."""
+    if settings.serve_as_of is not None:
+        from market_data.replay_stream import ReplayStream
+
+        return ReplayStream(source, settings.serve_as_of, speed=settings.live.replay_speed)
+    kind = settings.market_source.kind
+    if kind == "massive":
+        from market_data.massive_stream import MassiveStream
+
+        return MassiveStream(settings.massive_api_key or "", settings.live.massive_ws_base)
+    if kind == "csv":
+        return None
+    from market_data.synthetic_stream import SyntheticStream, last_hourly_close
+
+    return SyntheticStream(lambda ticker: last_hourly_close(source, ticker), seed=SYNTHETIC_SEED)

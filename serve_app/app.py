@@ -23,6 +23,7 @@ from serve_app.routers import (
     accounts,
     billing,
     health,
+    live,
     market,
     models,
     pages,
@@ -32,14 +33,17 @@ from serve_app.routers import (
     track_record,
 )
 from serve_app.routers.pages import STATIC_DIR
+from streaming.live import LiveMarket
 
-ROUTERS = (predictions, market, accounts, sessions, portfolio, billing, models, track_record, health, pages)
+ROUTERS = (predictions, market, live, accounts, sessions, portfolio, billing, models, track_record, health, pages)
 
 
 def create_app(service: PredictionService, accounts: AccountService, billing: BillingService | None = None,
-               metrics: Metrics | None = None, portfolio: Portfolio | None = None) -> FastAPI:
+               metrics: Metrics | None = None, portfolio: Portfolio | None = None,
+               live_market: LiveMarket | None = None) -> FastAPI:
     """The app, on the services given; `app.state.versions` reports the active model versions
-    (set by the Serve ingress; none by default)."""
+    (set by the Serve ingress; none by default). Without `live_market` the live socket answers
+    that there is no live market."""
     app = FastAPI(title="cryptocast", version="0.1.0",
                   description="30-step crypto forecasts (OHLC, 80 % band, calibrated confidence) from one model per timeframe")
     app.add_middleware(BodyLimit)
@@ -52,6 +56,9 @@ def create_app(service: PredictionService, accounts: AccountService, billing: Bi
     app.state.portfolio = portfolio or Portfolio.on(service.engine, load_settings({}).limits)
     app.state.metrics = metrics or Metrics()
     app.state.versions = dict
+    app.state.live = live_market
+    if live_market is not None:
+        live_market.hub.reporter = app.state.metrics.live
     for module in ROUTERS:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

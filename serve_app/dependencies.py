@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.requests import HTTPConnection
 
 from accounts.errors import AccountError
 from accounts.service import Account, AccountService, Caller
@@ -21,22 +22,28 @@ from portfolio.service import Portfolio
 from predictions.market import MarketView
 from predictions.service import PredictionService
 from serve_app.metrics import Metrics
+from streaming.live import LiveMarket
 
 SESSION_COOKIE = "session"
 
 
-def _predictions(request: Request) -> PredictionService:
+def _predictions(request: HTTPConnection) -> PredictionService:
     service: PredictionService = request.app.state.service
     return service
 
 
-def _market(request: Request) -> MarketView:
+def _market(request: HTTPConnection) -> MarketView:
     return _predictions(request).market
 
 
-def _accounts(request: Request) -> AccountService:
+def _accounts(request: HTTPConnection) -> AccountService:
     accounts: AccountService = request.app.state.accounts
     return accounts
+
+
+def _live(request: HTTPConnection) -> LiveMarket | None:
+    live: LiveMarket | None = request.app.state.live
+    return live
 
 
 def _portfolio(request: Request) -> Portfolio:
@@ -44,7 +51,7 @@ def _portfolio(request: Request) -> Portfolio:
     return portfolio
 
 
-def _metrics(request: Request) -> Metrics:
+def _metrics(request: HTTPConnection) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
@@ -55,7 +62,7 @@ def _cancel_subscription(request: Request) -> Callable[[uuid.UUID], None]:
     return (lambda _user: None) if billing is None else billing.cancel_on_close
 
 
-def _client(request: Request) -> Client:
+def _client(request: HTTPConnection) -> Client:
     return Client(request.client.host if request.client else "unknown", request.headers.get("user-agent"))
 
 
@@ -66,7 +73,7 @@ def _billing(request: Request) -> BillingService:
     return billing
 
 
-def session_token(request: Request) -> str | None:
+def session_token(request: HTTPConnection) -> str | None:
     """The session token the request carries, by header or cookie; 4xx when they disagree."""
     header = request.headers.get("authorization")
     cookie = request.cookies.get(SESSION_COOKIE) or None
@@ -87,6 +94,7 @@ Market = Annotated[MarketView, Depends(_market)]
 Accounts = Annotated[AccountService, Depends(_accounts)]
 PortfolioDep = Annotated[Portfolio, Depends(_portfolio)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
+Live = Annotated[LiveMarket | None, Depends(_live)]
 Billing = Annotated[BillingService, Depends(_billing)]
 Token = Annotated[str | None, Depends(session_token)]
 ClientDep = Annotated[Client, Depends(_client)]

@@ -182,7 +182,7 @@ class Api:
         services = build_service(load_settings(environ), forecast=forecast,
                                  window=lambda tf: profile_for(tf).serving_window, cache_prefix=cache_prefix)
         self.fastapi = create_app(services.predictions, services.accounts, services.billing, Metrics(),
-                                  services.portfolio)
+                                  services.portfolio, services.live)
         self.fastapi.state.versions = lambda: {tf: h.version.remote().result() for tf, h in self.forecasters.items()}
 
     def __serve_build_asgi_app__(self) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from accuracy.tracker import LiveSummary
+from streaming.outbox import LiveStats
 
 LATENCY_BOUNDARIES_MS = [5, 10, 25, 50, 100, 150, 250, 500, 1000, 2500, 5000]
 
@@ -17,6 +18,7 @@ class Metrics:
     hits: int = 0
     misses: int = 0
     _ray: dict = field(default_factory=dict)
+    _live_seen: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         try:
@@ -38,6 +40,34 @@ class Metrics:
             }
         except Exception:
             self._ray = {}
+
+    def live(self, stats: LiveStats) -> None:
+        """The live sockets' figures (`cryptocast_live_viewers`, `_upstream_subscriptions` gauges;
+        `_messages_sent_total`, `_messages_dropped_total`, `_upstream_reconnects_total` counters,
+        whose rate() is per second), from the hub's running counts."""
+        if not self._ray:
+            return
+        try:
+            if "viewers" not in self._ray:
+                from ray.util.metrics import Counter, Gauge
+
+                self._ray["viewers"] = Gauge("cryptocast_live_viewers", "open live-candle WebSockets")
+                self._ray["subscriptions"] = Gauge("cryptocast_live_upstream_subscriptions",
+                                                   "symbols this replica receives from the market stream")
+                for name, text in (("sent", "live messages sent"), ("dropped", "live forming-candle updates "
+                                   "replaced before a slow socket read them"), ("reconnects", "market stream reconnects")):
+                    metric = "upstream_reconnects" if name == "reconnects" else f"messages_{name}"
+                    self._ray[name] = Counter(f"cryptocast_live_{metric}_total", text)
+            self._ray["viewers"].set(stats.viewers)
+            self._ray["subscriptions"].set(stats.subscriptions)
+            for name in ("sent", "dropped", "reconnects"):
+                value = getattr(stats, name)
+                delta = value - self._live_seen.get(name, 0)
+                if delta > 0:
+                    self._ray[name].inc(delta)
+                self._live_seen[name] = value
+        except Exception:
+            pass
 
     def request(self, route: str, status: int, ms: float) -> None:
         """`route` is the matched route's template (`/api/alerts/{alert_id}`), never the raw path:

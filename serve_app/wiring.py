@@ -11,7 +11,8 @@ from billing.service import BillingService
 from clock import utc_now
 from config import TIMEFRAMES, Settings
 from mail.sender import EmailNotifier
-from market_data.factory import make_source
+from market_data.factory import make_source, make_stream
+from market_data.source import MarketSource
 from portfolio.service import Portfolio
 from predictions.market import MarketView, WindowFn
 from predictions.service import ForecastFn, PredictionService
@@ -20,6 +21,10 @@ from storage.cache import RedisCache, make_cache
 from storage.db import make_engine
 from storage.migrate import upgrade
 from storage.registry import ModelRegistry
+from streaming.admission import Admission
+from streaming.hub import LiveHub
+from streaming.live import LiveMarket
+from streaming.seed import seed_from
 
 
 def _fixed(moment: datetime) -> Callable[[], datetime]:
@@ -37,6 +42,7 @@ class Services:
     billing: BillingService
     portfolio: Portfolio
     models: ActiveModels | None
+    live: LiveMarket | None = None
 
 
 def build_service(settings: Settings, forecast: ForecastFn | None = None, window: WindowFn | None = None,
@@ -53,8 +59,17 @@ def build_service(settings: Settings, forecast: ForecastFn | None = None, window
         models = ActiveModels(registry, list(TIMEFRAMES))
         forecast, window = models.forecast, models.window
     clock = _fixed(settings.serve_as_of) if settings.serve_as_of else utc_now
-    market = MarketView(engine, cache, make_source(settings), window, clock)
+    source = make_source(settings)
+    market = MarketView(engine, cache, source, window, clock)
     return Services(PredictionService(engine, cache, market, registry, forecast),
                     AccountService(engine, cache, settings.accounts, mail=EmailNotifier(settings.email)),
                     BillingService(engine, settings.billing),
-                    Portfolio.on(engine, settings.limits), models)
+                    Portfolio.on(engine, settings.limits), models, live_market(settings, source))
+
+
+def live_market(settings: Settings, source: MarketSource) -> LiveMarket | None:
+    """The live candles of this process: its market's stream fanned out to its sockets."""
+    stream = make_stream(settings, source)
+    if stream is None:
+        return None
+    return LiveMarket(LiveHub(stream, seed_from(source)), Admission(settings.live.max_sockets))

@@ -40,6 +40,7 @@ from storage.lake import Lake
 from storage.migrate import upgrade
 from storage.registry import ModelRegistry
 from storage.schema import ModelRecord, Symbol, User
+from streaming.live import LiveMarket
 from training.forecast import Forecast, ForecastStep
 
 PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
@@ -270,8 +271,8 @@ def client_for(world: dict[str, Any], **env: str) -> TestClient:
     return TestClient(app_for(world, **env))
 
 
-def app_for(world: dict[str, Any], **env: str) -> FastAPI:
-    """`client_for`'s app, to serve for real (a browser test)."""
+def app_for(world: dict[str, Any], live_market: LiveMarket | None = None, **env: str) -> FastAPI:
+    """`client_for`'s app, to serve for real (a browser test); live candles from `live_market`."""
     settings = load_settings({"DATABASE_URL": world["url"], "EMAIL_OUTBOX": str(world["tmp"] / "outbox"), **env})
     engine, cache, clock = world["engine"], world["cache"], world["clock"]
     market = MarketView(engine, cache, world["market"], lambda tf: 20, clock)
@@ -279,7 +280,7 @@ def app_for(world: dict[str, Any], **env: str) -> FastAPI:
                                     flat_forecast(world["model_id"]))
     accounts = AccountService(engine, cache, settings.accounts, clock=clock, mail=EmailNotifier(settings.email))
     return create_app(predictions, accounts, BillingService(engine, settings.billing, clock=clock),
-                      portfolio=Portfolio.on(engine, settings.limits))
+                      portfolio=Portfolio.on(engine, settings.limits), live_market=live_market)
 
 
 def register_and_login(client: TestClient, email: str) -> str:

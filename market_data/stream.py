@@ -1,0 +1,47 @@
+"""Live market data: one interface over each source's stream, beside the REST one (`source.py`).
+
+A stream is subscribed per ticker and delivers `Tick`s: per-second aggregates or single trades
+(a trade is a tick whose open, high, low and close are its price). It runs until cancelled,
+reconnecting on its own, and says how its upstream is through status callbacks, so that viewers
+are told rather than left with a chart that silently stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+CONNECTED, RECONNECTING = "connected", "reconnecting"
+
+
+@dataclass(frozen=True)
+class Tick:
+    ticker: str
+    at: datetime  # aware UTC: the second an aggregate opened, or a trade's time
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+TickSink = Callable[[Tick], None]
+StatusSink = Callable[[str, str], None]  # (CONNECTED | RECONNECTING, a message for people)
+
+
+class MarketStream(Protocol):
+    name: str
+
+    def now(self) -> datetime:
+        """The market's time: the clock's, or the replayed moment of a replay."""
+        ...
+
+    def subscribe(self, ticker: str) -> None: ...
+
+    def unsubscribe(self, ticker: str) -> None: ...
+
+    async def run(self, on_tick: TickSink, on_status: StatusSink) -> None:
+        """Deliver ticks of the subscribed tickers until cancelled."""
+        ...

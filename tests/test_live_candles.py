@@ -1,0 +1,401 @@
+"""Live candles: the forming-candle rules, the per-socket outbox, the hub's one upstream
+subscription per symbol, the WebSocket route's messages and refusals, the CSV replay, and the
+official Massive client against a loopback socket that speaks Massive's protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from starlette.websockets import WebSocketDisconnect
+
+from market_data.csv_source import CsvSource
+from market_data.massive_stream import MassiveStream, pair_of
+from market_data.replay_stream import ReplayStream
+from market_data.stream import CONNECTED, RECONNECTING, StatusSink, Tick, TickSink
+from streaming.admission import Admission
+from streaming.candles import Candle, FormingCandle
+from streaming.hub import LiveHub
+from streaming.live import LiveMarket
+from streaming.outbox import LiveStats, Outbox, Overflow
+from streaming.seed import seed_from
+from tests.conftest import START, app_for, bearer, register_and_login
+
+HOURLY_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance_hourly"
+T0 = datetime(2026, 3, 10, 22, 0, tzinfo=timezone.utc)
+
+
+def tick(at: datetime, price: float, ticker: str = "X:AUSD", volume: float = 1.0) -> Tick:
+    return Tick(ticker, at, price, price, price, price, volume)
+
+
+# -- the forming candle -------------------------------------------------------------------------
+def test_a_forming_candle_opens_at_the_last_close_and_follows_the_ticks() -> None:
+    candle = FormingCandle.start("1h", T0 + timedelta(minutes=5), last_close=100.0)
+    assert candle.current == Candle(T0, 100.0, 100.0, 100.0, 100.0, 0.0)
+    assert candle.apply(tick(T0 + timedelta(minutes=6), 103.0)) == []
+    assert candle.apply(tick(T0 + timedelta(minutes=7), 98.0, volume=2.0)) == []
+    assert candle.current == Candle(T0, 100.0, 103.0, 98.0, 98.0, 3.0)
+    # a tick of the next hour closes this candle; the next opens at its close
+    closed = candle.apply(tick(T0 + timedelta(minutes=61), 99.0))
+    assert closed == [Candle(T0, 100.0, 103.0, 98.0, 98.0, 3.0)]
+    assert candle.current == Candle(T0 + timedelta(hours=1), 98.0, 99.0, 98.0, 99.0, 1.0)
+    # a late aggregate of the closed hour changes nothing
+    assert candle.apply(tick(T0 + timedelta(minutes=59), 500.0)) == []
+    assert candle.current.high == 99.0
+
+
+def test_the_clock_closes_a_quiet_candle_and_a_long_silence_sends_only_the_last_ones() -> None:
+    candle = FormingCandle.start("1h", T0, last_close=10.0)
+    assert candle.advance(T0 + timedelta(minutes=59, seconds=59)) == []
+    closed = candle.advance(T0 + timedelta(hours=1))
+    assert [c.opened_at for c in closed] == [T0] and candle.current.opened_at == T0 + timedelta(hours=1)
+    closed = candle.advance(T0 + timedelta(days=3, minutes=1))
+    assert len(closed) <= 4 and closed[-1].opened_at == T0 + timedelta(days=3) - timedelta(hours=1)
+    assert candle.current == Candle(T0 + timedelta(days=3), 10.0, 10.0, 10.0, 10.0, 0.0)
+
+
+def test_a_daily_candle_starts_from_the_hours_the_source_already_closed() -> None:
+    day = T0.replace(hour=0)
+    partial = Candle(day, 50.0, 60.0, 45.0, 55.0, 10.0)
+    candle = FormingCandle.start("1d", T0, last_close=50.0, partial=partial)
+    assert candle.current == partial
+    with pytest.raises(ValueError, match="timeframe '2h'"):
+        FormingCandle.start("2h", T0, last_close=1.0)
+
+
+# -- a socket's outbox ------------------------------------------------------------------------------
+def test_the_outbox_replaces_unsent_forming_updates_and_never_drops_a_closed_candle() -> None:
+    stats = LiveStats()
+    outbox = Outbox(stats, max_ordered=3)
+    outbox.put_forming({"n": 1})
+    outbox.put_forming({"n": 2})
+    outbox.put({"closed": True, "n": 3})  # retires the forming update of the candle it closes
+    outbox.put_forming({"n": 4})
+    assert stats.dropped == 2
+
+    async def drain() -> list[Any]:
+        return [await outbox.get() for _ in range(2)]
+
+    assert asyncio.run(drain()) == [{"closed": True, "n": 3}, {"n": 4}]
+    for n in range(4):
+        outbox.put({"closed": True, "n": n})
+    with pytest.raises(Overflow):
+        asyncio.run(outbox.get())
+
+
+# -- the hub, on a stream the test drives --------------------------------------------------------
+class PushedStream:
+    """A market stream the test pushes ticks into from any thread."""
+
+    name = "pushed"
+
+    def __init__(self, now: datetime) -> None:
+        self.clock = now
+        self.subscribed: list[str] = []
+        self.calls: list[str] = []
+        self.ticks: queue.Queue[Tick | tuple[str, str]] = queue.Queue()
+
+    def now(self) -> datetime:
+        return self.clock
+
+    def subscribe(self, ticker: str) -> None:
+        self.subscribed.append(ticker)
+        self.calls.append(f"+{ticker}")
+
+    def unsubscribe(self, ticker: str) -> None:
+        self.subscribed.remove(ticker)
+        self.calls.append(f"-{ticker}")
+
+    async def run(self, on_tick: TickSink, on_status: StatusSink) -> None:
+        on_status(CONNECTED, "connected")
+        while True:
+            try:
+                item = self.ticks.get_nowait()
+            except queue.Empty:
+                await asyncio.sleep(0.01)
+                continue
+            if isinstance(item, Tick):
+                on_tick(item)
+            else:
+                on_status(*item)
+
+
+def flat_seed(ticker: str, timeframe: str, now: datetime) -> tuple[float, Candle | None]:
+    return 100.0, None
+
+
+def test_viewers_of_a_symbol_share_one_upstream_subscription_that_ends_after_the_last_leaves() -> None:
+    async def scenario() -> None:
+        stream = PushedStream(T0)
+        hub = LiveHub(stream, flat_seed, linger_s=0.2, flush_s=0.02)
+        boxes = [Outbox(hub.stats) for _ in range(3)]
+        await hub.join("X:AUSD", "1h", boxes[0])
+        await hub.join("X:AUSD", "1d", boxes[1])
+        await hub.join("X:BUSD", "1h", boxes[2])
+        assert stream.calls == ["+X:AUSD", "+X:BUSD"] and hub.stats.subscriptions == 2
+        stream.ticks.put(tick(T0 + timedelta(minutes=1), 101.0))
+        got = [await boxes[0].get() for _ in range(2)]
+        assert got[0]["type"] == "status" and got[1]["candle"]["close"] == 100.0
+        moved = await asyncio.wait_for(boxes[0].get(), 1)
+        assert moved["candle"]["close"] == 101.0 and moved["closed"] is False
+        hub.leave("X:AUSD", "1h", boxes[0])
+        await asyncio.sleep(0.3)
+        assert stream.calls == ["+X:AUSD", "+X:BUSD"]  # a 1d viewer still watches X:AUSD
+        hub.leave("X:AUSD", "1d", boxes[1])
+        await hub.join("X:AUSD", "1h", boxes[0])  # back within the linger: no churn upstream
+        hub.leave("X:AUSD", "1h", boxes[0])
+        await asyncio.sleep(0.3)
+        assert stream.calls == ["+X:AUSD", "+X:BUSD", "-X:AUSD"] and hub.stats.subscriptions == 1
+        stream.ticks.put((RECONNECTING, "Live data disconnected. Reconnecting..."))
+        while (m := await asyncio.wait_for(boxes[2].get(), 1))["type"] != "status" or m["status"] != RECONNECTING:
+            pass
+        assert hub.stats.reconnects == 1 and hub.stats.viewers == 1
+        await hub.close()
+
+    asyncio.run(scenario())
+
+
+# -- the WebSocket route -----------------------------------------------------------------------------
+def _live_client(world: dict[str, Any], stream: PushedStream, max_sockets: int = 20) -> Any:
+    from fastapi.testclient import TestClient
+
+    hub = LiveHub(stream, seed_from(world["market"]), linger_s=0.1, flush_s=0.02)
+    return TestClient(app_for(world, live_market=LiveMarket(hub, Admission(max_sockets))))
+
+
+def _next(ws: Any, kind: str = "candle") -> dict[str, Any]:
+    while True:
+        message = ws.receive_json()
+        if message["type"] == kind:
+            return message
+
+
+def test_the_socket_sends_the_forming_candle_from_the_charts_last_close_then_its_close(world: dict[str, Any]) -> None:
+    stream = PushedStream(START + timedelta(minutes=10))
+    ticker = world["tickers"][0]
+    with _live_client(world, stream) as client:
+        chart = client.get("/api/candles", params={"symbol": ticker, "timeframe": "1h", "limit": 1}).json()
+        last_close = chart["candles"][-1]["close"]
+        with client.websocket_connect(f"/api/ws/candles?symbol={ticker}&timeframe=1h") as ws:
+            assert _next(ws, "status")["status"] == CONNECTED
+            first = _next(ws)
+            assert first["symbol"] == ticker and first["timeframe"] == "1h" and first["closed"] is False
+            assert first["candle"]["open"] == pytest.approx(last_close)
+            assert first["candle"]["timestamp"] == START.isoformat()
+            stream.ticks.put(tick(START + timedelta(minutes=11), last_close * 1.01, ticker))
+            moved = _next(ws)
+            assert moved["candle"]["close"] == pytest.approx(last_close * 1.01) and moved["closed"] is False
+            stream.ticks.put(tick(START + timedelta(minutes=61), last_close * 1.02, ticker))
+            closed = _next(ws)
+            assert closed["closed"] is True and closed["candle"]["close"] == pytest.approx(last_close * 1.01)
+            following = _next(ws)
+            assert following["candle"]["open"] == pytest.approx(last_close * 1.01)
+            assert following["candle"]["timestamp"] == (START + timedelta(hours=1)).isoformat()
+            ws.send_json({"type": "ping"})
+            assert _next(ws, "pong") == {"type": "pong"}
+            ws.send_text("buy everything")
+            refused = _next(ws, "error")
+            assert refused["error"]["code"] == "unsupported_message"
+            ws.send_json({"type": "ping"})  # still open after a refused message
+            assert _next(ws, "pong") == {"type": "pong"}
+        deadline = time.time() + 5
+        while stream.subscribed and time.time() < deadline:
+            time.sleep(0.05)
+        assert stream.calls == [f"+{ticker}", f"-{ticker}"]
+
+
+@pytest.mark.parametrize("query,code", [
+    ("symbol=X:NOSUCHUSD&timeframe=1h", "unknown_symbol"),
+    ("symbol=X:AUSD&timeframe=2h", "bad_timeframe"),
+    ("timeframe=1h", "bad_symbol"),
+    ("symbol=%3Cscript%3E&timeframe=1d", "bad_symbol"),
+])
+def test_bad_input_gets_an_error_message_and_a_close(world: dict[str, Any], query: str, code: str) -> None:
+    stream = PushedStream(START)
+    with _live_client(world, stream) as client, client.websocket_connect(f"/api/ws/candles?{query}") as ws:
+        message = ws.receive_json()
+        assert message["type"] == "error" and message["error"]["code"] == code, message
+        assert message["error"]["message"]
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+        assert closed.value.code == 1008
+    assert stream.calls == []
+
+
+def test_sockets_per_address_and_per_user_are_limited(world: dict[str, Any]) -> None:
+    stream = PushedStream(START)
+    ticker = world["tickers"][0]
+    url = f"/api/ws/candles?symbol={ticker}&timeframe=1d"
+    with _live_client(world, stream, max_sockets=2) as client:
+        token = register_and_login(client, "live@example.com")
+        with client.websocket_connect(url) as a, client.websocket_connect(url, headers=bearer(token)) as b:
+            _next(a), _next(b)
+            with client.websocket_connect(url) as c:
+                refused = c.receive_json()
+                assert refused["error"]["code"] == "too_many_sockets" and "address" in refused["error"]["message"]
+                with pytest.raises(WebSocketDisconnect) as closed:
+                    c.receive_json()
+                assert closed.value.code == 1013
+        with client.websocket_connect(url) as again:  # the closed ones were counted out
+            assert _next(again)["closed"] is False
+        with client.websocket_connect(url, headers={"Authorization": "Bearer not-a-session"}) as bad:
+            assert bad.receive_json()["error"]["code"] == "invalid_session"
+
+
+def test_without_a_live_market_the_socket_says_so(world: dict[str, Any]) -> None:
+    from fastapi.testclient import TestClient
+
+    ticker = world["tickers"][0]
+    with TestClient(app_for(world)) as client, \
+            client.websocket_connect(f"/api/ws/candles?symbol={ticker}&timeframe=1d") as ws:
+        assert ws.receive_json()["error"]["code"] == "no_live_market"
+
+
+# -- the CSV replay -----------------------------------------------------------------------------------
+def test_a_csv_export_replays_from_serve_as_of_at_its_speed() -> None:
+    source = CsvSource(HOURLY_DATA)
+    ticker = source.list_tickers()[0].ticker
+    start = datetime(2022, 6, 1, 12, 20, tzinfo=timezone.utc)
+    wall = [0.0]
+    stream = ReplayStream(source, start, speed=3600.0, wall=lambda: wall[0])
+    stream.subscribe(ticker)
+    got: list[Tick] = []
+
+    async def run() -> None:
+        task = asyncio.ensure_future(stream.run(got.append, lambda *_: None))
+        for _ in range(6):  # six seconds of wall time: six replayed hours
+            wall[0] += 1.0
+            await asyncio.sleep(0.05)
+        task.cancel()
+
+    asyncio.run(run())
+    assert stream.now() == start + timedelta(hours=6)
+    assert got and all(start < t.at <= start + timedelta(hours=6) for t in got)
+    assert [t.at for t in got] == sorted(t.at for t in got)
+    hours = source.aggregates(ticker, "1h", start, start + timedelta(hours=6))
+    closes = {pd.Timestamp(t.at).floor("1h"): t.close for t in got}  # the last tick of each hour: its close
+    for row in hours.itertuples():
+        if pd.Timestamp(row.timestamp) + pd.Timedelta(minutes=45) <= start + timedelta(hours=6) \
+                and pd.Timestamp(row.timestamp) > start:
+            assert closes[pd.Timestamp(row.timestamp)] == pytest.approx(row.close)
+
+
+# -- Massive's socket through the official client ------------------------------------------------------
+class LoopbackMassive:
+    """Speaks Massive's documented socket protocol on loopback: `connected` status on open, `auth`
+    with the key, `subscribe`/`unsubscribe` acknowledged, then per-second aggregates (`XAS`) of the
+    subscribed pairs; `drop()` cuts every connection without a close frame."""
+
+    def __init__(self, key: str = "test-key") -> None:
+        self.key = key
+        self.subscriptions: list[str] = []
+        self.connections = 0
+        self.port = 0
+        self._servers: list[Any] = []
+        self._conns: set[Any] = set()
+        self.price = 100.0
+
+    async def handler(self, ws: Any) -> None:
+        self.connections += 1
+        self._conns.add(ws)
+        topics: set[str] = set()
+        try:
+            await ws.send(json.dumps([{"ev": "status", "status": "connected", "message": "Connected Successfully"}]))
+            auth = json.loads(await ws.recv())
+            if auth != {"action": "auth", "params": self.key}:
+                await ws.send(json.dumps([{"ev": "status", "status": "auth_failed", "message": "authentication failed"}]))
+                return
+            await ws.send(json.dumps([{"ev": "status", "status": "auth_success", "message": "authenticated"}]))
+
+            async def feed() -> None:
+                while True:
+                    await asyncio.sleep(0.05)
+                    self.price += 0.5
+                    now_ms = int(time.time() * 1000)
+                    batch = [{"ev": "XAS", "pair": t.removeprefix("XAS."), "o": self.price - 0.5, "h": self.price,
+                              "l": self.price - 0.5, "c": self.price, "v": 2.0, "s": now_ms - 1000, "e": now_ms}
+                             for t in sorted(topics)]
+                    if batch:
+                        await ws.send(json.dumps(batch))
+
+            feeder = asyncio.ensure_future(feed())
+            try:
+                async for raw in ws:
+                    message = json.loads(raw)
+                    for topic in message["params"].split(","):
+                        if message["action"] == "subscribe":
+                            topics.add(topic)
+                            self.subscriptions.append(topic)
+                        else:
+                            topics.discard(topic)
+                        await ws.send(json.dumps([{"ev": "status", "status": "success",
+                                                   "message": f"{message['action']}d to: {topic}"}]))
+            finally:
+                feeder.cancel()
+        finally:
+            self._conns.discard(ws)
+
+    def drop(self) -> None:
+        for ws in list(self._conns):
+            ws.transport.abort()  # no close frame: what a network failure looks like
+
+
+def test_the_official_client_authenticates_subscribes_and_resumes_after_a_drop() -> None:
+    import websockets
+
+    assert pair_of("X:BTCUSD") == "BTC-USD" and pair_of("X:ETHUSDT") == "ETH-USDT"
+    server = LoopbackMassive()
+    ticks: list[Tick] = []
+    states: list[str] = []
+
+    async def scenario() -> None:
+        async with websockets.serve(server.handler, "127.0.0.1", 0) as ws_server:
+            port = ws_server.sockets[0].getsockname()[1]
+            stream = MassiveStream("test-key", f"ws://127.0.0.1:{port}")
+            stream.subscribe("X:BTCUSD")
+            task = asyncio.ensure_future(stream.run(ticks.append, lambda state, _text: states.append(state)))
+
+            async def until(check: Any, seconds: float = 10) -> None:
+                deadline = time.monotonic() + seconds
+                while not check():
+                    assert time.monotonic() < deadline, (states, len(ticks), server.subscriptions)
+                    await asyncio.sleep(0.02)
+
+            await until(lambda: len(ticks) >= 3)
+            assert states == [CONNECTED] and server.subscriptions == ["XAS.BTC-USD"]
+            assert {t.ticker for t in ticks} == {"X:BTCUSD"} and ticks[-1].close > ticks[0].close
+            stream.subscribe("X:ETHUSD")
+            await until(lambda: any(t.ticker == "X:ETHUSD" for t in ticks))
+            server.drop()
+            await until(lambda: states[-1] == CONNECTED and RECONNECTING in states)
+            seen = len(ticks)
+            await until(lambda: len(ticks) > seen + 2)
+            assert server.connections == 2 and stream.reconnects == 1
+            assert sorted(server.subscriptions[2:]) == ["XAS.BTC-USD", "XAS.ETH-USD"]  # resubscribed
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+
+
+def test_a_live_stream_runs_while_the_server_thread_serves(world: dict[str, Any]) -> None:
+    """The hub's tasks live in the app's event loop, not the test's: a tick pushed from another
+    thread reaches the socket."""
+    stream = PushedStream(START + timedelta(minutes=1))
+    ticker = world["tickers"][1]
+    with _live_client(world, stream) as client, \
+            client.websocket_connect(f"/api/ws/candles?symbol={ticker}&timeframe=1d") as ws:
+        first = _next(ws)
+        threading.Thread(target=lambda: stream.ticks.put(tick(START + timedelta(minutes=2), 1e6, ticker))).start()
+        while (moved := _next(ws))["candle"]["high"] != 1e6:
+            assert moved["candle"] == first["candle"]  # the same candle again until the tick
+        assert moved["candle"]["open"] == first["candle"]["open"] and moved["candle"]["close"] == 1e6

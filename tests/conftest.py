@@ -8,7 +8,11 @@ CI included; when one is missing the test fails with a message saying so, it is 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -19,12 +23,14 @@ import pandas as pd
 import psycopg
 import pytest
 import sqlalchemy as sa
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from accounts.service import AccountService
 from billing.service import BillingService
+from clock import utc_now
 from config import load_settings
 from mail.sender import EmailNotifier
 from market_data.csv_source import CsvSource
@@ -281,6 +287,28 @@ def app_for(world: dict[str, Any], live_market: LiveMarket | None = None, **env:
     accounts = AccountService(engine, cache, settings.accounts, clock=clock, mail=EmailNotifier(settings.email))
     return create_app(predictions, accounts, BillingService(engine, settings.billing, clock=clock),
                       portfolio=Portfolio.on(engine, settings.limits), live_market=live_market)
+
+
+@contextlib.contextmanager
+def serve_world(world: dict[str, Any], live_market: LiveMarket | None = None, **env: str) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port, its links pointing at itself."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    world["clock"].now = utc_now()  # a browser's session cookie must not be born expired
+    server = uvicorn.Server(uvicorn.Config(app_for(world, live_market, **{**env, "PUBLIC_BASE_URL": base}), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def register_and_login(client: TestClient, email: str) -> str:

@@ -5,7 +5,6 @@ user controls, and deleting an account, on SQLite and on PostgreSQL + Redis, wit
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import time
@@ -19,10 +18,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from clock import utc_now
 from storage.db import session_scope
 from storage.schema import AccountToken, Alert, Prediction, Subscription, TradingPlan, User, UserSession, Watchlist
-from tests.conftest import PASSWORD, app_for, bearer, client_for, make_world, mark_verified, register_and_login
+from tests.conftest import PASSWORD, bearer, client_for, make_world, mark_verified, register_and_login, serve_world
 from tests.fake_resend import FakeResend
 from tests.fake_stripe import FakeStripe
 from tests.test_billing import _billing_env, _event, _send, _subscription
@@ -278,38 +276,11 @@ def test_deleting_a_subscriber_cancels_the_subscription_once(world) -> None:
         assert late.status_code == 200 and late.json()["outcome"] == "ignored"
 
 
-@contextlib.contextmanager
-def _served(world: dict[str, Any], **env: str) -> Iterator[str]:
-    """The app served by uvicorn on a free loopback port, its links pointing at itself."""
-    import socket
-    import threading
-
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    world["clock"].now = utc_now()  # a browser's session cookie must not be born expired
-    server = uvicorn.Server(uvicorn.Config(app_for(world, **{**env, "PUBLIC_BASE_URL": base}), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    try:
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture
 def page_server(pg_database_url, redis_cache, tmp_path, resend_server) -> Iterator[tuple[str, dict[str, Any]]]:
     """The app on PostgreSQL + Redis, its emails to the loopback Resend."""
     world = make_world(pg_database_url, redis_cache, tmp_path)
-    with _served(world, **_mail_env(resend_server)) as base:
+    with serve_world(world, **_mail_env(resend_server)) as base:
         yield base, world
     world["engine"].dispose()
 
@@ -320,7 +291,7 @@ def test_the_demo_account_walk_through_follows_the_links_in_the_outbox(world) ->
     from jobs.demo import _account_tour
 
     outbox = world["tmp"] / "outbox"
-    with _served(world, EMAIL_OUTBOX=str(outbox)) as base:
+    with serve_world(world, EMAIL_OUTBOX=str(outbox)) as base:
         _account_tour(base, outbox)
     kept = [json.loads(p.read_text()) for p in outbox.glob("account-token-*.json")]
     assert sorted(e["subject"] for e in kept) == ["Confirm your email address for cryptocast",

@@ -27,7 +27,7 @@ from streaming.hub import LiveHub
 from streaming.live import LiveMarket
 from streaming.outbox import LiveStats, Outbox, Overflow
 from streaming.seed import seed_from
-from tests.conftest import START, app_for, bearer, register_and_login
+from tests.conftest import START, app_for, bearer, register_and_login, serve_world
 
 HOURLY_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance_hourly"
 T0 = datetime(2026, 3, 10, 22, 0, tzinfo=timezone.utc)
@@ -399,3 +399,49 @@ def test_a_live_stream_runs_while_the_server_thread_serves(world: dict[str, Any]
         while (moved := _next(ws))["candle"]["high"] != 1e6:
             assert moved["candle"] == first["candle"]  # the same candle again until the tick
         assert moved["candle"]["open"] == first["candle"]["open"] and moved["candle"]["close"] == 1e6
+
+
+# -- the page, in Debian's chromium -----------------------------------------------------------------------
+def test_the_page_moves_its_last_candle_live_and_says_when_the_upstream_drops(world: dict[str, Any],
+                                                                              browser: Any) -> None:
+    """The page opens on the top coin with its live candle; a tick moves the last candle without a
+    reload; an upstream drop shows the banner and the chart moves again once it is back; a closed
+    candle after a forecast says the forecast is one candle old."""
+    stream = PushedStream(START + timedelta(minutes=10))
+    hub = LiveHub(stream, seed_from(world["market"]), linger_s=0.1, flush_s=0.05)
+    top = world["tickers"][0]
+    with serve_world(world, LiveMarket(hub, Admission(20))) as base:
+        world["clock"].now = START + timedelta(minutes=10)  # the market's time: candles are fresh
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        problems: list[str] = []
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(base + "/")
+        page.wait_for_function("document.querySelector('#live').dataset.state === 'on'", timeout=20_000)
+        assert page.input_value("#symbol") == top  # the top coin by volume, with nothing spent
+        assert page.is_hidden("#mine")  # nobody signed in: no watchlist or alert controls
+        first = float(page.get_attribute("#chart", "data-live-close"))
+
+        def push(price: float, minutes: int) -> None:
+            stream.ticks.put(tick(START + timedelta(minutes=minutes), price, top))
+
+        push(first * 1.05, 12)
+        page.wait_for_function(f"Number(document.querySelector('#chart').dataset.liveClose) > {first * 1.04}",
+                               timeout=10_000)
+        stream.ticks.put((RECONNECTING, "Live data disconnected. Reconnecting..."))
+        page.wait_for_selector("#live-banner:not([hidden])", timeout=10_000)
+        assert "Live data disconnected. Reconnecting..." in page.text_content("#live-banner")
+        stream.ticks.put((CONNECTED, "live data connected"))
+        push(first * 0.9, 13)
+        page.wait_for_function(f"Number(document.querySelector('#chart').dataset.liveClose) < {first * 0.95}",
+                               timeout=10_000)
+        assert page.is_hidden("#live-banner")
+        # a forecast, then its first candle closes: the page offers a fresh one
+        page.click("#go")
+        page.wait_for_selector("#steps tbody tr >> nth=29", timeout=60_000)
+        assert page.is_hidden("#forecast-old")
+        push(first, 130)  # the next day: the daily candle the forecast started from closes
+        page.wait_for_selector("#forecast-old:not([hidden])", timeout=10_000)
+        page.click("#forecast-refresh")
+        page.wait_for_selector("#forecast-old", state="hidden", timeout=30_000)
+        assert problems == []
+        page.close()

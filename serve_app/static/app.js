@@ -4,7 +4,9 @@
 
 const $ = (id) => document.getElementById(id);
 const LWC = window.LightweightCharts;
-const state = { symbol: null, timeframe: "1d", request: 0 };
+const state = { symbol: null, timeframe: "1d", request: 0, lastBar: 0, forecastFrom: 0 };
+const LAST_SYMBOL = "cryptocast.lastSymbol";
+const REQUEST_TIMEOUT_MS = 30000;
 let chart, history, forecastCandles, bandUpper, bandLower;
 
 function fmt(x) {
@@ -46,10 +48,15 @@ async function api(method, path, body) {
     options.body = JSON.stringify(body);
   }
   let response;
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
+  options.signal = abort.signal;
   try {
     response = await fetch(path, options);
   } catch (err) {
-    return { ok: false, network: true, status: 0, body: null };
+    return { ok: false, network: !abort.signal.aborted, timeout: abort.signal.aborted, status: 0, body: null };
+  } finally {
+    clearTimeout(timer);
   }
   let data = null;
   try { data = await response.json(); } catch (err) { data = null; }
@@ -58,6 +65,8 @@ async function api(method, path, body) {
 
 function errorText(result) {
   if (result.network) return "Could not reach the server. Check your connection and retry.";
+  if (result.timeout) return "The server took too long to answer. Please retry.";
+  if (result.status >= 500 && !(result.body && result.body.error)) return "Something went wrong on our side. Please retry.";
   const error = result.body && result.body.error;
   let text = error ? error.message : `The server answered ${result.status}.`;
   if (result.status === 429 && result.headers && result.headers.get("Retry-After")) {
@@ -71,6 +80,8 @@ function clearForecast() {
   $("steps").hidden = true; $("steps").querySelector("tbody").replaceChildren();
   $("summary").hidden = true;
   $("chart").dataset.forecast = "0";
+  state.forecastFrom = 0;
+  $("forecast-old").hidden = true;
 }
 
 function drawForecast(p, stale) {
@@ -80,6 +91,8 @@ function drawForecast(p, stale) {
   bandLower.setData(steps.map((s) => ({ time: seconds(s.timestamp), value: s.lower })));
   chart.timeScale().fitContent();
   $("chart").dataset.forecast = String(steps.length);
+  state.forecastFrom = seconds(steps[0].timestamp);  // step 1 is the candle forming when it was made
+  $("forecast-old").hidden = true;
   $("title").textContent = `${p.symbol} · ${p.timeframe} · ${steps.length}-step forecast: ${p.direction}`;
   $("meta").textContent = `model ${p.model_version} · made ${new Date(p.created_at).toISOString().replace(".000", "")}` +
     ` · mean confidence ${(p.confidence_avg * 100).toFixed(1)} %` + (p.cached ? " · from cache" : "") +
@@ -106,14 +119,46 @@ async function loadCandles(symbol, timeframe, ticket) {
   const r = await api("GET", `/api/candles?symbol=${encodeURIComponent(symbol)}&timeframe=${timeframe}&limit=120`);
   if (ticket !== state.request) return;
   if (r.ok) {
-    history.setData(r.body.candles.map((c) => ({ time: seconds(c.timestamp), open: c.open, high: c.high, low: c.low, close: c.close })));
+    const bars = r.body.candles.map((c) => ({ time: seconds(c.timestamp), open: c.open, high: c.high, low: c.low, close: c.close }));
+    history.setData(bars);
+    state.lastBar = bars.length ? bars[bars.length - 1].time : 0;
     $("chart").dataset.candles = String(r.body.candles.length);
+    liveWatch(symbol, timeframe, (m) => { if (ticket === state.request) liveCandle(m); });
   } else {
     history.setData([]);
     $("chart").dataset.candles = "0";
+    liveStop();
   }
   $("chart").dataset.timeframe = timeframe;
   chart.timeScale().fitContent();
+}
+
+// The last candle moves with the market; once the candle the forecast started from closes, the
+// forecast is one candle old and the page offers a fresh one.
+function liveCandle(m) {
+  const c = m.candle, time = seconds(c.timestamp);
+  if (time < state.lastBar) return;  // older than the chart's last bar: a closed candle it already has
+  history.update({ time, open: c.open, high: c.high, low: c.low, close: c.close });
+  state.lastBar = time;
+  $("chart").dataset.liveClose = String(c.close);
+  $("chart").dataset.liveTime = c.timestamp;
+  if (m.closed && state.forecastFrom && time >= state.forecastFrom) $("forecast-old").hidden = false;
+}
+
+// Only the chart and its live candle: what the page opens on, spending no forecast.
+async function show(symbol) {
+  state.symbol = symbol;
+  $("symbol").value = symbol;
+  const ticket = ++state.request;
+  clearForecast();
+  $("chart").setAttribute("aria-busy", "true");
+  await loadCandles(symbol, state.timeframe, ticket);
+  if (ticket !== state.request) return;
+  $("chart").removeAttribute("aria-busy");
+  $("title").textContent = `${symbol} · ${state.timeframe}`;
+  $("meta").textContent = "Press Forecast for its next 30 candles.";
+  $("summary").hidden = false;
+  showControls();
 }
 
 async function load() {
@@ -177,6 +222,7 @@ function choose(ticker) {
   $("symbol").value = ticker;
   hideSuggestions();
   state.symbol = ticker;
+  localStorage.setItem(LAST_SYMBOL, ticker);
   load();
 }
 
@@ -203,8 +249,13 @@ $("search-form").addEventListener("submit", (e) => {
   const typed = $("symbol").value.trim();
   if (typed) choose(typed);
 });
-$("timeframe").addEventListener("change", () => { state.timeframe = $("timeframe").value; load(); });
+// a new timeframe forecasts again where a forecast is on screen; otherwise it shows the chart
+$("timeframe").addEventListener("change", () => {
+  state.timeframe = $("timeframe").value;
+  if ($("chart").dataset.forecast !== "0") load(); else if (state.symbol) show(state.symbol);
+});
 $("retry").addEventListener("click", () => load());
+$("forecast-refresh").addEventListener("click", () => load());
 
 // -- account -----------------------------------------------------------------------------------
 // The session cookie is httpOnly (scripts cannot read it); this flag only says whether to ask
@@ -217,7 +268,8 @@ async function refreshAccount() {
   if (!signedIn) localStorage.removeItem(SIGNED_IN);
   $("signin-form").hidden = signedIn;
   $("signed-in").hidden = !signedIn;
-  $("mine").hidden = !signedIn;
+  state.signedIn = signedIn;
+  showControls();
   // the account panel (account.js) follows who is signed in
   document.dispatchEvent(new CustomEvent("account", { detail: signedIn ? r.body : null }));
   if (signedIn) {
@@ -226,6 +278,9 @@ async function refreshAccount() {
     refreshWatchlist();
   }
 }
+
+// the watchlist and alert controls act on the symbol on screen, for a signed-in user only
+function showControls() { $("mine").hidden = !(state.signedIn && state.symbol); }
 
 // -- a signed-in user's default watchlist (one click forecasts a symbol) and alerts -------------
 let watchlistId = null;
@@ -285,4 +340,16 @@ if (fromUrl.get("symbol")) {
   state.timeframe = fromUrl.get("timeframe") || "1d";
   $("timeframe").value = state.timeframe;
   choose(fromUrl.get("symbol"));
+} else {
+  openingView();
+}
+
+// The page opens on the last symbol this browser looked at, else the top coin by USD volume.
+async function openingView() {
+  let symbol = localStorage.getItem(LAST_SYMBOL);
+  if (!symbol) {
+    const r = await api("GET", "/api/symbols/search?q=X:&limit=1");
+    symbol = r.ok && r.body.results.length ? r.body.results[0].ticker : null;
+  }
+  if (symbol && !state.symbol) show(symbol);
 }

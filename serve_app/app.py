@@ -59,6 +59,11 @@ def create_app(service: PredictionService, accounts: AccountService, billing: Bi
     app.state.live = live_market
     if live_market is not None:
         live_market.hub.reporter = app.state.metrics.live
+
+        async def start_live() -> None:
+            live_market.hub.start()
+
+        app.router.on_startup.append(start_live)
     for module in ROUTERS:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

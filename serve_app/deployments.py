@@ -14,6 +14,7 @@ import asyncio
 import logging
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,16 @@ from accuracy.tracker import live_summaries
 from clock import utc_now
 from config import TIMEFRAMES, load_settings
 from features.profiles import profile_for
+from market_data.factory import make_source, make_stream
 from predictions.errors import PredictionError
 from serve_app.active_models import ActiveModels, NoActiveModel
 from serve_app.app import create_app
-from serve_app.metrics import LiveAccuracyGauges, Metrics
+from serve_app.metrics import LiveAccuracyGauges, Metrics, UpstreamGauges
 from serve_app.wiring import build_service
 from storage.cache import decode_frame, encode_frame
 from storage.db import make_engine
 from storage.registry import ModelRegistry
+from streaming.relay import Batch, Relay, RelayedStream
 from training.forecast import Forecast
 
 log = logging.getLogger(__name__)
@@ -140,14 +143,37 @@ class AlertScannerDeployment:
         return self.last
 
 
+@serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0.05}, max_ongoing_requests=1000)
+class LiveStream:
+    """The cluster's one connection to the live market: every API replica long-polls it for the
+    ticks of the symbols its viewers watch (`streaming.relay`), so a thousand viewers of a coin
+    on any number of replicas cost one upstream subscription."""
+
+    def __init__(self, environ: dict[str, str] | None = None) -> None:
+        settings = load_settings(environ)
+        stream = make_stream(settings, make_source(settings))
+        self.relay = None if stream is None else Relay(stream)
+        self._gauges = UpstreamGauges()
+        self._published = 0.0
+
+    async def poll(self, holder: str, tickers: list[str], cursor: int) -> Batch:
+        if self.relay is None:
+            raise RuntimeError("this service has no live market")
+        batch = await self.relay.poll(holder, tickers, cursor)
+        if time.monotonic() - self._published >= 5.0:
+            self._published = time.monotonic()
+            self._gauges.publish(self.relay.subscriptions(), self.relay.reconnects)
+        return batch
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 0.25})
 @serve.ingress()
 class Api:
     """The HTTP ingress; its FastAPI app is built in the replica, around the replica's service."""
 
     def __init__(self, forecasters: dict[str, Any], environ: dict[str, str] | None = None,
-                 cache_prefix: str = "", scanner: Any = None) -> None:
-        self.forecasters, self.scanner = forecasters, scanner
+                 cache_prefix: str = "", scanner: Any = None, live_stream: Any = None) -> None:
+        self.forecasters, self.scanner, self.live_stream = forecasters, scanner, live_stream
         # our log lines (one JSON line per request) go where Serve's own go: the replica's log
         # file and stderr, which `python -m serve_app` forwards to its terminal
         ours = logging.getLogger("serve_app")
@@ -179,8 +205,16 @@ class Api:
                     log.error("the %s forecaster failed: %s", timeframe, exc)
                     raise PredictionError(500, "forecast_failed", "the forecast failed; please try again") from None
 
+        holder = uuid.uuid4().hex  # this replica, to the relay: its lease on the symbols it watches
+
+        async def poll(tickers: list[str], cursor: int) -> Batch:
+            batch: Batch = await self.live_stream.poll.remote(holder, tickers, cursor)
+            return batch
+
+        relayed = RelayedStream(poll) if live_stream is not None else None
         services = build_service(load_settings(environ), forecast=forecast,
-                                 window=lambda tf: profile_for(tf).serving_window, cache_prefix=cache_prefix)
+                                 window=lambda tf: profile_for(tf).serving_window, cache_prefix=cache_prefix,
+                                 live_stream=relayed)
         self.fastapi = create_app(services.predictions, services.accounts, services.billing, Metrics(),
                                   services.portfolio, services.live)
         self.fastapi.state.versions = lambda: {tf: h.version.remote().result() for tf, h in self.forecasters.items()}
@@ -202,7 +236,8 @@ def build_app(environ: dict[str, str] | None = None, cache_prefix: str = "", pol
             opts["user_config"] = {"poll_s": poll_s}
         forecasters[tf] = TimeframeForecaster.options(name=f"forecaster_{tf}", **opts).bind(tf, environ)
     scanner = AlertScannerDeployment.options(name="alert_scanner", **options.get("alert_scanner", {})).bind(environ)
-    return Api.options(**options.get("Api", {})).bind(forecasters, environ, cache_prefix, scanner)
+    live = LiveStream.options(name="live_stream", **options.get("live_stream", {})).bind(environ)
+    return Api.options(**options.get("Api", {})).bind(forecasters, environ, cache_prefix, scanner, live)
 
 
 app = build_app()

@@ -42,9 +42,10 @@ class Metrics:
             self._ray = {}
 
     def live(self, stats: LiveStats) -> None:
-        """The live sockets' figures (`cryptocast_live_viewers`, `_upstream_subscriptions` gauges;
-        `_messages_sent_total`, `_messages_dropped_total`, `_upstream_reconnects_total` counters,
-        whose rate() is per second), from the hub's running counts."""
+        """This replica's live sockets (`cryptocast_live_viewers`, `cryptocast_live_symbols_watched`
+        gauges; `cryptocast_live_messages_sent_total`, `_messages_dropped_total` counters, whose
+        rate() is per second), from the hub's running counts. The upstream's figures come from the
+        stream replica (`UpstreamGauges`)."""
         if not self._ray:
             return
         try:
@@ -52,15 +53,14 @@ class Metrics:
                 from ray.util.metrics import Counter, Gauge
 
                 self._ray["viewers"] = Gauge("cryptocast_live_viewers", "open live-candle WebSockets")
-                self._ray["subscriptions"] = Gauge("cryptocast_live_upstream_subscriptions",
-                                                   "symbols this replica receives from the market stream")
+                self._ray["subscriptions"] = Gauge("cryptocast_live_symbols_watched",
+                                                   "symbols this replica's viewers watch")
                 for name, text in (("sent", "live messages sent"), ("dropped", "live forming-candle updates "
-                                   "replaced before a slow socket read them"), ("reconnects", "market stream reconnects")):
-                    metric = "upstream_reconnects" if name == "reconnects" else f"messages_{name}"
-                    self._ray[name] = Counter(f"cryptocast_live_{metric}_total", text)
+                                   "replaced before a slow socket read them")):
+                    self._ray[name] = Counter(f"cryptocast_live_messages_{name}_total", text)
             self._ray["viewers"].set(stats.viewers)
             self._ray["subscriptions"].set(stats.subscriptions)
-            for name in ("sent", "dropped", "reconnects"):
+            for name in ("sent", "dropped"):
                 value = getattr(stats, name)
                 delta = value - self._live_seen.get(name, 0)
                 if delta > 0:
@@ -129,3 +129,32 @@ class LiveAccuracyGauges:
             self._ray["directional_accuracy"].set(live.directional_accuracy, tags=tags)
             if live.interval_score_ratio is not None:
                 self._ray["interval_score_ratio"].set(live.interval_score_ratio, tags=tags)
+
+
+class UpstreamGauges:
+    """The live stream replica's figures: `cryptocast_live_upstream_subscriptions` (symbols
+    subscribed upstream, cluster-wide) and `cryptocast_live_upstream_reconnects_total`."""
+
+    def __init__(self) -> None:
+        self._ray: dict = {}
+        self._reconnects = 0
+        try:
+            import ray
+
+            if not ray.is_initialized():
+                return
+            from ray.util.metrics import Counter, Gauge
+
+            self._ray = {"subscriptions": Gauge("cryptocast_live_upstream_subscriptions",
+                                                "symbols subscribed from the market stream, cluster-wide"),
+                         "reconnects": Counter("cryptocast_live_upstream_reconnects_total",
+                                               "times the market stream dropped and was reconnected")}
+        except Exception:
+            self._ray = {}
+
+    def publish(self, subscriptions: int, reconnects: int) -> None:
+        if self._ray:
+            self._ray["subscriptions"].set(subscriptions)
+            if reconnects > self._reconnects:
+                self._ray["reconnects"].inc(reconnects - self._reconnects)
+            self._reconnects = reconnects

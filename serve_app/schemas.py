@@ -86,11 +86,18 @@ class ModelsResponse(BaseModel):
     models: list[ModelOut]
 
 
+class LiveHealth(BaseModel):
+    state: str  # the upstream market stream: connecting | connected | reconnecting
+    viewers: int  # live sockets open on the replica that answered
+    upstream_subscriptions: int  # symbols subscribed from the market stream (cluster-wide under Serve)
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     database: str
     cache: str
     models: dict[str, str | None]
+    live: LiveHealth | None = None  # none where the market has no live stream
 
 
 class ErrorDetail(BaseModel):

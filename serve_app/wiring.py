@@ -13,6 +13,7 @@ from config import TIMEFRAMES, Settings
 from mail.sender import EmailNotifier
 from market_data.factory import make_source, make_stream
 from market_data.source import MarketSource
+from market_data.stream import MarketStream
 from portfolio.service import Portfolio
 from predictions.market import MarketView, WindowFn
 from predictions.service import ForecastFn, PredictionService
@@ -46,8 +47,9 @@ class Services:
 
 
 def build_service(settings: Settings, forecast: ForecastFn | None = None, window: WindowFn | None = None,
-                  cache_prefix: str = "") -> Services:
-    """The services, forecasting in this process unless `forecast`/`window` are given (Ray Serve)."""
+                  cache_prefix: str = "", live_stream: MarketStream | None = None) -> Services:
+    """The services, forecasting in this process unless `forecast`/`window` are given (Ray Serve),
+    with live candles from the market's own stream unless `live_stream` relays one (Ray Serve)."""
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     cache = make_cache(settings.redis_url, cache_prefix)
@@ -64,12 +66,16 @@ def build_service(settings: Settings, forecast: ForecastFn | None = None, window
     return Services(PredictionService(engine, cache, market, registry, forecast),
                     AccountService(engine, cache, settings.accounts, mail=EmailNotifier(settings.email)),
                     BillingService(engine, settings.billing),
-                    Portfolio.on(engine, settings.limits), models, live_market(settings, source))
+                    Portfolio.on(engine, settings.limits), models, live_market(settings, source, live_stream))
 
 
-def live_market(settings: Settings, source: MarketSource) -> LiveMarket | None:
-    """The live candles of this process: its market's stream fanned out to its sockets."""
+def live_market(settings: Settings, source: MarketSource, relayed: MarketStream | None = None) -> LiveMarket | None:
+    """The live candles of this process: its market's stream (or the cluster's, `relayed`) fanned
+    out to its sockets; none where the market has no live stream."""
     stream = make_stream(settings, source)
     if stream is None:
         return None
-    return LiveMarket(LiveHub(stream, seed_from(source)), Admission(settings.live.max_sockets))
+    if relayed is None:
+        return LiveMarket(LiveHub(stream, seed_from(source)), Admission(settings.live.max_sockets))
+    return LiveMarket(LiveHub(relayed, seed_from(source)), Admission(settings.live.max_sockets),
+                      lambda: getattr(relayed, "subscriptions", 0))

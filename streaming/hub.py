@@ -10,6 +10,7 @@ candles at once. The upstream's state (connected, reconnecting) reaches every vi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from streaming.candles import Candle, FormingCandle
 from streaming.outbox import LiveStats, Message, Outbox
 
 log = logging.getLogger(__name__)
+FIRST_WORD_S = 5.0  # how long a new channel waits for the stream's first status
 
 # (ticker, timeframe) -> the last closed close and the source's partial candle of the forming
 # bucket, if it has one; blocking (database, market source): called in a worker thread
@@ -55,12 +57,13 @@ class LiveHub:
         self._lingering: dict[str, asyncio.TimerHandle] = {}
         self._seeding: dict[tuple[str, str], asyncio.Task[FormingCandle]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._heard: asyncio.Event | None = None  # set once the stream has said how it is
 
     # -- viewers -------------------------------------------------------------------------------
     async def join(self, ticker: str, timeframe: str, outbox: Outbox) -> None:
         """Start sending `outbox` the candles of `ticker` in `timeframe`: the upstream's state and the
         forming candle at once, then every update. Raises what seeding raised (market data down)."""
-        self._start()
+        self.start()
         key = (ticker, timeframe)
         self._watch(ticker)
         try:
@@ -94,6 +97,11 @@ class LiveHub:
         return self._channels.setdefault(key, _Channel(candle))
 
     async def _seeded(self, ticker: str, timeframe: str) -> FormingCandle:
+        """A relayed stream knows the market's time (a replay's) only from its first answer: wait
+        for the stream's first word, briefly (a stream that cannot connect keeps the clock's)."""
+        assert self._heard is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._heard.wait(), FIRST_WORD_S)
         now = self.stream.now()
         last_close, partial = await asyncio.to_thread(self.seed, ticker, timeframe, now)
         return FormingCandle.start(timeframe, now, last_close, partial)
@@ -121,8 +129,11 @@ class LiveHub:
             self.stats.subscriptions -= 1
 
     # -- the stream ----------------------------------------------------------------------------
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Run the stream (at the first viewer, or at the app's start-up: a relayed stream then
+        keeps its lease and the cluster's figures current before anyone watches)."""
         if not self._tasks:
+            self._heard = asyncio.Event()
             self._tasks = [asyncio.ensure_future(self._run_stream()), asyncio.ensure_future(self._flush())]
 
     async def _run_stream(self) -> None:
@@ -137,6 +148,8 @@ class LiveHub:
                 await asyncio.sleep(5)
 
     def _on_status(self, state: str, text: str) -> None:
+        if self._heard is not None:
+            self._heard.set()
         if state == self.state:
             return
         if state != CONNECTED and self.state == CONNECTED:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from streaming.admission import Admission
 from streaming.hub import LiveHub
@@ -12,3 +13,8 @@ from streaming.hub import LiveHub
 class LiveMarket:
     hub: LiveHub  # one market stream, fanned out to this process's sockets
     admission: Admission  # sockets per client address and per signed-in user
+    # symbols subscribed upstream: the cluster's, where the stream is relayed; else the hub's own
+    upstream_subscriptions: Callable[[], int] | None = field(default=None)
+
+    def upstream(self) -> int:
+        return self.upstream_subscriptions() if self.upstream_subscriptions else self.hub.stats.subscriptions

@@ -8,16 +8,18 @@ CI included; when one is missing the test fails with a message saying so, it is 
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import psycopg
@@ -53,6 +55,7 @@ PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 use
 PG_URL_TEMPLATE = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/{db}")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+T = TypeVar("T")
 # every horizon of the backtest JSON: errors, directions, coverage and the band's proper scores
 BACKTEST_METRICS = {"mae", "mase", "directional_accuracy", "coverage_80", "interval_score", "pinball_10", "pinball_90"}
 # real candles committed with the tests (tests/data/README.md); benchmarks may read ../shared/data
@@ -328,6 +331,13 @@ def mark_verified(world: dict[str, Any], email: str) -> None:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on a thread of its own: the module's browser (Playwright's sync API) keeps
+    an event loop running on the main thread, where `asyncio.run` refuses to start another."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 @pytest.fixture(scope="module")

@@ -437,6 +437,7 @@ def test_python_m_serve_app_uses_its_own_settings_and_shows_request_lines(world,
                                     json={"symbol": ticker, "timeframe": "1d", "num_steps": 2},
                                     headers={"X-Forwarded-For": "203.0.113.9"}).status_code
             assert statuses == [200] * ANONYMOUS_QUOTA + [429] and spoofed == 429, (host, statuses, spoofed)
+        _two_live_viewers_share_one_upstream(port, ticker)
         # HAProxy's Prometheus frontend and stats page: on SERVE_HOST, not on another local address
         assert httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{stats_port}/stats", timeout=10).status_code == 200
@@ -449,6 +450,41 @@ def test_python_m_serve_app_uses_its_own_settings_and_shows_request_lines(world,
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _live_health(port: int) -> dict[str, Any]:
+    return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=30).json()["live"]
+
+
+def _two_live_viewers_share_one_upstream(port: int, ticker: str) -> None:
+    """Two WebSocket viewers of one symbol through HAProxy (the upgrade passes): live candles
+    move, the cluster holds one upstream subscription; the second leaves, then the first, and
+    the upstream unsubscribes."""
+    from websockets.sync.client import connect
+
+    url = f"ws://127.0.0.1:{port}/api/ws/candles?symbol={ticker}&timeframe=1h"
+
+    def candles(ws: Any, n: int) -> list[dict[str, Any]]:
+        got: list[dict[str, Any]] = []
+        while len(got) < n:
+            message = json.loads(ws.recv(timeout=30))
+            assert message["type"] in ("status", "candle", "heartbeat"), message
+            if message["type"] == "candle":
+                got.append(message)
+        return got
+
+    with connect(url) as first, connect(url) as second:
+        a, b = candles(first, 3), candles(second, 3)
+        assert {m["symbol"] for m in a + b} == {ticker} and not any(m["closed"] for m in a + b)
+        assert len({m["candle"]["close"] for m in a}) > 1  # it moves: the synthetic market's ticks
+        assert _live_health(port)["upstream_subscriptions"] == 1
+        second.close()
+        candles(first, 2)
+        assert _live_health(port)["upstream_subscriptions"] == 1
+    deadline = time.time() + 60  # the replica's linger (10 s), then the relay's (5 s)
+    while _live_health(port)["upstream_subscriptions"] != 0 and time.time() < deadline:
+        time.sleep(1)
+    assert _live_health(port)["upstream_subscriptions"] == 0
 
 
 def _canvas_ink(page) -> int:

@@ -9,9 +9,9 @@ from typing import Annotated
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 
-from serve_app.dependencies import Predictions
+from serve_app.dependencies import Live, Predictions
 from serve_app.errors import ERRORS
-from serve_app.schemas import HealthResponse
+from serve_app.schemas import HealthResponse, LiveHealth
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"], responses=ERRORS)
@@ -27,7 +27,7 @@ Versions = Annotated[dict[str, str | None], Depends(_versions)]
 
 
 @router.get("/api/health", response_model=HealthResponse)
-def health(service: Predictions, versions: Versions) -> HealthResponse:
+def health(service: Predictions, versions: Versions, live: Live) -> HealthResponse:
     """`ok`, or `degraded` when the database or cache is unreachable or no model is active."""
     status = "ok"
     try:
@@ -45,4 +45,7 @@ def health(service: Predictions, versions: Versions) -> HealthResponse:
         cache, status = "unavailable", "degraded"
     if not any(versions.values()):
         status = "degraded"
-    return HealthResponse(status=status, database=database, cache=cache, models=versions)  # type: ignore[arg-type]
+    live_health = None if live is None else LiveHealth(state=live.hub.state, viewers=live.hub.stats.viewers,
+                                                       upstream_subscriptions=live.upstream())
+    return HealthResponse(status=status, database=database, cache=cache, models=versions,  # type: ignore[arg-type]
+                          live=live_health)

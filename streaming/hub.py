@@ -3,8 +3,9 @@
 Viewers of a symbol share one subscription upstream: it opens with the first viewer and closes
 `linger_s` after the last one leaves (a page reload does not churn the upstream). Viewers of the
 same symbol and timeframe share one forming candle, so a tick costs one candle update and one
-message object however many watch; forming updates go out at most every `flush_s`, closed
-candles at once. The upstream's state (connected, reconnecting) reaches every viewer.
+message object however many watch; a forming update goes out as its tick arrives, at most one
+per `flush_s` per channel (later ticks within it coalesce), closed candles at once. The
+upstream's state (connected, reconnecting) reaches every viewer.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class _Channel:
 
     candle: FormingCandle
     outboxes: set[Outbox] = field(default_factory=set)
+    sent_at: float = float("-inf")  # the event loop's time of the last forming update sent
+    pending: asyncio.TimerHandle | None = None  # a forming update held back by `flush_s`
 
 
 def candle_message(ticker: str, timeframe: str, candle: Candle, closed: bool) -> Message:
@@ -83,6 +86,8 @@ class LiveHub:
         channel.outboxes.discard(outbox)
         self.stats.viewers -= 1
         if not channel.outboxes:
+            if channel.pending is not None:
+                channel.pending.cancel()
             del self._channels[(ticker, timeframe)]
         self._unwatch(ticker)
 
@@ -104,7 +109,9 @@ class LiveHub:
             await asyncio.wait_for(self._heard.wait(), FIRST_WORD_S)
         now = self.stream.now()
         last_close, partial = await asyncio.to_thread(self.seed, ticker, timeframe, now)
-        return FormingCandle.start(timeframe, now, last_close, partial)
+        candle = FormingCandle.start(timeframe, now, last_close, partial)
+        candle.changed = False  # each viewer gets the seeded state as it joins
+        return candle
 
     def _watch(self, ticker: str) -> None:
         pending = self._lingering.pop(ticker, None)
@@ -158,9 +165,30 @@ class LiveHub:
         self._broadcast_all(status_message(state, text))
 
     def _on_tick(self, tick: Tick) -> None:
+        """A tick goes out at once unless its channel sent one less than `flush_s` ago; then the
+        newest state goes out when `flush_s` has passed (at most 1 / flush_s updates a second,
+        and a lone tick is never held back)."""
+        loop = asyncio.get_running_loop()
         for (ticker, timeframe), channel in list(self._channels.items()):
             if ticker == tick.ticker:
                 self._send_closed(ticker, timeframe, channel, channel.candle.apply(tick))
+                if not channel.candle.changed or channel.pending is not None:
+                    continue
+                wait = channel.sent_at + self.flush_s - loop.time()
+                if wait <= 0:
+                    self._send_forming(ticker, timeframe, channel)
+                else:
+                    channel.pending = loop.call_later(wait, self._send_forming, ticker, timeframe, channel)
+
+    def _send_forming(self, ticker: str, timeframe: str, channel: _Channel) -> None:
+        channel.pending = None
+        if not channel.candle.changed:
+            return
+        channel.candle.changed = False
+        channel.sent_at = asyncio.get_running_loop().time()
+        message = candle_message(ticker, timeframe, channel.candle.current, False)
+        for outbox in channel.outboxes:
+            outbox.put_forming(message)
 
     def _send_closed(self, ticker: str, timeframe: str, channel: _Channel, closed: list[Candle]) -> None:
         for candle in closed:
@@ -179,11 +207,8 @@ class LiveHub:
             now = self.stream.now()
             for (ticker, timeframe), channel in list(self._channels.items()):
                 self._send_closed(ticker, timeframe, channel, channel.candle.advance(now))
-                if channel.candle.changed:
-                    channel.candle.changed = False
-                    message = candle_message(ticker, timeframe, channel.candle.current, False)
-                    for outbox in channel.outboxes:
-                        outbox.put_forming(message)
+                if channel.pending is None:  # the clock opened the next candle
+                    self._send_forming(ticker, timeframe, channel)
 
     def _broadcast_all(self, message: Message) -> None:
         for channel in self._channels.values():
@@ -195,5 +220,8 @@ class LiveHub:
             task.cancel()
         for handle in self._lingering.values():
             handle.cancel()
+        for channel in self._channels.values():
+            if channel.pending is not None:
+                channel.pending.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []

@@ -5,7 +5,6 @@ official Massive client against a loopback socket that speaks Massive's protocol
 from __future__ import annotations
 
 import asyncio
-import json
 import queue
 import threading
 import time
@@ -27,6 +26,7 @@ from streaming.live import LiveMarket
 from streaming.outbox import LiveStats, Outbox, Overflow
 from streaming.seed import seed_from
 from tests.conftest import HOURLY_DATA, START, app_for, bearer, register_and_login, run_async, serve_world
+from tests.fake_massive_socket import FakeMassiveSocket
 
 T0 = datetime(2026, 3, 10, 22, 0, tzinfo=timezone.utc)
 
@@ -129,6 +129,28 @@ class PushedStream:
 
 def flat_seed(ticker: str, timeframe: str, now: datetime) -> tuple[float, Candle | None]:
     return 100.0, None
+
+
+def test_a_tick_goes_out_at_once_and_a_burst_within_flush_s_goes_out_once_as_its_last_state() -> None:
+    async def scenario() -> None:
+        stream = PushedStream(T0 + timedelta(minutes=1))
+        hub = LiveHub(stream, flat_seed, linger_s=0.2, flush_s=0.5)
+        box = Outbox(hub.stats)
+        await hub.join("X:AUSD", "1h", box)
+        assert (await box.get())["type"] == "status" and (await box.get())["candle"]["close"] == 100.0
+        await asyncio.sleep(0.6)  # the join's own update counts as nothing sent by a tick
+        t0 = time.monotonic()
+        stream.ticks.put(tick(T0 + timedelta(minutes=2), 101.0))
+        assert (await asyncio.wait_for(box.get(), 1))["candle"]["close"] == 101.0
+        assert time.monotonic() - t0 < 0.2  # not held for flush_s
+        stream.ticks.put(tick(T0 + timedelta(minutes=3), 102.0))
+        stream.ticks.put(tick(T0 + timedelta(minutes=4), 103.0))
+        burst = await asyncio.wait_for(box.get(), 1)
+        assert burst["candle"]["close"] == 103.0 and burst["candle"]["high"] == 103.0  # one message, the last state
+        assert 0.35 < time.monotonic() - t0 < 0.9 and box.pending() == 0
+        await hub.close()
+
+    run_async(scenario())
 
 
 def test_viewers_of_a_symbol_share_one_upstream_subscription_that_ends_after_the_last_leaves() -> None:
@@ -297,70 +319,11 @@ def test_a_csv_export_replays_from_serve_as_of_at_its_speed() -> None:
 
 
 # -- Massive's socket through the official client ------------------------------------------------------
-class LoopbackMassive:
-    """Speaks Massive's documented socket protocol on loopback: `connected` status on open, `auth`
-    with the key, `subscribe`/`unsubscribe` acknowledged, then per-second aggregates (`XAS`) of the
-    subscribed pairs; `drop()` cuts every connection without a close frame."""
-
-    def __init__(self, key: str = "test-key") -> None:
-        self.key = key
-        self.subscriptions: list[str] = []
-        self.connections = 0
-        self.port = 0
-        self._servers: list[Any] = []
-        self._conns: set[Any] = set()
-        self.price = 100.0
-
-    async def handler(self, ws: Any) -> None:
-        self.connections += 1
-        self._conns.add(ws)
-        topics: set[str] = set()
-        try:
-            await ws.send(json.dumps([{"ev": "status", "status": "connected", "message": "Connected Successfully"}]))
-            auth = json.loads(await ws.recv())
-            if auth != {"action": "auth", "params": self.key}:
-                await ws.send(json.dumps([{"ev": "status", "status": "auth_failed", "message": "authentication failed"}]))
-                return
-            await ws.send(json.dumps([{"ev": "status", "status": "auth_success", "message": "authenticated"}]))
-
-            async def feed() -> None:
-                while True:
-                    await asyncio.sleep(0.05)
-                    self.price += 0.5
-                    now_ms = int(time.time() * 1000)
-                    batch = [{"ev": "XAS", "pair": t.removeprefix("XAS."), "o": self.price - 0.5, "h": self.price,
-                              "l": self.price - 0.5, "c": self.price, "v": 2.0, "s": now_ms - 1000, "e": now_ms}
-                             for t in sorted(topics)]
-                    if batch:
-                        await ws.send(json.dumps(batch))
-
-            feeder = asyncio.ensure_future(feed())
-            try:
-                async for raw in ws:
-                    message = json.loads(raw)
-                    for topic in message["params"].split(","):
-                        if message["action"] == "subscribe":
-                            topics.add(topic)
-                            self.subscriptions.append(topic)
-                        else:
-                            topics.discard(topic)
-                        await ws.send(json.dumps([{"ev": "status", "status": "success",
-                                                   "message": f"{message['action']}d to: {topic}"}]))
-            finally:
-                feeder.cancel()
-        finally:
-            self._conns.discard(ws)
-
-    def drop(self) -> None:
-        for ws in list(self._conns):
-            ws.transport.abort()  # no close frame: what a network failure looks like
-
-
 def test_the_official_client_authenticates_subscribes_and_resumes_after_a_drop() -> None:
     import websockets
 
     assert pair_of("X:BTCUSD") == "BTC-USD" and pair_of("X:ETHUSDT") == "ETH-USDT"
-    server = LoopbackMassive()
+    server = FakeMassiveSocket()
     ticks: list[Tick] = []
     states: list[str] = []
 

@@ -31,7 +31,8 @@ class Measurement:
         return max(inside, default=0.0)
 
 
-def _tree_rss(root: psutil.Process) -> int:
+def tree_rss(root: psutil.Process) -> int:
+    """Bytes resident in `root` and all its descendants (a local Ray's workers included)."""
     total = 0
     try:
         procs = [root, *root.children(recursive=True)]
@@ -57,7 +58,7 @@ def run_measured(label: str, argv: list[str], env: dict[str, str] | None = None,
 
     def sample() -> None:
         while not done.is_set():
-            samples.append((time.perf_counter() - started, _tree_rss(root) / 2**20))
+            samples.append((time.perf_counter() - started, tree_rss(root) / 2**20))
             time.sleep(interval_s)
 
     sampler = threading.Thread(target=sample, daemon=True)

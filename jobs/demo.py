@@ -3,7 +3,8 @@
 It trains on a SMALLER synthetic universe than production (the top 30 of the 600 synthetic coins,
 timeframes 1h and 1d, fewer trees) so that it finishes on a 2-core machine; production runs
 `jobs.weekly_training` with the top 500 and all five timeframes. Then it starts the HTTP service
-(`python -m serve_app`), fetches a forecast over HTTP, prints it, and stops the service.
+(`python -m serve_app`), fetches a forecast over HTTP, prints it, walks an account, the track
+record and the live candle socket, and stops the service.
 """
 
 from __future__ import annotations
@@ -140,6 +141,37 @@ def _track_record_tour(base: str) -> None:
     subprocess.run([sys.executable, "-m", "jobs.verify_ledger"], check=True)
 
 
+def _live_tour(base: str, symbol: str, seconds: float = 30) -> None:
+    """The live candle a page shows, read off the WebSocket as the page does: a few updates of
+    the forming 1h candle, and the address to open it with."""
+    from websockets.sync.client import connect
+
+    url = base.replace("http", "ws", 1) + f"/api/ws/candles?symbol={symbol}&timeframe=1h"
+    print(f"\nlive: {url}")
+    closes: list[float] = []
+    deadline = time.time() + seconds
+    try:
+        with connect(url, open_timeout=30) as ws:
+            while len(closes) < 4 and time.time() < deadline:
+                message = json.loads(ws.recv(timeout=max(deadline - time.time(), 0.1)))
+                if message["type"] == "status":
+                    print(f"  status {message['status']}: {message['message']}")
+                elif message["type"] == "candle":
+                    candle = message["candle"]
+                    closes.append(candle["close"])
+                    print(f"  {'closed' if message['closed'] else 'forming'} {candle['timestamp']}  open {candle['open']:.6g}  "
+                          f"high {candle['high']:.6g}  low {candle['low']:.6g}  close {candle['close']:.6g}", flush=True)
+                elif message["type"] == "error":
+                    print(f"  refused: {message['error']['message']}")
+                    return
+    except (OSError, TimeoutError) as exc:
+        print(f"  the live socket did not answer ({type(exc).__name__}); the page shows the closed candles only")
+        return
+    moved = len(set(closes)) > 1
+    print(f"  the forming candle {'moved' if moved else 'did not move'} over {len(closes)} updates; the page's last candle "
+          "follows the same socket", flush=True)
+
+
 def _wait_for(base: str, server: subprocess.Popen, seconds: float = 300) -> None:
     deadline = time.time() + seconds
     while time.time() < deadline:
@@ -185,6 +217,7 @@ def main() -> None:
             _print_forecast(answer)
         _account_tour(base, None if settings.email.api_key else Path(settings.email.outbox_dir or "./var/outbox"))
         _track_record_tour(base)
+        _live_tour(base, symbol)
         page = f"{base}/?symbol={symbol}&timeframe=1d"
         print(f"\ndemo finished in {time.perf_counter() - started:.0f}s")
         if sys.stdin.isatty():  # a person is watching: keep serving the page until Ctrl-C

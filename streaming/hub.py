@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from market_data.stream import CONNECTED, MarketStream, Tick
+from market_data.timeframes import TIMEFRAMES
 from streaming.candles import Candle, FormingCandle
 from streaming.outbox import LiveStats, Message, Outbox
 
@@ -169,8 +170,10 @@ class LiveHub:
         newest state goes out when `flush_s` has passed (at most 1 / flush_s updates a second,
         and a lone tick is never held back)."""
         loop = asyncio.get_running_loop()
-        for (ticker, timeframe), channel in list(self._channels.items()):
-            if ticker == tick.ticker:
+        ticker = tick.ticker
+        for timeframe in TIMEFRAMES:  # a handful of lookups, however many symbols are watched
+            channel = self._channels.get((ticker, timeframe))
+            if channel is not None:
                 self._send_closed(ticker, timeframe, channel, channel.candle.apply(tick))
                 if not channel.candle.changed or channel.pending is not None:
                     continue

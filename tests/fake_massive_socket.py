@@ -15,6 +15,8 @@ import threading
 import time
 from typing import Any
 
+import websockets
+
 
 class FakeMassiveSocket:
     def __init__(self, key: str = "test-key", interval_s: float = 0.05, start: float = 100.0, step: float = 0.5,
@@ -25,6 +27,7 @@ class FakeMassiveSocket:
         self.sent_at: dict[tuple[str, float], float] = {}  # (pair, close) -> wall time sent, when `record`
         self._n = 0
         self._conns: set[Any] = set()
+        self._topics: dict[Any, set[str]] = {}  # each open connection's subscriptions
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _next_close(self) -> float:
@@ -35,6 +38,7 @@ class FakeMassiveSocket:
         self.connections += 1
         self._conns.add(ws)
         topics: set[str] = set()
+        self._topics[ws] = topics
         try:
             await ws.send(json.dumps([{"ev": "status", "status": "connected", "message": "Connected Successfully"}]))
             auth = json.loads(await ws.recv())
@@ -73,8 +77,15 @@ class FakeMassiveSocket:
                                                    "message": f"{message['action']}d to: {topic}"}]))
             finally:
                 feeder.cancel()
+        except websockets.ConnectionClosed:
+            pass  # the client went away (or was dropped): nothing more to say to it
         finally:
             self._conns.discard(ws)
+            self._topics.pop(ws, None)
+
+    def active_topics(self) -> int:
+        """Subscriptions held now, over every open connection (what the provider would bill)."""
+        return sum(len(topics) for topics in list(self._topics.values()))
 
     def drop(self) -> None:
         for ws in list(self._conns):
@@ -83,8 +94,6 @@ class FakeMassiveSocket:
     def serve_in_thread(self) -> int:
         """Serve on a free loopback port from a thread of its own (for a server in another
         process); returns the port."""
-        import websockets
-
         started = threading.Event()
         port: list[int] = []
 

@@ -280,6 +280,47 @@ def test_sockets_per_address_and_per_user_are_limited(world: dict[str, Any]) -> 
             assert bad.receive_json()["error"]["code"] == "invalid_session"
 
 
+def test_a_client_that_never_reads_is_cut_off_and_its_outbox_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its sends block (a full TCP window): updates meanwhile replace each other, and once a
+    message waited SEND_TIMEOUT_S the socket is told `too_slow` and closed, neither step waiting
+    on the client for long."""
+    from serve_app.routers import live as route
+
+    monkeypatch.setattr(route, "SEND_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(route, "REFUSE_TIMEOUT_S", 0.1)
+
+    class NeverReads:
+        def __init__(self) -> None:
+            self.attempts: list[dict[str, Any]] = []
+
+        async def send_json(self, message: dict[str, Any]) -> None:
+            self.attempts.append(message)
+            if len(self.attempts) > 1:
+                await asyncio.Event().wait()  # the client's window is full: never returns
+
+        async def receive(self) -> dict[str, Any]:
+            await asyncio.Event().wait()
+            return {}
+
+        async def close(self, code: int) -> None:
+            await asyncio.Event().wait()
+
+    async def scenario() -> None:
+        stats = LiveStats()
+        outbox, socket = Outbox(stats), NeverReads()
+        serving = asyncio.ensure_future(route._serve(socket, outbox, stats))  # type: ignore[arg-type]
+        for n in range(1000):
+            outbox.put_forming({"type": "candle", "closed": False, "n": n})
+            if n % 100 == 0:
+                outbox.put({"type": "candle", "closed": True, "n": n})
+            await asyncio.sleep(0)
+        assert outbox.pending() <= 11 and stats.dropped >= 900  # bounded: one forming update, the closed ones
+        await asyncio.wait_for(serving, 2)  # cut off, though the client took nothing
+        assert socket.attempts[-1]["error"]["code"] == "too_slow"
+
+    run_async(scenario())
+
+
 def test_without_a_live_market_the_socket_says_so(world: dict[str, Any]) -> None:
     from fastapi.testclient import TestClient
 

@@ -32,6 +32,8 @@ log = logging.getLogger("serve_app.live")
 POLICY, UNAVAILABLE, TRY_LATER = 1008, 1011, 1013  # WebSocket close codes (RFC 6455, IANA)
 HEARTBEAT_S = 20.0  # a quiet socket still carries a message this often (proxies' idle timeouts)
 CLIENT_MESSAGES = (20, 10.0)  # at most this many client messages per this many seconds
+SEND_TIMEOUT_S = 30.0  # a client that has not taken a message in this long has stopped reading
+REFUSE_TIMEOUT_S = 5.0
 
 
 class BadInput(Refusal):
@@ -43,9 +45,10 @@ def _error(code: str, message: str) -> Message:
 
 
 async def _refuse(websocket: WebSocket, code: str, message: str, close_code: int) -> None:
-    with contextlib.suppress(Exception):  # the client may be gone already
-        await websocket.send_json(_error(code, message))
-        await websocket.close(close_code)
+    """Say why, then close; neither waits long for a client that is gone or stopped reading."""
+    for step in (websocket.send_json(_error(code, message)), websocket.close(close_code)):
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(step, REFUSE_TIMEOUT_S)
 
 
 def _parse(websocket: WebSocket) -> tuple[str, str]:
@@ -125,7 +128,10 @@ async def _send(websocket: WebSocket, outbox: Outbox, stats: LiveStats) -> None:
             message = await asyncio.wait_for(outbox.get(), HEARTBEAT_S)
         except TimeoutError:
             message = {"type": "heartbeat"}
-        await websocket.send_json(message)
+        try:
+            await asyncio.wait_for(websocket.send_json(message), SEND_TIMEOUT_S)
+        except TimeoutError:  # its outbox stays bounded meanwhile: forming updates replace each other
+            raise Overflow(f"a message waited {SEND_TIMEOUT_S:g} s for a reader that stopped reading") from None
         stats.sent += 1
 
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from market_data.stream import CONNECTED, MarketStream, Tick
 from market_data.timeframes import TIMEFRAMES
 from streaming.candles import Candle, FormingCandle
-from streaming.outbox import LiveStats, Message, Outbox
+from streaming.outbox import Frame, LiveStats, Message, Outbox
 
 log = logging.getLogger(__name__)
 FIRST_WORD_S = 5.0  # how long a new channel waits for the stream's first status
@@ -41,11 +41,11 @@ class _Channel:
 
 
 def candle_message(ticker: str, timeframe: str, candle: Candle, closed: bool) -> Message:
-    return {"type": "candle", "symbol": ticker, "timeframe": timeframe, "candle": candle.row(), "closed": closed}
+    return Frame(type="candle", symbol=ticker, timeframe=timeframe, candle=candle.row(), closed=closed)
 
 
 def status_message(state: str, text: str) -> Message:
-    return {"type": "status", "status": state, "message": text}
+    return Frame(type="status", status=state, message=text)
 
 
 class LiveHub:

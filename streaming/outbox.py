@@ -9,12 +9,31 @@ is cut off (`Overflow`) rather than buffered without end.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 Message = dict[str, Any]
 MAX_ORDERED = 64
+
+
+class Frame(dict[str, Any]):
+    """A message that many sockets send (a channel's candle, the upstream's state): encoded to
+    JSON once, by the first socket that sends it, instead of once per socket."""
+
+    __slots__ = ("_text",)
+
+    def text(self) -> str:
+        try:
+            return self._text
+        except AttributeError:
+            self._text: str = json.dumps(self, separators=(",", ":"))
+            return self._text
+
+
+def encoded(message: Message) -> str:
+    return message.text() if isinstance(message, Frame) else json.dumps(message, separators=(",", ":"))
 
 
 @dataclass

@@ -5,6 +5,7 @@ official Massive client against a loopback socket that speaks Massive's protocol
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
 import threading
 import time
@@ -293,14 +294,17 @@ def test_a_client_that_never_reads_is_cut_off_and_its_outbox_stays_bounded(monke
         def __init__(self) -> None:
             self.attempts: list[dict[str, Any]] = []
 
-        async def send_json(self, message: dict[str, Any]) -> None:
-            self.attempts.append(message)
+        async def send_text(self, text: str) -> None:
+            self.attempts.append(json.loads(text))
             if len(self.attempts) > 1:
                 await asyncio.Event().wait()  # the client's window is full: never returns
 
         async def receive(self) -> dict[str, Any]:
             await asyncio.Event().wait()
             return {}
+
+        async def send_json(self, message: dict[str, Any]) -> None:
+            await self.send_text(json.dumps(message))
 
         async def close(self, code: int) -> None:
             await asyncio.Event().wait()

@@ -24,7 +24,7 @@ from refusals import Refusal
 from serve_app.dependencies import Accounts, Live, Market, session_token
 from serve_app.schemas import TICKER_PATTERN
 from streaming.admission import Holder
-from streaming.outbox import LiveStats, Message, Outbox, Overflow
+from streaming.outbox import LiveStats, Message, Outbox, Overflow, encoded
 
 router = APIRouter(tags=["live"])
 log = logging.getLogger("serve_app.live")
@@ -129,8 +129,8 @@ async def _send(websocket: WebSocket, outbox: Outbox, stats: LiveStats) -> None:
         except TimeoutError:
             message = {"type": "heartbeat"}
         try:
-            await asyncio.wait_for(websocket.send_json(message), SEND_TIMEOUT_S)
-        except TimeoutError:  # its outbox stays bounded meanwhile: forming updates replace each other
+            await asyncio.wait_for(websocket.send_text(encoded(message)), SEND_TIMEOUT_S)
+        except TimeoutError:  # its outbox stayed bounded meanwhile: forming updates replace each other
             raise Overflow(f"a message waited {SEND_TIMEOUT_S:g} s for a reader that stopped reading") from None
         stats.sent += 1
 

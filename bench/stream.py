@@ -6,12 +6,13 @@ The market is Massive's, on loopback: its REST answers (tests/fake_massive.py) s
 candles and its socket (tests/fake_massive_socket.py) sends one per-second aggregate per
 subscribed pair. Every aggregate's close is new, so a viewer's candle message names the
 aggregate it shows: tick-to-viewer latency is the time from the socket's send to the viewer's
-receipt (one clock, one machine). An aggregate a viewer never saw (coalesced within the hub's
-`flush_s`, replaced in a slow socket's outbox, or lost) counts as not delivered.
+receipt (one clock, one machine), over the aggregates sent inside the measured window, which
+opens 5 s after the last viewer joined. An aggregate a viewer never saw (coalesced within the
+hub's `flush_s`, replaced in a slow socket's outbox, or lost) counts as not delivered.
 
-    .venv/bin/python -m bench.stream [--viewers 1000] [--symbols 100] [--seconds 30]
+    .venv/bin/python -m bench.stream [--viewers 1000] [--symbols 100] [--seconds 30] [--dump PATH]
 
-The viewers run in a process of their own on the same two cores as the server.
+The viewers run in two processes of their own (`--viewer-procs`) on the same two cores as the server.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ uvicorn.run(app, host="127.0.0.1", port=int(os.environ["BENCH_PORT"]), log_level
 """
 KEY = "bench-key"
 OPENING = 50  # WebSocket handshakes in flight at once while the viewers arrive
-SETTLE_S = 3.0  # after the last viewer joined, before measuring
+SETTLE_S = 5.0  # after the last viewer joined, before measuring (the server's memory is read meanwhile)
 
 
 # -- the viewers' process ------------------------------------------------------------------------
@@ -91,12 +92,12 @@ async def _watch(url: str, symbols: list[str], first: int, n: int, seconds: floa
     ramp = time.time() - started
     await asyncio.sleep(SETTLE_S)
     window = (time.time(), time.time() + seconds)
-    await asyncio.sleep(seconds)
+    await asyncio.sleep(seconds + 2)  # an aggregate sent at the window's end may arrive after it
     for ws in sockets:
         await ws.close()
     await asyncio.gather(*readers, return_exceptions=True)
     return {"connected": len(readers), "ramp_s": ramp, "window": window,
-            "errors": dict(errors), "rows": [r for r in rows if window[0] <= r[2] <= window[1]]}
+            "errors": dict(errors), "rows": [r for r in rows if window[0] <= r[2]]}
 
 
 # -- one server under load -----------------------------------------------------------------------
@@ -149,7 +150,7 @@ def _run_server(name: str, cmd: list[str], env: dict[str, str], port: int, args:
         for viewers, _, _ in procs:
             viewers.stdin.write("GO\n")  # type: ignore[union-attr]
             viewers.stdin.flush()  # type: ignore[union-attr]
-        time.sleep(SETTLE_S)
+        time.sleep(SETTLE_S / 3)
         loaded_rss = tree_rss(root)
         health = httpx.get(f"{base}/api/health", timeout=30).json()["live"]
         upstream_topics = socket.active_topics()
@@ -160,7 +161,7 @@ def _run_server(name: str, cmd: list[str], env: dict[str, str], port: int, args:
         window = (max(p["window"][0] for p in parts), min(p["window"][1] for p in parts))
         report = {"connected": sum(p["connected"] for p in parts), "ramp_s": max(p["ramp_s"] for p in parts),
                   "window": window, "errors": dict(sum((Counter(p["errors"]) for p in parts), Counter())),
-                  "rows": [r for p in parts for r in p["rows"] if window[0] <= r[2] <= window[1]]}
+                  "rows": [r for p in parts for r in p["rows"] if window[0] <= r[2]]}
     finally:
         os.killpg(proc.pid, 2)
         try:
@@ -171,20 +172,25 @@ def _run_server(name: str, cmd: list[str], env: dict[str, str], port: int, args:
     sent_at = dict(socket.sent_at)  # one copy: the socket's thread goes on adding to it
     start, end = report["window"]
     latencies, delivered = [], 0
+    series: list[tuple[float, float, str]] = []
     for symbol, close, received in report["rows"]:
         sent = sent_at.get((pair_of(symbol), close))
-        if sent is not None:
+        if sent is not None and start <= sent <= end - 1:  # the aggregates sent inside the window
             latencies.append((received - sent) * 1000)
-            delivered += start <= sent <= end - 1
+            delivered += 1
+            if args.dump:
+                series.append((sent, received - sent, symbol))
     sent_in_window = Counter(pair for (pair, _), at in sent_at.items() if start <= at <= end - 1)
     per_symbol_viewers = Counter(symbols[i % len(symbols)] for i in range(report["connected"]))
     expected = sum(sent_in_window[pair_of(s)] * v for s, v in per_symbol_viewers.items())
+    if args.dump:
+        Path(f"{args.dump}.{name.replace(' ', '_')}.json").write_text(json.dumps(series))
     latencies.sort()
     return {"name": name, "connected": report["connected"], "ramp_s": report["ramp_s"], "errors": report["errors"],
             "health": health, "upstream_topics": upstream_topics,
             "rss_per_viewer_kib": (loaded_rss - idle_rss) / max(report["connected"], 1) / 1024,
             "idle_rss_mib": idle_rss / 2**20, "loaded_rss_mib": loaded_rss / 2**20,
-            "messages": len(report["rows"]), "delivered": delivered, "expected": expected,
+            "messages": sum(start <= r[2] <= end for r in report["rows"]), "delivered": delivered, "expected": expected,
             "p50": statistics.median(latencies) if latencies else float("nan"),
             "p99": latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan"),
             "max": latencies[-1] if latencies else float("nan"), "seconds": end - start}
@@ -198,6 +204,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("serve", "plain"), help="measure one server only")
     parser.add_argument("--viewer-procs", type=int, default=2, help="processes the viewers are spread over")
     parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--dump", help="write each delivered update's (sent, latency s, symbol) to DUMP.<server>.json")
     parser.add_argument("--watch", help=argparse.SUPPRESS)  # the viewers' process
     parser.add_argument("--symbol-list", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)

@@ -62,8 +62,12 @@ class ReplayStream:
         return self.start + timedelta(seconds=(self.wall() - self._began) * self.speed)
 
     def subscribe(self, ticker: str) -> None:
-        now = self.now()  # prepared from a day back: the bar now forming is replayed from here on
-        self._tapes[ticker] = _Tape([], now - timedelta(days=1), now)
+        """The tape is prepared from a day back; the hour now forming is sent from its start (what
+        of it already happened arrives at once), so a viewer who joins at 12:50 sees the 12:00
+        candle whole, as the market traded it. Earlier hours are the source's closed candles."""
+        now = self.now()
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        self._tapes[ticker] = _Tape([], now - timedelta(days=1), hour - timedelta(microseconds=1))
 
     def unsubscribe(self, ticker: str) -> None:
         self._tapes.pop(ticker, None)

@@ -353,7 +353,9 @@ def test_a_csv_export_replays_from_serve_as_of_at_its_speed() -> None:
 
     run_async(run())
     assert stream.now() == start + timedelta(hours=6)
-    assert got and all(start < t.at <= start + timedelta(hours=6) for t in got)
+    # the hour forming at `start` from its beginning (what of it happened arrives at once), then on
+    assert got and all(start.replace(minute=0) <= t.at <= start + timedelta(hours=6) for t in got)
+    assert got[0].at == start.replace(minute=0)
     assert [t.at for t in got] == sorted(t.at for t in got)
     hours = source.aggregates(ticker, "1h", start, start + timedelta(hours=6))
     closes = {pd.Timestamp(t.at).floor("1h"): t.close for t in got}  # the last tick of each hour: its close
@@ -361,6 +363,38 @@ def test_a_csv_export_replays_from_serve_as_of_at_its_speed() -> None:
         if pd.Timestamp(row.timestamp) + pd.Timedelta(minutes=45) <= start + timedelta(hours=6) \
                 and pd.Timestamp(row.timestamp) > start:
             assert closes[pd.Timestamp(row.timestamp)] == pytest.approx(row.close)
+
+
+def test_a_csv_export_served_as_of_a_past_moment_moves_on_the_socket(world: dict[str, Any]) -> None:
+    """The whole chain a demo on historical data runs: settings (csv:, SERVE_AS_OF, the replay
+    speed) -> the replay stream -> the hub -> the socket; the replayed hour closes at the
+    export's close."""
+    from fastapi.testclient import TestClient
+
+    from config import load_settings
+    from serve_app.wiring import live_market
+    from storage.db import session_scope
+    from storage.schema import Symbol
+
+    source = CsvSource(HOURLY_DATA)
+    ticker = source.list_tickers()[0].ticker
+    with session_scope(world["engine"]) as s:
+        s.add(Symbol(ticker=ticker, name=ticker, volume_rank=99))
+    settings = load_settings({"MARKET_SOURCE": f"csv:{HOURLY_DATA}", "SERVE_AS_OF": "2023-03-01T12:50:00",
+                              "LIVE_REPLAY_SPEED": "600"})  # ten replayed minutes a second
+    market = live_market(settings, source)
+    assert market is not None and isinstance(market.hub.stream, ReplayStream)
+    noon = datetime(2023, 3, 1, 12, tzinfo=timezone.utc)
+    hour = source.aggregates(ticker, "1h", noon, noon + timedelta(minutes=59)).iloc[0]
+    with TestClient(app_for(world, live_market=market)) as client, \
+            client.websocket_connect(f"/api/ws/candles?symbol={ticker}&timeframe=1h") as ws:
+        first = _next(ws)
+        assert first["candle"]["timestamp"] == noon.isoformat() and first["closed"] is False
+        closed = _first(ws, lambda m: m["closed"])  # 12:50 -> 13:00 replayed in about a second
+        assert closed["candle"]["timestamp"] == noon.isoformat()
+        assert closed["candle"]["close"] == pytest.approx(float(hour["close"]))
+        following = _next(ws)
+        assert following["candle"]["timestamp"] == (noon + timedelta(hours=1)).isoformat()
 
 
 # -- Massive's socket through the official client ------------------------------------------------------

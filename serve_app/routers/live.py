@@ -123,15 +123,32 @@ async def _serve(websocket: WebSocket, outbox: Outbox, stats: LiveStats) -> None
 
 
 async def _send(websocket: WebSocket, outbox: Outbox, stats: LiveStats) -> None:
+    """The send is guarded by a timer that cancels this task, not by `wait_for` (a task per
+    message: a thousand sockets send a thousand a second)."""
+    loop = asyncio.get_running_loop()
+    sender = asyncio.current_task()
+    assert sender is not None
+    stalled = False
+
+    def stall() -> None:
+        nonlocal stalled
+        stalled = True
+        sender.cancel()
+
     while True:
         try:
             message = await asyncio.wait_for(outbox.get(), HEARTBEAT_S)
         except TimeoutError:
             message = {"type": "heartbeat"}
+        watchdog = loop.call_later(SEND_TIMEOUT_S, stall)
         try:
-            await asyncio.wait_for(websocket.send_text(encoded(message)), SEND_TIMEOUT_S)
-        except TimeoutError:  # its outbox stayed bounded meanwhile: forming updates replace each other
-            raise Overflow(f"a message waited {SEND_TIMEOUT_S:g} s for a reader that stopped reading") from None
+            await websocket.send_text(encoded(message))
+        except asyncio.CancelledError:
+            if stalled:  # its outbox stayed bounded meanwhile: forming updates replace each other
+                raise Overflow(f"a message waited {SEND_TIMEOUT_S:g} s for a reader that stopped reading") from None
+            raise
+        finally:
+            watchdog.cancel()
         stats.sent += 1
 
 

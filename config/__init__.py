@@ -66,6 +66,9 @@ class Settings:
     # SERVE_STATS_PORT, by default SERVE_PORT + METRICS_OFFSET and + STATS_OFFSET
     serve_metrics_port: int = 9101
     serve_stats_port: int = 8404
+    # SERVE_STATE_DIR: where `python -m serve_app` records its processes (pid files), so that the
+    # next start on the same port ends what a crashed one left behind
+    serve_state_dir: str = "./var/run"
 
 
 TIERS: tuple[str, ...] = ("free", "premium", "pro")
@@ -344,6 +347,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         serve_as_of=_parse_moment("SERVE_AS_OF", env.get("SERVE_AS_OF")),
         serve_metrics_port=_derived_port(env, "SERVE_METRICS_PORT", serve_port, METRICS_OFFSET),
         serve_stats_port=_derived_port(env, "SERVE_STATS_PORT", serve_port, STATS_OFFSET),
+        serve_state_dir=env.get("SERVE_STATE_DIR") or "./var/run",
     )
 
 
@@ -352,7 +356,7 @@ VARIABLES: tuple[str, ...] = (
     "DATA_DIR", "MODEL_DIR", "DATABASE_URL", "REDIS_URL", "MARKET_SOURCE", "MASSIVE_API_KEY", "POLYGON_API_KEY",
     "MASSIVE_API_BASE", "MASSIVE_RETRIES", "MASSIVE_BACKOFF_S", "MASSIVE_WS_BASE", "LIVE_MAX_SOCKETS",
     "LIVE_REPLAY_SPEED", "SERVE_HOST", "SERVE_PORT", "SERVE_AS_OF",
-    "SERVE_METRICS_PORT", "SERVE_STATS_PORT",
+    "SERVE_METRICS_PORT", "SERVE_STATS_PORT", "SERVE_STATE_DIR",
     "QUOTA_ANONYMOUS", "QUOTA_FREE", "QUOTA_PREMIUM", "QUOTA_PRO", "SESSION_TTL_DAYS", "COOKIE_SECURE",
     "STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "STRIPE_PRICE_PREMIUM", "STRIPE_PRICE_PRO",
     "PUBLIC_BASE_URL", "RESEND_API_KEY", "RESEND_API_BASE", "ALERT_FROM_EMAIL", "EMAIL_OUTBOX",

@@ -13,6 +13,7 @@ import signal
 import threading
 
 from config import environ_snapshot, mask_url, settings_or_exit
+from serve_app.leftovers import claim, release
 from serve_app.ray_env import apply_ray_serve_env, listener_env
 from storage.db import database_or_exit
 
@@ -25,8 +26,10 @@ def main(argv: list[str] | None = None) -> None:
     settings = settings_or_exit()
     database_or_exit(settings.database_url)
     address = args.address or os.environ.get("RAY_ADDRESS") or "local"
+    state = None
     if address == "local":  # a cluster's processes took theirs from its `ray start`
-        for name, value in listener_env(settings).items():
+        state = claim(settings)  # what a crashed run on this port left behind, ended; the ports free
+        for name, value in {**listener_env(settings), "CRYPTOCAST_HAPROXY_PIDDIR": str(state.haproxy_dir)}.items():
             os.environ.setdefault(name, value)
         apply_ray_serve_env()  # before Ray is imported: Serve reads them at import
     import ray
@@ -49,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         serve.shutdown()
         ray.shutdown()
+        if state is not None:
+            release(state)
 
 
 if __name__ == "__main__":

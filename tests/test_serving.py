@@ -3,6 +3,7 @@ error case through the same FastAPI app."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -450,6 +451,84 @@ def test_python_m_serve_app_uses_its_own_settings_and_shows_request_lines(world,
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _start_service(world: dict[str, str], cwd: Path, port: int, log: Path) -> Any:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(world, SERVE_PORT=str(port), PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0",
+               SERVE_METRICS_PORT=str(_free_port()), SERVE_STATS_PORT=str(_free_port()),
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    with open(log, "a") as out:
+        return subprocess.Popen([sys.executable, "-m", "serve_app"], cwd=cwd, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _healthy(port: int, proc: Any, seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).json()["database"] == "ok":
+                return True
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+        time.sleep(1)
+    return False
+
+
+def test_a_start_after_a_crash_ends_the_haproxy_the_crashed_one_left_and_serves(world, tmp_path) -> None:
+    """kill -9 of the service's whole process tree but HAProxy (which then holds SERVE_PORT as an
+    orphan): the next start on the same port ends that HAProxy, found by its pid file and checked
+    to be it, and is healthy within 120 s; a second instance on a port in use is refused with one
+    line naming the port and the process."""
+    import signal
+
+    import psutil
+
+    port, log = _free_port(), tmp_path / "serve.log"
+    first = _start_service(world, tmp_path, port, log)
+    try:
+        assert _healthy(port, first, 180), log.read_text()[-3000:]
+        records = tmp_path / "var" / "run" / f"serve-{port}" / "haproxy"
+        # one record per HAProxy started; Ray's reloads replace the earlier ones
+        haproxies = {int(p.stem) for p in records.glob("*.pid") if psutil.pid_exists(int(p.stem))}
+        assert haproxies, list(records.iterdir())
+        tree = [psutil.Process(first.pid), *psutil.Process(first.pid).children(recursive=True)]
+        for proc in tree:
+            if proc.pid not in haproxies:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    proc.kill()
+        first.wait(timeout=30)
+        time.sleep(2)
+        orphans = [pid for pid in haproxies if psutil.pid_exists(pid)]
+        assert orphans, "HAProxy died with the rest: nothing left behind to test"
+        assert all(psutil.Process(pid).ppid() != first.pid for pid in orphans)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGKILL)
+    started = time.time()
+    second = _start_service(world, tmp_path, port, log)
+    try:
+        assert _healthy(port, second, 120), log.read_text()[-3000:]
+        assert time.time() - started < 120
+        assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+                       for pid in orphans), orphans
+        assert f"ending HAProxy pid {orphans[0]}" in log.read_text()
+        # a second instance on the same port: refused at once, naming the running one
+        refused = _start_service(world, tmp_path, port, tmp_path / "refused.log")
+        assert refused.wait(timeout=60) != 0
+        assert f"port {port}: python -m serve_app already runs as pid {second.pid}" in (tmp_path / "refused.log").read_text()
+    finally:
+        os.killpg(second.pid, signal.SIGINT)
+        try:
+            second.wait(timeout=90)
+        except Exception:
+            os.killpg(second.pid, signal.SIGKILL)
+    left = [int(p.stem) for p in records.glob("*.pid") if psutil.pid_exists(int(p.stem))
+            and psutil.Process(int(p.stem)).status() != psutil.STATUS_ZOMBIE]
+    assert not left, f"HAProxy processes outlived a clean stop: {left}"
 
 
 def _live_health(port: int) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +118,29 @@ def _wait_live(base: str, proc: subprocess.Popen[bytes], seconds: float = 300) -
     raise SystemExit(f"{base} did not answer with its live market in {seconds:.0f} s")
 
 
-def _run_server(name: str, cmd: list[str], env: dict[str, str], port: int, args: argparse.Namespace,
-                symbols: list[str], socket: Any, workdir: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Server:
+    name: str
+    cmd: list[str]
+    env: dict[str, str]
+    port: int
+
+
+@dataclass(frozen=True)
+class Load:
+    """What every server gets: the viewers (`args`), the symbols, the market socket, a folder."""
+
+    args: argparse.Namespace
+    symbols: list[str]
+    socket: Any
+    workdir: Path
+
+
+def _run_server(server: Server, load: Load) -> dict[str, Any]:
     from market_data.massive_stream import pair_of
 
+    name, cmd, env, port = server.name, server.cmd, server.env, server.port
+    args, symbols, socket, workdir = load.args, load.symbols, load.socket, load.workdir
     base = f"http://127.0.0.1:{port}"
     log = open(workdir / f"{name.replace(' ', '_')}.log", "w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -248,7 +268,7 @@ def main() -> None:
                 continue
             print(f"{name}: starting, then {args.viewers} viewers over {args.symbols} symbols for {args.seconds:.0f} s",
                   flush=True)
-            results.append(_run_server(name, cmd, {**env, **extra}, port, args, symbols, socket, Path(tmp)))
+            results.append(_run_server(Server(name, cmd, {**env, **extra}, port), Load(args, symbols, socket, Path(tmp))))
     print(f"\n{'server':<10} {'viewers':>7} {'ramp s':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
           f"{'msgs/s':>7} {'not delivered':>13} {'upstream':>8} {'KiB/viewer':>10} errors")
     for r in results:

@@ -18,7 +18,7 @@ from massive import WebSocketClient
 from massive.websocket.models import CurrencyAgg, Market
 
 from clock import utc_now
-from market_data.stream import CONNECTED, RECONNECTING, StatusSink, Tick, TickSink
+from market_data.stream import CONNECTED, DISCONNECTED_TEXT, RECONNECTING, StatusSink, Tick, TickSink
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class MassiveStream:
                 reason = f"the market-data stream dropped ({type(exc).__name__})"
             log.warning("%s; reconnecting in %.0f s", reason, pause)
             self.reconnects += 1
-            on_status(RECONNECTING, "Live data disconnected. Reconnecting...")
+            on_status(RECONNECTING, DISCONNECTED_TEXT)
             await asyncio.sleep(pause)
             pause = min(pause * 2, MAX_PAUSE_S)
 

@@ -8,12 +8,17 @@ are told rather than left with a chart that silently stops.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 CONNECTED, RECONNECTING = "connected", "reconnecting"
+DISCONNECTED_TEXT = "Live data disconnected. Reconnecting..."
+RESTART_S = 5.0
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,3 +50,17 @@ class MarketStream(Protocol):
     async def run(self, on_tick: TickSink, on_status: StatusSink) -> None:
         """Deliver ticks of the subscribed tickers until cancelled."""
         ...
+
+
+async def run_forever(stream: MarketStream, on_tick: TickSink, on_status: StatusSink) -> None:
+    """Run `stream` until cancelled. A stream's run() retries its upstream on its own; this only
+    outlives the stream's own bugs, telling the viewers meanwhile."""
+    while True:
+        try:
+            await stream.run(on_tick, on_status)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the %s market stream failed; starting it again in %.0f s", stream.name, RESTART_S)
+            on_status(RECONNECTING, DISCONNECTED_TEXT)
+            await asyncio.sleep(RESTART_S)

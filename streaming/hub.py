@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from market_data.stream import CONNECTED, MarketStream, Tick
+from market_data.stream import CONNECTED, MarketStream, Tick, run_forever
 from market_data.timeframes import TIMEFRAMES
 from streaming.candles import Candle, FormingCandle
 from streaming.outbox import Frame, LiveStats, Message, Outbox
 
-log = logging.getLogger(__name__)
 FIRST_WORD_S = 5.0  # how long a new channel waits for the stream's first status
 
 # (ticker, timeframe) -> the last closed close and the source's partial candle of the forming
@@ -145,15 +143,7 @@ class LiveHub:
             self._tasks = [asyncio.ensure_future(self._run_stream()), asyncio.ensure_future(self._flush())]
 
     async def _run_stream(self) -> None:
-        while True:  # a stream's run() retries on its own; this only outlives its bugs
-            try:
-                await self.stream.run(self._on_tick, self._on_status)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("the %s market stream failed; starting it again in 5 s", self.stream.name)
-                self._on_status("reconnecting", "Live data disconnected. Reconnecting...")
-                await asyncio.sleep(5)
+        await run_forever(self.stream, self._on_tick, self._on_status)
 
     def _on_status(self, state: str, text: str) -> None:
         if self._heard is not None:

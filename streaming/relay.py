@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from market_data.stream import CONNECTED, RECONNECTING, MarketStream, StatusSink, Tick, TickSink
+from market_data.stream import CONNECTED, DISCONNECTED_TEXT, RECONNECTING, MarketStream, StatusSink, Tick, TickSink, run_forever
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +84,7 @@ class Relay:
             self._task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
-        while True:
-            try:
-                await self.stream.run(self._on_tick, self._on_status)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("the %s market stream failed; starting it again in 5 s", self.stream.name)
-                self._on_status(RECONNECTING, "Live data disconnected. Reconnecting...")
-                await asyncio.sleep(5)
+        await run_forever(self.stream, self._on_tick, self._on_status)
 
     def _on_tick(self, tick: Tick) -> None:
         if tick.ticker in self._subscribed:
@@ -205,7 +197,7 @@ class RelayedStream:
                 if not failing:
                     log.warning("live relay unreachable (%s); retrying", type(exc).__name__)
                     failing = True
-                on_status(RECONNECTING, "Live data disconnected. Reconnecting...")
+                on_status(RECONNECTING, DISCONNECTED_TEXT)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, self.max_retry_s)
                 continue

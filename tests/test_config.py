@@ -172,7 +172,7 @@ def test_serve_config_is_a_valid_serve_deploy_file() -> None:
     assert app.import_path == "serve_app.deployments:app"
     names = {d.name for d in app.deployments}
     assert names == {"Api", "forecaster_1h", "forecaster_4h", "forecaster_1d", "forecaster_1w", "forecaster_1m",
-                     "alert_scanner"}
+                     "alert_scanner", "live_stream"}
 
 
 def test_the_api_ingress_never_imports_torch() -> None:

@@ -19,7 +19,7 @@ from starlette.websockets import WebSocketDisconnect
 from market_data.csv_source import CsvSource
 from market_data.massive_stream import MassiveStream, pair_of
 from market_data.replay_stream import ReplayStream
-from market_data.stream import CONNECTED, RECONNECTING, StatusSink, Tick, TickSink
+from market_data.stream import CONNECTED, DISCONNECTED_TEXT, RECONNECTING, StatusSink, Tick, TickSink
 from streaming.admission import Admission
 from streaming.candles import Candle, FormingCandle
 from streaming.hub import LiveHub
@@ -176,7 +176,7 @@ def test_viewers_of_a_symbol_share_one_upstream_subscription_that_ends_after_the
         hub.leave("X:AUSD", "1h", boxes[0])
         await asyncio.sleep(0.3)
         assert stream.calls == ["+X:AUSD", "+X:BUSD", "-X:AUSD"] and hub.stats.subscriptions == 1
-        stream.ticks.put((RECONNECTING, "Live data disconnected. Reconnecting..."))
+        stream.ticks.put((RECONNECTING, DISCONNECTED_TEXT))
         while (m := await asyncio.wait_for(boxes[2].get(), 1))["type"] != "status" or m["status"] != RECONNECTING:
             pass
         assert hub.stats.reconnects == 1 and hub.stats.viewers == 1
@@ -476,7 +476,7 @@ def test_the_page_moves_its_last_candle_live_and_says_when_the_upstream_drops(wo
         push(first * 1.05, 12)
         page.wait_for_function(f"Number(document.querySelector('#chart').dataset.liveClose) > {first * 1.04}",
                                timeout=10_000)
-        stream.ticks.put((RECONNECTING, "Live data disconnected. Reconnecting..."))
+        stream.ticks.put((RECONNECTING, DISCONNECTED_TEXT))
         page.wait_for_selector("#live-banner:not([hidden])", timeout=10_000)
         assert "Live data disconnected. Reconnecting..." in page.text_content("#live-banner")
         stream.ticks.put((CONNECTED, "live data connected"))

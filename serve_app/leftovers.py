@@ -58,19 +58,20 @@ def _alive(pid: int) -> psutil.Process | None:
         return None
 
 
-def _is_service(proc: psutil.Process) -> bool:
+def _cmdline(proc: psutil.Process) -> list[str]:
     try:
-        cmdline = proc.cmdline()
+        return proc.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
+        return []
+
+
+def _is_service(proc: psutil.Process) -> bool:
+    cmdline = _cmdline(proc)
     return "serve_app" in cmdline and "-m" in cmdline
 
 
 def _is_our_haproxy(proc: psutil.Process, config: str) -> bool:
-    try:
-        cmdline = proc.cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
+    cmdline = _cmdline(proc)
     return bool(cmdline) and "haproxy" in Path(cmdline[0]).name and config in cmdline
 
 

@@ -13,7 +13,6 @@ from config import TIMEFRAMES, Settings
 from mail.sender import EmailNotifier
 from market_data.factory import make_source, make_stream
 from market_data.source import MarketSource
-from market_data.stream import MarketStream
 from portfolio.service import Portfolio
 from predictions.market import MarketView, WindowFn
 from predictions.service import ForecastFn, PredictionService
@@ -25,6 +24,7 @@ from storage.registry import ModelRegistry
 from streaming.admission import Admission
 from streaming.hub import LiveHub
 from streaming.live import LiveMarket
+from streaming.relay import RelayedStream
 from streaming.seed import seed_from
 
 
@@ -47,7 +47,7 @@ class Services:
 
 
 def build_service(settings: Settings, forecast: ForecastFn | None = None, window: WindowFn | None = None,
-                  cache_prefix: str = "", live_stream: MarketStream | None = None) -> Services:
+                  cache_prefix: str = "", live_stream: RelayedStream | None = None) -> Services:
     """The services, forecasting in this process unless `forecast`/`window` are given (Ray Serve),
     with live candles from the market's own stream unless `live_stream` relays one (Ray Serve)."""
     upgrade(settings.database_url)
@@ -69,7 +69,7 @@ def build_service(settings: Settings, forecast: ForecastFn | None = None, window
                     Portfolio.on(engine, settings.limits), models, live_market(settings, source, live_stream))
 
 
-def live_market(settings: Settings, source: MarketSource, relayed: MarketStream | None = None) -> LiveMarket | None:
+def live_market(settings: Settings, source: MarketSource, relayed: RelayedStream | None = None) -> LiveMarket | None:
     """The live candles of this process: its market's stream (or the cluster's, `relayed`) fanned
     out to its sockets; none where the market has no live stream."""
     stream = make_stream(settings, source)
@@ -78,4 +78,4 @@ def live_market(settings: Settings, source: MarketSource, relayed: MarketStream 
     if relayed is None:
         return LiveMarket(LiveHub(stream, seed_from(source)), Admission(settings.live.max_sockets))
     return LiveMarket(LiveHub(relayed, seed_from(source)), Admission(settings.live.max_sockets),
-                      lambda: getattr(relayed, "subscriptions", 0))
+                      lambda: relayed.subscriptions)

@@ -43,6 +43,28 @@ class LiveSettings:
     replay_speed: float = 60.0  # LIVE_REPLAY_SPEED: replayed market seconds per real second
 
 
+# SERVE_PORT + these, unless a port's own variable names it: two instances never collide
+PORT_OFFSETS: dict[str, int] = {"metrics": 1101, "stats": 404, "fallback": 500}
+# the API replicas' servers take REPLICA_PORT_SPAN ports on each node from REPLICA_PORT_BASE +
+# (SERVE_PORT mod 100) x REPLICA_PORT_SPAN: 30000-30099 for 8000, always below 40000 (an offset
+# would run past 65535 for a high SERVE_PORT); Ray skips a port it finds taken
+REPLICA_PORT_BASE, REPLICA_PORT_SPAN = 30000, 100
+
+
+@dataclass(frozen=True)
+class ServePorts:
+    """Every port `python -m serve_app` opens besides SERVE_PORT (the defaults: SERVE_PORT 8000)."""
+
+    metrics: int = 9101  # SERVE_METRICS_PORT: HAProxy's Prometheus frontend, on SERVE_HOST
+    stats: int = 8404  # SERVE_STATS_PORT: HAProxy's stats page, on SERVE_HOST
+    fallback: int = 8500  # SERVE_FALLBACK_PORT: Ray's Python proxy, HAProxy's fallback
+    replicas_from: int = 30000  # SERVE_REPLICA_PORT_MIN: the API replicas' own HTTP servers
+
+    @property
+    def replicas_to(self) -> int:
+        return self.replicas_from + REPLICA_PORT_SPAN - 1
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: str
@@ -62,10 +84,7 @@ class Settings:
     email: EmailSettings
     live: LiveSettings = LiveSettings()
     serve_as_of: datetime | None = None  # SERVE_AS_OF: serve as of this past moment (demos, replays)
-    # HAProxy's Prometheus frontend and stats page, on SERVE_HOST: SERVE_METRICS_PORT and
-    # SERVE_STATS_PORT, by default SERVE_PORT + METRICS_OFFSET and + STATS_OFFSET
-    serve_metrics_port: int = 9101
-    serve_stats_port: int = 8404
+    ports: ServePorts = ServePorts()
     # SERVE_STATE_DIR: where `python -m serve_app` records its processes (pid files), so that the
     # next start on the same port ends what a crashed one left behind
     serve_state_dir: str = "./var/run"
@@ -207,7 +226,6 @@ def _parse_market_source(value: str) -> MarketSource:
     raise ConfigError(f"MARKET_SOURCE={value!r} is unknown; {expect}")
 
 
-METRICS_OFFSET, STATS_OFFSET = 1101, 404  # the defaults 9101 and 8404 with SERVE_PORT 8000
 
 
 def _parse_port(value: str, name: str = "SERVE_PORT") -> int:
@@ -220,13 +238,24 @@ def _parse_port(value: str, name: str = "SERVE_PORT") -> int:
     return port
 
 
-def _derived_port(env: Mapping[str, str], name: str, serve_port: int, offset: int) -> int:
-    """A port of the service's own: the variable `name`, else SERVE_PORT + `offset`."""
-    if env.get(name):
-        return _parse_port(env[name], name)
-    if serve_port + offset > 65535:
-        raise ConfigError(f"SERVE_PORT={serve_port} + {offset} is past the last TCP port; set {name}")
-    return serve_port + offset
+def _derived_port(env: Mapping[str, str], name: str, serve_port: int, offset: int, span: int = 1) -> int:
+    """A port of the service's own (the first of `span`): the variable `name`, else SERVE_PORT +
+    `offset`."""
+    port = _parse_port(env[name], name) if env.get(name) else serve_port + offset
+    if port + span - 1 > 65535:
+        source = f"{name}={port}" if env.get(name) else f"SERVE_PORT={serve_port} + {offset}"
+        raise ConfigError(f"{source} leaves no room for {span} port(s) below 65536; set {name}")
+    return port
+
+
+def _serve_ports(env: Mapping[str, str], serve_port: int) -> ServePorts:
+    return ServePorts(
+        metrics=_derived_port(env, "SERVE_METRICS_PORT", serve_port, PORT_OFFSETS["metrics"]),
+        stats=_derived_port(env, "SERVE_STATS_PORT", serve_port, PORT_OFFSETS["stats"]),
+        fallback=_derived_port(env, "SERVE_FALLBACK_PORT", serve_port, PORT_OFFSETS["fallback"]),
+        replicas_from=_derived_port(env, "SERVE_REPLICA_PORT_MIN", serve_port,
+                                    REPLICA_PORT_BASE + serve_port % 100 * REPLICA_PORT_SPAN - serve_port,
+                                    REPLICA_PORT_SPAN))
 
 
 def _parse_number(name: str, value: str, kind: type, low: float, high: float) -> float:
@@ -345,8 +374,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                             outbox_dir=env.get("EMAIL_OUTBOX") or "./var/outbox"),
         live=_live_settings(env),
         serve_as_of=_parse_moment("SERVE_AS_OF", env.get("SERVE_AS_OF")),
-        serve_metrics_port=_derived_port(env, "SERVE_METRICS_PORT", serve_port, METRICS_OFFSET),
-        serve_stats_port=_derived_port(env, "SERVE_STATS_PORT", serve_port, STATS_OFFSET),
+        ports=_serve_ports(env, serve_port),
         serve_state_dir=env.get("SERVE_STATE_DIR") or "./var/run",
     )
 
@@ -356,7 +384,7 @@ VARIABLES: tuple[str, ...] = (
     "DATA_DIR", "MODEL_DIR", "DATABASE_URL", "REDIS_URL", "MARKET_SOURCE", "MASSIVE_API_KEY", "POLYGON_API_KEY",
     "MASSIVE_API_BASE", "MASSIVE_RETRIES", "MASSIVE_BACKOFF_S", "MASSIVE_WS_BASE", "LIVE_MAX_SOCKETS",
     "LIVE_REPLAY_SPEED", "SERVE_HOST", "SERVE_PORT", "SERVE_AS_OF",
-    "SERVE_METRICS_PORT", "SERVE_STATS_PORT", "SERVE_STATE_DIR",
+    "SERVE_METRICS_PORT", "SERVE_STATS_PORT", "SERVE_FALLBACK_PORT", "SERVE_REPLICA_PORT_MIN", "SERVE_STATE_DIR",
     "QUOTA_ANONYMOUS", "QUOTA_FREE", "QUOTA_PREMIUM", "QUOTA_PRO", "SESSION_TTL_DAYS", "COOKIE_SECURE",
     "STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "STRIPE_PRICE_PREMIUM", "STRIPE_PRICE_PRO",
     "PUBLIC_BASE_URL", "RESEND_API_KEY", "RESEND_API_BASE", "ALERT_FROM_EMAIL", "EMAIL_OUTBOX",
@@ -369,7 +397,7 @@ def environ_snapshot(environ: Mapping[str, str] | None = None) -> dict[str, str]
     (relative paths made absolute: a replica's working directory is not ours)."""
     env = os.environ if environ is None else environ
     snapshot = {k: env[k] for k in VARIABLES if env.get(k)}
-    for key, default in (("DATA_DIR", "./var/data"), ("MODEL_DIR", "./var/models")):
+    for key, default in (("DATA_DIR", "./var/data"), ("MODEL_DIR", "./var/models"), ("SERVE_STATE_DIR", "./var/run")):
         value = snapshot.get(key, default)
         if "://" not in value:
             snapshot[key] = str(Path(value).resolve())

@@ -33,7 +33,10 @@ from market_data.factory import make_source, make_stream
 from predictions.errors import PredictionError
 from serve_app.active_models import ActiveModels, NoActiveModel
 from serve_app.app import create_app
+from serve_app.drain import DrainFlag
 from serve_app.metrics import LiveAccuracyGauges, Metrics, UpstreamGauges
+from serve_app.state_dir import StateDir
+from serve_app.terminal import show_replica_lines
 from serve_app.wiring import build_service
 from storage.cache import decode_frame, encode_frame
 from storage.db import make_engine
@@ -51,13 +54,15 @@ REPLICA_RETRY_S = 30.0  # how long a request waits for a dead forecaster replica
 FORECAST_THREADS = 2
 SERVE_CONFIG = Path(__file__).with_name("serve_config.yaml")
 
+APP_NAME = "cryptocast"  # the Serve application, as serve_config.yaml names it
+
 
 def deployment_options(path: Path = SERVE_CONFIG) -> dict[str, dict[str, Any]]:
     """Each deployment's options in `serve_config.yaml` (replicas, autoscaling, request limits,
     actor resources), keyed by deployment name, for `.options()`: one configuration for
     `serve deploy` and `python -m serve_app`."""
     config = yaml.safe_load(path.read_text())
-    app = next(a for a in config["applications"] if a["name"] == "cryptocast")
+    app = next(a for a in config["applications"] if a["name"] == APP_NAME)
     return {d["name"]: {k: v for k, v in d.items() if k != "name"} for d in app.get("deployments", [])}
 
 
@@ -66,6 +71,7 @@ class TimeframeForecaster:
     """Holds the active model of one timeframe; reloads it when the registry activates another."""
 
     def __init__(self, timeframe: str, environ: dict[str, str] | None = None) -> None:
+        show_replica_lines()
         settings = load_settings(environ)
         self.timeframe = timeframe
         self.models = ActiveModels(ModelRegistry(make_engine(settings.database_url), settings.model_dir), [timeframe])
@@ -120,6 +126,7 @@ class AlertScannerDeployment:
     (two replicas would only race for the same triggers, which the scanner makes harmless)."""
 
     def __init__(self, environ: dict[str, str] | None = None) -> None:
+        show_replica_lines()
         from jobs.scan_alerts import build_scanner, describe
 
         self.scanner, self.describe = build_scanner(load_settings(environ)), describe
@@ -150,6 +157,7 @@ class LiveStream:
     on any number of replicas cost one upstream subscription."""
 
     def __init__(self, environ: dict[str, str] | None = None) -> None:
+        show_replica_lines()
         settings = load_settings(environ)
         stream = make_stream(settings, make_source(settings))
         self.relay = None if stream is None else Relay(stream)
@@ -174,13 +182,7 @@ class Api:
     def __init__(self, forecasters: dict[str, Any], environ: dict[str, str] | None = None,
                  cache_prefix: str = "", scanner: Any = None, live_stream: Any = None) -> None:
         self.forecasters, self.scanner, self.live_stream = forecasters, scanner, live_stream
-        # our log lines (one JSON line per request) go where Serve's own go: the replica's log
-        # file and stderr, which `python -m serve_app` forwards to its terminal
-        ours = logging.getLogger("serve_app")
-        ours.setLevel(logging.INFO)
-        for handler in logging.getLogger("ray.serve").handlers:
-            if handler not in ours.handlers:
-                ours.addHandler(handler)
+        show_replica_lines()  # one JSON line per request, to the terminal and the replica's log file
 
         def forecast(timeframe: str, candles: pd.DataFrame, steps: int) -> Forecast:
             payload = encode_frame(candles)
@@ -212,11 +214,13 @@ class Api:
             return batch
 
         relayed = RelayedStream(poll) if live_stream is not None else None
-        services = build_service(load_settings(environ), forecast=forecast,
+        settings = load_settings(environ)
+        services = build_service(settings, forecast=forecast,
                                  window=lambda tf: profile_for(tf).serving_window, cache_prefix=cache_prefix,
                                  live_stream=relayed)
         self.fastapi = create_app(services.predictions, services.accounts, services.billing, Metrics(),
-                                  services.portfolio, services.live)
+                                  services.portfolio, services.live,
+                                  stopping=DrainFlag(StateDir.of(settings).drain_flag))
         self.fastapi.state.versions = lambda: {tf: h.version.remote().result() for tf, h in self.forecasters.items()}
 
     def __serve_build_asgi_app__(self) -> Any:

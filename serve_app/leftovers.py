@@ -18,12 +18,13 @@ import os
 import signal
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 from config import Settings
+from serve_app.drain import DrainFlag
+from serve_app.state_dir import StateDir
 
 log = logging.getLogger(__name__)
 GRACE_S = 5.0
@@ -31,23 +32,6 @@ GRACE_S = 5.0
 
 class PortTaken(SystemExit):
     """Startup refused: the message names the port and what holds it."""
-
-
-@dataclass(frozen=True)
-class StateDir:
-    path: Path
-
-    @classmethod
-    def of(cls, settings: Settings) -> StateDir:
-        return cls(Path(settings.serve_state_dir).resolve() / f"serve-{settings.serve_port}")
-
-    @property
-    def service_pid(self) -> Path:
-        return self.path / "serve_app.pid"
-
-    @property
-    def haproxy_dir(self) -> Path:
-        return self.path / "haproxy"
 
 
 def _alive(pid: int) -> psutil.Process | None:
@@ -88,19 +72,29 @@ def end_leftovers(state: StateDir, port: int) -> list[int]:
             raise PortTaken(f"port {port}: python -m serve_app already runs as pid {pid}; stop it first "
                             f"(kill -INT {pid})")
     ended: list[int] = []
+    for proc in recorded_haproxies(state):
+        log.warning("ending HAProxy pid %d, left behind by an earlier run on port %d", proc.pid, port)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(GRACE_S)
+        except psutil.TimeoutExpired:
+            proc.kill()
+            proc.wait(GRACE_S)
+        ended.append(proc.pid)
+    for record in state.haproxy_dir.glob("*.pid") if state.haproxy_dir.exists() else []:
+        record.unlink(missing_ok=True)
+    return ended
+
+
+def recorded_haproxies(state: StateDir) -> list[psutil.Process]:
+    """The HAProxy processes recorded in `state` that still run as that HAProxy with that
+    configuration (a pid reused by another program is not one)."""
+    found = []
     for record in sorted(state.haproxy_dir.glob("*.pid")) if state.haproxy_dir.exists() else []:
         proc = _alive(int(record.stem)) if record.stem.isdigit() else None
         if proc is not None and _is_our_haproxy(proc, record.read_text().strip()):
-            log.warning("ending HAProxy pid %d, left behind by an earlier run on port %d", proc.pid, port)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(GRACE_S)
-            except psutil.TimeoutExpired:
-                proc.kill()
-                proc.wait(GRACE_S)
-            ended.append(proc.pid)
-        record.unlink(missing_ok=True)
-    return ended
+            found.append(proc)
+    return found
 
 
 def _holder(port: int) -> str:
@@ -134,8 +128,10 @@ def claim(settings: Settings) -> StateDir:
     if end_leftovers(state, settings.serve_port):
         time.sleep(0.5)  # the kernel releases the listeners
     check_ports(settings.serve_host, {"SERVE_PORT": settings.serve_port,
-                                      "SERVE_METRICS_PORT": settings.serve_metrics_port,
-                                      "SERVE_STATS_PORT": settings.serve_stats_port})
+                                      "SERVE_METRICS_PORT": settings.ports.metrics,
+                                      "SERVE_STATS_PORT": settings.ports.stats,
+                                      "SERVE_FALLBACK_PORT": settings.ports.fallback})
+    DrainFlag(state.drain_flag).lower()  # a crashed run's flag would refuse every request
     tmp = state.service_pid.with_suffix(".tmp")
     tmp.write_text(f"{os.getpid()}\n")
     tmp.replace(state.service_pid)
@@ -152,3 +148,4 @@ def release(state: StateDir) -> None:
     for record in state.haproxy_dir.glob("*.pid"):  # HAProxy reloads start new ones: forget the gone
         if not record.stem.isdigit() or _alive(int(record.stem)) is None:
             record.unlink(missing_ok=True)
+    DrainFlag(state.drain_flag).lower()

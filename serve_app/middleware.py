@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from serve_app.drain import RETRY_AFTER_S
 from serve_app.errors import FRAMEWORK_CODES, error_response
 
 log = logging.getLogger("serve_app.requests")
@@ -52,14 +54,20 @@ class BodyLimit:
 
 class Shed:
     """Past `limit` requests in flight, answer 503 `overloaded` + Retry-After at once, so that a
-    burst is told to come back instead of queueing without bound."""
+    burst is told to come back instead of queueing without bound; while the service stops
+    (`stopping()`, `serve_app.drain`), every new request is a 503 `stopping` + Retry-After and
+    the ones in flight finish."""
 
-    def __init__(self, app: Any, limit: int = MAX_IN_FLIGHT) -> None:
-        self.app, self.limit, self.in_flight = app, limit, 0
+    def __init__(self, app: Any, limit: int = MAX_IN_FLIGHT, stopping: Callable[[], bool] = lambda: False) -> None:
+        self.app, self.limit, self.in_flight, self.stopping = app, limit, 0, stopping
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if self.stopping():
+            await error_response(503, "stopping", "the service is restarting; please retry shortly",
+                                 {"Retry-After": str(RETRY_AFTER_S), "Connection": "close"})(scope, receive, send)
             return
         if self.in_flight >= self.limit:
             await error_response(503, "overloaded", "the service is busy; please retry in a second",

@@ -46,13 +46,19 @@ def haproxy_env() -> dict[str, str]:
     return {"RAY_SERVE_HAPROXY_BINARY_PATH": str(HAPROXY_WRAPPER), "CRYPTOCAST_HAPROXY": get_haproxy_binary()}
 
 
-def listener_env(settings: Settings) -> dict[str, str]:
-    """Where HAProxy's Prometheus frontend and stats page listen: the ports of the configuration,
-    and SERVE_HOST, which the wrapper writes into the two `bind` lines Ray's template leaves on
-    every interface."""
-    return {"RAY_SERVE_HAPROXY_METRICS_PORT": str(settings.serve_metrics_port),
-            "RAY_SERVE_HAPROXY_STATS_PORT": str(settings.serve_stats_port),
-            "CRYPTOCAST_HAPROXY_HOST": settings.serve_host}
+def listener_env(settings: Settings, haproxy_dir: Path) -> dict[str, str]:
+    """Every port the local service opens, from the configuration (two instances never collide):
+    HAProxy's Prometheus frontend and stats page on SERVE_HOST (the wrapper writes it into the two
+    `bind` lines Ray's template leaves on every interface), Ray's fallback proxy and the API
+    replicas' range; and where each HAProxy records its pid (`serve_app.leftovers`)."""
+    ports = settings.ports
+    return {"RAY_SERVE_HAPROXY_METRICS_PORT": str(ports.metrics),
+            "RAY_SERVE_HAPROXY_STATS_PORT": str(ports.stats),
+            "CRYPTOCAST_HAPROXY_HOST": settings.serve_host,
+            "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(ports.fallback),
+            "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(ports.replicas_from),
+            "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(ports.replicas_to),
+            "CRYPTOCAST_HAPROXY_PIDDIR": str(haproxy_dir)}
 
 
 def apply_ray_serve_env(environ: MutableMapping[str, str] = os.environ) -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, load_settings
+from config import ConfigError, ServePorts, load_settings
 
 
 def test_defaults_are_the_embedded_ones() -> None:
@@ -43,12 +43,18 @@ def test_values_from_environment() -> None:
     assert s.massive_api_key == "k1"
     assert s.serve_port == 9000
     # the service's other listeners follow SERVE_PORT unless named: two instances never collide
-    assert (s.serve_metrics_port, s.serve_stats_port) == (10101, 9404)
-    assert (load_settings({}).serve_metrics_port, load_settings({}).serve_stats_port) == (9101, 8404)
-    named = load_settings({"SERVE_PORT": "9000", "SERVE_METRICS_PORT": "9200", "SERVE_STATS_PORT": "9300"})
-    assert (named.serve_metrics_port, named.serve_stats_port) == (9200, 9300)
+    assert s.ports == ServePorts(metrics=10101, stats=9404, fallback=9500, replicas_from=30000)
+    high = load_settings({"SERVE_PORT": "56501"}).ports  # a high SERVE_PORT still has its replicas' range
+    assert (high.replicas_from, high.replicas_to) == (30100, 30199)
+    assert load_settings({}).ports == ServePorts()  # 9101, 8404, 8500, 30000-30099
+    named = load_settings({"SERVE_PORT": "9000", "SERVE_METRICS_PORT": "9200", "SERVE_STATS_PORT": "9300",
+                           "SERVE_FALLBACK_PORT": "9400", "SERVE_REPLICA_PORT_MIN": "50000"})
+    assert named.ports == ServePorts(metrics=9200, stats=9300, fallback=9400, replicas_from=50000)
+    assert named.ports.replicas_to == 50099
     with pytest.raises(ConfigError, match="SERVE_METRICS_PORT"):  # 65000 + 1101 is no port: say which to set
         load_settings({"SERVE_PORT": "65000"})
+    with pytest.raises(ConfigError, match="SERVE_REPLICA_PORT_MIN=65500 leaves no room for 100"):
+        load_settings({"SERVE_REPLICA_PORT_MIN": "65500"})
     assert load_settings({"MASSIVE_API_KEY": "a", "POLYGON_API_KEY": "b"}).massive_api_key == "a"
 
 

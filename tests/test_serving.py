@@ -425,7 +425,9 @@ def test_python_m_serve_app_uses_its_own_settings_and_shows_request_lines(world,
             time.sleep(1)
         text = log.read_text()
         assert all(w in text for w in wanted), text[-3000:]
-        assert "Using HAProxy binary: " + str(HAPROXY_WRAPPER) in text  # the ingress of serve_app.ray_env
+        # the ingress of serve_app.ray_env: HAProxy through the wrapper, which records each one
+        recorded = list((tmp_path / "var" / "run" / f"serve-{port}" / "haproxy").glob("*.pid"))
+        assert recorded, f"no HAProxy recorded: not started through {HAPROXY_WRAPPER}"
         # anonymous quotas count per client address through HAProxy (which must pass it on)
         ticker = _top_symbol(world)
         for host in ("127.0.0.2", "127.0.0.3"):
@@ -453,13 +455,34 @@ def test_python_m_serve_app_uses_its_own_settings_and_shows_request_lines(world,
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def _free_service_port(taken: tuple[int, ...] = ()) -> int:
+    """A SERVE_PORT whose derived ports (config.PORT_OFFSETS) are free too, and whose replicas'
+    range differs from any `taken`'s."""
+    import socket
+
+    from config import PORT_OFFSETS
+
+    for _ in range(200):
+        port = _free_port()
+        if port + max(PORT_OFFSETS.values()) > 65535 or any(port % 100 == t % 100 for t in taken):
+            continue
+        try:
+            for offset in (0, *PORT_OFFSETS.values()):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port + offset))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no free SERVE_PORT with its derived ports free")
+
+
 def _start_service(world: dict[str, str], cwd: Path, port: int, log: Path) -> Any:
+    """`python -m serve_app` on `port`, every other port derived from it."""
     import subprocess
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(world, SERVE_PORT=str(port), PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0",
-               SERVE_METRICS_PORT=str(_free_port()), SERVE_STATS_PORT=str(_free_port()),
                PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     with open(log, "a") as out:
         return subprocess.Popen([sys.executable, "-m", "serve_app"], cwd=cwd, env=env, stdout=out,
@@ -487,7 +510,7 @@ def test_a_start_after_a_crash_ends_the_haproxy_the_crashed_one_left_and_serves(
 
     import psutil
 
-    port, log = _free_port(), tmp_path / "serve.log"
+    port, log = _free_service_port(), tmp_path / "serve.log"
     first = _start_service(world, tmp_path, port, log)
     try:
         assert _healthy(port, first, 180), log.read_text()[-3000:]
@@ -529,6 +552,114 @@ def test_a_start_after_a_crash_ends_the_haproxy_the_crashed_one_left_and_serves(
     left = [int(p.stem) for p in records.glob("*.pid") if psutil.pid_exists(int(p.stem))
             and psutil.Process(int(p.stem)).status() != psutil.STATUS_ZOMBIE]
     assert not left, f"HAProxy processes outlived a clean stop: {left}"
+
+
+def _service_processes(proc: Any, state: Path) -> dict[int, str]:
+    """Every process `python -m serve_app` started (its tree, and each HAProxy in its own group)."""
+    import psutil
+
+    found = {c.pid: " ".join(c.cmdline())[:100] for c in psutil.Process(proc.pid).children(recursive=True)}
+    for record in (state / "haproxy").glob("*.pid"):
+        with contextlib.suppress(psutil.Error, ValueError):
+            found[int(record.stem)] = " ".join(psutil.Process(int(record.stem)).cmdline())[:100]
+    return found
+
+
+def _alive(pids: dict[int, str]) -> dict[int, str]:
+    import psutil
+
+    def running(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    return {pid: cmd for pid, cmd in pids.items() if running(pid)}
+
+
+@pytest.mark.slow
+def test_two_instances_run_side_by_side_and_sigterm_drains_under_load(world, tmp_path) -> None:
+    """Two services whose SERVE_PORTs differ, every other port derived, serve side by side. SIGTERM
+    to one under 50 concurrent callers: the requests in flight complete, new ones get 503 with
+    Retry-After (or, once its listener is gone, a refused connection: never a cut-off answer), it
+    exits within 30 s, no process it started remains, and the other one keeps serving."""
+    import signal
+
+    from config import PORT_OFFSETS
+
+    port_a = _free_service_port()
+    port_b = _free_service_port((port_a,))
+    log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+    a = _start_service(world, tmp_path, port_a, log_a)
+    b = _start_service(world, tmp_path, port_b, log_b)
+    try:
+        assert _healthy(port_a, a, 240), log_a.read_text()[-3000:]
+        assert _healthy(port_b, b, 240), log_b.read_text()[-3000:]
+        for port in (port_a, port_b):  # each its own HAProxy, on its own derived metrics port
+            assert httpx.get(f"http://127.0.0.1:{port + PORT_OFFSETS['metrics']}/metrics", timeout=10).status_code == 200
+        ticker = _top_symbol(world)
+        processes = _service_processes(a, tmp_path / "var" / "run" / f"serve-{port_a}")
+        results: list[tuple[float, float, str, str | None]] = []  # (sent, answered, outcome, Retry-After)
+        stop = threading.Event()
+
+        def caller() -> None:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port_a}", timeout=60) as http:
+                while not stop.is_set():
+                    sent = time.monotonic()
+                    try:
+                        r = http.post("/ml/predict", json={"symbol": ticker, "timeframe": "1d", "num_steps": 5})
+                        results.append((sent, time.monotonic(), str(r.status_code), r.headers.get("retry-after")))
+                    except httpx.ConnectError:
+                        results.append((sent, time.monotonic(), "refused", None))
+                        time.sleep(0.05)
+                    except httpx.HTTPError as exc:
+                        results.append((sent, time.monotonic(), type(exc).__name__, None))
+
+        with ThreadPoolExecutor(50) as pool:
+            for _ in range(50):
+                pool.submit(caller)
+            time.sleep(5)
+            signalled = time.monotonic()
+            a.send_signal(signal.SIGTERM)
+            try:
+                a.wait(timeout=30)
+            finally:
+                exited = time.monotonic()
+                stop.set()
+        took = exited - signalled
+        assert a.returncode is not None, f"still running 30 s after SIGTERM\n{log_a.read_text()[-3000:]}"
+        before = [r for r in results if r[1] < signalled]
+        after = [r for r in results if r[1] >= signalled]
+        outcomes = pd.Series([r[2] for r in after]).value_counts().to_dict()
+        assert before and all(r[2] == "200" for r in before), pd.Series([r[2] for r in before]).value_counts()
+        # in flight at the signal: answered; after it, 200 (admitted before the flag), 503 + Retry-After, or refused
+        assert set(outcomes) <= {"200", "503", "refused"}, outcomes
+        assert all(r[3] for r in after if r[2] == "503"), "a 503 without Retry-After"
+        assert outcomes.get("503", 0) > 0, outcomes
+        print(f"SIGTERM under c=50: exited after {took:.1f} s; answers after the signal {outcomes}")
+        time.sleep(3)
+        left = _alive(processes)
+        assert not left, f"processes the stopped service left: {left}"
+        # the terminal: the service's own lines, none of Ray's, no colour codes (not a terminal)
+        text = log_a.read_text()
+        assert '"path": "/ml/predict"' in text and f"serving on http://127.0.0.1:{port_a}" in text, text[-3000:]
+        assert "stopping: new requests get 503" in text and "stopped in" in text, text[-3000:]
+        noise = [line for line in text.splitlines() if "\x1b[" in line or any(
+            w in line for w in ("ServeController", "HAProxyManager", "ProxyActor", "(raylet)", "alembic"))]
+        assert not noise, noise[:10]
+        assert _healthy(port_b, b, 10), "the other instance stopped serving"
+        assert httpx.post(f"http://127.0.0.1:{port_b}/ml/predict", timeout=60,
+                          json={"symbol": ticker, "timeframe": "1d", "num_steps": 2}).status_code == 200
+    finally:
+        for proc in (a, b):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
+        for proc in (a, b):
+            try:
+                proc.wait(timeout=60)
+            except Exception:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _live_health(port: int) -> dict[str, Any]:

@@ -1,0 +1,31 @@
+"""Where `python -m serve_app` on one port keeps what outlives a process: its own pid, each
+HAProxy's pid (`serve_app.leftovers` ends what a crashed run left), and the drain flag its API
+replicas read while it stops (`serve_app.drain`). SERVE_STATE_DIR/serve-<SERVE_PORT>/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from config import Settings
+
+
+@dataclass(frozen=True)
+class StateDir:
+    path: Path
+
+    @classmethod
+    def of(cls, settings: Settings) -> StateDir:
+        return cls(Path(settings.serve_state_dir).resolve() / f"serve-{settings.serve_port}")
+
+    @property
+    def service_pid(self) -> Path:
+        return self.path / "serve_app.pid"
+
+    @property
+    def haproxy_dir(self) -> Path:
+        return self.path / "haproxy"
+
+    @property
+    def drain_flag(self) -> Path:
+        return self.path / "draining"

@@ -45,7 +45,7 @@ from streaming.relay import Batch, Relay, RelayedStream
 from training.forecast import Forecast
 
 log = logging.getLogger(__name__)
-DEFAULT_POLL_S = 30.0
+DEFAULT_POLL_S = 10.0
 ACCURACY_REFRESH_S = 300.0  # how often a forecaster republishes its model's live accuracy gauges
 REPLICA_RETRY_S = 30.0  # how long a request waits for a dead forecaster replica's replacement
 # Forecasts a replica computes at once. A forecast is CPU-bound and holds the GIL for much of

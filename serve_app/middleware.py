@@ -18,7 +18,9 @@ from serve_app.errors import FRAMEWORK_CODES, error_response
 log = logging.getLogger("serve_app.requests")
 
 MAX_BODY_BYTES = 64 * 1024  # the largest body any route takes is a few hundred bytes (a Stripe event: a few kB)
-MAX_IN_FLIGHT = 100  # requests one app answers at once; the rest get 503 `overloaded` at once
+# requests one app answers at once, the rest a 503 `overloaded` at once: twice the hundred users one
+# replica serves, since after a node loss the surviving ingress carries the other's callers too
+MAX_IN_FLIGHT = 200
 
 
 class BodyLimit:

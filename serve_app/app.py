@@ -8,8 +8,6 @@ app is built with, and the caller, as dependencies (`serve_app.dependencies`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -42,15 +40,16 @@ ROUTERS = (predictions, market, live, accounts, sessions, portfolio, billing, mo
 
 def create_app(service: PredictionService, accounts: AccountService, billing: BillingService | None = None,
                metrics: Metrics | None = None, portfolio: Portfolio | None = None,
-               live_market: LiveMarket | None = None, stopping: Callable[[], bool] = lambda: False) -> FastAPI:
+               live_market: LiveMarket | None = None) -> FastAPI:
     """The app, on the services given; `app.state.versions` reports the active model versions
     (set by the Serve ingress; none by default). Without `live_market` the live socket answers
-    that there is no live market. Once `stopping()` is true every new request is a 503 `stopping`
-    (`serve_app.drain`)."""
+    that there is no live market. Once `app.state.stopping()` is true (the Serve ingress sets it:
+    `serve_app.drain`) every new request is a 503 `stopping`."""
     app = FastAPI(title="cryptocast", version="0.1.0",
                   description="30-step crypto forecasts (OHLC, 80 % band, calibrated confidence) from one model per timeframe")
     app.add_middleware(BodyLimit)
-    app.add_middleware(Shed, stopping=stopping)
+    app.state.stopping = lambda: False
+    app.add_middleware(Shed, stopping=lambda: bool(app.state.stopping()))
     app.middleware("http")(observe)
     install_handlers(app)
     app.state.service = service

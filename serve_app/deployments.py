@@ -219,8 +219,8 @@ class Api:
                                  window=lambda tf: profile_for(tf).serving_window, cache_prefix=cache_prefix,
                                  live_stream=relayed)
         self.fastapi = create_app(services.predictions, services.accounts, services.billing, Metrics(),
-                                  services.portfolio, services.live,
-                                  stopping=DrainFlag(StateDir.of(settings).drain_flag))
+                                  services.portfolio, services.live)
+        self.fastapi.state.stopping = DrainFlag(StateDir.of(settings).drain_flag)
         self.fastapi.state.versions = lambda: {tf: h.version.remote().result() for tf, h in self.forecasters.items()}
 
     def __serve_build_asgi_app__(self) -> Any:

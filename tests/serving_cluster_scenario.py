@@ -17,6 +17,7 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,87 @@ def _signed_in(base: str, outbox: Path) -> str:
     return str(token)
 
 
+@dataclass
+class Run:
+    """What the callers saw: (sent, answered, outcome: "200" or what failed, path) per request,
+    and (status, X-RateLimit-Remaining) per call of the user spending the quota."""
+
+    base: str
+    ticker: str
+    token: str
+    outcomes: list[tuple[float, float, str, str]] = field(default_factory=list)
+    quota_answers: list[tuple[int, str | None]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def call(self, i: int) -> None:
+        import httpx
+
+        path = "/ml/predict" if i < FORECASTERS else "/api/predictions/generate"
+        with httpx.Client(base_url=self.base, timeout=60) as http:
+            while not self.stop.is_set():
+                sent = time.monotonic()
+                try:
+                    r = http.post(path, json={"symbol": self.ticker, "timeframe": "1d", "num_steps": 5})
+                    code = "200" if r.status_code == 200 else f"{r.status_code} {r.json().get('error', {}).get('code')}"
+                    self.outcomes.append((sent, time.monotonic(), code, path))
+                except httpx.HTTPError as exc:
+                    self.outcomes.append((sent, time.monotonic(), type(exc).__name__, path))
+
+    def spend_quota(self) -> None:
+        """One call a quarter second, across the kill, past the quota."""
+        import httpx
+
+        with httpx.Client(base_url=self.base, timeout=60) as http:
+            for _ in range(QUOTA + 10):
+                try:
+                    r = http.post("/api/predictions/generate", headers={"Authorization": f"Bearer {self.token}"},
+                                  json={"symbol": self.ticker, "timeframe": "1d", "num_steps": 2})
+                    self.quota_answers.append((r.status_code, r.headers.get("X-RateLimit-Remaining")))
+                except httpx.HTTPError:
+                    self.quota_answers.append((0, None))
+                time.sleep(0.25)
+
+    def latencies(self, path: str, since: float, until: float) -> list[float]:
+        return sorted(a - s for s, a, _, p in self.outcomes if since < s < until and p == path)
+
+
+def _load_and_kill(run: Run, cluster: Any, victim: Any) -> float:
+    """100 callers (and the quota's) for 12 s, the node killed, 25 s more. Returns the kill's time."""
+    with ThreadPoolExecutor(CALLERS + 1) as pool:
+        for i in range(CALLERS):
+            pool.submit(run.call, i)
+        quota = pool.submit(run.spend_quota)
+        time.sleep(12)
+        killed = _kill_node(victim)
+        cluster.remove_node(victim, allow_graceful=False)
+        time.sleep(25)
+        run.stop.set()
+        quota.result()
+    return killed
+
+
+def _summary(run: Run, killed: float, quota_counted: int) -> dict[str, object]:
+    answered = sorted(a for _, a, _, _ in run.outcomes)
+    statuses = [s for s, _ in run.quota_answers]
+    predict_before = run.latencies("/ml/predict", killed - 6, killed - 1)
+    after = [(a - s, s - killed, p) for s, a, _, p in run.outcomes if s > killed]
+    return {
+        "requests": len(run.outcomes),
+        "failed": [(round(s - killed, 2), round(a - killed, 2), f"{o} {p}") for s, a, o, p in run.outcomes if o != "200"],
+        "in_flight_at_kill": sum(1 for s, a, _, _ in run.outcomes if s < killed < a),
+        "longest_gap_s": round(max((b - a for a, b in zip(answered, answered[1:], strict=False) if a > killed - 1),
+                                   default=0.0), 2),
+        "predict_before_kill_p50_max_s": [round(predict_before[len(predict_before) // 2], 2), round(predict_before[-1], 2)],
+        "generate_before_kill_max_s": round(max(run.latencies("/api/predictions/generate", killed - 6, killed - 1)), 2),
+        "generate_after_kill_max_s": round(max(run.latencies("/api/predictions/generate", killed, float("inf"))), 2),
+        "slowest_after_kill": [(round(w, 2), round(t, 2), p) for w, t, p in sorted(after, reverse=True)[:5]],
+        "quota_200": statuses.count(200), "quota_429": statuses.count(429),
+        "quota_other": len(statuses) - statuses.count(200) - statuses.count(429),
+        "quota_remaining_seen": sorted(int(r) for s, r in run.quota_answers if s == 200 and r is not None),
+        "quota_counted": quota_counted,
+    }
+
+
 def main(workdir: str, database_url: str, port: int) -> None:
     root = Path(workdir)
     _world(root, database_url)
@@ -82,10 +164,9 @@ def main(workdir: str, database_url: str, port: int) -> None:
     from serve_app.leftovers import claim, release
     from serve_app.ray_env import apply_ray_serve_env, listener_env
 
-    settings = load_settings(os.environ | {"SERVE_PORT": str(port)})
     os.environ["SERVE_PORT"] = str(port)
-    state = claim(settings)
-    for name, value in listener_env(settings, state.haproxy_dir).items():
+    state = claim(load_settings(os.environ))
+    for name, value in listener_env(load_settings(os.environ), state.haproxy_dir).items():
         os.environ.setdefault(name, value)
     apply_ray_serve_env()  # before the raylets start: they pass it on to Serve's processes
     import httpx
@@ -104,79 +185,16 @@ def main(workdir: str, database_url: str, port: int) -> None:
         serve.run(build_app(environ=environ_snapshot()), name=APP_NAME, route_prefix="/")
         base = f"http://127.0.0.1:{port}"
         placement = _replica_nodes()
-        result["placement"] = {node[:8]: dict(c) for node, c in placement.items()}
         ticker = httpx.get(f"{base}/api/symbols/search", params={"q": "a", "limit": 1}, timeout=30).json()["results"][0]["ticker"]
-        token = _signed_in(base, root / "outbox")
-        outcomes: list[tuple[float, float, str]] = []  # (sent, answered, outcome: "200", or what failed)
-        paths: dict[tuple[float, float], str] = {}
-        quota_answers: list[tuple[float, int, str | None]] = []
-        stop = threading.Event()
-
-        def caller(i: int) -> None:
-            path = "/ml/predict" if i < FORECASTERS else "/api/predictions/generate"
-            with httpx.Client(base_url=base, timeout=60) as http:
-                while not stop.is_set():
-                    sent = time.monotonic()
-                    try:
-                        r = http.post(path, json={"symbol": ticker, "timeframe": "1d", "num_steps": 5})
-                        code = "" if r.status_code == 200 else f" {r.json().get('error', {}).get('code')}"
-                        outcomes.append((sent, time.monotonic(), "200" if r.status_code == 200
-                                         else f"{r.status_code}{code} {path}"[:60]))
-                        paths[outcomes[-1][:2]] = path
-                    except httpx.HTTPError as exc:
-                        outcomes.append((sent, time.monotonic(), type(exc).__name__))
-
-        def spend_quota() -> None:  # one call a quarter second, across the kill, past the quota
-            with httpx.Client(base_url=base, timeout=60) as http:
-                for _ in range(QUOTA + 10):
-                    try:
-                        r = http.post("/api/predictions/generate", headers={"Authorization": f"Bearer {token}"},
-                                      json={"symbol": ticker, "timeframe": "1d", "num_steps": 2})
-                        quota_answers.append((time.monotonic(), r.status_code, r.headers.get("X-RateLimit-Remaining")))
-                    except httpx.HTTPError:
-                        quota_answers.append((time.monotonic(), 0, None))
-                    time.sleep(0.25)
-
+        run = Run(base, ticker, _signed_in(base, root / "outbox"))
         for path in ("/api/predictions/generate", "/ml/predict"):  # the cache warm: no herd at the start
             httpx.post(f"{base}{path}", json={"symbol": ticker, "timeframe": "1d", "num_steps": 5}, timeout=60)
         victim_id = max(placement, key=lambda n: sum(placement[n].values()))
-        victim = next(w for w in workers if w.node_id == victim_id)
-        with ThreadPoolExecutor(CALLERS + 1) as pool:
-            for i in range(CALLERS):
-                pool.submit(caller, i)
-            quota = pool.submit(spend_quota)
-            time.sleep(12)
-            killed = _kill_node(victim)
-            cluster.remove_node(victim, allow_graceful=False)
-            time.sleep(25)
-            stop.set()
-            quota.result()
-        answered = sorted(a for _, a, _ in outcomes)
-        gaps = [b - a for a, b in zip(answered, answered[1:], strict=False) if a > killed - 1]
-        failed = [(round(s - killed, 2), round(a - killed, 2), o) for s, a, o in outcomes if o != "200"]
-        after = [a - s for s, a, o in outcomes if s > killed]
-        slowest = sorted(((round(a - s, 2), round(s - killed, 2), paths.get((s, a), "")) for s, a, o in outcomes
-                          if s > killed), reverse=True)[:5]
-        statuses = [s for _, s, _ in quota_answers]
-        remaining = sorted(int(r) for _, s, r in quota_answers if s == 200 and r is not None)
-        with httpx.Client(base_url=base, timeout=60) as http:
-            usage = http.get("/api/me", headers={"Authorization": f"Bearer {token}"}).json()["usage"]
-        before = sorted(a - s for s, a, o in outcomes if killed - 6 < s < killed - 1 and paths.get((s, a)) == "/ml/predict")
-        result["predict_before_kill_p50_max_s"] = [round(before[len(before) // 2], 2), round(before[-1], 2)]
-        for name, window in (("before", lambda sent: killed - 6 < sent < killed - 1), ("after", lambda sent: sent > killed)):
-            result[f"generate_{name}_kill_max_s"] = round(max(
-                (a - s for s, a, o in outcomes if window(s) and paths.get((s, a)) == "/api/predictions/generate"),
-                default=0.0), 2)
-        result.update({
-            "requests": len(outcomes), "killed_node": victim_id[:8], "killed_replicas": dict(placement[victim_id]),
-            "failed": failed, "in_flight_at_kill": sum(1 for s, a, _ in outcomes if s < killed < a),
-            "longest_gap_s": round(max(gaps, default=0.0), 2),
-            "slowest_sent_after_kill_s": round(max(after, default=0.0), 2), "slowest_after_kill": slowest,
-            "quota_200": statuses.count(200), "quota_429": statuses.count(429),
-            "quota_other": len(statuses) - statuses.count(200) - statuses.count(429),
-            "quota_remaining_seen": remaining, "quota_counted": usage["api_calls"],
-            "placement_after": {node[:8]: dict(c) for node, c in _replica_nodes().items()},
-        })
+        killed = _load_and_kill(run, cluster, next(w for w in workers if w.node_id == victim_id))
+        usage = httpx.get(f"{base}/api/me", headers={"Authorization": f"Bearer {run.token}"}, timeout=60).json()["usage"]
+        result = {"placement": {node[:8]: dict(c) for node, c in placement.items()}, "killed_node": victim_id[:8],
+                  "killed_replicas": dict(placement[victim_id]), **_summary(run, killed, usage["api_calls"]),
+                  "placement_after": {node[:8]: dict(c) for node, c in _replica_nodes().items()}}
     finally:
         print("RESULT " + json.dumps(result), flush=True)
         serve.shutdown()

@@ -591,6 +591,42 @@ def _alive(pids: dict[int, str]) -> dict[int, str]:
     return {pid: cmd for pid, cmd in pids.items() if running(pid)}
 
 
+def _sigterm_under_load(proc: Any, port: int, ticker: str) -> tuple[list[tuple[float, float, str, str | None]],
+                                                                    float, float]:
+    """SIGTERM to the service after 5 s of 50 callers; returns each request's (sent, answered,
+    outcome, Retry-After), when the signal went and when the process had exited (or 30 s on)."""
+    import signal
+
+    results: list[tuple[float, float, str, str | None]] = []
+    stop = threading.Event()
+
+    def caller() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            while not stop.is_set():
+                sent = time.monotonic()
+                try:
+                    r = http.post("/ml/predict", json={"symbol": ticker, "timeframe": "1d", "num_steps": 5})
+                    results.append((sent, time.monotonic(), str(r.status_code), r.headers.get("retry-after")))
+                except httpx.ConnectError:
+                    results.append((sent, time.monotonic(), "refused", None))
+                    time.sleep(0.05)
+                except httpx.HTTPError as exc:
+                    results.append((sent, time.monotonic(), type(exc).__name__, None))
+
+    with ThreadPoolExecutor(50) as pool:
+        for _ in range(50):
+            pool.submit(caller)
+        time.sleep(5)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            exited = time.monotonic()
+            stop.set()
+    return results, signalled, exited
+
+
 @pytest.mark.slow
 def test_two_instances_run_side_by_side_and_sigterm_drains_under_load(world, tmp_path) -> None:
     """Two services whose SERVE_PORTs differ, every other port derived, serve side by side. SIGTERM
@@ -613,33 +649,7 @@ def test_two_instances_run_side_by_side_and_sigterm_drains_under_load(world, tmp
             assert httpx.get(f"http://127.0.0.1:{port + PORT_OFFSETS['metrics']}/metrics", timeout=10).status_code == 200
         ticker = _top_symbol(world)
         processes = _service_processes(a, tmp_path / "var" / "run" / f"serve-{port_a}")
-        results: list[tuple[float, float, str, str | None]] = []  # (sent, answered, outcome, Retry-After)
-        stop = threading.Event()
-
-        def caller() -> None:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port_a}", timeout=60) as http:
-                while not stop.is_set():
-                    sent = time.monotonic()
-                    try:
-                        r = http.post("/ml/predict", json={"symbol": ticker, "timeframe": "1d", "num_steps": 5})
-                        results.append((sent, time.monotonic(), str(r.status_code), r.headers.get("retry-after")))
-                    except httpx.ConnectError:
-                        results.append((sent, time.monotonic(), "refused", None))
-                        time.sleep(0.05)
-                    except httpx.HTTPError as exc:
-                        results.append((sent, time.monotonic(), type(exc).__name__, None))
-
-        with ThreadPoolExecutor(50) as pool:
-            for _ in range(50):
-                pool.submit(caller)
-            time.sleep(5)
-            signalled = time.monotonic()
-            a.send_signal(signal.SIGTERM)
-            try:
-                a.wait(timeout=30)
-            finally:
-                exited = time.monotonic()
-                stop.set()
+        results, signalled, exited = _sigterm_under_load(a, port_a, ticker)
         took = exited - signalled
         assert a.returncode is not None, f"still running 30 s after SIGTERM\n{log_a.read_text()[-3000:]}"
         before = [r for r in results if r[1] < signalled]

@@ -62,11 +62,11 @@ def wait_until_idle(app: str, deployment: str, timeout_s: float, poll_s: float =
             replica = ReplicaID.from_full_id_str(actor["name"]).deployment_id
             if (replica.app_name, replica.name) == (app, deployment):
                 replicas.append(ray.get_actor(actor["name"], namespace=SERVE_NAMESPACE))
-    busy = set(range(len(replicas)))
+    busy = replicas
     deadline = time.monotonic() + timeout_s
     while busy and time.monotonic() < deadline:
-        counts = ray.get([replicas[i].get_num_ongoing_requests.remote() for i in sorted(busy)], timeout=timeout_s)
-        busy = {i for i, n in zip(sorted(busy), counts, strict=True) if n > 0}
+        counts = ray.get([replica.get_num_ongoing_requests.remote() for replica in busy], timeout=timeout_s)
+        busy = [replica for replica, n in zip(busy, counts, strict=True) if n > 0]
         if busy:
             time.sleep(poll_s)
     return not busy

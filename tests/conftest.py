@@ -136,6 +136,16 @@ def ray_local() -> Iterator[None]:
     ray.shutdown()
 
 
+def process_running(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, or a process gone, does not)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def _free_port() -> int:
     import socket
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import DAILY_DATA
+from tests.conftest import DAILY_DATA, process_running
 
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "CRYPTOCAST_TEST_JOB_MARK"
@@ -33,13 +33,6 @@ def _marked(mark: str) -> dict[int, str]:
         except (psutil.Error, OSError):
             continue
     return found
-
-
-def _running(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def _run_job(args: list[str], env: dict[str, str], log: Path,
@@ -100,7 +93,7 @@ def test_a_weekly_job_killed_mid_fit_leaves_no_process_within_a_minute(tmp_path:
     deadline = time.time() + 60
     while left and time.time() < deadline:
         time.sleep(2)
-        left = {pid: cmd for pid, cmd in left.items() if _running(pid)}
+        left = {pid: cmd for pid, cmd in left.items() if process_running(pid)}
     assert not left, f"processes of the killed job still running a minute on: {left}"
 
 

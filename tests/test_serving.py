@@ -32,7 +32,7 @@ from storage.cache import RedisCache
 from storage.db import make_engine, session_scope
 from storage.registry import ModelRegistry, TrainingInfo
 from storage.schema import Symbol
-from tests.conftest import TEST_REDIS_URL, _free_port
+from tests.conftest import TEST_REDIS_URL, _free_port, process_running
 from tests.fake_massive import FakeMassive
 from training.models.recursive_forecaster import RecursiveForecaster
 
@@ -550,8 +550,7 @@ def test_a_start_after_a_crash_ends_the_haproxy_the_crashed_one_left_and_serves(
     try:
         assert _healthy(port, second, 120), log.read_text()[-3000:]
         assert time.time() - started < 120
-        assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-                       for pid in orphans), orphans
+        assert not any(process_running(pid) for pid in orphans), orphans
         assert f"ending HAProxy pid {orphans[0]}" in log.read_text()
         # a second instance on the same port: refused at once, naming the running one
         refused = _start_service(world, tmp_path, port, tmp_path / "refused.log")
@@ -563,8 +562,7 @@ def test_a_start_after_a_crash_ends_the_haproxy_the_crashed_one_left_and_serves(
             second.wait(timeout=90)
         except Exception:
             os.killpg(second.pid, signal.SIGKILL)
-    left = [int(p.stem) for p in records.glob("*.pid") if psutil.pid_exists(int(p.stem))
-            and psutil.Process(int(p.stem)).status() != psutil.STATUS_ZOMBIE]
+    left = [int(p.stem) for p in records.glob("*.pid") if process_running(int(p.stem))]
     assert not left, f"HAProxy processes outlived a clean stop: {left}"
 
 
@@ -580,15 +578,7 @@ def _service_processes(proc: Any, state: Path) -> dict[int, str]:
 
 
 def _alive(pids: dict[int, str]) -> dict[int, str]:
-    import psutil
-
-    def running(pid: int) -> bool:
-        try:
-            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return False
-
-    return {pid: cmd for pid, cmd in pids.items() if running(pid)}
+    return {pid: cmd for pid, cmd in pids.items() if process_running(pid)}
 
 
 def _sigterm_under_load(proc: Any, port: int, ticker: str) -> tuple[list[tuple[float, float, str, str | None]],

@@ -134,6 +134,39 @@ def test_cluster_nodes_start_ray_with_servings_process_settings() -> None:
     assert "RAY_SERVE_HAPROXY_BINARY_PATH" not in without
 
 
+def test_cluster_nodes_announce_their_own_address_and_keep_haproxys_listeners_on_it(tmp_path) -> None:
+    """What several machines need (README, "Serving from several machines"), run as each node's
+    shell runs it: Ray started on the node's private address (HAProxy on another node reaches
+    this node's API replicas there), HAProxy's metrics and stats on that address alone, the
+    replicas bound on every interface (serve_config's host) and the service's port open."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((root / "cluster.yaml").read_text())
+    serve = yaml.safe_load((root / "serve_app" / "serve_config.yaml").read_text())
+    assert serve["http_options"]["host"] == "0.0.0.0" and serve["proxy_location"] == "EveryNode"
+    rules = config["provider"]["security_group"]["IpPermissions"]
+    assert [(r["FromPort"], r["ToPort"]) for r in rules] == [(serve["http_options"]["port"],) * 2]
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").write_text("#!/bin/sh\necho /usr/sbin/haproxy\n")
+    (bin_dir / "ray").write_text("#!/bin/sh\necho \"$CRYPTOCAST_HAPROXY_HOST|$CRYPTOCAST_HAPROXY|$*\"\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    node_ip = subprocess.run(["hostname", "-I"], capture_output=True, text=True, check=True).stdout.split()[0]
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        start = next(c for c in config[key] if "ray start" in c)
+        out = subprocess.run(["bash", "-c", start], capture_output=True, text=True, check=True,
+                             env={**os.environ, "HOME": str(tmp_path), "RAY_HEAD_IP": "10.0.0.1"}).stdout
+        host, binary, args = out.strip().split("|")
+        assert (host, binary) == (node_ip, "/usr/sbin/haproxy"), (key, out)
+        assert f"--node-ip-address={node_ip}" in args.split(), (key, args)
+
+
 def test_haproxy_starts_with_the_clients_address_passed_on(tmp_path) -> None:
     """The wrapper Ray starts as HAProxy adds `option forwardfor` to the configuration Ray wrote,
     once, and runs the real binary with the same arguments."""
@@ -161,6 +194,16 @@ def test_haproxy_starts_with_the_clients_address_passed_on(tmp_path) -> None:
                        capture_output=True, text=True, check=True)
     assert listeners.read_text() == ("frontend prometheus\n    bind 127.0.0.1:9101\nfrontend http_frontend\n"
                                      "    bind 127.0.0.1:8000\nlisten stats\n  bind 127.0.0.1:8404\n")
+    # a cluster node: the ingress on every interface (serve_config's 0.0.0.0 is `*`) stays there,
+    # the two listeners move to the node's own address, on the ports the environment names
+    node = tmp_path / "node.cfg"
+    node.write_text("frontend prometheus\n    bind :9201\nfrontend http_frontend\n    bind *:8000\n"
+                    "listen stats\n  bind *:8504\n")
+    subprocess.run([str(HAPROXY_WRAPPER), "-f", str(node)], capture_output=True, text=True, check=True,
+                   env={**env, "CRYPTOCAST_HAPROXY_HOST": "10.0.3.7", "RAY_SERVE_HAPROXY_METRICS_PORT": "9201",
+                        "RAY_SERVE_HAPROXY_STATS_PORT": "8504"})
+    assert node.read_text() == ("frontend prometheus\n    bind 10.0.3.7:9201\nfrontend http_frontend\n"
+                                "    bind *:8000\nlisten stats\n  bind 10.0.3.7:8504\n")
     missing = subprocess.run([str(HAPROXY_WRAPPER), "-f", str(cfg)], env={"PATH": os.environ["PATH"]},
                              capture_output=True, text=True)
     assert missing.returncode != 0 and "CRYPTOCAST_HAPROXY" in missing.stderr

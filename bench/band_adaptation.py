@@ -28,9 +28,10 @@ import pandas as pd
 from bench.honesty import FRACTIONS, PLANS, fill_lake
 from config import HORIZON
 from features.profiles import profile_for
-from training.calibration import band_adjustments, band_quantiles, horizon_scale, naive_move_halves, rolling_return_std
+from training.calibration import band_adjustments, band_quantiles, horizon_scale, naive_move_halves
 from training.evaluation import in_period
 from training.stages import load_candles, split_for
+from training.volatility import ROLLING, BandScale, rolling_return_std
 
 MAX_ORIGINS = 3000
 GOAL = (0.77, 0.83)
@@ -55,7 +56,7 @@ def coverage(close: np.ndarray, future: np.ndarray, lo: np.ndarray, hi: np.ndarr
     log_close = np.log(close)
     sigma = rolling_return_std(log_close, vol_window)[:, -1]
     z = (np.log(future) - log_close[:, -1:]) / horizon_scale(sigma, HORIZON)
-    widen = band_adjustments(close, vol_window, lo, hi, rate)
+    widen = band_adjustments(close, BandScale(ROLLING, vol_window), lo, hi, rate)
     inside = (z >= lo[None, :] - widen) & (z <= hi[None, :] + widen)
     return float(inside[:, 0].mean()), float(inside[:, HORIZON - 1].mean())
 
@@ -84,7 +85,8 @@ def main() -> None:
             before = {t: f[f["timestamp"] < pd.Timestamp(start)] for t, f in candles.items()}
             before = {t: f for t, f in before.items() if len(f) > profile.warmup}
             split = split_for(before, timeframe, FRACTIONS)
-            halves = naive_move_halves(before, split.valid_start, split.valid_end, timeframe, HORIZON)
+            halves = naive_move_halves(before, split.valid_start, split.valid_end,
+                                       BandScale(ROLLING, profile.volatility_window), HORIZON)
             bands = {margin: band_quantiles(np.concatenate(halves), halves if margin else None)
                      for margin in (False, True)}
             close, future = test_origins(candles, pd.Timestamp(start), pd.Timestamp(end), profile.serving_window)

@@ -172,11 +172,15 @@ def _live_tour(base: str, symbol: str, seconds: float = 30) -> None:
           "follows the same socket", flush=True)
 
 
+SERVICE_LOG = Path("var/demo-service.log")  # the service's own lines, apart from the demo's story
+
+
 def _wait_for(base: str, server: subprocess.Popen, seconds: float = 300) -> None:
     deadline = time.time() + seconds
     while time.time() < deadline:
         if server.poll() is not None:
-            raise SystemExit("demo: the HTTP service exited; see the output above")
+            tail = "".join(SERVICE_LOG.read_text(errors="replace").splitlines(keepends=True)[-20:])
+            raise SystemExit(f"demo: the HTTP service exited; the end of {SERVICE_LOG}:\n{tail}")
         try:
             health = _http("GET", f"{base}/api/health", timeout=5)
             if any(health["models"].values()):
@@ -198,8 +202,12 @@ def main() -> None:
     if subprocess.run(weekly).returncode != 0:
         raise SystemExit("demo: weekly training failed")
     base = f"http://{settings.serve_host}:{settings.serve_port}"
-    print(f"\ndemo: starting the HTTP service on {base}", flush=True)
-    server = subprocess.Popen([sys.executable, "-m", "serve_app"], start_new_session=True)
+    SERVICE_LOG.parent.mkdir(parents=True, exist_ok=True)
+    print(f"\ndemo: starting the HTTP service on {base} (`python -m serve_app`; its request log and errors go "
+          f"to {SERVICE_LOG})", flush=True)
+    log = SERVICE_LOG.open("w")
+    server = subprocess.Popen([sys.executable, "-m", "serve_app"], start_new_session=True, stdout=log,
+                              stderr=subprocess.STDOUT)
     try:
         _wait_for(base, server)
         symbol = _http("GET", f"{base}/api/symbols/search?q=a&limit=1")["results"][0]["ticker"]
@@ -234,6 +242,7 @@ def main() -> None:
             server.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
+        log.close()
 
 
 if __name__ == "__main__":

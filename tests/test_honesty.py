@@ -59,10 +59,18 @@ def test_direction_and_confidence_agree_with_the_close_path() -> None:
     flat = out.direction == 0
     assert flat[:, 10:25].all() and (out.close[flat] == 100.0).all() and (out.confidence[flat] == 0.5).all()
     assert (out.confidence[~flat] > 0.5).all()  # a called direction always claims an edge
-    # a flat step carries naive's band around the last close
+    # a flat step carries naive's band around the last close, widened where an earlier step's
+    # (the model's) band was wider: no band is narrower at a longer horizon
     root = np.sqrt(np.arange(1, H + 1))
-    expected_lo = 100.0 * np.exp(sigma[:, None] * root[None, :] * np.asarray(cal.naive_lo)[None, :])
-    np.testing.assert_allclose(out.lower[:, 10:20], expected_lo[:, 10:20])
+    expected_lo = sigma[:, None] * root[None, :] * np.asarray(cal.naive_lo)[None, :]
+    expected_hi = sigma[:, None] * root[None, :] * np.asarray(cal.naive_hi)[None, :]
+    lower, upper = np.log(out.lower / 100.0), np.log(out.upper / 100.0)
+    assert (lower[:, 10:20] <= expected_lo[:, 10:20] + 1e-12).all()
+    assert (upper[:, 10:20] >= expected_hi[:, 10:20] - 1e-12).all()
+    assert (np.diff(upper - lower, axis=1) >= -1e-12).all()
+    widened = (upper - lower)[:, 10:20] > (expected_hi - expected_lo)[:, 10:20] + 1e-9
+    np.testing.assert_allclose((lower + upper)[:, 10:20][widened], (expected_lo + expected_hi)[:, 10:20][widened])
+    np.testing.assert_allclose(lower[:, 10:20][~widened], expected_lo[:, 10:20][~widened])
 
 
 def test_the_answer_names_flat_steps_and_summarises_the_last_one() -> None:
@@ -96,6 +104,7 @@ def test_live_scoring_leaves_flat_steps_out_of_directional_accuracy() -> None:
 
 def test_naive_band_comes_from_every_validation_candle() -> None:
     from training.calibration import BAND_QUANTILES, scaled_naive_moves
+    from training.volatility import ROLLING, BandScale
 
     rng = np.random.default_rng(5)
     n = 2000
@@ -103,7 +112,7 @@ def test_naive_band_comes_from_every_validation_candle() -> None:
     frames = {f"X:C{i}USDT": pd.DataFrame({"timestamp": stamps, "close": 100 * np.exp(np.cumsum(rng.normal(0, 0.03, n)))})
               for i in range(10)}
     start, end = stamps[500], stamps[1500]
-    z = scaled_naive_moves(frames, start, end, "1d", H)
+    z = scaled_naive_moves(frames, start, end, BandScale(ROLLING, 20), H)
     assert z.shape == (10 * 1000, H)  # every candle of every symbol in [start, end), all horizons known
     lo, hi = np.quantile(z, BAND_QUANTILES, axis=0)
     # a random walk with constant volatility: about the normal 80 % interval at every horizon (a
@@ -195,7 +204,7 @@ def _walk(rows: int, candles: int, spread: float, seed: int) -> np.ndarray:
 
 def _replayed_coverage(close: np.ndarray, lo: np.ndarray, hi: np.ndarray, widen: np.ndarray, window: int) -> float:
     """How often the last `h`-candle outcomes of the window fall inside the (widened) h = 1 band."""
-    from training.calibration import rolling_return_std
+    from training.volatility import rolling_return_std
 
     log_close = np.log(close)
     sigma = rolling_return_std(log_close, window)[:, -2]
@@ -205,19 +214,21 @@ def _replayed_coverage(close: np.ndarray, lo: np.ndarray, hi: np.ndarray, widen:
 
 def test_band_adaptation_widens_a_band_that_misses_and_narrows_one_that_never_does() -> None:
     from training.calibration import band_adjustments
+    from training.volatility import ROLLING, BandScale
 
+    scale = BandScale(ROLLING, 30)
     close = _walk(400, 320, 0.02, seed=5)
     lo, hi = np.full(H, -1.2816), np.full(H, 1.2816)  # the right 80 % band for a random walk, in sigma units
-    assert not band_adjustments(close, 30, lo, hi, 0.0).any()  # rate 0: validation's band as it is
-    right = band_adjustments(close, 30, lo, hi, 0.02)
-    too_narrow = band_adjustments(close, 30, lo / 2, hi / 2, 0.02)
-    too_wide = band_adjustments(close, 30, lo * 2, hi * 2, 0.02)
+    assert not band_adjustments(close, scale, lo, hi, 0.0).any()  # rate 0: validation's band as it is
+    right = band_adjustments(close, scale, lo, hi, 0.02)
+    too_narrow = band_adjustments(close, scale, lo / 2, hi / 2, 0.02)
+    too_wide = band_adjustments(close, scale, lo * 2, hi * 2, 0.02)
     # each row replays only its own window's past: a right band stays near, a wrong one moves toward it
     assert abs(np.median(right[:, 0])) < 0.15
     assert np.median(too_narrow[:, 0]) > 0.3 and np.median(too_wide[:, 0]) < -0.3
     # and the outcome after the window (not replayed) is covered about 80 % of the time by the adapted band
     future = _walk(400, 321, 0.02, seed=5)
-    adapted = band_adjustments(future[:, :-1], 30, lo / 2, hi / 2, 0.02)
+    adapted = band_adjustments(future[:, :-1], scale, lo / 2, hi / 2, 0.02)
     assert _replayed_coverage(future, lo / 2, hi / 2, np.zeros_like(adapted), 30) < 0.6
     assert 0.7 < _replayed_coverage(future, lo / 2, hi / 2, adapted, 30) < 0.9
 

@@ -20,14 +20,13 @@ are `validated_horizon` and the calibration is `extended` to 30.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from config import HORIZON
-from features.indicators import return_std
-from features.profiles import profile_for
+from training.volatility import HAR_WINDOWS, BandScale
 
 BAND_QUANTILES = (0.10, 0.90)
 
@@ -44,14 +43,21 @@ class Calibration:
     n_origins: int
     validated_horizon: int = 30  # horizons beyond it were never checked: naive, extrapolated bands
     adapt_rate: float = 0.0  # 0: the validation band as it is (models saved before adaptation existed)
+    # the band's volatility model (`BandScale.as_dict`); empty: the rolling window of the timeframe
+    # (models saved before the band had one)
+    band_scale: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
-        optional = {"validated_horizon", "adapt_rate"}
+        optional = {"validated_horizon", "adapt_rate", "band_scale"}
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data or k not in optional})
+
+    def scale(self, window: int) -> BandScale:
+        """The band's scale; `window`, the timeframe's rolling one, where the model has none."""
+        return BandScale.from_dict(self.band_scale, window)
 
     def extended(self, horizon: int) -> Calibration:
         """Padded to `horizon` steps beyond the ones fitted (which held-out data could check): the
@@ -67,7 +73,7 @@ class Calibration:
 
         return Calibration(list(self.shrink) + [0.0] * pad, last(self.band_lo), last(self.band_hi),
                            list(self.conf_a) + [0.0] * pad, list(self.conf_b) + [0.0] * pad, last(self.naive_lo),
-                           last(self.naive_hi), self.n_origins, fitted, self.adapt_rate)
+                           last(self.naive_hi), self.n_origins, fitted, self.adapt_rate, self.band_scale)
 
     @classmethod
     def identity(cls, horizon: int) -> Calibration:
@@ -155,33 +161,42 @@ def kept_moves(shrink: np.ndarray, p_right: np.ndarray) -> np.ndarray:
     return (p_right > 0.5) & (np.asarray(shrink)[None, : p_right.shape[1]] > 0)
 
 
-def scaled_naive_moves(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, timeframe: str,
-                       horizon: int) -> np.ndarray:
-    """(origins x horizon) log(close[t+h] / close[t]) / (sigma_t sqrt(h)) for every candle t of
-    every symbol in [start, end) whose next `horizon` candles are known: naive's residuals in
-    band units, from all of them rather than a sample of forecast origins."""
-    window = profile_for(timeframe).volatility_window
-    parts = []
+def naive_moves(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, scale: BandScale,
+                horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """(origins x horizon) log(close[t+h] / close[t]) and the band's `scale` at t, for every
+    candle t of every symbol in [start, end) whose next `horizon` candles are known."""
+    moves_of, scales_of = [], []
     for frame in candles.values():
         log_close = np.log(frame["close"].to_numpy(np.float64))
-        sigma = return_std(np.concatenate([[np.nan], np.diff(log_close)]), window)
         stamps = frame["timestamp"]
         rows = np.flatnonzero(((stamps >= start) & (stamps < end)).to_numpy())
         rows = rows[rows + horizon < len(frame)]
         if not len(rows):
             continue
-        moves = log_close[rows[:, None] + np.arange(1, horizon + 1)[None, :]] - log_close[rows][:, None]
-        parts.append(moves / horizon_scale(sigma[rows], horizon))
-    out = np.concatenate(parts) if parts else np.zeros((0, horizon))
-    return out[np.isfinite(out).all(axis=1)]
+        first = max(0, int(rows[0]) - max(HAR_WINDOWS) - 1)  # the scale needs this much history
+        scales_of.append(scale.every(log_close[None, first: int(rows[-1]) + 1], horizon)[0][rows - first])
+        moves_of.append(log_close[rows[:, None] + np.arange(1, horizon + 1)[None, :]] - log_close[rows][:, None])
+    if not moves_of:
+        return np.zeros((0, horizon)), np.zeros((0, horizon))
+    moves, at = np.concatenate(moves_of), np.concatenate(scales_of)
+    ok = np.isfinite(moves / at).all(axis=1)
+    return moves[ok], at[ok]
 
 
-def naive_move_halves(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, timeframe: str,
+def scaled_naive_moves(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, scale: BandScale,
+                       horizon: int) -> np.ndarray:
+    """`naive_moves` over the band's scale: naive's residuals in band units, from every candle of
+    the period rather than a sample of forecast origins."""
+    moves, at = naive_moves(candles, start, end, scale, horizon)
+    return moves / at
+
+
+def naive_move_halves(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, scale: BandScale,
                       horizon: int) -> list[np.ndarray]:
     """`scaled_naive_moves` of the earlier and the later half of [start, end): what
     `band_quantiles` takes its margin for a regime change from."""
     mid = start + (end - start) / 2
-    return [scaled_naive_moves(candles, a, b, timeframe, horizon) for a, b in ((start, mid), (mid, end))]
+    return [scaled_naive_moves(candles, a, b, scale, horizon) for a, b in ((start, mid), (mid, end))]
 
 
 def band_quantiles(pooled: np.ndarray, halves: list[np.ndarray] | None = None,
@@ -235,21 +250,33 @@ def proven_temperature(logit: np.ndarray, correct: np.ndarray, blocks: np.ndarra
     return float(np.quantile(best, SHRINK_QUANTILE, method="lower"))
 
 
-def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray,
-                    naive_halves: list[np.ndarray] | None = None, times: np.ndarray | None = None) -> Calibration:
+@dataclass
+class BandBasis:
+    """What a band is fitted in: the volatility model that scales it, its value at each validation
+    origin (origins x horizons), and naive's moves of the whole validation period in its units
+    (`naive_move_halves`)."""
+    scale: BandScale
+    at: np.ndarray
+    naive_halves: list[np.ndarray]
+
+
+def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray, times: np.ndarray | None = None,
+                    basis: BandBasis | None = None) -> Calibration:
     """`raw` and `actual` are (origins x horizons) cumulative log returns; `sigma` the recent
     one-candle volatility at each origin; `times` each origin's time. The bootstraps of shrinkage
     and confidence resample `validation_blocks` of origin time (without `times`, runs of
-    neighbouring rows: origins in (symbol, time) order, as `select_origins` gives them). Naive's band
-    comes from `naive_halves` (`naive_move_halves` of the same period: every candle, not just the
-    origins) where given. Both bands carry `band_quantiles`' margin for a regime change (halves
-    by `times`). Confidence is a logistic fit of P(sign right) on signal strength,
+    neighbouring rows: origins in (symbol, time) order, as `select_origins` gives them). Bands are
+    in the units of `basis` (without: sigma sqrt(h), and naive's band from the origins alone); both
+    carry `band_quantiles`' margin for a regime change (halves by `times`). Confidence is a
+    logistic fit of P(sign right) on signal strength,
     tempered toward 0.5 by how well it predicts origins it was not fitted on: with `times` (each
     origin's time), a fit on the earlier half of the period predicts the later half and the
     reverse, so a relation that drifts within validation is trusted less; without, alternate
     blocks of origins; and at the temperature 90 % of block resamples support."""
-    ok = np.isfinite(raw).all(axis=1) & np.isfinite(actual).all(axis=1) & np.isfinite(sigma) & (sigma > 0)
-    raw, actual, sigma = raw[ok], actual[ok], sigma[ok]
+    band_at = horizon_scale(sigma, raw.shape[1]) if basis is None else basis.at
+    ok = (np.isfinite(raw).all(axis=1) & np.isfinite(actual).all(axis=1) & np.isfinite(sigma) & (sigma > 0)
+          & np.isfinite(band_at).all(axis=1))
+    raw, actual, sigma, band_at = raw[ok], actual[ok], sigma[ok], band_at[ok]
     times = None if times is None else np.asarray(times)[ok]
     if len(raw) < 20:
         raise ValueError(f"only {len(raw)} usable calibration origins; at least 20 are needed")
@@ -272,18 +299,19 @@ def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray,
         t = proven_temperature(held_out, correct[:, h], blocks)
         conf_a[h], conf_b[h] = t * a, t * b
     halves = None if later is None else [~later, later]
+    naive_halves = None if basis is None else basis.naive_halves
     pooled = np.concatenate(naive_halves) if naive_halves is not None else np.zeros((0, horizon))
-    if len(pooled) >= len(raw):
+    if naive_halves is not None and len(pooled) >= len(raw):
         naive_lo, naive_hi = band_quantiles(pooled, naive_halves)
     else:
-        naive = scaled(actual, sigma)
+        naive = actual / band_at
         naive_lo, naive_hi = band_quantiles(naive, None if halves is None else [naive[h] for h in halves])
     # the model's band from the forecasts it states: where it keeps a move (shrink > 0 and a
     # better-than-even chance of the sign), its residuals; elsewhere it states naive's forecast
     partial = Calibration(shrink.tolist(), naive_lo.tolist(), naive_hi.tolist(), conf_a.tolist(), conf_b.tolist(),
                           naive_lo.tolist(), naive_hi.tolist(), int(len(raw)))
     moves = kept_moves(shrink, confidence(partial, raw, sigma))
-    residual = np.where(moves, scaled(actual - raw * shrink, sigma), np.nan)
+    residual = np.where(moves, (actual - raw * shrink) / band_at, np.nan)
     band_lo, band_hi = naive_lo.copy(), naive_hi.copy()
     kept = moves.sum(axis=0) >= 20
     if kept.any():
@@ -291,7 +319,8 @@ def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray,
         model_lo, model_hi = band_quantiles(residual, None if halves is None else [residual[h] for h in halves])
         band_lo[kept], band_hi[kept] = model_lo[kept], model_hi[kept]
     return Calibration(shrink.tolist(), band_lo.tolist(), band_hi.tolist(), conf_a.tolist(), conf_b.tolist(),
-                       naive_lo.tolist(), naive_hi.tolist(), int(len(raw)), adapt_rate=ADAPT_RATE)
+                       naive_lo.tolist(), naive_hi.tolist(), int(len(raw)), adapt_rate=ADAPT_RATE,
+                       band_scale={} if basis is None else basis.scale.as_dict())
 
 
 def confidence(cal: Calibration, raw: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -311,21 +340,11 @@ BAND_MISS = 1.0 - (BAND_QUANTILES[1] - BAND_QUANTILES[0])  # the 80 % band shoul
 ADAPT_RATE = 0.02
 
 
-def rolling_return_std(log_close: np.ndarray, window: int) -> np.ndarray:
-    """(rows x candles) population standard deviation of the last `window` one-candle log
-    returns, per row (NaN until a row has them): `return_std` for many windows at once."""
-    rets = np.diff(log_close, axis=1)
-    out = np.full(log_close.shape, np.nan)
-    if rets.shape[1] >= window:
-        out[:, window:] = np.lib.stride_tricks.sliding_window_view(rets, window, axis=1).std(axis=-1)
-    return out
-
-
-def band_adjustments(close: np.ndarray, window: int, lo: np.ndarray, hi: np.ndarray, rate: float) -> np.ndarray:
+def band_adjustments(close: np.ndarray, scale: BandScale, lo: np.ndarray, hi: np.ndarray, rate: float) -> np.ndarray:
     """Adaptive conformal inference on each symbol's own recent candles (Gibbs and Candes 2021,
-    as quantile tracking): how far, in band units, to widen (or, negative, narrow) each side of
-    the band with quantiles `lo`, `hi` (one per horizon) for a forecast made after the last
-    candle of each row of `close` (rows x candles); (rows x horizons).
+    as quantile tracking): how far, in band units (the band's `scale`), to widen (or, negative,
+    narrow) each side of the band with quantiles `lo`, `hi` (one per horizon) for a forecast
+    made after the last candle of each row of `close` (rows x candles); (rows x horizons).
 
     The band is replayed over the window's past origins in time order: each past origin whose
     h-candle outcome the window already holds widens the h-step band by `rate` * 0.8 after a
@@ -335,19 +354,28 @@ def band_adjustments(close: np.ndarray, window: int, lo: np.ndarray, hi: np.ndar
     n, length = close.shape
     horizons = len(lo)
     widen = np.zeros((n, horizons))
-    if rate <= 0 or length <= window + 1:
+    if rate <= 0 or length <= scale.window + 1:
         return widen
     log_close = np.log(close)
-    sigma = rolling_return_std(log_close, window)
+    at = scale.every(log_close, horizons)
     steps = np.arange(1, horizons + 1)
-    root = np.sqrt(steps)[None, :]
     lo_arr, hi_arr = np.asarray(lo, dtype=np.float64)[None, :], np.asarray(hi, dtype=np.float64)[None, :]
-    for t in range(window, length - 1):
+    for t in range(scale.window, length - 1):
         known = t + steps <= length - 1
         ahead = t + steps[known]
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = (log_close[:, ahead] - log_close[:, t: t + 1]) / (sigma[:, t: t + 1] * root[:, known])
+            z = (log_close[:, ahead] - log_close[:, t: t + 1]) / at[:, t, known]
         part = widen[:, known]
         miss = ((z < lo_arr[:, known] - part) | (z > hi_arr[:, known] + part)).astype(np.float64)
         widen[:, known] = np.where(np.isfinite(z), part + rate * (miss - BAND_MISS), part)
     return widen
+
+
+def widening(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows x steps) band ends in log-return units, each step's band at least as wide as every
+    earlier step's: where a band would narrow (quantiles fitted per horizon wobble, a step that
+    switches between the model's band and naive's), both ends move out by half the shortfall.
+    A person reads a band that narrows further out as noise; widening only never loses coverage."""
+    width = upper - lower
+    short = (np.maximum.accumulate(width, axis=1) - width) / 2
+    return lower - short, upper + short

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from market_data.timeframes import spec
-from training.calibration import block_ratio_draws, horizon_scale
-from training.forecaster import HORIZON, ForecastModel, Windows
+from training.calibration import Calibration, block_ratio_draws, horizon_scale
+from training.forecaster import HORIZON, ForecastArrays, ForecastModel, Windows
 from training.scores import interval_score, pinball_loss
 
 
@@ -253,6 +253,16 @@ def _summary(horizons: dict[str, dict[str, float]], mae_high_low: np.ndarray) ->
     }
 
 
+def naive_band(fc: ForecastArrays, cal: Calibration, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Naive's 80 % band as the forecast states it (log returns from the last close): the one it
+    would answer with if it stated naive's close at every step, adapted alike."""
+    if fc.naive_lower is None or fc.naive_upper is None:  # a forecaster that states no naive band
+        scale = horizon_scale(fc.sigma, horizon)
+        return scale * np.asarray(cal.naive_lo)[None, :horizon], scale * np.asarray(cal.naive_hi)[None, :horizon]
+    c0 = fc.last_close[:, None]
+    return np.log(fc.naive_lower / c0), np.log(fc.naive_upper / c0)
+
+
 def evaluate(forecaster: ForecastModel, origins: Origins, scale: float) -> dict[str, Any]:
     """The model's and naive's metrics on the same origins: {"model": {...}, "naive": {...}}."""
     horizon = origins.actual_close.shape[1]  # fewer than 30 where history is short (see validated_horizon)
@@ -261,10 +271,7 @@ def evaluate(forecaster: ForecastModel, origins: Origins, scale: float) -> dict[
     model_h = _horizon_metrics(fc.cum_return, origins.actual_close, fc.direction, np.log(fc.lower / c0),
                                np.log(fc.upper / c0), scale)
     hl = (np.abs(np.log(fc.high / c0) - origins.actual_high) + np.abs(np.log(fc.low / c0) - origins.actual_low)) / 2
-    cal = forecaster.calibration
-    band_scale = horizon_scale(fc.sigma, horizon)
-    naive_lo = band_scale * np.asarray(cal.naive_lo)[None, :horizon]
-    naive_hi = band_scale * np.asarray(cal.naive_hi)[None, :horizon]
+    naive_lo, naive_hi = naive_band(fc, forecaster.calibration, horizon)
     zeros = np.zeros_like(origins.actual_close)
     naive_h = _horizon_metrics(zeros, origins.actual_close, np.ones_like(fc.direction), naive_lo, naive_hi, scale)
     naive_hl = (np.abs(origins.actual_high) + np.abs(origins.actual_low)) / 2

@@ -10,8 +10,12 @@ shuffled targets is never refitted: it is never deployed.
 
 from __future__ import annotations
 
+import numpy as np
+
 from config import HORIZON
-from training.calibration import fit_calibration, naive_move_halves
+from features.profiles import profile_for
+from training.band import choose_band_scale
+from training.calibration import BandBasis, fit_calibration, naive_move_halves
 from training.candidates import AUTO, ESTIMATORS, model_names
 from training.dataset import validated_horizon
 from training.estimator import Estimator, TrainingData
@@ -63,13 +67,16 @@ def calibrate_stage(timer: StageTimer, models: dict[str, ForecastModel], data: T
 
 
 def calibrate(models: dict[str, ForecastModel], data: TrainingData) -> int:
-    """Each model's calibration, fitted on its forecasts of the shared validation origins."""
+    """Each model's calibration, fitted on its forecasts of the shared validation origins, its band
+    in the units of the volatility model validation chose (`training.band`)."""
     origins: Origins = data.validation_origins()
     timeframe, split = data.spec.timeframe, data.split
     horizon = validated_horizon(timeframe)
-    naive_halves = naive_move_halves(data.candles, split.valid_start, split.valid_end, timeframe, horizon)
+    scale = choose_band_scale(data.candles, split, horizon, profile_for(timeframe).volatility_window).scale
+    basis = BandBasis(scale, scale.at(np.log(origins.windows.close), horizon),
+                      naive_move_halves(data.candles, split.valid_start, split.valid_end, scale, horizon))
     for model in models.values():
         raw = model.predict_windows(origins.windows, horizon)
-        model.calibration = fit_calibration(raw.raw_return, origins.actual_close, raw.sigma, naive_halves,
-                                            origins.windows.stamps[:, -1]).extended(HORIZON)
+        model.calibration = fit_calibration(raw.raw_return, origins.actual_close, raw.sigma,
+                                            origins.windows.stamps[:, -1], basis).extended(HORIZON)
     return len(origins)

@@ -22,7 +22,7 @@ import xgboost as xgb
 from config import HORIZON
 from features.build import REQUIRED, CandleStack
 from features.profiles import profile_for
-from training.calibration import Calibration, band_adjustments, confidence, horizon_scale, kept_moves
+from training.calibration import Calibration, band_adjustments, confidence, horizon_scale, kept_moves, widening
 from training.forecast import DIRECTION_NAMES, Forecast, ForecastStep
 
 ARTIFACT_META = "forecaster.json"
@@ -200,21 +200,22 @@ def calibrated_arrays(model: RawForecast, last_close: np.ndarray, cal: Calibrati
     # yardstick of the band's scores)
     naive_lo = np.broadcast_to(np.asarray(cal.naive_lo)[None, :steps], cum.shape)
     naive_hi = np.broadcast_to(np.asarray(cal.naive_hi)[None, :steps], cum.shape)
+    band = cal.scale(volatility_window)
     if recent_close is not None and cal.adapt_rate > 0:
-        widen = band_adjustments(recent_close, volatility_window, np.asarray(cal.naive_lo)[:steps],
+        widen = band_adjustments(recent_close, band, np.asarray(cal.naive_lo)[:steps],
                                  np.asarray(cal.naive_hi)[:steps], cal.adapt_rate)
         band_lo, band_hi = band_lo - widen, band_hi + widen
         band_hi = np.maximum(band_hi, band_lo)  # a band narrowed past its width is a point
         naive_lo, naive_hi = naive_lo - widen, naive_hi + widen
         naive_hi = np.maximum(naive_hi, naive_lo)
-    scale = horizon_scale(sigma, steps)
-    lower = last_close[:, None] * np.exp(cum + scale * band_lo)
-    upper = last_close[:, None] * np.exp(cum + scale * band_hi)
-    lower, upper = np.minimum(lower, close), np.maximum(upper, close)
+    scale = horizon_scale(sigma, steps) if recent_close is None else band.at(np.log(recent_close), steps)
+    lower, upper = widening(np.minimum(cum + scale * band_lo, cum), np.maximum(cum + scale * band_hi, cum))
+    naive_lower, naive_upper = widening(scale * naive_lo, scale * naive_hi)
+    c0 = last_close[:, None]
     direction, conf = path_direction(p_right, cum, checked)
-    return ForecastArrays(times, open_, high, low, close, lower, upper, conf, direction, cum, raw, sigma,
-                          last_close, model.origin_features, last_close[:, None] * np.exp(scale * naive_lo),
-                          last_close[:, None] * np.exp(scale * naive_hi))
+    return ForecastArrays(times, open_, high, low, close, c0 * np.exp(lower), c0 * np.exp(upper), conf, direction, cum,
+                          raw, sigma, last_close, model.origin_features, c0 * np.exp(naive_lower),
+                          c0 * np.exp(naive_upper))
 
 
 def point_forecast(cal: Calibration, raw: np.ndarray, p_right: np.ndarray) -> np.ndarray:

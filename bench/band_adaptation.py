@@ -38,8 +38,9 @@ GOAL = (0.77, 0.83)
 
 
 def test_origins(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp,
-                 window: int) -> tuple[np.ndarray, np.ndarray]:
-    """(origins x window) closes up to each origin and (origins x HORIZON) the closes after it."""
+                 window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(origins x window) closes up to each origin, (origins x HORIZON) the closes after it, and
+    each origin's time (naive UTC)."""
     picks = []
     for frame in candles.values():
         rows = np.flatnonzero(in_period(frame, start, end))
@@ -47,7 +48,8 @@ def test_origins(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.
     picks = picks[:: max(1, len(picks) // MAX_ORIGINS)]
     close = np.stack([f["close"].to_numpy(np.float64)[i - window + 1: i + 1] for f, i in picks])
     future = np.stack([f["close"].to_numpy(np.float64)[i + 1: i + HORIZON + 1] for f, i in picks])
-    return close, future
+    times = np.array([f["timestamp"].iloc[i].tz_localize(None).to_datetime64() for f, i in picks])
+    return close, future, times
 
 
 def coverage(close: np.ndarray, future: np.ndarray, lo: np.ndarray, hi: np.ndarray, vol_window: int,
@@ -89,7 +91,7 @@ def main() -> None:
                                        BandScale(ROLLING, profile.volatility_window), HORIZON)
             bands = {margin: band_quantiles(np.concatenate(halves), halves if margin else None)
                      for margin in (False, True)}
-            close, future = test_origins(candles, pd.Timestamp(start), pd.Timestamp(end), profile.serving_window)
+            close, future, _ = test_origins(candles, pd.Timestamp(start), pd.Timestamp(end), profile.serving_window)
             cells = []
             for rate, margin in configs:
                 lo, hi = bands[margin]

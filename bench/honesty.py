@@ -36,11 +36,14 @@ import numpy as np
 import pandas as pd
 
 from config import HORIZON
+from features.profiles import profile_for
 from jobs.cli import model_params
 from market_data.csv_source import CsvSource
 from market_data.update import update_pair
 from storage.lake import Lake
 from training.backtest import refit_name
+from training.calibration import ADAPT_RATE, band_adjustments, band_quantiles, naive_move_halves, widening
+from training.dataset import Split
 from training.evaluation import (
     CalledSteps,
     Origins,
@@ -55,9 +58,11 @@ from training.evaluation import (
 from training.fitting import fit_candidates
 from training.forecaster import ForecastArrays, ForecastModel
 from training.models.xgb_booster import DEFAULT_PARAMS
+from training.scores import interval_score
 from training.selection import choose
 from training.spec import FitSpec
 from training.stages import StageTimer, load_candles
+from training.volatility import ROLLING, BandScale
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -108,14 +113,38 @@ def fill_lake(root: Path, plan: Plan, timeframe: str, as_of: datetime, top: int 
 @dataclass
 class Outcomes:
     """One model's outcomes on one window, kept to pool a timeframe's windows: whether each origin's
-    band covered at h = 1 and 30 (with each origin's block), and the steps that called a direction."""
+    band covered at h = 1 and 30 (with each origin's block), the steps that called a direction, and
+    the interval scores of its band and of today's band at HORIZONS (origins x len(HORIZONS))."""
     covered: dict[int, np.ndarray]
     blocks: np.ndarray
     steps: CalledSteps
+    band_score: np.ndarray
+    todays_score: np.ndarray
 
     def offset(self, by: int) -> Outcomes:
         """The same outcomes with block ids moved by `by`: windows pooled keep their blocks apart."""
-        return Outcomes(self.covered, self.blocks + by, self.steps.moved(by))
+        return Outcomes(self.covered, self.blocks + by, self.steps.moved(by), self.band_score, self.todays_score)
+
+
+def band_of(scale: BandScale, close: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+            widen_out: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Naive's band as served (log returns from the last close, adapted over each origin's own
+    window) for origins whose windows are `close`, with quantiles `lo`, `hi` in `scale`'s units."""
+    at = scale.at(np.log(close), HORIZON)
+    shift = band_adjustments(close, scale, lo, hi, ADAPT_RATE)
+    lower, upper = at * (lo[None, :] - shift), at * np.maximum(hi[None, :] + shift, lo[None, :] - shift)
+    return widening(lower, upper) if widen_out else (lower, upper)
+
+
+def todays_band(candles: dict[str, pd.DataFrame], split: Split, timeframe: str,
+                close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The band every forecaster stated before the band had a volatility model: naive's, scaled by
+    the 20-candle rolling volatility, quantiles from validation with the regime margin, adapted, not
+    widened. The yardstick of the interval score ratios."""
+    rolling = BandScale(ROLLING, profile_for(timeframe).volatility_window)
+    halves = naive_move_halves(candles, split.valid_start, split.valid_end, rolling, HORIZON)
+    lo, hi = band_quantiles(np.concatenate(halves), halves)
+    return band_of(rolling, close, lo, hi, widen_out=False)
 
 
 def band_covers(fc: ForecastArrays, actual: np.ndarray) -> np.ndarray:
@@ -124,16 +153,24 @@ def band_covers(fc: ForecastArrays, actual: np.ndarray) -> np.ndarray:
     return (np.log(fc.lower / c0) <= actual) & (actual <= np.log(fc.upper / c0))
 
 
-def score(model: ForecastModel, origins: Origins, blocks: np.ndarray) -> tuple[dict[str, Any], Outcomes]:
+def score(model: ForecastModel, origins: Origins, blocks: np.ndarray,
+          today: tuple[np.ndarray, np.ndarray]) -> tuple[dict[str, Any], Outcomes]:
     fc = model.predict_windows(origins.windows, HORIZON)
     actual = origins.actual_close
     inside = band_covers(fc, actual)
+    picks = [h - 1 for h in HORIZONS]
+    c0 = fc.last_close[:, None]
+    band_score = interval_score(np.log(fc.lower / c0), np.log(fc.upper / c0), actual)[:, picks]
+    todays_score = interval_score(today[0], today[1], actual)[:, picks]
     err, naive = np.abs(fc.cum_return - actual), np.abs(actual)
     raw_err = np.abs(fc.raw_return - actual)  # the model's own forecast, before shrinking toward naive
     out: dict[str, Any] = {"mae_ratio": {}, "raw_mae_ratio": {}, "coverage_80": {}}
     for h in HORIZONS:
         out["mae_ratio"][str(h)] = mae_ratio_interval(err[:, h - 1], naive[:, h - 1], blocks)
         out["raw_mae_ratio"][str(h)] = mae_ratio_interval(raw_err[:, h - 1], naive[:, h - 1], blocks)
+    out["interval_score_ratio"] = {str(h): mae_ratio_interval(band_score[:, i], todays_score[:, i], blocks)
+                                   for i, h in enumerate(HORIZONS)}
+    out["band_widening"] = float(np.mean(np.diff(np.log(fc.upper / fc.lower), axis=1) >= -1e-9))
     out["coverage_interval"] = {}
     covered = {}
     for h in (1, HORIZON):
@@ -143,7 +180,7 @@ def score(model: ForecastModel, origins: Origins, blocks: np.ndarray) -> tuple[d
     steps = CalledSteps.of(fc.direction, fc.confidence, actual, blocks)
     out["called"] = float(np.mean(fc.direction != 0))
     out["reliability"] = steps.reliability()
-    return out, Outcomes(covered, blocks, steps)
+    return out, Outcomes(covered, blocks, steps, band_score, todays_score)
 
 
 def pooled(outcomes: list[Outcomes]) -> dict[str, Any]:
@@ -155,6 +192,9 @@ def pooled(outcomes: list[Outcomes]) -> dict[str, Any]:
     out: dict[str, Any] = {"windows": len(parts), "origins": int(len(blocks)), "coverage_80": {}}
     for h in (1, HORIZON):
         out["coverage_80"][str(h)] = share_interval(np.concatenate([o.covered[h] for o in parts]), blocks)
+    band_score, todays_score = (np.concatenate([getattr(o, k) for o in parts]) for k in ("band_score", "todays_score"))
+    out["interval_score_ratio"] = {str(h): mae_ratio_interval(band_score[:, i], todays_score[:, i], blocks)
+                                   for i, h in enumerate(HORIZONS)}
     steps = CalledSteps.pooled([o.steps for o in parts])
     out["called"] = float(len(steps.confidence) / (len(blocks) * HORIZON))
     out["reliability"] = steps.reliability()
@@ -219,6 +259,7 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime,
         origins = select_origins(test, pd.Timestamp(start), pd.Timestamp(end), window, stride=stride,
                                  max_origins=plan.max_origins, horizon=HORIZON)
         blocks = time_blocks(origins, timeframe)
+        today = todays_band(candles, split, timeframe, origins.windows.close)
         # each candidate beside its refit on train + validation (the A/B of refitting)
         models: dict[str, ForecastModel] = {}
         for name, candidate in candidates.items():
@@ -226,7 +267,7 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime,
             if name in fitted.refits:
                 models[refit_name(name)] = fitted.refits[name]
         models[f"auto ({choice.name})"] = chosen
-        scored = {name: score(model, origins, blocks) for name, model in models.items()}
+        scored = {name: score(model, origins, blocks, today) for name, model in models.items()}
         dense = every_candle(chosen, test, pd.Timestamp(start), pd.Timestamp(end), timeframe)
     scores = {name: s for name, (s, _) in scored.items()}
     outcomes = {name.split(" ")[0]: o for name, (_, o) in scored.items()}  # "auto (naive)" pools as "auto"
@@ -258,6 +299,13 @@ def window_table(result: dict[str, Any]) -> list[str]:
         if raw and not name.startswith("auto"):
             cells = " ".join(f"{r:>7.3f} [{lo:.3f},{hi:.3f}]" for r, lo, hi in (raw[str(h)] for h in HORIZONS))
             lines.append(f"{name + ' unshrunk':<30} {cells}")
+    if any("interval_score_ratio" in s for s in result["models"].values()):
+        lines.append(f"{'band: interval score / today':<30} " + " ".join(f"{'IS/today h' + str(h):>21}" for h in HORIZONS)
+                     + f"  {'widens':>7}")
+        for name, s in result["models"].items():
+            ratio = s["interval_score_ratio"]
+            cells = " ".join(f"{r:>7.3f} [{lo:.3f},{hi:.3f}]" for r, lo, hi in (ratio[str(h)] for h in HORIZONS))
+            lines.append(f"{name:<30} {cells}  {s['band_widening']:>7.3f}")
     chosen = chosen_scores(result)
     if chosen["reliability"]:
         rows = ", ".join(f"{r['predicted']:.3f}->{r['observed']:.3f} (n {r['n']})" for r in chosen["reliability"])
@@ -355,14 +403,19 @@ def worst_gap(table: list[dict[str, Any]]) -> str:
 
 def pooled_table(pools: dict[str, dict[str, Any]]) -> list[str]:
     """Every model's coverage and reliability over all test windows of each timeframe together."""
-    out = ["| timeframe | model | windows (origins) | cover h1 [95 %] | cover h30 [95 %] | called | reliability: "
-           "worst gap (stated - observed) |", "|---|---|---|---|---|---|---|"]
+    out = ["| timeframe | model | windows (origins) | cover h1 [95 %] | cover h30 [95 %] | band IS / today's: h1; h5; "
+           "h10; h30 [95 %] | called | reliability: worst gap (stated - observed) |", "|---|---|---|---|---|---|---|---|"]
     for timeframe, models in pools.items():
         for name, p in models.items():
             c1, c30 = p["coverage_80"]["1"], p["coverage_80"]["30"]
             gap = worst_gap(p["reliability"]) if p["reliability"] else "nothing called"
+            ratio = p.get("interval_score_ratio")
+            band = "; ".join(f"{r:.3f}" for r, _, _ in (ratio[str(h)] for h in HORIZONS[:-1])) if ratio else "-"
+            if ratio:
+                r30 = ratio[str(HORIZON)]
+                band += f"; {r30[0]:.3f} [{r30[1]:.3f}, {r30[2]:.3f}]"
             out.append(f"| {timeframe} | {name} | {p['windows']} ({p['origins']}) | {c1[0]:.3f} [{c1[1]:.3f}, "
-                       f"{c1[2]:.3f}] | {c30[0]:.3f} [{c30[1]:.3f}, {c30[2]:.3f}] | {p['called']:.0%} | {gap} |")
+                       f"{c1[2]:.3f}] | {c30[0]:.3f} [{c30[1]:.3f}, {c30[2]:.3f}] | {band} | {p['called']:.0%} | {gap} |")
     return out
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from training.calibration import BAND_QUANTILES, naive_moves
 from training.dataset import Split
 from training.scores import interval_score
-from training.volatility import HAR, ROLLING, BandScale, fit_har
+from training.volatility import HAR_WINDOW_SETS, ROLLING, BandScale, fit_har
 
 
 @dataclass
@@ -24,9 +24,11 @@ class ScaleChoice:
 
     def describe(self) -> str:
         if len(self.scores) < 2:
-            return f"band scale {self.scale.kind} (no other candidate)"
-        ratio = np.mean(np.asarray(self.scores[HAR]) / np.asarray(self.scores[ROLLING]))
-        return f"band scale {self.scale.kind} (validation interval score har/rolling {ratio:.3f})"
+            return f"band scale {self.scale.name} (no other candidate)"
+        base = np.asarray(self.scores[ROLLING])
+        ratios = ", ".join(f"{name} {np.mean(np.asarray(v) / base):.3f}" for name, v in self.scores.items()
+                           if name != ROLLING)
+        return f"band scale {self.scale.name} (validation interval score / rolling's: {ratios})"
 
 
 def held_out_band_score(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, scale: BandScale,
@@ -49,15 +51,23 @@ def held_out_band_score(candles: dict[str, pd.DataFrame], start: pd.Timestamp, e
 
 
 def choose_band_scale(candles: dict[str, pd.DataFrame], split: Split, horizon: int, window: int) -> ScaleChoice:
-    """HAR (fitted on the train part) where its band's held-out interval score on validation,
-    averaged over the horizons' ratios to the rolling window's, is lower; else the rolling window.
-    Too little history for either fit or score: the rolling window."""
+    """Among the rolling window and the HAR models (one per window set, fitted on the train part),
+    the one whose band's held-out interval score on validation, averaged over the horizons' ratios
+    to the rolling window's, is lowest. Too little history to fit or score one: it is left out."""
     rolling = BandScale(ROLLING, window)
-    try:
-        har = fit_har(candles, split.train_end, horizon, window)
-        scores = {kind.kind: held_out_band_score(candles, split.valid_start, split.valid_end, kind, horizon)
-                  for kind in (rolling, har)}
-    except ValueError:
-        return ScaleChoice(rolling, {})
-    better = float(np.mean(scores[HAR] / scores[ROLLING])) < 1.0
-    return ScaleChoice(har if better else rolling, {k: v.round(6).tolist() for k, v in scores.items()})
+    candidates = [rolling]
+    for windows in HAR_WINDOW_SETS:
+        try:
+            candidates.append(fit_har(candles, split.train_end, horizon, window, windows))
+        except ValueError:
+            continue
+    scores: dict[str, np.ndarray] = {}
+    for candidate in candidates:
+        try:
+            scores[candidate.name] = held_out_band_score(candles, split.valid_start, split.valid_end, candidate,
+                                                         horizon)
+        except ValueError:
+            return ScaleChoice(rolling, {})
+    base = scores[ROLLING]
+    best = min(candidates, key=lambda c: float(np.mean(scores[c.name] / base)))
+    return ScaleChoice(best, {k: v.round(6).tolist() for k, v in scores.items()})

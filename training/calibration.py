@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from config import HORIZON
-from training.volatility import HAR_WINDOWS, BandScale
+from training.volatility import BandScale
 
 BAND_QUANTILES = (0.10, 0.90)
 
@@ -173,7 +173,7 @@ def naive_moves(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.T
         rows = rows[rows + horizon < len(frame)]
         if not len(rows):
             continue
-        first = max(0, int(rows[0]) - max(HAR_WINDOWS) - 1)  # the scale needs this much history
+        first = max(0, int(rows[0]) - scale.history - 1)  # the scale needs this much history
         scales_of.append(scale.every(log_close[None, first: int(rows[-1]) + 1], horizon)[0][rows - first])
         moves_of.append(log_close[rows[:, None] + np.arange(1, horizon + 1)[None, :]] - log_close[rows][:, None])
     if not moves_of:

@@ -253,6 +253,18 @@ def _summary(horizons: dict[str, dict[str, float]], mae_high_low: np.ndarray) ->
     }
 
 
+def stated_vs_raw(horizons: dict[str, dict[str, float]], raw: np.ndarray, actual: np.ndarray) -> None:
+    """Adds to each horizon's metrics the MAE ratio to naive of the forecast as stated
+    (`mae_ratio`) and of the model's own forecast before shrinking toward naive (`raw_mae_ratio`):
+    an edge that the shrinkage gives away shows as raw below stated."""
+    naive = np.abs(actual).mean(axis=0)
+    raw_mae = np.abs(raw[:, : actual.shape[1]] - actual).mean(axis=0)
+    for h, row in horizons.items():
+        i = int(h) - 1
+        row["mae_ratio"] = round(row["mae"] / naive[i], 4) if naive[i] > 0 else 1.0
+        row["raw_mae_ratio"] = round(float(raw_mae[i] / naive[i]), 4) if naive[i] > 0 else 1.0
+
+
 def naive_band(fc: ForecastArrays, cal: Calibration, horizon: int) -> tuple[np.ndarray, np.ndarray]:
     """Naive's 80 % band as the forecast states it (log returns from the last close): the one it
     would answer with if it stated naive's close at every step, adapted alike."""
@@ -275,6 +287,7 @@ def evaluate(forecaster: ForecastModel, origins: Origins, scale: float) -> dict[
     zeros = np.zeros_like(origins.actual_close)
     naive_h = _horizon_metrics(zeros, origins.actual_close, np.ones_like(fc.direction), naive_lo, naive_hi, scale)
     naive_hl = (np.abs(origins.actual_high) + np.abs(origins.actual_low)) / 2
+    stated_vs_raw(model_h, fc.raw_return, origins.actual_close)
     steps = CalledSteps.of(fc.direction, fc.confidence, origins.actual_close, time_blocks(origins, forecaster.timeframe))
     return {
         "model": {"horizons": model_h, "summary": _summary(model_h, hl), "reliability": steps.reliability()},

@@ -22,8 +22,14 @@ import numpy as np
 import pandas as pd
 
 ROLLING, HAR = "rolling", "har"
-HAR_WINDOWS = (5, 20, 100)  # past candles of realised volatility; the middle one is the base
-HAR_BASE = 1  # index of the base window in HAR_WINDOWS
+# past candles of realised volatility per HAR candidate (validation picks among them and the
+# rolling window, `training.band`); the second window, 20, is the base. Adding 250 candles (a slow
+# level volatility reverts to) was measured as a second candidate: sharper at h = 30 on 4-hourly
+# candles, but its h = 1 band covered 0.72-0.74 on real test windows and validation chose it on
+# some (bench/README.md, "bench.band_scale"), so it is not one.
+HAR_WINDOW_SETS: tuple[tuple[int, ...], ...] = ((5, 20, 100),)
+HAR_WINDOWS = HAR_WINDOW_SETS[0]
+HAR_BASE = 1  # index of the base window in a set
 FIT_ROWS = 200_000  # rows of a fit, evenly thinned: the coefficients settle long before that
 
 
@@ -48,11 +54,11 @@ def realised_volatility(log_close: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def har_inputs(log_close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def har_inputs(log_close: np.ndarray, windows: tuple[int, ...] = HAR_WINDOWS) -> tuple[np.ndarray, np.ndarray]:
     """The base window's log realised volatility (rows x candles) and the regressors (rows x
     candles x (1 + other windows)): an intercept and log(rv_w / rv_base) of each other window."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        logs = [np.log(realised_volatility(log_close, w)) for w in HAR_WINDOWS]
+        logs = [np.log(realised_volatility(log_close, w)) for w in windows]
     base = logs[HAR_BASE]
     others = [v - base for i, v in enumerate(logs) if i != HAR_BASE]
     return base, np.stack([np.ones_like(base), *others], axis=-1)
@@ -66,16 +72,27 @@ class BandScale:
     kind: str = ROLLING
     window: int = 20  # the rolling kind's window (`Profile.volatility_window`)
     coef: list[list[float]] = field(default_factory=list)
+    windows: tuple[int, ...] = HAR_WINDOWS  # the har kind's past windows
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "window": self.window, "coef": self.coef}
+        return {"kind": self.kind, "window": self.window, "coef": self.coef, "windows": list(self.windows)}
+
+    @property
+    def history(self) -> int:
+        """Candles before an origin its scale needs."""
+        return self.window if self.kind == ROLLING else max(self.window, *self.windows)
+
+    @property
+    def name(self) -> str:
+        return self.kind if self.kind == ROLLING else f"{self.kind}{'-'.join(map(str, self.windows))}"
 
     @classmethod
     def from_dict(cls, data: dict | None, window: int = 20) -> BandScale:
         """Calibrations saved before the band had a volatility model scale with the rolling window."""
         if not data:
             return cls(ROLLING, window)
-        return cls(data["kind"], int(data["window"]), [list(map(float, row)) for row in data.get("coef", [])])
+        return cls(data["kind"], int(data["window"]), [list(map(float, row)) for row in data.get("coef", [])],
+                   tuple(int(w) for w in data.get("windows", HAR_WINDOWS)))
 
     def every(self, log_close: np.ndarray, steps: int) -> np.ndarray:
         """(rows x candles x steps) the scale at every candle of each row (NaN where unknown)."""
@@ -83,7 +100,7 @@ class BandScale:
         rolling = rolling_return_std(log_close, self.window)[:, :, None] * root
         if self.kind == ROLLING:
             return rolling
-        base, inputs = har_inputs(log_close)
+        base, inputs = har_inputs(log_close, self.windows)
         coef = np.asarray(self.coef, dtype=np.float64)
         coef = np.vstack([coef, np.repeat(coef[-1:], max(0, steps - len(coef)), axis=0)])[:steps]
         har = np.exp(base[:, :, None] + inputs @ coef.T) * root
@@ -92,7 +109,7 @@ class BandScale:
     def at(self, log_close: np.ndarray, steps: int) -> np.ndarray:
         """(rows x steps) the scale at each row's last candle; where even the rolling window is
         unknown or flat (a new or frozen coin), the median of the others (0.02 sqrt(h) if none)."""
-        return usable_scale(self.every(log_close[:, -max(HAR_WINDOWS) - 2:], steps)[:, -1, :])
+        return usable_scale(self.every(log_close[:, -self.history - 2:], steps)[:, -1, :])
 
 
 def usable_scale(scale: np.ndarray) -> np.ndarray:
@@ -104,17 +121,18 @@ def usable_scale(scale: np.ndarray) -> np.ndarray:
     return np.where(ok[:, None], scale, fallback[None, :])
 
 
-def fit_har(candles: dict[str, pd.DataFrame], end: pd.Timestamp, steps: int, window: int) -> BandScale:
+def fit_har(candles: dict[str, pd.DataFrame], end: pd.Timestamp, steps: int, window: int,
+            windows: tuple[int, ...] = HAR_WINDOWS) -> BandScale:
     """The HAR band scale fitted on every candle before `end` of every coin whose next `steps`
     candles also lie before it: per horizon h, least squares of log(rv of the next h returns /
     rv_base) on `har_inputs`. Rows with a flat stretch (a zero realised volatility) are left out."""
     xs, ys = [], []
     for frame in candles.values():
         before = frame.loc[frame["timestamp"] < end, "close"].to_numpy(np.float64)
-        if len(before) <= max(HAR_WINDOWS) + steps:
+        if len(before) <= max(windows) + steps:
             continue
         log_close = np.log(before)[None, :]
-        base, inputs = har_inputs(log_close)
+        base, inputs = har_inputs(log_close, windows)
         future = future_realised_volatility(log_close, steps)[0]
         with np.errstate(divide="ignore"):
             target = np.log(future) - base[0][:, None]
@@ -127,7 +145,7 @@ def fit_har(candles: dict[str, pd.DataFrame], end: pd.Timestamp, steps: int, win
     x, y = np.concatenate(xs), np.concatenate(ys)
     keep = np.unique(np.linspace(0, len(x) - 1, min(len(x), FIT_ROWS)).round().astype(int))
     coef, *_ = np.linalg.lstsq(x[keep], y[keep], rcond=None)
-    return BandScale(HAR, window, coef.T.tolist())
+    return BandScale(HAR, window, coef.T.tolist(), tuple(windows))
 
 
 def future_realised_volatility(log_close: np.ndarray, steps: int) -> np.ndarray:

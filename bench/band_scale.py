@@ -1,0 +1,139 @@
+"""The band's volatility model on real test windows: the interval score of naive's 80 % band (what
+`auto` deployed on 11 of bench.honesty's 13 windows, and the band of every flat step) with each
+scale, as a ratio to today's band (the 20-candle rolling scale), with a block-bootstrap interval.
+
+    .venv/bin/python -m bench.band_scale [--timeframes 1d,4h,1h]
+
+Per timeframe and test window (bench.honesty's windows and split: candles before the window only),
+the HAR model is fitted on the train part, `training.band.choose_band_scale` picks a scale on
+validation, and the band quantiles (with the regime margin) come from validation's moves in each
+scale's units. Every candle of the window whose next 30 are known is an origin (thinned to at most
+3,000); each band adapts over its own serving window (`band_adjustments`, as served). Variants:
+`today` (rolling, as before widening: the baseline), `rolling` (rolling, widened to never narrow),
+`har` (HAR on 5, 20 and 100 candles, widened), `har_long` (HAR adding 250 candles, widened; measured only) and
+`chosen` (what `choose_band_scale` picked on validation, as fitting deploys it, widened). Printed per window and
+pooled per timeframe (blocks of each window kept apart): interval score ratio to `today` at h = 1,
+5, 10, 30 with its 95 % interval, and coverage at h = 1 and 30. Results also in
+bench/results/band_scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.band_adaptation import test_origins
+from bench.honesty import FRACTIONS, HORIZONS, PLANS, band_of, fill_lake
+from config import HORIZON
+from features.profiles import profile_for
+from training.band import choose_band_scale
+from training.calibration import band_quantiles, naive_move_halves
+from training.evaluation import blocks_of, mae_ratio_interval, share_interval
+from training.scores import interval_score
+from training.stages import load_candles, split_for
+from training.volatility import HAR_WINDOW_SETS, ROLLING, BandScale, fit_har
+
+OUT = Path(__file__).resolve().parent / "results" / "band_scale.json"
+VARIANTS = ("today", "rolling", "har", "har_long", "chosen")
+LONG_WINDOWS = (5, 20, 100, 250)  # measured, not a candidate of `choose_band_scale` (training/volatility.py)
+
+
+@dataclass
+class Scored:
+    """One variant's per-origin interval scores and coverage (origins x horizons) on one window."""
+    score: np.ndarray
+    covered: np.ndarray
+
+
+def run_window(timeframe: str, start: pd.Timestamp, end: pd.Timestamp) -> tuple[dict[str, Any], dict[str, Scored],
+                                                                                 np.ndarray]:
+    plan, profile = PLANS[timeframe], profile_for(timeframe)
+    with tempfile.TemporaryDirectory() as tmp:
+        candles = load_candles(tmp, fill_lake(Path(tmp), plan, timeframe, end.to_pydatetime(), None), timeframe, end)
+    before = {t: f[f["timestamp"] < start] for t, f in candles.items()}
+    before = {t: f for t, f in before.items() if len(f) > profile.warmup}
+    split = split_for(before, timeframe, FRACTIONS)
+    rolling = BandScale(ROLLING, profile.volatility_window)
+    scales = {"today": rolling, "rolling": rolling,
+              "har": fit_har(before, split.train_end, HORIZON, rolling.window, HAR_WINDOW_SETS[0]),
+              "har_long": fit_har(before, split.train_end, HORIZON, rolling.window, LONG_WINDOWS)}
+    choice = choose_band_scale(before, split, HORIZON, rolling.window)
+    scales["chosen"] = choice.scale
+    close, future, times = test_origins(candles, start, end, profile.serving_window)
+    actual = np.log(future) - np.log(close[:, -1:])
+    blocks = blocks_of(pd.DatetimeIndex(times), timeframe)
+    scored: dict[str, Scored] = {}
+    for name, scale in scales.items():
+        halves = naive_move_halves(before, split.valid_start, split.valid_end, scale, HORIZON)
+        lo, hi = band_quantiles(np.concatenate(halves), halves)
+        lower, upper = band_of(scale, close, lo, hi, widen_out=name != "today")
+        scored[name] = Scored(interval_score(lower, upper, actual), (lower <= actual) & (actual <= upper))
+    result = {"timeframe": timeframe, "window": f"{start:%Y-%m-%d} to {end:%Y-%m-%d}", "origins": len(close),
+              "chosen": choice.scale.name, "validation_scores": choice.scores, **summary(scored, blocks)}
+    return result, scored, blocks
+
+
+def summary(scored: dict[str, Scored], blocks: np.ndarray) -> dict[str, Any]:
+    """Each variant's interval score ratio to `today` per horizon with its interval, and coverage."""
+    base = scored["today"].score
+    out: dict[str, Any] = {"interval_score_ratio": {}, "coverage_80": {}, "interval_score": {}}
+    for name, s in scored.items():
+        out["interval_score_ratio"][name] = {str(h): mae_ratio_interval(s.score[:, h - 1], base[:, h - 1], blocks)
+                                             for h in HORIZONS}
+        out["interval_score"][name] = {str(h): float(s.score[:, h - 1].mean()) for h in HORIZONS}
+        out["coverage_80"][name] = {str(h): share_interval(s.covered[:, h - 1], blocks) for h in (1, HORIZON)}
+    return out
+
+
+def table(result: dict[str, Any]) -> list[str]:
+    lines = [f"{'variant':<8} " + " ".join(f"{'IS/today h' + str(h):>22}" for h in HORIZONS)
+             + f" {'cover h1':>22} {'cover h30':>22}"]
+    for name in VARIANTS:
+        ratio, cover = result["interval_score_ratio"][name], result["coverage_80"][name]
+        cells = " ".join(f"{r:>6.3f} [{lo:.3f},{hi:.3f}]" for r, lo, hi in (ratio[str(h)] for h in HORIZONS))
+        covers = " ".join(f"{c:>6.3f} [{lo:.3f},{hi:.3f}]" for c, lo, hi in (cover[str(h)] for h in (1, HORIZON)))
+        lines.append(f"{name:<8} {cells} {covers}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--timeframes", default="1d,4h,1h")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    results, pools = [], []
+    for timeframe in args.timeframes.split(","):
+        kept: dict[str, list[Scored]] = {name: [] for name in VARIANTS}
+        all_blocks = []
+        for i, (start, end) in enumerate(PLANS[timeframe].windows):
+            started = time.perf_counter()
+            result, scored, blocks = run_window(timeframe, pd.Timestamp(start), pd.Timestamp(end))
+            result["seconds"] = round(time.perf_counter() - started, 1)
+            results.append(result)
+            print(f"\n== {timeframe} {result['window']}: {result['origins']} origins, chosen scale "
+                  f"{result['chosen']} ({result['seconds']} s)", flush=True)
+            print("\n".join(table(result)), flush=True)
+            for name in VARIANTS:
+                kept[name].append(scored[name])
+            all_blocks.append(blocks + i * 1_000_000)
+        pooled = {name: Scored(np.concatenate([s.score for s in parts]), np.concatenate([s.covered for s in parts]))
+                  for name, parts in kept.items()}
+        pool = {"timeframe": timeframe, "windows": len(all_blocks), **summary(pooled, np.concatenate(all_blocks))}
+        pools.append(pool)
+        print(f"\n== {timeframe}, all windows pooled")
+        print("\n".join(table(pool)), flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"results": results, "pooled": pools}, indent=1, default=str))
+    print(f"\nresults in {args.out}")
+
+
+if __name__ == "__main__":
+    main()

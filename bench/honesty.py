@@ -170,6 +170,9 @@ def score(model: ForecastModel, origins: Origins, blocks: np.ndarray,
         out["raw_mae_ratio"][str(h)] = mae_ratio_interval(raw_err[:, h - 1], naive[:, h - 1], blocks)
     out["interval_score_ratio"] = {str(h): mae_ratio_interval(band_score[:, i], todays_score[:, i], blocks)
                                    for i, h in enumerate(HORIZONS)}
+    # where validation proved the model's edge (`calibration.proven_edge`): how far, and how much kept
+    out["edge_horizon"] = int(model.calibration.edge_horizon) if model.calibration.n_origins else 0
+    out["kept_share"] = [round(float(x), 3) for x in model.calibration.shrink[: out["edge_horizon"]]]
     out["band_widening"] = float(np.mean(np.diff(np.log(fc.upper / fc.lower), axis=1) >= -1e-9))
     out["coverage_interval"] = {}
     covered = {}
@@ -275,7 +278,8 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime,
             "origins": len(origins), "stride": stride, "blocks": int(len(np.unique(blocks))), "chosen": choice.name,
             "validation_mae_vs_naive": choice.validation.scores,
             "validation_intervals": choice.validation.intervals,
-            "validation_worst_horizon": choice.validation.worst_horizon, "models": scores,
+            "validation_worst_horizon": choice.validation.worst_horizon,
+            "validation_edge_horizons": choice.validation.edge, "models": scores,
             "chosen_every_candle": dense,
             "seconds": round(time.perf_counter() - started, 1)}, outcomes
 

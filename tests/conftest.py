@@ -58,6 +58,8 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 T = TypeVar("T")
 # every horizon of the backtest JSON: errors, directions, coverage and the band's proper scores
 BACKTEST_METRICS = {"mae", "mase", "directional_accuracy", "coverage_80", "interval_score", "pinball_10", "pinball_90"}
+# a model's horizons add its stated and unshrunk MAE ratios to naive's
+MODEL_METRICS = BACKTEST_METRICS | {"mae_ratio", "raw_mae_ratio"}
 # real candles committed with the tests (tests/data/README.md); benchmarks may read ../shared/data
 DATA = Path(__file__).resolve().parent / "data"
 DAILY_DATA = DATA / "binance_daily"

@@ -101,7 +101,8 @@ def run_backtest(spec: FitSpec, test_end: datetime, models: list[str] | str, str
         "weights": {n: f.weights for n, f in forecasters.items() if hasattr(f, "weights")},
         **({"choice": {"chosen": choice.name, "validation_mae_vs_naive": choice.validation.scores,
                        "validation_intervals": choice.validation.intervals,
-                       "validation_worst_horizon": choice.validation.worst_horizon}} if auto else {}),
+                       "validation_worst_horizon": choice.validation.worst_horizon,
+                       "validation_edge_horizons": choice.validation.edge}} if auto else {}),
         "origins": {"stride_candles": stride, "max_origins": max_origins, "horizon": horizon,
                     "note": "origins are test-period candles with a full feature window before them and "
                             f"{horizon} known candles after them, every {stride} candles"

@@ -2,8 +2,9 @@
 
 From raw recursive forecasts of the validation period and what actually happened, per horizon h:
 - `shrink[h]`: how much of the model's cumulative log return to keep (0 = naive). Least squares
-  through the origin at its lower 10 % block-bootstrap quantile, clipped to [0, 1]: where the
-  model has no proven edge it falls back to naive (see `proven_shrink`).
+  through the origin, clipped to [0, 1], at the horizons from h = 1 on where 90 % of block
+  resamples show the forecast so shrunk beating naive's error; 0 from the first that does not
+  (`proven_edge`, `edge_horizon`), beyond which the path stops moving.
 - `band_lo[h]`, `band_hi[h]`: the 10 % and 90 % quantiles of the model's residuals, where it states
   a move, divided by the recent volatility times sqrt(h) (conformal, scaled by volatility so bands
   widen when markets move and narrow when they calm down).
@@ -46,13 +47,16 @@ class Calibration:
     # the band's volatility model (`BandScale.as_dict`); empty: the rolling window of the timeframe
     # (models saved before the band had one)
     band_scale: dict = field(default_factory=dict)
+    # horizons 1..edge_horizon follow the model where it keeps a move; beyond, the last of them is
+    # carried forward (`proven_edge`); 30 for models saved before, which kept any horizon on its own
+    edge_horizon: int = 30
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
-        optional = {"validated_horizon", "adapt_rate", "band_scale"}
+        optional = {"validated_horizon", "adapt_rate", "band_scale", "edge_horizon"}
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data or k not in optional})
 
     def scale(self, window: int) -> BandScale:
@@ -73,7 +77,8 @@ class Calibration:
 
         return Calibration(list(self.shrink) + [0.0] * pad, last(self.band_lo), last(self.band_hi),
                            list(self.conf_a) + [0.0] * pad, list(self.conf_b) + [0.0] * pad, last(self.naive_lo),
-                           last(self.naive_hi), self.n_origins, fitted, self.adapt_rate, self.band_scale)
+                           last(self.naive_hi), self.n_origins, fitted, self.adapt_rate, self.band_scale,
+                           min(self.edge_horizon, fitted))
 
     @classmethod
     def identity(cls, horizon: int) -> Calibration:
@@ -94,7 +99,7 @@ def scaled(values: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     return values / horizon_scale(sigma, values.shape[1])
 
 
-SHRINK_QUANTILE = 0.10  # keep the share of the model's move that 90 % of block resamples still prove
+SHRINK_QUANTILE = 0.10  # an edge counts where 90 % of block resamples still show it
 BOOTSTRAP_SAMPLES = 400
 BLOCK_ORIGINS = 10  # neighbouring origins of a symbol share most of their future: resample them together
 
@@ -118,7 +123,7 @@ VALIDATION_BLOCKS = 20
 
 
 def validation_blocks(n: int, times: np.ndarray | None = None) -> np.ndarray:
-    """The bootstrap block of each of `n` validation origins, for `proven_shrink` and
+    """The bootstrap block of each of `n` validation origins, for `proven_edge` and
     `proven_temperature`. With `times` (each origin's time): VALIDATION_BLOCKS spans of origin time
     of equal length, all symbols together. Coins move together, so the origins of one span are
     one draw of the market, not one per coin; and an origin's 30-candle future reaches about one
@@ -133,17 +138,32 @@ def validation_blocks(n: int, times: np.ndarray | None = None) -> np.ndarray:
     return np.arange(n) // BLOCK_ORIGINS
 
 
-def proven_shrink(raw: np.ndarray, actual: np.ndarray, blocks: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+def proven_edge(raw: np.ndarray, actual: np.ndarray, blocks: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
     """Per horizon, how much of the model's cumulative return to keep: the least-squares factor
-    through the origin (sum raw*actual / sum raw^2), at its lower 10 % block-bootstrap quantile,
-    clipped to [0, 1] (blocks: `validation_blocks`). Validation that shows an edge only by luck,
-    or an edge that the next regime may not keep, leaves little or nothing: such horizons fall
-    back to naive."""
+    through the origin (sum raw*actual / sum raw^2, clipped to [0, 1]) where validation proves that
+    the forecast so shrunk beats naive's, and 0 (naive) elsewhere. Proven: in 90 % of block
+    resamples (blocks: `validation_blocks`) its mean absolute error is below naive's at that
+    horizon, the one-sided test on the error itself, which is what the forecast is judged by; a
+    model whose sign is right more often than chance but whose linear fit to the outcome is weak
+    keeps its edge, and a model without one adds noise to naive's forecast, so its error is above
+    naive's and nothing passes but luck. The edge is kept from h = 1 up to the first horizon that
+    fails (`edge_horizon`): a forecast path follows the model while validation keeps proving it,
+    then stops moving (the forecaster carries the last kept step forward)."""
     blocks = validation_blocks(len(raw)) if blocks is None else blocks
-    num, den = block_ratio_draws(raw * actual, raw**2, blocks, BOOTSTRAP_SAMPLES, seed)
     with np.errstate(divide="ignore", invalid="ignore"):
-        factors = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
-    return np.clip(np.quantile(factors, SHRINK_QUANTILE, axis=0), 0.0, 1.0)
+        den = (raw**2).sum(axis=0)
+        factor = np.clip(np.where(den > 0, (raw * actual).sum(axis=0) / np.where(den > 0, den, 1.0), 0.0), 0.0, 1.0)
+    gain = np.abs(actual) - np.abs(actual - raw * factor[None, :])  # > 0 where the model beats naive
+    sums, _ = block_ratio_draws(gain, np.ones((len(raw), 1)), blocks, BOOTSTRAP_SAMPLES, seed)
+    proven = (np.quantile(sums, SHRINK_QUANTILE, axis=0) > 0) & (factor > 0)
+    edge = edge_horizon(proven)
+    return np.where(np.arange(len(factor)) < edge, factor, 0.0)
+
+
+def edge_horizon(proven: np.ndarray) -> int:
+    """How many leading horizons are proven (0: none, not even h = 1)."""
+    failed = np.flatnonzero(~np.asarray(proven, dtype=bool))
+    return int(failed[0]) if len(failed) else len(proven)
 
 
 def later_half(times: np.ndarray) -> np.ndarray:
@@ -238,7 +258,7 @@ def _logistic(strength: np.ndarray, correct: np.ndarray) -> tuple[float, float]:
 def proven_temperature(logit: np.ndarray, correct: np.ndarray, blocks: np.ndarray, seed: int = 0) -> float:
     """The factor in [0, 1] on held-out logits with the lowest log loss (1 keeps a fit that
     carries to unseen origins, 0 turns one that does not into a coin toss, confidence 0.5), at its
-    lower 10 % block-bootstrap quantile, as `proven_shrink` keeps only the edge that 90 % of
+    lower 10 % block-bootstrap quantile, as `proven_edge` keeps only the edge that 90 % of
     resamples prove. A confidence map that holds in validation only thanks to a few market moves
     is trusted less: on 13 real test windows the point estimate stated up to 0.25 more than the
     observed hit rate (bench/README.md)."""
@@ -282,7 +302,7 @@ def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray, time
         raise ValueError(f"only {len(raw)} usable calibration origins; at least 20 are needed")
     horizon = raw.shape[1]
     blocks = validation_blocks(len(raw), times)
-    shrink = proven_shrink(raw, actual, blocks)
+    shrink = proven_edge(raw, actual, blocks)
     strength = np.abs(scaled(raw, sigma))
     correct = (np.sign(raw) == np.sign(actual)) & (raw != 0)
     conf_a, conf_b = np.zeros(horizon), np.zeros(horizon)
@@ -320,7 +340,7 @@ def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray, time
         band_lo[kept], band_hi[kept] = model_lo[kept], model_hi[kept]
     return Calibration(shrink.tolist(), band_lo.tolist(), band_hi.tolist(), conf_a.tolist(), conf_b.tolist(),
                        naive_lo.tolist(), naive_hi.tolist(), int(len(raw)), adapt_rate=ADAPT_RATE,
-                       band_scale={} if basis is None else basis.scale.as_dict())
+                       band_scale={} if basis is None else basis.scale.as_dict(), edge_horizon=edge_horizon(shrink > 0))
 
 
 def confidence(cal: Calibration, raw: np.ndarray, sigma: np.ndarray) -> np.ndarray:

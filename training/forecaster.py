@@ -183,10 +183,12 @@ def calibrated_arrays(model: RawForecast, last_close: np.ndarray, cal: Calibrati
     lately (`band_adjustments`)."""
     raw, ups, downs, sigma, times = model.returns, model.ups, model.downs, model.sigma, model.times
     steps = raw.shape[1]
-    checked = cal.validated_horizon  # beyond it, the last checked forecast is carried forward
+    # beyond the validated horizon, and beyond the horizons where validation proved the model's
+    # edge, the last such step is carried forward: one continuous path, naive from there on
+    checked = min(cal.validated_horizon, cal.edge_horizon)
     p_right = confidence(cal, raw, sigma)
     cum = point_forecast(cal, raw, p_right)
-    if checked < steps:
+    if 0 < checked < steps:
         cum[:, checked:] = cum[:, checked - 1: checked]
     close = last_close[:, None] * np.exp(cum)
     open_ = np.column_stack([last_close, close[:, :-1]])
@@ -232,11 +234,12 @@ def point_forecast(cal: Calibration, raw: np.ndarray, p_right: np.ndarray) -> np
 def path_direction(p_right: np.ndarray, cum: np.ndarray, checked: int) -> tuple[np.ndarray, np.ndarray]:
     """Direction and confidence that agree with the close path: where the close moves, its sign
     (+1 up, -1 down) with the calibrated probability that it is right; where it does not (no
-    proven edge), 0 (`flat`) with confidence 0.5. Beyond the validated horizon the last checked
-    step's direction is carried forward, as its close is, with confidence 0.5: never checked."""
+    proven edge), 0 (`flat`) with confidence 0.5. Beyond the validated horizon (or the horizons
+    where validation proved an edge) the last checked step's direction is carried forward, as its
+    close is, with confidence 0.5: no edge was checked there."""
     direction = np.sign(cum).astype(int)
     conf = np.where(direction != 0, p_right, 0.5)
-    if checked < cum.shape[1]:
+    if 0 < checked < cum.shape[1]:
         direction[:, checked:] = direction[:, checked - 1: checked]
         conf[:, checked:] = 0.5
     return direction, conf

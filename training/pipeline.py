@@ -67,6 +67,7 @@ def choose_stage(timer: StageTimer, candidates: dict[str, ForecastModel], candle
     choice.forecaster.meta["validation_scores"] = choice.validation.scores
     choice.forecaster.meta["validation_intervals"] = choice.validation.intervals
     choice.forecaster.meta["validation_worst_horizon"] = choice.validation.worst_horizon
+    choice.forecaster.meta["validation_edge_horizons"] = choice.validation.edge
     return choice
 
 

@@ -5,13 +5,15 @@ the validation period, so each states the forecast it would serve: shrunk toward
 edge is not proven, naive outright where none is. They are scored on the same validation origins
 by the mean absolute error of that stated close (log return from the origin) over the checked
 horizons, relative to naive's. Naive is a candidate too, and the default: a model is chosen only
-if validation proves it better in the earlier and in the later half of the period alike, i.e.
-the upper end of the 95 % block-bootstrap interval of its error ratio is below 1 in both (blocks
-of origin time, all symbols together), because what validation shows is an upper bound on what
-the next regime keeps; and if at no single horizon, in neither half, its error exceeds naive's
-(an edge at a few horizons must not buy a loss at another: the promise is "never worse than
-naive at any horizon", and h = 30 is where a shrunk model most often gives back its edge).
-Among the proven, the lowest ratio wins.
+if validation proves its stated forecast better from h = 1 on in the earlier and in the later
+half of the period alike, i.e. the upper end of the 95 % block-bootstrap interval of its error
+ratio at h = 1 is below 1 in both (blocks of origin time, all symbols together), because what
+validation shows is an upper bound on what the next regime keeps; and if at no horizon, in
+neither half, validation proves it worse than naive (the lower end of that interval above 1: an
+edge at a few horizons must not buy a loss at another). A model whose edge is proven only at
+short horizons is kept there and states naive's moves beyond (`calibration.proven_edge`), so it
+is no longer discarded whole for what it would have lost at h = 30. Among the proven, the lowest
+mean ratio over the horizons wins.
 When naive wins, the deployed forecaster is the best model with every horizon shrunk to naive:
 it answers naive's closes, naive's bands and `flat` directions, and still has the volatility
 forecast (candle highs and lows) of a model.
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from training.calibration import later_half
+from training.calibration import edge_horizon, later_half
 from training.dataset import Split, validated_horizon
 from training.evaluation import Origins, mae_ratio_interval, select_origins, time_blocks
 from training.forecaster import ForecastModel
@@ -42,11 +44,18 @@ class Validation:
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     # candidate -> its largest per-horizon MAE ratio to naive in either half of validation
     worst_horizon: dict[str, float] = field(default_factory=dict)
+    # candidate -> how many leading horizons its stated forecast beats naive in both halves (the
+    # upper end of the 95 % interval of the ratio below 1 in each)
+    edge: dict[str, int] = field(default_factory=dict)
+    # candidate -> the largest lower end of a per-horizon ratio's 95 % interval in either half: above
+    # 1, validation proves it worse than naive there
+    worst_lower: dict[str, float] = field(default_factory=dict)
     n_origins: int = 0
 
     def proven(self, name: str) -> bool:
-        """Validation proves the candidate better than naive overall and never worse at a horizon."""
-        return self.intervals[name][1] < 1.0 and self.worst_horizon[name] <= 1.0
+        """Validation proves the candidate better than naive from h = 1 on in both halves, and
+        worse at no horizon in either."""
+        return self.edge[name] > 0 and self.worst_lower[name] <= 1.0
 
 
 @dataclass
@@ -59,6 +68,7 @@ class Choice:
         v = self.validation
         ranked = ", ".join(f"{name} {score:.4f}" + (f" [{v.intervals[name][0]:.4f}, {v.intervals[name][1]:.4f}]"
                                                    f" worst horizon {v.worst_horizon[name]:.4f}"
+                                                   f" edge to h {v.edge[name]}"
                                                    if name in v.intervals else "")
                            for name, score in sorted(v.scores.items(), key=lambda kv: kv[1]))
         return f"{self.name} chosen on {v.n_origins} validation origins (MAE vs naive: {ranked})"
@@ -69,7 +79,7 @@ def as_naive(forecaster: ForecastModel) -> ForecastModel:
     out = copy.copy(forecaster)
     cal = forecaster.calibration
     out.calibration = replace(cal, shrink=[0.0] * len(cal.shrink), band_lo=list(cal.naive_lo),
-                              band_hi=list(cal.naive_hi))
+                              band_hi=list(cal.naive_hi), edge_horizon=0)
     out.meta = {**forecaster.meta, "candidate": NAIVE}
     return out
 
@@ -92,10 +102,12 @@ def validation_scores(candidates: dict[str, ForecastModel], origins: Origins, ti
         table.scores[name] = mae_ratio_interval(err, naive, blocks)[0]
         halves = [mae_ratio_interval(err[part], naive[part], blocks[part]) for part in parts]
         table.intervals[name] = max(((low, high) for _, low, high in halves), key=lambda interval: interval[1])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per_horizon = [np.where(naive_h[part].sum(axis=0) > 0,
-                                    err_h[part].sum(axis=0) / naive_h[part].sum(axis=0), 1.0) for part in parts]
-        table.worst_horizon[name] = float(np.max(per_horizon))
+        by_half = [[mae_ratio_interval(err_h[part, h], naive_h[part, h], blocks[part]) for h in range(horizon)]
+                   for part in parts]
+        table.worst_horizon[name] = max(ratio for half in by_half for ratio, _, _ in half)
+        table.worst_lower[name] = max(low for half in by_half for _, low, _ in half)
+        beats = np.asarray(np.array([[high < 1.0 for _, _, high in half] for half in by_half]).all(axis=0))
+        table.edge[name] = edge_horizon(beats)
     return table
 
 

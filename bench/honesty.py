@@ -42,7 +42,7 @@ from market_data.csv_source import CsvSource
 from market_data.update import update_pair
 from storage.lake import Lake
 from training.backtest import refit_name
-from training.calibration import ADAPT_RATE, band_adjustments, band_quantiles, naive_move_halves, widening
+from training.calibration import ADAPT_RATE, band_quantiles, naive_move_halves, served_band, served_scale, widening
 from training.dataset import Split
 from training.evaluation import (
     CalledSteps,
@@ -130,9 +130,8 @@ def band_of(scale: BandScale, close: np.ndarray, lo: np.ndarray, hi: np.ndarray,
             widen_out: bool) -> tuple[np.ndarray, np.ndarray]:
     """Naive's band as served (log returns from the last close, adapted over each origin's own
     window) for origins whose windows are `close`, with quantiles `lo`, `hi` in `scale`'s units."""
-    at = scale.at(np.log(close), HORIZON)
-    shift = band_adjustments(close, scale, lo, hi, ADAPT_RATE)
-    lower, upper = at * (lo[None, :] - shift), at * np.maximum(hi[None, :] + shift, lo[None, :] - shift)
+    at, shift = served_scale(close, scale, lo, hi, ADAPT_RATE)
+    lower, upper = served_band(at, lo, hi, shift)
     return widening(lower, upper) if widen_out else (lower, upper)
 
 

@@ -136,7 +136,7 @@ def test_live_scoring_leaves_flat_steps_out_of_directional_accuracy() -> None:
 
 
 def test_naive_band_comes_from_every_validation_candle() -> None:
-    from training.calibration import BAND_QUANTILES, scaled_naive_moves
+    from training.calibration import BAND_QUANTILES, naive_move_halves
     from training.volatility import ROLLING, BandScale
 
     rng = np.random.default_rng(5)
@@ -145,7 +145,7 @@ def test_naive_band_comes_from_every_validation_candle() -> None:
     frames = {f"X:C{i}USDT": pd.DataFrame({"timestamp": stamps, "close": 100 * np.exp(np.cumsum(rng.normal(0, 0.03, n)))})
               for i in range(10)}
     start, end = stamps[500], stamps[1500]
-    z = scaled_naive_moves(frames, start, end, BandScale(ROLLING, 20), H)
+    z = np.concatenate(naive_move_halves(frames, start, end, BandScale(ROLLING, 20), H))
     assert z.shape == (10 * 1000, H)  # every candle of every symbol in [start, end), all horizons known
     lo, hi = np.quantile(z, BAND_QUANTILES, axis=0)
     # a random walk with constant volatility: about the normal 80 % interval at every horizon (a

@@ -7,7 +7,14 @@ import numpy as np
 import pandas as pd
 
 from training.band import choose_band_scale, held_out_band_score
-from training.calibration import Calibration, widening
+from training.calibration import (
+    Calibration,
+    band_adjustments,
+    naive_move_halves,
+    served_band,
+    served_scale,
+    widening,
+)
 from training.dataset import time_split
 from training.volatility import HAR, ROLLING, BandScale, fit_har, realised_volatility, rolling_return_std
 
@@ -80,6 +87,23 @@ def test_where_volatility_clusters_validation_chooses_har_and_its_band_is_sharpe
     rolling = held_out_band_score(frames, split.holdout_start, end, BandScale(ROLLING, 20), H)
     har = held_out_band_score(frames, split.holdout_start, end, choice.scale, H)
     assert (har / rolling).mean() < 0.985 and (har / rolling).max() < 0.99
+    # the band's quantiles are fitted on validation's moves in the chosen scale's units
+    halves = naive_move_halves(frames, split.valid_start, split.valid_end, choice.scale, H)
+    for kept, fresh in zip(choice.halves, halves, strict=True):
+        np.testing.assert_array_equal(kept, fresh)
+
+
+def test_a_served_band_takes_the_scale_at_the_last_candle_from_one_pass() -> None:
+    frames = _clustered(4, 700, seed=8)
+    scale = fit_har(frames, frames["X:C0USD"]["timestamp"].iloc[500], H, 20)
+    close = np.stack([f["close"].to_numpy()[-320:] for f in frames.values()])
+    lo, hi = np.full(H, -1.3), np.full(H, 1.3)
+    at, shift = served_scale(close, scale, lo, hi, 0.02)
+    np.testing.assert_allclose(at, scale.at(np.log(close), H), rtol=1e-9)
+    np.testing.assert_array_equal(shift, band_adjustments(close, scale, lo, hi, 0.02))
+    lower, upper = served_band(at, lo, hi, shift)
+    assert (lower <= 0).all() and (upper >= lower).all()
+    np.testing.assert_allclose(upper - lower, at * np.maximum(2.6 + 2 * shift, 0.0), rtol=1e-12)
 
 
 def test_where_volatility_is_constant_har_cannot_buy_anything_but_stays_close() -> None:

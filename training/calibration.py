@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from config import HORIZON
-from training.volatility import BandScale
+from training.volatility import BandScale, usable_scale
 
 BAND_QUANTILES = (0.10, 0.90)
 
@@ -203,20 +203,19 @@ def naive_moves(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.T
     return moves[ok], at[ok]
 
 
-def scaled_naive_moves(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, scale: BandScale,
-                       horizon: int) -> np.ndarray:
-    """`naive_moves` over the band's scale: naive's residuals in band units, from every candle of
-    the period rather than a sample of forecast origins."""
-    moves, at = naive_moves(candles, start, end, scale, horizon)
-    return moves / at
+def naive_move_pairs(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, scale: BandScale,
+                     horizon: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`naive_moves` of the earlier and the later half of [start, end): what `band_quantiles`
+    takes its margin for a regime change from, and what `training.band` scores a scale on."""
+    mid = start + (end - start) / 2
+    return [naive_moves(candles, a, b, scale, horizon) for a, b in ((start, mid), (mid, end))]
 
 
 def naive_move_halves(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, scale: BandScale,
                       horizon: int) -> list[np.ndarray]:
-    """`scaled_naive_moves` of the earlier and the later half of [start, end): what
-    `band_quantiles` takes its margin for a regime change from."""
-    mid = start + (end - start) / 2
-    return [scaled_naive_moves(candles, a, b, scale, horizon) for a, b in ((start, mid), (mid, end))]
+    """`naive_move_pairs` in band units: naive's residuals over the band's scale, from every
+    candle of each half rather than a sample of forecast origins."""
+    return [moves / at for moves, at in naive_move_pairs(candles, start, end, scale, horizon)]
 
 
 def band_quantiles(pooled: np.ndarray, halves: list[np.ndarray] | None = None,
@@ -360,7 +359,8 @@ BAND_MISS = 1.0 - (BAND_QUANTILES[1] - BAND_QUANTILES[0])  # the 80 % band shoul
 ADAPT_RATE = 0.02
 
 
-def band_adjustments(close: np.ndarray, scale: BandScale, lo: np.ndarray, hi: np.ndarray, rate: float) -> np.ndarray:
+def band_adjustments(close: np.ndarray, scale: BandScale, lo: np.ndarray, hi: np.ndarray, rate: float,
+                     every: np.ndarray | None = None) -> np.ndarray:
     """Adaptive conformal inference on each symbol's own recent candles (Gibbs and Candes 2021,
     as quantile tracking): how far, in band units (the band's `scale`), to widen (or, negative,
     narrow) each side of the band with quantiles `lo`, `hi` (one per horizon) for a forecast
@@ -370,14 +370,15 @@ def band_adjustments(close: np.ndarray, scale: BandScale, lo: np.ndarray, hi: np
     h-candle outcome the window already holds widens the h-step band by `rate` * 0.8 after a
     miss and narrows it by `rate` * 0.2 after a hit, so the width drifts to where the band misses
     20 % of the time in the symbol's current regime (calmer or wilder than validation's). The
-    validation band is the start of every replay; rate 0 leaves it as it is."""
+    validation band is the start of every replay; rate 0 leaves it as it is. `every`: the scale
+    at every candle of `close` (`BandScale.every`), where the caller already has it."""
     n, length = close.shape
     horizons = len(lo)
     widen = np.zeros((n, horizons))
     if rate <= 0 or length <= scale.window + 1:
         return widen
     log_close = np.log(close)
-    at = scale.every(log_close, horizons)
+    at = scale.every(log_close, horizons) if every is None else every
     steps = np.arange(1, horizons + 1)
     lo_arr, hi_arr = np.asarray(lo, dtype=np.float64)[None, :], np.asarray(hi, dtype=np.float64)[None, :]
     for t in range(scale.window, length - 1):
@@ -389,6 +390,24 @@ def band_adjustments(close: np.ndarray, scale: BandScale, lo: np.ndarray, hi: np
         miss = ((z < lo_arr[:, known] - part) | (z > hi_arr[:, known] + part)).astype(np.float64)
         widen[:, known] = np.where(np.isfinite(z), part + rate * (miss - BAND_MISS), part)
     return widen
+
+
+def served_scale(close: np.ndarray, scale: BandScale, lo: np.ndarray, hi: np.ndarray,
+                 rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rows x steps) the band's scale at each row's last candle (`BandScale.at`) and how far
+    `band_adjustments` widens each side there (band units), from one pass of the scale over the
+    rows' windows (`close`, rows x candles): what every served band is built from."""
+    every = scale.every(np.log(close), len(lo))
+    return usable_scale(every[:, -1, :]), band_adjustments(close, scale, lo, hi, rate, every)
+
+
+def served_band(at: np.ndarray, lo: np.ndarray, hi: np.ndarray, shift: np.ndarray | float) -> tuple[np.ndarray,
+                                                                                                     np.ndarray]:
+    """(rows x steps) the band's ends in log-return units from the last close: quantiles `lo`,
+    `hi` (per step, or rows x steps) moved out by `shift` and times the scale `at`. A band the
+    adaptation narrowed past its width is a point."""
+    lower = np.asarray(lo) - shift
+    return at * lower, at * np.maximum(np.asarray(hi) + shift, lower)
 
 
 def widening(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

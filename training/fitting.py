@@ -15,7 +15,7 @@ import numpy as np
 from config import HORIZON
 from features.profiles import profile_for
 from training.band import choose_band_scale
-from training.calibration import BandBasis, fit_calibration, naive_move_halves
+from training.calibration import BandBasis, fit_calibration
 from training.candidates import AUTO, ESTIMATORS, model_names
 from training.dataset import validated_horizon
 from training.estimator import Estimator, TrainingData
@@ -72,9 +72,8 @@ def calibrate(models: dict[str, ForecastModel], data: TrainingData) -> int:
     origins: Origins = data.validation_origins()
     timeframe, split = data.spec.timeframe, data.split
     horizon = validated_horizon(timeframe)
-    scale = choose_band_scale(data.candles, split, horizon, profile_for(timeframe).volatility_window).scale
-    basis = BandBasis(scale, scale.at(np.log(origins.windows.close), horizon),
-                      naive_move_halves(data.candles, split.valid_start, split.valid_end, scale, horizon))
+    choice = choose_band_scale(data.candles, split, horizon, profile_for(timeframe).volatility_window)
+    basis = BandBasis(choice.scale, choice.scale.at(np.log(origins.windows.close), horizon), choice.halves)
     for model in models.values():
         raw = model.predict_windows(origins.windows, horizon)
         model.calibration = fit_calibration(raw.raw_return, origins.actual_close, raw.sigma,

@@ -22,7 +22,15 @@ import xgboost as xgb
 from config import HORIZON
 from features.build import REQUIRED, CandleStack
 from features.profiles import profile_for
-from training.calibration import Calibration, band_adjustments, confidence, horizon_scale, kept_moves, widening
+from training.calibration import (
+    Calibration,
+    confidence,
+    horizon_scale,
+    kept_moves,
+    served_band,
+    served_scale,
+    widening,
+)
 from training.forecast import DIRECTION_NAMES, Forecast, ForecastStep
 
 ARTIFACT_META = "forecaster.json"
@@ -198,21 +206,16 @@ def calibrated_arrays(model: RawForecast, last_close: np.ndarray, cal: Calibrati
     moves = cum != 0
     band_lo = np.where(moves, np.asarray(cal.band_lo)[None, :steps], np.asarray(cal.naive_lo)[None, :steps])
     band_hi = np.where(moves, np.asarray(cal.band_hi)[None, :steps], np.asarray(cal.naive_hi)[None, :steps])
+    naive_lo, naive_hi = np.asarray(cal.naive_lo)[:steps], np.asarray(cal.naive_hi)[:steps]
+    if recent_close is None:
+        scale, widen = horizon_scale(sigma, steps), np.zeros((1, steps))
+    else:
+        scale, widen = served_scale(recent_close, cal.scale(volatility_window), naive_lo, naive_hi, cal.adapt_rate)
+    lower, upper = served_band(scale, band_lo, band_hi, widen)
+    lower, upper = widening(np.minimum(cum + lower, cum), np.maximum(cum + upper, cum))
     # naive's band: what the forecast would state if it stated naive's close at every step (the
     # yardstick of the band's scores)
-    naive_lo = np.broadcast_to(np.asarray(cal.naive_lo)[None, :steps], cum.shape)
-    naive_hi = np.broadcast_to(np.asarray(cal.naive_hi)[None, :steps], cum.shape)
-    band = cal.scale(volatility_window)
-    if recent_close is not None and cal.adapt_rate > 0:
-        widen = band_adjustments(recent_close, band, np.asarray(cal.naive_lo)[:steps],
-                                 np.asarray(cal.naive_hi)[:steps], cal.adapt_rate)
-        band_lo, band_hi = band_lo - widen, band_hi + widen
-        band_hi = np.maximum(band_hi, band_lo)  # a band narrowed past its width is a point
-        naive_lo, naive_hi = naive_lo - widen, naive_hi + widen
-        naive_hi = np.maximum(naive_hi, naive_lo)
-    scale = horizon_scale(sigma, steps) if recent_close is None else band.at(np.log(recent_close), steps)
-    lower, upper = widening(np.minimum(cum + scale * band_lo, cum), np.maximum(cum + scale * band_hi, cum))
-    naive_lower, naive_upper = widening(scale * naive_lo, scale * naive_hi)
+    naive_lower, naive_upper = widening(*served_band(scale, naive_lo[None, :], naive_hi[None, :], widen))
     c0 = last_close[:, None]
     direction, conf = path_direction(p_right, cum, checked)
     return ForecastArrays(times, open_, high, low, close, c0 * np.exp(lower), c0 * np.exp(upper), conf, direction, cum,

@@ -8,10 +8,13 @@ Per timeframe and test window (bench.honesty's windows and split: candles before
 the HAR model is fitted on the train part, `training.band.choose_band_scale` picks a scale on
 validation, and the band quantiles (with the regime margin) come from validation's moves in each
 scale's units. Every candle of the window whose next 30 are known is an origin (thinned to at most
-3,000); each band adapts over its own serving window (`band_adjustments`, as served). Variants:
-`today` (rolling, as before widening: the baseline), `rolling` (rolling, widened to never narrow),
-`har` (HAR on 5, 20 and 100 candles, widened), `har_long` (HAR adding 250 candles, widened; measured only) and
-`chosen` (what `choose_band_scale` picked on validation, as fitting deploys it, widened). Printed per window and
+3,000). Variants, each served as `fit_calibration` and the forecaster serve it (the regime margin
+of `band_quantiles`, the adaptation of `band_adjustments`, widened to never narrow) unless named:
+`today` (the baseline: the rolling scale, adapted at 0.02 with the full regime margin, not widened:
+`bench.honesty.todays_band`), `rolling` (the rolling scale), `har` (HAR on 5, 20 and 100 candles),
+`har_adapted` (HAR, adapted and with the margin as `today`: measured only), `har_long` (HAR adding
+250 candles) and `chosen` (what `choose_band_scale` picked on validation, as
+fitting deploys it). Printed per window and
 pooled per timeframe (blocks of each window kept apart): interval score ratio to `today` at h = 1,
 5, 10, 30 with its 95 % interval, and coverage at h = 1 and 30. Results also in
 bench/results/band_scale.json.
@@ -31,19 +34,30 @@ import numpy as np
 import pandas as pd
 
 from bench.band_adaptation import test_origins
-from bench.honesty import FRACTIONS, HORIZONS, PLANS, band_of, fill_lake
+from bench.honesty import FRACTIONS, HORIZONS, PLANS, TODAYS_MARGIN, TODAYS_RATE, band_of, fill_lake
 from config import HORIZON
 from features.profiles import profile_for
 from training.band import choose_band_scale
-from training.calibration import band_quantiles, naive_move_halves
+from training.calibration import ADAPT_RATE, REGIME_MARGIN, band_quantiles, naive_move_halves
 from training.evaluation import blocks_of, mae_ratio_interval, share_interval
 from training.scores import interval_score
 from training.stages import load_candles, split_for
 from training.volatility import HAR_WINDOW_SETS, ROLLING, BandScale, fit_har
 
 OUT = Path(__file__).resolve().parent / "results" / "band_scale.json"
-VARIANTS = ("today", "rolling", "har", "har_long", "chosen")
-LONG_WINDOWS = (5, 20, 100, 250)  # measured, not a candidate of `choose_band_scale` (training/volatility.py)
+
+@dataclass(frozen=True)
+class Variant:
+    """A band as served: which scale, the adaptation rate, the regime margin, and whether widened."""
+    scale: str
+    rate: float = ADAPT_RATE
+    margin: float = REGIME_MARGIN
+    widen: bool = True
+
+
+VARIANTS = {"today": Variant("rolling", TODAYS_RATE, TODAYS_MARGIN, widen=False), "rolling": Variant("rolling"),
+            "har": Variant("har"), "har_adapted": Variant("har", TODAYS_RATE, TODAYS_MARGIN),
+            "har_long": Variant("har_long"), "chosen": Variant("chosen")}
 
 
 @dataclass
@@ -62,19 +76,20 @@ def run_window(timeframe: str, start: pd.Timestamp, end: pd.Timestamp) -> tuple[
     before = {t: f for t, f in before.items() if len(f) > profile.warmup}
     split = split_for(before, timeframe, FRACTIONS)
     rolling = BandScale(ROLLING, profile.volatility_window)
-    scales = {"today": rolling, "rolling": rolling,
+    scales = {"rolling": rolling,
               "har": fit_har(before, split.train_end, HORIZON, rolling.window, HAR_WINDOW_SETS[0]),
-              "har_long": fit_har(before, split.train_end, HORIZON, rolling.window, LONG_WINDOWS)}
+              "har_long": fit_har(before, split.train_end, HORIZON, rolling.window, HAR_WINDOW_SETS[1])}
     choice = choose_band_scale(before, split, HORIZON, rolling.window)
     scales["chosen"] = choice.scale
     close, future, times = test_origins(candles, start, end, profile.serving_window)
     actual = np.log(future) - np.log(close[:, -1:])
     blocks = blocks_of(pd.DatetimeIndex(times), timeframe)
     scored: dict[str, Scored] = {}
-    for name, scale in scales.items():
+    for name, variant in VARIANTS.items():
+        scale = scales[variant.scale]
         halves = naive_move_halves(before, split.valid_start, split.valid_end, scale, HORIZON)
-        lo, hi = band_quantiles(np.concatenate(halves), halves)
-        lower, upper = band_of(scale, close, lo, hi, widen_out=name != "today")
+        lo, hi = band_quantiles(np.concatenate(halves), halves, margin=variant.margin)
+        lower, upper = band_of(scale, close, lo, hi, variant.widen, variant.rate)
         scored[name] = Scored(interval_score(lower, upper, actual), (lower <= actual) & (actual <= upper))
     result = {"timeframe": timeframe, "window": f"{start:%Y-%m-%d} to {end:%Y-%m-%d}", "origins": len(close),
               "chosen": choice.scale.name, "validation_scores": choice.scores, **summary(scored, blocks)}
@@ -94,13 +109,13 @@ def summary(scored: dict[str, Scored], blocks: np.ndarray) -> dict[str, Any]:
 
 
 def table(result: dict[str, Any]) -> list[str]:
-    lines = [f"{'variant':<8} " + " ".join(f"{'IS/today h' + str(h):>22}" for h in HORIZONS)
+    lines = [f"{'variant':<11} " + " ".join(f"{'IS/today h' + str(h):>22}" for h in HORIZONS)
              + f" {'cover h1':>22} {'cover h30':>22}"]
     for name in VARIANTS:
         ratio, cover = result["interval_score_ratio"][name], result["coverage_80"][name]
         cells = " ".join(f"{r:>6.3f} [{lo:.3f},{hi:.3f}]" for r, lo, hi in (ratio[str(h)] for h in HORIZONS))
         covers = " ".join(f"{c:>6.3f} [{lo:.3f},{hi:.3f}]" for c, lo, hi in (cover[str(h)] for h in (1, HORIZON)))
-        lines.append(f"{name:<8} {cells} {covers}")
+        lines.append(f"{name:<11} {cells} {covers}")
     return lines
 
 

@@ -126,24 +126,29 @@ class Outcomes:
         return Outcomes(self.covered, self.blocks + by, self.steps.moved(by), self.band_score, self.todays_score)
 
 
-def band_of(scale: BandScale, close: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-            widen_out: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Naive's band as served (log returns from the last close, adapted over each origin's own
-    window) for origins whose windows are `close`, with quantiles `lo`, `hi` in `scale`'s units."""
-    at, shift = served_scale(close, scale, lo, hi, ADAPT_RATE)
+# the band every forecaster stated before the band had a volatility model: the rolling scale,
+# adapted at this rate over each origin's window, with the full regime margin, not widened
+TODAYS_RATE, TODAYS_MARGIN = 0.02, 1.0
+
+
+def band_of(scale: BandScale, close: np.ndarray, lo: np.ndarray, hi: np.ndarray, widen_out: bool,
+            rate: float = ADAPT_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """Naive's band as served (log returns from the last close, adapted at `rate` over each
+    origin's own window) for origins whose windows are `close`, with quantiles `lo`, `hi` in
+    `scale`'s units."""
+    at, shift = served_scale(close, scale, lo, hi, rate)
     lower, upper = served_band(at, lo, hi, shift)
     return widening(lower, upper) if widen_out else (lower, upper)
 
 
 def todays_band(candles: dict[str, pd.DataFrame], split: Split, timeframe: str,
                 close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The band every forecaster stated before the band had a volatility model: naive's, scaled by
-    the 20-candle rolling volatility, quantiles from validation with the regime margin, adapted, not
-    widened. The yardstick of the interval score ratios."""
+    """The band every forecaster stated before the band had a volatility model (`TODAYS_RATE`):
+    naive's, quantiles from validation. The yardstick of the interval score ratios."""
     rolling = BandScale(ROLLING, profile_for(timeframe).volatility_window)
     halves = naive_move_halves(candles, split.valid_start, split.valid_end, rolling, HORIZON)
-    lo, hi = band_quantiles(np.concatenate(halves), halves)
-    return band_of(rolling, close, lo, hi, widen_out=False)
+    lo, hi = band_quantiles(np.concatenate(halves), halves, margin=TODAYS_MARGIN)
+    return band_of(rolling, close, lo, hi, widen_out=False, rate=TODAYS_RATE)
 
 
 def band_covers(fc: ForecastArrays, actual: np.ndarray) -> np.ndarray:

@@ -306,7 +306,7 @@ def test_a_forecast_band_adapts_to_its_own_windows_recent_misses() -> None:
 
 
 def test_long_horizon_bands_carry_a_margin_for_a_new_regime() -> None:
-    from training.calibration import BAND_QUANTILES, band_quantiles
+    from training.calibration import BAND_QUANTILES, REGIME_MARGIN, band_quantiles
 
     rng = np.random.default_rng(5)
     calm, wild = rng.normal(0, 0.8, size=(3000, 30)), rng.normal(0, 1.3, size=(3000, 30))
@@ -315,7 +315,12 @@ def test_long_horizon_bands_carry_a_margin_for_a_new_regime() -> None:
     plain_lo, plain_hi = np.quantile(pooled, BAND_QUANTILES, axis=0)
     wild_lo, wild_hi = np.quantile(wild, BAND_QUANTILES, axis=0)
     assert lo[0] == plain_lo[0] and hi[0] == plain_hi[0]  # h = 1: validation's band as pooled
-    assert lo[-1] == pytest.approx(wild_lo[-1]) and hi[-1] == pytest.approx(wild_hi[-1])  # h = 30: the wider half's
+    # h = 30: REGIME_MARGIN of the way to the wider half's band; with the full margin, that band
+    assert lo[-1] == pytest.approx(plain_lo[-1] + REGIME_MARGIN * (wild_lo[-1] - plain_lo[-1]))
+    assert hi[-1] == pytest.approx(plain_hi[-1] + REGIME_MARGIN * (wild_hi[-1] - plain_hi[-1]))
+    full_lo, full_hi = band_quantiles(pooled, [calm, wild], margin=1.0)
+    assert full_lo[-1] == pytest.approx(wild_lo[-1]) and full_hi[-1] == pytest.approx(wild_hi[-1])
+    assert 0 < REGIME_MARGIN < 1
     assert np.all(np.diff(hi - plain_hi) >= -0.05)  # the margin grows with the horizon (up to sampling noise)
     # halves too small to say anything: the pooled band
     same_lo, same_hi = band_quantiles(pooled, [calm[:10], wild])

@@ -16,7 +16,7 @@ from training.calibration import (
     widening,
 )
 from training.dataset import time_split
-from training.volatility import HAR, ROLLING, BandScale, fit_har, realised_volatility, rolling_return_std
+from training.volatility import HAR, HAR_WINDOW_SETS, ROLLING, BandScale, fit_har, realised_volatility, rolling_return_std
 
 H = 30
 
@@ -81,7 +81,7 @@ def test_where_volatility_clusters_validation_chooses_har_and_its_band_is_sharpe
     split = time_split(first, last, "1d", (0.5, 0.25, 0.25))
     choice = choose_band_scale(frames, split, H, 20)
     assert choice.scale.kind == HAR, choice.describe()
-    assert set(choice.scores) == {ROLLING, choice.scale.name}
+    assert set(choice.scores) == {ROLLING, *(f"har{'-'.join(map(str, w))}" for w in HAR_WINDOW_SETS)}
     # on the holdout, which neither the fit nor the choice saw
     end = last + pd.Timedelta(days=1)
     rolling = held_out_band_score(frames, split.holdout_start, end, BandScale(ROLLING, 20), H)

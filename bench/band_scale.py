@@ -16,7 +16,8 @@ of `band_quantiles`, the adaptation of `band_adjustments`, widened to never narr
 250 candles) and `chosen` (what `choose_band_scale` picked on validation, as
 fitting deploys it). Printed per window and
 pooled per timeframe (blocks of each window kept apart): interval score ratio to `today` at h = 1,
-5, 10, 30 with its 95 % interval, and coverage at h = 1 and 30. Results also in
+5, 10, 30 with its 95 % interval, and coverage at h = 1 and 30 (the h = 30 interval from blocks of
+30 candles: `Blocks`). Results also in
 bench/results/band_scale.json.
 """
 
@@ -67,8 +68,20 @@ class Scored:
     covered: np.ndarray
 
 
+@dataclass
+class Blocks:
+    """Each origin's bootstrap block: of 10 candles (`blocks_of`), and of 30 for the coverage at
+    h = 30, whose outcomes overlap for origins less than 30 candles apart (shorter blocks would
+    understate its spread)."""
+    short: np.ndarray
+    long: np.ndarray
+
+    def moved(self, by: int) -> Blocks:
+        return Blocks(self.short + by, self.long + by)
+
+
 def run_window(timeframe: str, start: pd.Timestamp, end: pd.Timestamp) -> tuple[dict[str, Any], dict[str, Scored],
-                                                                                 np.ndarray]:
+                                                                                 Blocks]:
     plan, profile = PLANS[timeframe], profile_for(timeframe)
     with tempfile.TemporaryDirectory() as tmp:
         candles = load_candles(tmp, fill_lake(Path(tmp), plan, timeframe, end.to_pydatetime(), None), timeframe, end)
@@ -83,7 +96,8 @@ def run_window(timeframe: str, start: pd.Timestamp, end: pd.Timestamp) -> tuple[
     scales["chosen"] = choice.scale
     close, future, times = test_origins(candles, start, end, profile.serving_window)
     actual = np.log(future) - np.log(close[:, -1:])
-    blocks = blocks_of(pd.DatetimeIndex(times), timeframe)
+    blocks = Blocks(blocks_of(pd.DatetimeIndex(times), timeframe),
+                    blocks_of(pd.DatetimeIndex(times), timeframe, candles=HORIZON))
     scored: dict[str, Scored] = {}
     for name, variant in VARIANTS.items():
         scale = scales[variant.scale]
@@ -96,15 +110,17 @@ def run_window(timeframe: str, start: pd.Timestamp, end: pd.Timestamp) -> tuple[
     return result, scored, blocks
 
 
-def summary(scored: dict[str, Scored], blocks: np.ndarray) -> dict[str, Any]:
-    """Each variant's interval score ratio to `today` per horizon with its interval, and coverage."""
+def summary(scored: dict[str, Scored], blocks: Blocks) -> dict[str, Any]:
+    """Each variant's interval score ratio to `today` per horizon with its interval, and coverage
+    (at h = 30 with the long blocks)."""
     base = scored["today"].score
     out: dict[str, Any] = {"interval_score_ratio": {}, "coverage_80": {}, "interval_score": {}}
     for name, s in scored.items():
-        out["interval_score_ratio"][name] = {str(h): mae_ratio_interval(s.score[:, h - 1], base[:, h - 1], blocks)
+        out["interval_score_ratio"][name] = {str(h): mae_ratio_interval(s.score[:, h - 1], base[:, h - 1], blocks.short)
                                              for h in HORIZONS}
         out["interval_score"][name] = {str(h): float(s.score[:, h - 1].mean()) for h in HORIZONS}
-        out["coverage_80"][name] = {str(h): share_interval(s.covered[:, h - 1], blocks) for h in (1, HORIZON)}
+        out["coverage_80"][name] = {"1": share_interval(s.covered[:, 0], blocks.short),
+                                    str(HORIZON): share_interval(s.covered[:, HORIZON - 1], blocks.long)}
     return out
 
 
@@ -127,7 +143,7 @@ def main() -> None:
     results, pools = [], []
     for timeframe in args.timeframes.split(","):
         kept: dict[str, list[Scored]] = {name: [] for name in VARIANTS}
-        all_blocks = []
+        all_blocks: list[Blocks] = []
         for i, (start, end) in enumerate(PLANS[timeframe].windows):
             started = time.perf_counter()
             result, scored, blocks = run_window(timeframe, pd.Timestamp(start), pd.Timestamp(end))
@@ -138,10 +154,11 @@ def main() -> None:
             print("\n".join(table(result)), flush=True)
             for name in VARIANTS:
                 kept[name].append(scored[name])
-            all_blocks.append(blocks + i * 1_000_000)
+            all_blocks.append(blocks.moved(i * 1_000_000))
         pooled = {name: Scored(np.concatenate([s.score for s in parts]), np.concatenate([s.covered for s in parts]))
                   for name, parts in kept.items()}
-        pool = {"timeframe": timeframe, "windows": len(all_blocks), **summary(pooled, np.concatenate(all_blocks))}
+        joined = Blocks(np.concatenate([b.short for b in all_blocks]), np.concatenate([b.long for b in all_blocks]))
+        pool = {"timeframe": timeframe, "windows": len(all_blocks), **summary(pooled, joined)}
         pools.append(pool)
         print(f"\n== {timeframe}, all windows pooled")
         print("\n".join(table(pool)), flush=True)

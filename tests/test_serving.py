@@ -725,7 +725,7 @@ def _canvas_ink(page) -> int:
 
 
 @pytest.mark.slow
-def test_the_page_draws_a_forecast_in_a_real_browser(world, served: str, browser) -> None:
+def test_the_page_draws_a_forecast_in_a_real_browser(world, served: str, browser, tmp_path: Path) -> None:
     ticker = _top_symbol(world)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     problems: list[str] = []
@@ -748,8 +748,10 @@ def test_the_page_draws_a_forecast_in_a_real_browser(world, served: str, browser
     closes = [float(c) for c in page.eval_on_selector_all("#steps tbody tr", "rows => rows.map(r => r.dataset.close)")]
     assert closes == pytest.approx([s["close"] for s in answer["steps"]], rel=1e-12)
     assert answer["model_version"] in page.text_content("#meta")
-    Path("bench/results").mkdir(parents=True, exist_ok=True)
-    page.screenshot(path="bench/results/page.png")
+    # PAGE_SCREENSHOT=bench/results/page.png refreshes the README's picture; a plain run leaves the tree as it was
+    shot = Path(os.environ.get("PAGE_SCREENSHOT") or tmp_path / "page.png")
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot))
     assert problems == []  # loaded, searched and drew with no console error
     # another timeframe redraws: its candles, and the API's message where it has no model
     page.select_option("#timeframe", "1h")

@@ -104,6 +104,10 @@ def test_a_served_band_takes_the_scale_at_the_last_candle_from_one_pass() -> Non
     lower, upper = served_band(at, lo, hi, shift)
     assert (lower <= 0).all() and (upper >= lower).all()
     np.testing.assert_allclose(upper - lower, at * np.maximum(2.6 + 2 * shift, 0.0), rtol=1e-12)
+    # without adaptation: the same scale, read from the last candles only, and no shift
+    still, none = served_scale(close, scale, lo, hi, 0.0)
+    np.testing.assert_allclose(still, at, rtol=1e-9)
+    assert not none.any()
 
 
 def test_where_volatility_is_constant_har_cannot_buy_anything_but_stays_close() -> None:

@@ -361,8 +361,8 @@ BAND_MISS = 1.0 - (BAND_QUANTILES[1] - BAND_QUANTILES[0])  # the 80 % band shoul
 # Step of the band's adaptation, in band units per replayed origin (`band_adjustments`). 0: off.
 # Judged by coverage alone (bench.band_adaptation), 0.02 brought 30-step coverage closer to 0.80;
 # judged by the interval score (bench.band_scale, bench/README.md), it costs sharpness at every
-# horizon beyond the first on every timeframe (pooled 30-step score 3-4 % worse than without on
-# hourly and 4-hourly windows, the same on daily): at horizon h the newest outcome it learns from
+# horizon beyond the first on every timeframe (pooled 30-step score 4-6 % worse than without on
+# hourly and 4-hourly windows, about the same on daily): at horizon h the newest outcome it learns from
 # is h candles old, so it chases the last regime, while the volatility model (`BandScale`)
 # already follows the coin's own. Models saved with a rate keep it.
 ADAPT_RATE = 0.0
@@ -405,7 +405,10 @@ def served_scale(close: np.ndarray, scale: BandScale, lo: np.ndarray, hi: np.nda
                  rate: float) -> tuple[np.ndarray, np.ndarray]:
     """(rows x steps) the band's scale at each row's last candle (`BandScale.at`) and how far
     `band_adjustments` widens each side there (band units), from one pass of the scale over the
-    rows' windows (`close`, rows x candles): what every served band is built from."""
+    rows' windows (`close`, rows x candles): what every served band is built from. Without
+    adaptation (rate 0, the default) only the candles the scale needs at the last one are read."""
+    if rate <= 0:
+        return scale.at(np.log(close), len(lo)), np.zeros((len(close), len(lo)))
     every = scale.every(np.log(close), len(lo))
     return usable_scale(every[:, -1, :]), band_adjustments(close, scale, lo, hi, rate, every)
 

@@ -13,8 +13,10 @@ of `band_quantiles`, the adaptation of `band_adjustments`, widened to never narr
 `today` (the baseline: the rolling scale, adapted at 0.02 with the full regime margin, not widened:
 `bench.honesty.todays_band`), `rolling` (the rolling scale), `har` (HAR on 5, 20 and 100 candles),
 `har_adapted` (HAR, adapted and with the margin as `today`: measured only), `har_long` (HAR adding
-250 candles) and `chosen` (what `choose_band_scale` picked on validation, as
-fitting deploys it). Printed per window and
+250 candles), `chosen_fixed` (the scale `choose_band_scale` picked on validation, without the
+market-wide adaptation) and `chosen` (the same with it, replayed from the window's start over
+every coin at the timeframe's rate, `training.market_band`: as fitting deploys it). Every variant
+but `today`, `har_adapted` and `chosen_fixed` has the market-wide adaptation. Printed per window and
 pooled per timeframe (blocks of each window kept apart): interval score ratio to `today` at h = 1,
 5, 10, 30 with its 95 % interval, and coverage at h = 1 and 30 (the h = 30 interval from blocks of
 30 candles: `Blocks`). Results also in
@@ -27,7 +29,7 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +37,13 @@ import numpy as np
 import pandas as pd
 
 from bench.band_adaptation import test_origins
-from bench.honesty import FRACTIONS, HORIZONS, PLANS, TODAYS_MARGIN, TODAYS_RATE, band_of, fill_lake
+from bench.honesty import FRACTIONS, HORIZONS, PLANS, TODAYS_MARGIN, TODAYS_RATE, Blocks, band_of, fill_lake
 from config import HORIZON
 from features.profiles import profile_for
 from training.band import choose_band_scale
-from training.calibration import ADAPT_RATE, REGIME_MARGIN, band_quantiles, naive_move_halves
+from training.calibration import ADAPT_RATE, REGIME_MARGIN, Calibration, band_quantiles, naive_move_halves
 from training.evaluation import blocks_of, mae_ratio_interval, share_interval
+from training.market_band import market_rate, market_track
 from training.scores import interval_score
 from training.stages import load_candles, split_for
 from training.volatility import HAR_WINDOW_SETS, ROLLING, BandScale, fit_har
@@ -49,16 +52,32 @@ OUT = Path(__file__).resolve().parent / "results" / "band_scale.json"
 
 @dataclass(frozen=True)
 class Variant:
-    """A band as served: which scale, the adaptation rate, the regime margin, and whether widened."""
+    """A band as served: which scale, the adaptation rate (each coin's own misses), the regime
+    margin, whether widened, and whether the market-wide adaptation (at the timeframe's rate) moves it."""
     scale: str
     rate: float = ADAPT_RATE
     margin: float = REGIME_MARGIN
     widen: bool = True
+    market: bool = True
 
 
-VARIANTS = {"today": Variant("rolling", TODAYS_RATE, TODAYS_MARGIN, widen=False), "rolling": Variant("rolling"),
-            "har": Variant("har"), "har_adapted": Variant("har", TODAYS_RATE, TODAYS_MARGIN),
-            "har_long": Variant("har_long"), "chosen": Variant("chosen")}
+VARIANTS = {"today": Variant("rolling", TODAYS_RATE, TODAYS_MARGIN, widen=False, market=False),
+            "rolling": Variant("rolling"), "har": Variant("har"),
+            "har_adapted": Variant("har", TODAYS_RATE, TODAYS_MARGIN, market=False), "har_long": Variant("har_long"),
+            "chosen_fixed": Variant("chosen", market=False), "chosen": Variant("chosen")}
+
+
+def market_of(candles: dict[str, pd.DataFrame], scale: BandScale, quantiles: tuple[np.ndarray, np.ndarray],
+              rate: float, since: pd.Timestamp, times: np.ndarray) -> np.ndarray | None:
+    """(origins x horizons) the market-wide widening in force at each origin time, replayed from
+    `since` (the end of validation) over every coin, as a fitted model with these quantiles and
+    scale serves it (`training.market_band`); None at rate 0."""
+    if rate <= 0:
+        return None
+    lo, hi = quantiles
+    cal = replace(Calibration.identity(HORIZON), naive_lo=list(lo), naive_hi=list(hi), band_scale=scale.as_dict(),
+                  market_rate=rate, fitted_until=since.isoformat())
+    return market_track(candles, cal, scale.window, HORIZON).at(times, HORIZON)
 
 
 @dataclass
@@ -66,18 +85,6 @@ class Scored:
     """One variant's per-origin interval scores and coverage (origins x horizons) on one window."""
     score: np.ndarray
     covered: np.ndarray
-
-
-@dataclass
-class Blocks:
-    """Each origin's bootstrap block: of 10 candles (`blocks_of`), and of 30 for the coverage at
-    h = 30, whose outcomes overlap for origins less than 30 candles apart (shorter blocks would
-    understate its spread)."""
-    short: np.ndarray
-    long: np.ndarray
-
-    def moved(self, by: int) -> Blocks:
-        return Blocks(self.short + by, self.long + by)
 
 
 def run_window(timeframe: str, start: pd.Timestamp, end: pd.Timestamp) -> tuple[dict[str, Any], dict[str, Scored],
@@ -103,7 +110,8 @@ def run_window(timeframe: str, start: pd.Timestamp, end: pd.Timestamp) -> tuple[
         scale = scales[variant.scale]
         halves = naive_move_halves(before, split.valid_start, split.valid_end, scale, HORIZON)
         lo, hi = band_quantiles(np.concatenate(halves), halves, margin=variant.margin)
-        lower, upper = band_of(scale, close, lo, hi, variant.widen, variant.rate)
+        market = market_of(candles, scale, (lo, hi), market_rate(timeframe) if variant.market else 0.0, start, times)
+        lower, upper = band_of(scale, close, (lo, hi), variant.widen, variant.rate, market)
         scored[name] = Scored(interval_score(lower, upper, actual), (lower <= actual) & (actual <= upper))
     result = {"timeframe": timeframe, "window": f"{start:%Y-%m-%d} to {end:%Y-%m-%d}", "origins": len(close),
               "chosen": choice.scale.name, "validation_scores": choice.scores, **summary(scored, blocks)}
@@ -157,7 +165,7 @@ def main() -> None:
             all_blocks.append(blocks.moved(i * 1_000_000))
         pooled = {name: Scored(np.concatenate([s.score for s in parts]), np.concatenate([s.covered for s in parts]))
                   for name, parts in kept.items()}
-        joined = Blocks(np.concatenate([b.short for b in all_blocks]), np.concatenate([b.long for b in all_blocks]))
+        joined = Blocks.joined(all_blocks)
         pool = {"timeframe": timeframe, "windows": len(all_blocks), **summary(pooled, joined)}
         pools.append(pool)
         print(f"\n== {timeframe}, all windows pooled")

@@ -57,6 +57,7 @@ from training.evaluation import (
 )
 from training.fitting import fit_candidates
 from training.forecaster import ForecastArrays, ForecastModel
+from training.market_band import MarketTrack, market_track
 from training.models.xgb_booster import DEFAULT_PARAMS
 from training.scores import interval_score
 from training.selection import choose
@@ -111,19 +112,44 @@ def fill_lake(root: Path, plan: Plan, timeframe: str, as_of: datetime, top: int 
 
 
 @dataclass
+class Blocks:
+    """Each origin's bootstrap block: of 10 candles of origin time, and of 30 for the coverage at
+    h = 30, whose outcomes overlap for origins less than 30 candles apart (shorter blocks would
+    understate its spread)."""
+    short: np.ndarray
+    long: np.ndarray
+
+    @classmethod
+    def of(cls, origins: Origins, timeframe: str, since: pd.Timestamp | None = None) -> Blocks:
+        return cls(time_blocks(origins, timeframe, since=since),
+                   time_blocks(origins, timeframe, candles=HORIZON, since=since))
+
+    def moved(self, by: int) -> Blocks:
+        return Blocks(self.short + by, self.long + by)
+
+    def for_horizon(self, h: int) -> np.ndarray:
+        """The blocks a coverage figure at horizon `h` resamples."""
+        return self.long if h == HORIZON else self.short
+
+    @staticmethod
+    def joined(parts: list[Blocks]) -> Blocks:
+        return Blocks(np.concatenate([b.short for b in parts]), np.concatenate([b.long for b in parts]))
+
+
+@dataclass
 class Outcomes:
     """One model's outcomes on one window, kept to pool a timeframe's windows: whether each origin's
     band covered at h = 1 and 30 (with each origin's block), the steps that called a direction, and
     the interval scores of its band and of today's band at HORIZONS (origins x len(HORIZONS))."""
     covered: dict[int, np.ndarray]
-    blocks: np.ndarray
+    blocks: Blocks
     steps: CalledSteps
     band_score: np.ndarray
     todays_score: np.ndarray
 
     def offset(self, by: int) -> Outcomes:
         """The same outcomes with block ids moved by `by`: windows pooled keep their blocks apart."""
-        return Outcomes(self.covered, self.blocks + by, self.steps.moved(by), self.band_score, self.todays_score)
+        return Outcomes(self.covered, self.blocks.moved(by), self.steps.moved(by), self.band_score, self.todays_score)
 
 
 # the band every forecaster stated before the band had a volatility model: the rolling scale,
@@ -131,13 +157,14 @@ class Outcomes:
 TODAYS_RATE, TODAYS_MARGIN = 0.02, 1.0
 
 
-def band_of(scale: BandScale, close: np.ndarray, lo: np.ndarray, hi: np.ndarray, widen_out: bool,
-            rate: float = ADAPT_RATE) -> tuple[np.ndarray, np.ndarray]:
+def band_of(scale: BandScale, close: np.ndarray, quantiles: tuple[np.ndarray, np.ndarray], widen_out: bool,
+            rate: float = ADAPT_RATE, market: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Naive's band as served (log returns from the last close, adapted at `rate` over each
-    origin's own window) for origins whose windows are `close`, with quantiles `lo`, `hi` in
-    `scale`'s units."""
+    origin's own window, widened by the market-wide adaptation `market`, origins x steps) for
+    origins whose windows are `close`, with `quantiles` (lo, hi) in `scale`'s units."""
+    lo, hi = quantiles
     at, shift = served_scale(close, scale, lo, hi, rate)
-    lower, upper = served_band(at, lo, hi, shift)
+    lower, upper = served_band(at, lo, hi, shift if market is None else shift + market)
     return widening(lower, upper) if widen_out else (lower, upper)
 
 
@@ -148,7 +175,7 @@ def todays_band(candles: dict[str, pd.DataFrame], split: Split, timeframe: str,
     rolling = BandScale(ROLLING, profile_for(timeframe).volatility_window)
     halves = naive_move_halves(candles, split.valid_start, split.valid_end, rolling, HORIZON)
     lo, hi = band_quantiles(np.concatenate(halves), halves, margin=TODAYS_MARGIN)
-    return band_of(rolling, close, lo, hi, widen_out=False, rate=TODAYS_RATE)
+    return band_of(rolling, close, (lo, hi), widen_out=False, rate=TODAYS_RATE)
 
 
 def band_covers(fc: ForecastArrays, actual: np.ndarray) -> np.ndarray:
@@ -157,9 +184,24 @@ def band_covers(fc: ForecastArrays, actual: np.ndarray) -> np.ndarray:
     return (np.log(fc.lower / c0) <= actual) & (actual <= np.log(fc.upper / c0))
 
 
-def score(model: ForecastModel, origins: Origins, blocks: np.ndarray,
-          today: tuple[np.ndarray, np.ndarray]) -> tuple[dict[str, Any], Outcomes]:
-    fc = model.predict_windows(origins.windows, HORIZON)
+def market_tracks(models: dict[str, ForecastModel], test: dict[str, pd.DataFrame]) -> dict[str, MarketTrack]:
+    """Each model's market-wide band widening over the test window's coins, as served
+    (`training.market_band`); models calibrated alike (every candidate of one fit) share one replay."""
+    replays: dict[str, MarketTrack] = {}
+    out = {}
+    for name, model in models.items():
+        cal = model.calibration
+        key = json.dumps([cal.naive_lo, cal.naive_hi, cal.band_scale, cal.market_rate, cal.fitted_until])
+        if key not in replays:
+            replays[key] = market_track(test, cal, model.profile.volatility_window, HORIZON)
+        out[name] = replays[key]
+    return out
+
+
+def score(model: ForecastModel, origins: Origins, all_blocks: Blocks, today: tuple[np.ndarray, np.ndarray],
+          track: MarketTrack) -> tuple[dict[str, Any], Outcomes]:
+    blocks = all_blocks.short
+    fc = model.predict_windows(track.on(origins.windows, HORIZON), HORIZON)
     actual = origins.actual_close
     inside = band_covers(fc, actual)
     picks = [h - 1 for h in HORIZONS]
@@ -183,11 +225,11 @@ def score(model: ForecastModel, origins: Origins, blocks: np.ndarray,
     for h in (1, HORIZON):
         covered[h] = inside[:, h - 1]
         out["coverage_80"][str(h)] = float(np.mean(covered[h]))
-        out["coverage_interval"][str(h)] = share_interval(covered[h], blocks)
+        out["coverage_interval"][str(h)] = share_interval(covered[h], all_blocks.for_horizon(h))
     steps = CalledSteps.of(fc.direction, fc.confidence, actual, blocks)
     out["called"] = float(np.mean(fc.direction != 0))
     out["reliability"] = steps.reliability()
-    return out, Outcomes(covered, blocks, steps, band_score, todays_score)
+    return out, Outcomes(covered, all_blocks, steps, band_score, todays_score)
 
 
 def pooled(outcomes: list[Outcomes]) -> dict[str, Any]:
@@ -195,10 +237,12 @@ def pooled(outcomes: list[Outcomes]) -> dict[str, Any]:
     intervals: one window holds few independent market moves, the windows together several times
     more, so a lean that no single window can resolve may show here."""
     parts = [o.offset(i * 1_000_000) for i, o in enumerate(outcomes)]
-    blocks = np.concatenate([o.blocks for o in parts])
+    all_blocks = Blocks.joined([o.blocks for o in parts])
+    blocks = all_blocks.short
     out: dict[str, Any] = {"windows": len(parts), "origins": int(len(blocks)), "coverage_80": {}}
     for h in (1, HORIZON):
-        out["coverage_80"][str(h)] = share_interval(np.concatenate([o.covered[h] for o in parts]), blocks)
+        out["coverage_80"][str(h)] = share_interval(np.concatenate([o.covered[h] for o in parts]),
+                                                    all_blocks.for_horizon(h))
     band_score, todays_score = (np.concatenate([getattr(o, k) for o in parts]) for k in ("band_score", "todays_score"))
     out["interval_score_ratio"] = {str(h): mae_ratio_interval(band_score[:, i], todays_score[:, i], blocks)
                                    for i, h in enumerate(HORIZONS)}
@@ -212,13 +256,13 @@ EVERY_CANDLE_BATCH = 4000  # origins per batch: an hourly quarter's 44,000 windo
 
 
 def every_candle(model: ForecastModel, test: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp,
-                 timeframe: str) -> dict[str, Any]:
+                 timeframe: str, track: MarketTrack) -> dict[str, Any]:
     """Coverage of `model`'s 80 % band at h = 1 and 30 with every candle of the window whose next 30
     candles are known as an origin, not the staggered sample the other figures share: at h = 1 the
     sample's 600 origins leave a spread that every candle (up to ~44,000 intraday) narrows; at
     h = 30 neighbouring origins share their future, so little narrows there."""
     covered: dict[int, list[np.ndarray]] = {1: [], HORIZON: []}
-    blocks: list[np.ndarray] = []
+    blocks: list[Blocks] = []
     symbols = list(test)
     per_symbol = max(int(in_period(f, start, end).sum()) for f in test.values())
     step = max(1, EVERY_CANDLE_BATCH // max(1, per_symbol))
@@ -228,13 +272,14 @@ def every_candle(model: ForecastModel, test: dict[str, pd.DataFrame], start: pd.
             origins = select_origins(batch, start, end, model.window, max_origins=sys.maxsize, horizon=HORIZON)
         except ValueError:
             continue  # none of these symbols has a candle of the window with a full serving window
-        inside = band_covers(model.predict_windows(origins.windows, HORIZON), origins.actual_close)
+        inside = band_covers(model.predict_windows(track.on(origins.windows, HORIZON), HORIZON), origins.actual_close)
         for h in covered:
             covered[h].append(inside[:, h - 1])
-        blocks.append(time_blocks(origins, timeframe, since=start))
-    joined = np.concatenate(blocks)
-    return {"origins": int(len(joined)), "blocks": int(len(np.unique(joined))),
-            "coverage_80": {str(h): share_interval(np.concatenate(parts), joined) for h, parts in covered.items()}}
+        blocks.append(Blocks.of(origins, timeframe, since=start))
+    joined = Blocks.joined(blocks)
+    return {"origins": int(len(joined.short)), "blocks": int(len(np.unique(joined.short))),
+            "coverage_80": {str(h): share_interval(np.concatenate(parts), joined.for_horizon(h))
+                            for h, parts in covered.items()}}
 
 
 @dataclass(frozen=True)
@@ -265,7 +310,7 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime,
         stride = sample_stride(test, pd.Timestamp(start), pd.Timestamp(end), plan.max_origins)
         origins = select_origins(test, pd.Timestamp(start), pd.Timestamp(end), window, stride=stride,
                                  max_origins=plan.max_origins, horizon=HORIZON)
-        blocks = time_blocks(origins, timeframe)
+        blocks = Blocks.of(origins, timeframe)
         today = todays_band(candles, split, timeframe, origins.windows.close)
         # each candidate beside its refit on train + validation (the A/B of refitting)
         models: dict[str, ForecastModel] = {}
@@ -274,12 +319,14 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime,
             if name in fitted.refits:
                 models[refit_name(name)] = fitted.refits[name]
         models[f"auto ({choice.name})"] = chosen
-        scored = {name: score(model, origins, blocks, today) for name, model in models.items()}
-        dense = every_candle(chosen, test, pd.Timestamp(start), pd.Timestamp(end), timeframe)
+        tracks = market_tracks(models, test)
+        scored = {name: score(model, origins, blocks, today, tracks[name]) for name, model in models.items()}
+        dense = every_candle(chosen, test, pd.Timestamp(start), pd.Timestamp(end), timeframe,
+                             tracks[f"auto ({choice.name})"])
     scores = {name: s for name, (s, _) in scored.items()}
     outcomes = {name.split(" ")[0]: o for name, (_, o) in scored.items()}  # "auto (naive)" pools as "auto"
     return {"timeframe": timeframe, "window": f"{start:%Y-%m-%d} to {end:%Y-%m-%d}", "symbols": len(candles),
-            "origins": len(origins), "stride": stride, "blocks": int(len(np.unique(blocks))), "chosen": choice.name,
+            "origins": len(origins), "stride": stride, "blocks": int(len(np.unique(blocks.short))), "chosen": choice.name,
             "validation_mae_vs_naive": choice.validation.scores,
             "validation_intervals": choice.validation.intervals,
             "validation_worst_horizon": choice.validation.worst_horizon,

@@ -3,6 +3,11 @@
 `refresh()` asks the registry which version is active and, when it changed, loads the new one
 next to the old and swaps one reference: requests already running finish on the old model, new
 ones get the new model, and none fails during the switch.
+
+`track_market(lake, now)` replays the band's market-wide adaptation (`training.market_band`) of
+each active model over the lake's coins and hands the widening in force now to the forecaster;
+where the lake's newest candle is older than the forecast horizon, the band goes back to the
+validated one (a widening that old no longer says how the market is moving).
 """
 
 from __future__ import annotations
@@ -13,11 +18,15 @@ from dataclasses import replace
 
 import pandas as pd
 
+from config import HORIZON
+from market_data.timeframes import spec
+from storage.lake import Lake
 from storage.registry import ModelRegistry
 from storage.schema import ModelRecord
 from training.artifact import load_forecaster
 from training.forecast import Forecast
 from training.forecaster import ForecastModel
+from training.market_band import market_track, naive
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +79,45 @@ class ActiveModels:
     def forecast(self, timeframe: str, candles: pd.DataFrame, steps: int) -> Forecast:
         record, forecaster = self.get(timeframe)
         return replace(forecaster.forecast(candles, steps), model_id=str(record.id), model_version=record.version)
+
+    def track_market(self, lake: Lake, now: pd.Timestamp) -> dict[str, str]:
+        """Each active model's market-wide band widening now, from every coin the lake holds of
+        its timeframe; returns what each timeframe's band does, for the log."""
+        said = {}
+        for tf in self.timeframes:
+            with self._lock:
+                entry = self._models.get(tf)
+            if entry is None:
+                continue
+            record, forecaster = entry
+            cal = forecaster.calibration
+            if cal.market_rate <= 0 or not cal.fitted_until:
+                forecaster.market_widening = None
+                said[tf] = f"{record.version} has no market-wide adaptation"
+                continue
+            step = pd.Timedelta(hours=spec(tf).approx_hours)
+            since = pd.Timestamp(cal.fitted_until) - step * (cal.scale(forecaster.profile.volatility_window).history + 2)
+            candles = lake_candles(lake, tf, since)
+            newest, widening = market_track(candles, cal, forecaster.profile.volatility_window, HORIZON).last(HORIZON)
+            now_naive = naive(pd.DatetimeIndex([now]))[0]
+            if newest is None or newest < now_naive - step * HORIZON:
+                forecaster.market_widening = None
+                said[tf] = (f"{record.version}: the lake's {tf} candles end {newest}; the band is the validated one "
+                            f"until jobs.update_data brings newer ones")
+                continue
+            forecaster.market_widening = widening
+            said[tf] = (f"{record.version}: band widened by {widening[0]:+.3f} (h1) / {widening[-1]:+.3f} (h{HORIZON}) "
+                        f"band units, {len(candles)} coins to {newest:%Y-%m-%d %H:%M}")
+        return said
+
+
+def lake_candles(lake: Lake, timeframe: str, since: pd.Timestamp) -> dict[str, pd.DataFrame]:
+    """Every coin's candles of `timeframe` in the lake from `since` on."""
+    out = {}
+    for ticker in lake.tickers():
+        frame = lake.read(ticker, timeframe)
+        stamps = naive(pd.DatetimeIndex(frame["timestamp"]))
+        kept = frame[stamps >= naive(pd.DatetimeIndex([since]))[0]]
+        if len(kept):
+            out[ticker] = kept.reset_index(drop=True)
+    return out

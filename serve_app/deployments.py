@@ -40,6 +40,7 @@ from serve_app.terminal import show_replica_lines
 from serve_app.wiring import build_service
 from storage.cache import decode_frame, encode_frame
 from storage.db import make_engine
+from storage.lake import Lake
 from storage.registry import ModelRegistry
 from streaming.relay import Batch, Relay, RelayedStream
 from training.forecast import Forecast
@@ -47,6 +48,7 @@ from training.forecast import Forecast
 log = logging.getLogger(__name__)
 DEFAULT_POLL_S = 10.0
 ACCURACY_REFRESH_S = 300.0  # how often a forecaster republishes its model's live accuracy gauges
+MARKET_REFRESH_S = 300.0  # how often it replays its band's market-wide adaptation over the lake
 REPLICA_RETRY_S = 30.0  # how long a request waits for a dead forecaster replica's replacement
 # Forecasts a replica computes at once. A forecast is CPU-bound and holds the GIL for much of
 # it, so more threads would only share the same cores; the replica's other requests wait, in
@@ -78,6 +80,7 @@ class TimeframeForecaster:
         self.poll_s = DEFAULT_POLL_S
         self._gauges = LiveAccuracyGauges()
         self._published = 0.0
+        self.lake, self._tracked = Lake(settings.data_dir), 0.0
         self._stop = threading.Event()
         self._compute = ThreadPoolExecutor(FORECAST_THREADS, thread_name_prefix=f"forecast_{timeframe}")
         threading.Thread(target=self._poll, daemon=True).start()
@@ -88,11 +91,18 @@ class TimeframeForecaster:
     def _poll(self) -> None:
         while not self._stop.wait(self.poll_s):
             try:
-                self.models.refresh()
+                switched = self.models.refresh()
+                if switched or time.monotonic() - self._tracked >= MARKET_REFRESH_S:
+                    self._track_market()
                 if time.monotonic() - self._published >= ACCURACY_REFRESH_S:
                     self._publish_accuracy()
             except Exception as exc:
                 log.warning("registry poll failed: %s", exc)
+
+    def _track_market(self) -> None:
+        self._tracked = time.monotonic()
+        for line in self.models.track_market(self.lake, pd.Timestamp(utc_now())).values():
+            log.info("market band %s", line)
 
     def _publish_accuracy(self) -> None:
         self._published = time.monotonic()

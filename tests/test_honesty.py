@@ -425,10 +425,11 @@ def test_the_chosen_bands_coverage_on_every_test_candle_is_the_same_in_batches(m
                                               "low": close * 0.99, "close": close, "volume": 1.0})
     model = FixedBand("1d", [])
     start, end = stamps[400], stamps[480]
+    none = honesty.market_tracks({"fixed": model}, frames)["fixed"]  # no market-wide adaptation
     monkeypatch.setattr(honesty, "EVERY_CANDLE_BATCH", 10**9)
-    whole = honesty.every_candle(model, frames, start, end, "1d")
+    whole = honesty.every_candle(model, frames, start, end, "1d", none)
     monkeypatch.setattr(honesty, "EVERY_CANDLE_BATCH", 100)  # one symbol a batch
-    assert honesty.every_candle(model, frames, start, end, "1d") == whole
+    assert honesty.every_candle(model, frames, start, end, "1d", none) == whole
     covered = []  # every candle of [start, end) with 320 candles up to it and 30 after it
     for frame in frames.values():
         close = frame["close"].to_numpy()

@@ -81,7 +81,7 @@ def run_backtest(spec: FitSpec, test_end: datetime, models: list[str] | str, str
     results: dict[str, dict[str, Any]] = {}
     for name in names:
         def run(f: Any = forecasters[name]) -> dict[str, Any]:
-            return evaluate(f, origins, scale)
+            return evaluate(f, origins, scale, candles)
 
         results[name] = timer.run(f"evaluate {name}", run,
                                   lambda r: f"{r['n_origins']} origins every {stride} candles: MAE "

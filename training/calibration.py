@@ -21,7 +21,7 @@ are `validated_horizon` and the calibration is `extended` to 30.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -50,13 +50,17 @@ class Calibration:
     # horizons 1..edge_horizon follow the model where it keeps a move; beyond, the last of them is
     # carried forward (`proven_edge`); 30 for models saved before, which kept any horizon on its own
     edge_horizon: int = 30
+    # the band's market-wide adaptation (`training.market_band`): its step, and where its replay
+    # starts, the end of validation (ISO time); 0 and "" for models saved before it existed
+    market_rate: float = 0.0
+    fitted_until: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
-        optional = {"validated_horizon", "adapt_rate", "band_scale", "edge_horizon"}
+        optional = {"validated_horizon", "adapt_rate", "band_scale", "edge_horizon", "market_rate", "fitted_until"}
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data or k not in optional})
 
     def scale(self, window: int) -> BandScale:
@@ -75,10 +79,11 @@ class Calibration:
         def last(values: list[float]) -> list[float]:
             return list(values) + [values[-1]] * pad
 
-        return Calibration(list(self.shrink) + [0.0] * pad, last(self.band_lo), last(self.band_hi),
-                           list(self.conf_a) + [0.0] * pad, list(self.conf_b) + [0.0] * pad, last(self.naive_lo),
-                           last(self.naive_hi), self.n_origins, fitted, self.adapt_rate, self.band_scale,
-                           min(self.edge_horizon, fitted))
+        return replace(self, shrink=list(self.shrink) + [0.0] * pad, band_lo=last(self.band_lo),
+                       band_hi=last(self.band_hi), conf_a=list(self.conf_a) + [0.0] * pad,
+                       conf_b=list(self.conf_b) + [0.0] * pad, naive_lo=last(self.naive_lo),
+                       naive_hi=last(self.naive_hi), validated_horizon=fitted,
+                       edge_horizon=min(self.edge_horizon, fitted))
 
     @classmethod
     def identity(cls, horizon: int) -> Calibration:

@@ -10,6 +10,8 @@ shuffled targets is never refitted: it is never deployed.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from config import HORIZON
@@ -21,6 +23,7 @@ from training.dataset import validated_horizon
 from training.estimator import Estimator, TrainingData
 from training.evaluation import Origins
 from training.forecaster import ForecastModel
+from training.market_band import market_rate
 from training.spec import FitSpec
 from training.stages import Fitted, StageTimer, candles_and_split
 
@@ -76,6 +79,8 @@ def calibrate(models: dict[str, ForecastModel], data: TrainingData) -> int:
     basis = BandBasis(choice.scale, choice.scale.at(np.log(origins.windows.close), horizon), choice.halves)
     for model in models.values():
         raw = model.predict_windows(origins.windows, horizon)
-        model.calibration = fit_calibration(raw.raw_return, origins.actual_close, raw.sigma,
-                                            origins.windows.stamps[:, -1], basis).extended(HORIZON)
+        cal = fit_calibration(raw.raw_return, origins.actual_close, raw.sigma, origins.windows.stamps[:, -1], basis)
+        # the market-wide adaptation replays from validation's end, where this band is the fitted one
+        model.calibration = replace(cal.extended(HORIZON), market_rate=market_rate(timeframe),
+                                    fitted_until=split.valid_end.isoformat())
     return len(origins)

@@ -48,6 +48,9 @@ class Windows(CandleStack):
     vwap: np.ndarray  # NaN where a candle has none (the typical price stands in)
     # what forecasters derive from these candles (feature tails), shared by the models of an A/B
     derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    # (origins x steps) how far the market-wide adaptation widens each origin's band (band units,
+    # `training.market_band`); None: not at all
+    market: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_frames(cls, frames: list[pd.DataFrame], length: int) -> Windows:
@@ -113,6 +116,9 @@ class ForecastModel:
         self.meta = dict(meta or {})
         self.profile = profile_for(timeframe)
         self.window = self.profile.serving_window
+        # (steps,) the market-wide widening of the band now, band units: what the serving replica
+        # last replayed from its lake (`training.market_band`); None where it has none
+        self.market_widening: np.ndarray | None = None
 
     # -- what a kind implements ------------------------------------------------------------------
     def predict_windows(self, windows: Windows, steps: int = HORIZON) -> ForecastArrays:
@@ -137,6 +143,8 @@ class ForecastModel:
     def forecast(self, candles: pd.DataFrame, steps: int = HORIZON, top_indicators: int = 3) -> Forecast:
         """A forecast of one symbol from its recent candles (at least `self.window`)."""
         windows = Windows.from_frames([candles], self.window)
+        if self.market_widening is not None:
+            windows.market = self.market_widening[None, :]
         out = self.predict_windows(windows, steps)
         return answer(out, steps, self.explain(out, top_indicators))
 
@@ -184,11 +192,13 @@ class RawForecast:
 
 
 def calibrated_arrays(model: RawForecast, last_close: np.ndarray, cal: Calibration,
-                      recent_close: np.ndarray | None = None, volatility_window: int = 0) -> ForecastArrays:
+                      recent_close: np.ndarray | None = None, volatility_window: int = 0,
+                      market: np.ndarray | None = None) -> ForecastArrays:
     """Candles, band, direction and confidence from a model's raw forecast: what every
     forecaster, recursive or direct, answers with. With `recent_close` (origins x candles, the
-    forecast's window), the band adapts to how the validation band has been covering this symbol
-    lately (`band_adjustments`)."""
+    forecast's window), the band is in its volatility model's units and adapts to how the
+    validation band has been covering this symbol lately (`band_adjustments`, for models saved
+    with a rate); `market` (origins x steps, band units) widens it by the market-wide adaptation."""
     raw, ups, downs, sigma, times = model.returns, model.ups, model.downs, model.sigma, model.times
     steps = raw.shape[1]
     # beyond the validated horizon, and beyond the horizons where validation proved the model's
@@ -211,6 +221,8 @@ def calibrated_arrays(model: RawForecast, last_close: np.ndarray, cal: Calibrati
         scale, widen = horizon_scale(sigma, steps), np.zeros((1, steps))
     else:
         scale, widen = served_scale(recent_close, cal.scale(volatility_window), naive_lo, naive_hi, cal.adapt_rate)
+    if market is not None:
+        widen = widen + market[:, :steps]
     lower, upper = served_band(scale, band_lo, band_hi, widen)
     lower, upper = widening(np.minimum(cum + lower, cum), np.maximum(cum + upper, cum))
     # naive's band: what the forecast would state if it stated naive's close at every step (the

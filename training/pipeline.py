@@ -81,10 +81,10 @@ def train_timeframe(registry: ModelRegistry, spec: FitSpec, model: str = AUTO, m
     scale = insample_naive_mae(candles, split.train_end)
     holdout = select_origins(candles, split.holdout_start, end, forecaster.window, max_origins=max_origins,
                              horizon=validated_horizon(timeframe))
-    report = timer.run("evaluate", lambda: evaluate(forecaster, holdout, scale),
+    report = timer.run("evaluate", lambda: evaluate(forecaster, holdout, scale, candles),
                        lambda r: f"{r['n_origins']} holdout origins: MAE {r['model']['summary']['mae_mean']:.4f} "
                                  f"vs naive {r['naive']['summary']['mae_mean']:.4f}")
-    activate, reason, champion_report = challenge(registry, timeframe, report, holdout, scale)
+    activate, reason, champion_report = challenge(registry, timeframe, report, holdout, scale, candles)
     if spec.shuffle_targets:
         # a control: where no model has an edge, forecasts are naive whatever the fit learned, so
         # its holdout score can tie or beat a real model's by chance; it is never served
@@ -111,7 +111,8 @@ def train_timeframe(registry: ModelRegistry, spec: FitSpec, model: str = AUTO, m
     return TrainOutcome(timeframe, record, activate, reason, report, timer.seconds)
 
 
-def challenge(registry: ModelRegistry, timeframe: str, report: dict, holdout: Any, scale: float) -> tuple[bool, str, dict | None]:
+def challenge(registry: ModelRegistry, timeframe: str, report: dict, holdout: Any, scale: float,
+              candles: dict[str, pd.DataFrame] | None = None) -> tuple[bool, str, dict | None]:
     """Champion / challenger: the new model must be no worse than the active one on the same
     holdout. Scores add the close MAE and the high/low MAE averaged over horizons, so a model that
     knows nothing of volatility loses. With no usable active model the new one is activated."""
@@ -119,7 +120,7 @@ def challenge(registry: ModelRegistry, timeframe: str, report: dict, holdout: An
     champion = registry.active(timeframe)
     if champion is not None:
         try:
-            theirs_report = evaluate(load_forecaster(registry, champion), holdout, scale)
+            theirs_report = evaluate(load_forecaster(registry, champion), holdout, scale, candles)
         except (ArtifactError, ValueError, KeyError) as exc:
             log.warning("%s: active model %s cannot be evaluated (%s); comparing against naive", timeframe,
                         champion.version, exc)

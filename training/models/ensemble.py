@@ -150,7 +150,8 @@ class DirectForecaster(ForecastModel):
         times = np.column_stack([(last + offset * k).to_numpy("datetime64[ms]") for k in range(1, steps + 1)])
         feats = pd.DataFrame(self._tail(windows)[:, -1, :], columns=self.features)
         return calibrated_arrays(RawForecast(raw, ups, downs, self.sigma(windows), times, feats), windows.close[:, -1],
-                                 self.calibration, windows.close, self.profile.volatility_window)
+                                 self.calibration, windows.close, self.profile.volatility_window,
+                                 windows.market)
 
     # -- what serving adds, and the artifact ------------------------------------------------------
     def explain(self, out: ForecastArrays, top: int) -> list[str]:

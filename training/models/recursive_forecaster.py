@@ -93,7 +93,8 @@ class RecursiveForecaster(ForecastModel):
         rets, ups, downs, feats, times = self.raw_paths(windows, steps)
         sigma = usable_sigma(feats[self.sigma_feature].to_numpy(np.float64))
         return calibrated_arrays(RawForecast(np.cumsum(rets, axis=1), ups, downs, sigma, times, feats),
-                                 windows.close[:, -1], self.calibration, windows.close, self.profile.volatility_window)
+                                 windows.close[:, -1], self.calibration, windows.close, self.profile.volatility_window,
+                                 windows.market)
 
     # -- what serving adds, and the artifact ------------------------------------------------------
     def explain(self, out: ForecastArrays, top: int) -> list[str]:

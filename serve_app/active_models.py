@@ -115,7 +115,7 @@ def lake_candles(lake: Lake, timeframe: str, since: pd.Timestamp) -> dict[str, p
     """Every coin's candles of `timeframe` in the lake from `since` on."""
     out = {}
     for ticker in lake.tickers():
-        frame = lake.read(ticker, timeframe)
+        frame = lake.read(ticker, timeframe, columns=["timestamp", "close"])
         stamps = naive(pd.DatetimeIndex(frame["timestamp"]))
         kept = frame[stamps >= naive(pd.DatetimeIndex([since]))[0]]
         if len(kept):

@@ -66,13 +66,13 @@ def _kill_node(node: Any) -> float:
 def _signed_in(base: str, outbox: Path) -> str:
     import httpx
 
-    from tests.test_serving import _emailed_token
+    from tests.email_outbox import emailed_token
 
     email = f"c{uuid.uuid4().hex[:8]}@example.com"
     with httpx.Client(base_url=base, timeout=60) as http:
         assert http.post("/api/auth/register", json={"email": email, "password": "a long password"}).status_code == 201
         token = http.post("/api/auth/login", json={"email": email, "password": "a long password"}).json()["token"]
-        assert http.post("/api/auth/verify", json={"token": _emailed_token(outbox, email, "verify")}).status_code == 200
+        assert http.post("/api/auth/verify", json={"token": emailed_token(outbox, email, "verify")}).status_code == 200
     return str(token)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import threading
 import time
 import uuid
@@ -33,6 +32,7 @@ from storage.db import make_engine, session_scope
 from storage.registry import ModelRegistry, TrainingInfo
 from storage.schema import Symbol
 from tests.conftest import TEST_REDIS_URL, _free_port, process_running
+from tests.email_outbox import emailed_token
 from tests.fake_massive import FakeMassive
 from training.models.recursive_forecaster import RecursiveForecaster
 
@@ -328,18 +328,6 @@ def test_a_killed_forecaster_replica_costs_no_request_more_than_5s(world, served
     assert slowest < 5.0  # the live replica takes over at once
 
 
-def _emailed_token(outbox: Path, to: str, fragment: str) -> str:
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        for path in outbox.glob("account-token-*.json"):
-            email = json.loads(path.read_text())
-            found = re.search(rf"#{fragment}=([A-Za-z0-9_-]+)", email["text"]) if email["to"] == to else None
-            if found:
-                return found.group(1)
-        time.sleep(0.2)
-    raise AssertionError(f"no '{fragment}' email to {to} in {outbox}")
-
-
 @pytest.mark.slow
 def test_one_users_quota_holds_across_two_ingress_replicas(world, served: str) -> None:
     from ray import serve
@@ -352,7 +340,7 @@ def test_one_users_quota_holds_across_two_ingress_replicas(world, served: str) -
         assert http.post("/api/auth/register", json={"email": email, "password": "a long password"}).status_code == 201
         token = http.post("/api/auth/login", json={"email": email, "password": "a long password"}).json()["token"]
         # the verification email leaves a Serve replica after its answer (a background task)
-        link = _emailed_token(Path(world["EMAIL_OUTBOX"]), email, "verify")
+        link = emailed_token(Path(world["EMAIL_OUTBOX"]), email, "verify")
         assert http.post("/api/auth/verify", json={"token": link}).status_code == 200
         assert http.get("/api/me", headers={"Authorization": f"Bearer {token}"}).json()["user"]["email_verified"]
 

@@ -30,10 +30,18 @@ def make_source(settings: Settings, throttle: Callable[[], None] | None = None) 
                          backoff_factor=settings.massive_backoff_s, throttle=throttle)
 
 
+def streams_live(settings: Settings) -> bool:
+    """Whether the configured market has a live stream (`make_stream` builds one): every source
+    served as of a past moment, and every kind but a CSV export served as of now."""
+    return settings.serve_as_of is not None or settings.market_source.kind != "csv"
+
+
 def make_stream(settings: Settings, source: MarketSource) -> MarketStream | None:
     """The live stream beside `source`: Massive's socket, the seeded synthetic walk, or a replay
     of the source's candles from SERVE_AS_OF (any source served as of a past moment); none for
     a CSV export served as of now (it has no future to replay)."""
+    if not streams_live(settings):
+        return None
     if settings.serve_as_of is not None:
         from market_data.replay_stream import ReplayStream
 
@@ -43,8 +51,6 @@ def make_stream(settings: Settings, source: MarketSource) -> MarketStream | None
         from market_data.massive_stream import MassiveStream
 
         return MassiveStream(settings.massive_api_key or "", settings.live.massive_ws_base)
-    if kind == "csv":
-        return None
     from market_data.synthetic_stream import SyntheticStream, last_hourly_close
 
     return SyntheticStream(lambda ticker: last_hourly_close(source, ticker), seed=SYNTHETIC_SEED)

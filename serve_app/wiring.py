@@ -11,7 +11,7 @@ from billing.service import BillingService
 from clock import utc_now
 from config import TIMEFRAMES, Settings
 from mail.sender import EmailNotifier
-from market_data.factory import make_source, make_stream
+from market_data.factory import make_source, make_stream, streams_live
 from market_data.source import MarketSource
 from portfolio.service import Portfolio
 from predictions.market import MarketView, WindowFn
@@ -72,10 +72,11 @@ def build_service(settings: Settings, forecast: ForecastFn | None = None, window
 def live_market(settings: Settings, source: MarketSource, relayed: RelayedStream | None = None) -> LiveMarket | None:
     """The live candles of this process: its market's stream (or the cluster's, `relayed`) fanned
     out to its sockets; none where the market has no live stream."""
-    stream = make_stream(settings, source)
-    if stream is None:
+    if not streams_live(settings):
         return None
     if relayed is None:
+        stream = make_stream(settings, source)
+        assert stream is not None  # streams_live said the market has one
         return LiveMarket(LiveHub(stream, seed_from(source)), Admission(settings.live.max_sockets))
     return LiveMarket(LiveHub(relayed, seed_from(source)), Admission(settings.live.max_sockets),
                       lambda: relayed.subscriptions)

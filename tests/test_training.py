@@ -24,6 +24,7 @@ from training.dataset import PART_CODES, PART_COLUMN, next_candle_targets, time_
 from training.evaluation import evaluate, insample_naive_mae, sample_stride, select_origins
 from training.fitting import fit_candidates
 from training.forecaster import Windows
+from training.market_band import MARKET_RATES
 from training.models.recursive_forecaster import RecursiveForecaster
 from training.models.xgb_booster import DEFAULT_PARAMS, BoosterSetup
 from training.spec import FitSpec
@@ -145,6 +146,9 @@ def test_a_refit_learns_from_validation_too_with_the_trees_and_calibration_valid
     again = fitted.refits["xgboost"]
     assert again.booster.num_boosted_rounds() == forecaster.meta["best_iteration"] + 1
     assert again.calibration is forecaster.calibration  # residuals of data the first fit had not seen
+    # the band's market-wide adaptation replays from the end of validation, at the timeframe's step
+    assert forecaster.calibration.fitted_until == split.valid_end.isoformat()
+    assert forecaster.calibration.market_rate == MARKET_RATES["1d"] > 0
     assert list(again.target_scale) == list(forecaster.target_scale)  # the same targets, on more rows
     assert again.meta["refit"]["train_end"] == split.valid_end.isoformat()
     # everything before the end of validation: train, the purge gap and validation
@@ -166,6 +170,30 @@ def test_intraday_timeframes_deploy_the_first_fit_not_the_refit(fitted: Fitted, 
     intraday = Fitted({"xgboost": first}, fitted.candles, fitted.split, {"xgboost": again})
     assert intraday.deployed("xgboost") is first
     assert fitted.deployed("xgboost").booster is fitted.refits["xgboost"].booster  # 1d: the refit
+
+
+def test_a_backtest_states_the_band_a_replica_serves_at_the_same_candle(trained) -> None:
+    """The market-wide widening of an origin in a backtest (`evaluate(..., candles)`) is the one a
+    serving replica computes from the same coins' candles up to that origin."""
+    from training.market_band import market_track, with_market
+
+    forecaster, candles, split = trained
+    cut = split.valid_end + pd.Timedelta(days=60)
+    upto = {t: f[f["timestamp"] <= cut] for t, f in candles.items()}
+    frames = [f for f in upto.values() if len(f) >= forecaster.window][:3]
+    windows = Windows.from_frames(frames, forecaster.window)
+    widened = with_market(windows, forecaster, candles, 30)  # the backtest: it has candles beyond the cut too
+    replayed = widened.market
+    served = market_track(upto, forecaster.calibration, forecaster.profile.volatility_window, 30).last(30)[1]
+    assert replayed is not None and np.abs(served).max() > 0
+    np.testing.assert_allclose(replayed, np.repeat(served[None, :], len(frames), axis=0))
+    forecaster.market_widening = served
+    try:
+        one = forecaster.forecast(frames[0])
+    finally:
+        forecaster.market_widening = None
+    batch = forecaster.predict_windows(widened, 30)
+    assert [s.upper for s in one.steps] == pytest.approx(list(batch.upper[0]))
 
 
 def test_batch_forecasts_match_single_ones(trained) -> None:

@@ -26,7 +26,7 @@ from storage.schema import ModelRecord
 from training.artifact import load_forecaster
 from training.forecast import Forecast
 from training.forecaster import ForecastModel
-from training.market_band import market_track, naive
+from training.market_band import market_track, naive_times
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class ActiveModels:
             since = pd.Timestamp(cal.fitted_until) - step * (cal.scale(forecaster.profile.volatility_window).history + 2)
             candles = lake_candles(lake, tf, since)
             newest, widening = market_track(candles, cal, forecaster.profile.volatility_window, HORIZON).last(HORIZON)
-            now_naive = naive(pd.DatetimeIndex([now]))[0]
+            now_naive = naive_times(pd.DatetimeIndex([now]))[0]
             if newest is None or newest < now_naive - step * HORIZON:
                 forecaster.market_widening = None
                 said[tf] = (f"{record.version}: the lake's {tf} candles end {newest}; the band is the validated one "
@@ -116,8 +116,8 @@ def lake_candles(lake: Lake, timeframe: str, since: pd.Timestamp) -> dict[str, p
     out = {}
     for ticker in lake.tickers():
         frame = lake.read(ticker, timeframe, columns=["timestamp", "close"])
-        stamps = naive(pd.DatetimeIndex(frame["timestamp"]))
-        kept = frame[stamps >= naive(pd.DatetimeIndex([since]))[0]]
+        stamps = naive_times(pd.DatetimeIndex(frame["timestamp"]))
+        kept = frame[stamps >= naive_times(pd.DatetimeIndex([since]))[0]]
         if len(kept):
             out[ticker] = kept.reset_index(drop=True)
     return out

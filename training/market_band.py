@@ -112,7 +112,7 @@ class MarketTrack:
         out = np.zeros((len(stamps), horizons))
         if not len(self.times):
             return out
-        where = self.times.searchsorted(naive(pd.DatetimeIndex(stamps)), side="right") - 1
+        where = self.times.searchsorted(naive_times(pd.DatetimeIndex(stamps)), side="right") - 1
         known = where >= 0
         out[known] = self.shift[where[known], :horizons]
         return out
@@ -128,7 +128,7 @@ class MarketTrack:
         return self.times[-1], self.shift[-1, :horizons]
 
 
-def naive(stamps: pd.DatetimeIndex) -> pd.DatetimeIndex:
+def naive_times(stamps: pd.DatetimeIndex) -> pd.DatetimeIndex:
     """Times as naive UTC (the lake's are UTC-aware, origin times naive)."""
     return stamps.tz_convert(None) if stamps.tz is not None else stamps
 
@@ -137,10 +137,10 @@ def aligned_log_closes(candles: dict[str, pd.DataFrame], since: pd.Timestamp,
                        history: int) -> tuple[pd.DatetimeIndex, np.ndarray, int]:
     """Every coin's log close on the union of candle times (naive UTC; NaN where a coin has none),
     from `history` candles before `since`; and the index of the first time at or after `since`."""
-    since = naive(pd.DatetimeIndex([since]))[0]
+    since = naive_times(pd.DatetimeIndex([since]))[0]
     series = {}
     for ticker, frame in candles.items():
-        stamps = naive(pd.DatetimeIndex(frame["timestamp"]))
+        stamps = naive_times(pd.DatetimeIndex(frame["timestamp"]))
         first = max(0, int(stamps.searchsorted(since)) - history - 1)
         if first < len(frame) and stamps[-1] >= since:
             series[ticker] = pd.Series(np.log(frame["close"].to_numpy(np.float64)[first:]), index=stamps[first:])

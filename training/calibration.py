@@ -14,7 +14,9 @@ From raw recursive forecasts of the validation period and what actually happened
   of block resamples still support (`proven_temperature`).
 - `naive_lo[h]`, `naive_hi[h]`: the same band for the naive forecast, so naive is scored alike.
 - `adapt_rate`: how fast a forecast's band adapts to the symbol's recent misses (adaptive
-  conformal inference over the candles the forecast already has, `band_adjustments`).
+  conformal inference over the candles the forecast already has, `band_adjustments`); 0 for new
+  fits, whose bands move with the whole market instead (`market_rate`, `fitted_until`:
+  `training.market_band`).
 Where the history is too short to check all 30 horizons (monthly candles), the fitted horizons
 are `validated_horizon` and the calibration is `extended` to 30.
 """
@@ -369,7 +371,8 @@ BAND_MISS = 1.0 - (BAND_QUANTILES[1] - BAND_QUANTILES[0])  # the 80 % band shoul
 # horizon beyond the first on every timeframe (pooled 30-step score 4-6 % worse than without on
 # hourly and 4-hourly windows, about the same on daily): at horizon h the newest outcome it learns from
 # is h candles old, so it chases the last regime, while the volatility model (`BandScale`)
-# already follows the coin's own. Models saved with a rate keep it.
+# already follows the coin's own and the market-wide adaptation (`training.market_band`) the
+# market's. Models saved with a rate keep it.
 ADAPT_RATE = 0.0
 
 

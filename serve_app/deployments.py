@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 DEFAULT_POLL_S = 10.0
 ACCURACY_REFRESH_S = 300.0  # how often a forecaster republishes its model's live accuracy gauges
 MARKET_REFRESH_S = 300.0  # how often it replays its band's market-wide adaptation over the lake
+# a new replica's first replay waits this long: a replica restarted after a node is lost must
+# first take over its share of the load (the replay reads every coin of the lake); meanwhile its
+# band is the validated one (what a model without the adaptation states)
+MARKET_FIRST_S = 60.0
 REPLICA_RETRY_S = 30.0  # how long a request waits for a dead forecaster replica's replacement
 # Forecasts a replica computes at once. A forecast is CPU-bound and holds the GIL for much of
 # it, so more threads would only share the same cores; the replica's other requests wait, in
@@ -80,7 +84,7 @@ class TimeframeForecaster:
         self.poll_s = DEFAULT_POLL_S
         self._gauges = LiveAccuracyGauges()
         self._published = 0.0
-        self.lake, self._tracked = Lake(settings.data_dir), 0.0
+        self.lake, self._tracked = Lake(settings.data_dir), time.monotonic() - MARKET_REFRESH_S + MARKET_FIRST_S
         self._stop = threading.Event()
         self._compute = ThreadPoolExecutor(FORECAST_THREADS, thread_name_prefix=f"forecast_{timeframe}")
         threading.Thread(target=self._poll, daemon=True).start()

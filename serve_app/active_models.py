@@ -114,10 +114,10 @@ class ActiveModels:
 def lake_candles(lake: Lake, timeframe: str, since: pd.Timestamp) -> dict[str, pd.DataFrame]:
     """Every coin's candles of `timeframe` in the lake from `since` on."""
     out = {}
+    first = naive_times(pd.DatetimeIndex([since]))[0]
     for ticker in lake.tickers():
         frame = lake.read(ticker, timeframe, columns=["timestamp", "close"])
-        stamps = naive_times(pd.DatetimeIndex(frame["timestamp"]))
-        kept = frame[stamps >= naive_times(pd.DatetimeIndex([since]))[0]]
+        kept = frame[naive_times(pd.DatetimeIndex(frame["timestamp"])) >= first]
         if len(kept):
             out[ticker] = kept.reset_index(drop=True)
     return out

@@ -57,7 +57,7 @@ from training.evaluation import (
 )
 from training.fitting import fit_candidates
 from training.forecaster import ForecastArrays, ForecastModel
-from training.market_band import MarketTrack, market_track
+from training.market_band import MarketReplay, MarketTrack
 from training.models.xgb_booster import DEFAULT_PARAMS
 from training.scores import interval_score
 from training.selection import choose
@@ -184,20 +184,6 @@ def band_covers(fc: ForecastArrays, actual: np.ndarray) -> np.ndarray:
     return (np.log(fc.lower / c0) <= actual) & (actual <= np.log(fc.upper / c0))
 
 
-def market_tracks(models: dict[str, ForecastModel], test: dict[str, pd.DataFrame]) -> dict[str, MarketTrack]:
-    """Each model's market-wide band widening over the test window's coins, as served
-    (`training.market_band`); models calibrated alike (every candidate of one fit) share one replay."""
-    replays: dict[str, MarketTrack] = {}
-    out = {}
-    for name, model in models.items():
-        cal = model.calibration
-        key = json.dumps([cal.naive_lo, cal.naive_hi, cal.band_scale, cal.market_rate, cal.fitted_until])
-        if key not in replays:
-            replays[key] = market_track(test, cal, model.profile.volatility_window, HORIZON)
-        out[name] = replays[key]
-    return out
-
-
 def score(model: ForecastModel, origins: Origins, all_blocks: Blocks, today: tuple[np.ndarray, np.ndarray],
           track: MarketTrack) -> tuple[dict[str, Any], Outcomes]:
     blocks = all_blocks.short
@@ -319,7 +305,8 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime,
             if name in fitted.refits:
                 models[refit_name(name)] = fitted.refits[name]
         models[f"auto ({choice.name})"] = chosen
-        tracks = market_tracks(models, test)
+        market = MarketReplay(test)  # candidates of one fit share their band's replay
+        tracks = {name: market.track(model, HORIZON) for name, model in models.items()}
         scored = {name: score(model, origins, blocks, today, tracks[name]) for name, model in models.items()}
         dense = every_candle(chosen, test, pd.Timestamp(start), pd.Timestamp(end), timeframe,
                              tracks[f"auto ({choice.name})"])

@@ -5,7 +5,8 @@ next to the old and swaps one reference: requests already running finish on the 
 ones get the new model, and none fails during the switch.
 
 `track_market(lake, now)` replays the band's market-wide adaptation (`training.market_band`) of
-each active model over the lake's coins and hands the widening in force now to the forecaster;
+each active model over the lake's coins (from the end of validation for a newly loaded model,
+then carrying the last track on over new candles) and hands the widening in force now to the forecaster;
 where the lake's newest candle is older than the forecast horizon, the band goes back to the
 validated one (a widening that old no longer says how the market is moving).
 """
@@ -26,7 +27,7 @@ from storage.schema import ModelRecord
 from training.artifact import load_forecaster
 from training.forecast import Forecast
 from training.forecaster import ForecastModel
-from training.market_band import market_track, naive_times
+from training.market_band import MarketTrack, carried_on, market_track, naive_times, replay_since
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class ActiveModels:
         self.timeframes = list(timeframes)
         self._models: dict[str, tuple[ModelRecord, ForecastModel]] = {}
         self._lock = threading.Lock()
+        self._tracks: dict[str, tuple[object, MarketTrack]] = {}  # the last market track per timeframe, by model id
         self.refresh()
 
     def refresh(self) -> list[str]:
@@ -95,20 +97,37 @@ class ActiveModels:
                 forecaster.market_widening = None
                 said[tf] = f"{record.version} has no market-wide adaptation"
                 continue
+            track, coins = self._market_track(lake, tf, record, forecaster)
+            newest, widening = track.last(HORIZON)
             step = pd.Timedelta(hours=spec(tf).approx_hours)
-            since = pd.Timestamp(cal.fitted_until) - step * (cal.scale(forecaster.profile.volatility_window).history + 2)
-            candles = lake_candles(lake, tf, since)
-            newest, widening = market_track(candles, cal, forecaster.profile.volatility_window, HORIZON).last(HORIZON)
-            now_naive = naive_times(pd.DatetimeIndex([now]))[0]
-            if newest is None or newest < now_naive - step * HORIZON:
+            if newest is None or newest < naive_times(pd.DatetimeIndex([now]))[0] - step * HORIZON:
                 forecaster.market_widening = None
                 said[tf] = (f"{record.version}: the lake's {tf} candles end {newest}; the band is the validated one "
                             f"until jobs.update_data brings newer ones")
                 continue
             forecaster.market_widening = widening
             said[tf] = (f"{record.version}: band widened by {widening[0]:+.3f} (h1) / {widening[-1]:+.3f} (h{HORIZON}) "
-                        f"band units, {len(candles)} coins to {newest:%Y-%m-%d %H:%M}")
+                        f"band units, {coins} coins to {newest:%Y-%m-%d %H:%M}")
         return said
+
+    def _market_track(self, lake: Lake, tf: str, record: ModelRecord,
+                      forecaster: ForecastModel) -> tuple[MarketTrack, int]:
+        """The model's market track up to the lake's newest candles, and over how many coins: the
+        last one carried on (`market_band.carried_on`) where the model is the same, else replayed
+        from the end of validation."""
+        cal, window = forecaster.calibration, forecaster.profile.volatility_window
+        step = pd.Timedelta(hours=spec(tf).approx_hours)
+        kept = self._tracks.get(tf)
+        track = None
+        if kept is not None and kept[0] == record.id and len(kept[1].times):
+            first = kept[1].times[kept[1].resumes_at(HORIZON)]
+            candles = lake_candles(lake, tf, replay_since(first, cal, window, step))
+            track = carried_on(kept[1], candles, cal, window, HORIZON)
+        if track is None:
+            candles = lake_candles(lake, tf, replay_since(pd.Timestamp(cal.fitted_until), cal, window, step))
+            track = market_track(candles, cal, window, HORIZON)
+        self._tracks[tf] = (record.id, track)
+        return track, len(candles)
 
 
 def lake_candles(lake: Lake, timeframe: str, since: pd.Timestamp) -> dict[str, pd.DataFrame]:

@@ -10,6 +10,7 @@ import pytest
 from accuracy.scoring import aggregate, reliability, score
 from training.calibration import Calibration, edge_horizon, fit_calibration, proven_edge
 from training.forecaster import DIRECTION_NAMES, ForecastArrays, RawForecast, answer, calibrated_arrays
+from training.market_band import MarketReplay
 
 H = 30
 
@@ -425,7 +426,7 @@ def test_the_chosen_bands_coverage_on_every_test_candle_is_the_same_in_batches(m
                                               "low": close * 0.99, "close": close, "volume": 1.0})
     model = FixedBand("1d", [])
     start, end = stamps[400], stamps[480]
-    none = honesty.market_tracks({"fixed": model}, frames)["fixed"]  # no market-wide adaptation
+    none = MarketReplay(frames).track(model, 30)  # no market-wide adaptation
     monkeypatch.setattr(honesty, "EVERY_CANDLE_BATCH", 10**9)
     whole = honesty.every_candle(model, frames, start, end, "1d", none)
     monkeypatch.setattr(honesty, "EVERY_CANDLE_BATCH", 100)  # one symbol a batch

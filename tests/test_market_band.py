@@ -14,7 +14,7 @@ from serve_app.active_models import ActiveModels
 from storage.lake import Lake
 from training.calibration import BAND_MISS, Calibration
 from training.forecaster import ForecastModel, RawForecast, Windows, calibrated_arrays
-from training.market_band import MarketTrack, horizon_rates, market_track, market_widening, with_market
+from training.market_band import MarketReplay, MarketTrack, carried_on, horizon_rates, market_track, market_widening, replay_since
 from training.volatility import ROLLING, BandScale
 
 H = 30
@@ -157,7 +157,7 @@ def test_a_backtest_widens_each_origins_band_by_the_market_in_force_then() -> No
     rows = [len(stamps) - 140, len(stamps) - 40]  # soon after the turn, and 100 candles later
     frames = [f.iloc[r - 60: r + 1] for f in coins.values() for r in rows]
     windows = Windows.from_frames(frames, 60)
-    widened = with_market(windows, model, coins, H)
+    widened = MarketReplay(coins).on(windows, model, H)
     assert windows.market is None and widened.market is not None
     early, late = widened.market[0::2], widened.market[1::2]
     assert (late[:, -1] > early[:, -1] + 0.3).all()  # the later origin has seen the trending market miss
@@ -172,7 +172,7 @@ def test_a_serving_replica_widens_the_band_from_its_lake_and_drops_a_stale_widen
     fitted_until = next(iter(coins.values()))["timestamp"].iloc[-150]
     forecaster = ForecastModel("1d", [], _calibration(fitted_until))
     models = ActiveModels(SimpleNamespace(active=lambda tf: None), ["1d"])  # type: ignore[arg-type]
-    models._models["1d"] = (SimpleNamespace(version="v1"), forecaster)  # type: ignore[assignment]
+    models._models["1d"] = (SimpleNamespace(id=1, version="v1"), forecaster)  # type: ignore[assignment]
     said = models.track_market(lake, pd.Timestamp("2024-06-02", tz="UTC"))
     assert forecaster.market_widening is not None and forecaster.market_widening[-1] > 0.3, said
     assert "12 coins" in said["1d"]
@@ -180,3 +180,54 @@ def test_a_serving_replica_widens_the_band_from_its_lake_and_drops_a_stale_widen
     np.testing.assert_allclose(forecaster.market_widening, expected)
     said = models.track_market(lake, pd.Timestamp("2024-09-01", tz="UTC"))  # the lake stopped 3 months ago
     assert forecaster.market_widening is None and "validated one" in said["1d"]
+
+
+def _upto(coins: dict[str, pd.DataFrame], end: pd.Timestamp, since: pd.Timestamp | None = None) -> dict[str, pd.DataFrame]:
+    return {t: f[(f["timestamp"] <= end) & (f["timestamp"] >= (since if since is not None else f["timestamp"].iloc[0]))]
+            for t, f in coins.items()}
+
+
+def test_a_track_carried_on_over_new_candles_states_what_the_whole_replay_does() -> None:
+    coins = _coins()
+    stamps = next(iter(coins.values()))["timestamp"]
+    cal = _calibration(stamps.iloc[-150])
+    track = market_track(_upto(coins, stamps.iloc[-120]), cal, 20, H)
+    for cut in (-119, -100, -31, -1):  # one candle more, a few, more than a horizon, to the end
+        first = track.times[track.resumes_at(H)]
+        since = replay_since(first, cal, 20, pd.Timedelta(days=1))
+        carried = carried_on(track, _upto(coins, stamps.iloc[cut], since.tz_localize("UTC")), cal, 20, H)
+        whole = market_track(_upto(coins, stamps.iloc[cut]), cal, 20, H)
+        assert carried is not None and carried.times.equals(whole.times)
+        np.testing.assert_allclose(carried.shift, whole.shift, atol=1e-12)
+        track = carried
+    assert np.abs(track.shift[-1]).max() > 0.3  # the trending market moved the band
+    filled = dict(coins)  # a coin's candle times changed where the track already stands
+    ticker = next(iter(coins))
+    filled[ticker] = coins[ticker].assign(timestamp=coins[ticker]["timestamp"] + pd.Timedelta(hours=12))
+    assert carried_on(track, filled, cal, 20, H) is None
+    assert carried_on(MarketTrack(pd.DatetimeIndex([]), np.zeros((0, H))), coins, cal, 20, H) is None
+
+
+def test_a_serving_replica_carries_its_track_on_as_the_lake_grows(tmp_path, monkeypatch) -> None:
+    import serve_app.active_models as active
+
+    coins = _coins(end="2024-06-01")
+    stamps = next(iter(coins.values()))["timestamp"]
+    lake = Lake(tmp_path)
+    for ticker, frame in coins.items():
+        lake.write(ticker, "1d", frame[frame["timestamp"] <= stamps.iloc[-40]])
+    forecaster = ForecastModel("1d", [], _calibration(stamps.iloc[-150]))
+    models = ActiveModels(SimpleNamespace(active=lambda tf: None), ["1d"])  # type: ignore[arg-type]
+    models._models["1d"] = (SimpleNamespace(id=1, version="v1"), forecaster)  # type: ignore[assignment]
+    models.track_market(lake, pd.Timestamp("2024-06-02", tz="UTC"))
+    for ticker, frame in coins.items():
+        lake.write(ticker, "1d", frame)
+    replays = []
+    monkeypatch.setattr(active, "market_track", lambda *a: replays.append(a) or market_track(*a))
+    models.track_market(lake, pd.Timestamp("2024-06-02", tz="UTC"))
+    assert not replays  # carried on, not replayed from the end of validation
+    np.testing.assert_allclose(forecaster.market_widening, market_track(coins, forecaster.calibration, 20, H).last(H)[1],
+                               atol=1e-12)
+    models._models["1d"] = (SimpleNamespace(id=2, version="v2"), forecaster)  # type: ignore[assignment]
+    models.track_market(lake, pd.Timestamp("2024-06-02", tz="UTC"))
+    assert len(replays) == 1  # a new model replays its own track

@@ -173,16 +173,16 @@ def test_intraday_timeframes_deploy_the_first_fit_not_the_refit(fitted: Fitted, 
 
 
 def test_a_backtest_states_the_band_a_replica_serves_at_the_same_candle(trained) -> None:
-    """The market-wide widening of an origin in a backtest (`evaluate(..., candles)`) is the one a
+    """The market-wide widening of an origin in a backtest (`evaluate(..., market)`) is the one a
     serving replica computes from the same coins' candles up to that origin."""
-    from training.market_band import market_track, with_market
+    from training.market_band import MarketReplay, market_track
 
     forecaster, candles, split = trained
     cut = split.valid_end + pd.Timedelta(days=60)
     upto = {t: f[f["timestamp"] <= cut] for t, f in candles.items()}
     frames = [f for f in upto.values() if len(f) >= forecaster.window][:3]
     windows = Windows.from_frames(frames, forecaster.window)
-    widened = with_market(windows, forecaster, candles, 30)  # the backtest: it has candles beyond the cut too
+    widened = MarketReplay(candles).on(windows, forecaster, 30)  # the backtest: it has candles beyond the cut too
     replayed = widened.market
     served = market_track(upto, forecaster.calibration, forecaster.profile.volatility_window, 30).last(30)[1]
     assert replayed is not None and np.abs(served).max() > 0

@@ -22,6 +22,7 @@ from training.dataset import validated_horizon
 from training.evaluation import evaluate, insample_naive_mae, sample_stride, select_origins
 from training.fitting import fit_candidates
 from training.forecaster import HORIZON
+from training.market_band import MarketReplay
 from training.pipeline import choose_stage
 from training.spec import FitSpec
 from training.stages import StageTimer, load_candles
@@ -79,9 +80,10 @@ def run_backtest(spec: FitSpec, test_end: datetime, models: list[str] | str, str
                              horizon=horizon)
     scale = insample_naive_mae(train_candles, train_end_ts)
     results: dict[str, dict[str, Any]] = {}
+    market = MarketReplay(candles)  # candidates of one fit share their band's replay
     for name in names:
         def run(f: Any = forecasters[name]) -> dict[str, Any]:
-            return evaluate(f, origins, scale, candles)
+            return evaluate(f, origins, scale, market)
 
         results[name] = timer.run(f"evaluate {name}", run,
                                   lambda r: f"{r['n_origins']} origins every {stride} candles: MAE "

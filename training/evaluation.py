@@ -30,7 +30,7 @@ import pandas as pd
 from market_data.timeframes import spec
 from training.calibration import Calibration, block_ratio_draws, horizon_scale
 from training.forecaster import HORIZON, ForecastArrays, ForecastModel, Windows
-from training.market_band import with_market
+from training.market_band import MarketReplay
 from training.scores import interval_score, pinball_loss
 
 
@@ -277,12 +277,12 @@ def naive_band(fc: ForecastArrays, cal: Calibration, horizon: int) -> tuple[np.n
 
 
 def evaluate(forecaster: ForecastModel, origins: Origins, scale: float,
-             candles: dict[str, pd.DataFrame] | None = None) -> dict[str, Any]:
+             market: MarketReplay | None = None) -> dict[str, Any]:
     """The model's and naive's metrics on the same origins: {"model": {...}, "naive": {...}}.
-    With `candles` (the coins the origins came from), bands as served: widened by the market-wide
-    adaptation replayed over them (`training.market_band`)."""
+    With `market` (over the coins the origins came from), bands as served: widened by the
+    market-wide adaptation replayed over them (`training.market_band`)."""
     horizon = origins.actual_close.shape[1]  # fewer than 30 where history is short (see validated_horizon)
-    windows = origins.windows if candles is None else with_market(origins.windows, forecaster, candles, horizon)
+    windows = origins.windows if market is None else market.on(origins.windows, forecaster, horizon)
     fc = forecaster.predict_windows(windows, horizon)
     c0 = fc.last_close[:, None]
     model_h = _horizon_metrics(fc.cum_return, origins.actual_close, fc.direction, np.log(fc.lower / c0),

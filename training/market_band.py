@@ -13,11 +13,15 @@ the market's share of misses moves the band by the regime, not by one coin's luc
 
 Stateless: the replay starts at the end of the fit's validation period (`Calibration.fitted_until`,
 where the band is the validated one by definition) and is recomputed from the candles, so a
-service or a backtest that replays the same candles states the same band.
+service or a backtest that replays the same candles states the same band. A serving replica
+carries its last track on over new candles (`carried_on`), which states the same band as the
+whole replay at the cost of a horizon's origins; a backtest replays once per band
+(`MarketReplay`), shared by the candidates of one fit.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -55,26 +59,33 @@ def horizon_rates(rate: float, horizons: int) -> np.ndarray:
 COIN_CHUNK = 64  # coins scaled at once: the scale at every candle is coins x candles x horizons
 
 
-def market_widening(z: np.ndarray, lo: np.ndarray, hi: np.ndarray, rate: float | np.ndarray) -> np.ndarray:
+def market_widening(z: np.ndarray, lo: np.ndarray, hi: np.ndarray, rate: float | np.ndarray,
+                    known: np.ndarray | None = None) -> np.ndarray:
     """(candles x horizons) how far each side of the band (quantiles `lo`, `hi` per horizon, band
     units) is moved out for a forecast made at each candle, stepping by `rate` (one, or one per
     horizon). `z` (coins x candles x horizons) is each coin's h-step move from each candle in band
     units, NaN where unknown (a gap, or a future not yet come). The replay starts at candle 0 with
     the band as fitted; an origin's miss, judged against the band in force when it was made,
-    counts from the candle its outcome closes."""
+    counts from the candle its outcome closes. With `known` (k x horizons), the widening already
+    in force at the first k candles (a track carried on): their origins are judged against it and
+    the replay goes on from candle k."""
     coins, candles, horizons = z.shape
     steps = np.arange(1, horizons + 1)
     lo_arr, hi_arr = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    rates = np.broadcast_to(np.asarray(rate, dtype=np.float64), (horizons,))
     shift = np.zeros((candles, horizons))
+    first = 0 if known is None else len(known)
+    if first:
+        shift[:first] = known
     excess = np.full((candles, horizons), np.nan)  # share of coins missed, minus BAND_MISS
-    total = np.zeros(horizons)
     columns = np.arange(horizons)
     for t in range(candles):
-        made = t - steps  # the origin each horizon's outcome closing at t came from
-        ready = made >= 0
-        gained = excess[made[ready], columns[ready]]
-        total[ready] += np.where(np.isfinite(gained), gained, 0.0)
-        shift[t] = rate * total
+        if t >= first:
+            made = t - steps  # the origin each horizon's outcome closing at t came from
+            ready = made >= 0
+            gained = excess[made[ready], columns[ready]]
+            shift[t] = shift[t - 1] if t else 0.0
+            shift[t, ready] += rates[ready] * np.where(np.isfinite(gained), gained, 0.0)
         moves = z[:, t, :]
         seen = np.isfinite(moves)
         counts = seen.sum(axis=0)
@@ -121,6 +132,11 @@ class MarketTrack:
         """`windows` whose forecasts are widened by the widening in force at each origin."""
         return replace(windows, market=self.at(windows.stamps[:, -1], horizons))
 
+    def resumes_at(self, horizons: int) -> int:
+        """The first candle whose origin is judged again when the track is carried on: every
+        outcome of an older origin had closed by the track's last candle."""
+        return max(0, len(self.times) - horizons)
+
     def last(self, horizons: int) -> tuple[pd.Timestamp | None, np.ndarray]:
         """The newest candle time and the widening in force there (zeros before any)."""
         if not len(self.times):
@@ -133,6 +149,18 @@ def naive_times(stamps: pd.DatetimeIndex) -> pd.DatetimeIndex:
     return stamps.tz_convert(None) if stamps.tz is not None else stamps
 
 
+def replay_history(cal: Calibration, volatility_window: int) -> int:
+    """How many candles before the end of validation the replay reads: the band's scale there
+    looks back over them, and the first candle's move starts one before it."""
+    return cal.scale(volatility_window).history + 1
+
+
+def replay_since(first: pd.Timestamp, cal: Calibration, volatility_window: int, candle: pd.Timedelta) -> pd.Timestamp:
+    """The first candle time a replay from candle time `first` reads, for a store read by time
+    with candles `candle` apart (one candle more, for a gap at the start)."""
+    return pd.Timestamp(first) - candle * (replay_history(cal, volatility_window) + 1)
+
+
 def aligned_log_closes(candles: dict[str, pd.DataFrame], since: pd.Timestamp,
                        history: int) -> tuple[pd.DatetimeIndex, np.ndarray, int]:
     """Every coin's log close on the union of candle times (naive UTC; NaN where a coin has none),
@@ -141,7 +169,7 @@ def aligned_log_closes(candles: dict[str, pd.DataFrame], since: pd.Timestamp,
     series = {}
     for ticker, frame in candles.items():
         stamps = naive_times(pd.DatetimeIndex(frame["timestamp"]))
-        first = max(0, int(stamps.searchsorted(since)) - history - 1)
+        first = max(0, int(stamps.searchsorted(since)) - history)
         if first < len(frame) and stamps[-1] >= since:
             series[ticker] = pd.Series(np.log(frame["close"].to_numpy(np.float64)[first:]), index=stamps[first:])
     if not series:
@@ -158,8 +186,8 @@ def market_track(candles: dict[str, pd.DataFrame], cal: Calibration, volatility_
     what a forecast made at each of those candles widens its band by."""
     if cal.market_rate <= 0 or not cal.fitted_until or not candles:
         return MarketTrack(pd.DatetimeIndex([]), np.zeros((0, horizons)))
-    scale = cal.scale(volatility_window)
-    times, log_close, start = aligned_log_closes(candles, pd.Timestamp(cal.fitted_until), scale.history)
+    times, log_close, start = aligned_log_closes(candles, pd.Timestamp(cal.fitted_until),
+                                                 replay_history(cal, volatility_window))
     if start >= len(times):
         return MarketTrack(pd.DatetimeIndex([]), np.zeros((0, horizons)))
     lo, hi = np.asarray(cal.naive_lo)[:horizons], np.asarray(cal.naive_hi)[:horizons]
@@ -167,8 +195,45 @@ def market_track(candles: dict[str, pd.DataFrame], cal: Calibration, volatility_
     return MarketTrack(times[start:], market_widening(moves, lo, hi, horizon_rates(cal.market_rate, horizons)))
 
 
-def with_market(windows: Windows, model: ForecastModel, candles: dict[str, pd.DataFrame], horizons: int) -> Windows:
-    """`windows` whose forecasts `model` widens by the market-wide adaptation in force at each
-    origin, replayed over `candles` (every coin of the backtest, up to its end: an origin's
-    widening counts only outcomes closed by its time)."""
-    return market_track(candles, model.calibration, model.profile.volatility_window, horizons).on(windows, horizons)
+def carried_on(track: MarketTrack, candles: dict[str, pd.DataFrame], cal: Calibration, volatility_window: int,
+               horizons: int) -> MarketTrack | None:
+    """`track` carried on over `candles` (every coin, from `replay_since` its `resumes_at` candle):
+    the widening at the candles it holds stays (each counts only outcomes closed by then), its
+    last `horizons` origins are judged again with the outcomes closed since, and newer candles
+    are replayed; what `market_track` states over the same candles, at a horizon's cost instead
+    of every candle's since the fit. None where the candle times it holds changed (a coin's
+    history filled in), for the whole replay to run again."""
+    if not len(track.times):
+        return None
+    resume = track.resumes_at(horizons)
+    times, log_close, start = aligned_log_closes(candles, track.times[resume], replay_history(cal, volatility_window))
+    held = track.times[resume:]
+    if len(times) < start + len(held) or not times[start: start + len(held)].equals(held):
+        return None
+    lo, hi = np.asarray(cal.naive_lo)[:horizons], np.asarray(cal.naive_hi)[:horizons]
+    moves = scaled_moves(log_close, cal, volatility_window, horizons)[:, start:, :]
+    shift = market_widening(moves, lo, hi, horizon_rates(cal.market_rate, horizons), track.shift[resume:, :horizons])
+    return MarketTrack(track.times[:resume].append(times[start:]), np.concatenate([track.shift[:resume, :horizons], shift]))
+
+
+class MarketReplay:
+    """The market-wide widening over one set of candles (every coin of a backtest or a test
+    window, up to its end), replayed once per band: the candidates of one fit share their
+    calibration's band, scale, rate and end of validation, so they share one replay."""
+
+    def __init__(self, candles: dict[str, pd.DataFrame]) -> None:
+        self.candles = candles
+        self._tracks: dict[str, MarketTrack] = {}
+
+    def track(self, model: ForecastModel, horizons: int) -> MarketTrack:
+        cal = model.calibration
+        key = json.dumps([cal.naive_lo, cal.naive_hi, cal.band_scale, cal.market_rate, cal.fitted_until,
+                          model.profile.volatility_window, horizons])
+        if key not in self._tracks:
+            self._tracks[key] = market_track(self.candles, cal, model.profile.volatility_window, horizons)
+        return self._tracks[key]
+
+    def on(self, windows: Windows, model: ForecastModel, horizons: int) -> Windows:
+        """`windows` whose forecasts `model` widens by the widening in force at each origin (an
+        origin's widening counts only outcomes closed by its time)."""
+        return self.track(model, horizons).on(windows, horizons)

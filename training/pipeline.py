@@ -28,6 +28,7 @@ from training.dataset import Split, validated_horizon
 from training.evaluation import accuracy_avg, evaluate, insample_naive_mae, select_origins
 from training.fitting import fit_candidates
 from training.forecaster import ForecastModel
+from training.market_band import MarketReplay
 from training.selection import Choice, choose
 from training.spec import FitSpec
 from training.stages import HOLDOUT_ORIGINS, StageTimer
@@ -81,10 +82,11 @@ def train_timeframe(registry: ModelRegistry, spec: FitSpec, model: str = AUTO, m
     scale = insample_naive_mae(candles, split.train_end)
     holdout = select_origins(candles, split.holdout_start, end, forecaster.window, max_origins=max_origins,
                              horizon=validated_horizon(timeframe))
-    report = timer.run("evaluate", lambda: evaluate(forecaster, holdout, scale, candles),
+    market = MarketReplay(candles)
+    report = timer.run("evaluate", lambda: evaluate(forecaster, holdout, scale, market),
                        lambda r: f"{r['n_origins']} holdout origins: MAE {r['model']['summary']['mae_mean']:.4f} "
                                  f"vs naive {r['naive']['summary']['mae_mean']:.4f}")
-    activate, reason, champion_report = challenge(registry, timeframe, report, holdout, scale, candles)
+    activate, reason, champion_report = challenge(registry, timeframe, report, holdout, scale, market)
     if spec.shuffle_targets:
         # a control: where no model has an edge, forecasts are naive whatever the fit learned, so
         # its holdout score can tie or beat a real model's by chance; it is never served
@@ -112,7 +114,7 @@ def train_timeframe(registry: ModelRegistry, spec: FitSpec, model: str = AUTO, m
 
 
 def challenge(registry: ModelRegistry, timeframe: str, report: dict, holdout: Any, scale: float,
-              candles: dict[str, pd.DataFrame] | None = None) -> tuple[bool, str, dict | None]:
+              market: MarketReplay | None = None) -> tuple[bool, str, dict | None]:
     """Champion / challenger: the new model must be no worse than the active one on the same
     holdout. Scores add the close MAE and the high/low MAE averaged over horizons, so a model that
     knows nothing of volatility loses. With no usable active model the new one is activated."""
@@ -120,7 +122,7 @@ def challenge(registry: ModelRegistry, timeframe: str, report: dict, holdout: An
     champion = registry.active(timeframe)
     if champion is not None:
         try:
-            theirs_report = evaluate(load_forecaster(registry, champion), holdout, scale, candles)
+            theirs_report = evaluate(load_forecaster(registry, champion), holdout, scale, market)
         except (ArtifactError, ValueError, KeyError) as exc:
             log.warning("%s: active model %s cannot be evaluated (%s); comparing against naive", timeframe,
                         champion.version, exc)

@@ -110,7 +110,8 @@ async def _serve(websocket: WebSocket, outbox: Outbox, stats: LiveStats) -> None
     done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:
         task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
+    if pending:  # not gather: a cancelled task's CancelledError would surface here as this one's own
+        await asyncio.wait(pending)
     for task in done:
         exc = task.exception()
         if isinstance(exc, Overflow):
@@ -123,8 +124,9 @@ async def _serve(websocket: WebSocket, outbox: Outbox, stats: LiveStats) -> None
 
 
 async def _send(websocket: WebSocket, outbox: Outbox, stats: LiveStats) -> None:
-    """The send is guarded by a timer that cancels this task, not by `wait_for` (a task per
-    message: a thousand sockets send a thousand a second)."""
+    """The wait and the send are guarded by timers that cancel this task (`asyncio.timeout`, a
+    loop timer), not by `wait_for`, which on Python 3.11 wraps each wait in a task of its own: a
+    thousand sockets send a thousand messages a second."""
     loop = asyncio.get_running_loop()
     sender = asyncio.current_task()
     assert sender is not None
@@ -137,7 +139,8 @@ async def _send(websocket: WebSocket, outbox: Outbox, stats: LiveStats) -> None:
 
     while True:
         try:
-            message = await asyncio.wait_for(outbox.get(), HEARTBEAT_S)
+            async with asyncio.timeout(HEARTBEAT_S):
+                message = await outbox.get()
         except TimeoutError:
             message = {"type": "heartbeat"}
         watchdog = loop.call_later(SEND_TIMEOUT_S, stall)

@@ -15,7 +15,7 @@ import threading
 import time
 
 from config import environ_snapshot, mask_url, settings_or_exit
-from serve_app.drain import DrainFlag, soft_stop, wait_until_idle
+from serve_app.drain import DrainFlag, clear_reports, soft_stop, wait_until_idle
 from serve_app.leftovers import claim, recorded_haproxies, release
 from serve_app.ray_env import apply_ray_serve_env, listener_env
 from serve_app.state_dir import StateDir
@@ -79,11 +79,24 @@ def _drain(state: StateDir, app: str) -> None:
     """New requests are told to come back (503 + Retry-After); those in flight finish; then
     HAProxy stops accepting, so Serve's shutdown cuts nothing off (serve_app.drain)."""
     log.info("stopping: new requests get 503 until the ones in flight are answered")
+    clear_reports(state.drain_reports)
     DrainFlag(state.drain_flag).raise_flag()
-    if not wait_until_idle(app, "Api", DRAIN_TIMEOUT_S):
+    if not wait_until_idle(state.drain_reports, api_replicas(app), DRAIN_TIMEOUT_S):
         log.warning("requests still in flight after %.0f s; stopping anyway", DRAIN_TIMEOUT_S)
     soft_stop(recorded_haproxies(state), SOFT_STOP_TIMEOUT_S)
     log.info("requests answered and HAProxy closed; stopping Ray Serve")
+
+
+def api_replicas(app: str) -> int:
+    """How many API replicas Serve runs now: each reports when it has no request in flight."""
+    from ray import serve
+
+    try:
+        deployment = serve.status().applications[app].deployments.get("Api")
+    except Exception as exc:  # the controller gone: nothing left to drain through it
+        log.warning("cannot ask Serve for its API replicas (%s); not waiting for them", exc)
+        return 0
+    return int(deployment.replica_states.get("RUNNING", 0)) if deployment else 0
 
 
 if __name__ == "__main__":

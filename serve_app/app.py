@@ -16,6 +16,7 @@ from billing.service import BillingService
 from config import load_settings
 from portfolio.service import Portfolio
 from predictions.service import PredictionService
+from serve_app.drain import InFlight
 from serve_app.errors import install_handlers
 from serve_app.metrics import Metrics
 from serve_app.middleware import BodyLimit, Shed, observe
@@ -49,7 +50,8 @@ def create_app(service: PredictionService, accounts: AccountService, billing: Bi
                   description="30-step crypto forecasts (OHLC, 80 % band, calibrated confidence) from one model per timeframe")
     app.add_middleware(BodyLimit)
     app.state.stopping = lambda: False
-    app.add_middleware(Shed, stopping=lambda: bool(app.state.stopping()))
+    app.state.in_flight = InFlight()
+    app.add_middleware(Shed, stopping=lambda: bool(app.state.stopping()), in_flight=app.state.in_flight)
     app.middleware("http")(observe)
     install_handlers(app)
     app.state.service = service

@@ -33,7 +33,7 @@ from market_data.factory import make_source, make_stream
 from predictions.errors import PredictionError
 from serve_app.active_models import ActiveModels, NoActiveModel
 from serve_app.app import create_app
-from serve_app.drain import DrainFlag
+from serve_app.drain import DrainFlag, report_when_stopping
 from serve_app.metrics import LiveAccuracyGauges, Metrics, UpstreamGauges
 from serve_app.state_dir import StateDir
 from serve_app.terminal import show_replica_lines
@@ -234,7 +234,9 @@ class Api:
                                  live_stream=relayed)
         self.fastapi = create_app(services.predictions, services.accounts, services.billing, Metrics(),
                                   services.portfolio, services.live)
-        self.fastapi.state.stopping = DrainFlag(StateDir.of(settings).drain_flag)
+        state = StateDir.of(settings)
+        self.fastapi.state.stopping = DrainFlag(state.drain_flag)
+        report_when_stopping(DrainFlag(state.drain_flag), self.fastapi.state.in_flight, state.drain_reports)
         self.fastapi.state.versions = lambda: {tf: h.version.remote().result() for tf, h in self.forecasters.items()}
 
     def __serve_build_asgi_app__(self) -> Any:

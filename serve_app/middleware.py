@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serve_app.drain import RETRY_AFTER_S
+from serve_app.drain import RETRY_AFTER_S, InFlight
 from serve_app.errors import FRAMEWORK_CODES, error_response
 
 log = logging.getLogger("serve_app.requests")
@@ -60,8 +60,10 @@ class Shed:
     (`stopping()`, `serve_app.drain`), every new request is a 503 `stopping` + Retry-After and
     the ones in flight finish."""
 
-    def __init__(self, app: Any, limit: int = MAX_IN_FLIGHT, stopping: Callable[[], bool] = lambda: False) -> None:
-        self.app, self.limit, self.in_flight, self.stopping = app, limit, 0, stopping
+    def __init__(self, app: Any, limit: int = MAX_IN_FLIGHT, stopping: Callable[[], bool] = lambda: False,
+                 in_flight: InFlight | None = None) -> None:
+        self.app, self.limit, self.stopping = app, limit, stopping
+        self.in_flight = in_flight or InFlight()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -71,15 +73,15 @@ class Shed:
             await error_response(503, "stopping", "the service is restarting; please retry shortly",
                                  {"Retry-After": str(RETRY_AFTER_S), "Connection": "close"})(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
+        if self.in_flight.count >= self.limit:
             await error_response(503, "overloaded", "the service is busy; please retry in a second",
                                  {"Retry-After": "1"})(scope, receive, send)
             return
-        self.in_flight += 1  # one event loop: no lock needed
+        self.in_flight.count += 1  # one event loop: no lock needed
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            self.in_flight.count -= 1
 
 
 async def observe(request: Request, call_next: Any) -> Any:

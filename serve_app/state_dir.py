@@ -1,6 +1,6 @@
 """Where `python -m serve_app` on one port keeps what outlives a process: its own pid, each
 HAProxy's pid (`serve_app.leftovers` ends what a crashed run left), and the drain flag its API
-replicas read while it stops (`serve_app.drain`). SERVE_STATE_DIR/serve-<SERVE_PORT>/."""
+replicas read while it stops and their reports of requests in flight (`serve_app.drain`). SERVE_STATE_DIR/serve-<SERVE_PORT>/."""
 
 from __future__ import annotations
 
@@ -29,3 +29,8 @@ class StateDir:
     @property
     def drain_flag(self) -> Path:
         return self.path / "draining"
+
+    @property
+    def drain_reports(self) -> Path:
+        """Each API replica's count of requests in flight while the service stops, by pid."""
+        return self.path / "in-flight"

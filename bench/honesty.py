@@ -17,7 +17,9 @@ candle an origin (the sample's 600 leave a wide spread at h = 1); after a timefr
 every model's coverage and reliability over all of them together. Beside each candidate, its refit
 (`xgboost_refit`, `ensemble_refit`, ...): the same model fitted again on train + validation with
 its first calibration, as the weekly job deploys it where the timeframe deploys refits (the A/B of
-refitting). Everything also goes to bench/results/honesty.json; `--render` prints its tables.
+refitting). Everything also goes to bench/results/honesty.json, written after every window with
+each window's outcomes beside it (`honesty.outcomes/`): `--resume` goes on with a stopped run and
+still pools every window; `--render` prints its tables.
 """
 
 from __future__ import annotations
@@ -150,6 +152,26 @@ class Outcomes:
     def offset(self, by: int) -> Outcomes:
         """The same outcomes with block ids moved by `by`: windows pooled keep their blocks apart."""
         return Outcomes(self.covered, self.blocks.moved(by), self.steps.moved(by), self.band_score, self.todays_score)
+
+    def save(self, path: Path) -> None:
+        """Written atomically beside the run's JSON, so that a stopped run resumes (`--resume`) and
+        still pools every window: a window of hourly candles takes most of an hour to fit."""
+        arrays = {f"covered_{h}": c for h, c in self.covered.items()}
+        arrays.update(blocks_short=self.blocks.short, blocks_long=self.blocks.long, confidence=self.steps.confidence,
+                      correct=self.steps.correct, step_blocks=self.steps.blocks, band_score=self.band_score,
+                      todays_score=self.todays_score)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        with partial.open("wb") as f:
+            np.savez_compressed(f, **arrays)
+        partial.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Outcomes:
+        with np.load(path) as z:
+            covered = {int(k.split("_")[1]): z[k] for k in z.files if k.startswith("covered_")}
+            return cls(covered, Blocks(z["blocks_short"], z["blocks_long"]),
+                       CalledSteps(z["confidence"], z["correct"], z["step_blocks"]), z["band_score"], z["todays_score"])
 
 
 # the band every forecaster stated before the band had a volatility model: the rolling scale,
@@ -506,13 +528,81 @@ def markdown(results: list[dict[str, Any]], pools: dict[str, dict[str, Any]] | N
     return "\n".join(out)
 
 
+def outcomes_dir(out: Path, timeframe: str, start: datetime) -> Path:
+    """Where one window's outcomes (every model's, to pool) lie beside the run's JSON."""
+    return out.with_name(f"{out.stem}.outcomes") / f"{timeframe}_{start:%Y-%m-%d}"
+
+
+def saved_window(saved: list[dict[str, Any]], out: Path, timeframe: str, start: datetime,
+                 end: datetime) -> tuple[dict[str, Any], dict[str, Outcomes]] | None:
+    """A window a stopped run finished: its result in the JSON and its outcomes beside it."""
+    label = f"{start:%Y-%m-%d} to {end:%Y-%m-%d}"
+    result = next((r for r in saved if r["timeframe"] == timeframe and r["window"] == label), None)
+    folder = outcomes_dir(out, timeframe, start)
+    if result is None or not folder.is_dir():
+        return None
+    return result, {path.stem: Outcomes.load(path) for path in sorted(folder.glob("*.npz"))}
+
+
+@dataclass
+class Run:
+    """A run's results so far, written after every window (atomically) so that `--resume` goes on
+    where it stopped and still pools every window of a timeframe."""
+    out: Path
+    models: Models
+    results: list[dict[str, Any]]
+    pools: dict[str, dict[str, Any]]
+
+    @classmethod
+    def start(cls, out: Path, models: Models, resume: bool) -> tuple[Run, list[dict[str, Any]]]:
+        """A new run, and (`resume`) the windows a stopped run with the same models finished."""
+        if not resume or not out.exists():
+            return cls(out, models, [], {}), []
+        saved = json.loads(out.read_text())
+        same = json.loads(json.dumps([models.params, models.direct_params, models.top], default=str))
+        if [saved["params"], saved["direct_params"], saved.get("top")] != same:
+            raise SystemExit(f"--resume: {out} was run with other models' parameters; "
+                             "run without --resume (or with another --out)")
+        return cls(out, models, [], {}), saved["results"]
+
+    def timeframe(self, timeframe: str, windows: list[tuple[datetime, datetime]], saved: list[dict[str, Any]]) -> None:
+        kept: dict[str, list[Outcomes]] = {}
+        plan = PLANS[timeframe]
+        for start, end in windows:
+            done = saved_window(saved, self.out, timeframe, start, end)
+            if done is None:
+                result, outcomes = run_window(timeframe, plan, start, end, self.models)
+                for name, o in outcomes.items():
+                    o.save(outcomes_dir(self.out, timeframe, start) / f"{name}.npz")
+            else:
+                result, outcomes = done
+                print(f"[{timeframe} {start:%Y-%m-%d}] resumed from {self.out}", flush=True)
+            print_window(result)
+            self.results.append(result)
+            for name, o in outcomes.items():
+                kept.setdefault(name, []).append(o)
+            self.pools[timeframe] = {name: pooled(parts) for name, parts in kept.items()}
+            self.write()
+        print("\n".join(["", f"== {timeframe}, all test windows together",
+                         *pooled_table({timeframe: self.pools[timeframe]})]))
+
+    def write(self) -> None:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.out.with_name(self.out.name + ".partial")
+        partial.write_text(json.dumps({"params": self.models.params, "direct_params": self.models.direct_params,
+                                       "top": self.models.top, "results": self.results, "pooled": self.pools},
+                                      indent=1, default=str))
+        partial.replace(self.out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timeframes", default="1h,4h,1d")
     parser.add_argument("--top", type=int, help="only the first N coins of each data set (default: all)")
     parser.add_argument("--windows", type=int, help="only the first N test windows of each timeframe")
-    parser.add_argument("--skip", type=int, default=0,
-                        help="leave out the first N test windows of each timeframe (to finish a stopped run)")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the first N test windows of each timeframe")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with a stopped run of --out: its finished windows are read, not fitted again")
     parser.add_argument("--n-estimators", type=int)
     parser.add_argument("--max-depth", type=int)
     parser.add_argument("--epochs", type=int)
@@ -524,24 +614,11 @@ def main() -> None:
         print(markdown(saved["results"], saved.get("pooled", {})))
         return
     params, direct_params = model_params(args, dict(DEFAULT_PARAMS))
-    results: list[dict[str, Any]] = []
-    pools: dict[str, dict[str, Any]] = {}
+    run, saved = Run.start(args.out, Models(params, direct_params, args.top), args.resume)
     for timeframe in args.timeframes.split(","):
-        plan = PLANS[timeframe]
-        if not plan.data.is_dir():
-            raise SystemExit(f"bench.honesty needs {plan.data} (the project's shared real data)")
-        kept: dict[str, list[Outcomes]] = {}
-        for start, end in plan.windows[args.skip:][: args.windows or None]:
-            result, outcomes = run_window(timeframe, plan, start, end, Models(params, direct_params, args.top))
-            print_window(result)
-            results.append(result)
-            for name, o in outcomes.items():
-                kept.setdefault(name, []).append(o)
-            pools[timeframe] = {name: pooled(parts) for name, parts in kept.items()}
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps({"params": params, "direct_params": direct_params, "results": results,
-                                            "pooled": pools}, indent=1, default=str))
-        print("\n".join(["", f"== {timeframe}, all test windows together", *pooled_table({timeframe: pools[timeframe]})]))
+        if not PLANS[timeframe].data.is_dir():
+            raise SystemExit(f"bench.honesty needs {PLANS[timeframe].data} (the project's shared real data)")
+        run.timeframe(timeframe, PLANS[timeframe].windows[args.skip:][: args.windows or None], saved)
     print(f"\nresults in {args.out}")
 
 

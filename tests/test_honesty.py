@@ -3,6 +3,9 @@ direction and confidence that agree with the close path, `flat` where there is n
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -440,3 +443,46 @@ def test_the_chosen_bands_coverage_on_every_test_candle_is_the_same_in_batches(m
     assert whole["origins"] == len(covered) < 5 * 80  # the late listings lose origins
     assert whole["coverage_80"]["1"][0] == pytest.approx(np.mean([c[0] for c in covered]))
     assert whole["coverage_80"][str(H)][0] == pytest.approx(np.mean([c[1] for c in covered]))
+
+
+def test_a_stopped_honesty_run_resumes_and_pools_every_window(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench.honesty --resume reads the windows a stopped run finished (their outcomes beside the
+    JSON) instead of fitting them again, and pools them with the rest as one run would."""
+    import bench.honesty as honesty
+    from training.evaluation import CalledSteps
+
+    rng = np.random.default_rng(3)
+    fitted: list[str] = []
+
+    def fake_window(timeframe, plan, start, end, models):  # type: ignore[no-untyped-def]
+        fitted.append(f"{start:%Y-%m-%d}")
+        n = 200
+        blocks = honesty.Blocks(np.arange(n) // 10, np.arange(n) // 30)
+        steps = CalledSteps(rng.uniform(0.5, 0.7, n), rng.random(n) < 0.6, blocks.short)
+        outcome = honesty.Outcomes({1: rng.random(n) < 0.8, H: rng.random(n) < 0.8}, blocks, steps,
+                                   rng.uniform(1, 2, (n, 4)), rng.uniform(1, 2, (n, 4)))
+        scores = {"mae_ratio": {}, "coverage_80": {"1": 0.8, str(H): 0.8}, "called": 1.0, "reliability": []}
+        return {"timeframe": timeframe, "window": f"{start:%Y-%m-%d} to {end:%Y-%m-%d}",
+                "models": {"auto (naive)": scores}}, {"auto": outcome}
+
+    monkeypatch.setattr(honesty, "run_window", fake_window)
+    monkeypatch.setattr(honesty, "print_window", lambda result: None)
+    windows = honesty.PLANS["4h"].windows[:3]
+    models = honesty.Models({"n_estimators": 3}, {}, None)
+    whole_out = tmp_path / "whole.json"
+    run, saved = honesty.Run.start(whole_out, models, resume=False)
+    run.timeframe("4h", windows, saved)
+    whole = json.loads(whole_out.read_text())
+
+    out = tmp_path / "stopped.json"
+    rng = np.random.default_rng(3)  # the same outcomes again
+    fitted.clear()
+    run, saved = honesty.Run.start(out, models, resume=False)
+    run.timeframe("4h", windows[:2], saved)  # stopped after two windows
+    run, saved = honesty.Run.start(out, models, resume=True)
+    run.timeframe("4h", windows, saved)
+    assert fitted == ["2022-07-01", "2022-10-01", "2023-01-01"]  # no window fitted twice
+    assert json.loads(out.read_text())["pooled"] == whole["pooled"]
+    assert whole["pooled"]["4h"]["auto"]["windows"] == 3
+    with pytest.raises(SystemExit, match="other models' parameters"):
+        honesty.Run.start(out, honesty.Models({"n_estimators": 4}, {}, None), resume=True)

@@ -454,7 +454,7 @@ def test_a_stopped_honesty_run_resumes_and_pools_every_window(tmp_path: Path, mo
     rng = np.random.default_rng(3)
     fitted: list[str] = []
 
-    def fake_window(timeframe, plan, start, end, models):  # type: ignore[no-untyped-def]
+    def fake_window(timeframe, plan, start, end, models):
         fitted.append(f"{start:%Y-%m-%d}")
         n = 200
         blocks = honesty.Blocks(np.arange(n) // 10, np.arange(n) // 30)

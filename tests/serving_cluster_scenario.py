@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -138,7 +139,9 @@ def _load_and_kill(run: Run, cluster: Any, victim: Any) -> float:
 def _summary(run: Run, killed: float, quota_counted: int) -> dict[str, object]:
     answered = sorted(a for _, a, _, _ in run.outcomes)
     statuses = [s for s, _ in run.quota_answers]
-    predict_before = run.latencies("/ml/predict", killed - 6, killed - 1)
+    predict_before = run.latencies("/ml/predict", killed - 6, killed - 1) or [float("nan")]
+    generate_before = run.latencies("/api/predictions/generate", killed - 6, killed - 1) or [float("nan")]
+    generate_after = run.latencies("/api/predictions/generate", killed, float("inf")) or [float("nan")]
     after = [(a - s, s - killed, p) for s, a, _, p in run.outcomes if s > killed]
     return {
         "requests": len(run.outcomes),
@@ -147,8 +150,8 @@ def _summary(run: Run, killed: float, quota_counted: int) -> dict[str, object]:
         "longest_gap_s": round(max((b - a for a, b in zip(answered, answered[1:], strict=False) if a > killed - 1),
                                    default=0.0), 2),
         "predict_before_kill_p50_max_s": [round(predict_before[len(predict_before) // 2], 2), round(predict_before[-1], 2)],
-        "generate_before_kill_max_s": round(max(run.latencies("/api/predictions/generate", killed - 6, killed - 1)), 2),
-        "generate_after_kill_max_s": round(max(run.latencies("/api/predictions/generate", killed, float("inf"))), 2),
+        "generate_before_kill_max_s": round(max(generate_before), 2),  # nan: none answered then
+        "generate_after_kill_max_s": round(max(generate_after), 2),
         "slowest_after_kill": [(round(w, 2), round(t, 2), p) for w, t, p in sorted(after, reverse=True)[:5]],
         "quota_200": statuses.count(200), "quota_429": statuses.count(429),
         "quota_other": len(statuses) - statuses.count(200) - statuses.count(429),
@@ -195,6 +198,9 @@ def main(workdir: str, database_url: str, port: int) -> None:
         result = {"placement": {node[:8]: dict(c) for node, c in placement.items()}, "killed_node": victim_id[:8],
                   "killed_replicas": dict(placement[victim_id]), **_summary(run, killed, usage["api_calls"]),
                   "placement_after": {node[:8]: dict(c) for node, c in _replica_nodes().items()}}
+    except Exception:
+        result = {"error": traceback.format_exc()}  # the test shows it: stderr holds Ray's noise too
+        raise
     finally:
         print("RESULT " + json.dumps(result), flush=True)
         serve.shutdown()

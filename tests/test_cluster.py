@@ -40,6 +40,7 @@ def test_serving_across_nodes_survives_a_worker_node_killed_under_100_callers(pg
     assert lines, proc.stdout[-4000:] + proc.stderr[-4000:]
     result = json.loads(lines[-1][len("RESULT "):])
     print(f"[node kill] {result}")
+    assert "error" not in result, result["error"]
     assert len(result["placement"]) == 2 and result["killed_replicas"], result  # spread, and a node with replicas
     assert len(result["placement_after"]) == 1, result  # the killed node's replicas restarted on the other
     # failures only at the kill: in flight then, or sent in HAProxy's instant before it saw the node gone

@@ -6,7 +6,8 @@ ones get the new model, and none fails during the switch.
 
 `track_market(lake, now)` replays the band's market-wide adaptation (`training.market_band`) of
 each active model over the lake's coins (from the end of validation for a newly loaded model,
-then carrying the last track on over new candles) and hands the widening in force now to the forecaster;
+then carrying the last track on over new candles; a coin's file is read again only once it was
+written, `storage.lake_reads`) and hands the widening in force now to the forecaster;
 where the lake's newest candle is older than the forecast horizon, the band goes back to the
 validated one (a widening that old no longer says how the market is moving).
 """
@@ -22,6 +23,7 @@ import pandas as pd
 from config import HORIZON
 from market_data.timeframes import spec
 from storage.lake import Lake
+from storage.lake_reads import LakeReads
 from storage.registry import ModelRegistry
 from storage.schema import ModelRecord
 from training.artifact import load_forecaster
@@ -43,6 +45,7 @@ class ActiveModels:
         self._models: dict[str, tuple[ModelRecord, ForecastModel]] = {}
         self._lock = threading.Lock()
         self._tracks: dict[str, tuple[object, MarketTrack]] = {}  # the last market track per timeframe, by model id
+        self._reads: LakeReads | None = None  # the lake's timestamps and closes as last read
         self.refresh()
 
     def refresh(self) -> list[str]:
@@ -121,22 +124,15 @@ class ActiveModels:
         track = None
         if kept is not None and kept[0] == record.id and len(kept[1].times):
             first = kept[1].times[kept[1].resumes_at(HORIZON)]
-            candles = lake_candles(lake, tf, replay_since(first, cal, window, step))
+            candles = self._lake_reads(lake).since(tf, replay_since(first, cal, window, step))
             track = carried_on(kept[1], candles, cal, window, HORIZON)
         if track is None:
-            candles = lake_candles(lake, tf, replay_since(pd.Timestamp(cal.fitted_until), cal, window, step))
+            candles = self._lake_reads(lake).since(tf, replay_since(pd.Timestamp(cal.fitted_until), cal, window, step))
             track = market_track(candles, cal, window, HORIZON)
         self._tracks[tf] = (record.id, track)
         return track, len(candles)
 
-
-def lake_candles(lake: Lake, timeframe: str, since: pd.Timestamp) -> dict[str, pd.DataFrame]:
-    """Every coin's candles of `timeframe` in the lake from `since` on."""
-    out = {}
-    first = naive_times(pd.DatetimeIndex([since]))[0]
-    for ticker in lake.tickers():
-        frame = lake.read(ticker, timeframe, columns=["timestamp", "close"])
-        kept = frame[naive_times(pd.DatetimeIndex(frame["timestamp"])) >= first]
-        if len(kept):
-            out[ticker] = kept.reset_index(drop=True)
-    return out
+    def _lake_reads(self, lake: Lake) -> LakeReads:
+        if self._reads is None or self._reads.lake is not lake:
+            self._reads = LakeReads(lake, ["timestamp", "close"])
+        return self._reads

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from clock import as_utc, utc_now
@@ -136,6 +137,24 @@ class Lake:
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise LakeCorruptError(f"lake file {path} is unreadable ({exc}); left in place for inspection") from exc
         return table.to_pandas()
+
+    def version(self, ticker: str, timeframe: str) -> tuple[int, ...] | None:
+        """What every write of the file changes, for a reader that keeps what it read: locally
+        the inode, modification time and size (an atomic write is a new file), on an object store
+        the modification time and size (S3 tells the time to the second: a rewrite of the same size
+        within the second of the last read goes unseen until the file's next write). None when the lake has no such file, or its store tells
+        no modification time (then nothing read of it can be kept)."""
+        path = self.path(ticker, timeframe)
+        if self.location is not None:
+            info = self.location.fs.get_file_info(str(path))
+            if info.type != pafs.FileType.File or info.mtime_ns is None:
+                return None
+            return (info.mtime_ns, info.size or 0)
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return None
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
     def last_timestamp(self, ticker: str, timeframe: str) -> pd.Timestamp | None:
         stamps = self.read(ticker, timeframe, columns=["timestamp"])["timestamp"]

@@ -226,6 +226,10 @@ def test_a_serving_replica_carries_its_track_on_as_the_lake_grows(tmp_path, monk
     monkeypatch.setattr(active, "market_track", lambda *a: replays.append(a) or market_track(*a))
     models.track_market(lake, pd.Timestamp("2024-06-02", tz="UTC"))
     assert not replays  # carried on, not replayed from the end of validation
+    assert models._reads is not None
+    read = models._reads.files_read
+    models.track_market(lake, pd.Timestamp("2024-06-02", tz="UTC"))
+    assert models._reads.files_read == read  # the lake unchanged: no file read again
     np.testing.assert_allclose(forecaster.market_widening, market_track(coins, forecaster.calibration, 20, H).last(H)[1],
                                atol=1e-12)
     models._models["1d"] = (SimpleNamespace(id=2, version="v2"), forecaster)  # type: ignore[assignment]

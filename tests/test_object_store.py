@@ -17,6 +17,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from storage.lake import Lake
+from storage.lake_reads import LakeReads
 from storage.location import Location, is_remote, join
 from storage.registry import ArtifactError, ModelRegistry, TrainingInfo
 
@@ -75,6 +76,11 @@ def test_the_lake_on_an_object_store_behaves_like_the_local_one(s3: str, tmp_pat
     assert len(remote.read("X:BTCUSD", "1d")) == 60
     assert list(remote.tickers()) == list(local.tickers()) == ["X:BTCUSD", "X:ETHUSD"]
     assert str(remote.path("X:BTCUSD", "1d")).endswith("cryptocast/lake-a/X_BTCUSD/1d_ohlcv.parquet")
+    assert remote.version("X:BTCUSD", "1d") is not None and remote.version("X:BTCUSD", "1w") is None
+    since = pd.Timestamp("2024-02-01", tz="UTC")
+    kept, fresh = (LakeReads(lake, ["timestamp", "close"]).since("1d", since) for lake in (remote, local))
+    assert list(kept) == ["X:BTCUSD"]
+    pd.testing.assert_frame_equal(kept["X:BTCUSD"], fresh["X:BTCUSD"])
 
 
 def test_the_registry_on_an_object_store_verifies_what_it_downloads(s3: str, engine, tmp_path: Path) -> None:

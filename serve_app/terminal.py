@@ -20,6 +20,8 @@ LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 SHOWN = {"serve_app": logging.INFO}
 MARK = "_cryptocast_terminal"
 
+log = logging.getLogger(__name__)
+
 
 def quiet_ray_env(out: TextIO = sys.stdout, environ: MutableMapping[str, str] = os.environ) -> None:
     """Before Ray is imported: Serve's own lines to its files only; every request line shown (Ray
@@ -44,21 +46,27 @@ def forward_worker_lines(show_ray: bool) -> None:
     """After `ray.init`: print the replicas' lines as Ray does, but not the raylet's nor the
     cluster's error channel (both in Ray's log files): at every stop they report the Serve
     controller's own exit as a failed task. Ray prints both through `print_to_stdstream`, the
-    error channel by its module name, so that is what is wrapped."""
+    error channel by its module name, so that is what is wrapped. Those are Ray's internals: a Ray
+    without them leaves its lines as they are, and the service says so once and runs on."""
     if show_ray:
         return
-    from ray._private import worker
+    try:
+        from ray._private import worker
 
-    ray_print = worker.print_to_stdstream
+        ray_print = worker.print_to_stdstream
+        dispatcher = worker.global_worker_stdstream_dispatcher
+        remove, add = dispatcher.remove_handler, dispatcher.add_handler
+    except (ImportError, AttributeError) as exc:
+        log.warning("Ray's own lines are printed too: this Ray prints its workers' lines otherwise (%s)", exc)
+        return
 
     def print_lines(data: dict[str, Any], ignore_prefix: bool) -> None:
         if data.get("pid") != "raylet":
             ray_print(data, ignore_prefix)
 
     worker.print_to_stdstream = print_lines
-    dispatcher = worker.global_worker_stdstream_dispatcher
-    dispatcher.remove_handler("ray_print_logs")
-    dispatcher.add_handler("ray_print_logs", functools.partial(print_lines, ignore_prefix=False))
+    remove("ray_print_logs")
+    add("ray_print_logs", functools.partial(print_lines, ignore_prefix=False))
 
 
 def show_replica_lines() -> None:

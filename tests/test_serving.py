@@ -646,7 +646,10 @@ def test_two_instances_run_side_by_side_and_sigterm_drains_under_load(world, tmp
         text = log_a.read_text()
         assert '"path": "/ml/predict"' in text and f"serving on http://127.0.0.1:{port_a}" in text, text[-3000:]
         assert "stopping: new requests get 503" in text and "stopped in" in text, text[-3000:]
-        assert "still in flight" not in text and "cannot ask Serve" not in text, text[-3000:]
+        assert "cannot ask Serve" not in text, text[-3000:]
+        if "still in flight" in text:  # the wait gave up: only right where a request outlived it
+            from serve_app.__main__ import DRAIN_TIMEOUT_S
+            assert any(r[2] == "200" and r[1] > signalled + DRAIN_TIMEOUT_S for r in after), text[-3000:]
         noise = [line for line in text.splitlines() if "\x1b[" in line or any(
             w in line for w in ("ServeController", "HAProxyManager", "ProxyActor", "(raylet)", "alembic"))]
         assert not noise, noise[:10]

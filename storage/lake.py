@@ -142,8 +142,9 @@ class Lake:
         """What every write of the file changes, for a reader that keeps what it read: locally
         the inode, modification time and size (an atomic write is a new file), on an object store
         the modification time and size (S3 tells the time to the second: a rewrite of the same size
-        within the second of the last read goes unseen until the file's next write). None when the lake has no such file, or its store tells
-        no modification time (then nothing read of it can be kept)."""
+        within the second of the last read goes unseen until the file's next write). None when the
+        lake has no such file, or its store tells no modification time (then nothing read of it can
+        be kept)."""
         path = self.path(ticker, timeframe)
         if self.location is not None:
             info = self.location.fs.get_file_info(str(path))

@@ -54,8 +54,8 @@ class LakeReads:
         if version is not None and held is not None and held.version == version and held.since <= first:
             return held.frame
         frame = self.lake.read(ticker, timeframe, columns=self.columns)
-        self.files_read += version is not None
         frame = frame[frame["timestamp"] >= first].reset_index(drop=True)
-        if version is not None:
+        if version is not None:  # a file was there to read
+            self.files_read += 1
             self._kept[(ticker, timeframe)] = _Kept(version, first, frame)
         return frame

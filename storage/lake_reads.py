@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from clock import as_utc
 from storage.lake import Lake
 
 
@@ -36,7 +37,7 @@ class LakeReads:
 
     def since(self, timeframe: str, since: pd.Timestamp) -> dict[str, pd.DataFrame]:
         """Every coin's candles of `timeframe` at or after `since` (UTC); coins with none left out."""
-        first = pd.Timestamp(since).tz_localize("UTC") if pd.Timestamp(since).tz is None else pd.Timestamp(since)
+        first = pd.Timestamp(as_utc(since))
         out, seen = {}, set()
         for ticker in self.lake.tickers():
             seen.add((ticker, timeframe))
@@ -54,7 +55,7 @@ class LakeReads:
         if version is not None and held is not None and held.version == version and held.since <= first:
             return held.frame
         frame = self.lake.read(ticker, timeframe, columns=self.columns)
-        frame = frame[frame["timestamp"] >= first].reset_index(drop=True)
+        frame = frame[frame["timestamp"] >= first]  # `since` cuts again and renumbers: a kept one may start earlier
         if version is not None:  # a file was there to read
             self.files_read += 1
             self._kept[(ticker, timeframe)] = _Kept(version, first, frame)

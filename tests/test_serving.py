@@ -569,6 +569,14 @@ def _alive(pids: dict[int, str]) -> dict[int, str]:
     return {pid: cmd for pid, cmd in pids.items() if process_running(pid)}
 
 
+def _error_code(answer: httpx.Response) -> str:
+    """The API's error code (`overloaded`, `stopping`, ...), or what came back instead of its shape."""
+    try:
+        return str(answer.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return "not-the-error-shape"
+
+
 def _sigterm_under_load(proc: Any, port: int, ticker: str) -> tuple[list[tuple[float, float, str, str | None]],
                                                                     float, float]:
     """SIGTERM to the service after 5 s of 50 callers; returns each request's (sent, answered,
@@ -584,7 +592,8 @@ def _sigterm_under_load(proc: Any, port: int, ticker: str) -> tuple[list[tuple[f
                 sent = time.monotonic()
                 try:
                     r = http.post("/ml/predict", json={"symbol": ticker, "timeframe": "1d", "num_steps": 5})
-                    results.append((sent, time.monotonic(), str(r.status_code), r.headers.get("retry-after")))
+                    outcome = "200" if r.status_code == 200 else f"{r.status_code} {_error_code(r)}"
+                    results.append((sent, time.monotonic(), outcome, r.headers.get("retry-after")))
                 except httpx.ConnectError:
                     results.append((sent, time.monotonic(), "refused", None))
                     time.sleep(0.05)
@@ -633,12 +642,15 @@ def test_two_instances_run_side_by_side_and_sigterm_drains_under_load(world, tmp
         before = [r for r in results if r[1] < signalled]
         after = [r for r in results if r[1] >= signalled]
         outcomes = pd.Series([r[2] for r in after]).value_counts().to_dict()
-        assert before and all(r[2] == "200" for r in before), pd.Series([r[2] for r in before]).value_counts()
+        # before the signal: answered, or (50 uncached forecasts at once on two cores can fill a
+        # forecaster router's queue) shed as `overloaded` with Retry-After, the designed back-pressure
+        shown = pd.Series([r[2] for r in before]).value_counts().to_dict()
+        assert before and set(shown) <= {"200", "503 overloaded"} and shown.get("200", 0) > len(before) / 2, shown
         # in flight at the signal: answered; after it, 200 (admitted before the flag), 503 + Retry-After, or refused
-        assert set(outcomes) <= {"200", "503", "refused"}, outcomes
-        assert all(r[3] for r in after if r[2] == "503"), "a 503 without Retry-After"
-        assert outcomes.get("503", 0) > 0, outcomes
-        print(f"SIGTERM under c=50: exited after {took:.1f} s; answers after the signal {outcomes}")
+        assert set(outcomes) <= {"200", "503 stopping", "503 overloaded", "refused"}, outcomes
+        assert all(r[3] for r in results if r[2].startswith("503")), "a 503 without Retry-After"
+        assert outcomes.get("503 stopping", 0) > 0, outcomes
+        print(f"SIGTERM under c=50: exited after {took:.1f} s; answers before the signal {shown}, after {outcomes}")
         time.sleep(3)
         left = _alive(processes)
         assert not left, f"processes the stopped service left: {left}"

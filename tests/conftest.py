@@ -86,6 +86,19 @@ def pg_database_url() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="module")
+def pg_database_url_module() -> Iterator[str]:
+    """A PostgreSQL database for one module's tests (a served world is built once per module)."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with _admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_URL_TEMPLATE.format(db=name)
+    finally:
+        with _admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database on each backend."""

@@ -3,8 +3,6 @@ error case through the same FastAPI app."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import threading
 import time
@@ -19,56 +17,25 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from sqlmodel import select
 
 from config import load_settings
-from jobs import weekly_training
 from predictions import ledger
 from serve_app.app import create_app
-from serve_app.ray_env import HAPROXY_WRAPPER
 from serve_app.wiring import build_service
 from storage.cache import RedisCache
 from storage.db import make_engine, session_scope
 from storage.registry import ModelRegistry, TrainingInfo
 from storage.schema import Symbol
-from tests.conftest import TEST_REDIS_URL, _free_port, process_running
+from tests.conftest import TEST_REDIS_URL, _free_port
 from tests.email_outbox import emailed_token
 from tests.fake_massive import FakeMassive
+from tests.served_world import SERVED_FREE_QUOTA, served_world, top_symbol
 from training.models.recursive_forecaster import RecursiveForecaster
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, request: pytest.FixtureRequest) -> dict[str, str]:
-    """A migrated PostgreSQL database with the synthetic universe ranked and a 1d model active."""
-    pg_url = request.getfixturevalue("pg_database_url_module")
-    root = tmp_path_factory.mktemp("serving")
-    env = {"MARKET_SOURCE": "synthetic", "DATA_DIR": str(root / "data"), "MODEL_DIR": str(root / "models"),
-           "DATABASE_URL": pg_url, "REDIS_URL": TEST_REDIS_URL,
-           # these tests hammer the API anonymously from one address; quotas have their own tests
-           "QUOTA_ANONYMOUS": "1000000", "QUOTA_FREE": str(SERVED_FREE_QUOTA), "EMAIL_OUTBOX": str(root / "outbox")}
-    mp = pytest.MonkeyPatch()
-    for key, value in env.items():
-        mp.setenv(key, value)
-    try:
-        weekly_training.main(["--top", "6", "--timeframes", "1d", "--no-ray", "--n-estimators", "30",
-                              "--max-depth", "4", "--origins", "60", "--model", "xgboost"])
-    finally:
-        mp.undo()
-    return env
-
-
-@pytest.fixture(scope="module")
-def pg_database_url_module() -> str:
-    import psycopg
-
-    from tests.conftest import PG_ADMIN_DSN, PG_URL_TEMPLATE
-
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield PG_URL_TEMPLATE.format(db=name)
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def world(tmp_path_factory, pg_database_url_module: str) -> dict[str, str]:
+    return served_world(tmp_path_factory.mktemp("serving"), pg_database_url_module)
 
 
 @pytest.fixture
@@ -84,14 +51,6 @@ def _client(env: dict[str, str], prefix: str, **overrides: str) -> TestClient:
                  portfolio=services.portfolio)
     app.state.versions = services.models.versions
     return TestClient(app)
-
-
-def _top_symbol(env: dict[str, str]) -> str:
-    engine = make_engine(env["DATABASE_URL"])
-    with session_scope(engine) as s:
-        ticker = s.exec(select(Symbol.ticker).where(Symbol.volume_rank == 1)).one()
-    engine.dispose()
-    return ticker
 
 
 def _assert_consistent(answer: dict, timeframe_step: pd.Timedelta, n: int) -> None:
@@ -111,7 +70,7 @@ def _assert_consistent(answer: dict, timeframe_step: pd.Timedelta, n: int) -> No
 
 def test_errors_are_clear_and_never_500(world: dict[str, str], prefix: str) -> None:
     client = _client(world, prefix)
-    ticker = _top_symbol(world)
+    ticker = top_symbol(world)
     cases = [
         ({"symbol": "X:NOSUCHUSD", "timeframe": "1d"}, 404, "unknown_symbol"),
         ({"symbol": ticker, "timeframe": "2h"}, 422, "invalid_request"),
@@ -146,7 +105,7 @@ def test_errors_are_clear_and_never_500(world: dict[str, str], prefix: str) -> N
 
 
 def test_market_data_down_gives_503_with_the_last_prediction_flagged_stale(world, prefix: str) -> None:
-    ticker = _top_symbol(world)
+    ticker = top_symbol(world)
     good = _client(world, prefix)
     first = good.post("/ml/predict", json={"symbol": ticker, "timeframe": "1d"}).json()
     down = _client(world, prefix + "down:", MARKET_SOURCE="massive", MASSIVE_API_KEY="k",
@@ -160,7 +119,7 @@ def test_market_data_down_gives_503_with_the_last_prediction_flagged_stale(world
 def test_upstream_rate_limit_gives_429_with_retry_after(world, prefix: str) -> None:
     from market_data.synthetic import SyntheticMarket
 
-    ticker = _top_symbol(world)
+    ticker = top_symbol(world)
     with FakeMassive(SyntheticMarket(seed=7, n_coins=600)) as fake:
         fake.forced = [(429, {"Retry-After": "7"})] * 5
         client = _client(world, prefix, MARKET_SOURCE="massive", MASSIVE_API_KEY="test-key",
@@ -174,7 +133,7 @@ def test_upstream_rate_limit_gives_429_with_retry_after(world, prefix: str) -> N
 
 def test_search_matches_prefix_and_substring_and_escapes_wildcards(world, prefix: str) -> None:
     client = _client(world, prefix)
-    ticker = _top_symbol(world)
+    ticker = top_symbol(world)
     base = ticker[2:5].lower()
     results = client.get("/api/symbols/search", params={"q": base, "limit": 5}).json()["results"]
     assert results and results[0]["ticker"].lower().startswith(f"x:{base}")
@@ -187,8 +146,6 @@ def test_search_matches_prefix_and_substring_and_escapes_wildcards(world, prefix
     assert upper == results
 
 
-SERVED_FREE_QUOTA = 10
-ANONYMOUS_QUOTA = 2  # `python -m serve_app`'s, to check that quotas count per client address
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +165,7 @@ def served(world, ray_local) -> str:
 
 @pytest.mark.slow
 def test_generate_cache_get_search_health_on_ray_serve(world, served: str) -> None:
-    ticker = _top_symbol(world)
+    ticker = top_symbol(world)
     with httpx.Client(base_url=served, timeout=60) as http:
         health = http.get("/api/health").json()
         assert health["status"] == "ok" and health["models"]["1d"] and health["database"] == "ok"
@@ -245,7 +202,7 @@ def test_model_switch_under_50_callers_fails_none_and_is_whole_within_30s(world,
     """Activating a new version while 50 callers forecast, with the replicas' own registry poll
     (serve_config.yaml): no request fails, every answer names one of the two versions, and every
     request sent from 30 s after the activation on is answered by the new one."""
-    ticker = _top_symbol(world)
+    ticker = top_symbol(world)
     engine = make_engine(world["DATABASE_URL"])
     registry = ModelRegistry(engine, world["MODEL_DIR"])
     old = registry.active("1d")
@@ -294,7 +251,7 @@ def test_model_switch_under_50_callers_fails_none_and_is_whole_within_30s(world,
 def test_a_killed_forecaster_replica_costs_no_request_more_than_5s(world, served: str, capsys) -> None:
     import ray
 
-    ticker = _top_symbol(world)
+    ticker = top_symbol(world)
     replicas = [a for a in ray.util.list_named_actors(all_namespaces=True)
                 if "forecaster_1d" in a["name"] and a["namespace"] == "serve"]
     assert len(replicas) == 2, replicas  # serve_config.yaml: two 1d replicas cover each other
@@ -334,7 +291,7 @@ def test_one_users_quota_holds_across_two_ingress_replicas(world, served: str) -
 
     api = serve.status().applications["cryptocast"].deployments["Api"]
     assert api.replica_states.get("RUNNING") == 2, api.replica_states
-    ticker = _top_symbol(world)
+    ticker = top_symbol(world)
     email = f"q{uuid.uuid4().hex[:8]}@example.com"
     with httpx.Client(base_url=served, timeout=60) as http:
         assert http.post("/api/auth/register", json={"email": email, "password": "a long password"}).status_code == 201
@@ -368,7 +325,7 @@ def test_the_ledger_stays_gapless_across_two_ingress_replicas(world, served: str
 
     engine = make_engine(world["DATABASE_URL"])
     before = ledger.head(engine)
-    ticker = _top_symbol(world)
+    ticker = top_symbol(world)
 
     def call(_: int) -> int:
         with httpx.Client(base_url=served, timeout=120) as http:
@@ -387,334 +344,6 @@ def test_the_ledger_stays_gapless_across_two_ingress_replicas(world, served: str
     engine.dispose()
 
 
-@pytest.mark.slow
-def test_python_m_serve_app_uses_its_own_settings_and_shows_request_lines(world, tmp_path) -> None:
-    """`python -m serve_app` from another directory: its own local Ray (never a recorded one), the
-    replicas on the database it was started with, serve_config.yaml's replicas, and the request
-    log lines in its own output; HAProxy in front, passing the client's address on, its metrics
-    and stats on the configured ports of SERVE_HOST alone."""
-    import signal
-    import subprocess
-    import sys
-
-    port, metrics_port, stats_port = _free_port(), _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(world, SERVE_PORT=str(port), PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0",
-               SERVE_METRICS_PORT=str(metrics_port), SERVE_STATS_PORT=str(stats_port),
-               QUOTA_ANONYMOUS=str(ANONYMOUS_QUOTA),
-               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    log = tmp_path / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "serve_app"], cwd=tmp_path, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.time() + 180
-        health = None
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).json()
-                if health["models"].get("1d"):
-                    break
-            except (httpx.HTTPError, ValueError, KeyError):
-                pass
-            time.sleep(2)
-        assert health and health["models"]["1d"] and health["database"] == "ok", log.read_text()[-3000:]
-        for _ in range(3):
-            httpx.get(f"http://127.0.0.1:{port}/api/symbols/search", params={"q": "zz"}, timeout=30)
-        wanted = ('"path": "/api/symbols/search"', f"serving on http://127.0.0.1:{port}")
-        deadline = time.time() + 90  # serve.run returns once every replica runs, after the first answers
-        while not all(w in log.read_text() for w in wanted) and time.time() < deadline:
-            time.sleep(1)
-        text = log.read_text()
-        assert all(w in text for w in wanted), text[-3000:]
-        # the ingress of serve_app.ray_env: HAProxy through the wrapper, which records each one
-        recorded = list((tmp_path / "var" / "run" / f"serve-{port}" / "haproxy").glob("*.pid"))
-        assert recorded, f"no HAProxy recorded: not started through {HAPROXY_WRAPPER}"
-        # anonymous quotas count per client address through HAProxy (which must pass it on)
-        ticker = _top_symbol(world)
-        for host in ("127.0.0.2", "127.0.0.3"):
-            with httpx.Client(transport=httpx.HTTPTransport(local_address=host), timeout=60) as http:
-                statuses = [http.post(f"http://127.0.0.1:{port}/api/predictions/generate",
-                                      json={"symbol": ticker, "timeframe": "1d", "num_steps": 2}).status_code
-                            for _ in range(ANONYMOUS_QUOTA + 1)]
-                # a caller cannot pose as another address: HAProxy adds the one it saw, which wins
-                spoofed = http.post(f"http://127.0.0.1:{port}/api/predictions/generate",
-                                    json={"symbol": ticker, "timeframe": "1d", "num_steps": 2},
-                                    headers={"X-Forwarded-For": "203.0.113.9"}).status_code
-            assert statuses == [200] * ANONYMOUS_QUOTA + [429] and spoofed == 429, (host, statuses, spoofed)
-        _two_live_viewers_share_one_upstream(port, ticker)
-        # HAProxy's Prometheus frontend and stats page: on SERVE_HOST, not on another local address
-        assert httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).status_code == 200
-        assert httpx.get(f"http://127.0.0.1:{stats_port}/stats", timeout=10).status_code == 200
-        for listener in (metrics_port, stats_port):
-            with pytest.raises(httpx.ConnectError):
-                httpx.get(f"http://127.0.0.2:{listener}/", timeout=10)
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _free_service_port(taken: tuple[int, ...] = ()) -> int:
-    """A SERVE_PORT whose derived ports (config.PORT_OFFSETS) are free too, and whose replicas'
-    range differs from any `taken`'s."""
-    import socket
-
-    from config import PORT_OFFSETS
-
-    for _ in range(200):
-        port = _free_port()
-        if port + max(PORT_OFFSETS.values()) > 65535 or any(port % 100 == t % 100 for t in taken):
-            continue
-        try:
-            for offset in (0, *PORT_OFFSETS.values()):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port + offset))
-        except OSError:
-            continue
-        return port
-    raise AssertionError("no free SERVE_PORT with its derived ports free")
-
-
-def _start_service(world: dict[str, str], cwd: Path, port: int, log: Path) -> Any:
-    """`python -m serve_app` on `port`, every other port derived from it."""
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(world, SERVE_PORT=str(port), PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0",
-               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    with open(log, "a") as out:
-        return subprocess.Popen([sys.executable, "-m", "serve_app"], cwd=cwd, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _healthy(port: int, proc: Any, seconds: float) -> bool:
-    deadline = time.time() + seconds
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).json()["database"] == "ok":
-                return True
-        except (httpx.HTTPError, ValueError, KeyError):
-            pass
-        time.sleep(1)
-    return False
-
-
-def test_a_start_after_a_crash_ends_the_haproxy_the_crashed_one_left_and_serves(world, tmp_path) -> None:
-    """kill -9 of the service's whole process tree but HAProxy (which then holds SERVE_PORT as an
-    orphan): the next start on the same port ends that HAProxy, found by its pid file and checked
-    to be it, and is healthy within 120 s; a second instance on a port in use is refused with one
-    line naming the port and the process."""
-    import signal
-
-    import psutil
-
-    port, log = _free_service_port(), tmp_path / "serve.log"
-    first = _start_service(world, tmp_path, port, log)
-    try:
-        assert _healthy(port, first, 180), log.read_text()[-3000:]
-        records = tmp_path / "var" / "run" / f"serve-{port}" / "haproxy"
-        # one record per HAProxy started; Ray's reloads replace the earlier ones
-        haproxies = {int(p.stem) for p in records.glob("*.pid") if psutil.pid_exists(int(p.stem))}
-        assert haproxies, list(records.iterdir())
-        tree = [psutil.Process(first.pid), *psutil.Process(first.pid).children(recursive=True)]
-        for proc in tree:
-            if proc.pid not in haproxies:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    proc.kill()
-        first.wait(timeout=30)
-        time.sleep(2)
-        orphans = [pid for pid in haproxies if psutil.pid_exists(pid)]
-        assert orphans, "HAProxy died with the rest: nothing left behind to test"
-        assert all(psutil.Process(pid).ppid() != first.pid for pid in orphans)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(first.pid, signal.SIGKILL)
-    started = time.time()
-    second = _start_service(world, tmp_path, port, log)
-    try:
-        assert _healthy(port, second, 120), log.read_text()[-3000:]
-        assert time.time() - started < 120
-        assert not any(process_running(pid) for pid in orphans), orphans
-        assert f"ending HAProxy pid {orphans[0]}" in log.read_text()
-        # a second instance on the same port: refused at once, naming the running one
-        refused = _start_service(world, tmp_path, port, tmp_path / "refused.log")
-        assert refused.wait(timeout=60) != 0
-        assert f"port {port}: python -m serve_app already runs as pid {second.pid}" in (tmp_path / "refused.log").read_text()
-    finally:
-        os.killpg(second.pid, signal.SIGINT)
-        try:
-            second.wait(timeout=90)
-        except Exception:
-            os.killpg(second.pid, signal.SIGKILL)
-    left = [int(p.stem) for p in records.glob("*.pid") if process_running(int(p.stem))]
-    assert not left, f"HAProxy processes outlived a clean stop: {left}"
-
-
-def _service_processes(proc: Any, state: Path) -> dict[int, str]:
-    """Every process `python -m serve_app` started (its tree, and each HAProxy in its own group)."""
-    import psutil
-
-    found = {c.pid: " ".join(c.cmdline())[:100] for c in psutil.Process(proc.pid).children(recursive=True)}
-    for record in (state / "haproxy").glob("*.pid"):
-        with contextlib.suppress(psutil.Error, ValueError):
-            found[int(record.stem)] = " ".join(psutil.Process(int(record.stem)).cmdline())[:100]
-    return found
-
-
-def _alive(pids: dict[int, str]) -> dict[int, str]:
-    return {pid: cmd for pid, cmd in pids.items() if process_running(pid)}
-
-
-def _error_code(answer: httpx.Response) -> str:
-    """The API's error code (`overloaded`, `stopping`, ...), or what came back instead of its shape."""
-    try:
-        return str(answer.json()["error"]["code"])
-    except (ValueError, KeyError, TypeError):
-        return "not-the-error-shape"
-
-
-def _sigterm_under_load(proc: Any, port: int, ticker: str) -> tuple[list[tuple[float, float, str, str | None]],
-                                                                    float, float]:
-    """SIGTERM to the service after 5 s of 50 callers; returns each request's (sent, answered,
-    outcome, Retry-After), when the signal went and when the process had exited (or 30 s on)."""
-    import signal
-
-    results: list[tuple[float, float, str, str | None]] = []
-    stop = threading.Event()
-
-    def caller() -> None:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-            while not stop.is_set():
-                sent = time.monotonic()
-                try:
-                    r = http.post("/ml/predict", json={"symbol": ticker, "timeframe": "1d", "num_steps": 5})
-                    outcome = "200" if r.status_code == 200 else f"{r.status_code} {_error_code(r)}"
-                    results.append((sent, time.monotonic(), outcome, r.headers.get("retry-after")))
-                except httpx.ConnectError:
-                    results.append((sent, time.monotonic(), "refused", None))
-                    time.sleep(0.05)
-                except httpx.HTTPError as exc:
-                    results.append((sent, time.monotonic(), type(exc).__name__, None))
-
-    with ThreadPoolExecutor(50) as pool:
-        for _ in range(50):
-            pool.submit(caller)
-        time.sleep(5)
-        signalled = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            exited = time.monotonic()
-            stop.set()
-    return results, signalled, exited
-
-
-@pytest.mark.slow
-def test_two_instances_run_side_by_side_and_sigterm_drains_under_load(world, tmp_path) -> None:
-    """Two services whose SERVE_PORTs differ, every other port derived, serve side by side. SIGTERM
-    to one under 50 concurrent callers: the requests in flight complete, new ones get 503 with
-    Retry-After (or, once its listener is gone, a refused connection: never a cut-off answer), it
-    exits within 30 s, no process it started remains, and the other one keeps serving."""
-    import signal
-
-    from config import PORT_OFFSETS
-
-    port_a = _free_service_port()
-    port_b = _free_service_port((port_a,))
-    log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
-    a = _start_service(world, tmp_path, port_a, log_a)
-    b = _start_service(world, tmp_path, port_b, log_b)
-    try:
-        assert _healthy(port_a, a, 240), log_a.read_text()[-3000:]
-        assert _healthy(port_b, b, 240), log_b.read_text()[-3000:]
-        for port in (port_a, port_b):  # each its own HAProxy, on its own derived metrics port
-            assert httpx.get(f"http://127.0.0.1:{port + PORT_OFFSETS['metrics']}/metrics", timeout=10).status_code == 200
-        ticker = _top_symbol(world)
-        processes = _service_processes(a, tmp_path / "var" / "run" / f"serve-{port_a}")
-        results, signalled, exited = _sigterm_under_load(a, port_a, ticker)
-        took = exited - signalled
-        assert a.returncode is not None, f"still running 30 s after SIGTERM\n{log_a.read_text()[-3000:]}"
-        before = [r for r in results if r[1] < signalled]
-        after = [r for r in results if r[1] >= signalled]
-        outcomes = pd.Series([r[2] for r in after]).value_counts().to_dict()
-        # before the signal: answered, or (50 uncached forecasts at once on two cores can fill a
-        # forecaster router's queue) shed as `overloaded` with Retry-After, the designed back-pressure
-        shown = pd.Series([r[2] for r in before]).value_counts().to_dict()
-        assert before and set(shown) <= {"200", "503 overloaded"} and shown.get("200", 0) > len(before) / 2, shown
-        # in flight at the signal: answered; after it, 200 (admitted before the flag), 503 + Retry-After, or refused
-        assert set(outcomes) <= {"200", "503 stopping", "503 overloaded", "refused"}, outcomes
-        assert all(r[3] for r in results if r[2].startswith("503")), "a 503 without Retry-After"
-        assert outcomes.get("503 stopping", 0) > 0, outcomes
-        print(f"SIGTERM under c=50: exited after {took:.1f} s; answers before the signal {shown}, after {outcomes}")
-        time.sleep(3)
-        left = _alive(processes)
-        assert not left, f"processes the stopped service left: {left}"
-        # the terminal: the service's own lines, none of Ray's, no colour codes (not a terminal)
-        text = log_a.read_text()
-        assert '"path": "/ml/predict"' in text and f"serving on http://127.0.0.1:{port_a}" in text, text[-3000:]
-        assert "stopping: new requests get 503" in text and "stopped in" in text, text[-3000:]
-        assert "cannot ask Serve" not in text, text[-3000:]
-        if "still in flight" in text:  # the wait gave up: only right where a request outlived it
-            from serve_app.__main__ import DRAIN_TIMEOUT_S
-            assert any(r[2] == "200" and r[1] > signalled + DRAIN_TIMEOUT_S for r in after), text[-3000:]
-        noise = [line for line in text.splitlines() if "\x1b[" in line or any(
-            w in line for w in ("ServeController", "HAProxyManager", "ProxyActor", "(raylet)", "alembic"))]
-        assert not noise, noise[:10]
-        assert _healthy(port_b, b, 10), "the other instance stopped serving"
-        assert httpx.post(f"http://127.0.0.1:{port_b}/ml/predict", timeout=60,
-                          json={"symbol": ticker, "timeframe": "1d", "num_steps": 2}).status_code == 200
-    finally:
-        for proc in (a, b):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGINT)
-        for proc in (a, b):
-            try:
-                proc.wait(timeout=60)
-            except Exception:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _live_health(port: int) -> dict[str, Any]:
-    return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=30).json()["live"]
-
-
-def _two_live_viewers_share_one_upstream(port: int, ticker: str) -> None:
-    """Two WebSocket viewers of one symbol through HAProxy (the upgrade passes): live candles
-    move, the cluster holds one upstream subscription; the second leaves, then the first, and
-    the upstream unsubscribes."""
-    from websockets.sync.client import connect
-
-    url = f"ws://127.0.0.1:{port}/api/ws/candles?symbol={ticker}&timeframe=1h"
-
-    def candles(ws: Any, n: int) -> list[dict[str, Any]]:
-        got: list[dict[str, Any]] = []
-        while len(got) < n:
-            message = json.loads(ws.recv(timeout=30))
-            assert message["type"] in ("status", "candle", "heartbeat"), message
-            if message["type"] == "candle":
-                got.append(message)
-        return got
-
-    with connect(url) as first, connect(url) as second:
-        a, b = candles(first, 3), candles(second, 3)
-        assert {m["symbol"] for m in a + b} == {ticker} and not any(m["closed"] for m in a + b)
-        assert len({m["candle"]["close"] for m in a}) > 1  # it moves: the synthetic market's ticks
-        assert _live_health(port)["upstream_subscriptions"] == 1
-        second.close()
-        candles(first, 2)
-        assert _live_health(port)["upstream_subscriptions"] == 1
-    deadline = time.time() + 60  # the replica's linger (10 s), then the relay's (5 s)
-    while _live_health(port)["upstream_subscriptions"] != 0 and time.time() < deadline:
-        time.sleep(1)
-    assert _live_health(port)["upstream_subscriptions"] == 0
-
-
 def _canvas_ink(page) -> int:
     """How many pixels of the chart's canvases are not background: a blank chart has ~none."""
     return page.evaluate("""() => {
@@ -730,7 +359,7 @@ def _canvas_ink(page) -> int:
 
 @pytest.mark.slow
 def test_the_page_draws_a_forecast_in_a_real_browser(world, served: str, browser, tmp_path: Path) -> None:
-    ticker = _top_symbol(world)
+    ticker = top_symbol(world)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)

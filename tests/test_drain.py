@@ -1,7 +1,7 @@
 """The stop that lets requests in flight finish (serve_app/drain.py), without Ray: the Shed
 middleware counting requests, the replica's reporter thread writing its count once the flag is
 raised, and the stopper waiting for every replica's report of none. The whole stop under load
-through `python -m serve_app` is tests/test_serving.py's SIGTERM test."""
+through `python -m serve_app` is tests/test_service_process.py's SIGTERM under load."""
 
 from __future__ import annotations
 

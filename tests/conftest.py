@@ -73,9 +73,9 @@ def _admin() -> psycopg.Connection:
         pytest.fail(f"PostgreSQL is required for this test and is not reachable at {PG_ADMIN_DSN!r}: {exc}")
 
 
-@pytest.fixture
-def pg_database_url() -> Iterator[str]:
-    """A brand-new, empty PostgreSQL database, dropped after the test."""
+@contextlib.contextmanager
+def _fresh_pg_database() -> Iterator[str]:
+    """A brand-new, empty PostgreSQL database's URL, dropped on leaving."""
     name = f"t_{uuid.uuid4().hex[:16]}"
     with _admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -84,19 +84,20 @@ def pg_database_url() -> Iterator[str]:
     finally:
         with _admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_database_url() -> Iterator[str]:
+    """A brand-new, empty PostgreSQL database, dropped after the test."""
+    with _fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def pg_database_url_module() -> Iterator[str]:
     """A PostgreSQL database for one module's tests (a served world is built once per module)."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with _admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_URL_TEMPLATE.format(db=name)
-    finally:
-        with _admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with _fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -137,17 +138,8 @@ def _uses_its_own_settings(proc: Any, port: int, listeners: tuple[int, int], log
     the database it was started with, and the request lines in its own output; HAProxy in front,
     passing the client's address on, its metrics and stats on the ports it was given, on
     SERVE_HOST alone; live candles through it, one upstream subscription for two viewers."""
-    deadline = time.time() + 180
-    health = None
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).json()
-            if health["models"].get("1d"):
-                break
-        except (httpx.HTTPError, ValueError, KeyError):
-            pass
-        time.sleep(2)
-    assert health and health["models"]["1d"] and health["database"] == "ok", log.read_text()[-3000:]
+    assert _healthy(port, proc, 180, lambda health: health["database"] == "ok" and bool(health["models"]["1d"])), \
+        log.read_text()[-3000:]
     for _ in range(3):
         httpx.get(f"http://127.0.0.1:{port}/api/symbols/search", params={"q": "zz"}, timeout=30)
     wanted = ('"path": "/api/symbols/search"', f"serving on http://127.0.0.1:{port}")
@@ -231,11 +223,13 @@ def _free_service_port(taken: tuple[int, ...] = ()) -> int:
     raise AssertionError("no free SERVE_PORT with its derived ports free")
 
 
-def _healthy(port: int, proc: Any, seconds: float) -> bool:
+def _healthy(port: int, proc: Any, seconds: float,
+             ready: Callable[[dict[str, Any]], bool] = lambda health: health["database"] == "ok") -> bool:
+    """Whether /api/health satisfied `ready` within `seconds` while the service ran."""
     deadline = time.time() + seconds
     while time.time() < deadline and proc.poll() is None:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).json()["database"] == "ok":
+            if ready(httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).json()):
                 return True
         except (httpx.HTTPError, ValueError, KeyError):
             pass

@@ -43,6 +43,17 @@ class LiveSettings:
     replay_speed: float = 60.0  # LIVE_REPLAY_SPEED: replayed market seconds per real second
 
 
+@dataclass(frozen=True)
+class LedgerSettings:
+    """The public transparency log: its origin line (and key name), its signing key, how often it
+    signs a new checkpoint while entries arrive, and the witnesses whose cosignatures it serves."""
+
+    origin: str = "127.0.0.1:8000/ledger"  # LEDGER_ORIGIN; default: PUBLIC_BASE_URL's host + /ledger
+    signing_key: str | None = None  # LEDGER_SIGNING_KEY: base64 Ed25519 seed; unset: generated in SERVE_STATE_DIR
+    checkpoint_s: float = 10.0  # LEDGER_CHECKPOINT_S
+    witnesses: tuple[str, ...] = ()  # LEDGER_WITNESSES: witnesses' vkeys, comma-separated
+
+
 # SERVE_PORT + these, unless a port's own variable names it: two instances never collide
 PORT_OFFSETS: dict[str, int] = {"metrics": 1101, "stats": 404, "fallback": 500}
 # the API replicas' servers take REPLICA_PORT_SPAN ports on each node from REPLICA_PORT_BASE +
@@ -88,6 +99,7 @@ class Settings:
     # SERVE_STATE_DIR: where `python -m serve_app` records its processes (pid files), so that the
     # next start on the same port ends what a crashed one left behind
     serve_state_dir: str = "./var/run"
+    ledger: LedgerSettings = LedgerSettings()
 
 
 TIERS: tuple[str, ...] = ("free", "premium", "pro")
@@ -342,6 +354,17 @@ def _live_settings(env: Mapping[str, str]) -> LiveSettings:
     )
 
 
+def _ledger_settings(env: Mapping[str, str], public_base_url: str) -> LedgerSettings:
+    origin = env.get("LEDGER_ORIGIN") or public_base_url.split("://", 1)[1] + "/ledger"
+    if "\n" in origin or " " in origin or "+" in origin:
+        raise ConfigError(f"LEDGER_ORIGIN={origin!r} must be one line without spaces or '+', e.g. cryptocast.example/ledger")
+    witnesses = tuple(w.strip() for w in (env.get("LEDGER_WITNESSES") or "").split(",") if w.strip())
+    return LedgerSettings(
+        origin=origin, signing_key=env.get("LEDGER_SIGNING_KEY") or None,
+        checkpoint_s=_parse_number("LEDGER_CHECKPOINT_S", env.get("LEDGER_CHECKPOINT_S") or "10", float, 0, 86400),
+        witnesses=witnesses)
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raises ConfigError naming the first bad variable."""
     env = os.environ if environ is None else environ
@@ -376,6 +399,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         serve_as_of=_parse_moment("SERVE_AS_OF", env.get("SERVE_AS_OF")),
         ports=_serve_ports(env, serve_port),
         serve_state_dir=env.get("SERVE_STATE_DIR") or "./var/run",
+        ledger=_ledger_settings(env, public),
     )
 
 
@@ -387,7 +411,8 @@ VARIABLES: tuple[str, ...] = (
     "SERVE_METRICS_PORT", "SERVE_STATS_PORT", "SERVE_FALLBACK_PORT", "SERVE_REPLICA_PORT_MIN", "SERVE_STATE_DIR",
     "QUOTA_ANONYMOUS", "QUOTA_FREE", "QUOTA_PREMIUM", "QUOTA_PRO", "SESSION_TTL_DAYS", "COOKIE_SECURE",
     "STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "STRIPE_PRICE_PREMIUM", "STRIPE_PRICE_PRO",
-    "PUBLIC_BASE_URL", "RESEND_API_KEY", "RESEND_API_BASE", "ALERT_FROM_EMAIL", "EMAIL_OUTBOX",
+    "PUBLIC_BASE_URL", "LEDGER_ORIGIN", "LEDGER_SIGNING_KEY", "LEDGER_CHECKPOINT_S", "LEDGER_WITNESSES",
+    "RESEND_API_KEY", "RESEND_API_BASE", "ALERT_FROM_EMAIL", "EMAIL_OUTBOX",
     *(f"LIMIT_{kind}_{tier.upper()}" for kind in ("WATCHLISTS", "WATCHLIST_ITEMS", "ALERTS") for tier in TIERS),
 )
 

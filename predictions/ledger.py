@@ -11,6 +11,7 @@ entry. Appends take a transaction-scoped lock, so `seq` has no gaps across repli
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -28,6 +29,7 @@ from sqlalchemy.types import NullType
 from clock import naive_utc
 from market_data.timeframes import spec
 from storage.schema import LedgerEntry, ModelRecord, Prediction, PredictionStep, Symbol
+from transparency import store
 
 GENESIS = "0" * 64  # the previous hash of the first entry
 LOCK_KEY = 0x63727970746F  # PostgreSQL advisory lock of the appends ("crypto")
@@ -125,25 +127,69 @@ class Entry:
     hash: str
 
 
+@dataclass(frozen=True)
+class Tip:
+    """Where the next entry goes, read under the appends' lock: its `seq`, the hash it follows,
+    and the newest entry's made_at (no entry may be made earlier)."""
+
+    seq: int
+    prev_hash: str
+    made_at: datetime | None
+
+    def made_at_for(self, now: datetime) -> datetime:
+        """`now` (naive UTC), or the previous entry's made_at where a replica's clock is behind it."""
+        moment = naive_utc(now)
+        return moment if self.made_at is None or moment >= self.made_at else self.made_at
+
+
+def reserve(conn: Connection) -> Tip:
+    """Take the appends' lock for the caller's transaction and read the tip: call it before the
+    forecast's rows are written, so they can name their entry and a made_at no earlier than the last."""
+    table = LedgerEntry.__table__
+    if conn.dialect.name == "postgresql":  # the lock, then the tip (migration 0010), in one round trip
+        head = conn.execute(sa.text("SELECT seq, hash, made_at FROM ledger_locked_tip(:key)"), {"key": LOCK_KEY}).first()
+    else:  # SQLite: a write that changes nothing takes the database's one write lock until commit
+        conn.execute(sa.text("UPDATE ledger_entries SET seq = seq WHERE 0 = 1"))
+        head = conn.execute(sa.select(table.c.seq, table.c.hash, table.c.made_at)
+                            .order_by(table.c.seq.desc()).limit(1)).first()
+    return Tip(1, GENESIS, None) if head is None else Tip(int(head.seq) + 1, str(head.hash), head.made_at)
+
+
+def enter(conn: Connection, tip: Tip, record: Record) -> Entry:
+    """Enter `record` (whose `seq` is ignored) at `tip`, in the caller's transaction: the chain's
+    entry, and the public log's leaf with the tree nodes it completes (`transparency.store`)."""
+    _check_prices(record)
+    if tip.made_at is not None and naive_utc(record.made_at) < tip.made_at:
+        raise ValueError(f"a forecast made at {record.made_at} cannot follow entry {tip.seq - 1} made at {tip.made_at}")
+    numbered = Record(tip.seq, record.prediction_id, record.symbol, record.timeframe, record.model_version,
+                      record.made_at, record.steps)
+    canonical = canonical_json(numbered)
+    entry = Entry(tip.seq, record.prediction_id, naive_utc(record.made_at), tip.prev_hash, chain_hash(canonical, tip.prev_hash))
+    conn.execute(LedgerEntry.__table__.insert().values(seq=entry.seq, prediction_id=entry.prediction_id,
+                                                       made_at=entry.made_at, prev_hash=entry.prev_hash, hash=entry.hash))
+    store.append_leaves(conn, tip.seq - 1, [canonical.encode("utf-8")])
+    return entry
+
+
 def append(conn: Connection, record: Record) -> Entry:
-    """Enter `record` (whose `seq` is ignored) after the current head, in the caller's
-    transaction: the prediction and its entry commit together or not at all."""
-    for s in record.steps:  # a price that is not a number would enter a chain nobody can recompute
+    """`reserve` then `enter`, for a caller whose forecast's rows need not name the entry."""
+    _check_prices(record)
+    return enter(conn, reserve(conn), record)
+
+
+def _check_prices(record: Record) -> None:
+    """A price that is not a number would enter a chain nobody can recompute."""
+    for s in record.steps:
         for price in (s.close, s.lower, s.upper):
             if price is not None:
                 _float(price)
-    table = LedgerEntry.__table__
-    if conn.dialect.name == "postgresql":  # the lock, then the head (migration 0006), in one round trip
-        head = conn.execute(sa.text("SELECT seq, hash FROM ledger_locked_head(:key)"), {"key": LOCK_KEY}).first()
-    else:  # SQLite: the caller has written the prediction, so it holds the only write lock until commit
-        head = conn.execute(sa.select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)).first()
-    seq, prev = (1, GENESIS) if head is None else (int(head.seq) + 1, str(head.hash))
-    numbered = Record(seq, record.prediction_id, record.symbol, record.timeframe, record.model_version,
-                      record.made_at, record.steps)
-    entry = Entry(seq, record.prediction_id, naive_utc(record.made_at), prev, chain_hash(canonical_json(numbered), prev))
-    conn.execute(table.insert().values(seq=entry.seq, prediction_id=entry.prediction_id, made_at=entry.made_at,
-                                       prev_hash=entry.prev_hash, hash=entry.hash))
-    return entry
+
+
+def reference(conn: Connection, seq: int) -> dict[str, Any]:
+    """Where entry `seq` is in the public log, as every forecast answer carries it: its leaf index
+    (seq - 1) and leaf hash (base64), what an inclusion proof is asked for and checked against."""
+    leaf = store.leaf_hashes(conn, [seq - 1])[seq - 1]
+    return {"index": seq - 1, "leaf_hash": base64.b64encode(leaf).decode()}
 
 
 def head(engine: Engine) -> Entry | None:

@@ -53,8 +53,10 @@ class ForecastAsk:
 
 class PredictionService:
     def __init__(self, engine: Engine, cache: Cache, market: MarketView, registry: ModelRegistry,
-                 forecast: ForecastFn) -> None:
+                 forecast: ForecastFn, in_log: bool = True) -> None:
+        """`in_log` off: a replay of the past (SERVE_AS_OF), whose forecasts the public log never holds."""
         self.engine, self.cache, self.market, self.registry, self.forecast = engine, cache, market, registry, forecast
+        self.in_log = in_log
         self.window, self.clock = market.window, market.clock
 
     # -- generate -----------------------------------------------------------------------------
@@ -141,16 +143,21 @@ class PredictionService:
         return max(1, count)
 
     def _persist(self, symbol: Symbol, timeframe: str, result: Forecast, now: datetime) -> dict[str, Any]:
+        """Store the forecast and, unless this service replays the past (`in_log` off: SERVE_AS_OF),
+        enter it in the public log in the same transaction: the log's lock is taken first, so the
+        rows name their entry and made_at never goes back past the last entry's."""
         prediction_id = uuid.uuid4()
         steps = result.steps
         stamps = [naive_utc(s.timestamp.to_pydatetime()) for s in steps]  # as stored, and as the ledger hashes them
-        made_at = naive_utc(now)
         with session_scope(self.engine) as session:
+            tip = ledger.reserve(session.connection()) if self.in_log else None
+            made_at = naive_utc(now) if tip is None else tip.made_at_for(now)
             session.add(Prediction(
                 id=prediction_id, symbol_id=symbol.id, timeframe=timeframe, model_id=uuid.UUID(str(result.model_id)),
                 prediction_date=made_at, predict_until=stamps[-1],
                 num_steps=len(steps), confidence_avg=Decimal(f"{result.confidence_avg:.4f}"),
                 direction=result.direction, key_indicators=result.key_indicators, created_at=made_at,
+                ledger_seq=None if tip is None else tip.seq,
             ))
             session.flush()
             session.add_all([PredictionStep(
@@ -160,15 +167,18 @@ class PredictionService:
                 confidence=Decimal(f"{s.confidence:.4f}"), direction=s.direction,
             ) for s, stamp in zip(steps, stamps)])
             session.flush()
-            # the track record: entered with the forecast, in the same transaction
-            ledger.append(session.connection(), ledger.Record(
-                0, prediction_id, symbol.ticker, timeframe, result.model_version, made_at,
-                tuple(ledger.Step(s.step, stamp, s.close, s.lower, s.upper) for s, stamp in zip(steps, stamps))))
+            log_ref = None
+            if tip is not None:  # the track record: entered with the forecast, in the same transaction
+                ledger.enter(session.connection(), tip, ledger.Record(
+                    0, prediction_id, symbol.ticker, timeframe, result.model_version, made_at,
+                    tuple(ledger.Step(s.step, stamp, s.close, s.lower, s.upper) for s, stamp in zip(steps, stamps))))
+                log_ref = ledger.reference(session.connection(), tip.seq)
         return {
             "prediction_id": str(prediction_id), "symbol": symbol.ticker, "timeframe": timeframe,
-            "model_version": result.model_version, "created_at": now.isoformat(), "cached": False, "stale": False,
-            "direction": result.direction, "confidence_avg": result.confidence_avg,
+            "model_version": result.model_version, "created_at": as_utc(made_at).isoformat(), "cached": False,
+            "stale": False, "direction": result.direction, "confidence_avg": result.confidence_avg,
             "key_indicators": result.key_indicators, "steps": [_step_json(s) for s in steps],
+            "ledger": log_ref, "replay": not self.in_log,
         }
 
     # -- reads ----------------------------------------------------------------------------------
@@ -199,11 +209,12 @@ class PredictionService:
         model = session.get(ModelRecord, pred.model_id)
         steps = session.exec(select(PredictionStep).where(PredictionStep.prediction_id == pred.id)
                              .order_by(PredictionStep.step_number)).all()
+        log_ref = None if pred.ledger_seq is None else ledger.reference(session.connection(), pred.ledger_seq)
         return {
             "prediction_id": str(pred.id), "symbol": symbol.ticker, "timeframe": pred.timeframe,
             "model_version": model.version, "created_at": as_utc(pred.created_at).isoformat(), "cached": True,
             "stale": False, "direction": pred.direction, "confidence_avg": float(pred.confidence_avg),
-            "key_indicators": pred.key_indicators or [],
+            "key_indicators": pred.key_indicators or [], "ledger": log_ref, "replay": False,
             "steps": [{"step": s.step_number, "timestamp": as_utc(s.timestamp).isoformat(), "open": s.open,
                        "high": s.high, "low": s.low, "close": s.close, "lower": s.lower, "upper": s.upper,
                        "confidence": float(s.confidence), "direction": s.direction} for s in steps],

@@ -32,11 +32,15 @@ from serve_app.routers import (
     predictions,
     sessions,
     track_record,
+    transparency,
 )
 from serve_app.routers.pages import STATIC_DIR
 from streaming.live import LiveMarket
+from transparency.log import TransparencyLog
+from transparency.note import Signer
 
-ROUTERS = (predictions, market, live, accounts, sessions, portfolio, billing, models, track_record, health, pages)
+ROUTERS = (predictions, market, live, accounts, sessions, portfolio, billing, models, transparency, track_record, health,
+           pages)
 
 
 def create_app(service: PredictionService, accounts: AccountService, billing: BillingService | None = None,
@@ -44,7 +48,9 @@ def create_app(service: PredictionService, accounts: AccountService, billing: Bi
                live_market: LiveMarket | None = None) -> FastAPI:
     """The app, on the services given; `app.state.versions` reports the active model versions
     (set by the Serve ingress; none by default). Without `live_market` the live socket answers
-    that there is no live market. Once `app.state.stopping()` is true (the Serve ingress sets it:
+    that there is no live market. `app.state.log` is the public log, its checkpoints signed with a
+    key of this process alone until the Serve ingress sets the service's own (`build_service`). Once
+    `app.state.stopping()` is true (the Serve ingress sets it:
     `serve_app.drain`) every new request is a 503 `stopping`."""
     app = FastAPI(title="cryptocast", version="0.1.0",
                   description="30-step crypto forecasts (OHLC, 80 % band, calibrated confidence) from one model per timeframe")
@@ -61,6 +67,7 @@ def create_app(service: PredictionService, accounts: AccountService, billing: Bi
     app.state.metrics = metrics or Metrics()
     app.state.versions = dict
     app.state.live = live_market
+    app.state.log = TransparencyLog(service.engine, Signer.generate(load_settings({}).ledger.origin), 0.0)
     if live_market is not None:
         live_market.hub.reporter = app.state.metrics.live
 

@@ -23,6 +23,7 @@ from predictions.market import MarketView
 from predictions.service import PredictionService
 from serve_app.metrics import Metrics
 from streaming.live import LiveMarket
+from transparency.log import TransparencyLog
 
 SESSION_COOKIE = "session"
 
@@ -44,6 +45,11 @@ def _accounts(request: HTTPConnection) -> AccountService:
 def _live(request: HTTPConnection) -> LiveMarket | None:
     live: LiveMarket | None = request.app.state.live
     return live
+
+
+def _log(request: HTTPConnection) -> TransparencyLog:
+    log: TransparencyLog = request.app.state.log
+    return log
 
 
 def _portfolio(request: Request) -> Portfolio:

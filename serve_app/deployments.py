@@ -234,6 +234,7 @@ class Api:
                                  live_stream=relayed)
         self.fastapi = create_app(services.predictions, services.accounts, services.billing, Metrics(),
                                   services.portfolio, services.live)
+        self.fastapi.state.log = services.log
         state = StateDir.of(settings)
         self.fastapi.state.stopping = DrainFlag(state.drain_flag)
         report_when_stopping(DrainFlag(state.drain_flag), self.fastapi.state.in_flight, state.drain_reports)

@@ -54,6 +54,15 @@ class PredictionResponse(BaseModel):
     confidence_avg: float
     key_indicators: list[str]
     steps: list[Step]
+    ledger: LedgerRef | None = Field(default=None, description="where this forecast is in the public log (a user's "
+                                     "copy: its anonymous original's); null for a forecast the log does not hold")
+    replay: bool = Field(default=False, description="made by a service replaying the past (SERVE_AS_OF): "
+                                                    "never entered in the public log")
+
+
+class LedgerRef(BaseModel):
+    index: int = Field(description="the forecast's leaf in the log (its ledger seq - 1)")
+    leaf_hash: str = Field(description="SHA-256(0x00 || canonical JSON), base64: what an inclusion proof starts from")
 
 
 class SymbolOut(BaseModel):
@@ -491,3 +500,26 @@ class TrackRecordResponse(BaseModel):
     min_n: int = Field(description="scored forecasts a horizon needs before its figures are shown")
     ledger_head: LedgerHead
     versions: list[TrackVersion]
+
+
+# -- transparency log ----------------------------------------------------------------------------
+class LedgerKey(BaseModel):
+    name: str = Field(description="the key's name: the log's origin line")
+    vkey: str = Field(description="<name>+<hex key id>+<base64(0x01 || Ed25519 public key)> (C2SP signed-note)")
+
+
+class InclusionProof(BaseModel):
+    index: int
+    tree_size: int
+    leaf_hash: str = Field(description="base64 SHA-256(0x00 || leaf)")
+    hashes: list[str] = Field(description="RFC 9162 inclusion path, leaf side first, base64")
+
+
+class ConsistencyProof(BaseModel):
+    first: int
+    second: int
+    hashes: list[str] = Field(description="RFC 9162 consistency proof, base64")
+
+
+class CosignaturesAdded(BaseModel):
+    added: int = Field(description="cosignatures stored that the log did not have yet")

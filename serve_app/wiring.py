@@ -26,6 +26,8 @@ from streaming.hub import LiveHub
 from streaming.live import LiveMarket
 from streaming.relay import RelayedStream
 from streaming.seed import seed_from
+from transparency.log import TransparencyLog
+from transparency.log import for_settings as transparency_log
 
 
 def _fixed(moment: datetime) -> Callable[[], datetime]:
@@ -43,6 +45,7 @@ class Services:
     billing: BillingService
     portfolio: Portfolio
     models: ActiveModels | None
+    log: TransparencyLog
     live: LiveMarket | None = None
 
 
@@ -63,10 +66,12 @@ def build_service(settings: Settings, forecast: ForecastFn | None = None, window
     clock = _fixed(settings.serve_as_of) if settings.serve_as_of else utc_now
     source = make_source(settings)
     market = MarketView(engine, cache, source, window, clock)
-    return Services(PredictionService(engine, cache, market, registry, forecast),
+    return Services(PredictionService(engine, cache, market, registry, forecast, in_log=settings.serve_as_of is None),
                     AccountService(engine, cache, settings.accounts, mail=EmailNotifier(settings.email)),
                     BillingService(engine, settings.billing),
-                    Portfolio.on(engine, settings.limits), models, live_market(settings, source, live_stream))
+                    Portfolio.on(engine, settings.limits), models,
+                    transparency_log(engine, settings.ledger, settings.serve_state_dir),
+                    live_market(settings, source, live_stream))
 
 
 def live_market(settings: Settings, source: MarketSource, relayed: RelayedStream | None = None) -> LiveMarket | None:

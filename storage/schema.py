@@ -118,6 +118,10 @@ class Prediction(SQLModel, table=True):
     direction: str | None = Field(default=None, sa_column=sa.Column(sa.String(10)))
     key_indicators: list[str] | None = Field(default=None, sa_column=sa.Column(JsonType))
     created_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
+    # Not in the document (migration 0010): the public log's entry of this forecast (a user's copy
+    # carries its anonymous original's); NULL for a forecast the log does not hold (replays under
+    # SERVE_AS_OF, forecasts stored before the ledger)
+    ledger_seq: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
 
 
 class PredictionStep(SQLModel, table=True):
@@ -496,3 +500,48 @@ class LedgerEntry(SQLModel, table=True):
     made_at: datetime = Field(sa_column=sa.Column(sa.DateTime, nullable=False))
     prev_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
     hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+
+
+class LedgerTreeNode(SQLModel, table=True):
+    """A complete subtree of the public log's Merkle tree (RFC 9162; migration 0010): the subtree
+    over leaves [idx * 2**level, (idx + 1) * 2**level). Level 0 holds the leaf hashes. Written with
+    the entry that completes it, so that a proof or tile reads O(log n) rows, never the log."""
+
+    __tablename__ = "ledger_tree"
+
+    level: int = Field(sa_column=sa.Column(sa.SmallInteger, primary_key=True, autoincrement=False))
+    idx: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=sa.Column(sa.LargeBinary(32), nullable=False))
+
+
+class LedgerLeaf(SQLModel, table=True):
+    """Leaf `idx` of the public log (entry seq = idx + 1): the canonical JSON it commits to, kept as
+    written, so that an audit hashes text instead of rebuilding it from the forecast's rows."""
+
+    __tablename__ = "ledger_leaves"
+
+    idx: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    body: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+
+
+class LedgerCheckpoint(SQLModel, table=True):
+    """A signed checkpoint of the log (C2SP tlog-checkpoint): its size, root and signed note."""
+
+    __tablename__ = "ledger_checkpoints"
+
+    tree_size: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    root: bytes = Field(sa_column=sa.Column(sa.LargeBinary(32), nullable=False))
+    made_at: datetime = Field(sa_column=sa.Column(sa.DateTime, nullable=False))
+    note: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+
+
+class LedgerCosignature(SQLModel, table=True):
+    """A witness's cosignature of one checkpoint (C2SP tlog-cosignature): its signature line."""
+
+    __tablename__ = "ledger_cosignatures"
+
+    tree_size: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("ledger_checkpoints.tree_size"),
+                                               primary_key=True, autoincrement=False))
+    witness: str = Field(sa_column=sa.Column(sa.String(255), primary_key=True))
+    line: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    received_at: datetime = Field(sa_column=sa.Column(sa.DateTime, nullable=False))

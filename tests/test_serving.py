@@ -50,6 +50,7 @@ def _client(env: dict[str, str], prefix: str, **overrides: str) -> TestClient:
     app = create_app(services.predictions, services.accounts, services.billing,
                  portfolio=services.portfolio)
     app.state.versions = services.models.versions
+    app.state.log = services.log
     return TestClient(app)
 
 

@@ -1,0 +1,215 @@
+"""The public transparency log: RFC 9162 proofs checked by an outsider's verifier
+(tests/tlog_client.py, none of the service's code) on trees of 1 to 1,000 leaves, signed
+checkpoints, tiles, every forecast answer's proof, and the log's guards (made_at never going
+back, replays never entered)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from predictions import ledger
+from predictions.market import MarketView
+from predictions.service import ForecastAsk, PredictionService
+from storage.cache import MemoryCache
+from storage.registry import ModelRegistry
+from tests import tlog_client
+from tests.conftest import bearer, client_for, flat_forecast, register_and_login
+from transparency import merkle
+from transparency.note import Checkpoint, Note, Signer, Verifier
+from transparency.tiles import Tile, TileError, bundle, unbundle
+
+
+def _tree(leaves: list[bytes]) -> dict[tuple[int, int], bytes]:
+    """Every complete subtree's hash, built leaf by leaf as the store builds it."""
+    nodes: dict[tuple[int, int], bytes] = {}
+    for i, data in enumerate(leaves):
+        for level, idx, digest in merkle.new_nodes(i, merkle.leaf_hash(data), lambda lv, ix: nodes[(lv, ix)]):
+            nodes[(level, idx)] = digest
+    return nodes
+
+
+LEAVES = [f"entry {i}".encode() for i in range(1000)]
+NODES = _tree(LEAVES)
+
+
+def node(level: int, index: int) -> bytes:
+    return NODES[(level, index)]
+
+
+SIZES = [*range(1, 65), 127, 128, 129, 255, 256, 257, 300, 511, 512, 513, 640, 777, 999, 1000]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_roots_and_inclusion_proofs_agree_with_rfc_9162(size: int) -> None:
+    assert merkle.root(size, node) == tlog_client.mth(LEAVES[:size])
+    indices = range(size) if size <= 64 else sorted({0, 1, size // 3, size // 2, size - 2, size - 1})
+    for index in indices:
+        path = merkle.inclusion_proof(index, size, node)
+        leaf = merkle.leaf_hash(LEAVES[index])
+        assert tlog_client.root_from_inclusion(index, size, leaf, path) == tlog_client.mth(LEAVES[:size])
+        merkle.verify_inclusion(index, size, leaf, path, merkle.root(size, node))
+        assert len(path) <= (size - 1).bit_length()
+    with pytest.raises(merkle.ProofError):
+        merkle.inclusion_proof(size, size, node)
+
+
+@pytest.mark.parametrize("second", [1, 2, 3, 7, 8, 9, 31, 64, 100, 256, 257, 999, 1000])
+def test_consistency_proofs_agree_with_rfc_9162(second: int) -> None:
+    firsts = range(1, second + 1) if second <= 64 else sorted({f for f in (1, 2, 3, 64, 128, second // 2, second - 1, second)
+                                                               if f <= second})
+    new_root = tlog_client.mth(LEAVES[:second])
+    for first in firsts:
+        old_root = tlog_client.mth(LEAVES[:first])
+        proof = merkle.consistency_proof(first, second, node)
+        assert tlog_client.roots_from_consistency(first, second, old_root, proof) == (old_root, new_root)
+        merkle.verify_consistency(first, second, old_root, new_root, proof)
+
+
+def test_a_wrong_proof_or_root_is_refused() -> None:
+    root = merkle.root(300, node)
+    path = merkle.inclusion_proof(77, 300, node)
+    for bad_index, bad_leaf, bad_path in ((78, merkle.leaf_hash(LEAVES[77]), path),
+                                          (77, merkle.leaf_hash(b"forged"), path),
+                                          (77, merkle.leaf_hash(LEAVES[77]), path[:-1])):
+        with pytest.raises(merkle.ProofError):
+            merkle.verify_inclusion(bad_index, 300, bad_leaf, bad_path, root)
+    other = _tree([*LEAVES[:100], b"rewritten", *LEAVES[101:300]])
+    rewritten_root = merkle.root(300, lambda lv, ix: other[(lv, ix)])
+    proof = merkle.consistency_proof(200, 300, lambda lv, ix: other[(lv, ix)])
+    with pytest.raises(merkle.ProofError):  # the rewritten log does not extend the real one
+        merkle.verify_consistency(200, 300, merkle.root(200, node), rewritten_root, proof)
+
+
+def test_signed_notes_checkpoints_and_cosignatures() -> None:
+    log, witness = Signer.generate("example.com/log"), Signer.generate("witness.example", 0x04)
+    note = Checkpoint("example.com/log", 5, merkle.root(5, node)).sign(log)
+    read = tlog_client.read_checkpoint(note.render(), log.verifier.vkey)
+    assert (read.origin, read.size, read.root) == ("example.com/log", 5, tlog_client.mth(LEAVES[:5]))
+    assert Verifier.parse(log.verifier.vkey) == log.verifier
+    from transparency.note import cosign
+
+    cosigned = Note(note.text, (*note.signatures, cosign(witness, note.text, 1_700_000_000)))
+    again = Note.parse(cosigned.render())
+    assert again.signed_by(log.verifier) and again.cosigned_at(witness.verifier) == 1_700_000_000
+    assert tlog_client.read_checkpoint(cosigned.render(), log.verifier.vkey).cosigners == ("witness.example",)
+    forged = Note.parse(note.render().replace("\n5\n", "\n6\n"))
+    assert not forged.signed_by(log.verifier)
+
+
+def test_tile_paths_follow_c2sp() -> None:
+    assert Tile(0, 1234067, 256).path == "tile/0/x001/x234/067"
+    assert Tile(1, 0, 7).path == "tile/1/000.p/7" and Tile(-1, 5, 256).path == "tile/entries/005"
+    for path in ("tile/0/x001/x234/067", "tile/1/000.p/7", "tile/entries/x001/000"):
+        assert Tile.parse(path).path == path
+    for bad in ("tile/0/1", "tile/0/0001", "tile/0/000.p/256", "tile/0/000.p/0", "tile/x/000", "tile/0/x000/001"):
+        with pytest.raises(TileError):
+            Tile.parse(bad)
+    assert unbundle(bundle([b"a", b"", b"xyz"])) == [b"a", b"", b"xyz"]
+
+
+# -- the service's log ---------------------------------------------------------------------------
+def _b64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def _proven(client: Any, answer: dict[str, Any]) -> tlog_client.SignedCheckpoint:
+    """What an outsider does with a forecast answer: the log's key, its checkpoint, the proof."""
+    vkey = client.get("/api/ledger/key").json()["vkey"]
+    checkpoint = tlog_client.read_checkpoint(client.get("/api/ledger/checkpoint").text, vkey)
+    ref = answer["ledger"]
+    assert checkpoint.size > ref["index"]
+    proof = client.get(f"/api/ledger/proof/inclusion?index={ref['index']}&tree_size={checkpoint.size}").json()
+    assert proof["leaf_hash"] == ref["leaf_hash"]
+    entry = client.get(f"/api/ledger/{ref['index'] + 1}").json()
+    assert hashlib.sha256(b"\x00" + entry["canonical_json"].encode()).digest() == _b64(ref["leaf_hash"])
+    body = json.loads(entry["canonical_json"])
+    assert [s["close"] for s in body["steps"]] == [s["close"] for s in answer["steps"]]
+    assert tlog_client.root_from_inclusion(ref["index"], checkpoint.size, _b64(ref["leaf_hash"]),
+                                           [_b64(x) for x in proof["hashes"]]) == checkpoint.root
+    return checkpoint
+
+
+def test_every_forecast_answer_is_proven_in_a_signed_checkpoint(world) -> None:
+    client = client_for(world, QUOTA_ANONYMOUS="1000")
+    answers = []
+    for i in range(7):
+        r = client.post("/ml/predict", json={"symbol": world["tickers"][i % 4], "timeframe": "1d"})
+        assert r.status_code == 200, r.text
+        answers.append(r.json())
+    assert [a["ledger"]["index"] for a in answers] == list(range(7)) and not any(a["replay"] for a in answers)
+    first = _proven(client, answers[2])
+    assert first.size == 7
+    token = register_and_login(client, "log@example.com")  # a user's copy carries its original's leaf
+    mine = client.post("/api/predictions/generate", json={"symbol": world["tickers"][0], "timeframe": "1d"},
+                       headers=bearer(token)).json()
+    original = answers[4]
+    assert mine["prediction_id"] != original["prediction_id"] and mine["ledger"] == original["ledger"]
+    again = client.get(f"/api/predictions/{mine['prediction_id']}", headers=bearer(token)).json()
+    assert again["ledger"] == original["ledger"]
+    stored = client.get(f"/api/predictions/{answers[0]['prediction_id']}").json()
+    assert stored["ledger"] == answers[0]["ledger"]
+    for _ in range(3):
+        client.post("/ml/predict", json={"symbol": world["tickers"][1], "timeframe": "1d"})
+    later = _proven(client, answers[6])
+    assert later.size == 10
+    proof = client.get("/api/ledger/proof/consistency?first=7&second=10").json()
+    assert tlog_client.roots_from_consistency(7, 10, first.root, [_b64(x) for x in proof["hashes"]]) == (
+        first.root, later.root)
+
+
+def test_tiles_hold_the_leaves_and_the_entries(world) -> None:
+    client = client_for(world, QUOTA_ANONYMOUS="1000")
+    for i in range(5):
+        client.post("/ml/predict", json={"symbol": world["tickers"][i % 4], "timeframe": "1d"})
+    hashes = client.get("/ledger/tile/0/000.p/5")
+    assert hashes.status_code == 200 and hashes.headers["cache-control"] == "no-cache"
+    leaves = [hashes.content[i:i + 32] for i in range(0, 160, 32)]
+    entries = unbundle(client.get("/ledger/tile/entries/000.p/5").content)
+    assert [hashlib.sha256(b"\x00" + e).digest() for e in entries] == leaves
+    assert entries[3].decode() == client.get("/api/ledger/4").json()["canonical_json"]
+    checkpoint = tlog_client.read_checkpoint(client.get("/ledger/checkpoint").text, client.get("/api/ledger/key").json()["vkey"])
+    assert tlog_client.mth(entries) == checkpoint.root
+    assert client.get("/ledger/tile/0/000.p/3").status_code == 200  # an older tree's partial tile
+    for path, status in (("/ledger/tile/0/000.p/6", 404), ("/ledger/tile/0/000", 404), ("/ledger/tile/0/1", 404),
+                         ("/api/ledger/proof/inclusion?index=5&tree_size=5", 400),
+                         ("/api/ledger/proof/inclusion?index=0&tree_size=6", 400),
+                         ("/api/ledger/proof/inclusion?index=-1&tree_size=5", 422),
+                         ("/api/ledger/proof/consistency?first=4&second=3", 400),
+                         ("/api/ledger/proof/consistency?first=0&second=3", 422)):
+        r = client.get(path)
+        assert r.status_code == status, (path, r.text)
+        assert "error" in r.json() or status == 422
+
+
+def test_made_at_never_goes_back_and_a_replay_is_never_entered(world) -> None:
+    engine, clock = world["engine"], world["clock"]
+    market = MarketView(engine, world["cache"], world["market"], lambda tf: 20, clock)
+    service = PredictionService(engine, MemoryCache(), market, ModelRegistry(engine, world["tmp"] / "models"),
+                                flat_forecast(world["model_id"]))
+    first = service.generate(ForecastAsk(world["tickers"][0], "1d"), use_cache=False)
+    clock.now -= timedelta(seconds=5)  # another replica whose clock is behind
+    second = service.generate(ForecastAsk(world["tickers"][1], "1d"), use_cache=False)
+    assert second["created_at"] == first["created_at"]
+    assert ledger.verify(engine).ok
+    replay = PredictionService(engine, MemoryCache(), market, ModelRegistry(engine, world["tmp"] / "models"),
+                               flat_forecast(world["model_id"]), in_log=False)
+    answer = replay.generate(ForecastAsk(world["tickers"][2], "1d"), use_cache=False)
+    assert answer["replay"] is True and answer["ledger"] is None
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM ledger_entries")).scalar() == 2
+        assert conn.execute(sa.text("SELECT count(*) FROM ledger_leaves")).scalar() == 2
+
+
+def test_the_log_tables_are_append_only(world) -> None:
+    client_for(world).post("/ml/predict", json={"symbol": world["tickers"][0], "timeframe": "1d"})
+    for statement in ("UPDATE ledger_tree SET hash = hash", "DELETE FROM ledger_leaves",
+                      "UPDATE ledger_leaves SET body = 'x'"):
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), world["engine"].begin() as conn:
+            conn.execute(sa.text(statement))

@@ -4,6 +4,7 @@ gapless sequence under concurrent replicas."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import uuid
@@ -24,7 +25,10 @@ from storage.cache import MemoryCache
 from storage.db import make_engine
 from storage.registry import ModelRegistry
 from storage.schema import LedgerEntry, ModelRecord, Prediction, PredictionStep
+from tests import tlog_client
 from tests.conftest import START, bearer, client_for, flat_forecast, make_world, register_and_login
+from transparency.log import TransparencyLog
+from transparency.note import Signer
 
 
 def _forecasts(world: dict[str, Any], n: int) -> Any:
@@ -158,16 +162,25 @@ def test_two_replicas_enter_400_concurrent_forecasts_without_a_gap(tmp_path, pg_
         replicas.append(PredictionService(engine, cache, market, ModelRegistry(engine, world["tmp"] / "models"),
                                           flat_forecast(world["model_id"])))
 
-    def forecast(i: int) -> None:
-        replicas[i % 2].generate(ForecastAsk(world["tickers"][i % len(world["tickers"])], "1d"), use_cache=False)
+    def forecast(i: int) -> dict[str, Any]:
+        return replicas[i % 2].generate(ForecastAsk(world["tickers"][i % len(world["tickers"])], "1d"), use_cache=False)
 
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(forecast, range(400)))
+        answers = list(pool.map(forecast, range(400)))
     with world["engine"].connect() as conn:
         seqs = [r[0] for r in conn.execute(sa.text("SELECT seq FROM ledger_entries ORDER BY seq"))]
         forecasts = conn.execute(sa.text("SELECT count(*) FROM predictions WHERE user_id IS NULL")).scalar()
     assert seqs == list(range(1, 401)) and forecasts == 400
     assert ledger.verify(world["engine"]).ok
+    # every answer's proof verifies, by an outsider's RFC 9162 verifier, against the signed checkpoint
+    log = TransparencyLog(world["engine"], Signer.generate("test.invalid/ledger"), 0.0)
+    checkpoint = tlog_client.read_checkpoint(log.checkpoint(), log.signer.verifier.vkey)
+    assert checkpoint.size == 400 and sorted(a["ledger"]["index"] for a in answers) == list(range(400))
+    for answer in answers:
+        index, leaf = answer["ledger"]["index"], base64.b64decode(answer["ledger"]["leaf_hash"])
+        proof = log.inclusion(index, 400)
+        assert proof.leaf_hash == leaf
+        assert tlog_client.root_from_inclusion(index, 400, leaf, proof.hashes) == checkpoint.root
     for engine in (world["engine"], *(replica.engine for replica in replicas)):
         engine.dispose()
 

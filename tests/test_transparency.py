@@ -22,6 +22,7 @@ from storage.registry import ModelRegistry
 from tests import tlog_client
 from tests.conftest import bearer, client_for, flat_forecast, register_and_login
 from transparency import merkle
+from transparency.log import TransparencyLog
 from transparency.note import Checkpoint, Note, Signer, Verifier
 from transparency.tiles import Tile, TileError, bundle, unbundle
 
@@ -213,3 +214,57 @@ def test_the_log_tables_are_append_only(world) -> None:
                       "UPDATE ledger_leaves SET body = 'x'"):
         with pytest.raises(sa.exc.DatabaseError, match="append-only"), world["engine"].begin() as conn:
             conn.execute(sa.text(statement))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_an_existing_ledger_becomes_the_logs_first_leaves(request, tmp_path, backend: str) -> None:
+    """Migration 0010 on a ledger of 0009's (entries chained, no tree): the same entries, in order,
+    become leaves 0..n-1, the chain still verifies and the forecasts name their entries."""
+    import uuid
+    from datetime import datetime
+
+    from storage.db import make_engine
+    from storage.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}" if backend == "sqlite" else request.getfixturevalue("pg_database_url")
+    upgrade(url, "0009")
+    engine = make_engine(url)
+    symbol_id, model_id, prev, canon = uuid.uuid4(), uuid.uuid4(), ledger.GENESIS, []
+    made = datetime(2026, 1, 1)
+
+    def u(value: uuid.UUID) -> str:  # a Uuid column as each database stores it
+        return value.hex if backend == "sqlite" else str(value)
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO symbols (id, ticker, name, is_active) VALUES (:id, 'X:OLDUSD', 'Old', true)"),
+                     {"id": u(symbol_id)})
+        conn.execute(sa.text("INSERT INTO models (id, timeframe, version, training_start, training_end, num_symbols, "
+                             "model_path, trained_at, is_active) VALUES (:id, '1d', 'v-old', :t, :t, 1, '/x', :t, true)"),
+                     {"id": u(model_id), "t": made})
+        for seq in range(1, 6):
+            pid, at = uuid.uuid4(), made + timedelta(hours=seq)
+            conn.execute(sa.text("INSERT INTO predictions (id, symbol_id, timeframe, model_id, prediction_date, "
+                                 "predict_until, num_steps, created_at) VALUES (:id, :s, '1d', :m, :at, :at, 2, :at)"),
+                         {"id": u(pid), "s": u(symbol_id), "m": u(model_id), "at": at})
+            steps = tuple(ledger.Step(n, datetime(2026, 1, 2) + timedelta(days=n), 1.5 * seq + n, 1.0, 9.0) for n in (1, 2))
+            for s in steps:
+                conn.execute(sa.text("INSERT INTO prediction_steps (id, prediction_id, step_number, timestamp, open, high, "
+                                     "low, close, lower, upper) VALUES (:id, :p, :n, :t, :c, :c, :c, :c, :lo, :hi)"),
+                             {"id": u(uuid.uuid4()), "p": u(pid), "n": s.step, "t": s.timestamp, "c": s.close, "lo": s.lower,
+                              "hi": s.upper})
+            text = ledger.canonical_json(ledger.Record(seq, pid, "X:OLDUSD", "1d", "v-old", at, steps))
+            digest = ledger.chain_hash(text, prev)
+            conn.execute(sa.text("INSERT INTO ledger_entries (seq, prediction_id, made_at, prev_hash, hash) "
+                                 "VALUES (:seq, :p, :at, :prev, :h)"), {"seq": seq, "p": u(pid), "at": at, "prev": prev, "h": digest})
+            prev = digest
+            canon.append(text.encode())
+    upgrade(url)
+    log = TransparencyLog(engine, Signer.generate("test.invalid/ledger"), 0.0)
+    checkpoint = tlog_client.read_checkpoint(log.checkpoint(), log.signer.verifier.vkey)
+    assert checkpoint.size == 5 and checkpoint.root == tlog_client.mth(canon)
+    assert ledger.verify(engine).ok
+    with engine.connect() as conn:
+        seqs = conn.execute(sa.text("SELECT p.ledger_seq, l.seq FROM predictions p JOIN ledger_entries l "
+                                    "ON l.prediction_id = p.id")).all()
+    assert all(a == b for a, b in seqs) and len(seqs) == 5
+    engine.dispose()

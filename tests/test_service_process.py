@@ -5,6 +5,7 @@ and eleven replicas on two cores (and the suite a minute)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -25,6 +26,7 @@ import pytest
 
 from config import PORT_OFFSETS
 from serve_app.ray_env import HAPROXY_WRAPPER
+from tests import tlog_client
 from tests.conftest import _free_port, process_running
 from tests.served_world import served_world, top_symbol
 
@@ -59,13 +61,30 @@ def test_a_service_crashes_starts_again_and_drains_on_sigterm_beside_another(wor
         _drains_on_sigterm(a, port_a, log_a, ticker)
         assert _healthy(port_b, b, 10), "the other instance stopped serving"
         with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.4"), timeout=60) as http:
-            assert http.post(f"http://127.0.0.1:{port_b}/ml/predict",
-                             json={"symbol": ticker, "timeframe": "1d", "num_steps": 2}).status_code == 200
+            answer = http.post(f"http://127.0.0.1:{port_b}/ml/predict", json={"symbol": ticker, "timeframe": "1d",
+                                                                             "num_steps": 2})
+            assert answer.status_code == 200
+            _proven_by_an_outsider(http, port_b, answer.json())
     finally:
         _stop(running)
     records = _state(log_b, port_b) / "haproxy"
     left = [int(p.stem) for p in records.glob("*.pid") if process_running(int(p.stem))]
     assert not left, f"HAProxy processes outlived a clean stop: {left}"
+
+
+def _proven_by_an_outsider(http: httpx.Client, port: int, answer: dict[str, Any]) -> None:
+    """The forecast is in a checkpoint signed by the log's key, proven by tests/tlog_client.py,
+    which shares no code with the service (a new checkpoint comes within LEDGER_CHECKPOINT_S)."""
+    base, index = f"http://127.0.0.1:{port}", answer["ledger"]["index"]
+    vkey = http.get(f"{base}/api/ledger/key").json()["vkey"]
+    deadline = time.monotonic() + 60
+    while (checkpoint := tlog_client.read_checkpoint(http.get(f"{base}/api/ledger/checkpoint").text, vkey)).size <= index:
+        assert time.monotonic() < deadline, f"no checkpoint holds entry {index} after 60 s"
+        time.sleep(1)
+    proof = http.get(f"{base}/api/ledger/proof/inclusion", params={"index": index, "tree_size": checkpoint.size}).json()
+    leaf = base64.b64decode(answer["ledger"]["leaf_hash"])
+    assert tlog_client.root_from_inclusion(index, checkpoint.size, leaf, [base64.b64decode(h) for h in proof["hashes"]]) \
+        == checkpoint.root
 
 
 def _state(log: Path, port: int) -> Path:

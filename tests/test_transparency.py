@@ -268,3 +268,33 @@ def test_an_existing_ledger_becomes_the_logs_first_leaves(request, tmp_path, bac
                                     "ON l.prediction_id = p.id")).all()
     assert all(a == b for a, b in seqs) and len(seqs) == 5
     engine.dispose()
+
+
+def test_the_audit_recomputes_the_log_and_names_what_was_changed(world, capsys) -> None:
+    from jobs import verify_ledger
+    from transparency.audit import audit
+
+    client = client_for(world, QUOTA_ANONYMOUS="1000")
+    for i in range(9):
+        client.post("/ml/predict", json={"symbol": world["tickers"][i % 4], "timeframe": "1d"})
+    log = client.app.state.log
+    log.checkpoint()
+    result = verify_ledger.audit_log(world["engine"], log.signer.verifier)
+    assert result.ok and (result.leaves, result.nodes, result.checkpoint_size) == (9, 7, 9)
+    assert "the checkpoint of size 9 signed by" in capsys.readouterr().out
+    assert not audit(world["engine"], Signer.generate("someone.else").verifier).ok  # not the log's key
+    with world["engine"].begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SET session_replication_role = replica"))
+        else:
+            conn.execute(sa.text("DROP TRIGGER ledger_tree_no_update"))
+            conn.execute(sa.text("DROP TRIGGER ledger_leaves_no_update"))
+        conn.execute(sa.text("UPDATE ledger_tree SET hash = :h WHERE level = 2 AND idx = 1"), {"h": bytes(32)})
+    assert audit(world["engine"], log.signer.verifier).failure == "tree node (2, 1) is not the hash of its two children"
+    with world["engine"].begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SET session_replication_role = replica"))
+        conn.execute(sa.text("UPDATE ledger_leaves SET body = replace(body, :was, :now) WHERE idx = 6"),
+                     {"was": '"close":', "now": '"close":1'})
+    failure = audit(world["engine"], log.signer.verifier).failure or ""
+    assert failure.startswith("leaf 6:"), failure

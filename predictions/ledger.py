@@ -125,6 +125,7 @@ class Entry:
     made_at: datetime
     prev_hash: str
     hash: str
+    leaf_hash: bytes | None = None  # its leaf in the public log, where just entered
 
 
 @dataclass(frozen=True)
@@ -164,11 +165,11 @@ def enter(conn: Connection, tip: Tip, record: Record) -> Entry:
     numbered = Record(tip.seq, record.prediction_id, record.symbol, record.timeframe, record.model_version,
                       record.made_at, record.steps)
     canonical = canonical_json(numbered)
-    entry = Entry(tip.seq, record.prediction_id, naive_utc(record.made_at), tip.prev_hash, chain_hash(canonical, tip.prev_hash))
-    conn.execute(LedgerEntry.__table__.insert().values(seq=entry.seq, prediction_id=entry.prediction_id,
-                                                       made_at=entry.made_at, prev_hash=entry.prev_hash, hash=entry.hash))
-    store.append_leaves(conn, tip.seq - 1, [canonical.encode("utf-8")])
-    return entry
+    made_at, digest = naive_utc(record.made_at), chain_hash(canonical, tip.prev_hash)
+    conn.execute(LedgerEntry.__table__.insert().values(seq=tip.seq, prediction_id=record.prediction_id,
+                                                       made_at=made_at, prev_hash=tip.prev_hash, hash=digest))
+    (leaf,) = store.append_leaves(conn, tip.seq - 1, [canonical.encode("utf-8")])
+    return Entry(tip.seq, record.prediction_id, made_at, tip.prev_hash, digest, leaf)
 
 
 def append(conn: Connection, record: Record) -> Entry:
@@ -185,10 +186,12 @@ def _check_prices(record: Record) -> None:
                 _float(price)
 
 
-def reference(conn: Connection, seq: int) -> dict[str, Any]:
+def reference(conn: Connection, seq: int, leaf: bytes | None = None) -> dict[str, Any]:
     """Where entry `seq` is in the public log, as every forecast answer carries it: its leaf index
-    (seq - 1) and leaf hash (base64), what an inclusion proof is asked for and checked against."""
-    leaf = store.leaf_hashes(conn, [seq - 1])[seq - 1]
+    (seq - 1) and leaf hash (base64; read from the tree unless given), what an inclusion proof is
+    asked for and checked against."""
+    if leaf is None:
+        leaf = store.leaf_hashes(conn, [seq - 1])[seq - 1]
     return {"index": seq - 1, "leaf_hash": base64.b64encode(leaf).decode()}
 
 

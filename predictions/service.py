@@ -169,10 +169,10 @@ class PredictionService:
             session.flush()
             log_ref = None
             if tip is not None:  # the track record: entered with the forecast, in the same transaction
-                ledger.enter(session.connection(), tip, ledger.Record(
+                entry = ledger.enter(session.connection(), tip, ledger.Record(
                     0, prediction_id, symbol.ticker, timeframe, result.model_version, made_at,
                     tuple(ledger.Step(s.step, stamp, s.close, s.lower, s.upper) for s, stamp in zip(steps, stamps))))
-                log_ref = ledger.reference(session.connection(), tip.seq)
+                log_ref = ledger.reference(session.connection(), tip.seq, entry.leaf_hash)
         return {
             "prediction_id": str(prediction_id), "symbol": symbol.ticker, "timeframe": timeframe,
             "model_version": result.model_version, "created_at": as_utc(made_at).isoformat(), "cached": False,

@@ -49,7 +49,15 @@ def reader(conn: Connection, build: Callable[[merkle.NodeFn], object]) -> merkle
 def append_leaves(conn: Connection, first: int, bodies: Iterable[bytes]) -> list[bytes]:
     """Enter `bodies` as leaves first, first + 1, ... of a tree that holds `first` leaves now, with
     every node they complete; returns their leaf hashes. The caller holds the ledger's lock."""
-    edge = reader(conn, lambda node: merkle.root(first, node))  # the complete subtrees on the right edge
+    bodies = list(bodies)
+    # the stored nodes the new ones hang from: one leaf's left siblings (none for an even index,
+    # half the appends), or for a batch the complete subtrees on the right edge
+    wanted = merkle.siblings_of(first) if len(bodies) == 1 else merkle.wanted(lambda node: merkle.root(first, node))
+    stored = nodes(conn, wanted) if wanted else {}
+
+    def edge(level: int, index: int) -> bytes:
+        return stored[(level, index)]
+
     made: dict[tuple[int, int], bytes] = {}
 
     def sibling(level: int, index: int) -> bytes:
@@ -63,7 +71,9 @@ def append_leaves(conn: Connection, first: int, bodies: Iterable[bytes]) -> list
             rows.append({"level": level, "idx": idx, "hash": digest})
         leaves.append(leaf)
         texts.append({"idx": index, "body": body.decode("utf-8")})
-    if texts:
+    if len(texts) == 1 and conn.dialect.name == "postgresql":  # one round trip: the leaf's text in a CTE
+        conn.execute(TREE.insert().values(rows).add_cte(LEAVES.insert().values(texts).cte("leaf")))
+    elif texts:
         conn.execute(LEAVES.insert(), texts)
         conn.execute(TREE.insert(), rows)
     return leaves

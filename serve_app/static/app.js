@@ -80,6 +80,7 @@ function clearForecast() {
   $("steps").hidden = true; $("steps").querySelector("tbody").replaceChildren();
   $("summary").hidden = true;
   $("chart").dataset.forecast = "0";
+  $("chart").dataset.prediction = "";
   state.forecastFrom = 0;
   $("forecast-old").hidden = true;
 }
@@ -98,6 +99,9 @@ function drawForecast(p, stale) {
     ` · mean confidence ${(p.confidence_avg * 100).toFixed(1)} %` + (p.cached ? " · from cache" : "") +
     (stale ? " · STALE (market data unavailable)" : "");
   $("summary").hidden = false;
+  const shown = p.prediction_id;
+  $("chart").dataset.prediction = shown;
+  logCheck.show(p, $("proof"), () => $("chart").dataset.prediction === shown);
   const body = $("steps").querySelector("tbody");
   body.replaceChildren(...steps.map((s) => {
     const tr = document.createElement("tr");

@@ -100,6 +100,9 @@ class Settings:
     # next start on the same port ends what a crashed one left behind
     serve_state_dir: str = "./var/run"
     ledger: LedgerSettings = LedgerSettings()
+    # DATABASE_MIGRATION_URL: the owner role that migrates, where the service runs as a role that
+    # may not change what the public log hashes (`storage.roles`); never handed to the replicas
+    database_migration_url: str | None = None
 
 
 TIERS: tuple[str, ...] = ("free", "premium", "pro")
@@ -194,7 +197,7 @@ def mask_url(value: str) -> str:
     return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", value)
 
 
-def _parse_database_url(value: str) -> str:
+def _parse_database_url(value: str, name: str = "DATABASE_URL") -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -203,13 +206,13 @@ def _parse_database_url(value: str) -> str:
     try:
         url = make_url(value)
     except ArgumentError:
-        raise ConfigError(f"DATABASE_URL={shown!r} is not a database URL; {expect}") from None
+        raise ConfigError(f"{name}={shown!r} is not a database URL; {expect}") from None
     if url.get_backend_name() not in ("sqlite", "postgresql"):
-        raise ConfigError(f"DATABASE_URL={shown!r} names backend {url.get_backend_name()!r}; {expect}")
+        raise ConfigError(f"{name}={shown!r} names backend {url.get_backend_name()!r}; {expect}")
     if url.get_backend_name() == "postgresql" and url.get_driver_name() not in ("psycopg", "psycopg2"):
         # psycopg 3 is the driver we ship; a bare postgresql:// is rewritten to it.
         if "+" in url.drivername:
-            raise ConfigError(f"DATABASE_URL={shown!r} names driver {url.get_driver_name()!r}; {expect}")
+            raise ConfigError(f"{name}={shown!r} names driver {url.get_driver_name()!r}; {expect}")
     if url.get_backend_name() == "postgresql" and "+" not in url.drivername:
         value = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return value
@@ -400,6 +403,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ports=_serve_ports(env, serve_port),
         serve_state_dir=env.get("SERVE_STATE_DIR") or "./var/run",
         ledger=_ledger_settings(env, public),
+        database_migration_url=(_parse_database_url(env["DATABASE_MIGRATION_URL"], "DATABASE_MIGRATION_URL")
+                                if env.get("DATABASE_MIGRATION_URL") else None),
     )
 
 

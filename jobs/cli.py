@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from clock import utc_now
 from config import TIMEFRAMES, Settings, settings_or_exit
 from storage.db import database_or_exit, make_engine
-from storage.migrate import upgrade
+from storage.migrate import migration_url, upgrade
 
 
 def parse_as_of(value: str) -> datetime:
@@ -63,7 +63,7 @@ def setup(level: int = logging.INFO) -> tuple[Settings, Engine]:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = settings_or_exit()
     database_or_exit(settings.database_url)
-    upgrade(settings.database_url)
+    upgrade(migration_url(settings))
     return settings, make_engine(settings.database_url)
 
 

@@ -14,17 +14,27 @@ import signal
 import threading
 import time
 
-from config import environ_snapshot, mask_url, settings_or_exit
+from config import Settings, environ_snapshot, mask_url, settings_or_exit
 from serve_app.drain import DrainFlag, clear_reports, soft_stop, wait_until_idle
 from serve_app.leftovers import claim, recorded_haproxies, release
 from serve_app.ray_env import apply_ray_serve_env, listener_env
 from serve_app.state_dir import StateDir
 from serve_app.terminal import configure_driver, forward_worker_lines, quiet_ray_env
 from storage.db import database_or_exit
+from storage.migrate import migration_url, upgrade
+from transparency import keys
 
 # the stop must end within 30 s (a supervisor's usual grace before SIGKILL)
 DRAIN_TIMEOUT_S, SOFT_STOP_TIMEOUT_S = 15.0, 5.0
 log = logging.getLogger("serve_app")
+
+
+def log_key(settings: Settings) -> str:
+    """The public log's vkey (its key made now in the state directory, where there is none yet)."""
+    try:
+        return keys.log_signer(settings.ledger.signing_key, settings.serve_state_dir, settings.ledger.origin).verifier.vkey
+    except keys.SigningKeyError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
     configure_driver(show_ray=args.ray_logs)
     settings = settings_or_exit()
     database_or_exit(settings.database_url)
+    upgrade(migration_url(settings))  # once, here, as the owner where DATABASE_MIGRATION_URL says who that is
+    print(f"public log {settings.ledger.origin}: checkpoints signed by {log_key(settings)}", flush=True)
     address = args.address or os.environ.get("RAY_ADDRESS") or "local"
     state = None
     if address == "local":  # a cluster's processes took theirs from its `ray start`

@@ -1,4 +1,6 @@
-"""`python -m storage.migrate`: bring `DATABASE_URL` to the newest schema (a no-op when it is)."""
+"""`python -m storage.migrate [--grant-service ROLE]`: bring the database to the newest schema (a
+no-op when it is), as `DATABASE_MIGRATION_URL` (the owner) where it is set, else `DATABASE_URL`;
+`--grant-service` then gives ROLE the service's rights (`storage.roles`)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from config import mask_url, settings_or_exit
+from config import Settings, mask_url, settings_or_exit
 from storage.db import database_or_exit
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -26,14 +28,35 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 
+def migration_url(settings: Settings) -> str:
+    """Who migrates: the owner's URL where it is set apart from the service's."""
+    return settings.database_migration_url or settings.database_url
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--revision", default="head", help="target revision (default: head)")
+    parser.add_argument("--grant-service", metavar="ROLE", help="grant ROLE the service's rights (PostgreSQL)")
     args = parser.parse_args(argv)
     settings = settings_or_exit()
-    database_or_exit(settings.database_url)
-    upgrade(settings.database_url, args.revision)
-    print(f"schema at revision {args.revision} on {mask_url(settings.database_url)}")
+    url = migration_url(settings)
+    database_or_exit(url)
+    upgrade(url, args.revision)
+    print(f"schema at revision {args.revision} on {mask_url(url)}")
+    if args.grant_service:
+        from sqlalchemy import create_engine
+
+        from storage.roles import grant_service
+
+        engine = create_engine(url)
+        try:
+            with engine.begin() as conn:
+                grant_service(conn, args.grant_service)
+        except ValueError as exc:
+            raise SystemExit(f"--grant-service: {exc}") from None
+        finally:
+            engine.dispose()
+        print(f"granted {args.grant_service} the service's rights: no UPDATE or DELETE on what the public log hashes")
 
 
 if __name__ == "__main__":

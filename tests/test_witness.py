@@ -70,6 +70,9 @@ def test_a_witness_cosigns_what_extends_and_the_log_serves_its_cosignature(world
     r = client.post("/api/ledger/cosignature", content=forged, headers={"Content-Type": "text/plain"})
     assert r.status_code == 403 and r.json()["error"]["code"] == "unknown_witness"
     assert client.post("/api/ledger/cosignature", content="nonsense").status_code == 400
+    huge = f"test.invalid/ledger\n{2**64}\n{'A' * 43}=\n\n\u2014 witness.test AAAAAAAA\n"
+    assert client.post("/api/ledger/cosignature", content=huge).status_code == 400
+    assert client.post("/api/ledger/cosignature", content=b"\xff\xfe").status_code == 400
 
 
 @pytest.mark.parametrize(("attack", "size", "change", "named"), [

@@ -64,10 +64,10 @@ class TransparencyLog:
             size = store.size(conn)
             due = last is None or (size > last.tree_size and (now - last.made_at).total_seconds() >= self.checkpoint_s)
             if due:
-                root = store.reader(conn, lambda node: merkle.root(size, node))
-                signed = Checkpoint(self.origin, size, merkle.root(size, root)).sign(self.signer)
-                conn.execute(_insert_new(conn, CHECKPOINTS, {"tree_size": size, "root": Checkpoint.parse(signed.text).root,
-                                                             "made_at": now, "note": signed.render()}))
+                node = store.reader(conn, lambda n: merkle.root(size, n))
+                checkpoint = Checkpoint(self.origin, size, merkle.root(size, node))
+                conn.execute(_insert_new(conn, CHECKPOINTS, {"tree_size": size, "root": checkpoint.root, "made_at": now,
+                                                             "note": checkpoint.sign(self.signer).render()}))
             last = conn.execute(sa.select(CHECKPOINTS).order_by(CHECKPOINTS.c.tree_size.desc()).limit(1)).one()
             return self._with_cosignatures(conn, last.tree_size, last.note)
 

@@ -174,7 +174,7 @@ class Checkpoint:
             origin, size, root = lines[0], int(lines[1]), base64.b64decode(lines[2], validate=True)
         except (IndexError, ValueError):
             raise NoteError("a checkpoint is <origin>\\n<tree size>\\n<base64 root>\\n") from None
-        if not origin or size < 0 or len(root) != 32:
+        if not origin or not 0 <= size < 2**63 or len(root) != 32:
             raise NoteError("a checkpoint is <origin>\\n<tree size>\\n<base64 root>\\n")
         return cls(origin, size, root)
 

@@ -96,7 +96,7 @@ const logCheck = (() => {
         `check Ed25519 signatures, so the checkpoint's signature by ${key.name} was not checked here.` };
     }
     return { state: "verified", text: `In the public log at #${seq}, checkpoint of size ${size}, signed by ${key.name} ` +
-      "(proof and signature checked in this browser)." };
+      "(proof and signature checked in this browser).", vkey: key.vkey };
   }
 
   // check `p` and show the outcome in `el`, trying again while the next checkpoint is due
@@ -114,6 +114,7 @@ const logCheck = (() => {
       if (!stillShown()) return;
       el.dataset.state = found.state;
       el.textContent = found.text;
+      el.title = found.vkey ? `the log's key: ${found.vkey}` : "";
       if (found.state !== "pending") return;
       await new Promise((done) => setTimeout(done, 2500));
     }

@@ -4,6 +4,8 @@ holding one checkpoint can check every later one extends it, and any forecast is
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -22,8 +24,13 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 MAX_NOTE_BYTES = 16_384
 
 
-def _answer(error: LogError) -> PredictionError:
-    return PredictionError(error.status, error.code, error.message)
+@contextmanager
+def _answered() -> Iterator[None]:
+    """A request the log cannot answer, as the API's error."""
+    try:
+        yield
+    except LogError as exc:
+        raise PredictionError(exc.status, exc.code, exc.message) from None
 
 
 @router.get("/api/ledger/checkpoint", response_class=PlainTextResponse, response_model=None)
@@ -47,10 +54,8 @@ def key(log: Log) -> LedgerKey:
 @router.get("/api/ledger/proof/inclusion", response_model=InclusionProof)
 def inclusion(log: Log, index: Annotated[int, Query(ge=0)], tree_size: Annotated[int, Query(ge=1)]) -> InclusionProof:
     """That leaf `index` is in the tree of `tree_size` leaves (a checkpoint's size)."""
-    try:
+    with _answered():
         proof = log.inclusion(index, tree_size)
-    except LogError as exc:
-        raise _answer(exc) from None
     assert proof.leaf_hash is not None
     return InclusionProof(index=index, tree_size=tree_size, leaf_hash=b64(proof.leaf_hash),
                           hashes=[b64(h) for h in proof.hashes])
@@ -59,10 +64,8 @@ def inclusion(log: Log, index: Annotated[int, Query(ge=0)], tree_size: Annotated
 @router.get("/api/ledger/proof/consistency", response_model=ConsistencyProof)
 def consistency(log: Log, first: Annotated[int, Query(ge=1)], second: Annotated[int, Query(ge=1)]) -> ConsistencyProof:
     """That the tree of `second` leaves extends the tree of `first` leaves."""
-    try:
+    with _answered():
         proof = log.consistency(first, second)
-    except LogError as exc:
-        raise _answer(exc) from None
     return ConsistencyProof(first=first, second=second, hashes=[b64(h) for h in proof.hashes])
 
 
@@ -86,8 +89,8 @@ async def cosignature(log: Log, request: Request) -> CosignaturesAdded:
     if len(body) > MAX_NOTE_BYTES:
         raise PredictionError(413, "too_large", f"a cosigned checkpoint is at most {MAX_NOTE_BYTES} bytes")
     try:
-        return CosignaturesAdded(added=log.add_cosignature(body.decode("utf-8")))
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise PredictionError(400, "bad_checkpoint", "the body is not UTF-8 text") from None
-    except LogError as exc:
-        raise _answer(exc) from None
+    with _answered():
+        return CosignaturesAdded(added=log.add_cosignature(text))

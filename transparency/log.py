@@ -50,10 +50,6 @@ class TransparencyLog:
     def origin(self) -> str:
         return self.signer.name
 
-    def size(self) -> int:
-        with self.engine.connect() as conn:
-            return store.size(conn)
-
     # -- checkpoints ----------------------------------------------------------------------------
     def checkpoint(self) -> str:
         """The newest checkpoint as a signed note with its witnesses' cosignatures; a new one is
@@ -139,14 +135,13 @@ def _insert_new(conn: Connection, table: sa.Table, row: dict[str, object]) -> sa
     return dialect.insert(table).values(**row).on_conflict_do_nothing()
 
 
-
 def for_settings(engine: Engine, settings: LedgerSettings, state_dir: str) -> TransparencyLog:
     """The log of a service: its key (LEDGER_SIGNING_KEY, else the state directory's), its witnesses."""
+    signer = keys.log_signer(settings, state_dir)
     try:
-        signer = keys.log_signer(settings.signing_key, state_dir, settings.origin)
         witnesses = tuple(Verifier.parse(vkey) for vkey in settings.witnesses)
-    except (keys.SigningKeyError, NoteError) as exc:
-        raise ConfigError(f"LEDGER_SIGNING_KEY / LEDGER_WITNESSES: {exc}") from None
+    except NoteError as exc:
+        raise ConfigError(f"LEDGER_WITNESSES: {exc}") from None
     if any(w.key_type != COSIGNATURE_V1 for w in witnesses):
         raise ConfigError("LEDGER_WITNESSES names a key that is not a witness's cosignature key (type 0x04)")
     return TransparencyLog(engine, signer, settings.checkpoint_s, witnesses)

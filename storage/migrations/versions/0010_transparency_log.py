@@ -8,7 +8,7 @@
 - `predictions.ledger_seq`: the entry of a forecast (a user's copy carries its original's).
 - `ledger_locked_tip`: the appends' lock and the tip (seq, hash, made_at) in one round trip; the
   appends now take it before the forecast's rows are written, so those rows name their entry and
-  made_at never goes back past the previous entry's.
+  made_at never goes back past the previous entry's. It replaces 0006's `ledger_locked_head`.
 - All four log tables are append-only (triggers, as `ledger_entries`).
 - On PostgreSQL built with lz4, the kept texts are compressed with lz4 rather than pglz: an
   audit reads every one, and lz4 unpacks them about twice as fast (bench.ledger).
@@ -97,6 +97,7 @@ def upgrade() -> None:
                 PERFORM pg_advisory_xact_lock(lock_key);
                 RETURN QUERY SELECT l.seq, l.hash, l.made_at FROM ledger_entries l ORDER BY l.seq DESC LIMIT 1;
             END $$""")
+        op.execute("DROP FUNCTION ledger_locked_head(bigint)")
     _backfill()
     for table in TABLES:
         _append_only(table)
@@ -114,5 +115,12 @@ def downgrade() -> None:
         op.drop_table(table)
     if postgres:
         op.execute("DROP FUNCTION IF EXISTS ledger_locked_tip(bigint)")
+        op.execute("""
+            CREATE FUNCTION ledger_locked_head(lock_key bigint) RETURNS TABLE (seq bigint, hash varchar)
+            LANGUAGE plpgsql VOLATILE AS $$
+            BEGIN
+                PERFORM pg_advisory_xact_lock(lock_key);
+                RETURN QUERY SELECT l.seq, l.hash FROM ledger_entries l ORDER BY l.seq DESC LIMIT 1;
+            END $$""")
     with op.batch_alter_table("predictions") as batch:
         batch.drop_column("ledger_seq")

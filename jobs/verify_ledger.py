@@ -16,11 +16,12 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
 
+from config import ConfigError
 from engine.progress import Throttled
 from jobs.cli import positive_int, setup
 from predictions import ledger
+from transparency import keys
 from transparency.audit import Audit, audit
-from transparency.log import for_settings
 from transparency.note import NoteError, Verifier
 
 
@@ -65,10 +66,11 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     settings, engine = setup()
     try:
-        key = Verifier.parse(args.vkey) if args.vkey else for_settings(engine, settings.ledger,
-                                                                       settings.serve_state_dir).signer.verifier
+        key = Verifier.parse(args.vkey) if args.vkey else keys.log_signer(settings.ledger, settings.serve_state_dir).verifier
     except NoteError as exc:
         raise SystemExit(f"--vkey: {exc}") from None
+    except ConfigError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
     ok = audit_log(engine, key).ok
     if not args.log_only:
         ok = run(engine, args.start).ok and ok

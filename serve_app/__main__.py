@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 
-from config import Settings, environ_snapshot, mask_url, settings_or_exit
+from config import ConfigError, Settings, environ_snapshot, mask_url, settings_or_exit
 from serve_app.drain import DrainFlag, clear_reports, soft_stop, wait_until_idle
 from serve_app.leftovers import claim, recorded_haproxies, release
 from serve_app.ray_env import apply_ray_serve_env, listener_env
@@ -32,8 +32,8 @@ log = logging.getLogger("serve_app")
 def log_key(settings: Settings) -> str:
     """The public log's vkey (its key made now in the state directory, where there is none yet)."""
     try:
-        return keys.log_signer(settings.ledger.signing_key, settings.serve_state_dir, settings.ledger.origin).verifier.vkey
-    except keys.SigningKeyError as exc:
+        return keys.log_signer(settings.ledger, settings.serve_state_dir).verifier.vkey
+    except ConfigError as exc:
         raise SystemExit(f"configuration error: {exc}") from None
 
 

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from accounts.service import AccountService
 from billing.service import BillingService
-from config import load_settings
+from config import LedgerSettings, load_settings
 from portfolio.service import Portfolio
 from predictions.service import PredictionService
 from serve_app.drain import InFlight
@@ -67,7 +67,7 @@ def create_app(service: PredictionService, accounts: AccountService, billing: Bi
     app.state.metrics = metrics or Metrics()
     app.state.versions = dict
     app.state.live = live_market
-    app.state.log = TransparencyLog(service.engine, Signer.generate(load_settings({}).ledger.origin), 0.0)
+    app.state.log = TransparencyLog(service.engine, Signer.generate(LedgerSettings().origin), 0.0)
     if live_market is not None:
         live_market.hub.reporter = app.state.metrics.live
 

@@ -298,3 +298,19 @@ def test_the_audit_recomputes_the_log_and_names_what_was_changed(world, capsys) 
                      {"was": '"close":', "now": '"close":1'})
     failure = audit(world["engine"], log.signer.verifier).failure or ""
     assert failure.startswith("leaf 6:"), failure
+
+
+def test_a_bad_signing_key_or_witness_key_names_its_variable(tmp_path) -> None:
+    from config import ConfigError, load_settings
+    from storage.db import make_engine
+    from transparency.log import for_settings
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'k.db'}")
+    for env, named in (({"LEDGER_SIGNING_KEY": "not base64!"}, "LEDGER_SIGNING_KEY"),
+                       ({"LEDGER_WITNESSES": "w+0000+AAAA"}, "LEDGER_WITNESSES"),
+                       ({"LEDGER_WITNESSES": Signer.generate("w").verifier.vkey}, "LEDGER_WITNESSES")):
+        with pytest.raises(ConfigError, match=named):
+            for_settings(engine, load_settings(env).ledger, str(tmp_path))
+    made = for_settings(engine, load_settings({}).ledger, str(tmp_path / "state"))  # made once, then read back
+    assert for_settings(engine, load_settings({}).ledger, str(tmp_path / "state")).signer.verifier == made.signer.verifier
+    engine.dispose()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from config import ConfigError, LedgerSettings
 from transparency.note import COSIGNATURE_V1, ED25519, NoteError, Signer
 
 KEY_FILE = "ledger-signing.key"
@@ -53,10 +54,14 @@ def load_or_create(path: Path, name: str, key_type: int = ED25519) -> Signer:
     return from_text(path.read_text(), name, str(path), key_type)
 
 
-def log_signer(signing_key: str | None, state_dir: str, origin: str) -> Signer:
-    if signing_key:
-        return from_text(signing_key, origin, "LEDGER_SIGNING_KEY")
-    return load_or_create(Path(state_dir) / KEY_FILE, origin)
+def log_signer(settings: LedgerSettings, state_dir: str) -> Signer:
+    """The service's log key; ConfigError naming LEDGER_SIGNING_KEY or the key file where it is unreadable."""
+    try:
+        if settings.signing_key:
+            return from_text(settings.signing_key, settings.origin, "LEDGER_SIGNING_KEY")
+        return load_or_create(Path(state_dir) / KEY_FILE, settings.origin)
+    except SigningKeyError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def witness_signer(state_dir: Path, name: str) -> Signer:

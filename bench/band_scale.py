@@ -5,17 +5,17 @@ scale, as a ratio to today's band (the 20-candle rolling scale), with a block-bo
     .venv/bin/python -m bench.band_scale [--timeframes 1d,4h,1h]
 
 Per timeframe and test window (bench.honesty's windows and split: candles before the window only),
-the HAR model is fitted on the train part, `training.band.choose_band_scale` picks a scale on
+the HAR model is fitted on the train part, `training.band.choice.choose_band_scale` picks a scale on
 validation, and the band quantiles (with the regime margin) come from validation's moves in each
 scale's units. Every candle of the window whose next 30 are known is an origin (thinned to at most
 3,000). Variants, each served as `fit_calibration` and the forecaster serve it (the regime margin
-of `band_quantiles`, the adaptation of `band_adjustments`, widened to never narrow) unless named:
+of `band_quantiles`, widened to never narrow: `Band.served`) unless named:
 `today` (the baseline: the rolling scale, adapted at 0.02 with the full regime margin, not widened:
-`bench.honesty.todays_band`), `rolling` (the rolling scale), `har` (HAR on 5, 20 and 100 candles),
+`bench.yardstick`), `rolling` (the rolling scale), `har` (HAR on 5, 20 and 100 candles),
 `har_adapted` (HAR, adapted and with the margin as `today`: measured only), `har_long` (HAR adding
 250 candles), `chosen_fixed` (the scale `choose_band_scale` picked on validation, without the
 market-wide adaptation) and `chosen` (the same with it, replayed from the window's start over
-every coin at the timeframe's rate, `training.market_band`: as fitting deploys it). Every variant
+every coin at the timeframe's rate, `training.band.market`: as fitting deploys it). Every variant
 but `today`, `har_adapted` and `chosen_fixed` has the market-wide adaptation. Printed per window and
 pooled per timeframe (blocks of each window kept apart): interval score ratio to `today` at h = 1,
 5, 10, 30 with its 95 % interval, and coverage at h = 1 and 30 (the h = 30 interval from blocks of
@@ -29,33 +29,52 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench.band_adaptation import test_origins
-from bench.honesty import FRACTIONS, HORIZONS, PLANS, TODAYS_MARGIN, TODAYS_RATE, Blocks, band_of, fill_lake
-from config import HORIZON
+from bench.honesty import FRACTIONS, HORIZONS, PLANS, Blocks, fill_lake
+from bench.yardstick import TODAYS_MARGIN, TODAYS_RATE, band_of
 from features.profiles import profile_for
-from training.band import choose_band_scale
-from training.calibration import ADAPT_RATE, REGIME_MARGIN, Calibration, band_quantiles, naive_move_halves
-from training.evaluation import blocks_of, mae_ratio_interval, share_interval
-from training.market_band import market_rate, market_track
+from market_data.timeframes import HORIZON
+from training.band.band import Band
+from training.band.choice import choose_band_scale
+from training.band.market import market_rate, market_track
+from training.band.quantiles import REGIME_MARGIN, band_quantiles, naive_move_halves
+from training.band.scale import HAR_WINDOW_SETS, ROLLING, BandScale, fit_har
+from training.evaluation import blocks_of, in_period, mae_ratio_interval, share_interval
 from training.scores import interval_score
 from training.stages import load_candles, split_for
-from training.volatility import HAR_WINDOW_SETS, ROLLING, BandScale, fit_har
 
 OUT = Path(__file__).resolve().parent / "results" / "band_scale.json"
+MAX_ORIGINS = 3000
+
+
+def test_origins(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp,
+                 window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(origins x window) closes up to each origin, (origins x HORIZON) the closes after it, and
+    each origin's time (naive UTC): every candle of the window whose next HORIZON are known,
+    thinned to at most MAX_ORIGINS."""
+    picks = []
+    for frame in candles.values():
+        rows = np.flatnonzero(in_period(frame, start, end))
+        picks += [(frame, i) for i in rows[(rows >= window - 1) & (rows + HORIZON < len(frame))]]
+    picks = picks[:: max(1, len(picks) // MAX_ORIGINS)]
+    close = np.stack([f["close"].to_numpy(np.float64)[i - window + 1: i + 1] for f, i in picks])
+    future = np.stack([f["close"].to_numpy(np.float64)[i + 1: i + HORIZON + 1] for f, i in picks])
+    times = np.array([f["timestamp"].iloc[i].tz_localize(None).to_datetime64() for f, i in picks])
+    return close, future, times
+
 
 @dataclass(frozen=True)
 class Variant:
     """A band as served: which scale, the adaptation rate (each coin's own misses), the regime
     margin, whether widened, and whether the market-wide adaptation (at the timeframe's rate) moves it."""
     scale: str
-    rate: float = ADAPT_RATE
+    rate: float = 0.0
     margin: float = REGIME_MARGIN
     widen: bool = True
     market: bool = True
@@ -71,13 +90,12 @@ def market_of(candles: dict[str, pd.DataFrame], scale: BandScale, quantiles: tup
               rate: float, since: pd.Timestamp, times: np.ndarray) -> np.ndarray | None:
     """(origins x horizons) the market-wide widening in force at each origin time, replayed from
     `since` (the end of validation) over every coin, as a fitted model with these quantiles and
-    scale serves it (`training.market_band`); None at rate 0."""
+    scale serves it (`training.band.market`); None at rate 0."""
     if rate <= 0:
         return None
-    lo, hi = quantiles
-    cal = replace(Calibration.identity(HORIZON), naive_lo=list(lo), naive_hi=list(hi), band_scale=scale.as_dict(),
-                  market_rate=rate, fitted_until=since.isoformat())
-    return market_track(candles, cal, scale.window, HORIZON).at(times, HORIZON)
+    lo, hi = (tuple(float(v) for v in q) for q in quantiles)
+    band = Band(scale, lo, hi, lo, hi, rate, since.isoformat())
+    return market_track(candles, band, HORIZON).at(times, HORIZON)
 
 
 @dataclass

@@ -37,15 +37,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from config import HORIZON
-from features.profiles import profile_for
+from bench.yardstick import todays_band
 from jobs.cli import model_params
 from market_data.csv_source import CsvSource
+from market_data.timeframes import HORIZON
 from market_data.update import update_pair
 from storage.lake import Lake
 from training.backtest import refit_name
-from training.calibration import ADAPT_RATE, band_quantiles, naive_move_halves, served_band, served_scale, widening
-from training.dataset import Split
+from training.band.market import MarketReplay
 from training.evaluation import (
     CalledSteps,
     Origins,
@@ -59,13 +58,11 @@ from training.evaluation import (
 )
 from training.fitting import fit_candidates
 from training.forecaster import ForecastArrays, ForecastModel
-from training.market_band import MarketReplay, MarketTrack
 from training.models.xgb_booster import DEFAULT_PARAMS
 from training.scores import interval_score
 from training.selection import choose
 from training.spec import FitSpec
 from training.stages import StageTimer, load_candles
-from training.volatility import ROLLING, BandScale
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -174,32 +171,6 @@ class Outcomes:
                        CalledSteps(z["confidence"], z["correct"], z["step_blocks"]), z["band_score"], z["todays_score"])
 
 
-# the band every forecaster stated before the band had a volatility model: the rolling scale,
-# adapted at this rate over each origin's window, with the full regime margin, not widened
-TODAYS_RATE, TODAYS_MARGIN = 0.02, 1.0
-
-
-def band_of(scale: BandScale, close: np.ndarray, quantiles: tuple[np.ndarray, np.ndarray], widen_out: bool,
-            rate: float = ADAPT_RATE, market: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Naive's band as served (log returns from the last close, adapted at `rate` over each
-    origin's own window, widened by the market-wide adaptation `market`, origins x steps) for
-    origins whose windows are `close`, with `quantiles` (lo, hi) in `scale`'s units."""
-    lo, hi = quantiles
-    at, shift = served_scale(close, scale, lo, hi, rate)
-    lower, upper = served_band(at, lo, hi, shift if market is None else shift + market)
-    return widening(lower, upper) if widen_out else (lower, upper)
-
-
-def todays_band(candles: dict[str, pd.DataFrame], split: Split, timeframe: str,
-                close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The band every forecaster stated before the band had a volatility model (`TODAYS_RATE`):
-    naive's, quantiles from validation. The yardstick of the interval score ratios."""
-    rolling = BandScale(ROLLING, profile_for(timeframe).volatility_window)
-    halves = naive_move_halves(candles, split.valid_start, split.valid_end, rolling, HORIZON)
-    lo, hi = band_quantiles(np.concatenate(halves), halves, margin=TODAYS_MARGIN)
-    return band_of(rolling, close, (lo, hi), widen_out=False, rate=TODAYS_RATE)
-
-
 def band_covers(fc: ForecastArrays, actual: np.ndarray) -> np.ndarray:
     """(origins x horizon) whether each step's 80 % band held the close that came."""
     c0 = fc.last_close[:, None]
@@ -207,9 +178,10 @@ def band_covers(fc: ForecastArrays, actual: np.ndarray) -> np.ndarray:
 
 
 def score(model: ForecastModel, origins: Origins, all_blocks: Blocks, today: tuple[np.ndarray, np.ndarray],
-          track: MarketTrack) -> tuple[dict[str, Any], Outcomes]:
+          market: MarketReplay) -> tuple[dict[str, Any], Outcomes]:
     blocks = all_blocks.short
-    fc = model.predict_windows(track.on(origins.windows, HORIZON), HORIZON)
+    shift = market.shift_at(model.calibration.band, origins.windows.stamps[:, -1], HORIZON)
+    fc = model.predict_windows(origins.windows, HORIZON, shift)
     actual = origins.actual_close
     inside = band_covers(fc, actual)
     picks = [h - 1 for h in HORIZONS]
@@ -264,7 +236,7 @@ EVERY_CANDLE_BATCH = 4000  # origins per batch: an hourly quarter's 44,000 windo
 
 
 def every_candle(model: ForecastModel, test: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp,
-                 timeframe: str, track: MarketTrack) -> dict[str, Any]:
+                 timeframe: str, market: MarketReplay) -> dict[str, Any]:
     """Coverage of `model`'s 80 % band at h = 1 and 30 with every candle of the window whose next 30
     candles are known as an origin, not the staggered sample the other figures share: at h = 1 the
     sample's 600 origins leave a spread that every candle (up to ~44,000 intraday) narrows; at
@@ -280,7 +252,8 @@ def every_candle(model: ForecastModel, test: dict[str, pd.DataFrame], start: pd.
             origins = select_origins(batch, start, end, model.window, max_origins=sys.maxsize, horizon=HORIZON)
         except ValueError:
             continue  # none of these symbols has a candle of the window with a full serving window
-        inside = band_covers(model.predict_windows(track.on(origins.windows, HORIZON), HORIZON), origins.actual_close)
+        shift = market.shift_at(model.calibration.band, origins.windows.stamps[:, -1], HORIZON)
+        inside = band_covers(model.predict_windows(origins.windows, HORIZON, shift), origins.actual_close)
         for h in covered:
             covered[h].append(inside[:, h - 1])
         blocks.append(Blocks.of(origins, timeframe, since=start))
@@ -328,10 +301,8 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime,
                 models[refit_name(name)] = fitted.refits[name]
         models[f"auto ({choice.name})"] = chosen
         market = MarketReplay(test)  # candidates of one fit share their band's replay
-        tracks = {name: market.track(model, HORIZON) for name, model in models.items()}
-        scored = {name: score(model, origins, blocks, today, tracks[name]) for name, model in models.items()}
-        dense = every_candle(chosen, test, pd.Timestamp(start), pd.Timestamp(end), timeframe,
-                             tracks[f"auto ({choice.name})"])
+        scored = {name: score(model, origins, blocks, today, market) for name, model in models.items()}
+        dense = every_candle(chosen, test, pd.Timestamp(start), pd.Timestamp(end), timeframe, market)
     scores = {name: s for name, (s, _) in scored.items()}
     outcomes = {name.split(" ")[0]: o for name, (_, o) in scored.items()}  # "auto (naive)" pools as "auto"
     return {"timeframe": timeframe, "window": f"{start:%Y-%m-%d} to {end:%Y-%m-%d}", "symbols": len(candles),

@@ -17,20 +17,20 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
-from config import HORIZON
+from market_data.timeframes import HORIZON
 from serve_app.active_models import ActiveModels
 from storage.lake import Lake
 from storage.lake_reads import LakeReads
+from training.band.band import Band
+from training.band.market import market_rate, market_track, replay_since
+from training.band.scale import ROLLING, BandScale
 from training.calibration import Calibration
 from training.forecaster import ForecastModel
-from training.market_band import market_rate, market_track, replay_since
-from training.volatility import ROLLING, BandScale
 
 EDGE = 1.2816  # the 80 % band of a random walk in its own scale
 
@@ -59,10 +59,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=80)
     args = parser.parse_args()
     end = pd.Timestamp("2026-12-01", tz="UTC")
-    cal = replace(Calibration.identity(HORIZON), naive_lo=[-EDGE] * HORIZON, naive_hi=[EDGE] * HORIZON,
-                  band_scale=BandScale(ROLLING, 20).as_dict(), n_origins=100, market_rate=market_rate("1h"),
-                  fitted_until=(end - pd.Timedelta(days=args.days)).isoformat())
-    forecaster = ForecastModel("1h", [], cal)
+    edges = (-EDGE,) * HORIZON, (EDGE,) * HORIZON
+    band = Band(BandScale(ROLLING, 20), *edges, *edges, market_rate("1h"), (end - pd.Timedelta(days=args.days)).isoformat())
+    forecaster = ForecastModel("1h", [], Calibration([0.0] * HORIZON, [0.0] * HORIZON, [0.0] * HORIZON, 100, band))
     with tempfile.TemporaryDirectory() as folder:
         lake = Lake(folder)
         frames = market(args.coins, end)
@@ -73,14 +72,14 @@ def main() -> None:
         models.track_market(lake, end)  # the track a replica holds before the new candle
         for ticker, frame in frames.items():  # every coin one candle newer
             lake.write(ticker, "1h", frame)
-        step, window = pd.Timedelta(hours=1), forecaster.profile.volatility_window
-        since = replay_since(pd.Timestamp(cal.fitted_until), cal, window, step)
+        since = replay_since(pd.Timestamp(band.fitted_until), band, pd.Timedelta(hours=1))
         candles, read_s = timed(lambda: LakeReads(lake, ["timestamp", "close"]).since("1h", since))
-        whole, whole_s = timed(lambda: market_track(candles, cal, window, HORIZON))
+        whole, whole_s = timed(lambda: market_track(candles, band, HORIZON))
         _, carried_s = timed(lambda: models.track_market(lake, end))
         _, unchanged_s = timed(lambda: models.track_market(lake, end))
         _, reread_s = timed(lambda: LakeReads(lake, ["timestamp", "close"]).since("1h", since))
-    same = np.allclose(forecaster.market_widening, whole.last(HORIZON)[1], atol=1e-9)
+    served = models.market_shift("1h")
+    same = served is not None and np.allclose(served, whole.last(HORIZON)[1], atol=1e-9)
     print(f"{args.coins} coins of 1h candles, validation ended {args.days} days before the lake's end "
           f"({len(whole.times)} candles to replay)")
     print(f"lake read from the end of validation: {read_s:.2f} s")

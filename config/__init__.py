@@ -17,9 +17,6 @@ from pathlib import Path
 
 from clock import as_utc
 
-TIMEFRAMES: tuple[str, ...] = ("1h", "4h", "1d", "1w", "1m")
-HORIZON = 30  # candles every forecast covers: what training checks and the API's most steps
-
 
 class ConfigError(ValueError):
     """A configuration variable holds a value the program cannot use."""

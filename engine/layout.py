@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from storage.location import is_remote
 
@@ -18,7 +17,6 @@ from storage.location import is_remote
 # 7.5 s in one process), while a fit this small gains nothing from spreading over nodes. Such a
 # task is retried elsewhere if its node dies, but starts over: it has no checkpoints to resume.
 ONE_TASK_BELOW = 200_000
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -32,16 +30,6 @@ class RunOptions:
     train_workers: int | None = None
     max_failures: int = 0
     one_task_below: int = ONE_TASK_BELOW  # candles; see ONE_TASK_BELOW
-
-    def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(*args)` where this run fits a model that needs no worker group: in one Ray task on
-        Ray (which passes the CPUs it holds as a last argument, `engine.train.run_task`), else
-        here, with `fn`'s own default for its threads. The one place such a fit picks Ray or not."""
-        if not self.use_ray:
-            return fn(*args)
-        from engine.train import run_task
-
-        return run_task(fn, *args)
 
 
 @dataclass(frozen=True)

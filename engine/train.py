@@ -197,6 +197,15 @@ def fit_torch(loop: Callable[[dict[str, Any]], None], config: dict[str, Any], sh
         return _finish(trainer.fit(), load, what)
 
 
+def call(run: RunOptions, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` where `run` fits a model that needs no worker group: in one Ray task on Ray
+    (which passes the CPUs it holds as a last argument, `run_task`), else here, with `fn`'s own
+    default for its threads. The one place such a fit picks Ray or not."""
+    if not run.use_ray:
+        return fn(*args)
+    return run_task(fn, *args)
+
+
 def run_task(fit: Callable[..., T], *args: Any) -> T:
     """`fit(*args, cpus)` as one Ray task with as many CPUs as one node can give it (a model that
     parallelises over threads, not workers; a fit too small for a worker group), its progress

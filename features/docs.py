@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from config import TIMEFRAMES
 from features.build import catalogue
 from features.profiles import PROFILES, profile_for
+from market_data.timeframes import TIMEFRAMES
 
 
 def render() -> str:

@@ -16,11 +16,11 @@ import json
 import sys
 from pathlib import Path
 
-from config import TIMEFRAMES
 from engine.ingest import update_with_ray
 from jobs.cli import add_model_options, init_ray, model_params, parse_as_of, parser, positive_int, setup
 from market_data.factory import make_source
 from market_data.source import utc
+from market_data.timeframes import TIMEFRAMES
 from market_data.universe import rank_symbols, sync_symbols, top_symbols
 from market_data.update import update_local
 from storage.location import join

@@ -15,7 +15,8 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from clock import utc_now
-from config import TIMEFRAMES, Settings, settings_or_exit
+from config import Settings, settings_or_exit
+from market_data.timeframes import TIMEFRAMES
 from storage.db import database_or_exit, make_engine
 from storage.migrate import migration_url, upgrade
 

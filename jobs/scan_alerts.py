@@ -7,24 +7,8 @@ from __future__ import annotations
 
 import time
 
-from config import Settings
 from jobs.cli import parser, positive_int, setup
-from mail.sender import EmailNotifier
-from market_data.factory import make_source
-from portfolio.scanner import AlertScanner, ScanReport
-from storage.cache import make_cache
-from storage.db import make_engine
-
-
-def build_scanner(settings: Settings) -> AlertScanner:
-    return AlertScanner(make_engine(settings.database_url), make_cache(settings.redis_url), make_source(settings),
-                        EmailNotifier(settings.email))
-
-
-def describe(r: ScanReport) -> str:
-    return (f"[alerts] {r.alerts} active alerts on {r.symbols} symbols ({r.requests} market-data requests), "
-            f"{r.triggered} triggered, {r.expired} expired; emails {r.sent} sent, {r.not_sent} not sent, "
-            f"{r.failed} failed ({r.seconds:.2f}s)")
+from portfolio.scanner import AlertScanner
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,9 +17,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--every", type=positive_int, default=60, help="seconds between scans (default 60)")
     args = p.parse_args(argv)
     settings, _ = setup()
-    scanner = build_scanner(settings)
+    scanner = AlertScanner.for_settings(settings)
     while True:
-        print(describe(scanner.scan()), flush=True)
+        print(scanner.scan().describe(), flush=True)
         if args.once:
             return
         time.sleep(args.every)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from config import TIMEFRAMES
 from jobs.cli import init_ray, parser, positive_int, setup
 from market_data.source import utc
+from market_data.timeframes import TIMEFRAMES
 from market_data.universe import top_symbols
 from training.spec import FitSpec
 from training.tuning import tune_timeframe

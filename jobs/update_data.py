@@ -6,9 +6,9 @@ import sys
 import time
 from collections import Counter
 
-from config import TIMEFRAMES
 from engine.ingest import update_with_ray
 from jobs.cli import init_ray, parse_timeframes, parser, positive_int, setup
+from market_data.timeframes import TIMEFRAMES
 from market_data.universe import top_symbols
 from market_data.update import (
     DEFAULT_MAX_IN_FLIGHT,

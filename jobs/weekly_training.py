@@ -21,7 +21,7 @@ import time
 from sqlalchemy.engine import Engine
 
 from accuracy.tracker import LiveSummary
-from config import TIMEFRAMES, Settings
+from config import Settings
 from engine.ingest import update_with_ray
 from engine.layout import ONE_TASK_BELOW
 from jobs import track_accuracy, verify_ledger
@@ -29,6 +29,7 @@ from jobs.cli import add_model_options, init_ray, model_params, parse_timeframes
 from jobs.metrics import TrainingMetrics
 from market_data.factory import make_source
 from market_data.source import utc
+from market_data.timeframes import TIMEFRAMES
 from market_data.timeframes import spec as timeframe_spec
 from market_data.universe import rank_symbols, sync_symbols, top_symbols
 from market_data.update import update_local

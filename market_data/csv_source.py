@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from config import TIMEFRAMES
 from market_data.cleaning import clean_candles
 from market_data.source import GROUPED_COLUMNS, TickerInfo, UnknownTickerError, empty_candles, utc
-from market_data.timeframes import aggregate
+from market_data.timeframes import TIMEFRAMES, aggregate
 
 log = logging.getLogger(__name__)
 

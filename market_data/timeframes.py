@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from config import HORIZON, TIMEFRAMES
+TIMEFRAMES: tuple[str, ...] = ("1h", "4h", "1d", "1w", "1m")
+HORIZON = 30  # candles every forecast covers: what training checks and the API's most steps
 
 
 @dataclass(frozen=True)

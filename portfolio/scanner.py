@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from clock import naive_utc, utc_now
+from config import Settings
 from mail.sender import NO_PROVIDER, Email, EmailNotifier
 from market_data.source import MarketDataError, MarketSource
 from storage.cache import Cache
@@ -55,6 +56,11 @@ class ScanReport:
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
+    def describe(self) -> str:
+        return (f"[alerts] {self.alerts} active alerts on {self.symbols} symbols ({self.requests} market-data requests), "
+                f"{self.triggered} triggered, {self.expired} expired; emails {self.sent} sent, {self.not_sent} not sent, "
+                f"{self.failed} failed ({self.seconds:.2f}s)")
+
 
 def crossed(condition: str, target: float, price: float, previous: float | None) -> bool:
     if condition == "above":
@@ -68,6 +74,17 @@ class AlertScanner:
     def __init__(self, engine: Engine, cache: Cache, source: MarketSource, notifier: EmailNotifier,
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.engine, self.cache, self.source, self.notifier, self.clock = engine, cache, source, notifier, clock
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> AlertScanner:
+        """The scanner of the configured database, cache, market source and mail provider: what
+        `jobs.scan_alerts` and the Serve application's scanner deployment run."""
+        from market_data.factory import make_source
+        from storage.cache import make_cache
+        from storage.db import make_engine
+
+        return cls(make_engine(settings.database_url), make_cache(settings.redis_url), make_source(settings),
+                   EmailNotifier(settings.email))
 
     def scan(self) -> ScanReport:
         started = time.perf_counter()

@@ -23,8 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from clock import as_utc, naive_utc
-from config import HORIZON
-from market_data.timeframes import spec
+from market_data.timeframes import HORIZON, spec
 from predictions import ledger
 from predictions.errors import MarketUnavailable, PredictionError
 from predictions.market import MarketView

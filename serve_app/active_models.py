@@ -4,32 +4,32 @@
 next to the old and swaps one reference: requests already running finish on the old model, new
 ones get the new model, and none fails during the switch.
 
-`track_market(lake, now)` replays the band's market-wide adaptation (`training.market_band`) of
-each active model over the lake's coins (from the end of validation for a newly loaded model,
-then carrying the last track on over new candles; a coin's file is read again only once it was
-written, `storage.lake_reads`) and hands the widening in force now to the forecaster;
-where the lake's newest candle is older than the forecast horizon, the band goes back to the
-validated one (a widening that old no longer says how the market is moving).
+`track_market(lake, now)` replays the band's market-wide adaptation of each active model over
+the lake's coins (`training.band.market.MarketAdaptation`: from the end of validation for a newly
+loaded model, then carrying the last track on over new candles, the validated band where the
+lake is stale; a coin's file is read again only once it was written, `storage.lake_reads`), and
+each forecast is widened by the widening in force now.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
-from config import HORIZON
 from market_data.timeframes import spec
 from storage.lake import Lake
 from storage.lake_reads import LakeReads
 from storage.registry import ModelRegistry
 from storage.schema import ModelRecord
 from training.artifact import load_forecaster
+from training.band.market import MarketAdaptation
 from training.forecast import Forecast
 from training.forecaster import ForecastModel
-from training.market_band import MarketTrack, carried_on, market_track, naive_times, replay_since
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class ActiveModels:
         self.timeframes = list(timeframes)
         self._models: dict[str, tuple[ModelRecord, ForecastModel]] = {}
         self._lock = threading.Lock()
-        self._tracks: dict[str, tuple[object, MarketTrack]] = {}  # the last market track per timeframe, by model id
+        self._market: dict[str, tuple[object, MarketAdaptation]] = {}  # each timeframe's, by model id
         self._reads: LakeReads | None = None  # the lake's timestamps and closes as last read
         self.refresh()
 
@@ -83,7 +83,17 @@ class ActiveModels:
 
     def forecast(self, timeframe: str, candles: pd.DataFrame, steps: int) -> Forecast:
         record, forecaster = self.get(timeframe)
-        return replace(forecaster.forecast(candles, steps), model_id=str(record.id), model_version=record.version)
+        return replace(forecaster.forecast(candles, steps, shift=self.market_shift(timeframe)),
+                       model_id=str(record.id), model_version=record.version)
+
+    def market_shift(self, timeframe: str) -> np.ndarray | None:
+        """The active model's market-wide band widening now (steps, band units); None: the
+        validated band (no adaptation, no replay yet, or stale candles)."""
+        with self._lock:
+            entry, kept = self._models.get(timeframe), self._market.get(timeframe)
+        if entry is None or kept is None or kept[0] != entry[0].id:
+            return None
+        return kept[1].shift_now()
 
     def track_market(self, lake: Lake, now: pd.Timestamp) -> dict[str, str]:
         """Each active model's market-wide band widening now, from every coin the lake holds of
@@ -92,45 +102,17 @@ class ActiveModels:
         for tf in self.timeframes:
             with self._lock:
                 entry = self._models.get(tf)
+                kept = self._market.get(tf)
             if entry is None:
                 continue
             record, forecaster = entry
-            cal = forecaster.calibration
-            if cal.market_rate <= 0 or not cal.fitted_until:
-                forecaster.market_widening = None
-                said[tf] = f"{record.version} has no market-wide adaptation"
-                continue
-            track, coins = self._market_track(lake, tf, record, forecaster)
-            newest, widening = track.last(HORIZON)
-            step = pd.Timedelta(hours=spec(tf).approx_hours)
-            if newest is None or newest < naive_times(pd.DatetimeIndex([now]))[0] - step * HORIZON:
-                forecaster.market_widening = None
-                said[tf] = (f"{record.version}: the lake's {tf} candles end {newest}; the band is the validated one "
-                            f"until jobs.update_data brings newer ones")
-                continue
-            forecaster.market_widening = widening
-            said[tf] = (f"{record.version}: band widened by {widening[0]:+.3f} (h1) / {widening[-1]:+.3f} (h{HORIZON}) "
-                        f"band units, {coins} coins to {newest:%Y-%m-%d %H:%M}")
+            if kept is None or kept[0] != record.id:
+                kept = (record.id, MarketAdaptation(forecaster.calibration.band, pd.Timedelta(hours=spec(tf).approx_hours)))
+            reads = self._lake_reads(lake)
+            said[tf] = f"{record.version}: " + kept[1].update(functools.partial(reads.since, tf), now)
+            with self._lock:
+                self._market[tf] = kept
         return said
-
-    def _market_track(self, lake: Lake, tf: str, record: ModelRecord,
-                      forecaster: ForecastModel) -> tuple[MarketTrack, int]:
-        """The model's market track up to the lake's newest candles, and over how many coins: the
-        last one carried on (`market_band.carried_on`) where the model is the same, else replayed
-        from the end of validation."""
-        cal, window = forecaster.calibration, forecaster.profile.volatility_window
-        step = pd.Timedelta(hours=spec(tf).approx_hours)
-        kept = self._tracks.get(tf)
-        track = None
-        if kept is not None and kept[0] == record.id and len(kept[1].times):
-            first = kept[1].times[kept[1].resumes_at(HORIZON)]
-            candles = self._lake_reads(lake).since(tf, replay_since(first, cal, window, step))
-            track = carried_on(kept[1], candles, cal, window, HORIZON)
-        if track is None:
-            candles = self._lake_reads(lake).since(tf, replay_since(pd.Timestamp(cal.fitted_until), cal, window, step))
-            track = market_track(candles, cal, window, HORIZON)
-        self._tracks[tf] = (record.id, track)
-        return track, len(candles)
 
     def _lake_reads(self, lake: Lake) -> LakeReads:
         if self._reads is None or self._reads.lake is not lake:

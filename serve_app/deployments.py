@@ -27,9 +27,10 @@ from ray.serve.exceptions import BackPressureError
 
 from accuracy.tracker import live_summaries
 from clock import utc_now
-from config import TIMEFRAMES, load_settings
+from config import load_settings
 from features.profiles import profile_for
 from market_data.factory import make_source, make_stream
+from market_data.timeframes import TIMEFRAMES
 from predictions.errors import PredictionError
 from serve_app.active_models import ActiveModels, NoActiveModel
 from serve_app.app import create_app
@@ -141,9 +142,9 @@ class AlertScannerDeployment:
 
     def __init__(self, environ: dict[str, str] | None = None) -> None:
         show_replica_lines()
-        from jobs.scan_alerts import build_scanner, describe
+        from portfolio.scanner import AlertScanner
 
-        self.scanner, self.describe = build_scanner(load_settings(environ)), describe
+        self.scanner = AlertScanner.for_settings(load_settings(environ))
         self.every_s = 60.0
         self.last: str | None = None
         self._stop = threading.Event()
@@ -155,7 +156,7 @@ class AlertScannerDeployment:
     def _loop(self) -> None:
         while not self._stop.wait(self.every_s):
             try:
-                self.last = self.describe(self.scanner.scan())
+                self.last = self.scanner.scan().describe()
                 log.info(self.last)
             except Exception as exc:
                 log.warning("alert scan failed: %s", exc)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from config import TIMEFRAMES
+from market_data.timeframes import TIMEFRAMES
 from predictions.service import MAX_STEPS
 
 Timeframe = Literal["1h", "4h", "1d", "1w", "1m"]  # written out for the OpenAPI document; the same as:

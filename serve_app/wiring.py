@@ -9,10 +9,11 @@ from datetime import datetime
 from accounts.service import AccountService
 from billing.service import BillingService
 from clock import utc_now
-from config import TIMEFRAMES, Settings
+from config import Settings
 from mail.sender import EmailNotifier
 from market_data.factory import make_source, make_stream, streams_live
 from market_data.source import MarketSource
+from market_data.timeframes import TIMEFRAMES
 from portfolio.service import Portfolio
 from predictions.market import MarketView, WindowFn
 from predictions.service import ForecastFn, PredictionService

@@ -22,8 +22,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from clock import as_utc, utc_now
-from config import TIMEFRAMES
-from market_data.timeframes import TIMEFRAME_SPECS
+from market_data.timeframes import TIMEFRAME_SPECS, TIMEFRAMES
 from storage.location import Location, is_remote
 
 RETENTION_DAYS: dict[str, int] = {name: tf.retention_days for name, tf in TIMEFRAME_SPECS.items()}

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from clock import naive_utc
-from config import TIMEFRAMES
+from market_data.timeframes import TIMEFRAMES
 from storage.db import session_scope
 from storage.location import Location, is_remote, join
 from storage.schema import ModelRecord

@@ -25,7 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Field, SQLModel
 
-from config import TIERS, TIMEFRAMES
+from config import TIERS
+from market_data.timeframes import TIMEFRAMES
 
 TIMEFRAME_CHECK = "timeframe IN (" + ", ".join(f"'{tf}'" for tf in TIMEFRAMES) + ")"
 TIER_CHECK = "tier IN (" + ", ".join(f"'{t}'" for t in TIERS) + ")"

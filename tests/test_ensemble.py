@@ -175,7 +175,7 @@ def test_calibration_sees_validation_data_only(family) -> None:
            for s, f in candles.items()}
     data = TrainingData(FitSpec("unused", list(cut), "1d", END, calibration_origins=150), cut, split)
     again = variants_of(members, "1d", data.validation_origins(), ("ensemble", "ensemble_fitted"))
-    calibrate(dict(again), data)
+    again, _ = calibrate(dict(again), data)
     for name in ("ensemble", "ensemble_fitted"):
         assert again[name].calibration == forecasters[name].calibration
         assert again[name].weights == forecasters[name].weights

@@ -4,6 +4,7 @@ direction and confidence that agree with the close path, `flat` where there is n
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,12 @@ import pandas as pd
 import pytest
 
 from accuracy.scoring import aggregate, reliability, score
-from training.calibration import Calibration, edge_horizon, fit_calibration, proven_edge
+from tests.sigma_band import SCALE, closes
+from tests.sigma_band import fit as _fit
+from training.band.market import MarketReplay
+from training.band.scale import ROLLING, BandScale
+from training.calibration import Calibration, edge_horizon, proven_edge
 from training.forecaster import DIRECTION_NAMES, ForecastArrays, RawForecast, answer, calibrated_arrays
-from training.market_band import MarketReplay
 
 H = 30
 
@@ -57,7 +61,7 @@ def test_an_edge_at_short_horizons_is_kept_there_and_the_path_stops_moving_beyon
     # the first move, noisily, and a guess at the later ones that is pure noise, growing with h
     raw = 0.6 * moves[:, :1] + rng.normal(0, 0.016, (n, 1)) + rng.normal(0, 0.01, (n, H)).cumsum(axis=1)
     times = np.sort(rng.integers(0, 2000, n)).astype("datetime64[D]")
-    cal = fit_calibration(raw, actual, sigma, times=times)
+    cal = _fit(raw, actual, sigma, times)
     edge = cal.edge_horizon
     assert 1 <= edge < H and all(x > 0 for x in cal.shrink[:edge]) and set(cal.shrink[edge:]) == {0.0}, cal.shrink
     out = _forecast(cal, raw[:200], sigma[:200])
@@ -80,12 +84,12 @@ def _forecast(cal: Calibration, raw: np.ndarray, sigma: np.ndarray) -> ForecastA
     times = np.tile(np.arange(H).astype("datetime64[D]").astype("datetime64[ms]"), (n, 1))
     zeros = np.zeros_like(raw)
     return calibrated_arrays(RawForecast(raw, zeros, zeros, sigma, times, pd.DataFrame(index=range(n))),
-                             np.full(n, 100.0), cal)
+                             np.full(n, 100.0), cal, closes(sigma))
 
 
 def test_direction_and_confidence_agree_with_the_close_path() -> None:
     raw, actual, sigma = _validation(800, edge=0.6, seed=2)
-    cal = fit_calibration(raw, actual, sigma)
+    cal = _fit(raw, actual, sigma)
     cal.shrink[10:20] = [0.0] * 10  # no proven edge at these horizons
     cal.conf_a[20:25], cal.conf_b[20:25] = [0.0] * 5, [0.0] * 5  # an edge in size, a coin toss in sign
     assert min(cal.shrink[20:25]) > 0
@@ -98,8 +102,8 @@ def test_direction_and_confidence_agree_with_the_close_path() -> None:
     # a flat step carries naive's band around the last close, widened where an earlier step's
     # (the model's) band was wider: no band is narrower at a longer horizon
     root = np.sqrt(np.arange(1, H + 1))
-    expected_lo = sigma[:, None] * root[None, :] * np.asarray(cal.naive_lo)[None, :]
-    expected_hi = sigma[:, None] * root[None, :] * np.asarray(cal.naive_hi)[None, :]
+    expected_lo = sigma[:, None] * root[None, :] * np.asarray(cal.band.naive_lo)[None, :]
+    expected_hi = sigma[:, None] * root[None, :] * np.asarray(cal.band.naive_hi)[None, :]
     lower, upper = np.log(out.lower / 100.0), np.log(out.upper / 100.0)
     assert (lower[:, 10:20] <= expected_lo[:, 10:20] + 1e-12).all()
     assert (upper[:, 10:20] >= expected_hi[:, 10:20] - 1e-12).all()
@@ -111,9 +115,9 @@ def test_direction_and_confidence_agree_with_the_close_path() -> None:
 
 def test_the_answer_names_flat_steps_and_summarises_the_last_one() -> None:
     raw, actual, sigma = _validation(400, edge=0.6, seed=3)
-    cal = fit_calibration(raw, actual, sigma)
+    cal = _fit(raw, actual, sigma)
     cal.shrink[25:] = [0.0] * 5
-    cal.edge_horizon = H  # kept horizon by horizon (as models saved before edge_horizon): flat beyond
+    cal = replace(cal, edge_horizon=H)  # kept horizon by horizon (as models saved before edge_horizon): flat beyond
     body = answer(_forecast(cal, raw[:1], sigma[:1]), H, [])
     assert [s.direction for s in body.steps[25:]] == ["flat"] * 5
     assert body.direction == body.steps[-1].direction == "flat"
@@ -122,7 +126,7 @@ def test_the_answer_names_flat_steps_and_summarises_the_last_one() -> None:
 
 def test_a_forecaster_without_calibration_states_its_own_forecast() -> None:
     raw, _, sigma = _validation(50, edge=0.0, seed=4)
-    out = _forecast(Calibration.identity(H), raw, sigma)
+    out = _forecast(Calibration.identity(H, SCALE), raw, sigma)
     np.testing.assert_allclose(out.cum_return, raw)
 
 
@@ -140,8 +144,7 @@ def test_live_scoring_leaves_flat_steps_out_of_directional_accuracy() -> None:
 
 
 def test_naive_band_comes_from_every_validation_candle() -> None:
-    from training.calibration import BAND_QUANTILES, naive_move_halves
-    from training.volatility import ROLLING, BandScale
+    from training.band.quantiles import BAND_QUANTILES, naive_move_halves
 
     rng = np.random.default_rng(5)
     n = 2000
@@ -160,7 +163,7 @@ def test_naive_band_comes_from_every_validation_candle() -> None:
 
 def test_confidence_of_a_model_without_skill_is_a_coin_toss() -> None:
     raw, actual, sigma = _validation(1500, edge=0.0, seed=6)
-    cal = fit_calibration(raw, actual, sigma)
+    cal = _fit(raw, actual, sigma)
     from training.calibration import confidence
 
     p = confidence(cal, raw, sigma)
@@ -171,7 +174,7 @@ def test_confidence_of_a_skilled_model_stays_and_is_calibrated() -> None:
     from training.calibration import confidence
 
     raw, actual, sigma = _validation(3000, edge=1.0, seed=7)
-    cal = fit_calibration(raw[:1500], actual[:1500], sigma[:1500])
+    cal = _fit(raw[:1500], actual[:1500], sigma[:1500])
     p = confidence(cal, raw[1500:], sigma[1500:])
     hit = (np.sign(raw[1500:]) == np.sign(actual[1500:]))
     assert p.mean() > 0.55
@@ -185,9 +188,15 @@ class _Fixed:
 
     def __init__(self, cum: np.ndarray) -> None:
         self.cum = cum
-        self.calibration, self.meta = Calibration.identity(H), {}
+        self.calibration, self.meta = Calibration.identity(H, SCALE), {}
 
-    def predict_windows(self, windows, steps):
+    def with_meta(self, **entries):
+        return self
+
+    def with_calibration(self, calibration):
+        return self
+
+    def predict_windows(self, windows, steps, shift=None):
         return type("Out", (), {"cum_return": self.cum[:, :steps]})()
 
 
@@ -247,7 +256,7 @@ def test_confidence_that_drifts_within_validation_is_not_trusted() -> None:
     second, a2, s2 = _validation(1000, edge=-1.0, seed=10)  # the sign relation flips in the later half
     raw, actual, sigma = np.vstack([first, second]), np.vstack([a1, a2]), np.concatenate([s1, s2])
     times = np.arange(2000).astype("datetime64[D]")
-    cal = fit_calibration(raw, actual, sigma, times=times)
+    cal = _fit(raw, actual, sigma, times)
     assert np.abs(confidence(cal, raw, sigma) - 0.5).mean() < 0.02
 
 
@@ -259,7 +268,7 @@ def _walk(rows: int, candles: int, spread: float, seed: int) -> np.ndarray:
 
 def _replayed_coverage(close: np.ndarray, lo: np.ndarray, hi: np.ndarray, widen: np.ndarray, window: int) -> float:
     """How often the last `h`-candle outcomes of the window fall inside the (widened) h = 1 band."""
-    from training.volatility import rolling_return_std
+    from training.band.scale import rolling_return_std
 
     log_close = np.log(close)
     sigma = rolling_return_std(log_close, window)[:, -2]
@@ -268,8 +277,7 @@ def _replayed_coverage(close: np.ndarray, lo: np.ndarray, hi: np.ndarray, widen:
 
 
 def test_band_adaptation_widens_a_band_that_misses_and_narrows_one_that_never_does() -> None:
-    from training.calibration import band_adjustments
-    from training.volatility import ROLLING, BandScale
+    from bench.yardstick import band_adjustments
 
     scale = BandScale(ROLLING, 30)
     close = _walk(400, 320, 0.02, seed=5)
@@ -288,29 +296,8 @@ def test_band_adaptation_widens_a_band_that_misses_and_narrows_one_that_never_do
     assert 0.7 < _replayed_coverage(future, lo / 2, hi / 2, adapted, 30) < 0.9
 
 
-def test_a_forecast_band_adapts_to_its_own_windows_recent_misses() -> None:
-    from dataclasses import replace
-
-    raw, actual, sigma = _validation(800, edge=0.0, seed=6)
-    cal = replace(fit_calibration(raw, actual, sigma), adapt_rate=0.02)
-    n = 50
-    calm, wild = _walk(n, 320, 0.01, seed=7), _walk(n, 320, 0.01, seed=7)
-    wild[:, 200:] *= np.exp(np.cumsum(np.random.default_rng(8).standard_t(2, size=(n, 120)) * 0.03, axis=1))
-    times = np.tile(np.arange(H).astype("datetime64[D]").astype("datetime64[ms]"), (n, 1))
-    flat, sig = np.zeros((n, H)), np.full(n, 0.01)
-
-    def width(close: np.ndarray | None) -> np.ndarray:
-        out = calibrated_arrays(RawForecast(flat, flat, flat, sig, times, pd.DataFrame(index=range(n))),
-                                np.full(n, 100.0), cal, recent_close=close, volatility_window=30)
-        return np.log(out.upper / out.lower)
-
-    fixed = width(None)
-    assert np.median(width(wild) / fixed) > 1.1  # fat-tailed moves broke the sigma-scaled band: widened
-    assert abs(np.median(width(calm) / fixed) - 1.0) < 0.25  # a walk like validation's: about as it was
-
-
 def test_long_horizon_bands_carry_a_margin_for_a_new_regime() -> None:
-    from training.calibration import BAND_QUANTILES, REGIME_MARGIN, band_quantiles
+    from training.band.quantiles import BAND_QUANTILES, REGIME_MARGIN, band_quantiles
 
     rng = np.random.default_rng(5)
     calm, wild = rng.normal(0, 0.8, size=(3000, 30)), rng.normal(0, 1.3, size=(3000, 30))
@@ -359,7 +346,7 @@ def test_confidence_earned_by_a_few_market_moves_is_not_trusted() -> None:
     raw = (np.repeat(lucky, coins) * rng.uniform(0.2, 1.0, days * coins))[:, None] * 0.02 * root
     actual = (np.repeat(market, coins)[:, None] + 0.3 * rng.normal(size=(days * coins, H))) * 0.02 * root
     times = np.repeat(np.arange(days).astype("datetime64[D]"), coins)
-    p = confidence(fit_calibration(raw, actual, sigma, times=times), raw, sigma)
+    p = confidence(_fit(raw, actual, sigma, times), raw, sigma)
     hit = np.sign(raw) == np.sign(actual)
     assert hit.mean() > 0.58  # the lucky majority, as validation saw it
     assert p.mean() < 0.53, p.mean()  # the temperature's point estimate stated 0.59 here
@@ -412,13 +399,14 @@ def test_the_chosen_bands_coverage_on_every_test_candle_is_the_same_in_batches(m
     class FixedBand(ForecastModel):
         """A band of +-4 % x sqrt(h) around the last close: its coverage is known from the closes."""
 
-        def predict_windows(self, windows: Windows, steps: int = H) -> ForecastArrays:
+        def predict_windows(self, windows: Windows, steps: int = H, shift: np.ndarray | None = None) -> ForecastArrays:
             c0 = windows.close[:, -1]
             width = 0.04 * np.sqrt(np.arange(1, steps + 1))[None, :]
             zeros = np.zeros((len(c0), steps))
             return ForecastArrays(zeros, zeros, zeros, zeros, zeros, c0[:, None] * np.exp(-width),
                                   c0[:, None] * np.exp(width), zeros + 0.5, zeros, zeros, zeros,
-                                  np.zeros(len(c0)), c0, pd.DataFrame())
+                                  np.zeros(len(c0)), c0, pd.DataFrame(), c0[:, None] * np.exp(-width),
+                                  c0[:, None] * np.exp(width))
 
     rng = np.random.default_rng(8)
     stamps = pd.date_range("2021-01-01", periods=520, freq="1D", tz="UTC")
@@ -429,7 +417,7 @@ def test_the_chosen_bands_coverage_on_every_test_candle_is_the_same_in_batches(m
                                               "low": close * 0.99, "close": close, "volume": 1.0})
     model = FixedBand("1d", [])
     start, end = stamps[400], stamps[480]
-    none = MarketReplay(frames).track(model, 30)  # no market-wide adaptation
+    none = MarketReplay(frames)  # the model's band has no market-wide adaptation
     monkeypatch.setattr(honesty, "EVERY_CANDLE_BATCH", 10**9)
     whole = honesty.every_candle(model, frames, start, end, "1d", none)
     monkeypatch.setattr(honesty, "EVERY_CANDLE_BATCH", 100)  # one symbol a batch

@@ -1,4 +1,4 @@
-"""The band's market-wide adaptation (training/market_band.py): the replay, its causality, its
+"""The band's market-wide adaptation (training/band/market.py): the replay, its causality, its
 lookup by origin time, what a backtest and a serving replica feed the forecaster. Pure functions
 and a lake in a temporary folder; no Ray, no database."""
 
@@ -10,12 +10,15 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
+import training.band.market as market_module
 from serve_app.active_models import ActiveModels
 from storage.lake import Lake
-from training.calibration import BAND_MISS, Calibration
-from training.forecaster import ForecastModel, RawForecast, Windows, calibrated_arrays
-from training.market_band import MarketReplay, MarketTrack, carried_on, horizon_rates, market_track, market_widening, replay_since
-from training.volatility import ROLLING, BandScale
+from training.band.band import Band
+from training.band.market import MarketReplay, MarketTrack, carried_on, horizon_rates, market_track, market_widening, replay_since
+from training.band.quantiles import BAND_MISS
+from training.band.scale import ROLLING, BandScale
+from training.calibration import Calibration
+from training.forecaster import ForecastArrays, ForecastModel, RawForecast, Windows, calibrated_arrays
 
 H = 30
 EDGE = 1.2816  # the 80 % band of a random walk in its own sigma sqrt(h) units
@@ -120,32 +123,46 @@ def _coins(n: int = 12, candles: int = 400, end: str = "2024-06-01") -> dict[str
     return frames
 
 
+def _band(fitted_until: pd.Timestamp, rate: float = 0.05) -> Band:
+    return Band.gaussian(BandScale(ROLLING, 20), H).adapting(rate, fitted_until.isoformat())
+
+
 def _calibration(fitted_until: pd.Timestamp, rate: float = 0.05) -> Calibration:
-    return replace(Calibration.identity(H), band_scale=BandScale(ROLLING, 20).as_dict(), n_origins=100,
-                   market_rate=rate, fitted_until=fitted_until.isoformat())
+    return replace(Calibration.identity(H, BandScale(ROLLING, 20)), n_origins=100, band=_band(fitted_until, rate))
 
 
 def test_a_model_saved_before_the_market_adaptation_keeps_its_band() -> None:
-    old = Calibration.identity(H).as_dict()
-    del old["market_rate"], old["fitted_until"]
-    back = Calibration.from_dict(old)
-    assert back.market_rate == 0.0 and back.fitted_until == ""
+    old = Calibration.identity(H, BandScale(ROLLING, 20)).as_dict()
+    del old["band"]["market_rate"], old["band"]["fitted_until"]
+    back = Calibration.from_dict(old, 20)
+    assert back.band.market_rate == 0.0 and back.band.fitted_until == ""
     cal = _calibration(pd.Timestamp("2024-01-01", tz="UTC"))
-    assert Calibration.from_dict(cal.as_dict()) == cal
-    short = replace(cal, shrink=cal.shrink[:10], band_lo=cal.band_lo[:10], band_hi=cal.band_hi[:10],
-                    conf_a=cal.conf_a[:10], conf_b=cal.conf_b[:10], naive_lo=cal.naive_lo[:10],
-                    naive_hi=cal.naive_hi[:10])
-    assert short.extended(H).market_rate == 0.05 and short.extended(H).fitted_until == cal.fitted_until
+    assert Calibration.from_dict(cal.as_dict(), 20) == cal
+    band = cal.band
+    short = replace(cal, shrink=cal.shrink[:10], conf_a=cal.conf_a[:10], conf_b=cal.conf_b[:10],
+                    band=replace(band, lo=band.lo[:10], hi=band.hi[:10], naive_lo=band.naive_lo[:10],
+                                 naive_hi=band.naive_hi[:10]))
+    assert short.extended(H).band.market_rate == 0.05 and short.extended(H).band.fitted_until == band.fitted_until
+    assert len(short.extended(H).band.naive_lo) == H
     coins = _coins()
-    assert not len(market_track(coins, replace(cal, market_rate=0.0), 20, H).times)
+    assert not len(market_track(coins, replace(band, market_rate=0.0), H).times)
 
 
-def _width(model: ForecastModel, windows: Windows) -> np.ndarray:
-    n = len(windows)
-    times = np.tile(np.arange(H).astype("datetime64[D]").astype("datetime64[ms]"), (n, 1))
-    flat, sig = np.zeros((n, H)), np.full(n, 0.02)
-    out = calibrated_arrays(RawForecast(flat, flat, flat, sig, times, pd.DataFrame(index=range(n))),
-                            windows.close[:, -1], model.calibration, windows.close, 20, windows.market)
+class _Flat(ForecastModel):
+    """A forecaster that states the last close: naive's band as every forecaster serves it."""
+
+    kind = "flat"
+
+    def predict_windows(self, windows: Windows, steps: int = H, shift: np.ndarray | None = None) -> ForecastArrays:
+        n = len(windows)
+        times = np.tile(np.arange(steps).astype("datetime64[D]").astype("datetime64[ms]"), (n, 1))
+        flat, sig = np.zeros((n, steps)), np.full(n, 0.02)
+        return calibrated_arrays(RawForecast(flat, flat, flat, sig, times, pd.DataFrame(index=range(n))),
+                                 windows.close[:, -1], self.calibration, windows.close, shift)
+
+
+def _width(model: ForecastModel, windows: Windows, shift: np.ndarray | None = None) -> np.ndarray:
+    out = _Flat(model.timeframe, [], model.calibration).predict_windows(windows, H, shift)
     return np.log(out.upper / out.lower)
 
 
@@ -157,11 +174,10 @@ def test_a_backtest_widens_each_origins_band_by_the_market_in_force_then() -> No
     rows = [len(stamps) - 140, len(stamps) - 40]  # soon after the turn, and 100 candles later
     frames = [f.iloc[r - 60: r + 1] for f in coins.values() for r in rows]
     windows = Windows.from_frames(frames, 60)
-    widened = MarketReplay(coins).on(windows, model, H)
-    assert windows.market is None and widened.market is not None
-    early, late = widened.market[0::2], widened.market[1::2]
+    shift = MarketReplay(coins).shift_at(model.calibration.band, windows.stamps[:, -1], H)
+    early, late = shift[0::2], shift[1::2]
     assert (late[:, -1] > early[:, -1] + 0.3).all()  # the later origin has seen the trending market miss
-    assert (_width(model, widened)[1::2, -1] > 1.2 * _width(model, windows)[1::2, -1]).all()
+    assert (_width(model, windows, shift)[1::2, -1] > 1.2 * _width(model, windows)[1::2, -1]).all()
 
 
 def test_a_serving_replica_widens_the_band_from_its_lake_and_drops_a_stale_widening(tmp_path) -> None:
@@ -170,16 +186,23 @@ def test_a_serving_replica_widens_the_band_from_its_lake_and_drops_a_stale_widen
     for ticker, frame in coins.items():
         lake.write(ticker, "1d", frame)
     fitted_until = next(iter(coins.values()))["timestamp"].iloc[-150]
-    forecaster = ForecastModel("1d", [], _calibration(fitted_until))
+    forecaster = _Flat("1d", [], _calibration(fitted_until))
     models = ActiveModels(SimpleNamespace(active=lambda tf: None), ["1d"])  # type: ignore[arg-type]
     models._models["1d"] = (SimpleNamespace(id=1, version="v1"), forecaster)  # type: ignore[assignment]
     said = models.track_market(lake, pd.Timestamp("2024-06-02", tz="UTC"))
-    assert forecaster.market_widening is not None and forecaster.market_widening[-1] > 0.3, said
+    shift = models.market_shift("1d")
+    assert shift is not None and shift[-1] > 0.3, said
     assert "12 coins" in said["1d"]
-    expected = market_track(coins, forecaster.calibration, 20, H).last(H)[1]
-    np.testing.assert_allclose(forecaster.market_widening, expected)
+    expected = market_track(coins, forecaster.calibration.band, H).last(H)[1]
+    np.testing.assert_allclose(shift, expected)
+    # the forecast served is widened by it, the forecaster itself unchanged
+    window = next(iter(coins.values())).iloc[-forecaster.window:]
+    assert forecaster.calibration.band.market_rate == 0.05
+    widened = models.forecast("1d", window, H).steps[-1]
+    plain = forecaster.forecast(window, H).steps[-1]
+    assert widened.upper - widened.lower > 1.2 * (plain.upper - plain.lower)
     said = models.track_market(lake, pd.Timestamp("2024-09-01", tz="UTC"))  # the lake stopped 3 months ago
-    assert forecaster.market_widening is None and "validated one" in said["1d"]
+    assert models.market_shift("1d") is None and "validated one" in said["1d"]
 
 
 def _upto(coins: dict[str, pd.DataFrame], end: pd.Timestamp, since: pd.Timestamp | None = None) -> dict[str, pd.DataFrame]:
@@ -190,13 +213,13 @@ def _upto(coins: dict[str, pd.DataFrame], end: pd.Timestamp, since: pd.Timestamp
 def test_a_track_carried_on_over_new_candles_states_what_the_whole_replay_does() -> None:
     coins = _coins()
     stamps = next(iter(coins.values()))["timestamp"]
-    cal = _calibration(stamps.iloc[-150])
-    track = market_track(_upto(coins, stamps.iloc[-120]), cal, 20, H)
+    band = _band(stamps.iloc[-150])
+    track = market_track(_upto(coins, stamps.iloc[-120]), band, H)
     for cut in (-119, -100, -31, -1):  # one candle more, a few, more than a horizon, to the end
         first = track.times[track.resumes_at(H)]
-        since = replay_since(first, cal, 20, pd.Timedelta(days=1))
-        carried = carried_on(track, _upto(coins, stamps.iloc[cut], since.tz_localize("UTC")), cal, 20, H)
-        whole = market_track(_upto(coins, stamps.iloc[cut]), cal, 20, H)
+        since = replay_since(first, band, pd.Timedelta(days=1))
+        carried = carried_on(track, _upto(coins, stamps.iloc[cut], since.tz_localize("UTC")), band, H)
+        whole = market_track(_upto(coins, stamps.iloc[cut]), band, H)
         assert carried is not None and carried.times.equals(whole.times)
         np.testing.assert_allclose(carried.shift, whole.shift, atol=1e-12)
         track = carried
@@ -204,13 +227,11 @@ def test_a_track_carried_on_over_new_candles_states_what_the_whole_replay_does()
     filled = dict(coins)  # a coin's candle times changed where the track already stands
     ticker = next(iter(coins))
     filled[ticker] = coins[ticker].assign(timestamp=coins[ticker]["timestamp"] + pd.Timedelta(hours=12))
-    assert carried_on(track, filled, cal, 20, H) is None
-    assert carried_on(MarketTrack(pd.DatetimeIndex([]), np.zeros((0, H))), coins, cal, 20, H) is None
+    assert carried_on(track, filled, band, H) is None
+    assert carried_on(MarketTrack(pd.DatetimeIndex([]), np.zeros((0, H))), coins, band, H) is None
 
 
 def test_a_serving_replica_carries_its_track_on_as_the_lake_grows(tmp_path, monkeypatch) -> None:
-    import serve_app.active_models as active
-
     coins = _coins(end="2024-06-01")
     stamps = next(iter(coins.values()))["timestamp"]
     lake = Lake(tmp_path)
@@ -223,14 +244,14 @@ def test_a_serving_replica_carries_its_track_on_as_the_lake_grows(tmp_path, monk
     for ticker, frame in coins.items():
         lake.write(ticker, "1d", frame)
     replays = []
-    monkeypatch.setattr(active, "market_track", lambda *a: replays.append(a) or market_track(*a))
+    monkeypatch.setattr(market_module, "market_track", lambda *a: replays.append(a) or market_track(*a))
     models.track_market(lake, pd.Timestamp("2024-06-02", tz="UTC"))
     assert not replays  # carried on, not replayed from the end of validation
     assert models._reads is not None
     read = models._reads.files_read
     models.track_market(lake, pd.Timestamp("2024-06-02", tz="UTC"))
     assert models._reads.files_read == read  # the lake unchanged: no file read again
-    np.testing.assert_allclose(forecaster.market_widening, market_track(coins, forecaster.calibration, 20, H).last(H)[1],
+    np.testing.assert_allclose(models.market_shift("1d"), market_track(coins, forecaster.calibration.band, H).last(H)[1],
                                atol=1e-12)
     models._models["1d"] = (SimpleNamespace(id=2, version="v2"), forecaster)  # type: ignore[assignment]
     models.track_market(lake, pd.Timestamp("2024-06-02", tz="UTC"))

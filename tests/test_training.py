@@ -18,13 +18,13 @@ from storage.db import make_engine
 from storage.lake import Lake
 from storage.migrate import upgrade
 from storage.registry import ArtifactError, ModelRegistry
+from tests import sigma_band
 from tests.conftest import BACKTEST_METRICS, MODEL_METRICS
-from training.calibration import fit_calibration
+from training.band.market import MARKET_RATES
 from training.dataset import PART_CODES, PART_COLUMN, next_candle_targets, time_split, validated_horizon
 from training.evaluation import evaluate, insample_naive_mae, sample_stride, select_origins
 from training.fitting import fit_candidates
 from training.forecaster import Windows
-from training.market_band import MARKET_RATES
 from training.models.recursive_forecaster import RecursiveForecaster
 from training.models.xgb_booster import DEFAULT_PARAMS, BoosterSetup
 from training.spec import FitSpec
@@ -87,15 +87,15 @@ def test_calibration_shrinks_a_useless_model_to_naive_and_covers_80_percent() ->
     sigma = rng.uniform(0.01, 0.05, n)
     actual = np.cumsum(rng.standard_t(5, (n, h)) * sigma[:, None] * 0.77, axis=1)
     noise = np.cumsum(rng.normal(0, 0.02, (n, h)), axis=1)  # predictions unrelated to outcomes
-    cal = fit_calibration(noise[:2000], actual[:2000], sigma[:2000])
+    cal = sigma_band.fit(noise[:2000], actual[:2000], sigma[:2000])
     assert max(cal.shrink) < 0.15
-    lo = np.asarray(cal.band_lo) * sigma[2000:, None] * np.sqrt(np.arange(1, h + 1))
-    hi = np.asarray(cal.band_hi) * sigma[2000:, None] * np.sqrt(np.arange(1, h + 1))
+    lo = np.asarray(cal.band.lo) * sigma[2000:, None] * np.sqrt(np.arange(1, h + 1))
+    hi = np.asarray(cal.band.hi) * sigma[2000:, None] * np.sqrt(np.arange(1, h + 1))
     pred = noise[2000:] * np.asarray(cal.shrink)
     covered = ((pred + lo <= actual[2000:]) & (actual[2000:] <= pred + hi)).mean(axis=0)
     assert np.all(np.abs(covered - 0.8) < 0.05)  # on data it never saw
     skilled = actual + rng.normal(0, 0.001, (n, h))
-    cal2 = fit_calibration(skilled[:2000], actual[:2000], sigma[:2000])
+    cal2 = sigma_band.fit(skilled[:2000], actual[:2000], sigma[:2000])
     assert min(cal2.shrink) > 0.9
     from training.calibration import confidence
 
@@ -147,8 +147,8 @@ def test_a_refit_learns_from_validation_too_with_the_trees_and_calibration_valid
     assert again.booster.num_boosted_rounds() == forecaster.meta["best_iteration"] + 1
     assert again.calibration is forecaster.calibration  # residuals of data the first fit had not seen
     # the band's market-wide adaptation replays from the end of validation, at the timeframe's step
-    assert forecaster.calibration.fitted_until == split.valid_end.isoformat()
-    assert forecaster.calibration.market_rate == MARKET_RATES["1d"] > 0
+    assert forecaster.calibration.band.fitted_until == split.valid_end.isoformat()
+    assert forecaster.calibration.band.market_rate == MARKET_RATES["1d"] > 0
     assert list(again.target_scale) == list(forecaster.target_scale)  # the same targets, on more rows
     assert again.meta["refit"]["train_end"] == split.valid_end.isoformat()
     # everything before the end of validation: train, the purge gap and validation
@@ -175,24 +175,20 @@ def test_intraday_timeframes_deploy_the_first_fit_not_the_refit(fitted: Fitted, 
 def test_a_backtest_states_the_band_a_replica_serves_at_the_same_candle(trained) -> None:
     """The market-wide widening of an origin in a backtest (`evaluate(..., market)`) is the one a
     serving replica computes from the same coins' candles up to that origin."""
-    from training.market_band import MarketReplay, market_track
+    from training.band.market import MarketReplay, market_track
 
     forecaster, candles, split = trained
     cut = split.valid_end + pd.Timedelta(days=60)
     upto = {t: f[f["timestamp"] <= cut] for t, f in candles.items()}
     frames = [f for f in upto.values() if len(f) >= forecaster.window][:3]
     windows = Windows.from_frames(frames, forecaster.window)
-    widened = MarketReplay(candles).on(windows, forecaster, 30)  # the backtest: it has candles beyond the cut too
-    replayed = widened.market
-    served = market_track(upto, forecaster.calibration, forecaster.profile.volatility_window, 30).last(30)[1]
-    assert replayed is not None and np.abs(served).max() > 0
+    band = forecaster.calibration.band
+    replayed = MarketReplay(candles).shift_at(band, windows.stamps[:, -1], 30)  # the backtest has later candles too
+    served = market_track(upto, band, 30).last(30)[1]
+    assert np.abs(served).max() > 0
     np.testing.assert_allclose(replayed, np.repeat(served[None, :], len(frames), axis=0))
-    forecaster.market_widening = served
-    try:
-        one = forecaster.forecast(frames[0])
-    finally:
-        forecaster.market_widening = None
-    batch = forecaster.predict_windows(widened, 30)
+    one = forecaster.forecast(frames[0], shift=served)
+    batch = forecaster.predict_windows(windows, 30, replayed)
     assert [s.upper for s in one.steps] == pytest.approx(list(batch.upper[0]))
 
 

@@ -1,22 +1,18 @@
-"""The band's volatility model (training/volatility.py), its choice on validation (training/band.py)
-and the band's shape across horizons (calibration.widening): pure functions, no Ray, no database."""
+"""The band's volatility model (training/band/scale.py), its choice on validation
+(training/band/choice.py) and the served band's shape (training/band/band.py): pure functions, no
+Ray, no database."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from training.band import choose_band_scale, held_out_band_score
-from training.calibration import (
-    Calibration,
-    band_adjustments,
-    naive_move_halves,
-    served_band,
-    served_scale,
-    widening,
-)
+from training.band.band import Band, widening
+from training.band.choice import choose_band_scale, held_out_band_score
+from training.band.quantiles import naive_move_halves
+from training.band.scale import HAR, HAR_WINDOW_SETS, ROLLING, BandScale, fit_har, realised_volatility, rolling_return_std
+from training.calibration import Calibration
 from training.dataset import time_split
-from training.volatility import HAR, HAR_WINDOW_SETS, ROLLING, BandScale, fit_har, realised_volatility, rolling_return_std
 
 H = 30
 
@@ -56,10 +52,14 @@ def test_a_scale_saved_with_a_model_comes_back_and_old_models_keep_the_rolling_w
     assert har.kind == HAR and len(har.coef) == H
     back = BandScale.from_dict(har.as_dict())
     assert back == har
-    cal = Calibration.identity(H)
-    assert cal.scale(20) == BandScale(ROLLING, 20)  # saved before the band had a volatility model
-    cal.band_scale = har.as_dict()
-    assert Calibration.from_dict(cal.as_dict()).scale(20) == har
+    cal = Calibration.identity(H, har)
+    assert Calibration.from_dict(cal.as_dict(), 20) == cal
+    # an artifact saved before the band was one record: flat quantiles, no volatility model
+    old = {"shrink": [0.0] * H, "band_lo": [-1.0] * H, "band_hi": [1.0] * H, "conf_a": [0.0] * H,
+           "conf_b": [0.0] * H, "naive_lo": [-1.1] * H, "naive_hi": [1.2] * H, "n_origins": 50, "adapt_rate": 0.02}
+    band = Calibration.from_dict(old, 14).band
+    assert band.scale == BandScale(ROLLING, 14) and band.lo == (-1.0,) * H and band.naive_hi == (1.2,) * H
+    assert band.market_rate == 0.0 and band.fitted_until == ""
     log_close = np.log(np.stack([f["close"].to_numpy()[-320:] for f in frames.values()]))
     np.testing.assert_allclose(back.at(log_close, H), har.at(log_close, H))
 
@@ -93,21 +93,32 @@ def test_where_volatility_clusters_validation_chooses_har_and_its_band_is_sharpe
         np.testing.assert_array_equal(kept, fresh)
 
 
-def test_a_served_band_takes_the_scale_at_the_last_candle_from_one_pass() -> None:
+def test_a_served_band_is_its_quantiles_times_the_scale_at_the_last_candle_moved_out_by_the_shift() -> None:
     frames = _clustered(4, 700, seed=8)
     scale = fit_har(frames, frames["X:C0USD"]["timestamp"].iloc[500], H, 20)
     close = np.stack([f["close"].to_numpy()[-320:] for f in frames.values()])
-    lo, hi = np.full(H, -1.3), np.full(H, 1.3)
-    at, shift = served_scale(close, scale, lo, hi, 0.02)
-    np.testing.assert_allclose(at, scale.at(np.log(close), H), rtol=1e-9)
-    np.testing.assert_array_equal(shift, band_adjustments(close, scale, lo, hi, 0.02))
-    lower, upper = served_band(at, lo, hi, shift)
-    assert (lower <= 0).all() and (upper >= lower).all()
-    np.testing.assert_allclose(upper - lower, at * np.maximum(2.6 + 2 * shift, 0.0), rtol=1e-12)
-    # without adaptation: the same scale, read from the last candles only, and no shift
-    still, none = served_scale(close, scale, lo, hi, 0.0)
-    np.testing.assert_allclose(still, at, rtol=1e-9)
-    assert not none.any()
+    at = scale.at(np.log(close), H)
+    naive, model = tuple(np.linspace(-1.0, -1.6, H)), tuple(np.linspace(0.9, 1.5, H))
+    band = Band(scale, tuple(-np.asarray(model)), model, naive, tuple(-np.asarray(naive)))
+    flat = np.zeros((4, H))
+    served = band.served(flat, close)
+    # every step states the last close: naive's quantiles, and the forecast's band is naive's
+    np.testing.assert_allclose(served.lower, at * np.asarray(naive), rtol=1e-12)
+    np.testing.assert_allclose(served.upper, -at * np.asarray(naive), rtol=1e-12)
+    np.testing.assert_array_equal(served.naive_lower, served.lower)
+    # a shift moves each side out by that many scale units
+    shift = np.full((4, H), 0.25)
+    wider = band.served(flat, close, shift)
+    np.testing.assert_allclose(wider.upper - wider.lower, served.upper - served.lower + 0.5 * at, rtol=1e-9)
+    # steps that keep a move take the model's quantiles around the centre, which the band holds
+    centre = np.full((4, H), 0.02)
+    moved = band.served(centre, close)
+    np.testing.assert_allclose(moved.upper - moved.lower, 2 * at * np.asarray(model), rtol=1e-9)
+    assert (moved.lower <= centre).all() and (moved.upper >= centre).all()
+    np.testing.assert_allclose(moved.naive_lower, served.naive_lower)
+    # a band narrowed past its width by a negative shift is a point, never inverted
+    point = band.served(flat, close, np.full(H, -5.0))
+    assert (point.upper >= point.lower).all()
 
 
 def test_where_volatility_is_constant_har_cannot_buy_anything_but_stays_close() -> None:

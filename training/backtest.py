@@ -17,12 +17,12 @@ from datetime import datetime
 from typing import Any
 
 from market_data.source import utc
+from training.band.market import MarketReplay
 from training.candidates import AUTO, model_names
 from training.dataset import validated_horizon
 from training.evaluation import evaluate, insample_naive_mae, sample_stride, select_origins
 from training.fitting import fit_candidates
 from training.forecaster import HORIZON
-from training.market_band import MarketReplay
 from training.pipeline import choose_stage
 from training.spec import FitSpec
 from training.stages import StageTimer, load_candles

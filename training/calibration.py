@@ -1,98 +1,89 @@
-"""Honest uncertainty, fitted on held-out forecasts only.
-
-From raw recursive forecasts of the validation period and what actually happened, per horizon h:
+"""Honest forecasts, fitted on held-out forecasts only: how much of a model's move to keep, how
+sure to be of its direction, and the band (`training.band`), from raw recursive or direct
+forecasts of the validation period and what actually happened, per horizon h:
 - `shrink[h]`: how much of the model's cumulative log return to keep (0 = naive). Least squares
   through the origin, clipped to [0, 1], at the horizons from h = 1 on where 90 % of block
   resamples show the forecast so shrunk beating naive's error; 0 from the first that does not
   (`proven_edge`, `edge_horizon`), beyond which the path stops moving.
-- `band_lo[h]`, `band_hi[h]`: the 10 % and 90 % quantiles of the model's residuals, where it states
-  a move, divided by the recent volatility times sqrt(h) (conformal, scaled by volatility so bands
-  widen when markets move and narrow when they calm down).
 - `conf_a[h]`, `conf_b[h]`: a logistic map from signal strength |forecast| / (volatility sqrt(h))
   to the probability that the forecast direction is right, tempered toward a coin toss by how
   well a fit on half the validation period predicts the other half, at the temperature that 90 %
   of block resamples still support (`proven_temperature`).
-- `naive_lo[h]`, `naive_hi[h]`: the same band for the naive forecast, so naive is scored alike.
-- `adapt_rate`: how fast a forecast's band adapts to the symbol's recent misses (adaptive
-  conformal inference over the candles the forecast already has, `band_adjustments`); 0 for new
-  fits, whose bands move with the whole market instead (`market_rate`, `fitted_until`:
-  `training.market_band`).
+- `band`: the 80 % band (`training.band.Band`), the model's residuals and naive's moves in the
+  units of the volatility model validation chose.
 Where the history is too short to check all 30 horizons (monthly candles), the fitted horizons
 are `validated_horizon` and the calibration is `extended` to 30.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from config import HORIZON
-from training.volatility import BandScale, usable_scale
-
-BAND_QUANTILES = (0.10, 0.90)
+from market_data.timeframes import HORIZON
+from training.band.band import Band, BandBasis
+from training.band.scale import BandScale
 
 
-@dataclass
+@dataclass(frozen=True)
 class Calibration:
     shrink: list[float]
-    band_lo: list[float]
-    band_hi: list[float]
     conf_a: list[float]
     conf_b: list[float]
-    naive_lo: list[float]
-    naive_hi: list[float]
     n_origins: int
-    validated_horizon: int = 30  # horizons beyond it were never checked: naive, extrapolated bands
-    adapt_rate: float = 0.0  # 0: the validation band as it is (models saved before adaptation existed)
-    # the band's volatility model (`BandScale.as_dict`); empty: the rolling window of the timeframe
-    # (models saved before the band had one)
-    band_scale: dict = field(default_factory=dict)
+    band: Band
+    validated_horizon: int = HORIZON  # horizons beyond it were never checked: naive, extrapolated bands
     # horizons 1..edge_horizon follow the model where it keeps a move; beyond, the last of them is
     # carried forward (`proven_edge`); 30 for models saved before, which kept any horizon on its own
-    edge_horizon: int = 30
-    # the band's market-wide adaptation (`training.market_band`): its step, and where its replay
-    # starts, the end of validation (ISO time); 0 and "" for models saved before it existed
-    market_rate: float = 0.0
-    fitted_until: str = ""
+    edge_horizon: int = HORIZON
 
-    def as_dict(self) -> dict:
-        return asdict(self)
+    def as_dict(self) -> dict[str, Any]:
+        return {"shrink": list(self.shrink), "conf_a": list(self.conf_a), "conf_b": list(self.conf_b),
+                "n_origins": self.n_origins, "band": self.band.as_dict(),
+                "validated_horizon": self.validated_horizon, "edge_horizon": self.edge_horizon}
 
     @classmethod
-    def from_dict(cls, data: dict) -> Calibration:
-        optional = {"validated_horizon", "adapt_rate", "band_scale", "edge_horizon", "market_rate", "fitted_until"}
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data or k not in optional})
-
-    def scale(self, window: int) -> BandScale:
-        """The band's scale; `window`, the timeframe's rolling one, where the model has none."""
-        return BandScale.from_dict(self.band_scale, window)
+    def from_dict(cls, data: dict[str, Any], window: int) -> Calibration:
+        """`window`: the timeframe's rolling one, the scale of bands saved without a volatility
+        model. Artifacts saved before the band was one record (its quantiles, scale and market
+        adaptation beside the shrink, `band_lo` ... `fitted_until`) are read into one; a per-coin
+        adaptation rate they carry (`adapt_rate`) is dropped: it cost the band sharpness
+        (bench/README.md) and the market-wide adaptation replaced it."""
+        band = data.get("band")
+        if band is None:
+            band = {"scale": data.get("band_scale"), "lo": data["band_lo"], "hi": data["band_hi"],
+                    "naive_lo": data["naive_lo"], "naive_hi": data["naive_hi"],
+                    "market_rate": data.get("market_rate", 0.0), "fitted_until": data.get("fitted_until", "")}
+        return cls([float(v) for v in data["shrink"]], [float(v) for v in data["conf_a"]],
+                   [float(v) for v in data["conf_b"]], int(data["n_origins"]), Band.from_dict(band, window),
+                   int(data.get("validated_horizon", HORIZON)), int(data.get("edge_horizon", HORIZON)))
 
     def extended(self, horizon: int) -> Calibration:
         """Padded to `horizon` steps beyond the ones fitted (which held-out data could check): the
         forecaster carries the last checked forecast forward there, with the last band quantiles
-        (so bands keep widening with sigma sqrt(h)) and a coin-flip confidence."""
+        (so bands keep widening with the scale) and a coin-flip confidence."""
         fitted = len(self.shrink)
         if fitted >= horizon:
             return self
-        pad = horizon - fitted
-
-        def last(values: list[float]) -> list[float]:
-            return list(values) + [values[-1]] * pad
-
-        return replace(self, shrink=list(self.shrink) + [0.0] * pad, band_lo=last(self.band_lo),
-                       band_hi=last(self.band_hi), conf_a=list(self.conf_a) + [0.0] * pad,
-                       conf_b=list(self.conf_b) + [0.0] * pad, naive_lo=last(self.naive_lo),
-                       naive_hi=last(self.naive_hi), validated_horizon=fitted,
+        zeros = [0.0] * (horizon - fitted)
+        return replace(self, shrink=list(self.shrink) + zeros, conf_a=list(self.conf_a) + zeros,
+                       conf_b=list(self.conf_b) + zeros, band=self.band.extended(horizon), validated_horizon=fitted,
                        edge_horizon=min(self.edge_horizon, fitted))
 
+    def as_naive(self) -> Calibration:
+        """No horizon kept: naive closes and naive's band, flat directions."""
+        return replace(self, shrink=[0.0] * len(self.shrink), band=self.band.as_naive(), edge_horizon=0)
+
+    def with_band(self, band: Band) -> Calibration:
+        return replace(self, band=band)
+
     @classmethod
-    def identity(cls, horizon: int) -> Calibration:
+    def identity(cls, horizon: int, scale: BandScale) -> Calibration:
         """Before calibration: raw forecasts, Gaussian-like 80 % bands, coin-flip confidence."""
-        ones, zeros = [1.0] * horizon, [0.0] * horizon
-        return cls(ones, [-1.2816] * horizon, [1.2816] * horizon, zeros, zeros, [-1.2816] * horizon,
-                   [1.2816] * horizon, 0)
+        zeros = [0.0] * horizon
+        return cls([1.0] * horizon, zeros, zeros, 0, Band.gaussian(scale, horizon))
 
 
 def horizon_scale(sigma: np.ndarray, steps: int) -> np.ndarray:
@@ -188,70 +179,6 @@ def kept_moves(shrink: np.ndarray, p_right: np.ndarray) -> np.ndarray:
     return (p_right > 0.5) & (np.asarray(shrink)[None, : p_right.shape[1]] > 0)
 
 
-def naive_moves(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, scale: BandScale,
-                horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """(origins x horizon) log(close[t+h] / close[t]) and the band's `scale` at t, for every
-    candle t of every symbol in [start, end) whose next `horizon` candles are known."""
-    moves_of, scales_of = [], []
-    for frame in candles.values():
-        log_close = np.log(frame["close"].to_numpy(np.float64))
-        stamps = frame["timestamp"]
-        rows = np.flatnonzero(((stamps >= start) & (stamps < end)).to_numpy())
-        rows = rows[rows + horizon < len(frame)]
-        if not len(rows):
-            continue
-        first = max(0, int(rows[0]) - scale.history - 1)  # the scale needs this much history
-        scales_of.append(scale.every(log_close[None, first: int(rows[-1]) + 1], horizon)[0][rows - first])
-        moves_of.append(log_close[rows[:, None] + np.arange(1, horizon + 1)[None, :]] - log_close[rows][:, None])
-    if not moves_of:
-        return np.zeros((0, horizon)), np.zeros((0, horizon))
-    moves, at = np.concatenate(moves_of), np.concatenate(scales_of)
-    ok = np.isfinite(moves / at).all(axis=1)
-    return moves[ok], at[ok]
-
-
-def naive_move_pairs(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, scale: BandScale,
-                     horizon: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`naive_moves` of the earlier and the later half of [start, end): what `band_quantiles`
-    takes its margin for a regime change from, and what `training.band` scores a scale on."""
-    mid = start + (end - start) / 2
-    return [naive_moves(candles, a, b, scale, horizon) for a, b in ((start, mid), (mid, end))]
-
-
-def naive_move_halves(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, scale: BandScale,
-                      horizon: int) -> list[np.ndarray]:
-    """`naive_move_pairs` in band units: naive's residuals over the band's scale, from every
-    candle of each half rather than a sample of forecast origins."""
-    return [moves / at for moves, at in naive_move_pairs(candles, start, end, scale, horizon)]
-
-
-# How far the long-horizon band moves toward the wider of validation's two halves' bands
-# (`band_quantiles`). Measured with the interval score (bench.band_scale, bench/README.md): the
-# full margin (1.0) over-widened the 30-step band (pooled coverage 0.84 at h = 30 on daily
-# windows without adaptation), none (0.0) under-covered 4-hourly ones (0.76); half the way gave
-# coverage 0.78-0.82 and the sharpest band of the three on every timeframe. Chosen on bench.honesty's
-# windows, the only real test windows there are.
-REGIME_MARGIN = 0.5
-
-
-def band_quantiles(pooled: np.ndarray, halves: list[np.ndarray] | None = None, horizon: int = HORIZON,
-                   margin: float = REGIME_MARGIN) -> tuple[np.ndarray, np.ndarray]:
-    """The 80 % band (10 % and 90 % quantiles per horizon of moves in band units, rows x
-    horizons) with a margin for a change of regime: at h = 1 validation's band as pooled; at
-    longer horizons, moving linearly to `margin` of the way to the wider of the two halves' bands
-    at the last horizon (`horizon`). The next regime is an unknown draw, as one half of validation
-    was for the other, and a long-horizon band meets it before the scale has seen it. Without two
-    usable halves (20 rows each), the pooled band."""
-    lo, hi = np.nanquantile(pooled, BAND_QUANTILES, axis=0)
-    usable = [h for h in (halves or []) if len(h) >= 20 and np.isfinite(h).any(axis=0).all()]
-    if len(usable) < 2:
-        return lo, hi
-    (lo_a, hi_a), (lo_b, hi_b) = (np.nanquantile(h, BAND_QUANTILES, axis=0) for h in usable[:2])
-    ramp = margin * np.arange(pooled.shape[1]) / max(1, horizon - 1)
-    return (lo + ramp * (np.minimum(np.minimum(lo_a, lo_b), lo) - lo),
-            hi + ramp * (np.maximum(np.maximum(hi_a, hi_b), hi) - hi))
-
-
 TEMPERATURES = np.linspace(0.0, 1.0, 21)
 
 
@@ -284,30 +211,20 @@ def proven_temperature(logit: np.ndarray, correct: np.ndarray, blocks: np.ndarra
     return float(np.quantile(best, SHRINK_QUANTILE, method="lower"))
 
 
-@dataclass
-class BandBasis:
-    """What a band is fitted in: the volatility model that scales it, its value at each validation
-    origin (origins x horizons), and naive's moves of the whole validation period in its units
-    (`naive_move_halves`)."""
-    scale: BandScale
-    at: np.ndarray
-    naive_halves: list[np.ndarray]
-
-
-def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray, times: np.ndarray | None = None,
-                    basis: BandBasis | None = None) -> Calibration:
+def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray, times: np.ndarray | None,
+                    basis: BandBasis) -> Calibration:
     """`raw` and `actual` are (origins x horizons) cumulative log returns; `sigma` the recent
     one-candle volatility at each origin; `times` each origin's time. The bootstraps of shrinkage
     and confidence resample `validation_blocks` of origin time (without `times`, runs of
-    neighbouring rows: origins in (symbol, time) order, as `select_origins` gives them). Bands are
-    in the units of `basis` (without: sigma sqrt(h), and naive's band from the origins alone); both
-    carry `band_quantiles`' margin for a regime change (halves by `times`). Confidence is a
-    logistic fit of P(sign right) on signal strength,
-    tempered toward 0.5 by how well it predicts origins it was not fitted on: with `times` (each
-    origin's time), a fit on the earlier half of the period predicts the later half and the
-    reverse, so a relation that drifts within validation is trusted less; without, alternate
-    blocks of origins; and at the temperature 90 % of block resamples support."""
-    band_at = horizon_scale(sigma, raw.shape[1]) if basis is None else basis.at
+    neighbouring rows: origins in (symbol, time) order, as `select_origins` gives them). The band
+    is in the units of `basis`, naive's from every validation candle (from the origins alone where
+    those are fewer), both with `band_quantiles`' margin for a regime change (halves by `times`).
+    Confidence is a logistic fit of P(sign right) on signal strength, tempered toward 0.5 by how
+    well it predicts origins it was not fitted on: with `times`, a fit on the earlier half of the
+    period predicts the later half and the reverse, so a relation that drifts within validation
+    is trusted less; without, alternate blocks of origins; and at the temperature 90 % of block
+    resamples support."""
+    band_at = basis.at
     ok = (np.isfinite(raw).all(axis=1) & np.isfinite(actual).all(axis=1) & np.isfinite(sigma) & (sigma > 0)
           & np.isfinite(band_at).all(axis=1))
     raw, actual, sigma, band_at = raw[ok], actual[ok], sigma[ok], band_at[ok]
@@ -320,7 +237,7 @@ def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray, time
     strength = np.abs(scaled(raw, sigma))
     correct = (np.sign(raw) == np.sign(actual)) & (raw != 0)
     conf_a, conf_b = np.zeros(horizon), np.zeros(horizon)
-    # the period's later half, for the confidence's 2-fold check and the bands' regime margin
+    # the period's later half, for the confidence's 2-fold check and the band's regime margin
     later = later_half(times) if times is not None and len(np.unique(times)) > 1 else None
     folds = later.astype(int) if later is not None else (np.arange(len(raw)) // BLOCK_ORIGINS) % 2
     for h in range(horizon):
@@ -332,109 +249,28 @@ def fit_calibration(raw: np.ndarray, actual: np.ndarray, sigma: np.ndarray, time
             held_out[folds == fold] = fa + fb * strength[folds == fold, h]
         t = proven_temperature(held_out, correct[:, h], blocks)
         conf_a[h], conf_b[h] = t * a, t * b
-    halves = None if later is None else [~later, later]
-    naive_halves = None if basis is None else basis.naive_halves
-    pooled = np.concatenate(naive_halves) if naive_halves is not None else np.zeros((0, horizon))
-    if naive_halves is not None and len(pooled) >= len(raw):
-        naive_lo, naive_hi = band_quantiles(pooled, naive_halves)
-    else:
-        naive = actual / band_at
-        naive_lo, naive_hi = band_quantiles(naive, None if halves is None else [naive[h] for h in halves])
+
+    def parts(values: np.ndarray) -> list[np.ndarray]:
+        return [values] if later is None else [values[~later], values[later]]
+
+    enough = sum(len(part) for part in basis.naive_halves) >= len(raw)
+    naive = basis.naive_halves if enough else parts(actual / band_at)
     # the model's band from the forecasts it states: where it keeps a move (shrink > 0 and a
     # better-than-even chance of the sign), its residuals; elsewhere it states naive's forecast
-    partial = Calibration(shrink.tolist(), naive_lo.tolist(), naive_hi.tolist(), conf_a.tolist(), conf_b.tolist(),
-                          naive_lo.tolist(), naive_hi.tolist(), int(len(raw)))
-    moves = kept_moves(shrink, confidence(partial, raw, sigma))
+    moves = kept_moves(shrink, p_right(conf_a, conf_b, raw, sigma))
     residual = np.where(moves, (actual - raw * shrink) / band_at, np.nan)
-    band_lo, band_hi = naive_lo.copy(), naive_hi.copy()
-    kept = moves.sum(axis=0) >= 20
-    if kept.any():
-        residual = np.where(kept[None, :], residual, 0.0)  # horizons that state naive's close keep naive's band
-        model_lo, model_hi = band_quantiles(residual, None if halves is None else [residual[h] for h in halves])
-        band_lo[kept], band_hi[kept] = model_lo[kept], model_hi[kept]
-    return Calibration(shrink.tolist(), band_lo.tolist(), band_hi.tolist(), conf_a.tolist(), conf_b.tolist(),
-                       naive_lo.tolist(), naive_hi.tolist(), int(len(raw)), adapt_rate=ADAPT_RATE,
-                       band_scale={} if basis is None else basis.scale.as_dict(), edge_horizon=edge_horizon(shrink > 0))
+    return Calibration(shrink.tolist(), conf_a.tolist(), conf_b.tolist(), int(len(raw)),
+                       Band.fit(basis.scale, naive, parts(residual)), edge_horizon=edge_horizon(shrink > 0))
 
 
-def confidence(cal: Calibration, raw: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """Probability that sign(raw) is the sign of the outcome, per origin and horizon."""
+def p_right(conf_a: np.ndarray, conf_b: np.ndarray, raw: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Probability that sign(raw) is the sign of the outcome, per origin and horizon, by the
+    logistic map (`conf_a`, `conf_b` per horizon) of signal strength."""
     strength = np.abs(scaled(raw, sigma))
-    logit = np.asarray(cal.conf_a)[None, : raw.shape[1]] + np.asarray(cal.conf_b)[None, : raw.shape[1]] * strength
+    logit = np.asarray(conf_a)[None, : raw.shape[1]] + np.asarray(conf_b)[None, : raw.shape[1]] * strength
     return 1.0 / (1.0 + np.exp(-logit))
 
 
-BAND_MISS = 1.0 - (BAND_QUANTILES[1] - BAND_QUANTILES[0])  # the 80 % band should miss 20 % of outcomes
-# Step of the band's adaptation, in band units per replayed origin (`band_adjustments`). 0: off.
-# Judged by coverage alone (bench.band_adaptation), 0.02 brought 30-step coverage closer to 0.80;
-# judged by the interval score (bench.band_scale, bench/README.md), it costs sharpness at every
-# horizon beyond the first on every timeframe (pooled 30-step score 4-6 % worse than without on
-# hourly and 4-hourly windows, about the same on daily): at horizon h the newest outcome it learns from
-# is h candles old, so it chases the last regime, while the volatility model (`BandScale`)
-# already follows the coin's own and the market-wide adaptation (`training.market_band`) the
-# market's. Models saved with a rate keep it.
-ADAPT_RATE = 0.0
-
-
-def band_adjustments(close: np.ndarray, scale: BandScale, lo: np.ndarray, hi: np.ndarray, rate: float,
-                     every: np.ndarray | None = None) -> np.ndarray:
-    """Adaptive conformal inference on each symbol's own recent candles (Gibbs and Candes 2021,
-    as quantile tracking): how far, in band units (the band's `scale`), to widen (or, negative,
-    narrow) each side of the band with quantiles `lo`, `hi` (one per horizon) for a forecast
-    made after the last candle of each row of `close` (rows x candles); (rows x horizons).
-
-    The band is replayed over the window's past origins in time order: each past origin whose
-    h-candle outcome the window already holds widens the h-step band by `rate` * 0.8 after a
-    miss and narrows it by `rate` * 0.2 after a hit, so the width drifts to where the band misses
-    20 % of the time in the symbol's current regime (calmer or wilder than validation's). The
-    validation band is the start of every replay; rate 0 leaves it as it is. `every`: the scale
-    at every candle of `close` (`BandScale.every`), where the caller already has it."""
-    n, length = close.shape
-    horizons = len(lo)
-    widen = np.zeros((n, horizons))
-    if rate <= 0 or length <= scale.window + 1:
-        return widen
-    log_close = np.log(close)
-    at = scale.every(log_close, horizons) if every is None else every
-    steps = np.arange(1, horizons + 1)
-    lo_arr, hi_arr = np.asarray(lo, dtype=np.float64)[None, :], np.asarray(hi, dtype=np.float64)[None, :]
-    for t in range(scale.window, length - 1):
-        known = t + steps <= length - 1
-        ahead = t + steps[known]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = (log_close[:, ahead] - log_close[:, t: t + 1]) / at[:, t, known]
-        part = widen[:, known]
-        miss = ((z < lo_arr[:, known] - part) | (z > hi_arr[:, known] + part)).astype(np.float64)
-        widen[:, known] = np.where(np.isfinite(z), part + rate * (miss - BAND_MISS), part)
-    return widen
-
-
-def served_scale(close: np.ndarray, scale: BandScale, lo: np.ndarray, hi: np.ndarray,
-                 rate: float) -> tuple[np.ndarray, np.ndarray]:
-    """(rows x steps) the band's scale at each row's last candle (`BandScale.at`) and how far
-    `band_adjustments` widens each side there (band units), from one pass of the scale over the
-    rows' windows (`close`, rows x candles): what every served band is built from. Without
-    adaptation (rate 0, the default) only the candles the scale needs at the last one are read."""
-    if rate <= 0:
-        return scale.at(np.log(close), len(lo)), np.zeros((len(close), len(lo)))
-    every = scale.every(np.log(close), len(lo))
-    return usable_scale(every[:, -1, :]), band_adjustments(close, scale, lo, hi, rate, every)
-
-
-def served_band(at: np.ndarray, lo: np.ndarray, hi: np.ndarray, shift: np.ndarray | float) -> tuple[np.ndarray,
-                                                                                                     np.ndarray]:
-    """(rows x steps) the band's ends in log-return units from the last close: quantiles `lo`,
-    `hi` (per step, or rows x steps) moved out by `shift` and times the scale `at`. A band the
-    adaptation narrowed past its width is a point."""
-    lower = np.asarray(lo) - shift
-    return at * lower, at * np.maximum(np.asarray(hi) + shift, lower)
-
-
-def widening(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows x steps) band ends in log-return units, each step's band at least as wide as every
-    earlier step's: where a band would narrow (quantiles fitted per horizon wobble, a step that
-    switches between the model's band and naive's), both ends move out by half the shortfall.
-    A person reads a band that narrows further out as noise; widening only never loses coverage."""
-    width = upper - lower
-    short = (np.maximum.accumulate(width, axis=1) - width) / 2
-    return lower - short, upper + short
+def confidence(cal: Calibration, raw: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """`p_right` of the calibration's confidence map."""
+    return p_right(np.asarray(cal.conf_a), np.asarray(cal.conf_b), raw, sigma)

@@ -1,7 +1,7 @@
 """The one registry of models: every candidate `auto` chooses among, and what `--model` names.
 
 A family of candidates is an `Estimator` (`training.estimator`); the direct models are members
-the ensembles combine (`training.models.ensemble.Member`). Adding a model is one module under
+the ensembles combine (`training.models.member.Member`). Adding a model is one module under
 `training/models/` and one line here: a member in `MEMBERS` (it is then a candidate alone and a
 member of the fitted ensemble), or a family in `ESTIMATORS`. docs/architecture.md shows it.
 """
@@ -13,8 +13,8 @@ from typing import Any
 from training.estimator import Estimator
 from training.models.direct import DirectModels
 from training.models.direct_xgb import XGBDirect
-from training.models.ensemble import Member
 from training.models.lstm import LSTMDirect
+from training.models.member import Member
 from training.models.random_forest import RFDirect
 from training.models.recursive import RecursiveXGB
 

@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 
 from market_data.timeframes import spec
-from training.calibration import Calibration, block_ratio_draws, horizon_scale
+from training.band.market import MarketReplay
+from training.calibration import block_ratio_draws
 from training.forecaster import HORIZON, ForecastArrays, ForecastModel, Windows
-from training.market_band import MarketReplay
 from training.scores import interval_score, pinball_loss
 
 
@@ -266,12 +266,9 @@ def stated_vs_raw(horizons: dict[str, dict[str, float]], raw: np.ndarray, actual
         row["raw_mae_ratio"] = round(float(raw_mae[i] / naive[i]), 4) if naive[i] > 0 else 1.0
 
 
-def naive_band(fc: ForecastArrays, cal: Calibration, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+def naive_band(fc: ForecastArrays) -> tuple[np.ndarray, np.ndarray]:
     """Naive's 80 % band as the forecast states it (log returns from the last close): the one it
     would answer with if it stated naive's close at every step, adapted alike."""
-    if fc.naive_lower is None or fc.naive_upper is None:  # a forecaster that states no naive band
-        scale = horizon_scale(fc.sigma, horizon)
-        return scale * np.asarray(cal.naive_lo)[None, :horizon], scale * np.asarray(cal.naive_hi)[None, :horizon]
     c0 = fc.last_close[:, None]
     return np.log(fc.naive_lower / c0), np.log(fc.naive_upper / c0)
 
@@ -280,15 +277,16 @@ def evaluate(forecaster: ForecastModel, origins: Origins, scale: float,
              market: MarketReplay | None = None) -> dict[str, Any]:
     """The model's and naive's metrics on the same origins: {"model": {...}, "naive": {...}}.
     With `market` (over the coins the origins came from), bands as served: widened by the
-    market-wide adaptation replayed over them (`training.market_band`)."""
+    market-wide adaptation replayed over them (`training.band.market`)."""
     horizon = origins.actual_close.shape[1]  # fewer than 30 where history is short (see validated_horizon)
-    windows = origins.windows if market is None else market.on(origins.windows, forecaster, horizon)
-    fc = forecaster.predict_windows(windows, horizon)
+    shift = None if market is None else market.shift_at(forecaster.calibration.band, origins.windows.stamps[:, -1],
+                                                         horizon)
+    fc = forecaster.predict_windows(origins.windows, horizon, shift)
     c0 = fc.last_close[:, None]
     model_h = _horizon_metrics(fc.cum_return, origins.actual_close, fc.direction, np.log(fc.lower / c0),
                                np.log(fc.upper / c0), scale)
     hl = (np.abs(np.log(fc.high / c0) - origins.actual_high) + np.abs(np.log(fc.low / c0) - origins.actual_low)) / 2
-    naive_lo, naive_hi = naive_band(fc, forecaster.calibration, horizon)
+    naive_lo, naive_hi = naive_band(fc)
     zeros = np.zeros_like(origins.actual_close)
     naive_h = _horizon_metrics(zeros, origins.actual_close, np.ones_like(fc.direction), naive_lo, naive_hi, scale)
     naive_hl = (np.abs(origins.actual_high) + np.abs(origins.actual_low)) / 2

@@ -10,20 +10,19 @@ shuffled targets is never refitted: it is never deployed.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
-from config import HORIZON
 from features.profiles import profile_for
-from training.band import choose_band_scale
-from training.calibration import BandBasis, fit_calibration
+from market_data.timeframes import HORIZON
+from training.band.band import BandBasis
+from training.band.choice import choose_band_scale
+from training.band.market import market_rate
+from training.calibration import fit_calibration
 from training.candidates import AUTO, ESTIMATORS, model_names
 from training.dataset import validated_horizon
 from training.estimator import Estimator, TrainingData
 from training.evaluation import Origins
 from training.forecaster import ForecastModel
-from training.market_band import market_rate
 from training.spec import FitSpec
 from training.stages import Fitted, StageTimer, candles_and_split
 
@@ -55,32 +54,36 @@ def fit_candidates(timer: StageTimer, spec: FitSpec, names: tuple[str, ...] = (A
         if not asked:
             continue
         fits = estimator.fit(timer, data, asked)
-        calibrate_stage(timer, fits.models, data)
-        fitted.candidates.update(fits.models)
+        calibrated = calibrate_stage(timer, fits.models, data)
+        fitted.candidates.update(calibrated)
         if spec.refit and not spec.shuffle_targets:
             for name, again in estimator.refit(timer, data, fits).items():
-                again.calibration = fits.models[name].calibration
-                fitted.refits[name] = again
+                fitted.refits[name] = again.with_calibration(calibrated[name].calibration)
     return fitted
 
 
-def calibrate_stage(timer: StageTimer, models: dict[str, ForecastModel], data: TrainingData) -> None:
+def calibrate_stage(timer: StageTimer, models: dict[str, ForecastModel], data: TrainingData) -> dict[str, ForecastModel]:
     count = len(models)
-    timer.run("calibrate", lambda: calibrate(models, data), lambda n: f"{count} candidate(s) on {n} validation origins")
+    calibrated, _ = timer.run("calibrate", lambda: calibrate(models, data),
+                              lambda out: f"{count} candidate(s) on {out[1]} validation origins")
+    return calibrated
 
 
-def calibrate(models: dict[str, ForecastModel], data: TrainingData) -> int:
-    """Each model's calibration, fitted on its forecasts of the shared validation origins, its band
-    in the units of the volatility model validation chose (`training.band`)."""
+def calibrate(models: dict[str, ForecastModel], data: TrainingData) -> tuple[dict[str, ForecastModel], int]:
+    """Each model with its calibration, fitted on its forecasts of the shared validation origins,
+    its band in the units of the volatility model validation chose (`training.band.choice`); and
+    how many origins those were."""
     origins: Origins = data.validation_origins()
     timeframe, split = data.spec.timeframe, data.split
     horizon = validated_horizon(timeframe)
     choice = choose_band_scale(data.candles, split, horizon, profile_for(timeframe).volatility_window)
     basis = BandBasis(choice.scale, choice.scale.at(np.log(origins.windows.close), horizon), choice.halves)
-    for model in models.values():
+    out = {}
+    for name, model in models.items():
         raw = model.predict_windows(origins.windows, horizon)
-        cal = fit_calibration(raw.raw_return, origins.actual_close, raw.sigma, origins.windows.stamps[:, -1], basis)
+        cal = fit_calibration(raw.raw_return, origins.actual_close, raw.sigma, origins.windows.stamps[:, -1],
+                              basis).extended(HORIZON)
         # the market-wide adaptation replays from validation's end, where this band is the fitted one
-        model.calibration = replace(cal.extended(HORIZON), market_rate=market_rate(timeframe),
-                                    fitted_until=split.valid_end.isoformat())
-    return len(origins)
+        band = cal.band.adapting(market_rate(timeframe), split.valid_end.isoformat())
+        out[name] = model.with_calibration(cal.with_band(band))
+    return out, len(origins)

@@ -10,27 +10,21 @@ predicted direction is right. Prices are in the answer; log returns are inside.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from config import HORIZON
 from features.build import REQUIRED, CandleStack
 from features.profiles import profile_for
-from training.calibration import (
-    Calibration,
-    confidence,
-    horizon_scale,
-    kept_moves,
-    served_band,
-    served_scale,
-    widening,
-)
+from market_data.timeframes import HORIZON
+from training.band.scale import BandScale, usable_scale
+from training.calibration import Calibration, confidence, kept_moves
 from training.forecast import DIRECTION_NAMES, Forecast, ForecastStep
 
 ARTIFACT_META = "forecaster.json"
@@ -48,9 +42,6 @@ class Windows(CandleStack):
     vwap: np.ndarray  # NaN where a candle has none (the typical price stands in)
     # what forecasters derive from these candles (feature tails), shared by the models of an A/B
     derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
-    # (origins x steps) how far the market-wide adaptation widens each origin's band (band units,
-    # `training.market_band`); None: not at all
-    market: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_frames(cls, frames: list[pd.DataFrame], length: int) -> Windows:
@@ -95,8 +86,8 @@ class ForecastArrays:
     sigma: np.ndarray  # (origins,) recent one-candle volatility at the origin
     last_close: np.ndarray  # (origins,)
     origin_features: pd.DataFrame  # features at each origin (for explanations)
-    naive_lower: np.ndarray | None = None  # naive's 80 % band: the origin's close carried forward
-    naive_upper: np.ndarray | None = None
+    naive_lower: np.ndarray  # naive's 80 % band: the origin's close carried forward
+    naive_upper: np.ndarray
 
 
 class ForecastModel:
@@ -104,7 +95,11 @@ class ForecastModel:
     estimators share one interface: the timeframe's profile and serving window, the calibration
     and metadata, one symbol's answer (`forecast`), and the artifact (`save` / `load`: JSON
     metadata beside the kind's own model files, never pickle). A kind implements
-    `predict_windows` (many origins at once), `explain`, and its artifact's fields and files."""
+    `predict_windows` (many origins at once), `explain`, and its artifact's fields and files.
+
+    Fitted, a forecaster is not changed: `with_calibration` and `with_meta` return a new one
+    sharing the fitted model, and the market-wide widening of the band is an argument of each
+    forecast (`shift`), not state."""
 
     kind = ""
 
@@ -112,16 +107,28 @@ class ForecastModel:
                  meta: dict[str, Any] | None = None) -> None:
         self.timeframe = timeframe
         self.features = list(features)
-        self.calibration = calibration or Calibration.identity(HORIZON)
-        self.meta = dict(meta or {})
         self.profile = profile_for(timeframe)
         self.window = self.profile.serving_window
-        # (steps,) the market-wide widening of the band now, band units: what the serving replica
-        # last replayed from its lake (`training.market_band`); None where it has none
-        self.market_widening: np.ndarray | None = None
+        self.calibration = calibration or Calibration.identity(
+            HORIZON, BandScale(window=self.profile.volatility_window))
+        self.meta = dict(meta or {})
+
+    def with_calibration(self, calibration: Calibration) -> Self:
+        """The same fitted model with another calibration (its first fit's, for a refit)."""
+        out = copy.copy(self)
+        out.calibration = calibration
+        return out
+
+    def with_meta(self, **entries: Any) -> Self:
+        """The same forecaster with `entries` added to its metadata."""
+        out = copy.copy(self)
+        out.meta = {**self.meta, **entries}
+        return out
 
     # -- what a kind implements ------------------------------------------------------------------
-    def predict_windows(self, windows: Windows, steps: int = HORIZON) -> ForecastArrays:
+    def predict_windows(self, windows: Windows, steps: int = HORIZON, shift: np.ndarray | None = None) -> ForecastArrays:
+        """Forecasts of every origin of `windows`; `shift` (origins x steps, or steps, band units)
+        moves each side of the band out by the market-wide adaptation's widening."""
         raise NotImplementedError
 
     def explain(self, out: ForecastArrays, top: int) -> list[str]:
@@ -140,12 +147,12 @@ class ForecastModel:
         raise NotImplementedError
 
     # -- shared ------------------------------------------------------------------------------------
-    def forecast(self, candles: pd.DataFrame, steps: int = HORIZON, top_indicators: int = 3) -> Forecast:
-        """A forecast of one symbol from its recent candles (at least `self.window`)."""
+    def forecast(self, candles: pd.DataFrame, steps: int = HORIZON, top_indicators: int = 3,
+                 shift: np.ndarray | None = None) -> Forecast:
+        """A forecast of one symbol from its recent candles (at least `self.window`), its band
+        widened by `shift` (steps, band units: the market-wide adaptation's now)."""
         windows = Windows.from_frames([candles], self.window)
-        if self.market_widening is not None:
-            windows.market = self.market_widening[None, :]
-        out = self.predict_windows(windows, steps)
+        out = self.predict_windows(windows, steps, None if shift is None else np.asarray(shift)[None, :])
         return answer(out, steps, self.explain(out, top_indicators))
 
     def save(self, folder: Path) -> None:
@@ -161,7 +168,8 @@ class ForecastModel:
             fields = json.loads((folder / ARTIFACT_META).read_text())
             if fields.get("kind") != cls.kind:
                 raise ValueError(f"artifact kind {fields.get('kind')!r} is not {cls.kind!r}")
-            return cls.from_artifact(folder, fields, Calibration.from_dict(fields["calibration"]))
+            window = profile_for(fields["timeframe"]).volatility_window
+            return cls.from_artifact(folder, fields, Calibration.from_dict(fields["calibration"], window))
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, xgb.core.XGBoostError) as exc:
             raise ValueError(f"model artifact in {folder} is unreadable: {exc}") from exc
 
@@ -172,9 +180,9 @@ def check_steps(steps: int) -> None:
 
 
 def usable_sigma(sigma: np.ndarray) -> np.ndarray:
-    """Recent volatility per origin; where it is missing or zero, the median of the others."""
-    fallback = np.nanmedian(sigma[sigma > 0]) if (np.isfinite(sigma) & (sigma > 0)).any() else 0.02
-    return np.where(np.isfinite(sigma) & (sigma > 0), sigma, fallback)
+    """Recent one-candle volatility per origin (the confidence's unit); where it is missing or
+    zero, the median of the others, as the band's scale (`usable_scale`)."""
+    return usable_scale(np.asarray(sigma, dtype=np.float64)[:, None])[:, 0]
 
 
 @dataclass
@@ -191,14 +199,12 @@ class RawForecast:
     origin_features: pd.DataFrame
 
 
-def calibrated_arrays(model: RawForecast, last_close: np.ndarray, cal: Calibration,
-                      recent_close: np.ndarray | None = None, volatility_window: int = 0,
-                      market: np.ndarray | None = None) -> ForecastArrays:
+def calibrated_arrays(model: RawForecast, last_close: np.ndarray, cal: Calibration, recent_close: np.ndarray,
+                      shift: np.ndarray | None = None) -> ForecastArrays:
     """Candles, band, direction and confidence from a model's raw forecast: what every
-    forecaster, recursive or direct, answers with. With `recent_close` (origins x candles, the
-    forecast's window), the band is in its volatility model's units and adapts to how the
-    validation band has been covering this symbol lately (`band_adjustments`, for models saved
-    with a rate); `market` (origins x steps, band units) widens it by the market-wide adaptation."""
+    forecaster, recursive or direct, answers with. `recent_close` (origins x candles) is the
+    forecast's window, whose closes the band's scale is read from; `shift` (origins x steps, band
+    units) widens the band by the market-wide adaptation (`training.band.market`)."""
     raw, ups, downs, sigma, times = model.returns, model.ups, model.downs, model.sigma, model.times
     steps = raw.shape[1]
     # beyond the validated horizon, and beyond the horizons where validation proved the model's
@@ -212,27 +218,12 @@ def calibrated_arrays(model: RawForecast, last_close: np.ndarray, cal: Calibrati
     open_ = np.column_stack([last_close, close[:, :-1]])
     high = np.maximum(open_, close) * np.exp(ups)
     low = np.minimum(open_, close) * np.exp(-downs)
-    # a forecast that states naive's close gets naive's band
-    moves = cum != 0
-    band_lo = np.where(moves, np.asarray(cal.band_lo)[None, :steps], np.asarray(cal.naive_lo)[None, :steps])
-    band_hi = np.where(moves, np.asarray(cal.band_hi)[None, :steps], np.asarray(cal.naive_hi)[None, :steps])
-    naive_lo, naive_hi = np.asarray(cal.naive_lo)[:steps], np.asarray(cal.naive_hi)[:steps]
-    if recent_close is None:
-        scale, widen = horizon_scale(sigma, steps), np.zeros((1, steps))
-    else:
-        scale, widen = served_scale(recent_close, cal.scale(volatility_window), naive_lo, naive_hi, cal.adapt_rate)
-    if market is not None:
-        widen = widen + market[:, :steps]
-    lower, upper = served_band(scale, band_lo, band_hi, widen)
-    lower, upper = widening(np.minimum(cum + lower, cum), np.maximum(cum + upper, cum))
-    # naive's band: what the forecast would state if it stated naive's close at every step (the
-    # yardstick of the band's scores)
-    naive_lower, naive_upper = widening(*served_band(scale, naive_lo[None, :], naive_hi[None, :], widen))
+    band = cal.band.served(cum, recent_close, shift)
     c0 = last_close[:, None]
     direction, conf = path_direction(p_right, cum, checked)
-    return ForecastArrays(times, open_, high, low, close, c0 * np.exp(lower), c0 * np.exp(upper), conf, direction, cum,
-                          raw, sigma, last_close, model.origin_features, c0 * np.exp(naive_lower),
-                          c0 * np.exp(naive_upper))
+    return ForecastArrays(times, open_, high, low, close, c0 * np.exp(band.lower), c0 * np.exp(band.upper), conf,
+                          direction, cum, raw, sigma, last_close, model.origin_features,
+                          c0 * np.exp(band.naive_lower), c0 * np.exp(band.naive_upper))
 
 
 def point_forecast(cal: Calibration, raw: np.ndarray, p_right: np.ndarray) -> np.ndarray:
@@ -267,8 +258,7 @@ def answer(out: ForecastArrays, steps: int, indicators: list[str]) -> Forecast:
         open=float(out.open[0, i]), high=float(out.high[0, i]), low=float(out.low[0, i]),
         close=float(out.close[0, i]), lower=float(out.lower[0, i]), upper=float(out.upper[0, i]),
         confidence=round(float(out.confidence[0, i]), 4), direction=DIRECTION_NAMES[int(out.direction[0, i])],
-        naive_lower=None if out.naive_lower is None else float(out.naive_lower[0, i]),
-        naive_upper=None if out.naive_upper is None else float(out.naive_upper[0, i]),
+        naive_lower=float(out.naive_lower[0, i]), naive_upper=float(out.naive_upper[0, i]),
     ) for i in range(steps)]
     return Forecast(direction=rows[-1].direction, confidence_avg=round(float(out.confidence[0, :steps].mean()), 4),
                     key_indicators=list(indicators), steps=rows)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,12 @@ from clock import utc_now
 from storage.registry import ArtifactError, ModelRegistry, TrainingInfo
 from storage.schema import ModelRecord
 from training.artifact import load_forecaster as load_artifact
+from training.band.market import MarketReplay
 from training.candidates import AUTO
 from training.dataset import Split, validated_horizon
 from training.evaluation import accuracy_avg, evaluate, insample_naive_mae, select_origins
 from training.fitting import fit_candidates
 from training.forecaster import ForecastModel
-from training.market_band import MarketReplay
 from training.selection import Choice, choose
 from training.spec import FitSpec
 from training.stages import HOLDOUT_ORIGINS, StageTimer
@@ -65,11 +65,10 @@ def choose_stage(timer: StageTimer, candidates: dict[str, ForecastModel], candle
     """`auto`'s choice among fitted candidates, as a timed stage; the chosen forecaster's metadata
     keeps the validation figures it was chosen on."""
     choice = timer.run("choose", lambda: choose(candidates, candles, split, max_origins), lambda c: c.describe())
-    choice.forecaster.meta["validation_scores"] = choice.validation.scores
-    choice.forecaster.meta["validation_intervals"] = choice.validation.intervals
-    choice.forecaster.meta["validation_worst_horizon"] = choice.validation.worst_horizon
-    choice.forecaster.meta["validation_edge_horizons"] = choice.validation.edge
-    return choice
+    v = choice.validation
+    return replace(choice, forecaster=choice.forecaster.with_meta(
+        validation_scores=v.scores, validation_intervals=v.intervals, validation_worst_horizon=v.worst_horizon,
+        validation_edge_horizons=v.edge))
 
 
 def train_timeframe(registry: ModelRegistry, spec: FitSpec, model: str = AUTO, max_origins: int = HOLDOUT_ORIGINS,

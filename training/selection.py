@@ -21,8 +21,7 @@ forecast (candle highs and lows) of a model.
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -76,12 +75,7 @@ class Choice:
 
 def as_naive(forecaster: ForecastModel) -> ForecastModel:
     """The forecaster with no horizon kept: naive closes and bands, flat directions."""
-    out = copy.copy(forecaster)
-    cal = forecaster.calibration
-    out.calibration = replace(cal, shrink=[0.0] * len(cal.shrink), band_lo=list(cal.naive_lo),
-                              band_hi=list(cal.naive_hi), edge_horizon=0)
-    out.meta = {**forecaster.meta, "candidate": NAIVE}
-    return out
+    return forecaster.with_calibration(forecaster.calibration.as_naive()).with_meta(candidate=NAIVE)
 
 
 def validation_scores(candidates: dict[str, ForecastModel], origins: Origins, timeframe: str) -> Validation:
@@ -129,8 +123,6 @@ def choose_on(candidates: dict[str, ForecastModel], origins: Origins, timeframe:
     proven = [name for name in candidates if table.proven(name)]
     if proven:
         winner = min(proven, key=lambda name: table.scores[name])
-        chosen = copy.copy(candidates[winner])
-        chosen.meta = {**chosen.meta, "candidate": winner}
-        return Choice(winner, chosen, table)
+        return Choice(winner, candidates[winner].with_meta(candidate=winner), table)
     best = min(candidates, key=lambda name: table.scores[name])
     return Choice(NAIVE, as_naive(candidates[best]), table)

@@ -3,7 +3,6 @@ purged time split) and ends with (`Fitted`: the calibrated candidates and what i
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -49,9 +48,7 @@ class Fitted:
         refit = self.refits.get(name) if spec(chosen.timeframe).deploy_refit else None
         if refit is None:
             return chosen
-        out = copy.copy(refit)
-        out.meta = {**chosen.meta, **refit.meta}
-        return out
+        return refit.with_meta(**{**chosen.meta, **refit.meta})
 
 
 @dataclass

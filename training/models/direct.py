@@ -16,14 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from config import HORIZON
+from market_data.timeframes import HORIZON
 from training.calibration import horizon_scale
 from training.dataset import NotEnoughHistory, Split, validated_horizon
 from training.estimator import Fits, TrainingData
 from training.evaluation import Origins
 from training.forecaster import ForecastModel
 from training.models.direct_rows import DirectRows, direct_rows, thinning_stride
-from training.models.ensemble import FIXED_WEIGHTS, DirectForecaster, Member, fit_weights
+from training.models.ensemble import FIXED_WEIGHTS, DirectForecaster, fit_weights
+from training.models.member import Member
 from training.spec import FitSpec
 from training.stages import StageTimer
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from config import HORIZON
 from engine.symbols import map_symbols, map_symbols_local
 from features.build import WARMUP_COLUMN, build_features, feature_names
 from features.profiles import profile_for
+from market_data.timeframes import HORIZON
 from storage.lake import Lake
 from training.calibration import horizon_scale
 from training.dataset import Split, clip

@@ -17,9 +17,9 @@ import pandas as pd
 import xgboost as xgb
 
 import engine.train as engine
-from config import HORIZON
 from engine.layout import RunOptions
 from features.build import feature_names
+from market_data.timeframes import HORIZON
 from training.dataset import PART_CODES, PART_COLUMN
 from training.models.direct_rows import DirectRows
 from training.models.xgb_booster import DEFAULT_PARAMS, BoosterSetup, Rows, fit_local, fit_with_ray, target_scale, train_booster
@@ -83,7 +83,7 @@ class XGBDirect:
         rounds = self.booster.num_boosted_rounds()
         setup = BoosterSetup(self.features, {**self.info["params"], "n_estimators": rounds}, tuple(ANCHOR_TARGETS),
                              scale=self.target_scale)
-        booster, _ = run.call(train_booster, Rows(rows.x, rows.y[:, [h - 1 for h in ANCHORS]]), None, setup)
+        booster, _ = engine.call(run, train_booster, Rows(rows.x, rows.y[:, [h - 1 for h in ANCHORS]]), None, setup)
         return XGBDirect(booster, self.features, self.target_scale.tolist(),
                          {**self.info, "refit": {"rows": len(rows), "rounds": rounds}})
 

@@ -3,13 +3,14 @@
 Each member predicts the 30 z targets at once from the features at the origin (and the LSTM from
 the last rows before it); the weighted sum is turned back into cumulative log returns with the
 origin's volatility, then calibrated on validation origins exactly like the recursive model
-(shrink toward naive, volatility-scaled conformal bands that widen with sqrt(h), logistic
-confidence). One feature pass per forecast instead of thirty: serving is fast.
+(shrink toward naive, the band of `training.band`, logistic confidence). One feature pass per
+forecast instead of thirty: serving is fast.
 
-Members are the registry's (`training.candidates.MEMBERS`). Weights are the specified 40 % LSTM
-+ 40 % XGBoost + 20 % random forest, or fitted on validation origins (non-negative least
-squares, summing to one). A single member with weight
-one is a forecaster too: that is how the backtest scores each direct model on its own.
+Members are the registry's (`training.candidates.MEMBERS`), loaded by name
+(`training.models.member`). Weights are the specified 40 % LSTM + 40 % XGBoost + 20 % random
+forest, or fitted on validation origins (non-negative least squares, summing to one). A single
+member with weight one is a forecaster too: that is how the backtest scores each direct model on
+its own.
 
 High and low have no direct model: each step's shadows are the median shadows of the origin's
 last 20 candles, relative to the candle body, as the recursive model's are relative to its own.
@@ -18,54 +19,21 @@ last 20 candles, relative to the candle body, as the recursive model's are relat
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from config import HORIZON
-from engine.layout import RunOptions
 from features.build import feature_names, stacked_tail
 from features.explain import key_indicators
-from market_data.timeframes import spec
+from market_data.timeframes import HORIZON, spec
 from training.calibration import Calibration, horizon_scale
 from training.forecaster import ForecastArrays, ForecastModel, RawForecast, Windows, calibrated_arrays, check_steps, usable_sigma
-from training.models.direct_rows import SEQ_LEN, DirectRows, sequence_features
+from training.models.direct_rows import SEQ_LEN, sequence_features
+from training.models.member import MEMBER_KINDS, Member, load_member
 
 FIXED_WEIGHTS = {"lstm": 0.4, "xgb_direct": 0.4, "rf": 0.2}
 SHADOW_CANDLES = 20
-
-
-class Member(Protocol):
-    """What every direct model offers: fit on direct rows (early stopping on `valid` where the
-    model has it), refit on more rows as validation chose, the 30 z targets of many origins, a
-    one-line summary of the fit, its files."""
-
-    name: str
-    default_params: dict[str, Any]  # what `fit` uses where the spec says nothing
-    info: dict[str, Any]
-
-    @classmethod
-    def input_features(cls, timeframe: str) -> list[str]: ...
-
-    @classmethod
-    def fit(cls, train: DirectRows, valid: DirectRows, features: list[str], params: dict[str, Any],
-            run: RunOptions) -> Member: ...
-
-    def refit(self, rows: DirectRows, run: RunOptions) -> Member:
-        """The same model fitted again on `rows` (train, purge gap and validation) with the
-        capacity validation chose (rounds, trees, epochs) and no early stopping: validation is
-        training data now and cannot judge. What is deployed."""
-        ...
-
-    def predict(self, x: np.ndarray, seq: np.ndarray) -> np.ndarray: ...  # (origins, 30) z
-
-    def summary(self) -> str: ...
-
-    def save(self, folder: Path) -> None: ...
-
-    @classmethod
-    def load(cls, folder: Path) -> Member: ...
 
 
 def fit_weights(member_z: dict[str, np.ndarray], actual_z: np.ndarray) -> dict[str, float]:
@@ -140,7 +108,7 @@ class DirectForecaster(ForecastModel):
         return (z * horizon_scale(self.sigma(windows), HORIZON))[:, :steps]
 
     # -- forecasts --------------------------------------------------------------------------------
-    def predict_windows(self, windows: Windows, steps: int = HORIZON) -> ForecastArrays:
+    def predict_windows(self, windows: Windows, steps: int = HORIZON, shift: np.ndarray | None = None) -> ForecastArrays:
         check_steps(steps)
         raw = self.raw_return(windows, steps)
         up, down = recent_shadows(windows)
@@ -150,8 +118,7 @@ class DirectForecaster(ForecastModel):
         times = np.column_stack([(last + offset * k).to_numpy("datetime64[ms]") for k in range(1, steps + 1)])
         feats = pd.DataFrame(self._tail(windows)[:, -1, :], columns=self.features)
         return calibrated_arrays(RawForecast(raw, ups, downs, self.sigma(windows), times, feats), windows.close[:, -1],
-                                 self.calibration, windows.close, self.profile.volatility_window,
-                                 windows.market)
+                                 self.calibration, windows.close, shift)
 
     # -- what serving adds, and the artifact ------------------------------------------------------
     def explain(self, out: ForecastArrays, top: int) -> list[str]:
@@ -174,10 +141,8 @@ class DirectForecaster(ForecastModel):
 
     @classmethod
     def from_artifact(cls, folder: Path, fields: dict[str, Any], calibration: Calibration) -> DirectForecaster:
-        from training.candidates import MEMBERS  # the registry imports this module
-
-        unknown = set(fields["weights"]) - set(MEMBERS)
+        unknown = set(fields["weights"]) - set(MEMBER_KINDS)
         if unknown:
-            raise ValueError(f"unknown member models {sorted(unknown)}; known: {sorted(MEMBERS)}")
-        members = {name: MEMBERS[name].load(folder / name) for name in fields["weights"]}
+            raise ValueError(f"unknown member models {sorted(unknown)}; known: {sorted(MEMBER_KINDS)}")
+        members = {name: load_member(name, folder / name) for name in fields["weights"]}
         return cls(members, fields["weights"], fields["timeframe"], calibration, fields.get("meta"))

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 import engine.train as engine
-from config import HORIZON
 from engine.layout import Checkpoints, RunOptions
 from engine.progress import report
+from market_data.timeframes import HORIZON
 from training.models.direct_rows import DirectRows, sequence_features
 
 LSTM_PARAMS: dict[str, Any] = {
@@ -182,7 +182,7 @@ class LSTMDirect:
         epochs = max(1, int(self.info.get("best_epoch", self.info["epochs"])))
         params = {**self.info["params"], "epochs": epochs}
         data = {"seq": standardise(rows.seq, self.mean, self.std), "y": rows.y.astype(np.float32)}
-        state = run.call(_fit_here, data, params)
+        state = engine.call(run, _fit_here, data, params)
         net = SequenceNet(rows.seq.shape[2], self.net.lstm.hidden_size)
         net.load_state_dict(state["model"])
         return LSTMDirect(net, self.features, self.mean, self.std,

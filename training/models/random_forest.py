@@ -15,6 +15,7 @@ import numpy as np
 import skops.io as sio
 from sklearn.ensemble import RandomForestRegressor
 
+import engine.train as engine
 from engine.layout import RunOptions
 from features.build import feature_names
 from training.models.direct_rows import DirectRows
@@ -60,13 +61,13 @@ class RFDirect:
             run: RunOptions) -> RFDirect:
         """A forest has no early stopping: `valid` is not used."""
         params = {**RF_PARAMS, **(params or {})}
-        model = run.call(_fit, train.x, train.y, params)
+        model = engine.call(run, _fit, train.x, train.y, params)
         return cls(model, features, {"params": params, "rows": len(train)})
 
     def refit(self, rows: DirectRows, run: RunOptions) -> RFDirect:
         """The same forest on more rows (a forest chooses nothing on validation)."""
         params = self.info["params"]
-        model = run.call(_fit, rows.x, rows.y, params)
+        model = engine.call(run, _fit, rows.x, rows.y, params)
         return RFDirect(model, self.features, {**self.info, "rows": len(rows), "refit": {"rows": len(rows)}})
 
     def summary(self) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+import engine.train as engine
 from features.build import feature_names
 from training.dataset import PART_CODES, PART_COLUMN, TARGETS, Split, rows_dataset, rows_local
 from training.estimator import Fits, TrainingData
@@ -40,7 +41,7 @@ def fit_model(spec: FitSpec, split: Split, candles: int) -> tuple[RecursiveForec
     features = feature_names(spec.timeframe)
     refit = spec.refit and not spec.shuffle_targets
     if runs_on(spec, candles) != "on Ray Train":  # here, or in one Ray task
-        fit, counts = spec.run.call(_fit_in_one_process, spec, split, refit)
+        fit, counts = engine.call(spec.run, _fit_in_one_process, spec, split, refit)
     else:
         # the rows sit in the object store once, labelled; the workers pick their parts
         rows = rows_dataset(spec.data_dir, spec.tickers, spec.timeframe, spec.end).map_batches(

@@ -16,11 +16,10 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from config import HORIZON
 from engine.progress import report
 from features.build import CandleStack, feature_names, stacked_tail
 from features.explain import key_indicators
-from market_data.timeframes import spec
+from market_data.timeframes import HORIZON, spec
 from training.calibration import Calibration
 from training.forecaster import ForecastArrays, ForecastModel, RawForecast, Windows, calibrated_arrays, check_steps, usable_sigma
 
@@ -88,13 +87,12 @@ class RecursiveForecaster(ForecastModel):
             report(step + 1, steps, f"steps of {n} recursive forecasts")
         return rets, ups, downs, origin_features, times
 
-    def predict_windows(self, windows: Windows, steps: int = HORIZON) -> ForecastArrays:
+    def predict_windows(self, windows: Windows, steps: int = HORIZON, shift: np.ndarray | None = None) -> ForecastArrays:
         check_steps(steps)
         rets, ups, downs, feats, times = self.raw_paths(windows, steps)
         sigma = usable_sigma(feats[self.sigma_feature].to_numpy(np.float64))
         return calibrated_arrays(RawForecast(np.cumsum(rets, axis=1), ups, downs, sigma, times, feats),
-                                 windows.close[:, -1], self.calibration, windows.close, self.profile.volatility_window,
-                                 windows.market)
+                                 windows.close[:, -1], self.calibration, windows.close, shift)
 
     # -- what serving adds, and the artifact ------------------------------------------------------
     def explain(self, out: ForecastArrays, top: int) -> list[str]:

@@ -7,29 +7,31 @@ all of them at once when the market's regime turns, and a test window's coverage
 ones 0.69). Adaptive conformal inference (Gibbs and Candes 2021) pooled over the market: at each
 candle since the fit, each horizon's band moves out by `rate` x (share of coins it missed - 0.20)
 for every origin whose outcome that candle made known, so the band drifts to where it misses 20 %
-of the market's moves in the current regime. One coin's own misses (`calibration.band_adjustments`)
-are too few and too noisy for that: tracking them cost 4-6 % of the interval score at h = 30;
-the market's share of misses moves the band by the regime, not by one coin's luck.
+of the market's moves in the current regime. One coin's own misses are too few and too noisy
+for that: tracking them cost 4-6 % of the interval score at h = 30 (bench/README.md); the
+market's share of misses moves the band by the regime, not by one coin's luck.
 
-Stateless: the replay starts at the end of the fit's validation period (`Calibration.fitted_until`,
+Stateless: the replay starts at the end of the fit's validation period (`Band.fitted_until`,
 where the band is the validated one by definition) and is recomputed from the candles, so a
 service or a backtest that replays the same candles states the same band. A serving replica
-carries its last track on over new candles (`carried_on`), which states the same band as the
-whole replay at the cost of a horizon's origins; a backtest replays once per band
-(`MarketReplay`), shared by the candidates of one fit.
+(`MarketAdaptation`) carries its last track on over new candles (`carried_on`), which states
+the same band as the whole replay at the cost of a horizon's origins, and serves the validated
+band once its candles are stale; a backtest replays once per band (`MarketReplay`), shared by
+the candidates of one fit.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from config import HORIZON
-from training.calibration import BAND_MISS, Calibration
-from training.forecaster import ForecastModel, Windows
+from market_data.timeframes import HORIZON
+from training.band.band import Band
+from training.band.quantiles import BAND_MISS
 
 # Step of the market-wide adaptation per candle at h = 30, in band units per unit of the miss
 # share's excess, per timeframe; shorter horizons step further (`horizon_rates`). bench.band_scale
@@ -94,11 +96,11 @@ def market_widening(z: np.ndarray, lo: np.ndarray, hi: np.ndarray, rate: float |
     return shift
 
 
-def scaled_moves(log_close: np.ndarray, cal: Calibration, volatility_window: int, horizons: int) -> np.ndarray:
+def scaled_moves(log_close: np.ndarray, band: Band, horizons: int) -> np.ndarray:
     """(coins x candles x horizons) float32: each coin's h-step move from each candle over the
-    band's scale there (`Calibration.scale`), NaN where either is unknown."""
+    band's scale there, NaN where either is unknown."""
     coins, candles = log_close.shape
-    scale = cal.scale(volatility_window)
+    scale = band.scale
     out = np.full((coins, candles, horizons), np.nan, dtype=np.float32)
     for first in range(0, coins, COIN_CHUNK):
         rows = log_close[first: first + COIN_CHUNK]
@@ -128,10 +130,6 @@ class MarketTrack:
         out[known] = self.shift[where[known], :horizons]
         return out
 
-    def on(self, windows: Windows, horizons: int) -> Windows:
-        """`windows` whose forecasts are widened by the widening in force at each origin."""
-        return replace(windows, market=self.at(windows.stamps[:, -1], horizons))
-
     def resumes_at(self, horizons: int) -> int:
         """The first candle whose origin is judged again when the track is carried on: every
         outcome of an older origin had closed by the track's last candle."""
@@ -149,16 +147,16 @@ def naive_times(stamps: pd.DatetimeIndex) -> pd.DatetimeIndex:
     return stamps.tz_convert(None) if stamps.tz is not None else stamps
 
 
-def replay_history(cal: Calibration, volatility_window: int) -> int:
+def replay_history(band: Band) -> int:
     """How many candles before the end of validation the replay reads: the band's scale there
     looks back over them, and the first candle's move starts one before it."""
-    return cal.scale(volatility_window).history + 1
+    return band.scale.history + 1
 
 
-def replay_since(first: pd.Timestamp, cal: Calibration, volatility_window: int, candle: pd.Timedelta) -> pd.Timestamp:
+def replay_since(first: pd.Timestamp, band: Band, candle: pd.Timedelta) -> pd.Timestamp:
     """The first candle time a replay from candle time `first` reads, for a store read by time
     with candles `candle` apart (one candle more, for a gap at the start)."""
-    return pd.Timestamp(first) - candle * (replay_history(cal, volatility_window) + 1)
+    return pd.Timestamp(first) - candle * (replay_history(band) + 1)
 
 
 def aligned_log_closes(candles: dict[str, pd.DataFrame], since: pd.Timestamp,
@@ -179,23 +177,25 @@ def aligned_log_closes(candles: dict[str, pd.DataFrame], since: pd.Timestamp,
     return times, table.to_numpy(np.float64).T, int(times.searchsorted(since))
 
 
-def market_track(candles: dict[str, pd.DataFrame], cal: Calibration, volatility_window: int,
-                 horizons: int) -> MarketTrack:
+def adapts(band: Band) -> bool:
+    return band.market_rate > 0 and bool(band.fitted_until)
+
+
+def market_track(candles: dict[str, pd.DataFrame], band: Band, horizons: int) -> MarketTrack:
     """The market-wide widening (`market_widening`) at every candle time of `candles` from the
-    end of the calibration's validation (`Calibration.fitted_until`) on, over all coins given:
-    what a forecast made at each of those candles widens its band by."""
-    if cal.market_rate <= 0 or not cal.fitted_until or not candles:
+    end of the band's validation (`Band.fitted_until`) on, over all coins given: what a forecast
+    made at each of those candles widens its band by."""
+    if not adapts(band) or not candles:
         return MarketTrack(pd.DatetimeIndex([]), np.zeros((0, horizons)))
-    times, log_close, start = aligned_log_closes(candles, pd.Timestamp(cal.fitted_until),
-                                                 replay_history(cal, volatility_window))
+    times, log_close, start = aligned_log_closes(candles, pd.Timestamp(band.fitted_until), replay_history(band))
     if start >= len(times):
         return MarketTrack(pd.DatetimeIndex([]), np.zeros((0, horizons)))
-    lo, hi = np.asarray(cal.naive_lo)[:horizons], np.asarray(cal.naive_hi)[:horizons]
-    moves = scaled_moves(log_close, cal, volatility_window, horizons)[:, start:, :]
-    return MarketTrack(times[start:], market_widening(moves, lo, hi, horizon_rates(cal.market_rate, horizons)))
+    lo, hi = np.asarray(band.naive_lo)[:horizons], np.asarray(band.naive_hi)[:horizons]
+    moves = scaled_moves(log_close, band, horizons)[:, start:, :]
+    return MarketTrack(times[start:], market_widening(moves, lo, hi, horizon_rates(band.market_rate, horizons)))
 
 
-def carried_on(track: MarketTrack, candles: dict[str, pd.DataFrame], cal: Calibration, volatility_window: int,
+def carried_on(track: MarketTrack, candles: dict[str, pd.DataFrame], band: Band,
                horizons: int) -> MarketTrack | None:
     """`track` carried on over `candles` (every coin, from `replay_since` its `resumes_at` candle):
     the widening at the candles it holds stays (each counts only outcomes closed by then), its
@@ -206,34 +206,75 @@ def carried_on(track: MarketTrack, candles: dict[str, pd.DataFrame], cal: Calibr
     if not len(track.times):
         return None
     resume = track.resumes_at(horizons)
-    times, log_close, start = aligned_log_closes(candles, track.times[resume], replay_history(cal, volatility_window))
+    times, log_close, start = aligned_log_closes(candles, track.times[resume], replay_history(band))
     held = track.times[resume:]
     if len(times) < start + len(held) or not times[start: start + len(held)].equals(held):
         return None
-    lo, hi = np.asarray(cal.naive_lo)[:horizons], np.asarray(cal.naive_hi)[:horizons]
-    moves = scaled_moves(log_close, cal, volatility_window, horizons)[:, start:, :]
-    shift = market_widening(moves, lo, hi, horizon_rates(cal.market_rate, horizons), track.shift[resume:, :horizons])
+    lo, hi = np.asarray(band.naive_lo)[:horizons], np.asarray(band.naive_hi)[:horizons]
+    moves = scaled_moves(log_close, band, horizons)[:, start:, :]
+    shift = market_widening(moves, lo, hi, horizon_rates(band.market_rate, horizons), track.shift[resume:, :horizons])
     return MarketTrack(track.times[:resume].append(times[start:]), np.concatenate([track.shift[:resume, :horizons], shift]))
 
 
 class MarketReplay:
     """The market-wide widening over one set of candles (every coin of a backtest or a test
     window, up to its end), replayed once per band: the candidates of one fit share their
-    calibration's band, scale, rate and end of validation, so they share one replay."""
+    calibration's band (quantiles, scale, rate and end of validation), so they share one replay."""
 
     def __init__(self, candles: dict[str, pd.DataFrame]) -> None:
         self.candles = candles
         self._tracks: dict[str, MarketTrack] = {}
 
-    def track(self, model: ForecastModel, horizons: int) -> MarketTrack:
-        cal = model.calibration
-        key = json.dumps([cal.naive_lo, cal.naive_hi, cal.band_scale, cal.market_rate, cal.fitted_until,
-                          model.profile.volatility_window, horizons])
+    def track(self, band: Band, horizons: int) -> MarketTrack:
+        key = json.dumps([band.as_dict(), horizons])
         if key not in self._tracks:
-            self._tracks[key] = market_track(self.candles, cal, model.profile.volatility_window, horizons)
+            self._tracks[key] = market_track(self.candles, band, horizons)
         return self._tracks[key]
 
-    def on(self, windows: Windows, model: ForecastModel, horizons: int) -> Windows:
-        """`windows` whose forecasts `model` widens by the widening in force at each origin (an
-        origin's widening counts only outcomes closed by its time)."""
-        return self.track(model, horizons).on(windows, horizons)
+    def shift_at(self, band: Band, stamps: np.ndarray, horizons: int) -> np.ndarray:
+        """(origins x horizons) the widening of `band` in force at each origin time (an origin's
+        widening counts only outcomes closed by its time)."""
+        return self.track(band, horizons).at(stamps, horizons)
+
+
+Reader = Callable[[pd.Timestamp], dict[str, pd.DataFrame]]
+
+
+class MarketAdaptation:
+    """A serving replica's market-wide widening of one band: `update` replays it from the end of
+    validation the first time, then carries the last track on over the candles that came since;
+    `shift_now` is the widening in force at the newest candle, or None (the validated band)
+    where the band does not adapt or its candles are stale (the newest older than the horizon:
+    a widening that old no longer says how the market is moving)."""
+
+    def __init__(self, band: Band, candle: pd.Timedelta, horizons: int = HORIZON) -> None:
+        self.band, self.candle, self.horizons = band, candle, horizons
+        self.track = MarketTrack(pd.DatetimeIndex([]), np.zeros((0, horizons)))
+        self.coins = 0
+        self._now: np.ndarray | None = None
+
+    def update(self, read: Reader, now: pd.Timestamp) -> str:
+        """Replay over the candles `read(since)` returns (every coin, from candle time `since`
+        on); returns what the band now does, for the log."""
+        if not adapts(self.band):
+            self._now = None
+            return "no market-wide adaptation"
+        track = None
+        if len(self.track.times):
+            first = self.track.times[self.track.resumes_at(self.horizons)]
+            candles = read(replay_since(first, self.band, self.candle))
+            track = carried_on(self.track, candles, self.band, self.horizons)
+        if track is None:
+            candles = read(replay_since(pd.Timestamp(self.band.fitted_until), self.band, self.candle))
+            track = market_track(candles, self.band, self.horizons)
+        self.track, self.coins = track, len(candles)
+        newest, shift = track.last(self.horizons)
+        if newest is None or newest < naive_times(pd.DatetimeIndex([now]))[0] - self.candle * self.horizons:
+            self._now = None
+            return f"the candles end {newest}; the band is the validated one until newer ones come"
+        self._now = shift
+        return (f"band widened by {shift[0]:+.3f} (h1) / {shift[-1]:+.3f} (h{self.horizons}) band units, "
+                f"{self.coins} coins to {newest:%Y-%m-%d %H:%M}")
+
+    def shift_now(self) -> np.ndarray | None:
+        return self._now

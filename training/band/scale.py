@@ -23,9 +23,9 @@ import pandas as pd
 
 ROLLING, HAR = "rolling", "har"
 # past candles of realised volatility per HAR candidate (validation picks among them and the
-# rolling window, `training.band`); the second window, 20, is the base. The set adding 250 candles
+# rolling window, `training.band.choice`); the second window, 20, is the base. The set adding 250 candles
 # (a slow level volatility reverts to) is the sharper at h = 30 on bench.band_scale's real windows;
-# while bands adapted to recent misses (`calibration.ADAPT_RATE`) its h = 1 band covered only
+# while bands adapted to each coin's recent misses (a rate of 0.02, since dropped) its h = 1 band covered only
 # 0.71-0.74 there, without adaptation 0.77-0.83 (bench/README.md, "bench.band_scale").
 HAR_WINDOW_SETS: tuple[tuple[int, ...], ...] = ((5, 20, 100), (5, 20, 100, 250))
 HAR_WINDOWS = HAR_WINDOW_SETS[0]

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from training.calibration import BAND_QUANTILES, naive_move_pairs
+from training.band.quantiles import BAND_QUANTILES, naive_move_pairs
+from training.band.scale import HAR_WINDOW_SETS, ROLLING, BandScale, fit_har
 from training.dataset import Split
 from training.scores import interval_score
-from training.volatility import HAR_WINDOW_SETS, ROLLING, BandScale, fit_har
 
 
 @dataclass

@@ -15,6 +15,16 @@ from serve_app.drain import DrainFlag, InFlight, clear_reports, report_when_stop
 from serve_app.middleware import Shed
 
 
+def _reads(path: Path, text: str, timeout_s: float) -> bool:
+    """Whether `path` holds `text` within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.is_file() and path.read_text() == text:
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def _request() -> dict[str, Any]:
     return {"type": "http", "method": "GET", "path": "/", "headers": []}
 
@@ -49,8 +59,10 @@ def test_a_replica_reports_its_requests_in_flight_until_none_is_left(tmp_path: P
         await asyncio.sleep(0.05)
         assert in_flight.count == 1
         flag.raise_flag()
-        await asyncio.sleep(0.3)  # the reporter and the middleware read the flag
+        # the reporter read the flag and wrote its one request in flight (waited for, not slept on)
+        wrote = await asyncio.to_thread(_reads, reports / str(os.getpid()), "1\n", 10.0)
         busy = await asyncio.to_thread(wait_until_idle, reports, 1, 0.3)
+        assert wrote
         await shed(_request(), receive, send)  # a new request while stopping: 503, not admitted
         release.set()
         await running

@@ -135,20 +135,21 @@ def flat_seed(ticker: str, timeframe: str, now: datetime) -> tuple[float, Candle
 def test_a_tick_goes_out_at_once_and_a_burst_within_flush_s_goes_out_once_as_its_last_state() -> None:
     async def scenario() -> None:
         stream = PushedStream(T0 + timedelta(minutes=1))
-        hub = LiveHub(stream, flat_seed, linger_s=0.2, flush_s=0.5)
+        flush_s = 2.0  # long beside a loaded machine's delays: the bounds below are fractions of it
+        hub = LiveHub(stream, flat_seed, linger_s=0.2, flush_s=flush_s)
         box = Outbox(hub.stats)
         await hub.join("X:AUSD", "1h", box)
         assert (await box.get())["type"] == "status" and (await box.get())["candle"]["close"] == 100.0
-        await asyncio.sleep(0.6)  # the join's own update counts as nothing sent by a tick
+        await asyncio.sleep(flush_s + 0.1)  # the join's own update counts as nothing sent by a tick
         t0 = time.monotonic()
         stream.ticks.put(tick(T0 + timedelta(minutes=2), 101.0))
-        assert (await asyncio.wait_for(box.get(), 1))["candle"]["close"] == 101.0
-        assert time.monotonic() - t0 < 0.2  # not held for flush_s
+        assert (await asyncio.wait_for(box.get(), 10))["candle"]["close"] == 101.0
+        assert time.monotonic() - t0 < flush_s / 2  # not held for flush_s
         stream.ticks.put(tick(T0 + timedelta(minutes=3), 102.0))
         stream.ticks.put(tick(T0 + timedelta(minutes=4), 103.0))
-        burst = await asyncio.wait_for(box.get(), 1)
+        burst = await asyncio.wait_for(box.get(), 10 + flush_s)
         assert burst["candle"]["close"] == 103.0 and burst["candle"]["high"] == 103.0  # one message, the last state
-        assert 0.35 < time.monotonic() - t0 < 0.9 and box.pending() == 0
+        assert time.monotonic() - t0 > 0.7 * flush_s and box.pending() == 0
         await hub.close()
 
     run_async(scenario())

@@ -96,7 +96,7 @@ class AccountService:
                  clock: Callable[[], datetime] = utc_now, mail: EmailNotifier | None = None) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
         self.quota = QuotaCounter(engine, cache)
-        notifier = mail or EmailNotifier(EmailSettings(None, None, "cryptocast <accounts@cryptocast.invalid>"))
+        notifier = mail or EmailNotifier(EmailSettings(sender="cryptocast <accounts@cryptocast.invalid>"))
         self.mailed = MailedTokens(engine, notifier, settings.public_base_url, clock)
         self.sessions = Sessions(engine, clock)
         self.verification = EmailVerification(engine, self.mailed, clock)

@@ -51,7 +51,7 @@ def main() -> None:
                              "expires_at": None if i % 10 else (NOW - timedelta(days=1)).replace(tzinfo=None)})
             conn.execute(Alert.__table__.insert(), rows)
         source = CountingSource(market)
-        scanner = AlertScanner(engine, MemoryCache(), source, EmailNotifier(EmailSettings(None, None, "b@x")),
+        scanner = AlertScanner(engine, MemoryCache(), source, EmailNotifier(EmailSettings(sender="b@x")),
                                clock=lambda: NOW)
         report = scanner.scan()
         sample = tickers[:args.baseline_sample]

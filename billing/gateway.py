@@ -27,7 +27,7 @@ class StripeGateway:
             raise billing_disabled()
         self.settings = settings
         addresses = {"api": settings.api_base} if settings.api_base else None
-        self.client = stripe.StripeClient(settings.api_key, base_addresses=addresses, max_network_retries=2)
+        self.client = stripe.StripeClient(settings.api_key.get_secret_value(), base_addresses=addresses, max_network_retries=2)
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:

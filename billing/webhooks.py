@@ -81,7 +81,8 @@ class WebhookHandler:
         except UnicodeDecodeError:
             raise BillingError(400, "bad_body", "the webhook body is not UTF-8 text") from None
         try:
-            stripe.WebhookSignature.verify_header(text, signature, self.settings.webhook_secret, TOLERANCE_S)
+            stripe.WebhookSignature.verify_header(text, signature, self.settings.webhook_secret.get_secret_value(),
+                                                  TOLERANCE_S)
         except (stripe.SignatureVerificationError, ValueError, IndexError):
             raise BillingError(400, "bad_signature", "the Stripe-Signature header does not verify: wrong secret, "
                                                      "an altered body, or a timestamp older than 5 minutes") from None

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import resend
 from resend.exceptions import ResendError
 
-from config import EmailSettings
+from config import EmailSettings, secret
 from storage.location import Location
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class EmailNotifier:
     def __init__(self, settings: EmailSettings) -> None:
         self.settings = settings
         if settings.api_key:
-            resend.api_key = settings.api_key
+            resend.api_key = secret(settings.api_key)
             if settings.api_base:
                 resend.api_url = settings.api_base
 

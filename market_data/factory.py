@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from config import Settings
+from config import Settings, secret
 from market_data.source import MarketSource
 from market_data.stream import MarketStream
 
@@ -26,7 +26,7 @@ def make_source(settings: Settings, throttle: Callable[[], None] | None = None) 
         return CsvSource(settings.market_source.csv_dir)
     from market_data.massive_source import MassiveSource
 
-    return MassiveSource(settings.massive_api_key, settings.massive_api_base, retries=settings.massive_retries,
+    return MassiveSource(secret(settings.massive_api_key), settings.massive_api_base, retries=settings.massive_retries,
                          backoff_factor=settings.massive_backoff_s, throttle=throttle)
 
 
@@ -50,7 +50,7 @@ def make_stream(settings: Settings, source: MarketSource) -> MarketStream | None
     if kind == "massive":
         from market_data.massive_stream import MassiveStream
 
-        return MassiveStream(settings.massive_api_key or "", settings.live.massive_ws_base)
+        return MassiveStream(secret(settings.massive_api_key) or "", settings.live.massive_ws_base)
     from market_data.synthetic_stream import SyntheticStream, last_hourly_close
 
     return SyntheticStream(lambda ticker: last_hourly_close(source, ticker), seed=SYNTHETIC_SEED)

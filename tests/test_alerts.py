@@ -67,7 +67,8 @@ def _alert(world, condition: str, target: float, expires_at: datetime | None = N
 
 
 def _scanner(world, resend: FakeResend | None) -> AlertScanner:
-    email = EmailSettings(resend.api_key if resend else None, resend.base if resend else None, "alerts@example.com")
+    email = EmailSettings(api_key=resend.api_key if resend else None, api_base=resend.base if resend else None,
+                          sender="alerts@example.com")
     return AlertScanner(world["engine"], world["cache"], world["market"], EmailNotifier(email), clock=lambda: world["now"])
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, ServePorts, load_settings
+from config import ConfigError, ServePorts, load_settings, secret
 
 
 def test_defaults_are_the_embedded_ones() -> None:
@@ -40,7 +40,7 @@ def test_values_from_environment() -> None:
     assert s.database_url == "postgresql+psycopg://u@db:5432/app"
     assert s.redis_url == "redis://127.0.0.1:6379/0"
     assert s.market_source.kind == "csv" and str(s.market_source.csv_dir) == "/tmp/candles"
-    assert s.massive_api_key == "k1"
+    assert secret(s.massive_api_key) == "k1"
     assert s.serve_port == 9000
     # the service's other listeners follow SERVE_PORT unless named: two instances never collide
     assert s.ports == ServePorts(metrics=10101, stats=9404, fallback=9500, replicas_from=30000)
@@ -55,7 +55,7 @@ def test_values_from_environment() -> None:
         load_settings({"SERVE_PORT": "65000"})
     with pytest.raises(ConfigError, match="SERVE_REPLICA_PORT_MIN=65500 leaves no room for 100"):
         load_settings({"SERVE_REPLICA_PORT_MIN": "65500"})
-    assert load_settings({"MASSIVE_API_KEY": "a", "POLYGON_API_KEY": "b"}).massive_api_key == "a"
+    assert secret(load_settings({"MASSIVE_API_KEY": "a", "POLYGON_API_KEY": "b"}).massive_api_key) == "a"
 
 
 @pytest.mark.parametrize(
@@ -246,3 +246,23 @@ def test_ray_is_imported_only_by_the_engine_the_jobs_and_serving() -> None:
     offenders = [str(p.relative_to(root)) for p in root.glob("*/**/*.py")
                  if p.relative_to(root).parts[0] not in edges | {".venv"} and pattern.search(p.read_text())]
     assert not offenders, offenders
+
+
+def test_the_readme_configuration_table_names_every_variable_the_settings_read() -> None:
+    """README.md's table, first column, against `config.VARIABLES` (made from the settings'
+    fields): no variable read without a row, no row for a variable nothing reads."""
+    import re
+
+    from config import TIERS, VARIABLES
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    named: set[str] = set()
+    for row in table.splitlines():
+        if row.startswith("| `"):
+            for name in re.findall(r"`([A-Z][A-Z0-9_<>]*)`", row.split(" | ")[0]):
+                named.update(name.replace("<TIER>", tier.upper()) for tier in TIERS) if "<TIER>" in name \
+                    else named.add(name)
+    outside = {"RAY_ADDRESS"}  # read by Ray itself, documented with the settings
+    assert sorted(set(VARIABLES) - named) == []
+    assert sorted(named - set(VARIABLES) - outside) == []

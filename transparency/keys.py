@@ -58,7 +58,7 @@ def log_signer(settings: LedgerSettings, state_dir: str) -> Signer:
     """The service's log key; ConfigError naming LEDGER_SIGNING_KEY or the key file where it is unreadable."""
     try:
         if settings.signing_key:
-            return from_text(settings.signing_key, settings.origin, "LEDGER_SIGNING_KEY")
+            return from_text(settings.signing_key.get_secret_value(), settings.origin, "LEDGER_SIGNING_KEY")
         return load_or_create(Path(state_dir) / KEY_FILE, settings.origin)
     except SigningKeyError as exc:
         raise ConfigError(str(exc)) from None

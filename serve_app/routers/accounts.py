@@ -31,7 +31,7 @@ router = APIRouter(tags=["accounts"], responses=ERRORS)
 
 
 def user_out(account: Account) -> UserOut:
-    return UserOut(id=str(account.id), email=account.email, name=account.name, tier=account.tier,  # type: ignore[arg-type]
+    return UserOut(id=str(account.id), email=account.email, name=account.name, tier=account.tier,
                    created_at=account.created_at, email_verified=account.email_verified)
 
 
@@ -88,7 +88,7 @@ def resend_verification(accounts: Accounts, account: CurrentAccount, background:
 def me(accounts: Accounts, account: CurrentAccount) -> MeResponse:
     """The signed-in user, their tier and today's forecast usage."""
     usage = accounts.usage(Caller(account, ""))
-    return MeResponse(user=user_out(account), tier=account.tier,  # type: ignore[arg-type]
+    return MeResponse(user=user_out(account), tier=account.tier,
                       usage=UsageOut(date=usage.date.isoformat(), api_calls=usage.api_calls, limit=usage.limit,
                                      remaining=usage.remaining, reset_at=usage.reset_at))
 

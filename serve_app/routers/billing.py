@@ -33,4 +33,4 @@ async def stripe_webhook(billing: Billing, request: Request) -> WebhookResponse:
     """Stripe's signed events (`Stripe-Signature`); each event id is handled once."""
     payload = await request.body()
     result = await run_in_threadpool(billing.webhook, payload, request.headers.get("stripe-signature"))
-    return WebhookResponse(received=True, event_id=result.event_id, outcome=result.outcome)  # type: ignore[arg-type]
+    return WebhookResponse(received=True, event_id=result.event_id, outcome=result.outcome)

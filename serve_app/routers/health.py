@@ -47,5 +47,5 @@ def health(service: Predictions, versions: Versions, live: Live) -> HealthRespon
         status = "degraded"
     live_health = None if live is None else LiveHealth(state=live.hub.state, viewers=live.hub.stats.viewers,
                                                        upstream_subscriptions=live.upstream())
-    return HealthResponse(status=status, database=database, cache=cache, models=versions,  # type: ignore[arg-type]
+    return HealthResponse(status=status, database=database, cache=cache, models=versions,
                           live=live_health)

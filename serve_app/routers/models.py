@@ -19,7 +19,7 @@ router = APIRouter(tags=["models"], responses=ERRORS)
 
 
 def model_out(m: ModelRecord) -> ModelOut:
-    return ModelOut(id=str(m.id), timeframe=m.timeframe, version=m.version, is_active=bool(m.is_active),  # type: ignore[arg-type]
+    return ModelOut(id=str(m.id), timeframe=m.timeframe, version=m.version, is_active=bool(m.is_active),
                     trained_at=as_utc(m.trained_at), training_start=as_utc(m.training_start),
                     training_end=as_utc(m.training_end), num_symbols=m.num_symbols, feature_count=m.feature_count,
                     accuracy_avg=None if m.accuracy_avg is None else float(m.accuracy_avg))

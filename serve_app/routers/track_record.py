@@ -61,7 +61,7 @@ def _interval(value: tuple[float, float, float] | None) -> Interval | None:
 
 def _horizon_out(h: HorizonRecord) -> TrackHorizon:
     dm = h.diebold_mariano
-    return TrackHorizon(horizon=h.horizon, n=h.n, status=h.status, mae_ratio=_interval(h.mae_ratio),  # type: ignore[arg-type]
+    return TrackHorizon(horizon=h.horizon, n=h.n, status=h.status, mae_ratio=_interval(h.mae_ratio),
                         dm_statistic=None if dm is None else dm[0], dm_p_value=None if dm is None else dm[1],
                         directional_accuracy=h.directional_accuracy, called=h.called,
                         coverage_80=_interval(h.coverage_80), interval_score=h.interval_score,

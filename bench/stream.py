@@ -41,6 +41,8 @@ import os, uvicorn
 from config import load_settings
 from serve_app.app import create_app
 from serve_app.wiring import build_service
+from storage.migrate import migration_url, upgrade
+upgrade(migration_url(load_settings()))
 services = build_service(load_settings(), cache_prefix="bench:stream:")
 app = create_app(services.predictions, services.accounts, services.billing,
                  portfolio=services.portfolio, live_market=services.live)

@@ -20,7 +20,7 @@ from predictions.service import ForecastFn, PredictionService
 from serve_app.active_models import ActiveModels
 from storage.cache import RedisCache, make_cache
 from storage.db import make_engine
-from storage.migrate import migration_url, upgrade
+from storage.migrate import require_current
 from storage.registry import ModelRegistry
 from streaming.admission import Admission
 from streaming.hub import LiveHub
@@ -53,9 +53,10 @@ class Services:
 def build_service(settings: Settings, forecast: ForecastFn | None = None, window: WindowFn | None = None,
                   cache_prefix: str = "", live_stream: RelayedStream | None = None) -> Services:
     """The services, forecasting in this process unless `forecast`/`window` are given (Ray Serve),
-    with live candles from the market's own stream unless `live_stream` relays one (Ray Serve)."""
-    upgrade(migration_url(settings))
+    with live candles from the market's own stream unless `live_stream` relays one (Ray Serve). The
+    database must be migrated already (`storage.migrate.require_current`): a replica never migrates."""
     engine = make_engine(settings.database_url)
+    require_current(engine)
     cache = make_cache(settings.redis_url, cache_prefix)
     if isinstance(cache, RedisCache):
         cache.ping()

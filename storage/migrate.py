@@ -9,6 +9,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import Engine
 
 from config import Settings, mask_url, settings_or_exit
 from storage.db import database_or_exit
@@ -26,6 +27,27 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
+
+
+class SchemaBehind(RuntimeError):
+    """The database's schema is not the one this code needs (a process that may not migrate)."""
+
+
+def require_current(engine: Engine) -> None:
+    """What a process that serves checks at start instead of migrating (each API replica would
+    otherwise race the others, and as the service role it may not): the database is at the
+    newest revision. The launcher (`python -m serve_app`), the jobs and `python -m
+    storage.migrate` migrate."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current != head:
+        raise SchemaBehind(f"the database {mask_url(engine.url.render_as_string(hide_password=True))} is at schema "
+                           f"{current or 'none'}, this code needs {head}: run `python -m storage.migrate` (the jobs "
+                           "and `python -m serve_app` run it at start)")
 
 
 def migration_url(settings: Settings) -> str:

@@ -146,3 +146,22 @@ def test_migrate_command_on_empty_postgres(pg_database_url: str) -> None:
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0010"
     engine.dispose()
+
+
+def test_a_serving_process_refuses_a_database_it_would_have_to_migrate(tmp_path) -> None:
+    """`build_service` (every API replica) checks the schema and never migrates: one owner
+    migrates once (the launcher, a job, `python -m storage.migrate`)."""
+    from config import load_settings
+    from serve_app.wiring import build_service
+    from storage.migrate import SchemaBehind, require_current
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    with pytest.raises(SchemaBehind, match="schema none, this code needs .*python -m storage.migrate"):
+        require_current(make_engine(url))
+    with pytest.raises(SchemaBehind):
+        build_service(load_settings({"DATABASE_URL": url, "DATA_DIR": str(tmp_path), "MODEL_DIR": str(tmp_path)}))
+    upgrade(url, "0009")
+    with pytest.raises(SchemaBehind, match="schema 0009"):
+        require_current(make_engine(url))
+    upgrade(url)
+    require_current(make_engine(url))

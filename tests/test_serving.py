@@ -25,6 +25,7 @@ from serve_app.app import create_app
 from serve_app.wiring import build_service
 from storage.cache import RedisCache
 from storage.db import make_engine, session_scope
+from storage.migrate import migration_url, upgrade
 from storage.registry import ModelRegistry, TrainingInfo
 from storage.schema import Symbol
 from tests.conftest import TEST_REDIS_URL, _free_port
@@ -47,7 +48,9 @@ def prefix() -> str:
 
 
 def _client(env: dict[str, str], prefix: str, **overrides: str) -> TestClient:
-    services = build_service(load_settings({**env, **overrides}), cache_prefix=prefix)
+    settings = load_settings({**env, **overrides})
+    upgrade(migration_url(settings))  # as the launcher does before it builds a replica's services
+    services = build_service(settings, cache_prefix=prefix)
     app = create_app(services.predictions, services.accounts, services.billing,
                  portfolio=services.portfolio)
     app.state.versions = services.models.versions

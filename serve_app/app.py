@@ -16,7 +16,6 @@ from billing.service import BillingService
 from config import LedgerSettings, load_settings
 from portfolio.service import Portfolio
 from predictions.service import PredictionService
-from serve_app.drain import InFlight
 from serve_app.errors import install_handlers
 from serve_app.metrics import Metrics
 from serve_app.middleware import BodyLimit, Shed, observe
@@ -35,6 +34,7 @@ from serve_app.routers import (
     transparency,
 )
 from serve_app.routers.pages import STATIC_DIR
+from serve_app.stopping import InFlight
 from streaming.live import LiveMarket
 from transparency.log import TransparencyLog
 from transparency.note import Signer
@@ -51,7 +51,7 @@ def create_app(service: PredictionService, accounts: AccountService, billing: Bi
     that there is no live market. `app.state.log` is the public log, its checkpoints signed with a
     key of this process alone until the Serve ingress sets the service's own (`build_service`). Once
     `app.state.stopping()` is true (the Serve ingress sets it:
-    `serve_app.drain`) every new request is a 503 `stopping`."""
+    `serve_app.stopping`) every new request is a 503 `stopping`."""
     app = FastAPI(title="cryptocast", version="0.1.0",
                   description="30-step crypto forecasts (OHLC, 80 % band, calibrated confidence) from one model per timeframe")
     app.add_middleware(BodyLimit)

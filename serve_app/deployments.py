@@ -34,10 +34,10 @@ from market_data.timeframes import TIMEFRAMES
 from predictions.errors import PredictionError
 from serve_app.active_models import ActiveModels, NoActiveModel
 from serve_app.app import create_app
-from serve_app.drain import DrainFlag, report_when_stopping
 from serve_app.metrics import LiveAccuracyGauges, Metrics, UpstreamGauges
+from serve_app.replica_log import show_replica_lines
 from serve_app.state_dir import StateDir
-from serve_app.terminal import show_replica_lines
+from serve_app.stopping import DrainFlag, report_when_stopping
 from serve_app.wiring import build_service
 from storage.cache import decode_frame, encode_frame
 from storage.db import make_engine

@@ -12,8 +12,8 @@ from typing import Any
 from fastapi import Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serve_app.drain import RETRY_AFTER_S, InFlight
 from serve_app.errors import FRAMEWORK_CODES, error_response
+from serve_app.stopping import RETRY_AFTER_S, InFlight
 
 log = logging.getLogger("serve_app.requests")
 
@@ -57,7 +57,7 @@ class BodyLimit:
 class Shed:
     """Past `limit` requests in flight, answer 503 `overloaded` + Retry-After at once, so that a
     burst is told to come back instead of queueing without bound; while the service stops
-    (`stopping()`, `serve_app.drain`), every new request is a 503 `stopping` + Retry-After and
+    (`stopping()`, `serve_app.stopping`), every new request is a 503 `stopping` + Retry-After and
     the ones in flight finish."""
 
     def __init__(self, app: Any, limit: int = MAX_IN_FLIGHT, stopping: Callable[[], bool] = lambda: False,

@@ -1,6 +1,7 @@
 """Where `python -m serve_app` on one port keeps what outlives a process: its own pid, each
-HAProxy's pid (`serve_app.leftovers` ends what a crashed run left), and the drain flag its API
-replicas read while it stops and their reports of requests in flight (`serve_app.drain`). SERVE_STATE_DIR/serve-<SERVE_PORT>/."""
+HAProxy's pid (`launcher.leftovers` ends what a crashed run left), and the drain flag its API
+replicas read while it stops and their reports of requests in flight (`serve_app.stopping`,
+`launcher.drain`): SERVE_STATE_DIR/serve-<SERVE_PORT>/. Shared by the launcher and its replicas."""
 
 from __future__ import annotations
 

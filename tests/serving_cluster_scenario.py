@@ -1,7 +1,7 @@
 """Serving on several nodes, for tests/test_cluster.py (a separate process: one process joins one
 Ray cluster). A head (no CPUs for replicas: the Serve controller and HAProxy) and two worker
 nodes, each its own raylet; the app deployed as `python -m serve_app` does it (HAProxy, its
-settings from serve_app.ray_env), the replicas spread over the workers. Under 100 concurrent
+settings from launcher.ray_env), the replicas spread over the workers. Under 100 concurrent
 callers the worker holding most replicas is killed; a signed-in user's quota is spent across the
 kill. Prints one JSON line with what happened.
 """
@@ -190,8 +190,8 @@ def main(workdir: str, database_url: str, port: int) -> None:
     root = Path(workdir)
     _world(root, database_url)
     from config import environ_snapshot, load_settings
-    from serve_app.leftovers import claim, release
-    from serve_app.ray_env import apply_ray_serve_env, listener_env
+    from launcher.leftovers import claim, release
+    from launcher.ray_env import apply_ray_serve_env, listener_env
 
     os.environ["SERVE_PORT"] = str(port)
     state = claim(load_settings(os.environ))

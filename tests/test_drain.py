@@ -1,4 +1,4 @@
-"""The stop that lets requests in flight finish (serve_app/drain.py), without Ray: the Shed
+"""The stop that lets requests in flight finish (launcher/drain.py), without Ray: the Shed
 middleware counting requests, the replica's reporter thread writing its count once the flag is
 raised, and the stopper waiting for every replica's report of none. The whole stop under load
 through `python -m serve_app` is tests/test_service_process.py's SIGTERM under load."""
@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from serve_app.drain import DrainFlag, InFlight, clear_reports, report_when_stopping, wait_until_idle
+from launcher.drain import clear_reports, wait_until_idle
 from serve_app.middleware import Shed
+from serve_app.stopping import DrainFlag, InFlight, report_when_stopping
 
 
 def _reads(path: Path, text: str, timeout_s: float) -> bool:

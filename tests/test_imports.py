@@ -1,6 +1,6 @@
 """The import contract (docs/architecture.md): no circle among the project's modules (a lazy
 import inside a function counts: it hides a circle, it does not break it), the HTTP layer never
-imports a job's entry point, Ray stays in the engine and at the serving and launching edges, and a
+imports a job's entry point nor the launcher, Ray stays in the engine and at the serving and launching edges, and a
 fitted forecaster is changed only by its own methods (`with_calibration`, `with_meta`)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # where `import ray` may stand: the engine (Ray Data, Train, Tune, tasks), the Serve application and
 # the process that launches it, and the jobs' common start-up (joining a cluster, its metrics)
-RAY_EDGES = ("engine/", "serve_app/deployments.py", "serve_app/__main__.py", "serve_app/ray_env.py",
-             "serve_app/terminal.py", "serve_app/metrics.py", "jobs/cli.py", "jobs/metrics.py")
+RAY_EDGES = ("engine/", "serve_app/deployments.py", "launcher/",
+             "serve_app/metrics.py", "jobs/cli.py", "jobs/metrics.py")
 
 
 @cache
@@ -93,6 +93,13 @@ def test_the_circle_finder_finds_a_circle() -> None:
 def test_the_http_layer_never_imports_a_job() -> None:
     wrong = {name: sorted(t for t in targets if t.split(".")[0] == "jobs")
              for name, targets in _graph().items() if name.startswith("serve_app")}
+    assert {k: v for k, v in wrong.items() if v} == {}
+
+
+def test_nothing_the_service_runs_imports_its_launcher() -> None:
+    """The launcher (process supervision) is above the Serve application and the HTTP API."""
+    wrong = {name: sorted(t for t in targets if t.split(".")[0] == "launcher")
+             for name, targets in _graph().items() if name.split(".")[0] != "launcher" and name != "serve_app.__main__"}
     assert {k: v for k, v in wrong.items() if v} == {}
 
 

@@ -25,7 +25,7 @@ import psutil
 import pytest
 
 from config import PORT_OFFSETS
-from serve_app.ray_env import HAPROXY_WRAPPER
+from launcher.ray_env import HAPROXY_WRAPPER
 from tests import tlog_client
 from tests.conftest import _free_port, process_running
 from tests.served_world import served_world, top_symbol
@@ -166,7 +166,7 @@ def _uses_its_own_settings(proc: Any, port: int, listeners: tuple[int, int], log
     while not all(w in log.read_text() for w in wanted) and time.time() < deadline:
         time.sleep(1)
     assert all(w in log.read_text() for w in wanted), log.read_text()[-3000:]
-    # the ingress of serve_app.ray_env: HAProxy through the wrapper, which records each one
+    # the ingress of launcher.ray_env: HAProxy through the wrapper, which records each one
     assert list((_state(log, port) / "haproxy").glob("*.pid")), f"no HAProxy recorded: not started through {HAPROXY_WRAPPER}"
     # anonymous quotas count per client address through HAProxy (which must pass it on)
     ask = {"symbol": ticker, "timeframe": "1d", "num_steps": 2}

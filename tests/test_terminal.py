@@ -1,4 +1,4 @@
-"""serve_app.terminal: the raylet's lines are kept off the terminal by wrapping Ray's printer; a
+"""launcher.terminal: the raylet's lines are kept off the terminal by wrapping Ray's printer; a
 Ray whose internals moved leaves its lines as they are, and the service still starts."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from ray._private import worker
 
-from serve_app.terminal import forward_worker_lines
+from launcher.terminal import forward_worker_lines
 
 
 class _Dispatcher:
@@ -37,6 +37,6 @@ def test_the_raylets_lines_are_dropped_and_the_replicas_printed(monkeypatch) -> 
 
 def test_a_ray_without_the_printer_leaves_its_lines_and_says_so(monkeypatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.delattr(worker, "print_to_stdstream")
-    with caplog.at_level(logging.WARNING, logger="serve_app.terminal"):
+    with caplog.at_level(logging.WARNING, logger="launcher.terminal"):
         forward_worker_lines(show_ray=False)
     assert "Ray's own lines are printed too" in caplog.text

@@ -7,7 +7,7 @@ a test keeps the two equal).
 Each one, and what it gained in `bench.serving` (bench/README.md, "bench.serving", code of b1e04e7):
 - `RAY_SERVE_ENABLE_HA_PROXY=1`: HAProxy takes SERVE_PORT and sends each request straight to an
   API replica, instead of Ray's Python proxy and its three hops between processes. It starts
-  through `serve_app/haproxy/haproxy`, which adds `option forwardfor`: anonymous quotas need the
+  through `launcher/haproxy/haproxy`, which adds `option forwardfor`: anonymous quotas need the
   client's address.
 - `RAY_worker_niceness=0`: a service's replicas must not lose the cores to the database and cache
   they serve, as Ray's niceness 15 for batch workers makes them.
@@ -50,7 +50,7 @@ def listener_env(settings: Settings, haproxy_dir: Path) -> dict[str, str]:
     """Every port the local service opens, from the configuration (two instances never collide):
     HAProxy's Prometheus frontend and stats page on SERVE_HOST (the wrapper writes it into the two
     `bind` lines Ray's template leaves on every interface), Ray's fallback proxy and the API
-    replicas' range; and where each HAProxy records its pid (`serve_app.leftovers`)."""
+    replicas' range; and where each HAProxy records its pid (`launcher.leftovers`)."""
     ports = settings.ports
     return {"RAY_SERVE_HAPROXY_METRICS_PORT": str(ports.metrics),
             "RAY_SERVE_HAPROXY_STATS_PORT": str(ports.stats),

@@ -4,7 +4,7 @@ process.
 
 A crash (SIGKILL, the OOM killer) leaves Ray's HAProxy running as an orphan that holds SERVE_PORT
 and the metrics and stats ports, and every later start fails minutes in with HAProxy's own line.
-So each HAProxy records itself as it starts (`serve_app/haproxy/haproxy` writes
+So each HAProxy records itself as it starts (`launcher/haproxy/haproxy` writes
 `<state>/haproxy/<pid>.pid` holding its configuration's path), and the service records its own
 pid. At start: a live service on the port is refused (never ended); an HAProxy of a dead one is
 ended only when its command line is still that HAProxy with that configuration (a reused pid is
@@ -23,8 +23,8 @@ from pathlib import Path
 import psutil
 
 from config import Settings
-from serve_app.drain import DrainFlag
 from serve_app.state_dir import StateDir
+from serve_app.stopping import DrainFlag
 
 log = logging.getLogger(__name__)
 GRACE_S = 5.0

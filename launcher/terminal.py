@@ -3,7 +3,7 @@ from the API replicas, our warnings and errors from any replica), not Ray's. Ray
 controller, proxy, HAProxy-manager and replica-system lines stay in Ray's log files
 (`<session>/logs/serve/`, the session being `/tmp/ray/session_latest` for a local Ray), the
 raylet's in `<session>/logs/raylet.*`; `--ray-logs` prints them all as Ray does. No colour codes
-unless the output is a terminal."""
+unless the output is a terminal. A replica's side: `serve_app.replica_log`."""
 
 from __future__ import annotations
 
@@ -14,11 +14,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
-LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# our packages' lines the terminal shows from each replica: every request (serve_app.requests),
-# and warnings and errors from anything of ours
-SHOWN = {"serve_app": logging.INFO}
-MARK = "_cryptocast_terminal"
+from serve_app.replica_log import LINE_FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -67,22 +63,3 @@ def forward_worker_lines(show_ray: bool) -> None:
     worker.print_to_stdstream = print_lines
     remove("ray_print_logs")
     add("ray_print_logs", functools.partial(print_lines, ignore_prefix=False))
-
-
-def show_replica_lines() -> None:
-    """In a replica: our lines to the process's real stderr, which Ray forwards to the driver's
-    terminal (Serve, when it keeps its own lines off stderr, points `sys.stderr` at its log
-    file); and to Serve's log file of the replica as well. Idempotent."""
-    root = logging.getLogger()
-    if any(getattr(h, MARK, False) for h in root.handlers):
-        return
-    handler = logging.StreamHandler(sys.__stderr__)
-    handler.setFormatter(logging.Formatter(LINE_FORMAT))
-    setattr(handler, MARK, True)
-    root.addHandler(handler)  # warnings and errors of every package of ours (root's level: WARNING)
-    for name, level in SHOWN.items():
-        logging.getLogger(name).setLevel(level)
-    ours = logging.getLogger("serve_app")
-    for file_handler in [h for h in logging.getLogger("ray.serve").handlers if not isinstance(h, logging.StreamHandler)]:
-        if file_handler not in ours.handlers:
-            ours.addHandler(file_handler)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from stats.reliability import reliability_table
 from training.scores import interval_score, pinball_loss
 
-CONFIDENCE_BINS = (0.0, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 1.0001)
+RELIABILITY_COLUMNS = ["low", "high", "n", "mean_confidence", "hit_rate", "hit_rate_low", "hit_rate_high"]
 BAND_SCORES = ("interval_score", "naive_interval_score", "pinball_10", "pinball_90")
 
 
@@ -89,12 +90,12 @@ def combine(daily: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return out[[*by, "n", *figures, "mae_ratio", "interval_score_ratio"]]
 
 
-def reliability(confidence: pd.Series, hit: pd.Series, bins: tuple[float, ...] = CONFIDENCE_BINS) -> pd.DataFrame:
-    """Stated confidence in bins against the observed hit rate: calibrated means they agree."""
-    frame = pd.DataFrame({"confidence": confidence.astype(float), "hit": hit.astype(float)}).dropna(subset=["hit"])
-    frame["bin"] = pd.cut(frame["confidence"], bins=list(bins), right=False)
-    rows = []
-    for interval, group in frame.groupby("bin", observed=True, sort=True):
-        rows.append({"low": float(interval.left), "high": min(1.0, float(interval.right)), "n": int(len(group)),
-                     "mean_confidence": float(group["confidence"].mean()), "hit_rate": float(group["hit"].mean())})
-    return pd.DataFrame(rows, columns=["low", "high", "n", "mean_confidence", "hit_rate"])
+def reliability(confidence: pd.Series, hit: pd.Series, blocks: np.ndarray | None = None) -> pd.DataFrame:
+    """Stated confidence against the observed hit rate (`stats.reliability`: bins of about equal
+    count, each hit rate with its block-bootstrap interval where `blocks` gives each step's
+    block); calibrated means they agree. Steps whose hit is unknown are left out."""
+    table = reliability_table(pd.to_numeric(confidence, errors="coerce").to_numpy(np.float64),
+                              pd.to_numeric(hit, errors="coerce").to_numpy(np.float64), blocks)
+    return pd.DataFrame([{"low": b.low, "high": b.high, "n": b.n, "mean_confidence": b.stated, "hit_rate": b.observed,
+                          "hit_rate_low": b.observed_low, "hit_rate_high": b.observed_high} for b in table],
+                        columns=RELIABILITY_COLUMNS)

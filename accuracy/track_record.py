@@ -24,8 +24,9 @@ from sqlalchemy.engine import Engine
 
 from accuracy.scoring import reliability, score
 from clock import naive_utc
+from stats.bootstrap import ratio_interval, share_interval
 from storage.schema import LedgerEntry, ModelRecord, Prediction, PredictionStep
-from training.evaluation import BLOCK_CANDLES, blocks_of, mae_ratio_interval, share_interval
+from training.evaluation import BLOCK_CANDLES, blocks_of
 
 MIN_N = 30  # scored forecasts of a version and horizon before figures are shown
 NOT_ENOUGH = "not enough data yet"
@@ -107,7 +108,7 @@ def summarise(steps: pd.DataFrame, timeframe: str, min_n: int = MIN_N) -> list[V
     for version in newest.index:
         rows = frame[frame["version"] == version]
         record = VersionRecord(str(version), int(rows["seq"].nunique()),
-                               reliability=reliability(rows["confidence"], rows["hit"]))
+                               reliability=reliability(rows["confidence"], rows["hit"], rows["block"].to_numpy()))
         for horizon, group in rows.groupby("horizon", sort=True):
             record.horizons.append(_horizon(int(horizon), group, min_n))
         out.append(record)
@@ -122,7 +123,7 @@ def _horizon(horizon: int, group: pd.DataFrame, min_n: int) -> HorizonRecord:
     called = group["hit"].dropna()
     record = HorizonRecord(
         horizon, n,
-        mae_ratio=mae_ratio_interval(group["model_error"].to_numpy(), group["naive_error"].to_numpy(), blocks),
+        mae_ratio=ratio_interval(group["model_error"].to_numpy(), group["naive_error"].to_numpy(), blocks),
         diebold_mariano=diebold_mariano((group["model_error"] - group["naive_error"]).to_numpy(), blocks,
                                         lag=math.ceil(horizon / BLOCK_CANDLES)),
         directional_accuracy=float(called.mean()) if len(called) else None, called=int(len(called)),
@@ -131,7 +132,7 @@ def _horizon(horizon: int, group: pd.DataFrame, min_n: int) -> HorizonRecord:
     )
     with_naive = group.dropna(subset=["naive_interval_score"])
     if len(with_naive) >= min_n:
-        record.interval_score_ratio = mae_ratio_interval(with_naive["interval_score"].to_numpy(),
+        record.interval_score_ratio = ratio_interval(with_naive["interval_score"].to_numpy(),
                                                          with_naive["naive_interval_score"].to_numpy(),
                                                          with_naive["block"].to_numpy())
     return record

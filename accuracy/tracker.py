@@ -31,6 +31,7 @@ from market_data.source import MarketDataError, MarketSource
 from market_data.timeframes import spec
 from storage.lake import Lake
 from storage.schema import ModelAccuracy, ModelRecord, Prediction, PredictionStep, Symbol
+from training.evaluation import blocks_of
 
 log = logging.getLogger(__name__)
 
@@ -181,14 +182,15 @@ def _touched_days(engine: Engine, step_ids: list) -> set[tuple[uuid.UUID, date]]
 
 def scored_steps(engine: Engine, models: Iterable[uuid.UUID], since: datetime) -> pd.DataFrame:
     """The scored steps of anonymous predictions of `models` whose candles closed at or after
-    `since`: model_id, timeframe, horizon, day, confidence and score()'s columns."""
+    `since`: model_id, timeframe, horizon, day, confidence, origin_time (step 1's open, the
+    bootstrap block's time) and score()'s columns."""
     s, p = PredictionStep.__table__, Prediction.__table__
     origin = PredictionStep.__table__.alias("origin")
     query = (
         sa.select(p.c.model_id, p.c.timeframe, s.c.step_number.label("horizon"), s.c.timestamp, s.c.close,
                   s.c.lower, s.c.upper, s.c.naive_lower, s.c.naive_upper, s.c.direction, s.c.confidence,
                   s.c.actual_close,
-                  origin.c.open.label("origin"))
+                  origin.c.open.label("origin"), origin.c.timestamp.label("origin_time"))
         .join(p, p.c.id == s.c.prediction_id)
         .join(origin, sa.and_(origin.c.prediction_id == s.c.prediction_id, origin.c.step_number == 1))
         .where(p.c.model_id.in_(list(models)), p.c.user_id.is_(None), s.c.actual_close.is_not(None),
@@ -206,7 +208,7 @@ def scored_steps(engine: Engine, models: Iterable[uuid.UUID], since: datetime) -
     frame = pd.concat(parts)
     frame["confidence"] = frame["confidence"].astype(float)
     scored = score(frame, frame["actual_close"])
-    return pd.concat([frame[["model_id", "timeframe", "horizon", "day", "confidence"]],
+    return pd.concat([frame[["model_id", "timeframe", "horizon", "day", "confidence", "origin_time"]],
                       scored.drop(columns=["actual_close"])], axis=1)
 
 
@@ -267,7 +269,9 @@ def live_accuracy(engine: Engine, record: ModelRecord, days: int, now: datetime)
     overall = combine(daily.assign(all=1) if not daily.empty else daily, ["all"]).drop(columns=["all"],
                                                                                         errors="ignore")
     steps = scored_steps(engine, [record.id], since)
-    table_ = (reliability(steps["confidence"], steps["is_accurate"]) if not steps.empty
+    blocks = blocks_of(pd.DatetimeIndex(pd.to_datetime(steps["origin_time"])), record.timeframe) \
+        if not steps.empty else None
+    table_ = (reliability(steps["confidence"], steps["is_accurate"], blocks) if not steps.empty
               else reliability(pd.Series(dtype=float), pd.Series(dtype=float)))
     return LiveAccuracy(record.id, record.version, record.timeframe, since, horizons, overall, table_)
 

@@ -40,12 +40,13 @@ from bench.honesty import FRACTIONS, HORIZONS, PLANS, Blocks, fill_lake
 from bench.yardstick import TODAYS_MARGIN, TODAYS_RATE, band_of
 from features.profiles import profile_for
 from market_data.timeframes import HORIZON
+from stats.bootstrap import ratio_interval, share_interval
 from training.band.band import Band
 from training.band.choice import choose_band_scale
 from training.band.market import market_rate, market_track
 from training.band.quantiles import REGIME_MARGIN, band_quantiles, naive_move_halves
 from training.band.scale import HAR_WINDOW_SETS, ROLLING, BandScale, fit_har
-from training.evaluation import blocks_of, in_period, mae_ratio_interval, share_interval
+from training.evaluation import blocks_of, in_period
 from training.scores import interval_score
 from training.stages import load_candles, split_for
 
@@ -142,7 +143,7 @@ def summary(scored: dict[str, Scored], blocks: Blocks) -> dict[str, Any]:
     base = scored["today"].score
     out: dict[str, Any] = {"interval_score_ratio": {}, "coverage_80": {}, "interval_score": {}}
     for name, s in scored.items():
-        out["interval_score_ratio"][name] = {str(h): mae_ratio_interval(s.score[:, h - 1], base[:, h - 1], blocks.short)
+        out["interval_score_ratio"][name] = {str(h): ratio_interval(s.score[:, h - 1], base[:, h - 1], blocks.short)
                                              for h in HORIZONS}
         out["interval_score"][name] = {str(h): float(s.score[:, h - 1].mean()) for h in HORIZONS}
         out["coverage_80"][name] = {"1": share_interval(s.covered[:, 0], blocks.short),

@@ -42,20 +42,11 @@ from jobs.cli import model_params
 from market_data.csv_source import CsvSource
 from market_data.timeframes import HORIZON
 from market_data.update import update_pair
+from stats.bootstrap import ratio_interval, share_interval
 from storage.lake import Lake
 from training.backtest import refit_name
 from training.band.market import MarketReplay
-from training.evaluation import (
-    CalledSteps,
-    Origins,
-    chance_within,
-    in_period,
-    mae_ratio_interval,
-    sample_stride,
-    select_origins,
-    share_interval,
-    time_blocks,
-)
+from training.evaluation import CalledSteps, Origins, chance_within, in_period, sample_stride, select_origins, time_blocks
 from training.fitting import fit_candidates
 from training.forecaster import ForecastArrays, ForecastModel
 from training.models.xgb_booster import DEFAULT_PARAMS
@@ -192,9 +183,9 @@ def score(model: ForecastModel, origins: Origins, all_blocks: Blocks, today: tup
     raw_err = np.abs(fc.raw_return - actual)  # the model's own forecast, before shrinking toward naive
     out: dict[str, Any] = {"mae_ratio": {}, "raw_mae_ratio": {}, "coverage_80": {}}
     for h in HORIZONS:
-        out["mae_ratio"][str(h)] = mae_ratio_interval(err[:, h - 1], naive[:, h - 1], blocks)
-        out["raw_mae_ratio"][str(h)] = mae_ratio_interval(raw_err[:, h - 1], naive[:, h - 1], blocks)
-    out["interval_score_ratio"] = {str(h): mae_ratio_interval(band_score[:, i], todays_score[:, i], blocks)
+        out["mae_ratio"][str(h)] = ratio_interval(err[:, h - 1], naive[:, h - 1], blocks)
+        out["raw_mae_ratio"][str(h)] = ratio_interval(raw_err[:, h - 1], naive[:, h - 1], blocks)
+    out["interval_score_ratio"] = {str(h): ratio_interval(band_score[:, i], todays_score[:, i], blocks)
                                    for i, h in enumerate(HORIZONS)}
     # where validation proved the model's edge (`calibration.proven_edge`): how far, and how much kept
     out["edge_horizon"] = int(model.calibration.edge_horizon) if model.calibration.n_origins else 0
@@ -224,7 +215,7 @@ def pooled(outcomes: list[Outcomes]) -> dict[str, Any]:
         out["coverage_80"][str(h)] = share_interval(np.concatenate([o.covered[h] for o in parts]),
                                                     all_blocks.for_horizon(h))
     band_score, todays_score = (np.concatenate([getattr(o, k) for o in parts]) for k in ("band_score", "todays_score"))
-    out["interval_score_ratio"] = {str(h): mae_ratio_interval(band_score[:, i], todays_score[:, i], blocks)
+    out["interval_score_ratio"] = {str(h): ratio_interval(band_score[:, i], todays_score[:, i], blocks)
                                    for i, h in enumerate(HORIZONS)}
     steps = CalledSteps.pooled([o.steps for o in parts])
     out["called"] = float(len(steps.confidence) / (len(blocks) * HORIZON))

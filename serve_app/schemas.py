@@ -258,11 +258,16 @@ class HorizonAccuracy(BaseModel):
 
 
 class ReliabilityBin(BaseModel):
+    """A bin of about equal count: the range of confidence it holds, how many steps, their mean
+    confidence and the share that came true, with its 95 % block-bootstrap interval."""
+
     low: float
     high: float
     n: int
     mean_confidence: float
     hit_rate: float
+    hit_rate_low: float | None = None
+    hit_rate_high: float | None = None
 
 
 class AccuracyResponse(BaseModel):

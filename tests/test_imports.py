@@ -132,6 +132,13 @@ def test_a_fitted_forecaster_is_changed_only_by_its_own_methods() -> None:
     assert writes == []
 
 
+def test_the_statistics_stand_alone() -> None:
+    """stats/ is pure numpy and pandas: training, accuracy and the benchmarks import it, never the reverse."""
+    wrong = {name: sorted(t for t in targets if t.split(".")[0] != "stats")
+             for name, targets in _graph().items() if name.split(".")[0] == "stats"}
+    assert {k: v for k, v in wrong.items() if v} == {}
+
+
 def test_the_member_names_an_artifact_loads_are_the_registrys() -> None:
     from training.candidates import MEMBERS
     from training.models.member import MEMBER_KINDS

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from market_data.timeframes import HORIZON
+from stats.bootstrap import block_sums, equal_spans
 from training.band.band import Band, BandBasis
 from training.band.scale import BandScale
 
@@ -98,23 +99,8 @@ def scaled(values: np.ndarray, sigma: np.ndarray) -> np.ndarray:
 
 
 SHRINK_QUANTILE = 0.10  # an edge counts where 90 % of block resamples still show it
-BOOTSTRAP_SAMPLES = 400
+BOOTSTRAP_SAMPLES = 400  # validation's tests draw fewer than an interval (`stats.bootstrap.SAMPLES`): they run per horizon
 BLOCK_ORIGINS = 10  # neighbouring origins of a symbol share most of their future: resample them together
-
-
-def block_ratio_draws(num: np.ndarray, den: np.ndarray, blocks: np.ndarray, samples: int,
-                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Block bootstrap of a ratio of sums: `num` and `den` are (rows x columns), `blocks` each
-    row's block. Returns the resampled sums of `num` and of `den`, (samples x columns) each, whole
-    blocks drawn with replacement (rows of one block share most of their future)."""
-    ids, index = np.unique(blocks, return_inverse=True)
-    num_sums = np.zeros((len(ids), num.shape[1]))
-    den_sums = np.zeros((len(ids), den.shape[1]))
-    np.add.at(num_sums, index, num)
-    np.add.at(den_sums, index, den)
-    weights = np.random.default_rng(seed).multinomial(len(ids), np.full(len(ids), 1.0 / len(ids)),
-                                                      size=samples).astype(np.float64)
-    return weights @ num_sums, weights @ den_sums
 
 
 VALIDATION_BLOCKS = 20
@@ -128,11 +114,9 @@ def validation_blocks(n: int, times: np.ndarray | None = None) -> np.ndarray:
     span ahead (validation of the real daily coins spans ~500 candles, of 4-hourly ~600: spans of
     ~25 and ~30 candles). Without `times`: runs of BLOCK_ORIGINS
     neighbouring origins (of one symbol, in `select_origins`' order)."""
-    if times is not None and n:
-        stamps = np.asarray(times).astype("datetime64[ms]").astype(np.int64)
-        span = int(stamps.max() - stamps.min())
-        if span > 0:
-            return np.minimum((stamps - stamps.min()) * VALIDATION_BLOCKS // span, VALIDATION_BLOCKS - 1)
+    spans = None if times is None or not n else equal_spans(times, VALIDATION_BLOCKS)
+    if spans is not None:
+        return spans
     return np.arange(n) // BLOCK_ORIGINS
 
 
@@ -152,7 +136,7 @@ def proven_edge(raw: np.ndarray, actual: np.ndarray, blocks: np.ndarray | None =
         den = (raw**2).sum(axis=0)
         factor = np.clip(np.where(den > 0, (raw * actual).sum(axis=0) / np.where(den > 0, den, 1.0), 0.0), 0.0, 1.0)
     gain = np.abs(actual) - np.abs(actual - raw * factor[None, :])  # > 0 where the model beats naive
-    sums, _ = block_ratio_draws(gain, np.ones((len(raw), 1)), blocks, BOOTSTRAP_SAMPLES, seed)
+    sums, _ = block_sums(gain, np.ones((len(raw), 1)), blocks, BOOTSTRAP_SAMPLES, seed)
     proven = (np.quantile(sums, SHRINK_QUANTILE, axis=0) > 0) & (factor > 0)
     edge = edge_horizon(proven)
     return np.where(np.arange(len(factor)) < edge, factor, 0.0)
@@ -206,7 +190,7 @@ def proven_temperature(logit: np.ndarray, correct: np.ndarray, blocks: np.ndarra
     y = correct.astype(float)
     p = np.clip(1.0 / (1.0 + np.exp(-np.outer(logit, TEMPERATURES))), 1e-9, 1 - 1e-9)
     loss = -(y[:, None] * np.log(p) + (1 - y[:, None]) * np.log(1 - p))  # origins x temperatures
-    sums, _ = block_ratio_draws(loss, np.ones((len(y), 1)), blocks, BOOTSTRAP_SAMPLES, seed)
+    sums, _ = block_sums(loss, np.ones((len(y), 1)), blocks, BOOTSTRAP_SAMPLES, seed)
     best = TEMPERATURES[np.argmin(sums, axis=1)]
     return float(np.quantile(best, SHRINK_QUANTILE, method="lower"))
 

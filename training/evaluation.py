@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 
 from market_data.timeframes import spec
+from stats.bootstrap import runs_of_time
+from stats.reliability import reliability_table
 from training.band.market import MarketReplay
-from training.calibration import block_ratio_draws
 from training.forecaster import HORIZON, ForecastArrays, ForecastModel, Windows
 from training.scores import interval_score, pinball_loss
 
@@ -90,44 +91,19 @@ def select_origins(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: p
 
 
 BLOCK_CANDLES = 10
-BOOTSTRAP_SAMPLES = 1000
 
 
 def time_blocks(origins: Origins, timeframe: str, candles: int = BLOCK_CANDLES,
                 since: pd.Timestamp | None = None) -> np.ndarray:
     """Block id of each origin: its origin time in runs of `candles` candles from `since` (the
-    earliest origin where not given), all symbols together. Neighbouring origins share most of
-    their future and coins move together, so a bootstrap resamples such blocks whole; origins
-    taken in several batches share blocks when the batches share `since`."""
+    earliest origin where not given), all symbols together (`stats.bootstrap.runs_of_time`)."""
     return blocks_of(pd.DatetimeIndex(origins.windows.stamps[:, -1]), timeframe, candles, since)
 
 
 def blocks_of(stamps: pd.DatetimeIndex, timeframe: str, candles: int = BLOCK_CANDLES,
               since: pd.Timestamp | None = None) -> np.ndarray:
     """`time_blocks` of origin times (naive UTC) given as they are."""
-    first = stamps.min() if since is None else pd.Timestamp(since).tz_localize(None)
-    step = pd.Timedelta(hours=spec(timeframe).approx_hours)
-    return np.asarray((stamps - first) // (step * candles), dtype=np.int64)
-
-
-def mae_ratio_interval(err: np.ndarray, naive: np.ndarray, blocks: np.ndarray, level: float = 0.95,
-                       seed: int = 0) -> tuple[float, float, float]:
-    """MAE(err) / MAE(naive) over origins, and its block-bootstrap interval at `level`."""
-    e_sums, n_sums = block_ratio_draws(err[:, None], naive[:, None], blocks, BOOTSTRAP_SAMPLES, seed)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = (e_sums / n_sums)[:, 0]
-    tail = (1.0 - level) / 2
-    low, high = np.nanquantile(ratios, [tail, 1.0 - tail])
-    total = float(naive.sum())
-    return (float(err.sum()) / total if total > 0 else 1.0), float(low), float(high)
-
-
-def share_interval(hits: np.ndarray, blocks: np.ndarray, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """The share of origins where `hits` (a band's coverage), and its block-bootstrap interval at
-    `level`: how far one test window's coverage can stray from the band's true rate by the luck of
-    which moves that window held (coins move together, so a window has few independent blocks)."""
-    values = np.asarray(hits, dtype=np.float64)
-    return mae_ratio_interval(values, np.ones_like(values), blocks, level, seed)
+    return runs_of_time(stamps, pd.Timedelta(hours=spec(timeframe).approx_hours), candles, since)
 
 
 def chance_within(intervals: list[tuple[float, float, float]], goal: tuple[float, float],
@@ -151,25 +127,12 @@ def chance_within(intervals: list[tuple[float, float, float]], goal: tuple[float
 
 def reliability(predicted: np.ndarray, correct: np.ndarray, blocks: np.ndarray | None = None,
                 bins: int = 10) -> list[dict]:
-    """Stated confidence against the observed hit rate: a reliability table in `bins` bins of
-    about equal count. Steps that state the same confidence share a bin: an equal-count cut
-    through a tie would split identical statements by row order (by symbol) and call the
-    difference a miscalibration. With `blocks` (each step's bootstrap block, e.g. its origin's
-    `time_blocks`), each bin carries the 95 % block-bootstrap interval of its hit rate: steps of
-    one time share the market's move, so a bin of a thousand steps can hold a few dozen draws."""
-    p, y = np.asarray(predicted, dtype=np.float64).ravel(), np.asarray(correct, dtype=np.float64).ravel()
-    if p.size == 0:
-        return []
-    edges = np.unique(np.quantile(p, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
-    index = np.searchsorted(edges, p, side="right")
+    """`stats.reliability.reliability_table` as the backtest's JSON states it."""
     rows = []
-    for b in np.unique(index):
-        chunk = index == b
-        row = {"predicted": round(float(p[chunk].mean()), 4), "observed": round(float(y[chunk].mean()), 4),
-               "n": int(chunk.sum())}
-        if blocks is not None:
-            _, low, high = share_interval(y[chunk], np.asarray(blocks).ravel()[chunk])
-            row.update(observed_low=round(low, 4), observed_high=round(high, 4))
+    for b in reliability_table(predicted, correct, blocks, bins):
+        row = {"predicted": round(b.stated, 4), "observed": round(b.observed, 4), "n": b.n}
+        if b.observed_low is not None and b.observed_high is not None:
+            row.update(observed_low=round(b.observed_low, 4), observed_high=round(b.observed_high, 4))
         rows.append(row)
     return rows
 

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from stats.bootstrap import ratio_interval
 from training.calibration import edge_horizon, later_half
 from training.dataset import Split, validated_horizon
-from training.evaluation import Origins, mae_ratio_interval, select_origins, time_blocks
+from training.evaluation import Origins, select_origins, time_blocks
 from training.forecaster import ForecastModel
 
 NAIVE = "naive"
@@ -93,10 +94,10 @@ def validation_scores(candidates: dict[str, ForecastModel], origins: Origins, ti
     for name, forecaster in candidates.items():
         err_h = np.abs(forecaster.predict_windows(origins.windows, horizon).cum_return - origins.actual_close)
         err = err_h.mean(axis=1)
-        table.scores[name] = mae_ratio_interval(err, naive, blocks)[0]
-        halves = [mae_ratio_interval(err[part], naive[part], blocks[part]) for part in parts]
+        table.scores[name] = ratio_interval(err, naive, blocks)[0]
+        halves = [ratio_interval(err[part], naive[part], blocks[part]) for part in parts]
         table.intervals[name] = max(((low, high) for _, low, high in halves), key=lambda interval: interval[1])
-        by_half = [[mae_ratio_interval(err_h[part, h], naive_h[part, h], blocks[part]) for h in range(horizon)]
+        by_half = [[ratio_interval(err_h[part, h], naive_h[part, h], blocks[part]) for h in range(horizon)]
                    for part in parts]
         table.worst_horizon[name] = max(ratio for half in by_half for ratio, _, _ in half)
         table.worst_lower[name] = max(low for half in by_half for _, low, _ in half)

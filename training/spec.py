@@ -4,14 +4,13 @@ The weekly job, the backtest, tuning and the benchmarks build one; every fit sta
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from engine.layout import ONE_TASK_BELOW, RunOptions
-from training.models.xgb_booster import DEFAULT_PARAMS
 
 CALIBRATION_ORIGINS = 600  # tests pass fewer
 
@@ -23,7 +22,7 @@ class FitSpec:
     timeframe: str
     end: pd.Timestamp  # candles that open at or after it are not used
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train | valid | holdout of the usable span
-    params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PARAMS))  # the recursive XGBoost's
+    params: dict[str, Any] | None = None  # the recursive XGBoost's; None: its defaults
     direct_params: dict[str, dict[str, Any]] | None = None  # per direct model; None: their defaults
     use_ray: bool = True
     storage_path: str | None = None  # Ray Train checkpoints

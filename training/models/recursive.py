@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
@@ -12,7 +14,7 @@ from training.dataset import PART_CODES, PART_COLUMN, TARGETS, Split, rows_datas
 from training.estimator import Fits, TrainingData
 from training.forecaster import ForecastModel
 from training.models.recursive_forecaster import RecursiveForecaster
-from training.models.xgb_booster import BoosterSetup, FitResult, fit_local, fit_with_ray, target_scale
+from training.models.xgb_booster import DEFAULT_PARAMS, BoosterSetup, FitResult, fit_local, fit_with_ray, target_scale
 from training.spec import FitSpec
 from training.stages import StageTimer
 
@@ -54,7 +56,7 @@ def fit_model(spec: FitSpec, split: Split, candles: int) -> tuple[RecursiveForec
         _check(spec, counts)
         scale = target_scale(keys[part == PART_CODES["train"]])  # in (symbol, time) order, as in one process
         del keys
-        setup = BoosterSetup(features, spec.params, shuffle_targets=spec.shuffle_targets, scale=scale)
+        setup = BoosterSetup(features, params_of(spec), shuffle_targets=spec.shuffle_targets, scale=scale)
         fit = fit_with_ray(rows, setup, spec.run, refit=refit)
     gap_rows = counts.pop("gap_rows")
     meta = {"params": fit.params, "best_iteration": fit.best_iteration, "split": split.as_dict(), **counts}
@@ -65,6 +67,11 @@ def fit_model(spec: FitSpec, split: Split, candles: int) -> tuple[RecursiveForec
     refit_meta = {**meta, "best_iteration": fit.refit.num_boosted_rounds() - 1, "train_rows": refit_rows,
                   "refit": {"train_end": split.valid_end.isoformat(), "first_fit_train_end": split.train_end.isoformat()}}
     return first, RecursiveForecaster(fit.refit, features, spec.timeframe, fit.target_scale, meta=refit_meta), counts
+
+
+def params_of(spec: FitSpec) -> dict[str, Any]:
+    """The recursive XGBoost's parameters: the spec's, else the booster's defaults."""
+    return dict(DEFAULT_PARAMS) if spec.params is None else spec.params
 
 
 def runs_on(spec: FitSpec, candles: int) -> str:
@@ -81,7 +88,7 @@ def _fit_in_one_process(spec: FitSpec, split: Split, refit: bool, nthread: int =
     counts = {"train_rows": len(train), "valid_rows": len(valid),
               "gap_rows": len(split.rows_of(rows[["timestamp"]], "purge")) if refit else 0}
     _check(spec, counts)
-    setup = BoosterSetup(feature_names(spec.timeframe), spec.params, shuffle_targets=spec.shuffle_targets)
+    setup = BoosterSetup(feature_names(spec.timeframe), params_of(spec), shuffle_targets=spec.shuffle_targets)
     return fit_local(train, valid, setup, nthread,
                      refit_rows=(lambda: split.rows_of(rows, "refit")) if refit else None), counts
 

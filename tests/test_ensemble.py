@@ -27,6 +27,7 @@ from training.models.direct import variants_of
 from training.models.direct_rows import SEQ_LEN, horizon_targets, sequence_features, symbol_direct_rows
 from training.models.direct_xgb import ANCHORS, interpolation_matrix
 from training.models.ensemble import FIXED_WEIGHTS, fit_weights
+from training.models.member import MEMBER_KINDS
 from training.spec import FitSpec
 from training.stages import Fitted, StageTimer
 
@@ -395,7 +396,7 @@ def test_a_new_direct_model_is_one_module_and_one_registry_line(binance_lake, mo
     loop, a `--model` name, a member of the fitted ensemble and a loadable artifact."""
     from training.candidates import model_names
 
-    monkeypatch.setitem(MEMBERS, "mean", MeanDirect)  # the one registry line
+    monkeypatch.setitem(MEMBER_KINDS, "mean", "tests.test_ensemble:MeanDirect")  # the one registry line
     assert "mean" in model_names() and "mean" in parse_models("all")
     root, tickers = binance_lake
     spec = FitSpec(root, tickers, "1d", END, direct_params=SMALL, use_ray=False, calibration_origins=100)

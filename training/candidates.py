@@ -1,9 +1,10 @@
 """The one registry of models: every candidate `auto` chooses among, and what `--model` names.
 
 A family of candidates is an `Estimator` (`training.estimator`); the direct models are members
-the ensembles combine (`training.models.member.Member`). Adding a model is one module under
-`training/models/` and one line here: a member in `MEMBERS` (it is then a candidate alone and a
-member of the fitted ensemble), or a family in `ESTIMATORS`. docs/architecture.md shows it.
+the ensembles combine (`training.models.member`, whose `MEMBER_KINDS` is their one registry).
+Adding a model is one module under `training/models/` and one line: a member in `MEMBER_KINDS`
+(it is then a candidate alone, a member of the fitted ensemble and loadable from an artifact), or
+a family in `ESTIMATORS` here. docs/architecture.md shows it.
 """
 
 from __future__ import annotations
@@ -12,17 +13,9 @@ from typing import Any
 
 from training.estimator import Estimator
 from training.models.direct import DirectModels
-from training.models.direct_xgb import XGBDirect
-from training.models.lstm import LSTMDirect
-from training.models.member import Member
-from training.models.random_forest import RFDirect
+from training.models.member import MEMBERS
 from training.models.recursive import RecursiveXGB
 
-MEMBERS: dict[str, type[Member]] = {
-    "xgb_direct": XGBDirect,
-    "rf": RFDirect,
-    "lstm": LSTMDirect,
-}
 DIRECT = DirectModels(MEMBERS)
 ESTIMATORS: tuple[Estimator, ...] = (
     RecursiveXGB(),

@@ -1,12 +1,15 @@
-"""What every direct model offers the ensembles (`Member`), and the members an artifact can hold,
-by name: loaded by module path only when an artifact holds them, so that a process serving a
-single-member artifact imports that member's library alone (never PyTorch for an XGBoost one).
-The training registry (`training.candidates.MEMBERS`) holds the same names with their classes.
+"""What every direct model offers the ensembles (`Member`), and the one registry of members:
+`MEMBER_KINDS`, each name with the module and class that implement it. A class is imported only
+when it is asked for (`member_class`), so that a process serving a single-member artifact imports
+that member's library alone (never PyTorch for an XGBoost one); `MEMBERS` is the same registry
+as classes, for training (`training.candidates`). Adding a direct model is one module and one
+line here.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,7 +58,27 @@ class Member(Protocol):
     def load(cls, folder: Path) -> Member: ...
 
 
-def load_member(name: str, folder: Path) -> Member:
+def member_class(name: str) -> type[Member]:
     module, cls = MEMBER_KINDS[name].split(":")
-    member: Member = getattr(importlib.import_module(module), cls).load(folder)
-    return member
+    kind: type[Member] = getattr(importlib.import_module(module), cls)
+    return kind
+
+
+def load_member(name: str, folder: Path) -> Member:
+    return member_class(name).load(folder)
+
+
+class _Classes(Mapping[str, type[Member]]):
+    """`MEMBER_KINDS` as classes, each imported when it is first asked for."""
+
+    def __getitem__(self, name: str) -> type[Member]:
+        return member_class(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(MEMBER_KINDS)
+
+    def __len__(self) -> int:
+        return len(MEMBER_KINDS)
+
+
+MEMBERS: Mapping[str, type[Member]] = _Classes()

@@ -428,7 +428,7 @@ def _ports(env: Mapping[str, str], serve_port: int) -> ServePorts:
     named = ServePorts.read(env)
     derived = {}
     for field, offset in offsets.items():
-        name = ServePorts.variables()[list(offsets).index(field)]
+        name = _names(ServePorts, field)[0]
         span = REPLICA_PORT_SPAN if field == "replicas_from" else 1
         port = getattr(named, field) if env.get(name) else serve_port + offset
         if port + span - 1 > 65535:

@@ -271,7 +271,7 @@ class MarketAdaptation:
         newest, shift = track.last(self.horizons)
         if newest is None or newest < naive_times(pd.DatetimeIndex([now]))[0] - self.candle * self.horizons:
             self._now = None
-            return f"the candles end {newest}; the band is the validated one until newer ones come"
+            return f"the candles end {newest}; the band is the validated one until jobs.update_data brings newer ones"
         self._now = shift
         return (f"band widened by {shift[0]:+.3f} (h1) / {shift[-1]:+.3f} (h{self.horizons}) band units, "
                 f"{self.coins} coins to {newest:%Y-%m-%d %H:%M}")

@@ -4,6 +4,8 @@ fits (`engine.layout`: workers, CPUs, checkpoints, restarts), Ray Train and Ray 
 model (`engine.train`: report, resume, trainers) and Ray Tune sweeps (`engine.tune`).
 
 The computing code (features, training rows, models, forecasters, calibration) takes DataFrames
-and arrays and never imports Ray; the jobs choose, with `use_ray`, whether a stage runs here on
-the cluster or as the plain loop in the calling process.
+and arrays and never imports Ray; the jobs choose, with `use_ray`, whether a stage runs on the
+cluster or as the plain loop in the calling process, and `RunOptions.placement` decides, in one
+place, where each fit runs (here, one Ray task, a Ray Train worker group): the models give the
+bodies (`engine.train.fit_where`, `engine.symbols.gather_symbols`) and never branch on Ray.
 """

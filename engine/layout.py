@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,23 @@ class RunOptions:
     train_workers: int | None = None
     max_failures: int = 0
     one_task_below: int = ONE_TASK_BELOW  # candles; see ONE_TASK_BELOW
+
+    def placement(self, candles: int | None = None) -> Placement:
+        """Where a fit of `candles` runs: the one place that is decided. Without `candles` (a fit
+        whose first run always checkpoints: the direct models'), on a worker group wherever Ray is."""
+        if not self.use_ray:
+            return Placement.HERE
+        if candles is not None and candles < self.one_task_below:
+            return Placement.TASK
+        return Placement.GROUP
+
+
+class Placement(Enum):
+    """Where a fit runs (`RunOptions.placement`)."""
+
+    HERE = "in this process"
+    TASK = "in one Ray task"
+    GROUP = "on Ray Train"
 
 
 @dataclass(frozen=True)

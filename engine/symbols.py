@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from engine.layout import Placement, RunOptions
 from storage.lake import Lake
 
 SymbolFn = Callable[..., Any]  # (lake, ticker, **kwargs) -> a DataFrame or a dict of arrays
@@ -51,3 +52,14 @@ def map_symbols(fn: SymbolFn, data_dir: str, tickers: Iterable[str], concat: Cal
     symbols = ray.data.from_items([{"symbol": t} for t in tickers], override_num_blocks=groups)
     return symbols.map_batches(_PerSymbol(fn, str(data_dir), concat, kwargs), batch_size=None,
                                batch_format=batch_format, num_cpus=1)
+
+
+def gather_symbols(run: RunOptions, fn: SymbolFn, data_dir: str, tickers: Iterable[str],
+                   concat: Callable[[list[Any]], Any], **kwargs: Any) -> list[Any]:
+    """`fn(lake, ticker, **kwargs)` over `tickers`, gathered here as groups joined by `concat`
+    (dicts of arrays): one group from the plain loop, or on Ray (`run.placement`) one per Ray
+    Data task, for results that must travel whole (the LSTM's sequences) rather than as a table."""
+    if run.placement() is Placement.HERE:
+        return [concat(map_symbols_local(fn, data_dir, tickers, **kwargs))]
+    dataset = map_symbols(fn, data_dir, tickers, concat, batch_format="numpy", **kwargs)
+    return list(dataset.iter_batches(batch_size=None, batch_format="numpy"))

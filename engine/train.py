@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from engine import progress
-from engine.layout import RunOptions, largest_node_cpus, run_config, worker_layout
+from engine.layout import Placement, RunOptions, largest_node_cpus, run_config, worker_layout
 
 T = TypeVar("T")
 
@@ -200,10 +200,21 @@ def fit_torch(loop: Callable[[dict[str, Any]], None], config: dict[str, Any], sh
 def call(run: RunOptions, fn: Callable[..., T], *args: Any) -> T:
     """`fn(*args)` where `run` fits a model that needs no worker group: in one Ray task on Ray
     (which passes the CPUs it holds as a last argument, `run_task`), else here, with `fn`'s own
-    default for its threads. The one place such a fit picks Ray or not."""
-    if not run.use_ray:
-        return fn(*args)
-    return run_task(fn, *args)
+    default for its threads."""
+    return fit_where(run, fn, None, *args, candles=0)
+
+
+def fit_where(run: RunOptions, here: Callable[..., T], group: Callable[[], T] | None, *args: Any,
+              candles: int | None = None) -> T:
+    """A fit where `run.placement(candles)` puts it: `here(*args)` in this process or as one Ray
+    task (`run_task`), `group()` on a Ray Train worker group. The one place a fit picks Ray or not;
+    the models give the bodies."""
+    where = run.placement(candles)
+    if where is Placement.GROUP and group is not None:
+        return group()
+    if where is Placement.HERE:
+        return here(*args)
+    return run_task(here, *args)
 
 
 def run_task(fit: Callable[..., T], *args: Any) -> T:

@@ -25,8 +25,11 @@ from storage.db import database_or_exit
 from storage.migrate import migration_url, upgrade
 from transparency import keys
 
-# the stop must end within 30 s (a supervisor's usual grace before SIGKILL)
-DRAIN_TIMEOUT_S, SOFT_STOP_TIMEOUT_S = 15.0, 5.0
+# the stop must end within 30 s (a supervisor's usual grace before SIGKILL), so within STOP_BUDGET_S
+# (the rest is the interpreter's exit): the drain
+# takes at most DRAIN_TIMEOUT_S + SOFT_STOP_TIMEOUT_S, Serve's shutdown what is left of the budget
+# but RAY_SHUTDOWN_RESERVE_S, kept for ending the local Ray
+STOP_BUDGET_S, DRAIN_TIMEOUT_S, SOFT_STOP_TIMEOUT_S, RAY_SHUTDOWN_RESERVE_S = 27.0, 15.0, 5.0, 6.0
 log = logging.getLogger("serve_app")
 
 
@@ -81,7 +84,9 @@ def main(argv: list[str] | None = None) -> None:
         stopping = time.monotonic()
         if state is not None:
             _drain(state, APP_NAME)
-        serve.shutdown()
+            _shut_down_serve(STOP_BUDGET_S - RAY_SHUTDOWN_RESERVE_S - (time.monotonic() - stopping))
+        else:  # a cluster's Serve outlives nothing of ours: wait for it
+            serve.shutdown()
         ray.shutdown()
         if state is not None:
             release(state)
@@ -94,10 +99,28 @@ def _drain(state: StateDir, app: str) -> None:
     log.info("stopping: new requests get 503 until the ones in flight are answered")
     clear_reports(state.drain_reports)
     DrainFlag(state.drain_flag).raise_flag()
+    flagged = time.monotonic()
     if not wait_until_idle(state.drain_reports, api_replicas(app), DRAIN_TIMEOUT_S):
         log.warning("requests still in flight after %.0f s; stopping anyway", DRAIN_TIMEOUT_S)
     soft_stop(recorded_haproxies(state), SOFT_STOP_TIMEOUT_S)
-    log.info("requests answered and HAProxy closed; stopping Ray Serve")
+    log.info("requests answered and HAProxy closed (%.1f s after the flag); stopping Ray Serve",
+             time.monotonic() - flagged)
+
+
+def _shut_down_serve(budget_s: float) -> None:
+    """Serve's own shutdown (its replicas, already idle, and its controller), at most `budget_s`:
+    on a loaded machine it can take longer than the stop's budget allows, and the local Ray's end
+    (`ray.shutdown`, next) stops whatever it left running, so it is not waited for beyond that."""
+    from ray import serve
+
+    started = time.monotonic()
+    worker = threading.Thread(target=serve.shutdown, name="serve-shutdown", daemon=True)
+    worker.start()
+    worker.join(max(1.0, budget_s))
+    if worker.is_alive():
+        log.warning("Serve's shutdown still running after %.1f s; ending the local Ray", time.monotonic() - started)
+    else:
+        log.info("Ray Serve stopped in %.1f s", time.monotonic() - started)
 
 
 def api_replicas(app: str) -> int:

@@ -69,7 +69,7 @@ class DirectModels:
                                    f"known, and its retained history holds too few; use --model xgboost")
         stride = thinning_stride(len(f) for f in data.candles.values())
         rows = timer.run("rows", lambda: direct_rows(spec.data_dir, list(data.candles), timeframe, spec.end, stride,
-                                                     spec.use_ray),
+                                                     spec.run),
                          lambda r: f"{len(r)} origins (every {stride} candles), {r.x.shape[1]} features, "
                                    f"{r.seq.shape[1]}x{r.seq.shape[2]} sequences")
         parts = rows.split(data.split)

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.symbols import map_symbols, map_symbols_local
+from engine.layout import RunOptions
+from engine.symbols import gather_symbols
 from features.build import WARMUP_COLUMN, build_features, feature_names
 from features.profiles import profile_for
 from market_data.timeframes import HORIZON
@@ -76,6 +77,8 @@ class DirectRows:
     @classmethod
     def concat(cls, parts: list[DirectRows] | list[dict[str, np.ndarray]]) -> DirectRows:
         batches = [p.as_batch() if isinstance(p, DirectRows) else p for p in parts]
+        if len(batches) == 1:  # one group (the plain loop's): no copy
+            return cls(**{f.name: batches[0][f.name] for f in fields(cls)})
         return cls(**{f.name: np.concatenate([b[f.name] for b in batches]) for f in fields(cls)})
 
     @classmethod
@@ -132,24 +135,23 @@ def lake_direct_rows(lake: Lake, ticker: str, timeframe: str, end: pd.Timestamp 
     return symbol_direct_rows(clip(lake.read(ticker, timeframe), end), ticker, timeframe, stride)
 
 
+HERE = RunOptions(use_ray=False)
+
+
 class _ConcatBatch:
-    """One Ray Data batch of direct rows, as arrays (an empty batch keeps the columns' shapes)."""
+    """One group of symbols' direct rows, as arrays (an empty group keeps the columns' shapes)."""
 
     def __init__(self, timeframe: str) -> None:
         self.timeframe = timeframe
 
     def __call__(self, parts: list[DirectRows]) -> dict[str, np.ndarray]:
-        return DirectRows.concat(parts or [DirectRows.empty(self.timeframe)]).as_batch()
+        return DirectRows.concat([p for p in parts if len(p)] or [DirectRows.empty(self.timeframe)]).as_batch()
 
 
 def direct_rows(data_dir: str | Path, tickers: list[str], timeframe: str, end: pd.Timestamp | None, stride: int = 1,
-                use_ray: bool = True) -> DirectRows:
-    """The direct rows of `tickers`: one Ray Data task per symbol, gathered here (the LSTM needs
-    each origin's sequence whole, so the rows travel as arrays, not as a table)."""
-    if not use_ray:
-        parts = map_symbols_local(lake_direct_rows, str(data_dir), tickers, timeframe=timeframe, end=end, stride=stride)
-        return DirectRows.concat([p for p in parts if len(p)] or [DirectRows.empty(timeframe)])
-    dataset = map_symbols(lake_direct_rows, str(data_dir), tickers, _ConcatBatch(timeframe), batch_format="numpy",
-                          timeframe=timeframe, end=end, stride=stride)
-    batches = [b for b in dataset.iter_batches(batch_size=None, batch_format="numpy") if len(b["symbol"])]
-    return DirectRows.concat(batches or [DirectRows.empty(timeframe)])
+                run: RunOptions = HERE) -> DirectRows:
+    """The direct rows of `tickers`, one task per group of symbols on Ray (`engine.symbols`),
+    gathered here: the LSTM needs each origin's sequence whole, so the rows travel as arrays."""
+    groups = gather_symbols(run, lake_direct_rows, str(data_dir), tickers, _ConcatBatch(timeframe),
+                            timeframe=timeframe, end=end, stride=stride)
+    return DirectRows.concat([g for g in groups if len(g["symbol"])] or [DirectRows.empty(timeframe)])

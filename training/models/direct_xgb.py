@@ -22,7 +22,16 @@ from features.build import feature_names
 from market_data.timeframes import HORIZON
 from training.dataset import PART_CODES, PART_COLUMN
 from training.models.direct_rows import DirectRows
-from training.models.xgb_booster import DEFAULT_PARAMS, BoosterSetup, Rows, fit_local, fit_with_ray, target_scale, train_booster
+from training.models.xgb_booster import (
+    DEFAULT_PARAMS,
+    BoosterSetup,
+    FitResult,
+    Rows,
+    fit_local,
+    fit_with_ray,
+    target_scale,
+    train_booster,
+)
 
 ANCHORS = (1, 2, 3, 5, 8, 13, 21, 30)
 ANCHOR_TARGETS = [f"z_{h}" for h in ANCHORS]
@@ -68,12 +77,13 @@ class XGBDirect:
         """Early stopping on `valid`."""
         train_frame, valid_frame = _frame(train, features), _frame(valid, features)
         setup = BoosterSetup(features, params, tuple(ANCHOR_TARGETS))
-        if run.use_ray:
+
+        def on_ray_train() -> FitResult:
             rows = pd.concat([train_frame.assign(**{PART_COLUMN: np.int8(PART_CODES["train"])}),
                               valid_frame.assign(**{PART_COLUMN: np.int8(PART_CODES["valid"])})], ignore_index=True)
-            fit = fit_with_ray(engine.dataset(rows), setup.scaled(target_scale(train_frame, ANCHOR_TARGETS)), run)
-        else:
-            fit = fit_local(train_frame, valid_frame, setup)
+            return fit_with_ray(engine.dataset(rows), setup.scaled(target_scale(train_frame, ANCHOR_TARGETS)), run)
+
+        fit = engine.fit_where(run, fit_local, on_ray_train, train_frame, valid_frame, setup)
         return cls(fit.booster, features, fit.target_scale,
                    {"params": fit.params, "best_iteration": fit.best_iteration, "anchors": list(ANCHORS)})
 

@@ -165,10 +165,7 @@ class LSTMDirect:
         std = np.where(spread > 1e-8, spread, 1.0).astype(np.float32)
         data = {"seq": standardise(train.seq, mean, std), "y": train.y.astype(np.float32),
                 "valid_seq": standardise(valid.seq, mean, std), "valid_y": valid.y.astype(np.float32)}
-        if run.use_ray:
-            state = _fit_with_ray(data, params, run, checkpoints)
-        else:
-            state = _fit_here(data, params)
+        state = engine.fit_where(run, _fit_here, lambda: _fit_with_ray(data, params, run, checkpoints), data, params)
         net = SequenceNet(train.seq.shape[2], int(params["hidden"]))
         net.load_state_dict(state["best"] if state.get("best") is not None else state["model"])
         info = {"params": params, "epochs": int(state["epoch"]), "best_valid_loss": float(state["best_loss"]),

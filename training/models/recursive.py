@@ -1,5 +1,5 @@
 """Fitting the recursive XGBoost model of one timeframe: training rows with Ray Data, the fit
-(and its refit) on Ray Train, in one Ray task, or in this process (`runs_on`)."""
+(and its refit) on Ray Train, in one Ray task, or in this process (`RunOptions.placement`)."""
 
 from __future__ import annotations
 
@@ -42,22 +42,8 @@ def fit_model(spec: FitSpec, split: Split, candles: int) -> tuple[RecursiveForec
     of fewer than `spec.one_task_below` `candles` runs as one Ray task (`engine.layout`)."""
     features = feature_names(spec.timeframe)
     refit = spec.refit and not spec.shuffle_targets
-    if runs_on(spec, candles) != "on Ray Train":  # here, or in one Ray task
-        fit, counts = engine.call(spec.run, _fit_in_one_process, spec, split, refit)
-    else:
-        # the rows sit in the object store once, labelled; the workers pick their parts
-        rows = rows_dataset(spec.data_dir, spec.tickers, spec.timeframe, spec.end).map_batches(
-            _PartLabels(split, refit), batch_format="pyarrow").materialize()
-        keys = rows.select_columns(["symbol", "timestamp", PART_COLUMN, *TARGETS]).to_pandas()
-        part = keys[PART_COLUMN].to_numpy()
-        counts = {"train_rows": int((part == PART_CODES["train"]).sum()),
-                  "valid_rows": int((part == PART_CODES["valid"]).sum()),
-                  "gap_rows": int((part == PART_CODES["purge"]).sum())}
-        _check(spec, counts)
-        scale = target_scale(keys[part == PART_CODES["train"]])  # in (symbol, time) order, as in one process
-        del keys
-        setup = BoosterSetup(features, params_of(spec), shuffle_targets=spec.shuffle_targets, scale=scale)
-        fit = fit_with_ray(rows, setup, spec.run, refit=refit)
+    fit, counts = engine.fit_where(spec.run, _fit_in_one_process, lambda: _fit_on_ray_train(spec, split, refit),
+                                   spec, split, refit, candles=candles)
     gap_rows = counts.pop("gap_rows")
     meta = {"params": fit.params, "best_iteration": fit.best_iteration, "split": split.as_dict(), **counts}
     first = RecursiveForecaster(fit.booster, features, spec.timeframe, fit.target_scale, meta=meta)
@@ -74,11 +60,21 @@ def params_of(spec: FitSpec) -> dict[str, Any]:
     return dict(DEFAULT_PARAMS) if spec.params is None else spec.params
 
 
-def runs_on(spec: FitSpec, candles: int) -> str:
-    """Where `fit_model` fits: in this process, in one Ray task, or on Ray Data and Ray Train."""
-    if not spec.use_ray:
-        return "in this process"
-    return "in one Ray task" if candles < spec.one_task_below else "on Ray Train"
+def _fit_on_ray_train(spec: FitSpec, split: Split, refit: bool) -> tuple[FitResult, dict[str, int]]:
+    """Rows on Ray Data, the fit (and its refit) on a Ray Train worker group: the rows sit in the
+    object store once, labelled with their part; the workers pick their parts."""
+    rows = rows_dataset(spec.data_dir, spec.tickers, spec.timeframe, spec.end).map_batches(
+        _PartLabels(split, refit), batch_format="pyarrow").materialize()
+    keys = rows.select_columns(["symbol", "timestamp", PART_COLUMN, *TARGETS]).to_pandas()
+    part = keys[PART_COLUMN].to_numpy()
+    counts = {"train_rows": int((part == PART_CODES["train"]).sum()),
+              "valid_rows": int((part == PART_CODES["valid"]).sum()),
+              "gap_rows": int((part == PART_CODES["purge"]).sum())}
+    _check(spec, counts)
+    scale = target_scale(keys[part == PART_CODES["train"]])  # in (symbol, time) order, as in one process
+    del keys
+    setup = BoosterSetup(feature_names(spec.timeframe), params_of(spec), shuffle_targets=spec.shuffle_targets, scale=scale)
+    return fit_with_ray(rows, setup, spec.run, refit=refit), counts
 
 
 def _fit_in_one_process(spec: FitSpec, split: Split, refit: bool, nthread: int = 0) -> tuple[FitResult, dict[str, int]]:
@@ -116,7 +112,7 @@ class RecursiveXGB:
             line = f"{counts['train_rows']} train / {counts['valid_rows']} valid rows, {first.meta['best_iteration'] + 1} trees"
             if again is not None:
                 line += f"; refit on {again.meta['train_rows']} rows to {split.valid_end:%Y-%m-%d %H:%M}"
-            return f"{line} ({runs_on(spec, count)})"
+            return f"{line} ({spec.run.placement(count).value})"
 
         forecaster, again, _ = timer.run("fit", lambda: fit_model(spec, split, count), describe)
         return Fits({"xgboost": forecaster}, state=again)

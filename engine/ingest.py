@@ -43,17 +43,18 @@ def _worker_source(settings: Settings) -> MarketSource:
 
 
 def _update_symbol_task(settings: Settings, ticker: str, timeframes: Sequence[str], as_of: datetime,
-                        budget: Any) -> list[PairResult]:
+                        budget: Any, history_as_of: datetime | None) -> list[PairResult]:
     _THROTTLE.actor = budget
-    return update_symbol(Lake(settings.data_dir), _worker_source(settings), ticker, timeframes, as_of)
+    return update_symbol(Lake(settings.data_dir), _worker_source(settings), ticker, timeframes, as_of, history_as_of)
 
 
 def update_with_ray(settings: Settings, tickers: Iterable[str], timeframes: Sequence[str], as_of: datetime,
                     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
                     requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE,
-                    on_result: Callable[[PairResult], None] | None = None) -> list[PairResult]:
+                    on_result: Callable[[PairResult], None] | None = None,
+                    history_as_of: datetime | None = None) -> list[PairResult]:
     """One Ray task per symbol (all its timeframes), at most `max_in_flight` at once, all sharing
-    one requests-per-minute budget held by an actor."""
+    one requests-per-minute budget held by an actor; `history_as_of` as in `update_pair`."""
     import ray
 
     budget = ray.remote(num_cpus=0)(RequestBudget).remote(requests_per_minute)
@@ -72,7 +73,7 @@ def update_with_ray(settings: Settings, tickers: Iterable[str], timeframes: Sequ
         if len(pending) >= max_in_flight:
             done, pending = ray.wait(pending, num_returns=1)
             collect(done)
-        pending.append(task.remote(settings, ticker, list(timeframes), as_of, budget))
+        pending.append(task.remote(settings, ticker, list(timeframes), as_of, budget, history_as_of))
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         collect(done)

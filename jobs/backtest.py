@@ -4,7 +4,10 @@
 `--model all` is the A/B: naive, the recursive XGBoost, each direct model (xgb_direct, rf, lstm)
 and the ensembles (40/40/20 and validation-fitted weights) side by side on the same origins.
 
-The lake is filled from MARKET_SOURCE where it lacks candles. Forecast origins are spaced
+The lake is filled from MARKET_SOURCE where it lacks candles: up to --test-end, and before
+--train-end each timeframe's retention, what the weekly job's lake held at --train-end; the fit
+learns from exactly that (`training.dataset.training_candles`), as the weekly job's would have,
+and the report's `training_history` says what it was. Forecast origins are spaced
 --stride candles apart (by default so that at most --max-origins forecasts run); the report says
 which spacing was used.
 """
@@ -64,8 +67,11 @@ def main(argv: list[str] | None = None) -> None:
         sync_symbols(engine, source)
         rank_symbols(engine, source, args.train_end)
     tickers = top_symbols(engine, args.top)
-    update = update_with_ray if use_ray else update_local
-    results = update(settings, tickers, [args.timeframe], args.test_end)
+    # the test candles, and before --train-end what the weekly job's lake would have held then
+    if use_ray:
+        results = update_with_ray(settings, tickers, [args.timeframe], args.test_end, history_as_of=args.train_end)
+    else:
+        results = update_local(settings, tickers, [args.timeframe], args.test_end, history_as_of=args.train_end)
     failed = [r for r in results if r.status == "failed"]
     print(f"backtest: lake filled for {len(tickers)} symbols ({len(failed)} failed)")
     params, direct_params = model_params(args, load_tuned_params(settings.model_dir, args.timeframe))

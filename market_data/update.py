@@ -22,6 +22,7 @@ from config import Settings
 from market_data.budget import RequestBudget
 from market_data.factory import make_source
 from market_data.source import MarketSource, utc
+from market_data.timeframes import TIMEFRAME_SPECS
 from storage.lake import RETENTION_DAYS, Lake
 
 log = logging.getLogger(__name__)
@@ -42,18 +43,30 @@ class PairResult:
     message: str = ""
 
 
-def fetch_window(lake: Lake, ticker: str, timeframe: str, as_of: datetime) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """[start, end) of what to fetch: from the last stored candle (inclusive) or the retention horizon."""
+def fetch_window(lake: Lake, ticker: str, timeframe: str, as_of: datetime,
+                 history_as_of: datetime | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[start, end) of what to fetch: from the last stored candle (inclusive) or the retention
+    horizon. With `history_as_of` (a backtest's train end), the horizon is counted back from it,
+    and a lake that starts later than that horizon (filled at another time) is fetched from it."""
     end = utc(as_of)
-    horizon = end - timedelta(days=RETENTION_DAYS[timeframe])
+    horizon = utc(history_as_of or as_of) - timedelta(days=RETENTION_DAYS[timeframe])
     last = lake.last_timestamp(ticker, timeframe)
-    return (max(last, horizon) if last is not None else horizon), end
+    if last is None:
+        return horizon, end
+    if history_as_of is not None:
+        first = lake.first_timestamp(ticker, timeframe)
+        if first is not None and first > TIMEFRAME_SPECS[timeframe].next_open(horizon):
+            return horizon, end
+    return max(last, horizon), end
 
 
-def update_pair(lake: Lake, source: MarketSource, ticker: str, timeframe: str, as_of: datetime) -> PairResult:
+def update_pair(lake: Lake, source: MarketSource, ticker: str, timeframe: str, as_of: datetime,
+                history_as_of: datetime | None = None) -> PairResult:
+    """The pair's candles up to `as_of`, each timeframe's retention kept before `history_as_of`
+    (default `as_of`): a backtest fills to its test end and keeps what its train end had."""
     started = time.perf_counter()
     try:
-        start, end = fetch_window(lake, ticker, timeframe, as_of)
+        start, end = fetch_window(lake, ticker, timeframe, as_of, history_as_of)
         candles = source.aggregates(ticker, timeframe, start.to_pydatetime(), end.to_pydatetime())
         # a candle that opens at `as_of` or later was not known at `as_of`
         candles = candles[candles["timestamp"] < end]
@@ -61,7 +74,7 @@ def update_pair(lake: Lake, source: MarketSource, ticker: str, timeframe: str, a
             return PairResult(ticker, timeframe, "empty", seconds=time.perf_counter() - started,
                               message=f"no candles from {start} to {end}")
         before = lake.read(ticker, timeframe, columns=["timestamp"])["timestamp"]
-        stored = lake.append(ticker, timeframe, candles, as_of=as_of)
+        stored = lake.append(ticker, timeframe, candles, as_of=history_as_of or as_of)
         added = int((~stored["timestamp"].isin(before)).sum())
         return PairResult(ticker, timeframe, "ok", fetched=len(candles), added=added, stored=len(stored),
                           seconds=time.perf_counter() - started)
@@ -72,14 +85,15 @@ def update_pair(lake: Lake, source: MarketSource, ticker: str, timeframe: str, a
 
 
 def update_symbol(lake: Lake, source: MarketSource, ticker: str, timeframes: Sequence[str],
-                  as_of: datetime) -> list[PairResult]:
-    return [update_pair(lake, source, ticker, tf, as_of) for tf in timeframes]
+                  as_of: datetime, history_as_of: datetime | None = None) -> list[PairResult]:
+    return [update_pair(lake, source, ticker, tf, as_of, history_as_of) for tf in timeframes]
 
 
 def update_local(settings: Settings, tickers: Iterable[str], timeframes: Sequence[str], as_of: datetime,
-                 requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE) -> list[PairResult]:
+                 requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE,
+                 history_as_of: datetime | None = None) -> list[PairResult]:
     """The plain single-process loop (the baseline the Ray path is measured against)."""
     budget = RequestBudget(requests_per_minute)
     source = make_source(settings, throttle=budget.wait)
     lake = Lake(settings.data_dir)
-    return [r for t in tickers for r in update_symbol(lake, source, t, timeframes, as_of)]
+    return [r for t in tickers for r in update_symbol(lake, source, t, timeframes, as_of, history_as_of)]

@@ -276,6 +276,10 @@ def test_backtest_report_has_the_fixed_shape(binance_lake, tmp_path: Path, monke
             assert set(metrics) == (BACKTEST_METRICS if name == "naive" else MODEL_METRICS)
             assert metrics["mae"] > 0 and 0 <= metrics["coverage_80"] <= 1
     assert report["origins"]["stride_candles"] >= 1
+    # what the weekly job would have had at the train end: the retention before it, no later candle
+    history = report["training_history"]
+    assert pd.Timestamp(history["start"]) >= pd.Timestamp("2024-06-30", tz="UTC") - pd.Timedelta(days=1825)
+    assert pd.Timestamp(history["end"]) < pd.Timestamp("2024-06-30", tz="UTC") and history["candles"] > 6 * 1000
 
 
 def _submit(ray_head: dict[str, str], env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -129,3 +129,34 @@ def test_update_local_reports_failures_and_continues(tmp_path: Path) -> None:
     assert status[tickers[0]][0] == status[tickers[2]][0] == "ok"
     assert status[tickers[1]][0] == "failed" and "502" in status[tickers[1]][1]
     assert status["X:UNKNOWNUSD"][0] == "failed" and "does not know ticker" in status["X:UNKNOWNUSD"][1]
+
+
+def test_a_backtests_lake_holds_what_the_weekly_job_had_at_its_train_end(tmp_path: Path) -> None:
+    """A lake filled at the test end (the retention counted back from it) is filled again for a
+    backtest from the retention before the train end; the fit's candles are then exactly those of
+    a lake the weekly job filled at the train end; the test candles stay; a second fill fetches
+    nothing; and the fit never reaches before the retention even where the lake does."""
+    from market_data.csv_source import CsvSource
+    from tests.conftest import DAILY_DATA
+    from training.dataset import history_start, training_candles
+
+    source = CsvSource(DAILY_DATA)
+    ticker = "X:BTCUSDT"  # from 2018-01-01
+    train_end, test_end = datetime(2023, 6, 30, tzinfo=timezone.utc), datetime(2024, 12, 31, tzinfo=timezone.utc)
+    backtest, weekly = Lake(tmp_path / "backtest"), Lake(tmp_path / "weekly")
+    assert update_pair(backtest, source, ticker, "1d", test_end).status == "ok"  # as the backtest once did
+    before = backtest.read(ticker, "1d")
+    assert before["timestamp"].iloc[0] >= pd.Timestamp(test_end) - pd.Timedelta(days=1825)
+    filled = update_pair(backtest, source, ticker, "1d", test_end, history_as_of=train_end)
+    assert filled.status == "ok" and filled.added > 0
+    update_pair(weekly, source, ticker, "1d", train_end)
+    end = pd.Timestamp(train_end)
+    fit, weekly_fit = (training_candles(lake.read(ticker, "1d"), "1d", end) for lake in (backtest, weekly))
+    pd.testing.assert_frame_equal(fit, weekly_fit)
+    assert fit["timestamp"].iloc[0] >= history_start("1d", end) and len(fit) > 1800  # five years, not four
+    stored = backtest.read(ticker, "1d")
+    assert stored["timestamp"].iloc[-1] >= pd.Timestamp(test_end) - pd.Timedelta(days=2)  # the test candles
+    assert update_pair(backtest, source, ticker, "1d", test_end, history_as_of=train_end).added == 0
+    # a lake reaching further back than the retention (filled earlier, never trimmed since) gives the same fit
+    update_pair(weekly, source, ticker, "1d", test_end, history_as_of=datetime(2022, 12, 31, tzinfo=timezone.utc))
+    pd.testing.assert_frame_equal(training_candles(weekly.read(ticker, "1d"), "1d", end), weekly_fit)

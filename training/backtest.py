@@ -16,6 +16,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
+
 from market_data.source import utc
 from training.band.market import MarketReplay
 from training.candidates import AUTO, model_names
@@ -34,6 +36,14 @@ def refit_name(name: str) -> str:
 
 
 FRACTIONS = (0.75, 0.25, 0.0)  # train | valid before train_end; the test period is the holdout
+
+
+def training_history(candles: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """What the fit learned from: its first and last candle's open time and how many candles."""
+    firsts = [frame["timestamp"].iloc[0] for frame in candles.values() if len(frame)]
+    lasts = [frame["timestamp"].iloc[-1] for frame in candles.values() if len(frame)]
+    return {"start": min(firsts).isoformat() if firsts else None, "end": max(lasts).isoformat() if lasts else None,
+            "candles": int(sum(len(frame) for frame in candles.values()))}
 
 
 def parse_models(value: str) -> list[str]:
@@ -94,6 +104,7 @@ def run_backtest(spec: FitSpec, test_end: datetime, models: list[str] | str, str
         "timeframe": timeframe,
         "train_end": train_end_ts.isoformat(),
         "test_end": test_end_ts.isoformat(),
+        "training_history": training_history(train_candles),
         "n_symbols": len(set(origins.symbols)),
         "n_forecasts": len(origins),
         "models": {**{n: {"horizons": results[n]["model"]["horizons"]} for n in names},

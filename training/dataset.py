@@ -78,12 +78,23 @@ def empty_rows(timeframe: str) -> pd.DataFrame:
 
 def lake_rows(lake: Lake, ticker: str, timeframe: str, end: pd.Timestamp | None) -> pd.DataFrame:
     """`symbol_rows` of a ticker's lake candles before `end`."""
-    return symbol_rows(clip(lake.read(ticker, timeframe), end), ticker, timeframe)
+    return symbol_rows(training_candles(lake.read(ticker, timeframe), timeframe, end), ticker, timeframe)
 
 
-def clip(candles: pd.DataFrame, end: pd.Timestamp | None) -> pd.DataFrame:
-    """Candles that opened before `end` (a training cut-off); all of them when `end` is None."""
-    return candles if end is None else candles[candles["timestamp"] < end].reset_index(drop=True)
+def history_start(timeframe: str, end: pd.Timestamp) -> pd.Timestamp:
+    """The first candle time a fit with cut-off `end` learns from: the timeframe's retention
+    before `end`, all the lake held at `end`. So a backtest whose lake reaches further back (or
+    was filled at its test end) trains on what the weekly job would have had at its train end."""
+    return pd.Timestamp(end) - pd.Timedelta(days=spec(timeframe).retention_days)
+
+
+def training_candles(candles: pd.DataFrame, timeframe: str, end: pd.Timestamp | None) -> pd.DataFrame:
+    """The candles a fit with cut-off `end` learns from: opened before `end`, at or after
+    `history_start`; all of them when `end` is None."""
+    if end is None:
+        return candles
+    stamps = candles["timestamp"]
+    return candles[(stamps < end) & (stamps >= history_start(timeframe, end))].reset_index(drop=True)
 
 
 def rows_dataset(data_dir: str | Path, tickers: Iterable[str], timeframe: str, end: pd.Timestamp | None = None) -> Any:

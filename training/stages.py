@@ -15,7 +15,7 @@ from engine.progress import Throttled, reporting
 from features.profiles import profile_for
 from market_data.timeframes import spec
 from storage.lake import Lake
-from training.dataset import Split, time_split, validated_horizon
+from training.dataset import Split, time_split, training_candles, validated_horizon
 from training.spec import FitSpec
 
 if TYPE_CHECKING:
@@ -75,12 +75,17 @@ class StageTimer:
         return result
 
 
-def load_candles(data_dir: str | Path, tickers: Iterable[str], timeframe: str, end: pd.Timestamp | None) -> dict[str, pd.DataFrame]:
+def load_candles(data_dir: str | Path, tickers: Iterable[str], timeframe: str, end: pd.Timestamp | None,
+                 history: bool = False) -> dict[str, pd.DataFrame]:
+    """Each ticker's lake candles before `end` (with `history`, only the fit's: `training_candles`),
+    where enough of them for one validated forecast."""
     lake = Lake(data_dir)
     out = {}
     for ticker in tickers:
         frame = lake.read(ticker, timeframe)
-        if end is not None:
+        if history:
+            frame = training_candles(frame, timeframe, end)
+        elif end is not None:
             frame = frame[frame["timestamp"] < end].reset_index(drop=True)
         if len(frame) > profile_for(timeframe).warmup + validated_horizon(timeframe):
             out[ticker] = frame
@@ -96,7 +101,7 @@ def split_for(candles: dict[str, pd.DataFrame], timeframe: str, fractions: tuple
 
 def candles_and_split(timer: StageTimer, spec: FitSpec) -> tuple[dict[str, pd.DataFrame], Split]:
     data_dir, tickers, timeframe, end, fractions = spec.data_dir, spec.tickers, spec.timeframe, spec.end, spec.fractions
-    candles = timer.run("candles", lambda: load_candles(data_dir, tickers, timeframe, end),
+    candles = timer.run("candles", lambda: load_candles(data_dir, tickers, timeframe, end, history=True),
                         lambda c: f"{len(c)} symbols, {sum(len(f) for f in c.values())} candles")
     if not candles:
         raise ValueError(f"{timeframe}: no symbol in the lake has enough candles before {end}")

@@ -27,7 +27,7 @@ from features.profiles import profile_for
 from market_data.timeframes import HORIZON
 from storage.lake import Lake
 from training.calibration import horizon_scale
-from training.dataset import Split, clip
+from training.dataset import Split, training_candles
 
 SEQ_LEN = 16
 SEQUENCE_GROUPS = frozenset({"returns", "volatility", "range", "volume", "statistics", "calendar"})
@@ -132,7 +132,7 @@ def thinning_stride(candle_counts: Iterable[int], max_rows: int = MAX_TRAIN_ROWS
 
 def lake_direct_rows(lake: Lake, ticker: str, timeframe: str, end: pd.Timestamp | None, stride: int) -> DirectRows:
     """`symbol_direct_rows` of a ticker's lake candles before `end`."""
-    return symbol_direct_rows(clip(lake.read(ticker, timeframe), end), ticker, timeframe, stride)
+    return symbol_direct_rows(training_candles(lake.read(ticker, timeframe), timeframe, end), ticker, timeframe, stride)
 
 
 HERE = RunOptions(use_ray=False)

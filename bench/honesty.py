@@ -44,7 +44,8 @@ from market_data.timeframes import HORIZON
 from market_data.update import update_pair
 from stats.bootstrap import ratio_interval, share_interval
 from storage.lake import Lake
-from training.backtest import refit_name
+from training.backtest import refit_name, training_history
+from training.band.every_candle import band_every_candle
 from training.band.market import MarketReplay
 from training.evaluation import CalledSteps, Origins, chance_within, in_period, sample_stride, select_origins, time_blocks
 from training.fitting import fit_candidates
@@ -92,13 +93,44 @@ PLANS = {
 }
 
 
-def fill_lake(root: Path, plan: Plan, timeframe: str, as_of: datetime, top: int | None) -> list[str]:
+def fill_lake(root: Path, plan: Plan, timeframe: str, as_of: datetime, top: int | None,
+              train_end: datetime | None = None) -> list[str]:
+    """A lake of the plan's coins up to `as_of` (a test window's end), holding before `train_end`
+    (its start) what the weekly job's lake held then, as the backtest's does."""
     source = CsvSource(plan.data)
     tickers = sorted(t.ticker for t in source.list_tickers())[: top or None]
     lake = Lake(root)
     for ticker in tickers:
-        update_pair(lake, source, ticker, timeframe, as_of)
+        update_pair(lake, source, ticker, timeframe, as_of, history_as_of=train_end)
     return tickers
+
+
+def plan_of(timeframe: str, source: str | None, windows: str | None) -> Plan:
+    """The timeframe's plan, on another export (`--source csv:DIR`) and other test windows
+    (`--windows START:END,...`, dates) where given."""
+    base = PLANS[timeframe]
+    data = base.data
+    if source:
+        if not source.startswith("csv:"):
+            raise SystemExit(f"--source {source!r}: give csv:DIR, a folder of <SYMBOL>.csv or <SYMBOL>_<tf>.csv files")
+        data = Path(source.removeprefix("csv:"))
+    if not data.is_dir():
+        raise SystemExit(f"no data folder {data} (--source csv:DIR, or the project's shared real data)")
+    return Plan(data, parse_windows(windows) if windows else base.windows, base.max_origins)
+
+
+def parse_windows(text: str) -> list[tuple[datetime, datetime]]:
+    """`START:END,...` (ISO dates) as test windows, each start before its end."""
+    out = []
+    for item in text.split(","):
+        try:
+            start, end = (_utc(part.strip()) for part in item.split(":"))
+        except ValueError:
+            raise SystemExit(f"--windows {item!r}: give START:END with ISO dates, e.g. 2023-01-01:2023-07-01") from None
+        if end <= start:
+            raise SystemExit(f"--windows {item!r}: the end must be after the start")
+        out.append((start, end))
+    return out
 
 
 @dataclass
@@ -268,7 +300,7 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime,
     params, direct_params, top = models_of.params, models_of.direct_params, models_of.top
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        tickers = fill_lake(Path(tmp), plan, timeframe, end, top)
+        tickers = fill_lake(Path(tmp), plan, timeframe, end, top, train_end=start)
         timer = StageTimer(f"{timeframe} {start:%Y-%m-%d}", echo=lambda line: print(line, flush=True))
         spec = FitSpec(tmp, tickers, timeframe, pd.Timestamp(start), FRACTIONS, params, direct_params, use_ray=False,
                        calibration_origins=plan.max_origins)
@@ -294,6 +326,8 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime,
         market = MarketReplay(test)  # candidates of one fit share their band's replay
         scored = {name: score(model, origins, blocks, today, market) for name, model in models.items()}
         dense = every_candle(chosen, test, pd.Timestamp(start), pd.Timestamp(end), timeframe, market)
+        band = band_every_candle(chosen.calibration.band, test, pd.Timestamp(start), pd.Timestamp(end),
+                                 (split.valid_start, split.valid_end), timeframe, market)
     scores = {name: s for name, (s, _) in scored.items()}
     outcomes = {name.split(" ")[0]: o for name, (_, o) in scored.items()}  # "auto (naive)" pools as "auto"
     return {"timeframe": timeframe, "window": f"{start:%Y-%m-%d} to {end:%Y-%m-%d}", "symbols": len(candles),
@@ -302,7 +336,8 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime,
             "validation_intervals": choice.validation.intervals,
             "validation_worst_horizon": choice.validation.worst_horizon,
             "validation_edge_horizons": choice.validation.edge, "models": scores,
-            "chosen_every_candle": dense,
+            "chosen_every_candle": dense, "band_every_candle": band.summary(),
+            "training_history": training_history(candles),
             "seconds": round(time.perf_counter() - started, 1)}, outcomes
 
 
@@ -527,9 +562,9 @@ class Run:
                              "run without --resume (or with another --out)")
         return cls(out, models, [], {}), saved["results"]
 
-    def timeframe(self, timeframe: str, windows: list[tuple[datetime, datetime]], saved: list[dict[str, Any]]) -> None:
+    def timeframe(self, timeframe: str, plan: Plan, windows: list[tuple[datetime, datetime]],
+                  saved: list[dict[str, Any]]) -> None:
         kept: dict[str, list[Outcomes]] = {}
-        plan = PLANS[timeframe]
         for start, end in windows:
             done = saved_window(saved, self.out, timeframe, start, end)
             if done is None:
@@ -561,7 +596,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timeframes", default="1h,4h,1d")
     parser.add_argument("--top", type=int, help="only the first N coins of each data set (default: all)")
-    parser.add_argument("--windows", type=int, help="only the first N test windows of each timeframe")
+    parser.add_argument("--windows", help="test windows START:END,... (ISO dates; default: the shared data's), or N: "
+                                           "only the first N of them")
+    parser.add_argument("--source", help="csv:DIR: judge on this export instead of ../shared/data")
     parser.add_argument("--skip", type=int, default=0, help="leave out the first N test windows of each timeframe")
     parser.add_argument("--resume", action="store_true",
                         help="go on with a stopped run of --out: its finished windows are read, not fitted again")
@@ -577,10 +614,10 @@ def main() -> None:
         return
     params, direct_params = model_params(args, dict(DEFAULT_PARAMS))
     run, saved = Run.start(args.out, Models(params, direct_params, args.top), args.resume)
+    first = int(args.windows) if args.windows and args.windows.isdigit() else None
     for timeframe in args.timeframes.split(","):
-        if not PLANS[timeframe].data.is_dir():
-            raise SystemExit(f"bench.honesty needs {PLANS[timeframe].data} (the project's shared real data)")
-        run.timeframe(timeframe, PLANS[timeframe].windows[args.skip:][: args.windows or None], saved)
+        plan = plan_of(timeframe, args.source, None if first else args.windows)
+        run.timeframe(timeframe, plan, plan.windows[args.skip:][: first], saved)
     print(f"\nresults in {args.out}")
 
 

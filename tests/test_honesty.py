@@ -459,18 +459,32 @@ def test_a_stopped_honesty_run_resumes_and_pools_every_window(tmp_path: Path, mo
     models = honesty.Models({"n_estimators": 3}, {}, None)
     whole_out = tmp_path / "whole.json"
     run, saved = honesty.Run.start(whole_out, models, resume=False)
-    run.timeframe("4h", windows, saved)
+    run.timeframe("4h", honesty.PLANS["4h"], windows, saved)
     whole = json.loads(whole_out.read_text())
 
     out = tmp_path / "stopped.json"
     rng = np.random.default_rng(3)  # the same outcomes again
     fitted.clear()
     run, saved = honesty.Run.start(out, models, resume=False)
-    run.timeframe("4h", windows[:2], saved)  # stopped after two windows
+    run.timeframe("4h", honesty.PLANS["4h"], windows[:2], saved)  # stopped after two windows
     run, saved = honesty.Run.start(out, models, resume=True)
-    run.timeframe("4h", windows, saved)
+    run.timeframe("4h", honesty.PLANS["4h"], windows, saved)
     assert fitted == ["2022-07-01", "2022-10-01", "2023-01-01"]  # no window fitted twice
     assert json.loads(out.read_text())["pooled"] == whole["pooled"]
     assert whole["pooled"]["4h"]["auto"]["windows"] == 3
     with pytest.raises(SystemExit, match="other models' parameters"):
         honesty.Run.start(out, honesty.Models({"n_estimators": 4}, {}, None), resume=True)
+
+
+def test_any_export_and_any_windows_can_be_judged(tmp_path) -> None:
+    from bench import honesty
+
+    plan = honesty.plan_of("1d", f"csv:{tmp_path}", "2023-01-01:2023-07-01,2023-07-01:2024-01-01")
+    assert plan.data == tmp_path and [f"{a:%Y-%m-%d}" for a, _ in plan.windows] == ["2023-01-01", "2023-07-01"]
+    assert honesty.plan_of("4h", None, None).windows == honesty.PLANS["4h"].windows
+    bad = [(("1d", "s3://x", None), "csv:DIR"), (("1d", f"csv:{tmp_path}/none", None), "no data folder"),
+           (("1d", f"csv:{tmp_path}", "2023-07-01:2023-01-01"), "after the start"),
+           (("1d", f"csv:{tmp_path}", "July"), "START:END")]
+    for args, said in bad:
+        with pytest.raises(SystemExit, match=said):
+            honesty.plan_of(*args)

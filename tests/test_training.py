@@ -280,6 +280,12 @@ def test_backtest_report_has_the_fixed_shape(binance_lake, tmp_path: Path, monke
     history = report["training_history"]
     assert pd.Timestamp(history["start"]) >= pd.Timestamp("2024-06-30", tz="UTC") - pd.Timedelta(days=1825)
     assert pd.Timestamp(history["end"]) < pd.Timestamp("2024-06-30", tz="UTC") and history["candles"] > 6 * 1000
+    every = report["band_every_candle"]  # the deployed band on every test candle, against the 20-candle band
+    assert set(every) == {"1", "5", "10", "30"}
+    for row in every.values():
+        assert row["origins"] > report["n_forecasts"] and row["ratio_95"][0] <= row["ratio"] <= row["ratio_95"][1]
+        assert len(row["coverage_80_by_volatility"]) == 3 and 0 < row["coverage_80"] < 1
+    assert 0 <= every["1"]["independence"]["p_value"] <= 1
 
 
 def _submit(ray_head: dict[str, str], env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

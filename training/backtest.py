@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from market_data.source import utc
+from training.band.every_candle import band_every_candle
 from training.band.market import MarketReplay
 from training.candidates import AUTO, model_names
 from training.dataset import validated_horizon
@@ -100,6 +101,11 @@ def run_backtest(spec: FitSpec, test_end: datetime, models: list[str] | str, str
                                             f"{r['model']['summary']['mae_mean']:.5f} vs naive "
                                             f"{r['naive']['summary']['mae_mean']:.5f}")
     naive = results[names[0]]["naive"]
+    deployed = forecasters[AUTO if auto else names[0]]
+    every = timer.run("band on every candle", lambda: band_every_candle(
+        deployed.calibration.band, candles, train_end_ts, test_end_ts, (split.valid_start, split.valid_end),
+        timeframe, market).summary(), lambda r: f"{r['1']['origins']} origins: interval score / the 20-candle band's "
+                                      f"{r['1']['ratio']:.3f} at h = 1, {r['30']['ratio']:.3f} at h = 30")
     return {
         "timeframe": timeframe,
         "train_end": train_end_ts.isoformat(),
@@ -111,6 +117,7 @@ def run_backtest(spec: FitSpec, test_end: datetime, models: list[str] | str, str
                    "naive": {"horizons": naive["horizons"]}},
         "summary": {**{n: results[n]["model"]["summary"] for n in names}, "naive": naive["summary"]},
         "reliability": {n: results[n]["model"]["reliability"] for n in names},
+        "band_every_candle": every,
         "weights": {n: f.weights for n, f in forecasters.items() if hasattr(f, "weights")},
         **({"choice": {"chosen": choice.name, "validation_mae_vs_naive": choice.validation.scores,
                        "validation_intervals": choice.validation.intervals,

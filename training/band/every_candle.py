@@ -1,0 +1,184 @@
+"""The band judged on every candle, not on a sample of forecast origins.
+
+A 600-origin sample cannot tell one band from another (origin grids of the same spacing move the
+20-candle band's interval score by -15 % to +31 %). Naive's band (what the deployed model serves
+for every flat step) needs no model prediction, so it is scored on every test candle with
+HORIZON known candles after it, paired with a simple band on the same origins: the 20-candle
+band, the 10 % / 90 % quantiles of validation's moves in units of the 20-candle standard
+deviation times sqrt(h), with no regime margin, no adaptation, no widening. Coverage is also
+given per tercile of the origin's own 20-candle volatility (a band right on average but too
+narrow in storms and too wide in calm is not calibrated), and the h = 1 misses are tested for
+clustering (`stats.coverage`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from market_data.timeframes import HORIZON, spec
+from stats.bootstrap import ratio_interval, runs_of_time, share_interval
+from stats.coverage import Independence, chi2_sf, independence_test
+from training.band.band import Band
+from training.band.market import MarketReplay
+from training.band.quantiles import BAND_QUANTILES, naive_moves
+from training.band.scale import ROLLING, BandScale
+from training.scores import interval_score
+
+JUDGED_HORIZONS = (1, 5, 10, 30)
+MAX_ORIGINS = 20_000  # per horizon, thinned evenly
+BATCH = 20_000  # origins whose windows are held at once
+ROLLING20 = BandScale(ROLLING, 20)
+
+
+@dataclass(frozen=True)
+class CandleOrigins:
+    """Every candle of a test period whose next HORIZON are known and that has `window` candles up
+    to it: each one's coin (`series`), its candle index in that coin (`position`) and time."""
+
+    closes: list[np.ndarray]  # per coin, its closes
+    series: np.ndarray
+    position: np.ndarray
+    times: np.ndarray  # datetime64[ns], naive UTC
+    window: int
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    def windows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows x window) the closes up to each origin of `rows`, and (rows x HORIZON) the log
+        moves to the next HORIZON closes."""
+        ser, pos = self.series[rows], self.position[rows]
+        close = np.empty((len(rows), self.window))
+        moves = np.empty((len(rows), HORIZON))
+        for s in np.unique(ser):
+            mine = ser == s
+            values, at = self.closes[s], pos[mine]
+            close[mine] = values[at[:, None] + np.arange(1 - self.window, 1)[None, :]]
+            moves[mine] = np.log(values[at[:, None] + np.arange(1, HORIZON + 1)[None, :]]) - np.log(values[at])[:, None]
+        return close, moves
+
+
+def candle_origins(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp,
+                   window: int) -> CandleOrigins:
+    closes: list[np.ndarray] = []
+    series: list[np.ndarray] = []
+    position: list[np.ndarray] = []
+    times: list[np.ndarray] = []
+    for frame in candles.values():
+        stamps = frame["timestamp"]
+        rows = np.flatnonzero(((stamps >= start) & (stamps < end)).to_numpy())
+        rows = rows[(rows >= window - 1) & (rows + HORIZON < len(frame))]
+        if not len(rows):
+            continue
+        series.append(np.full(len(rows), len(closes)))
+        closes.append(frame["close"].to_numpy(np.float64))
+        position.append(rows)
+        times.append(pd.DatetimeIndex(stamps.iloc[rows]).tz_convert(None).to_numpy())
+    if not closes:
+        raise ValueError(f"no test candle from {start} to {end} has {window} candles before it and {HORIZON} after")
+    return CandleOrigins(closes, np.concatenate(series), np.concatenate(position), np.concatenate(times), window)
+
+
+def rolling20_band(candles: dict[str, pd.DataFrame], valid_start: pd.Timestamp,
+                   valid_end: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+    """The simple band's quantiles per horizon, from every validation candle's naive moves in
+    20-candle units."""
+    moves, at = naive_moves(candles, valid_start, valid_end, ROLLING20, HORIZON)
+    if not len(moves):
+        raise ValueError(f"no validation candle from {valid_start} to {valid_end} with {HORIZON} known after it")
+    lo, hi = np.quantile(moves / at, BAND_QUANTILES, axis=0)
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class Judged:
+    """Per origin (thinned to MAX_ORIGINS), per horizon of JUDGED_HORIZONS: the served band's and
+    the 20-candle band's interval scores and whether the served band covered; each origin's
+    20-candle volatility and bootstrap block; and the h = 1 misses' independence test (on every
+    candle, unthinned). Windows judged apart are pooled with `joined`."""
+
+    served: np.ndarray
+    simple: np.ndarray
+    covered: np.ndarray
+    volatility: np.ndarray
+    blocks: np.ndarray
+    independence: list[Independence]
+
+    @staticmethod
+    def joined(parts: list[Judged]) -> Judged:
+        """Windows pooled: their blocks kept apart."""
+        offsets = np.cumsum([0] + [int(p.blocks.max()) + 1 for p in parts[:-1]])
+
+        def joined(name: str) -> np.ndarray:
+            return np.concatenate([getattr(p, name) for p in parts])
+
+        return Judged(joined("served"), joined("simple"), joined("covered"), joined("volatility"),
+                      np.concatenate([p.blocks + o for p, o in zip(parts, offsets, strict=True)]),
+                      [i for p in parts for i in p.independence])
+
+    def summary(self) -> dict[str, Any]:
+        """The backtest JSON's `band_every_candle`: per horizon the origins, both interval scores,
+        their ratio with its block-bootstrap 95 % interval, coverage with its interval and per
+        tercile of the 20-candle volatility (terciles among all origins); at h = 1 the misses'
+        independence (pooled over windows: the sums of their likelihood ratios and transitions)."""
+        tercile = np.digitize(self.volatility, np.quantile(self.volatility, [1 / 3, 2 / 3]))
+        out: dict[str, Any] = {}
+        for j, h in enumerate(JUDGED_HORIZONS):
+            ratio, low, high = ratio_interval(self.served[:, j], self.simple[:, j], self.blocks)
+            hits = self.covered[:, j]
+            out[str(h)] = {"origins": int(len(hits)), "interval_score": float(self.served[:, j].mean()),
+                           "rolling20_interval_score": float(self.simple[:, j].mean()), "ratio": ratio,
+                           "ratio_95": [low, high], "coverage_80": float(hits.mean()),
+                           "coverage_80_95": list(share_interval(hits, self.blocks)[1:]),
+                           "coverage_80_by_volatility": [float(hits[tercile == t].mean()) for t in range(3)]}
+        out["1"]["independence"] = pooled_independence(self.independence)
+        return out
+
+
+def pooled_independence(tests: list[Independence]) -> dict[str, Any]:
+    """One window's test as it is; several windows' as one: independent windows' likelihood ratios
+    add, as do their degrees of freedom."""
+    lr, transitions = sum(t.lr for t in tests), sum(t.transitions for t in tests)
+    after_hit = sum(t.p_miss_after_hit * t.transitions for t in tests) / max(1, transitions)
+    after_miss = sum(t.p_miss_after_miss * t.transitions for t in tests) / max(1, transitions)
+    return {"transitions": transitions, "windows": len(tests), "lr": lr, "p_value": chi2_sf(lr, len(tests)),
+            "p_miss_after_hit": tests[0].p_miss_after_hit if len(tests) == 1 else after_hit,
+            "p_miss_after_miss": tests[0].p_miss_after_miss if len(tests) == 1 else after_miss}
+
+
+def band_every_candle(band: Band, candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp,
+                      validation: tuple[pd.Timestamp, pd.Timestamp], timeframe: str,
+                      market: MarketReplay | None = None) -> Judged:
+    """`band`'s naive band as served (its scale, quantiles, the market-wide widening in force at
+    each origin, the widening with the step) against the 20-candle band calibrated on
+    `validation`, on every candle of [start, end) of `candles` (each coin's candles up to at least
+    HORIZON after `end`), thinned evenly to MAX_ORIGINS; blocks of HORIZON candles, every coin
+    of a block together."""
+    window = max(band.scale.history, ROLLING20.window) + 2
+    origins = candle_origins(candles, start, end, window)
+    simple_lo, simple_hi = rolling20_band(candles, *validation)
+    n, cols = len(origins), [h - 1 for h in JUDGED_HORIZONS]
+    served_is, simple_is, covered = (np.empty((n, len(cols))) for _ in range(3))
+    vol = np.empty(n)
+    zeros = np.zeros((1, HORIZON))
+    for first in range(0, n, BATCH):
+        rows = np.arange(first, min(n, first + BATCH))
+        close, moves = origins.windows(rows)
+        shift = None if market is None else market.shift_at(band, origins.times[rows], HORIZON)
+        served = band.served(np.repeat(zeros, len(rows), axis=0), close, shift)
+        simple = ROLLING20.at(np.log(close), HORIZON)
+        lower, upper = served.naive_lower[:, cols], served.naive_upper[:, cols]
+        actual = moves[:, cols]
+        served_is[rows] = interval_score(lower, upper, actual)
+        simple_is[rows] = interval_score(simple[:, cols] * simple_lo[cols], simple[:, cols] * simple_hi[cols], actual)
+        covered[rows] = (lower <= actual) & (actual <= upper)
+        vol[rows] = simple[:, 0]
+    independence = independence_test(~covered[:, 0].astype(bool), origins.series, origins.position)
+    kept = np.arange(0, n, max(1, -(-n // MAX_ORIGINS)))
+    blocks = runs_of_time(pd.DatetimeIndex(origins.times[kept]), pd.Timedelta(hours=spec(timeframe).approx_hours),
+                          HORIZON, start)
+    return Judged(served_is[kept], simple_is[kept], covered[kept].astype(bool), vol[kept], blocks, [independence])

@@ -19,8 +19,14 @@ every coin at the timeframe's rate, `training.band.market`: as fitting deploys i
 but `today`, `har_adapted` and `chosen_fixed` has the market-wide adaptation. Printed per window and
 pooled per timeframe (blocks of each window kept apart): interval score ratio to `today` at h = 1,
 5, 10, 30 with its 95 % interval, and coverage at h = 1 and 30 (the h = 30 interval from blocks of
-30 candles: `Blocks`). Results also in
-bench/results/band_scale.json.
+30 candles: `Blocks`). Beside them, `band_every_candle` (`training.band.every_candle`, as in the
+backtest JSON): the band fitting deploys where no model proves an edge (naive's, with the chosen
+scale, the regime margin and the market-wide adaptation) on every candle of the window (thinned
+to 20,000), against the 20-candle band calibrated on the same validation, per window and pooled:
+interval score ratio with its interval, coverage, coverage per volatility tercile and the h = 1
+misses' independence test. `--source csv:DIR` and `--windows START:END,...` judge another export
+or other windows. Each lake holds before its window what the weekly job's held then (the
+backtest's fill). Results also in bench/results/band_scale.json.
 """
 
 from __future__ import annotations
@@ -36,14 +42,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.honesty import FRACTIONS, HORIZONS, PLANS, Blocks, fill_lake
+from bench.honesty import FRACTIONS, HORIZONS, Blocks, Plan, fill_lake, plan_of
 from bench.yardstick import TODAYS_MARGIN, TODAYS_RATE, band_of
 from features.profiles import profile_for
 from market_data.timeframes import HORIZON
 from stats.bootstrap import ratio_interval, share_interval
 from training.band.band import Band
 from training.band.choice import choose_band_scale
-from training.band.market import market_rate, market_track
+from training.band.every_candle import Judged, band_every_candle
+from training.band.market import MarketReplay, market_rate, market_track
 from training.band.quantiles import REGIME_MARGIN, band_quantiles, naive_move_halves
 from training.band.scale import HAR_WINDOW_SETS, ROLLING, BandScale, fit_har
 from training.evaluation import blocks_of, in_period
@@ -106,11 +113,12 @@ class Scored:
     covered: np.ndarray
 
 
-def run_window(timeframe: str, start: pd.Timestamp, end: pd.Timestamp) -> tuple[dict[str, Any], dict[str, Scored],
-                                                                                 Blocks]:
-    plan, profile = PLANS[timeframe], profile_for(timeframe)
+def run_window(timeframe: str, plan: Plan, start: pd.Timestamp,
+               end: pd.Timestamp) -> tuple[dict[str, Any], dict[str, Scored], Blocks, Judged]:
+    profile = profile_for(timeframe)
     with tempfile.TemporaryDirectory() as tmp:
-        candles = load_candles(tmp, fill_lake(Path(tmp), plan, timeframe, end.to_pydatetime(), None), timeframe, end)
+        tickers = fill_lake(Path(tmp), plan, timeframe, end.to_pydatetime(), None, train_end=start.to_pydatetime())
+        candles = load_candles(tmp, tickers, timeframe, end)
     before = {t: f[f["timestamp"] < start] for t, f in candles.items()}
     before = {t: f for t, f in before.items() if len(f) > profile.warmup}
     split = split_for(before, timeframe, FRACTIONS)
@@ -132,9 +140,35 @@ def run_window(timeframe: str, start: pd.Timestamp, end: pd.Timestamp) -> tuple[
         market = market_of(candles, scale, (lo, hi), market_rate(timeframe) if variant.market else 0.0, start, times)
         lower, upper = band_of(scale, close, (lo, hi), variant.widen, variant.rate, market)
         scored[name] = Scored(interval_score(lower, upper, actual), (lower <= actual) & (actual <= upper))
+    deployed = deployed_band(before, split, choice.scale, timeframe)
+    judged = band_every_candle(deployed, candles, start, end, (split.valid_start, split.valid_end), timeframe,
+                               MarketReplay(candles))
     result = {"timeframe": timeframe, "window": f"{start:%Y-%m-%d} to {end:%Y-%m-%d}", "origins": len(close),
-              "chosen": choice.scale.name, "validation_scores": choice.scores, **summary(scored, blocks)}
-    return result, scored, blocks
+              "chosen": choice.scale.name, "validation_scores": choice.scores, **summary(scored, blocks),
+              "band_every_candle": judged.summary()}
+    return result, scored, blocks, judged
+
+
+def deployed_band(before: dict[str, pd.DataFrame], split: Any, scale: BandScale, timeframe: str) -> Band:
+    """Naive's band as fitting deploys it where no model proves an edge: validation's naive moves
+    in the chosen scale's units, the regime margin, the market-wide adaptation from the end of
+    validation (`Band.fit`, `Band.adapting`)."""
+    halves = naive_move_halves(before, split.valid_start, split.valid_end, scale, HORIZON)
+    band = Band.fit(scale, halves, [np.full_like(h, np.nan) for h in halves])
+    return band.adapting(market_rate(timeframe), split.valid_end.isoformat())
+
+
+def every_candle_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The deployed band against the 20-candle band on every candle: one line per window or pool."""
+    lines = [f"{'':<26} " + " ".join(f"{'IS/rolling20 h' + str(h):>24}" for h in HORIZONS)
+             + f" {'cover h1':>7} {'h30':>6} {'h1 by volatility':>18} {'indep. p':>9}"]
+    for label, every in rows:
+        cells = " ".join(f"{every[str(h)]['ratio']:>7.3f} [{every[str(h)]['ratio_95'][0]:.3f},"
+                         f"{every[str(h)]['ratio_95'][1]:.3f}]" for h in HORIZONS)
+        terciles = "/".join(f"{c:.3f}" for c in every["1"]["coverage_80_by_volatility"])
+        lines.append(f"{label:<26} {cells} {every['1']['coverage_80']:>7.3f} {every['30']['coverage_80']:>6.3f} "
+                     f"{terciles:>18} {every['1']['independence']['p_value']:>9.2g}")
+    return lines
 
 
 def summary(scored: dict[str, Scored], blocks: Blocks) -> dict[str, Any]:
@@ -165,30 +199,38 @@ def table(result: dict[str, Any]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timeframes", default="1d,4h,1h")
+    parser.add_argument("--windows", help="test windows START:END,... (ISO dates; default: the shared data's)")
+    parser.add_argument("--source", help="csv:DIR: judge on this export instead of ../shared/data")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     results, pools = [], []
     for timeframe in args.timeframes.split(","):
+        plan = plan_of(timeframe, args.source, args.windows)
         kept: dict[str, list[Scored]] = {name: [] for name in VARIANTS}
         all_blocks: list[Blocks] = []
-        for i, (start, end) in enumerate(PLANS[timeframe].windows):
+        judged: list[Judged] = []
+        for i, (start, end) in enumerate(plan.windows):
             started = time.perf_counter()
-            result, scored, blocks = run_window(timeframe, pd.Timestamp(start), pd.Timestamp(end))
+            result, scored, blocks, every = run_window(timeframe, plan, pd.Timestamp(start), pd.Timestamp(end))
+            judged.append(every)
             result["seconds"] = round(time.perf_counter() - started, 1)
             results.append(result)
             print(f"\n== {timeframe} {result['window']}: {result['origins']} origins, chosen scale "
                   f"{result['chosen']} ({result['seconds']} s)", flush=True)
             print("\n".join(table(result)), flush=True)
+            print("\n".join(every_candle_table([("deployed, every candle", result["band_every_candle"])])), flush=True)
             for name in VARIANTS:
                 kept[name].append(scored[name])
             all_blocks.append(blocks.moved(i * 1_000_000))
         pooled = {name: Scored(np.concatenate([s.score for s in parts]), np.concatenate([s.covered for s in parts]))
                   for name, parts in kept.items()}
         joined = Blocks.joined(all_blocks)
-        pool = {"timeframe": timeframe, "windows": len(all_blocks), **summary(pooled, joined)}
+        pool = {"timeframe": timeframe, "windows": len(all_blocks), **summary(pooled, joined),
+                "band_every_candle": Judged.joined(judged).summary()}
         pools.append(pool)
         print(f"\n== {timeframe}, all windows pooled")
         print("\n".join(table(pool)), flush=True)
+        print("\n".join(every_candle_table([("deployed, every candle", pool["band_every_candle"])])), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"results": results, "pooled": pools}, indent=1, default=str))
     print(f"\nresults in {args.out}")

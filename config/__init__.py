@@ -257,6 +257,7 @@ class TierLimits(BaseModel):
     watchlists: int
     watchlist_items: int  # per watchlist
     active_alerts: int
+    plans: int
 
 
 def _limit(default: int, name: str) -> Any:
@@ -264,7 +265,7 @@ def _limit(default: int, name: str) -> Any:
 
 
 class Limits(_Group):
-    """LIMIT_WATCHLISTS_<TIER>, LIMIT_WATCHLIST_ITEMS_<TIER>, LIMIT_ALERTS_<TIER>."""
+    """LIMIT_WATCHLISTS_<TIER>, LIMIT_WATCHLIST_ITEMS_<TIER>, LIMIT_ALERTS_<TIER>, LIMIT_PLANS_<TIER>."""
 
     watchlists_free: int = _limit(3, "LIMIT_WATCHLISTS_FREE")
     watchlists_premium: int = _limit(10, "LIMIT_WATCHLISTS_PREMIUM")
@@ -275,12 +276,15 @@ class Limits(_Group):
     alerts_free: int = _limit(5, "LIMIT_ALERTS_FREE")
     alerts_premium: int = _limit(50, "LIMIT_ALERTS_PREMIUM")
     alerts_pro: int = _limit(500, "LIMIT_ALERTS_PRO")
+    plans_free: int = _limit(20, "LIMIT_PLANS_FREE")
+    plans_premium: int = _limit(200, "LIMIT_PLANS_PREMIUM")
+    plans_pro: int = _limit(2000, "LIMIT_PLANS_PRO")
 
     def of(self, tier: str) -> TierLimits:
         tier = tier if tier in TIERS else "free"
         return TierLimits(watchlists=getattr(self, f"watchlists_{tier}"),
                           watchlist_items=getattr(self, f"watchlist_items_{tier}"),
-                          active_alerts=getattr(self, f"alerts_{tier}"))
+                          active_alerts=getattr(self, f"alerts_{tier}"), plans=getattr(self, f"plans_{tier}"))
 
 
 class EmailSettings(_Group):

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from clock import naive_utc_now
+from config import TierLimits
 from portfolio.errors import PortfolioError
 from portfolio.owned import owned, symbol
 from storage.db import session_scope
@@ -36,8 +38,8 @@ def risk_reward(entry: float | None, target: float | None, stop: float | None) -
     if target < entry and stop <= entry:
         raise PortfolioError(422, "invalid_plan", f"a short plan (target {target} below entry {entry}) needs its "
                                                   f"stop above the entry, not at {stop}")
-    ratio = Decimal(str(abs(target - entry) / abs(entry - stop))).quantize(Decimal("0.01"))
-    return min(ratio, MAX_RISK_REWARD)
+    ratio = min(abs(target - entry) / abs(entry - stop), float(MAX_RISK_REWARD))  # before Decimal: never inf
+    return Decimal(str(ratio)).quantize(Decimal("0.01"))
 
 
 @dataclass
@@ -65,9 +67,15 @@ class TradingPlans:
         with session_scope(self.engine) as session:
             return self._view(session, owned(session, TradingPlan, plan_id, user_id, "trading plan"))
 
-    def create(self, user_id: uuid.UUID, ticker: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def create(self, user_id: uuid.UUID, limits: TierLimits, ticker: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """A new plan, if the tier has room for one more (`limits.plans`)."""
         rr = risk_reward(fields.get("entry_price"), fields.get("target_price"), fields.get("stop_loss"))
         with session_scope(self.engine) as session:
+            kept = session.exec(select(sa.func.count()).select_from(TradingPlan)
+                                .where(TradingPlan.user_id == user_id)).one()
+            if kept >= limits.plans:
+                raise PortfolioError(403, "limit_reached", f"your tier allows {limits.plans} trading plans; "
+                                                           "delete one, or upgrade")
             sym = symbol(session, ticker)
             now = naive_utc_now()
             status = fields.get("status") or "active"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from market_data.timeframes import TIMEFRAMES
 from predictions.service import MAX_STEPS
@@ -16,6 +16,9 @@ assert get_args(Timeframe) == TIMEFRAMES
 # is refused before it reaches the database)
 TICKER_PATTERN = r"^[A-Za-z0-9:._/-]+$"
 PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"  # printable, with tabs and line breaks (notes)
+# what a price may be: every listed coin's lies far inside, and risk/reward stays a finite number
+MIN_PRICE, MAX_PRICE = 1e-12, 1e12
 
 
 class PredictRequest(BaseModel):
@@ -298,7 +301,8 @@ class CandlesResponse(BaseModel):
 
 
 # -- watchlists, alerts, trading plans -------------------------------------------------------------
-Price = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True, description="a positive price")]
+Price = Annotated[float, Field(gt=0, ge=MIN_PRICE, le=MAX_PRICE, allow_inf_nan=False, strict=True,
+                               description="a positive price, from 1e-12 to 1e12")]
 Ticker = Annotated[str, Field(min_length=1, max_length=20, pattern=TICKER_PATTERN, description='e.g. "X:BTCUSD"')]
 
 
@@ -409,27 +413,50 @@ class AlertLogsResponse(BaseModel):
     logs: list[AlertLogOut]
 
 
+def _not_blank(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+PlanTitle = Annotated[str, Field(min_length=1, max_length=255, pattern=PRINTABLE_PATTERN), AfterValidator(_not_blank)]
+PlanNotes = Annotated[str, Field(max_length=5000, pattern=TEXT_PATTERN)]
+PlanStatus = Literal["active", "paused", "closed"]
+
+
 class PlanCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     symbol: Ticker
-    title: str = Field(min_length=1, max_length=255, pattern=PRINTABLE_PATTERN)
+    title: PlanTitle
     entry_price: Price | None = None
     target_price: Price | None = None
     stop_loss: Price | None = None
-    status: Literal["active", "paused", "closed"] | None = None
-    notes: str | None = Field(default=None, max_length=5000)
+    status: PlanStatus | None = None
+    notes: PlanNotes | None = None
 
 
 class PlanUpdate(BaseModel):
+    """Only the fields given change; a price or the notes may be cleared with null, the title and
+    status may not (the plan always has them)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, min_length=1, max_length=255, pattern=PRINTABLE_PATTERN)
+    title: PlanTitle | None = None
     entry_price: Price | None = None
     target_price: Price | None = None
     stop_loss: Price | None = None
-    status: Literal["active", "paused", "closed"] | None = None
-    notes: str | None = Field(default=None, max_length=5000)
+    status: PlanStatus | None = None
+    notes: PlanNotes | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kept_fields_not_null(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in ("title", "status"):
+                if name in data and data[name] is None:
+                    raise ValueError(f"{name} may be left out, not null: a plan always has one")
+        return data
 
 
 class PlanOut(BaseModel):

@@ -158,3 +158,30 @@ def test_bad_portfolio_input_is_a_clear_4xx(world) -> None:
                     % t.encode(), headers={**me, "content-type": "application/json"})
     assert r.status_code == 422
     assert client.get("/api/alerts", headers=me).json()["alerts"] == []
+
+
+def test_a_plan_refuses_nulls_extreme_prices_control_characters_and_too_many_plans(world) -> None:
+    """Every field of a plan validated (a 422, never a 500): null where the column is NOT NULL,
+    prices beyond what the column holds, NUL and other control characters, notes too long; and
+    no more plans than the tier allows."""
+    client = client_for(world, LIMIT_PLANS_FREE="3")
+    me = bearer(register_and_login(client, "plans@example.com"))
+    t = world["tickers"][0]
+    plan = client.post("/api/trading-plans", json={"symbol": t, "title": "Swing", "entry_price": 1.0}, headers=me)
+    assert plan.status_code == 201, plan.text
+    url = f"/api/trading-plans/{plan.json()['id']}"
+    for body in ({"title": None}, {"status": None}, {"title": "a\x00b"}, {"notes": "x\x00y"}, {"notes": "n" * 5001},
+                 {"entry_price": 1e308, "stop_loss": 1e-300}, {"target_price": 1e30}, {"stop_loss": 1e-30},
+                 {"title": " "}, {"entry_price": -1}):
+        r = client.patch(url, json=body, headers=me)
+        assert r.status_code == 422 and r.json()["error"]["message"], (body, r.text)
+    r = client.post("/api/trading-plans", json={"symbol": t, "title": "x", "notes": "bad\x07bell"}, headers=me)
+    assert r.status_code == 422
+    kept = client.get(url, headers=me).json()
+    assert kept["title"] == "Swing" and kept["status"] is not None and kept["entry_price"] == 1.0
+    ok = client.patch(url, json={"notes": "line one\nline two\ttabbed", "entry_price": None}, headers=me)
+    assert ok.status_code == 200 and ok.json()["entry_price"] is None  # a price may be cleared, a title not
+    for i in range(2):
+        assert client.post("/api/trading-plans", json={"symbol": t, "title": f"p{i}"}, headers=me).status_code == 201
+    r = client.post("/api/trading-plans", json={"symbol": t, "title": "one too many"}, headers=me)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "limit_reached"

@@ -136,7 +136,7 @@ def list_plans(p: PortfolioDep, account: CurrentAccount) -> PlansResponse:
 @router.post("/api/trading-plans", status_code=201, response_model=PlanOut)
 def create_plan(p: PortfolioDep, account: CurrentAccount, body: PlanCreate) -> PlanOut:
     """A trading plan; `risk_reward` is computed from entry, target and stop."""
-    return PlanOut.model_validate(p.plans.create(account.id, body.symbol,
+    return PlanOut.model_validate(p.plans.create(account.id, p.limits_of(account.tier), body.symbol,
                                                  body.model_dump(exclude={"symbol"}, exclude_unset=True)))
 
 

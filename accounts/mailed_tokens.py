@@ -54,6 +54,15 @@ RESET_PASSWORD = Purpose(
     "signs out every session of the account. If you did not ask, ignore this email: your password stays "
     "as it is.\n")
 
+# A registration with an address that already has an account answers as a new one would (the
+# answer tells no one who is registered) and tells the address's owner instead; no link: the
+# token is never redeemed, its row records the email (one an hour at most).
+ALREADY_REGISTERED = Purpose(
+    "already_registered", timedelta(hours=1), "signin", "Someone tried to register with your email address",
+    "Someone (perhaps you) tried to create a cryptocast account with this email address, which already "
+    "has one.\n\nIf it was you, sign in at {base} instead, or reset your password there if you forgot it. "
+    "If it was not, ignore this email: nothing about your account changed.\n")
+
 
 @dataclass(frozen=True)
 class Issued:
@@ -86,7 +95,8 @@ class MailedTokens:
         """Send the email (idempotency key: the row, so a retry is the same email) and record how
         it went; a failed send is retried twice, after 1 s and 2 s."""
         purpose = issued.purpose
-        text = purpose.text.format(link=self.link(issued), minutes=int(purpose.ttl.total_seconds() // 60))
+        text = purpose.text.format(link=self.link(issued), minutes=int(purpose.ttl.total_seconds() // 60),
+                                   base=self.base)
         email = Email(issued.email, purpose.subject, text, f"account-token-{issued.id}")
         delivery = self.notifier.send(email)
         for pause in SEND_RETRIES_S:

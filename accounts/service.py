@@ -20,7 +20,7 @@ from sqlmodel import select
 
 from accounts import passwords, tokens
 from accounts.errors import AccountError
-from accounts.mailed_tokens import MailedTokens
+from accounts.mailed_tokens import ALREADY_REGISTERED, Issued, MailedTokens
 from accounts.quota import QuotaCounter, QuotaState, Subject, next_midnight, utc_day
 from accounts.recovery import PasswordRecovery
 from accounts.sessions import Client, Sessions, session_row
@@ -83,6 +83,14 @@ class Caller:
         return None if self.account is None else self.account.tier
 
 
+@dataclass(frozen=True)
+class Registered:
+    """What a registration answers, and the email it sends after the answer (None: none now)."""
+
+    account: Account
+    mail: Issued | None
+
+
 def _account(user: User) -> Account:
     return Account(user.id, user.email, user.name, user.tier or "free", as_utc(user.created_at),
                    user.email_verified is not None)
@@ -103,7 +111,10 @@ class AccountService:
         self.recovery = PasswordRecovery(engine, self.mailed, self.sessions, clock)
 
     # -- identity -------------------------------------------------------------------------------
-    def register(self, email: str, password: str, name: str | None = None) -> Account:
+    def register(self, email: str, password: str, name: str | None = None) -> Registered:
+        """A new account and its verification email. An address that already has an account gets
+        the same answer (a new id, never stored: who is registered is no one's to learn here) and
+        its owner an email saying so instead, at most one an hour."""
         passwords.check_rules(password)
         email = email.strip().lower()
         now = naive_utc(self.clock())
@@ -113,9 +124,19 @@ class AccountService:
             with session_scope(self.engine) as session:
                 session.add(user)
         except IntegrityError:
-            raise AccountError(409, "email_taken", f"an account with the email {email} already exists") from None
+            answer = Account(uuid.uuid4(), email, name, "free", as_utc(now), False)
+            return Registered(answer, self._tell_the_owner(email))
         log.info("registered user %s", user.id)
-        return _account(user)
+        return Registered(_account(user), self.verification.start(user.id, email))
+
+    def _tell_the_owner(self, email: str) -> Issued | None:
+        with session_scope(self.engine) as session:
+            owner = session.exec(select(User).where(User.email == email)).first()
+        if owner is None or self.mailed.count_since(owner.id, ALREADY_REGISTERED,
+                                                    self.clock() - ALREADY_REGISTERED.ttl):
+            return None
+        log.info("a registration with the address of user %s: its owner told", owner.id)
+        return self.mailed.issue(owner.id, email, ALREADY_REGISTERED)
 
     def login(self, email: str, password: str, client: Client | None = None) -> SignIn:
         email = email.strip().lower()

@@ -232,7 +232,7 @@ class UserSession(SQLModel, table=True):
     user_agent: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
 
 
-TOKEN_PURPOSE_CHECK = "purpose IN ('verify_email', 'reset_password')"
+TOKEN_PURPOSE_CHECK = "purpose IN ('verify_email', 'reset_password', 'already_registered')"
 EMAIL_STATUS_CHECK = "email_status IN ('pending', 'sent', 'failed', 'not_sent')"
 
 

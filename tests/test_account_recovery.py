@@ -72,6 +72,28 @@ def test_registration_emails_one_link_that_verifies_once(world, resend_server) -
     assert len(resend_server.delivered) == 1
 
 
+def test_a_registration_with_a_taken_address_answers_as_a_new_one_and_tells_the_owner(world, resend_server) -> None:
+    """The same status, shape and headers as a new registration (the id a new one, never stored);
+    the account and its password unchanged; the owner emailed once an hour at most, no link in it."""
+    client = client_for(world, **_mail_env(resend_server))
+    owner = register_and_login(client, "owen@example.com")
+    client.cookies.clear()
+    taken = client.post("/api/auth/register", json={"email": "Owen@Example.com", "password": "another long pass"})
+    fresh = client.post("/api/auth/register", json={"email": "nora@example.com", "password": "another long pass"})
+    assert taken.status_code == fresh.status_code == 201
+    assert set(taken.json()) == set(fresh.json()) and taken.json()["email"] == "owen@example.com"
+    assert {k for k in taken.headers if k != "date"} == {k for k in fresh.headers if k != "date"}
+    me = client.get("/api/me", headers=bearer(owner)).json()["user"]
+    assert taken.json()["id"] != me["id"] and taken.json()["email_verified"] is False
+    assert client.post("/api/auth/login", json={"email": "owen@example.com", "password": "another long pass"}
+                       ).status_code == 401  # the password was not changed
+    client.post("/api/auth/register", json={"email": "owen@example.com", "password": "a third long pass"})
+    told = [e for e in _emails_to(resend_server, "owen@example.com") if "tried to register" in e["subject"]]
+    assert len(told) == 1 and BASE in told[0]["text"] and "#" not in told[0]["text"]  # once an hour, no token
+    with session_scope(world["engine"]) as s:
+        assert len(s.exec(select(User).where(User.email == "owen@example.com")).all()) == 1
+
+
 def test_an_expired_link_is_refused_and_resend_is_limited(world, resend_server) -> None:
     client = client_for(world, **_mail_env(resend_server))
     token = register_and_login(client, "late@example.com")

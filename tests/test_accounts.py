@@ -111,7 +111,7 @@ def test_duplicate_email_and_password_rules(world) -> None:
     client = client_for(world)
     assert client.post("/api/auth/register", json={"email": "dee@example.com", "password": PASSWORD}).status_code == 201
     r = client.post("/api/auth/register", json={"email": "DEE@example.com", "password": PASSWORD + "!"})
-    assert r.status_code == 409 and r.json()["error"]["code"] == "email_taken"
+    assert r.status_code == 201  # as for a new address: who is registered is not told (tests/test_account_recovery.py)
     for password, code in (("short", "weak_password"), (" " * 12, "weak_password"), ("x" * 129, "invalid_password"),
                            ("x" * 10_000, "invalid_password"), ("abc\x00defghij", "invalid_password")):
         r = client.post("/api/auth/register", json={"email": "eve@example.com", "password": password})

@@ -24,6 +24,7 @@ from accounts.mailed_tokens import ALREADY_REGISTERED, Issued, MailedTokens
 from accounts.quota import QuotaCounter, QuotaState, Subject, next_midnight, utc_day
 from accounts.recovery import PasswordRecovery
 from accounts.sessions import Client, Sessions, session_row
+from accounts.throttle import LoginThrottle
 from accounts.verification import EmailVerification
 from billing.lifecycle import GRACE_STATUS, effective_tier
 from clock import as_utc, naive_utc, utc_now
@@ -107,6 +108,7 @@ class AccountService:
         notifier = mail or EmailNotifier(EmailSettings(sender="cryptocast <accounts@cryptocast.invalid>"))
         self.mailed = MailedTokens(engine, notifier, settings.public_base_url, clock)
         self.sessions = Sessions(engine, clock)
+        self.throttle = LoginThrottle(engine, clock)
         self.verification = EmailVerification(engine, self.mailed, clock)
         self.recovery = PasswordRecovery(engine, self.mailed, self.sessions, clock)
 
@@ -139,14 +141,21 @@ class AccountService:
         return self.mailed.issue(owner.id, email, ALREADY_REGISTERED)
 
     def login(self, email: str, password: str, client: Client | None = None) -> SignIn:
+        """A new session; wrong passwords are throttled per account and per address
+        (`accounts.throttle`), unknown accounts alike."""
         email = email.strip().lower()
+        address = client.address if client is not None else "unknown"
+        self.throttle.check(email, address)
         with session_scope(self.engine) as session:
             user = session.exec(select(User).where(User.email == email)).first()
         if user is None or not user.password_hash:
             passwords.burn_verification(password)  # same time as a wrong password
+            self.throttle.failed(email, address)
             raise AccountError(401, "invalid_credentials", "the email or the password is wrong")
         if not passwords.verify_password(user.password_hash, password):
+            self.throttle.failed(email, address)
             raise AccountError(401, "invalid_credentials", "the email or the password is wrong")
+        self.throttle.succeeded(email)
         token = tokens.new_token()
         now = self.clock()
         expires = now + timedelta(days=self.settings.session_ttl_days)

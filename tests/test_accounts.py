@@ -12,6 +12,7 @@ import statistics
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -134,11 +135,43 @@ def test_login_answers_the_same_401_in_about_the_same_time(world) -> None:
     # enough of each that the medians ignore a few outliers
     unknown, wrong = [], []
     for _ in range(15):
+        world["clock"].now += timedelta(minutes=16)  # each round after the throttle's window (tested below)
         unknown.append(attempt("nobody@example.com"))
         wrong.append(attempt("fay@example.com"))
     assert unknown[0][1] == wrong[0][1]  # same code, same message
     ratio = statistics.median(t for t, _ in unknown) / statistics.median(t for t, _ in wrong)
     assert 0.6 < ratio < 1.6, ratio
+
+
+def test_wrong_passwords_back_off_per_account_and_per_address_alike_for_unknown_accounts(world) -> None:
+    """Five wrong passwords are answered 401; then each try waits (429 + Retry-After, doubling),
+    the right password included, an unknown account exactly alike; after the wait the right one
+    signs in and clears the account's count. Twenty failures from one address over many accounts
+    slow the address down too."""
+    client = client_for(world)
+    register_and_login(client, "gus@example.com")
+    client.cookies.clear()
+
+    def login(email: str, password: str = "wrong password!") -> Any:
+        return client.post("/api/auth/login", json={"email": email, "password": password})
+
+    for email in ("gus@example.com", "nobody-here@example.com"):
+        assert [login(email).status_code for _ in range(5)] == [401] * 5
+        held = login(email, PASSWORD)
+        assert held.status_code == 429 and held.json()["error"]["code"] == "too_many_requests"
+        assert held.headers["retry-after"] == "1"
+    unknown_held = login("nobody-here@example.com")
+    assert {k: v for k, v in held.headers.items() if k != "date"} == {
+        k: v for k, v in unknown_held.headers.items() if k != "date"} and held.json() == unknown_held.json()
+    world["clock"].now += timedelta(seconds=1)
+    assert login("gus@example.com").status_code == 401  # the sixth failure: now 2 s
+    assert login("gus@example.com", PASSWORD).headers["retry-after"] == "2"
+    world["clock"].now += timedelta(seconds=2)
+    assert login("gus@example.com", PASSWORD).status_code == 200
+    assert login("gus@example.com").status_code == 401  # the count starts again
+    world["clock"].now += timedelta(minutes=16)
+    spray = [login(f"sprayed-{i}@example.com").status_code for i in range(21)]  # one address, many accounts
+    assert spray[:20] == [401] * 20 and spray[20] == 429
 
 
 def test_user_quota_is_exact_and_resets_at_the_next_utc_day(world) -> None:

@@ -20,15 +20,15 @@ from accounts import passwords
 from accounts.errors import AccountError
 from accounts.mailed_tokens import RESET_PASSWORD, Issued, MailedTokens
 from accounts.sessions import Sessions
+from accounts.throttle import count_request
 from clock import naive_utc
 from storage.db import session_scope
-from storage.schema import AuthRequest, User
+from storage.schema import User
 
 FORGOT = "forgot_password"
 FORGOT_WINDOW = timedelta(minutes=15)
 FORGOT_PER_CLIENT = 5  # per FORGOT_WINDOW
 RESET_EVERY, RESETS_PER_DAY = timedelta(minutes=1), 5
-KEEP_REQUESTS = timedelta(days=1)
 NOBODY = uuid.UUID(int=0)
 
 
@@ -37,26 +37,10 @@ class PasswordRecovery:
                  clock: Callable[[], datetime]) -> None:
         self.engine, self.mailed, self.sessions, self.clock = engine, mailed, sessions, clock
 
-    def _count_request(self, client: str, now: datetime) -> None:
-        """Log this client's request; 429 past the limit, whoever the email names."""
-        since = naive_utc(now - FORGOT_WINDOW)
-        with self.engine.begin() as conn:
-            conn.execute(sa.delete(AuthRequest).where(AuthRequest.created_at < naive_utc(now - KEEP_REQUESTS)))
-            recent = conn.execute(sa.select(sa.func.count()).select_from(AuthRequest).where(
-                AuthRequest.kind == FORGOT, AuthRequest.client == client,
-                AuthRequest.created_at >= since)).scalar_one()
-            if recent >= FORGOT_PER_CLIENT:
-                raise AccountError(429, "too_many_requests",
-                                   f"at most {FORGOT_PER_CLIENT} password reset requests per "
-                                   f"{int(FORGOT_WINDOW.total_seconds() // 60)} minutes from one address; "
-                                   "try again later", headers={"Retry-After": str(int(FORGOT_WINDOW.total_seconds()))})
-            conn.execute(sa.insert(AuthRequest).values(id=uuid.uuid4(), kind=FORGOT, client=client[:64],
-                                                       created_at=naive_utc(now)))
-
     def forgot(self, email: str, client: str) -> Issued | None:
         """A reset link for the account of `email`, if there is one and it is not over its limits."""
         now = self.clock()
-        self._count_request(client, now)
+        count_request(self.engine, FORGOT, client, FORGOT_PER_CLIENT, FORGOT_WINDOW, now, "password reset requests")
         with session_scope(self.engine) as session:
             user = session.exec(select(User).where(User.email == email.strip().lower())).first()
         known = user is not None and bool(user.password_hash)

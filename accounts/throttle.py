@@ -1,6 +1,7 @@
-"""Sign-in throttling: failed passwords per account and per client address, with exponential
-back-off, counted in the database (`auth_requests`), so the limit holds across replicas and
-nodes.
+"""Throttles of the account routes anyone may call, counted in the database (`auth_requests`) so
+that they hold across replicas and nodes: requests per client address in a window
+(`count_request`: registrations, password-reset requests), and failed sign-ins with exponential
+back-off (`LoginThrottle`).
 
 Each failed sign-in is recorded twice: under the account's email (a digest, whether or not an
 account has it, so an unknown address is answered exactly as a known one) and under the client's
@@ -28,6 +29,7 @@ from storage.schema import AuthRequest
 
 WINDOW = timedelta(minutes=15)  # failures older than this are forgotten
 MAX_WAIT = timedelta(minutes=15)
+KEEP_REQUESTS = timedelta(days=1)  # counted requests older than this are deleted
 
 
 @dataclass(frozen=True)
@@ -85,3 +87,22 @@ class LoginThrottle:
         with self.engine.begin() as conn:
             conn.execute(sa.delete(AuthRequest).where(AuthRequest.kind == ACCOUNT.kind,
                                                       AuthRequest.client == account_key(email)))
+
+
+def count_request(engine: Engine, kind: str, client: str, limit: int, window: timedelta, now: datetime,
+                  what: str) -> None:
+    """Record one request of `kind` from `client`; 429 (nothing recorded) when `limit` of them
+    came in the last `window` already, whoever or whatever the request names. `what` says in
+    the answer what is limited."""
+    at = naive_utc(now)
+    with engine.begin() as conn:
+        conn.execute(sa.delete(AuthRequest).where(AuthRequest.kind == kind, AuthRequest.created_at < at - KEEP_REQUESTS))
+        recent = conn.execute(sa.select(sa.func.count()).select_from(AuthRequest).where(
+            AuthRequest.kind == kind, AuthRequest.client == client[:64],
+            AuthRequest.created_at >= at - window)).scalar_one()
+        if recent >= limit:
+            minutes = int(window.total_seconds() // 60)
+            raise AccountError(429, "too_many_requests", f"at most {limit} {what} per {minutes} minutes from one "
+                                                         "address; try again later",
+                               headers={"Retry-After": str(int(window.total_seconds()))})
+        conn.execute(sa.insert(AuthRequest).values(id=uuid.uuid4(), kind=kind, client=client[:64], created_at=at))

@@ -348,3 +348,18 @@ def test_the_cookie_is_secure_when_configured(world) -> None:
     client.post("/api/auth/register", json={"email": "sec@example.com", "password": PASSWORD})
     cookie = client.post("/api/auth/login", json={"email": "sec@example.com", "password": PASSWORD}).headers["set-cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie
+
+
+def test_registrations_are_limited_per_address(world) -> None:
+    """Each registration sends an email: five an hour from one address, then 429 with
+    Retry-After (nothing stored, nothing sent); another address is not held back."""
+    client = client_for(world)
+    made = [client.post("/api/auth/register", json={"email": f"r{i}@example.com", "password": PASSWORD}).status_code
+            for i in range(6)]
+    assert made == [201] * 5 + [429]
+    other = TestClient(client.app, client=("203.0.113.9", 50000))
+    assert other.post("/api/auth/register", json={"email": "r9@example.com", "password": PASSWORD}).status_code == 201
+    world["clock"].now += timedelta(hours=1, seconds=1)
+    assert client.post("/api/auth/register", json={"email": "r6@example.com", "password": PASSWORD}).status_code == 201
+    with session_scope(world["engine"]) as s:
+        assert len(s.exec(select(User).where(User.email.like("r%@example.com"))).all()) == 7  # type: ignore[attr-defined]

@@ -44,10 +44,10 @@ def signed_out(accounts: Accounts) -> Response:
 
 
 @router.post("/api/auth/register", status_code=201, response_model=UserOut)
-def register(accounts: Accounts, body: RegisterRequest, background: BackgroundTasks) -> UserOut:
+def register(accounts: Accounts, body: RegisterRequest, background: BackgroundTasks, client: ClientDep) -> UserOut:
     """Create an account on the free tier (password: 8 to 128 characters) and email a link that
     verifies the address; the email goes out after the answer."""
-    registered = accounts.register(body.email, body.password, body.name)
+    registered = accounts.register(body.email, body.password, body.name, client)
     if registered.mail is not None:
         background.add_task(accounts.mailed.deliver, registered.mail)
     return user_out(registered.account)

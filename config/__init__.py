@@ -447,8 +447,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     core = Settings.read(env)
     public = core.public_base_url or f"http://{core.serve_host}:{core.serve_port}"
+    # a service public on https sends its session cookie only over https unless told otherwise
+    account_env = {**env, "COOKIE_SECURE": "1"} if public.startswith("https://") and "COOKIE_SECURE" not in env else env
     return core.model_copy(update={
-        "accounts": AccountSettings.read(env, quotas=Quotas.read(env), public_base_url=public),
+        "accounts": AccountSettings.read(account_env, quotas=Quotas.read(env), public_base_url=public),
         "billing": BillingSettings.read(env, public_base_url=public),
         "limits": Limits.read(env),
         "email": EmailSettings.read(env),

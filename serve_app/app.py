@@ -18,7 +18,7 @@ from portfolio.service import Portfolio
 from predictions.service import PredictionService
 from serve_app.errors import install_handlers
 from serve_app.metrics import Metrics
-from serve_app.middleware import BodyLimit, Shed, observe
+from serve_app.middleware import BodyLimit, SecurityHeaders, Shed, observe
 from serve_app.routers import (
     accounts,
     billing,
@@ -58,6 +58,7 @@ def create_app(service: PredictionService, accounts: AccountService, billing: Bi
     app.state.stopping = lambda: False
     app.state.in_flight = InFlight()
     app.add_middleware(Shed, stopping=lambda: bool(app.state.stopping()), in_flight=app.state.in_flight)
+    app.add_middleware(SecurityHeaders, https=accounts.settings.public_base_url.startswith("https://"))  # outermost
     app.middleware("http")(observe)
     install_handlers(app)
     app.state.service = service

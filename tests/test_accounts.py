@@ -350,6 +350,29 @@ def test_the_cookie_is_secure_when_configured(world) -> None:
     assert "Secure" in cookie and "HttpOnly" in cookie
 
 
+
+def test_every_answer_carries_the_security_headers_and_https_adds_hsts(world) -> None:
+    """The page, the API, an error and a static file: CSP from this origin only, no framing, no
+    sniffing, the origin alone as referrer; HSTS and a Secure cookie by default once
+    PUBLIC_BASE_URL is https (COOKIE_SECURE=false still turns the flag off)."""
+    client = client_for(world)
+    for path in ("/", "/api/health", "/api/no-such-route", "/static/app.js"):
+        headers = client.get(path).headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+        assert "script-src 'self';" in headers["content-security-policy"]
+        assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "strict-origin-when-cross-origin" and "strict-transport-security" not in headers
+    public = client_for(world, PUBLIC_BASE_URL="https://cast.example.com")
+    assert public.get("/api/health").headers["strict-transport-security"].startswith("max-age=31536000")
+    public.post("/api/auth/register", json={"email": "tls@example.com", "password": PASSWORD})
+    cookie = public.post("/api/auth/login", json={"email": "tls@example.com", "password": PASSWORD}).headers["set-cookie"]
+    assert "Secure" in cookie
+    told = client_for(world, PUBLIC_BASE_URL="https://cast.example.com", COOKIE_SECURE="false")
+    told.post("/api/auth/login", json={"email": "tls@example.com", "password": PASSWORD})
+    assert "Secure" not in told.post("/api/auth/login", json={"email": "tls@example.com", "password": PASSWORD}
+                                     ).headers["set-cookie"]
+
+
 def test_registrations_are_limited_per_address(world) -> None:
     """Each registration sends an email: five an hour from one address, then 429 with
     Retry-After (nothing stored, nothing sent); another address is not held back."""

@@ -104,7 +104,7 @@ def test_the_track_record_page_draws_its_plots_in_a_real_browser(tmp_path, pg_da
         deadline = time.time() + 30
         while not server.started and time.time() < deadline:
             time.sleep(0.1)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page = browser.new_page(viewport={"width": 1280, "height": 1400}, bypass_csp=True)  # its probes evaluate JavaScript
         problems: list[str] = []
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.goto(f"http://127.0.0.1:{port}/")

@@ -20,7 +20,7 @@ from accounts import passwords
 from accounts.errors import AccountError
 from accounts.mailed_tokens import RESET_PASSWORD, Issued, MailedTokens
 from accounts.sessions import Sessions
-from accounts.throttle import count_request
+from accounts.throttle import RequestLimit, count_request
 from clock import naive_utc
 from storage.db import session_scope
 from storage.schema import User
@@ -28,6 +28,7 @@ from storage.schema import User
 FORGOT = "forgot_password"
 FORGOT_WINDOW = timedelta(minutes=15)
 FORGOT_PER_CLIENT = 5  # per FORGOT_WINDOW
+FORGOT_LIMIT = RequestLimit(FORGOT, FORGOT_PER_CLIENT, FORGOT_WINDOW, "password reset requests")
 RESET_EVERY, RESETS_PER_DAY = timedelta(minutes=1), 5
 NOBODY = uuid.UUID(int=0)
 
@@ -40,7 +41,7 @@ class PasswordRecovery:
     def forgot(self, email: str, client: str) -> Issued | None:
         """A reset link for the account of `email`, if there is one and it is not over its limits."""
         now = self.clock()
-        count_request(self.engine, FORGOT, client, FORGOT_PER_CLIENT, FORGOT_WINDOW, now, "password reset requests")
+        count_request(self.engine, FORGOT_LIMIT, client, now)
         with session_scope(self.engine) as session:
             user = session.exec(select(User).where(User.email == email.strip().lower())).first()
         known = user is not None and bool(user.password_hash)

@@ -24,7 +24,7 @@ from accounts.mailed_tokens import ALREADY_REGISTERED, Issued, MailedTokens
 from accounts.quota import QuotaCounter, QuotaState, Subject, next_midnight, utc_day
 from accounts.recovery import PasswordRecovery
 from accounts.sessions import Client, Sessions, session_row
-from accounts.throttle import LoginThrottle, count_request
+from accounts.throttle import LoginThrottle, RequestLimit, count_request
 from accounts.verification import EmailVerification
 from billing.lifecycle import GRACE_STATUS, effective_tier
 from clock import as_utc, naive_utc, utc_now
@@ -83,7 +83,7 @@ class Caller:
     def tier(self) -> str | None:
         return None if self.account is None else self.account.tier
 
-REGISTER, REGISTRATIONS_PER_CLIENT, REGISTRATION_WINDOW = "register", 5, timedelta(hours=1)
+REGISTRATIONS = RequestLimit("register", 5, timedelta(hours=1), "registrations")  # each sends an email
 
 
 @dataclass(frozen=True)
@@ -118,11 +118,10 @@ class AccountService:
     def register(self, email: str, password: str, name: str | None = None, client: Client | None = None) -> Registered:
         """A new account and its verification email. An address that already has an account gets
         the same answer (a new id, never stored: who is registered is no one's to learn here) and
-        its owner an email saying so instead, at most one an hour. At most REGISTRATIONS_PER_CLIENT
+        its owner an email saying so instead, at most one an hour. At most REGISTRATIONS.limit
         an hour from one client address (each sends an email)."""
         passwords.check_rules(password)
-        count_request(self.engine, REGISTER, client.address if client else "unknown", REGISTRATIONS_PER_CLIENT,
-                      REGISTRATION_WINDOW, self.clock(), "registrations")
+        count_request(self.engine, REGISTRATIONS, client.address if client else "unknown", self.clock())
         email = email.strip().lower()
         now = naive_utc(self.clock())
         user = User(email=email, name=name, password_hash=passwords.hash_password(password), tier="free",

@@ -89,20 +89,29 @@ class LoginThrottle:
                                                       AuthRequest.client == account_key(email)))
 
 
-def count_request(engine: Engine, kind: str, client: str, limit: int, window: timedelta, now: datetime,
-                  what: str) -> None:
-    """Record one request of `kind` from `client`; 429 (nothing recorded) when `limit` of them
-    came in the last `window` already, whoever or whatever the request names. `what` says in
-    the answer what is limited."""
-    at = naive_utc(now)
+@dataclass(frozen=True)
+class RequestLimit:
+    """At most `limit` requests of `kind` (auth_requests.kind) from one client in `window`; `what`
+    names them in the answer."""
+
+    kind: str
+    limit: int
+    window: timedelta
+    what: str
+
+
+def count_request(engine: Engine, rule: RequestLimit, client: str, now: datetime) -> None:
+    """Record one request of `rule.kind` from `client`; 429 (nothing recorded) when `rule.limit`
+    of them came in the last `rule.window` already, whoever or whatever the request names."""
+    at, kind, window = naive_utc(now), rule.kind, rule.window
     with engine.begin() as conn:
         conn.execute(sa.delete(AuthRequest).where(AuthRequest.kind == kind, AuthRequest.created_at < at - KEEP_REQUESTS))
         recent = conn.execute(sa.select(sa.func.count()).select_from(AuthRequest).where(
             AuthRequest.kind == kind, AuthRequest.client == client[:64],
             AuthRequest.created_at >= at - window)).scalar_one()
-        if recent >= limit:
+        if recent >= rule.limit:
             minutes = int(window.total_seconds() // 60)
-            raise AccountError(429, "too_many_requests", f"at most {limit} {what} per {minutes} minutes from one "
-                                                         "address; try again later",
+            raise AccountError(429, "too_many_requests", f"at most {rule.limit} {rule.what} per {minutes} minutes "
+                                                         "from one address; try again later",
                                headers={"Retry-After": str(int(window.total_seconds()))})
         conn.execute(sa.insert(AuthRequest).values(id=uuid.uuid4(), kind=kind, client=client[:64], created_at=at))

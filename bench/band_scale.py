@@ -141,7 +141,7 @@ def run_window(timeframe: str, plan: Plan, start: pd.Timestamp,
         lower, upper = band_of(scale, close, (lo, hi), variant.widen, variant.rate, market)
         scored[name] = Scored(interval_score(lower, upper, actual), (lower <= actual) & (actual <= upper))
     deployed = deployed_band(before, split, choice.scale, timeframe)
-    judged = band_every_candle(deployed, candles, start, end, (split.valid_start, split.valid_end), timeframe,
+    judged = band_every_candle(deployed, candles, (start, end), (split.valid_start, split.valid_end), timeframe,
                                MarketReplay(candles))
     result = {"timeframe": timeframe, "window": f"{start:%Y-%m-%d} to {end:%Y-%m-%d}", "origins": len(close),
               "chosen": choice.scale.name, "validation_scores": choice.scores, **summary(scored, blocks),

@@ -326,7 +326,7 @@ def run_window(timeframe: str, plan: Plan, start: datetime, end: datetime,
         market = MarketReplay(test)  # candidates of one fit share their band's replay
         scored = {name: score(model, origins, blocks, today, market) for name, model in models.items()}
         dense = every_candle(chosen, test, pd.Timestamp(start), pd.Timestamp(end), timeframe, market)
-        band = band_every_candle(chosen.calibration.band, test, pd.Timestamp(start), pd.Timestamp(end),
+        band = band_every_candle(chosen.calibration.band, test, (pd.Timestamp(start), pd.Timestamp(end)),
                                  (split.valid_start, split.valid_end), timeframe, market)
     scores = {name: s for name, (s, _) in scored.items()}
     outcomes = {name.split(" ")[0]: o for name, (_, o) in scored.items()}  # "auto (naive)" pools as "auto"

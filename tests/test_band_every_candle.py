@@ -34,7 +34,7 @@ def _band(candles: dict[str, pd.DataFrame], wider: float = 1.0) -> Band:
 def test_the_simple_band_served_scores_as_the_simple_band_and_a_wider_one_worse() -> None:
     candles = _walks()
     end = pd.Timestamp(candles["X:C0USD"]["timestamp"].iloc[-1])
-    same = band_every_candle(_band(candles), candles, TEST, end, (VALID, TEST), "1d").summary()
+    same = band_every_candle(_band(candles), candles, (TEST, end), (VALID, TEST), "1d").summary()
     assert set(same) == {str(h) for h in JUDGED_HORIZONS}
     for h in JUDGED_HORIZONS:
         row = same[str(h)]
@@ -46,7 +46,7 @@ def test_the_simple_band_served_scores_as_the_simple_band_and_a_wider_one_worse(
         low, mid, high = row["coverage_80_by_volatility"]
         assert 0.6 <= low < high <= 0.95 and 0.7 <= mid <= 0.9
     assert same["1"]["independence"]["p_value"] > 0.001  # a random walk's misses do not cluster
-    wide = band_every_candle(_band(candles, wider=2.0), candles, TEST, end, (VALID, TEST), "1d").summary()
+    wide = band_every_candle(_band(candles, wider=2.0), candles, (TEST, end), (VALID, TEST), "1d").summary()
     for h in JUDGED_HORIZONS:
         assert wide[str(h)]["ratio_95"][0] > 1.05 and wide[str(h)]["coverage_80"] > 0.95
 
@@ -56,7 +56,7 @@ def test_a_band_of_the_wrong_scale_misses_in_storms_and_the_misses_cluster() -> 
     so it misses most just after the calm turns wild, in runs."""
     candles = _walks(storm=True, seed=1)
     end = pd.Timestamp(candles["X:C0USD"]["timestamp"].iloc[-1])
-    row = band_every_candle(_band(candles), candles, TEST, end, (VALID, TEST), "1d").summary()["1"]
+    row = band_every_candle(_band(candles), candles, (TEST, end), (VALID, TEST), "1d").summary()["1"]
     assert row["independence"]["p_miss_after_miss"] > row["independence"]["p_miss_after_hit"]
     assert row["independence"]["p_value"] < 1e-3
 
@@ -79,7 +79,7 @@ def test_chi_squared_tails_and_windows_pooled() -> None:
         assert chi2_sf(x, df) == pytest.approx(p, abs=2e-4)
     candles = _walks()
     end = pd.Timestamp(candles["X:C0USD"]["timestamp"].iloc[-1])
-    halves = [band_every_candle(_band(candles), candles, a, b, (VALID, TEST), "1d")
+    halves = [band_every_candle(_band(candles), candles, (a, b), (VALID, TEST), "1d")
               for a, b in ((TEST, TEST + pd.Timedelta(days=200)), (TEST + pd.Timedelta(days=200), end))]
     pooled = Judged.joined(halves).summary()
     assert pooled["1"]["origins"] == sum(h.summary()["1"]["origins"] for h in halves)

@@ -103,7 +103,7 @@ def run_backtest(spec: FitSpec, test_end: datetime, models: list[str] | str, str
     naive = results[names[0]]["naive"]
     deployed = forecasters[AUTO if auto else names[0]]
     every = timer.run("band on every candle", lambda: band_every_candle(
-        deployed.calibration.band, candles, train_end_ts, test_end_ts, (split.valid_start, split.valid_end),
+        deployed.calibration.band, candles, (train_end_ts, test_end_ts), (split.valid_start, split.valid_end),
         timeframe, market).summary(), lambda r: f"{r['1']['origins']} origins: interval score / the 20-candle band's "
                                       f"{r['1']['ratio']:.3f} at h = 1, {r['30']['ratio']:.3f} at h = 30")
     return {

@@ -150,14 +150,17 @@ def pooled_independence(tests: list[Independence]) -> dict[str, Any]:
             "p_miss_after_miss": tests[0].p_miss_after_miss if len(tests) == 1 else after_miss}
 
 
-def band_every_candle(band: Band, candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp,
-                      validation: tuple[pd.Timestamp, pd.Timestamp], timeframe: str,
+Period = tuple[pd.Timestamp, pd.Timestamp]  # [start, end)
+
+
+def band_every_candle(band: Band, candles: dict[str, pd.DataFrame], test: Period, validation: Period, timeframe: str,
                       market: MarketReplay | None = None) -> Judged:
     """`band`'s naive band as served (its scale, quantiles, the market-wide widening in force at
     each origin, the widening with the step) against the 20-candle band calibrated on
-    `validation`, on every candle of [start, end) of `candles` (each coin's candles up to at least
+    `validation`, on every candle of the `test` period of `candles` (each coin's candles up to at least
     HORIZON after `end`), thinned evenly to MAX_ORIGINS; blocks of HORIZON candles, every coin
     of a block together."""
+    start, end = test
     window = max(band.scale.history, ROLLING20.window) + 2
     origins = candle_origins(candles, start, end, window)
     simple_lo, simple_hi = rolling20_band(candles, *validation)

@@ -50,14 +50,12 @@ def fetch_window(lake: Lake, ticker: str, timeframe: str, as_of: datetime,
     and a lake that starts later than that horizon (filled at another time) is fetched from it."""
     end = utc(as_of)
     horizon = utc(history_as_of or as_of) - timedelta(days=RETENTION_DAYS[timeframe])
-    last = lake.last_timestamp(ticker, timeframe)
-    if last is None:
+    stamps = lake.read(ticker, timeframe, columns=["timestamp"])["timestamp"]  # read once: first and last
+    if stamps.empty:
         return horizon, end
-    if history_as_of is not None:
-        first = lake.first_timestamp(ticker, timeframe)
-        if first is not None and first > TIMEFRAME_SPECS[timeframe].next_open(horizon):
-            return horizon, end
-    return max(last, horizon), end
+    if history_as_of is not None and stamps.iloc[0] > TIMEFRAME_SPECS[timeframe].next_open(horizon):
+        return horizon, end
+    return max(stamps.iloc[-1], horizon), end
 
 
 def update_pair(lake: Lake, source: MarketSource, ticker: str, timeframe: str, as_of: datetime,

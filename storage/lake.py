@@ -160,10 +160,6 @@ class Lake:
         stamps = self.read(ticker, timeframe, columns=["timestamp"])["timestamp"]
         return None if stamps.empty else stamps.iloc[-1]
 
-    def first_timestamp(self, ticker: str, timeframe: str) -> pd.Timestamp | None:
-        stamps = self.read(ticker, timeframe, columns=["timestamp"])["timestamp"]
-        return None if stamps.empty else stamps.iloc[0]
-
     def write(self, ticker: str, timeframe: str, candles: pd.DataFrame) -> None:
         frame = normalize(candles).sort_values("timestamp", kind="stable")
         if frame["timestamp"].duplicated().any():

@@ -52,15 +52,29 @@ class MarketStream(Protocol):
         ...
 
 
+def cancelled_here() -> bool:
+    """Whether the running task itself was asked to stop. A `CancelledError` can also come out of
+    an await whose callee was cancelled (Ray Serve raises one where the remote call was cancelled
+    downstream): that is a failed call to retry, not a reason for a stream to end."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
+
+
 async def run_forever(stream: MarketStream, on_tick: TickSink, on_status: StatusSink) -> None:
     """Run `stream` until cancelled. A stream's run() retries its upstream on its own; this only
-    outlives the stream's own bugs, telling the viewers meanwhile."""
+    outlives the stream's own bugs (and a cancellation meant for something else), telling the
+    viewers meanwhile."""
     while True:
         try:
             await stream.run(on_tick, on_status)
         except asyncio.CancelledError:
-            raise
+            if cancelled_here():
+                raise
+            log.warning("the %s market stream was cancelled from below; starting it again in %.0f s",
+                        stream.name, RESTART_S)
         except Exception:
             log.exception("the %s market stream failed; starting it again in %.0f s", stream.name, RESTART_S)
-            on_status(RECONNECTING, DISCONNECTED_TEXT)
-            await asyncio.sleep(RESTART_S)
+        else:
+            continue
+        on_status(RECONNECTING, DISCONNECTED_TEXT)
+        await asyncio.sleep(RESTART_S)

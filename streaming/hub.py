@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +23,7 @@ from market_data.timeframes import TIMEFRAMES
 from streaming.candles import Candle, FormingCandle
 from streaming.outbox import Frame, LiveStats, Message, Outbox
 
+log = logging.getLogger(__name__)
 FIRST_WORD_S = 5.0  # how long a new channel waits for the stream's first status
 
 # (ticker, timeframe) -> the last closed close and the source's partial candle of the forming
@@ -137,10 +140,22 @@ class LiveHub:
     # -- the stream ----------------------------------------------------------------------------
     def start(self) -> None:
         """Run the stream (at the first viewer, or at the app's start-up: a relayed stream then
-        keeps its lease and the cluster's figures current before anyone watches)."""
-        if not self._tasks:
+        keeps its lease and the cluster's figures current before anyone watches).
+
+        The tasks run in a context of their own: one started by a viewer's request must not
+        inherit that request's (Ray Serve cancels the calls a request made when it ends, and the
+        stream's polls would be among them). A task that ended anyway is started again."""
+        if self._tasks and not any(task.done() for task in self._tasks):
+            return
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("the live hub's %s ended: %r; starting it again", task.get_name(), task.exception())
+            task.cancel()
+        if self._heard is None:
             self._heard = asyncio.Event()
-            self._tasks = [asyncio.ensure_future(self._run_stream()), asyncio.ensure_future(self._flush())]
+        loop, context = asyncio.get_running_loop(), contextvars.Context()
+        self._tasks = [loop.create_task(self._run_stream(), name="stream", context=context),
+                       loop.create_task(self._flush(), name="flush", context=context)]
 
     async def _run_stream(self) -> None:
         await run_forever(self.stream, self._on_tick, self._on_status)

@@ -22,12 +22,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from market_data.stream import CONNECTED, DISCONNECTED_TEXT, RECONNECTING, MarketStream, StatusSink, Tick, TickSink, run_forever
+from market_data.stream import (
+    CONNECTED,
+    DISCONNECTED_TEXT,
+    RECONNECTING,
+    MarketStream,
+    StatusSink,
+    Tick,
+    TickSink,
+    cancelled_here,
+    run_forever,
+)
 
 log = logging.getLogger(__name__)
 
 RING = 20_000  # ticks kept for pollers that fall behind (100 symbols at 1/s: over three minutes)
 BATCH_S = 0.01  # after the first new tick, wait this long for its siblings (one call, not many)
+POLL_TIMEOUT_S = 10.0  # a poll the relay answers within its 1 s wait; one unanswered this long is retried
 
 
 @dataclass(frozen=True)
@@ -168,8 +179,9 @@ class RelayedStream:
 
     name = "relayed"
 
-    def __init__(self, poll: PollFn, retry_s: float = 1.0, max_retry_s: float = 15.0) -> None:
-        self.poll, self.retry_s, self.max_retry_s = poll, retry_s, max_retry_s
+    def __init__(self, poll: PollFn, retry_s: float = 1.0, max_retry_s: float = 15.0,
+                 timeout_s: float = POLL_TIMEOUT_S) -> None:
+        self.poll, self.retry_s, self.max_retry_s, self.timeout_s = poll, retry_s, max_retry_s, timeout_s
         self._wanted: set[str] = set()
         self._now: tuple[float, float] | None = None  # (stream time, monotonic) of the last batch
         self.subscriptions = 0  # upstream, cluster-wide, as the last batch said
@@ -190,10 +202,13 @@ class RelayedStream:
         cursor, pause, failing = -1, self.retry_s, False
         while True:
             try:
-                batch = await self.poll(sorted(self._wanted), cursor)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the stream replica died or is being replaced
+                batch = await asyncio.wait_for(self.poll(sorted(self._wanted), cursor), self.timeout_s)
+            except (Exception, asyncio.CancelledError) as exc:
+                # the stream replica died, is being replaced, never answered, or cancelled the call:
+                # the loop goes on, or the replica's figures (its viewers, the upstream's
+                # subscriptions) would freeze at their last value while it says it is connected
+                if isinstance(exc, asyncio.CancelledError) and cancelled_here():
+                    raise
                 if not failing:
                     log.warning("live relay unreachable (%s); retrying", type(exc).__name__)
                     failing = True

@@ -5,6 +5,7 @@ official Massive client against a loopback socket that speaks Massive's protocol
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import queue
 import threading
@@ -582,6 +583,56 @@ def test_two_replicas_share_one_upstream_subscription_through_the_relay() -> Non
         await relay.poll("c", [], -1, wait_s=0.0)
         assert upstream.subscribed == [] and relay.subscriptions() == 0
         await hubs[1].close()
+        await relay.close()
+
+    run_async(scenario())
+
+
+def test_a_replica_keeps_polling_the_relay_through_a_cancelled_or_unanswered_call() -> None:
+    """Ray Serve raises a bare CancelledError from a call it cancelled downstream (and cancels the
+    calls a request made when that request ends); a poll can also go unanswered. Neither ends the
+    replica's relayed stream: its figures follow the relay instead of freezing at their last value."""
+    from streaming.relay import Relay, RelayedStream
+
+    request = contextvars.ContextVar("request", default="none")
+
+    async def scenario() -> None:
+        upstream = PushedStream(T0)
+        relay = Relay(upstream, linger_s=0.0)
+        trouble: list[str] = []
+        contexts: set[str] = set()
+
+        async def poll(tickers: list[str], cursor: int) -> Any:
+            contexts.add(request.get())
+            if trouble:
+                what = trouble.pop(0)
+                if what == "cancelled":
+                    raise asyncio.CancelledError()
+                await asyncio.sleep(3600)  # never answers
+            return await relay.poll("a", tickers, cursor, wait_s=0.05)
+
+        relayed = RelayedStream(poll, retry_s=0.01, timeout_s=0.3)
+        hub = LiveHub(relayed, flat_seed, linger_s=0.0, flush_s=0.02)
+
+        async def viewer() -> Outbox:
+            request.set("a viewer's request")  # what Ray Serve sets for the request's own calls
+            box = Outbox(hub.stats)
+            await hub.join("X:AUSD", "1h", box)
+            return box
+
+        box = await asyncio.ensure_future(viewer())  # the first viewer starts the stream
+        deadline = time.monotonic() + 5
+        while relayed.subscriptions != 1:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        trouble.extend(["cancelled", "unanswered", "cancelled"])
+        hub.leave("X:AUSD", "1h", box)
+        while relayed.subscriptions != 0:
+            assert time.monotonic() < deadline, (trouble, relay.subscriptions())
+            await asyncio.sleep(0.01)
+        assert trouble == [] and contexts == {"none"}  # the polls ran outside the viewer's request
+        assert not any(task.done() for task in hub._tasks)
+        await hub.close()
         await relay.close()
 
     run_async(scenario())

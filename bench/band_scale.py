@@ -171,6 +171,23 @@ def every_candle_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
     return lines
 
 
+def distribution_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The deployed distribution against the 20-candle one on every candle: CRPS ratio with its
+    interval, the PIT histogram's lowest and highest bin, and the close-above-origin event's Brier
+    skill, per horizon."""
+    lines = [f"{'':<26} " + " ".join(f"{'CRPS/rolling20 h' + str(h):>24}" for h in HORIZONS)
+             + " " + " ".join(f"{'PIT min-max h' + str(h):>16}" for h in HORIZONS)
+             + " " + " ".join(f"{'Brier skill h' + str(h):>14}" for h in HORIZONS)]
+    for label, every in rows:
+        crps = " ".join(f"{every[str(h)]['crps_ratio']:>7.3f} [{every[str(h)]['crps_ratio_95'][0]:.3f},"
+                        f"{every[str(h)]['crps_ratio_95'][1]:.3f}]" for h in HORIZONS)
+        pits = " ".join(f"{min(every[str(h)]['pit_histogram']):>8.3f}-{max(every[str(h)]['pit_histogram']):.3f}"
+                        for h in HORIZONS)
+        skill = " ".join(f"{every[str(h)]['events']['above_origin']['brier_skill']:>14.4f}" for h in HORIZONS)
+        lines.append(f"{label:<26} {crps} {pits} {skill}")
+    return lines
+
+
 def summary(scored: dict[str, Scored], blocks: Blocks) -> dict[str, Any]:
     """Each variant's interval score ratio to `today` per horizon with its interval, and coverage
     (at h = 30 with the long blocks)."""
@@ -219,6 +236,7 @@ def main() -> None:
                   f"{result['chosen']} ({result['seconds']} s)", flush=True)
             print("\n".join(table(result)), flush=True)
             print("\n".join(every_candle_table([("deployed, every candle", result["band_every_candle"])])), flush=True)
+            print("\n".join(distribution_table([("deployed, every candle", result["band_every_candle"])])), flush=True)
             for name in VARIANTS:
                 kept[name].append(scored[name])
             all_blocks.append(blocks.moved(i * 1_000_000))
@@ -231,6 +249,7 @@ def main() -> None:
         print(f"\n== {timeframe}, all windows pooled")
         print("\n".join(table(pool)), flush=True)
         print("\n".join(every_candle_table([("deployed, every candle", pool["band_every_candle"])])), flush=True)
+        print("\n".join(distribution_table([("deployed, every candle", pool["band_every_candle"])])), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"results": results, "pooled": pools}, indent=1, default=str))
     print(f"\nresults in {args.out}")

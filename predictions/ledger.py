@@ -16,10 +16,10 @@ import hashlib
 import json
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
@@ -34,7 +34,9 @@ from transparency import store
 GENESIS = "0" * 64  # the previous hash of the first entry
 LOCK_KEY = 0x63727970746F  # PostgreSQL advisory lock of the appends ("crypto")
 BATCH = 2000  # entries read at a time when verifying
-STEP_COLUMNS = ("step_number", "timestamp", "close", "lower", "upper")
+STEP_COLUMNS = ("step_number", "timestamp", "close", "lower", "upper", "q05", "q25", "q50", "q75", "q95")
+QUANTILE_COLUMNS = STEP_COLUMNS[5:]  # the stored quantiles beside the band (migration 0012)
+QUANTILE_KEYS = ("0.05", "0.1", "0.25", "0.5", "0.75", "0.9", "0.95")  # a step's `quantiles`, in sorted order
 MOMENT_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'  # PostgreSQL's to_char for `_moment`
 
 
@@ -44,6 +46,16 @@ class Step(NamedTuple):  # a tuple: a long ledger's verification builds millions
     close: float
     lower: float | None
     upper: float | None
+    # the close's quantiles at QUANTILE_KEYS' levels; None for a forecast made before steps had them
+    quantiles: tuple[float, ...] | None = None
+
+
+def stored_quantiles(lower: float | None, upper: float | None, rest: Sequence[float | None]) -> tuple[float, ...] | None:
+    """A step's quantiles from its stored columns: the band's ends and `rest`, its QUANTILE_COLUMNS."""
+    q05, q25, q50, q75, q95 = rest
+    if q05 is None or lower is None or upper is None:
+        return None
+    return (q05, lower, q25, q50, q75, upper, q95)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -86,7 +98,10 @@ def canonical_body(record: Record) -> dict[str, Any]:
         "origin": _origin(record),
         "steps": [{"step": s.step, "timestamp": _moment(s.timestamp), "close": _float(s.close),
                    "lower": None if s.lower is None else _float(s.lower),
-                   "upper": None if s.upper is None else _float(s.upper)} for s in record.steps],
+                   "upper": None if s.upper is None else _float(s.upper),
+                   **({} if s.quantiles is None else
+                      {"quantiles": {k: _float(q) for k, q in zip(QUANTILE_KEYS, s.quantiles)}})}
+                  for s in record.steps],
     }
 
 
@@ -104,10 +119,16 @@ def canonical_json(record: Record) -> str:
     millions of steps; a test holds it equal to `json.dumps` of the body."""
     origin = _origin(record)
     r, null = float.__repr__, "null"
+
+    def quantiles(values: tuple[float, ...] | None) -> str:  # absent, not null, where a step has none
+        if values is None:
+            return ""
+        return '"quantiles":{' + ",".join(f'"{k}":{r(float(q))}' for k, q in zip(QUANTILE_KEYS, values)) + "},"
+
     steps = ",".join(
-        f'{{"close":{r(float(close))},"lower":{null if lower is None else r(float(lower))},"step":{step},'
-        f'"timestamp":"{_moment(stamp)}","upper":{null if upper is None else r(float(upper))}}}'
-        for step, stamp, close, lower, upper in record.steps)
+        f'{{"close":{r(float(close))},"lower":{null if lower is None else r(float(lower))},{quantiles(qs)}'
+        f'"step":{step},"timestamp":"{_moment(stamp)}","upper":{null if upper is None else r(float(upper))}}}'
+        for step, stamp, close, lower, upper, qs in record.steps)
     text = json.dumps
     return (f'{{"made_at":"{_moment(record.made_at)}","model_version":{text(record.model_version)},'
             f'"origin":"{origin}","prediction_id":"{record.prediction_id}","seq":{int(record.seq)},'
@@ -181,7 +202,7 @@ def append(conn: Connection, record: Record) -> Entry:
 def _check_prices(record: Record) -> None:
     """A price that is not a number would enter a chain nobody can recompute."""
     for s in record.steps:
-        for price in (s.close, s.lower, s.upper):
+        for price in (s.close, s.lower, s.upper, *(s.quantiles or ())):
             if price is not None:
                 _float(price)
 
@@ -202,8 +223,10 @@ def head(engine: Engine) -> Entry | None:
     return None if row is None else Entry(int(row.seq), row.prediction_id, row.made_at, row.prev_hash, row.hash)
 
 
-def _entries(conn: Connection, first: int, last: int) -> list[tuple[Entry, Record | None]]:
-    """Entries `first`..`last` with the forecasts they attest, rebuilt from the stored tables."""
+def _entries(conn: Connection, first: int, last: int, quantiles: bool = True) -> list[tuple[Entry, Record | None]]:
+    """Entries `first`..`last` with the forecasts they attest, rebuilt from the stored tables.
+    `quantiles` off: on a schema before migration 0012, whose steps have none."""
+    names = STEP_COLUMNS if quantiles else STEP_COLUMNS[:5]
     ledger, preds, steps = LedgerEntry.__table__, Prediction.__table__, PredictionStep.__table__
     symbols, models = Symbol.__table__, ModelRecord.__table__
     columns = [ledger, preds.c.created_at, preds.c.timeframe, symbols.c.ticker, models.c.version]
@@ -215,23 +238,28 @@ def _entries(conn: Connection, first: int, last: int) -> list[tuple[Entry, Recor
         # times written by PostgreSQL in the canonical form (`_moment`), not parsed and written again
         stamp = sa.func.to_char(steps.c.timestamp, MOMENT_FORMAT).label("timestamp")
         arrays = [sa.func.array_agg(aggregate_order_by(c, steps.c.step_number), type_=NullType()).label(c.name)
-                  for c in (steps.c.step_number, stamp, steps.c.close, steps.c.lower, steps.c.upper)]
+                  for c in (steps.c.step_number, stamp, *[steps.c[name] for name in names[2:]])]
         stepped = (sa.select(steps.c.prediction_id, *arrays).where(steps.c.prediction_id.in_(
             sa.select(ledger.c.prediction_id).where(in_range))).group_by(steps.c.prediction_id).subquery())
-        rows = conn.execute(sa.select(*columns, *[stepped.c[name] for name in STEP_COLUMNS])
+        rows = conn.execute(sa.select(*columns, *[stepped.c[name] for name in names])
                             .select_from(joined.outerjoin(stepped, stepped.c.prediction_id == ledger.c.prediction_id))
                             .where(in_range).order_by(ledger.c.seq)).all()
         for r in rows:
             if r.step_number is not None:  # plain tuples of Step's fields: millions of them on a long ledger
-                by_seq[int(r.seq)] = tuple(zip(r.step_number, r.timestamp, r.close, r.lower, r.upper))
+                stored = [r.q05, r.q25, r.q50, r.q75, r.q95] if quantiles else [[None] * len(r.step_number)] * 5
+                by_seq[int(r.seq)] = cast(tuple[Step, ...], tuple(
+                    (step, stamp, close, lower, upper, stored_quantiles(lower, upper, qs))
+                    for step, stamp, close, lower, upper, *qs in zip(
+                        r.step_number, r.timestamp, r.close, r.lower, r.upper, *stored)))
     else:
         rows = conn.execute(sa.select(*columns).select_from(joined).where(in_range).order_by(ledger.c.seq)).all()
         grouped: dict[int, list[Step]] = {}
         for s in conn.execute(
-                sa.select(ledger.c.seq, *[steps.c[name] for name in STEP_COLUMNS])
+                sa.select(ledger.c.seq, *[steps.c[name] for name in names])
                 .select_from(ledger.join(steps, steps.c.prediction_id == ledger.c.prediction_id))
                 .where(in_range).order_by(ledger.c.seq, steps.c.step_number)):
-            grouped.setdefault(int(s.seq), []).append(Step(s.step_number, s.timestamp, s.close, s.lower, s.upper))
+            qs = stored_quantiles(s.lower, s.upper, [getattr(s, c) for c in QUANTILE_COLUMNS]) if quantiles else None
+            grouped.setdefault(int(s.seq), []).append(Step(s.step_number, s.timestamp, s.close, s.lower, s.upper, qs))
         by_seq = {seq: tuple(found) for seq, found in grouped.items()}
     out = []
     for r in rows:

@@ -27,7 +27,17 @@ from market_data.timeframes import HORIZON, spec
 from predictions import ledger
 from predictions.errors import MarketUnavailable, PredictionError
 from predictions.market import MarketView
-from storage.cache import PREDICTION_TTL_S, Cache, get_json, prediction_key, set_json, user_prediction_key
+from predictions.probabilities import EventAsk, outlook, outlook_of, probability
+from storage.cache import (
+    PREDICTION_TTL_S,
+    Cache,
+    get_json,
+    prediction_key,
+    prediction_outlook_key,
+    prediction_probability_key,
+    set_json,
+    user_prediction_key,
+)
 from storage.db import session_scope
 from storage.registry import ModelRegistry
 from storage.schema import ModelRecord, Prediction, PredictionStep, Symbol
@@ -163,14 +173,15 @@ class PredictionService:
                 prediction_id=prediction_id, step_number=s.step, timestamp=stamp,
                 open=s.open, high=s.high, low=s.low, close=s.close, lower=s.lower, upper=s.upper,
                 naive_lower=s.naive_lower, naive_upper=s.naive_upper,
-                confidence=Decimal(f"{s.confidence:.4f}"), direction=s.direction,
+                confidence=Decimal(f"{s.confidence:.4f}"), direction=s.direction, **_quantile_columns(s),
             ) for s, stamp in zip(steps, stamps)])
             session.flush()
             log_ref = None
             if tip is not None:  # the track record: entered with the forecast, in the same transaction
                 entry = ledger.enter(session.connection(), tip, ledger.Record(
                     0, prediction_id, symbol.ticker, timeframe, result.model_version, made_at,
-                    tuple(ledger.Step(s.step, stamp, s.close, s.lower, s.upper) for s, stamp in zip(steps, stamps))))
+                    tuple(ledger.Step(s.step, stamp, s.close, s.lower, s.upper, _entered_quantiles(s))
+                          for s, stamp in zip(steps, stamps))))
                 log_ref = ledger.reference(session.connection(), tip.seq, entry.leaf_hash)
         return {
             "prediction_id": str(prediction_id), "symbol": symbol.ticker, "timeframe": timeframe,
@@ -194,6 +205,23 @@ class PredictionService:
                 raise PredictionError(404, "unknown_prediction", f"no prediction {prediction_id}")
             return self._answer(session, pred)
 
+    def probability(self, prediction_id: str, ask: EventAsk, user_id: uuid.UUID | None = None) -> dict[str, Any]:
+        """The chance of an event under a stored prediction's distribution (`predictions.probabilities`),
+        to whoever may read the prediction; the distribution and the answer are cached with it."""
+        owner = "anonymous" if user_id is None else str(user_id)
+        key = prediction_probability_key(prediction_id, owner, ask.key())
+        answer = get_json(self.cache, key)
+        if answer is not None:
+            return dict(answer)
+        found_key = prediction_outlook_key(prediction_id, owner)
+        found = get_json(self.cache, found_key)
+        if found is None:
+            found = outlook_of(self.get(prediction_id, user_id))
+            set_json(self.cache, found_key, found, PREDICTION_TTL_S)
+        answer = {"prediction_id": prediction_id, **probability(outlook(found), ask)}
+        set_json(self.cache, key, answer, PREDICTION_TTL_S)
+        return answer
+
     def last_prediction(self, symbol: Symbol, timeframe: str) -> dict[str, Any] | None:
         with session_scope(self.engine) as session:
             pred = session.exec(select(Prediction).where(Prediction.symbol_id == symbol.id,
@@ -216,7 +244,9 @@ class PredictionService:
             "key_indicators": pred.key_indicators or [], "ledger": log_ref, "replay": False,
             "steps": [{"step": s.step_number, "timestamp": as_utc(s.timestamp).isoformat(), "open": s.open,
                        "high": s.high, "low": s.low, "close": s.close, "lower": s.lower, "upper": s.upper,
-                       "confidence": float(s.confidence), "direction": s.direction} for s in steps],
+                       "confidence": float(s.confidence), "direction": s.direction,
+                       "quantiles": _quantiles_json(ledger.stored_quantiles(
+                           s.lower, s.upper, [getattr(s, c) for c in ledger.QUANTILE_COLUMNS]))} for s in steps],
         }
 
 
@@ -224,4 +254,23 @@ def _step_json(step: ForecastStep) -> dict[str, Any]:
     """A forecast step as the API answers it (the `steps` items of PredictionResponse)."""
     return {"step": step.step, "timestamp": step.timestamp.isoformat(), "open": step.open, "high": step.high,
             "low": step.low, "close": step.close, "lower": step.lower, "upper": step.upper,
-            "confidence": step.confidence, "direction": step.direction}
+            "confidence": step.confidence, "direction": step.direction,
+            "quantiles": _quantiles_json(_entered_quantiles(step))}
+
+
+def _entered_quantiles(step: ForecastStep) -> tuple[float, ...] | None:
+    """The step's quantiles as stored and entered in the log: the 10 and 90 % ones are its band's
+    ends, read from `lower` and `upper` (one value, not two that could differ)."""
+    if step.quantiles is None or step.lower is None or step.upper is None:
+        return None
+    q = step.quantiles
+    return ledger.stored_quantiles(step.lower, step.upper, (q[0], q[2], q[3], q[4], q[6]))
+
+
+def _quantile_columns(step: ForecastStep) -> dict[str, float | None]:
+    q = step.quantiles
+    return dict(zip(ledger.QUANTILE_COLUMNS, (None,) * 5 if q is None else (q[0], q[2], q[3], q[4], q[6])))
+
+
+def _quantiles_json(values: tuple[float, ...] | None) -> dict[str, float] | None:
+    return None if values is None else dict(zip(ledger.QUANTILE_KEYS, values))

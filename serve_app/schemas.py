@@ -43,6 +43,10 @@ class Step(BaseModel):
     direction: Literal["up", "down", "flat"] = Field(
         description="the sign of close against the last closed candle's close; `flat` where the model proved "
                     "no edge at this step on held-out data (close = last close, confidence 0.5)")
+    quantiles: dict[str, float] | None = Field(
+        default=None, description='the close\'s predictive distribution: its quantiles at "0.05", "0.1", "0.25", '
+                                  '"0.5", "0.75", "0.9" and "0.95" ("0.1" and "0.9" are the band); null for a '
+                                  "forecast made before forecasts carried one")
 
 
 class PredictionResponse(BaseModel):
@@ -61,6 +65,30 @@ class PredictionResponse(BaseModel):
                                      "copy: its anonymous original's); null for a forecast the log does not hold")
     replay: bool = Field(default=False, description="made by a service replaying the past (SERVE_AS_OF): "
                                                     "never entered in the public log")
+
+
+class ProbabilityQuestion(BaseModel):
+    """`above` with `step`, or `touch` with `within` (the query string of the probability endpoint)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    above: float | None = Field(default=None, gt=0, description="a price: the chance that the close of `step` "
+                                "is above it")
+    step: int | None = Field(default=None, ge=1, le=MAX_STEPS)
+    touch: float | None = Field(default=None, gt=0, description="a price: the chance that the price reaches it "
+                                "within `within` steps")
+    within: int | None = Field(default=None, ge=1, le=MAX_STEPS)
+
+
+class ProbabilityResponse(BaseModel):
+    prediction_id: str
+    above: float | None = Field(default=None, description="the price asked about with `step`")
+    step: int | None = None
+    p_above: float | None = Field(default=None, description="the chance that the close of `step` is above `above`")
+    touch: float | None = Field(default=None, description="the price asked about with `within`")
+    within: int | None = None
+    p_touch: float | None = Field(default=None, description="the chance that the price reaches `touch` at any "
+                                  "moment of the first `within` steps (as the candles' highs and lows would show)")
 
 
 class LedgerRef(BaseModel):

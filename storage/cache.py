@@ -39,6 +39,16 @@ def user_prediction_key(symbol_id: str, timeframe: str, user_id: str) -> str:
     return f"prediction:{symbol_id}:{timeframe}:user:{user_id}"
 
 
+def prediction_outlook_key(prediction_id: str, owner: str) -> str:
+    """A stored prediction's distribution (its steps' quantiles), as read by `owner` (a user id, or
+    `anonymous`): the key names the reader so that a cached read never skips the ownership check."""
+    return f"prediction:{prediction_id}:outlook:{owner}"
+
+
+def prediction_probability_key(prediction_id: str, owner: str, question: str) -> str:
+    return f"prediction:{prediction_id}:probability:{owner}:{question}"
+
+
 def user_quota_key(user_id: str, day: str) -> str:
     """The day's counted forecast calls of a user (`day` as YYYY-MM-DD, UTC)."""
     return f"user:quota:{user_id}:{day}"

@@ -148,6 +148,12 @@ class PredictionStep(SQLModel, table=True):
     # naive's 80 % band at this step (migration 0007): the yardstick of the band's scores
     naive_lower: float | None = Field(default=None, sa_column=sa.Column(PriceType))
     naive_upper: float | None = Field(default=None, sa_column=sa.Column(PriceType))
+    # the close's 5, 25, 50, 75 and 95 % quantiles (migration 0012); 10 and 90 % are lower, upper
+    q05: float | None = Field(default=None, sa_column=sa.Column(PriceType))
+    q25: float | None = Field(default=None, sa_column=sa.Column(PriceType))
+    q50: float | None = Field(default=None, sa_column=sa.Column(PriceType))
+    q75: float | None = Field(default=None, sa_column=sa.Column(PriceType))
+    q95: float | None = Field(default=None, sa_column=sa.Column(PriceType))
     confidence: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(5, 4)))
     direction: str | None = Field(default=None, sa_column=sa.Column(sa.String(10)))
     actual_close: float | None = Field(default=None, sa_column=sa.Column(PriceType))

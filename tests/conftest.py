@@ -266,7 +266,9 @@ def flat_forecast(model_id: uuid.UUID):
                         steps=[ForecastStep(step=i + 1, timestamp=start + pd.Timedelta(days=i), open=last,
                                             high=last * 1.01, low=last * 0.99, close=last, lower=last * 0.95,
                                             upper=last * 1.05, confidence=0.5, direction="up",
-                                            naive_lower=last * 0.9, naive_upper=last * 1.1) for i in range(steps)])
+                                            naive_lower=last * 0.9, naive_upper=last * 1.1,
+                                            quantiles=tuple(last * f for f in (0.93, 0.95, 0.98, 1.0, 1.02, 1.05, 1.07)))
+                              for i in range(steps)])
     return forecast
 
 

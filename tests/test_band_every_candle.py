@@ -7,7 +7,8 @@ import pytest
 
 from stats.coverage import chi2_sf, independence_test
 from training.band.band import Band
-from training.band.every_candle import JUDGED_HORIZONS, ROLLING20, Judged, band_every_candle, rolling20_band
+from training.band.every_candle import JUDGED_HORIZONS, ROLLING20, Judged, band_every_candle, rolling20_levels
+from training.band.quantiles import BAND_ROWS
 
 START, VALID, TEST = (pd.Timestamp(t, tz="UTC") for t in ("2020-01-01", "2022-01-01", "2023-01-01"))
 
@@ -26,9 +27,10 @@ def _walks(coins: int = 4, candles: int = 1800, seed: int = 0, storm: bool = Fal
 
 
 def _band(candles: dict[str, pd.DataFrame], wider: float = 1.0) -> Band:
-    lo, hi = rolling20_band(candles, VALID, TEST)
-    lo, hi = tuple(float(v) * wider for v in lo), tuple(float(v) * wider for v in hi)
-    return Band(ROLLING20, lo, hi, lo, hi)
+    table = rolling20_levels(candles, VALID, TEST) * wider
+    levels = tuple(tuple(float(v) for v in row) for row in table)
+    lo, hi = levels[BAND_ROWS[0]], levels[BAND_ROWS[1]]
+    return Band(ROLLING20, lo, hi, lo, hi, levels=levels, naive_levels=levels)
 
 
 def test_the_simple_band_served_scores_as_the_simple_band_and_a_wider_one_worse() -> None:
@@ -45,10 +47,21 @@ def test_the_simple_band_served_scores_as_the_simple_band_and_a_wider_one_worse(
         # where the 20-candle estimate of a constant volatility happens to be low, the band is too narrow
         low, mid, high = row["coverage_80_by_volatility"]
         assert 0.6 <= low < high <= 0.95 and 0.7 <= mid <= 0.9
+        # the whole distribution alike: the same CRPS, a flat PIT, no skill over itself
+        assert row["crps_ratio"] == pytest.approx(1.0, abs=0.01)
+        assert sum(row["pit_histogram"]) == pytest.approx(1.0)
+        if h <= 5:  # longer moves overlap: 2,700 origins hold too few independent ones for a 10-bin test
+            assert all(0.07 <= share <= 0.13 for share in row["pit_histogram"]), row["pit_histogram"]
+        above = row["events"]["above_origin"]
+        assert abs(above["brier_skill"]) < 0.01 and 0.2 < above["brier"] < 0.3
+        assert sum(b["n"] for b in above["reliability"]) == row["origins"]
     assert same["1"]["independence"]["p_value"] > 0.001  # a random walk's misses do not cluster
     wide = band_every_candle(_band(candles, wider=2.0), candles, (TEST, end), (VALID, TEST), "1d").summary()
     for h in JUDGED_HORIZONS:
         assert wide[str(h)]["ratio_95"][0] > 1.05 and wide[str(h)]["coverage_80"] > 0.95
+        assert wide[str(h)]["crps_ratio_95"][0] > 1.0
+        pits = wide[str(h)]["pit_histogram"]  # too wide: the outcomes crowd the middle levels
+        assert pits[0] < 0.06 and pits[-1] < 0.06 and max(pits[4:6]) > 0.14
 
 
 def test_a_band_of_the_wrong_scale_misses_in_storms_and_the_misses_cluster() -> None:

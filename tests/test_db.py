@@ -144,7 +144,7 @@ def test_migrate_command_on_empty_postgres(pg_database_url: str) -> None:
         assert proc.returncode == 0, proc.stderr
     engine = make_engine(pg_database_url)
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0011"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0012"
     engine.dispose()
 
 

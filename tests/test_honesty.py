@@ -406,7 +406,7 @@ def test_the_chosen_bands_coverage_on_every_test_candle_is_the_same_in_batches(m
             return ForecastArrays(zeros, zeros, zeros, zeros, zeros, c0[:, None] * np.exp(-width),
                                   c0[:, None] * np.exp(width), zeros + 0.5, zeros, zeros, zeros,
                                   np.zeros(len(c0)), c0, pd.DataFrame(), c0[:, None] * np.exp(-width),
-                                  c0[:, None] * np.exp(width))
+                                  c0[:, None] * np.exp(width), np.zeros((len(c0), steps, 7)))
 
     rng = np.random.default_rng(8)
     stamps = pd.date_range("2021-01-01", periods=520, freq="1D", tz="UTC")

@@ -102,6 +102,7 @@ TAMPERS: dict[str, Callable[[sa.Connection, uuid.UUID, uuid.UUID], Any]] = {
         + timedelta(seconds=1))),
     "the model": lambda conn, pid, other: conn.execute(PREDICTIONS.update().where(PREDICTIONS.c.id == pid)
                                                        .values(model_id=other)),
+    "a quantile": lambda conn, pid, _: conn.execute(STEPS.update().where(_step(pid, 12)).values(q95=STEPS.c.q95 * 1.01)),
 }
 
 
@@ -193,11 +194,13 @@ def test_the_canonical_json_is_json_dumps_of_the_forecast_with_sorted_keys() -> 
 
     steps = tuple(ledger.Step(i + 1, datetime(2026, 1, 1) + timedelta(days=i),
                               [np.float64(0.1 * i + 1e-5), 123456789.0, 1e-05, 2.5e-07][i % 4],
-                              None if i % 3 == 0 else 0.5 * i, 1.0 / 3 + i) for i in range(30))
+                              None if i % 3 == 0 else 0.5 * i, 1.0 / 3 + i,
+                              None if i % 2 else tuple(0.1 * k + i + 1e-7 for k in range(7))) for i in range(30))
     record = ledger.Record(7, uuid.uuid4(), 'X:"ODD"\\USD', "1d", "v1.0 é", datetime(2026, 1, 1, 12, 0, 0, 123456), steps)
     expected = json.dumps(ledger.canonical_body(record), sort_keys=True, separators=(",", ":"), allow_nan=False)
     assert ledger.canonical_json(record) == expected
     assert '"origin":"2025-12-31T00:00:00.000000Z"' in expected and '"close":123456789.0' in expected
+    assert '"quantiles":{"0.05":1e-07,"0.1":' in expected  # where a step has them; absent where not
     with pytest.raises(ValueError, match="finite"):  # never entered: no one could recompute it as JSON
         ledger.append(None, ledger.Record(1, uuid.uuid4(), "X:A", "1d", "v", datetime(2026, 1, 1),  # type: ignore[arg-type]
                                           (ledger.Step(1, datetime(2026, 1, 2), float("nan"), None, None),)))

@@ -29,6 +29,9 @@ class ForecastStep:
     # naive's 80 % band (the last close carried forward), kept to score the band against
     naive_lower: float | None = None
     naive_upper: float | None = None
+    # the close's predictive distribution: its quantiles at `training.band.quantiles.LEVELS`
+    # (0.1 and 0.9 are `lower` and `upper`); None for a forecast made before forecasts had one
+    quantiles: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)

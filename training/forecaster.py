@@ -88,6 +88,7 @@ class ForecastArrays:
     origin_features: pd.DataFrame  # features at each origin (for explanations)
     naive_lower: np.ndarray  # naive's 80 % band: the origin's close carried forward
     naive_upper: np.ndarray
+    quantiles: np.ndarray  # (origins x steps x LEVELS) the close's predictive distribution
 
 
 class ForecastModel:
@@ -223,7 +224,8 @@ def calibrated_arrays(model: RawForecast, last_close: np.ndarray, cal: Calibrati
     direction, conf = path_direction(p_right, cum, checked)
     return ForecastArrays(times, open_, high, low, close, c0 * np.exp(band.lower), c0 * np.exp(band.upper), conf,
                           direction, cum, raw, sigma, last_close, model.origin_features,
-                          c0 * np.exp(band.naive_lower), c0 * np.exp(band.naive_upper))
+                          c0 * np.exp(band.naive_lower), c0 * np.exp(band.naive_upper),
+                          c0[..., None] * np.exp(band.quantiles))
 
 
 def point_forecast(cal: Calibration, raw: np.ndarray, p_right: np.ndarray) -> np.ndarray:
@@ -259,6 +261,7 @@ def answer(out: ForecastArrays, steps: int, indicators: list[str]) -> Forecast:
         close=float(out.close[0, i]), lower=float(out.lower[0, i]), upper=float(out.upper[0, i]),
         confidence=round(float(out.confidence[0, i]), 4), direction=DIRECTION_NAMES[int(out.direction[0, i])],
         naive_lower=float(out.naive_lower[0, i]), naive_upper=float(out.naive_upper[0, i]),
+        quantiles=tuple(float(q) for q in out.quantiles[0, i]),
     ) for i in range(steps)]
     return Forecast(direction=rows[-1].direction, confidence_avg=round(float(out.confidence[0, :steps].mean()), 4),
                     key_indicators=list(indicators), steps=rows)

@@ -6,15 +6,17 @@ fail."""
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from accounts.service import AccountService, Caller
+from predictions.probabilities import EventAsk
 from predictions.service import ForecastAsk, PredictionService
 from serve_app.dependencies import Accounts, CallerDep, MetricsDep, Predictions
 from serve_app.errors import ERRORS
 from serve_app.metrics import Metrics
-from serve_app.schemas import PredictionResponse, PredictRequest
+from serve_app.schemas import PredictionResponse, PredictRequest, ProbabilityQuestion, ProbabilityResponse
 
 router = APIRouter(tags=["predictions"], responses=ERRORS)
 
@@ -59,3 +61,14 @@ def ml_predict(service: Predictions, accounts: Accounts, metrics: MetricsDep, wh
 def get_prediction(service: Predictions, who: CallerDep, prediction_id: str) -> PredictionResponse:
     """A stored prediction; a signed-in user's predictions are visible to that user alone."""
     return PredictionResponse.model_validate(service.get(prediction_id, None if who.account is None else who.account.id))
+
+
+@router.get("/api/predictions/{prediction_id}/probability", response_model=ProbabilityResponse)
+def prediction_probability(service: Predictions, who: CallerDep, prediction_id: str,
+                           question: Annotated[ProbabilityQuestion, Query()]) -> ProbabilityResponse:
+    """The chance of an event under a stored forecast's distribution: `?above=X&step=h` (the close of
+    step h above X) or `?touch=X&within=h` (the price at X at any moment of the first h steps).
+    Visible to whoever may read the forecast; not counted against the quota (the forecast was)."""
+    ask = EventAsk(above=question.above, step=question.step, touch=question.touch, within=question.within)
+    return ProbabilityResponse.model_validate(
+        service.probability(prediction_id, ask, None if who.account is None else who.account.id))

@@ -13,7 +13,7 @@ clustering (`stats.coverage`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -22,11 +22,12 @@ import pandas as pd
 from market_data.timeframes import HORIZON, spec
 from stats.bootstrap import ratio_interval, runs_of_time, share_interval
 from stats.coverage import Independence, chi2_sf, independence_test
+from stats.reliability import reliability_table
 from training.band.band import Band
 from training.band.market import MarketReplay
-from training.band.quantiles import BAND_QUANTILES, naive_moves
+from training.band.quantiles import BAND_ROWS, LEVELS, naive_moves
 from training.band.scale import ROLLING, BandScale
-from training.scores import interval_score
+from training.scores import crps, interval_score, pit, pit_histogram
 
 JUDGED_HORIZONS = (1, 5, 10, 30)
 MAX_ORIGINS = 20_000  # per horizon, thinned evenly
@@ -83,15 +84,49 @@ def candle_origins(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: p
     return CandleOrigins(closes, np.concatenate(series), np.concatenate(position), np.concatenate(times), window)
 
 
-def rolling20_band(candles: dict[str, pd.DataFrame], valid_start: pd.Timestamp,
-                   valid_end: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
-    """The simple band's quantiles per horizon, from every validation candle's naive moves in
-    20-candle units."""
+def rolling20_levels(candles: dict[str, pd.DataFrame], valid_start: pd.Timestamp,
+                     valid_end: pd.Timestamp) -> np.ndarray:
+    """The simple distribution: (LEVELS x horizons) quantiles of every validation candle's naive
+    moves in 20-candle units (its 10 % and 90 % rows are the 20-candle band)."""
     moves, at = naive_moves(candles, valid_start, valid_end, ROLLING20, HORIZON)
     if not len(moves):
         raise ValueError(f"no validation candle from {valid_start} to {valid_end} with {HORIZON} known after it")
-    lo, hi = np.quantile(moves / at, BAND_QUANTILES, axis=0)
-    return lo, hi
+    return np.quantile(moves / at, LEVELS, axis=0)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The whole distribution judged on the same origins and horizons as the band: CRPS of the
+    served and of the 20-candle distribution (log-return units), the served one's PIT, and the
+    chance each states that the close ends above the origin's, with whether it did (1 or 0)."""
+
+    crps: np.ndarray
+    crps_simple: np.ndarray
+    pit: np.ndarray
+    p_above: np.ndarray
+    p_above_simple: np.ndarray
+    above: np.ndarray
+
+    @staticmethod
+    def joined(parts: list[Spread]) -> Spread:
+        return Spread(*(np.concatenate([getattr(p, name) for p in parts]) for name in SPREAD_FIELDS))
+
+    def summary(self, j: int, blocks: np.ndarray) -> dict[str, Any]:
+        """Horizon column `j`'s scores: the CRPS ratio with its block-bootstrap interval, the PIT
+        histogram, and the close-above-origin event's Brier scores, skill and reliability."""
+        ratio, low, high = ratio_interval(self.crps[:, j], self.crps_simple[:, j], blocks)
+        hit = self.above[:, j].astype(np.float64)
+        brier = float(((self.p_above[:, j] - hit) ** 2).mean())
+        simple = float(((self.p_above_simple[:, j] - hit) ** 2).mean())
+        return {"crps": float(self.crps[:, j].mean()), "crps_rolling20": float(self.crps_simple[:, j].mean()),
+                "crps_ratio": ratio, "crps_ratio_95": [low, high],
+                "pit_histogram": [float(v) for v in pit_histogram(self.pit[:, j])],
+                "events": {"above_origin": {
+                    "brier": brier, "brier_rolling20": simple, "brier_skill": 1.0 - brier / simple if simple else 0.0,
+                    "reliability": [vars(b) for b in reliability_table(self.p_above[:, j], hit, blocks)]}}}
+
+
+SPREAD_FIELDS = tuple(f.name for f in fields(Spread))
 
 
 @dataclass(frozen=True)
@@ -107,6 +142,7 @@ class Judged:
     volatility: np.ndarray
     blocks: np.ndarray
     independence: list[Independence]
+    spread: Spread
 
     @staticmethod
     def joined(parts: list[Judged]) -> Judged:
@@ -118,7 +154,7 @@ class Judged:
 
         return Judged(joined("served"), joined("simple"), joined("covered"), joined("volatility"),
                       np.concatenate([p.blocks + o for p, o in zip(parts, offsets, strict=True)]),
-                      [i for p in parts for i in p.independence])
+                      [i for p in parts for i in p.independence], Spread.joined([p.spread for p in parts]))
 
     def summary(self) -> dict[str, Any]:
         """The backtest JSON's `band_every_candle`: per horizon the origins, both interval scores,
@@ -134,7 +170,8 @@ class Judged:
                            "rolling20_interval_score": float(self.simple[:, j].mean()), "ratio": ratio,
                            "ratio_95": [low, high], "coverage_80": float(hits.mean()),
                            "coverage_80_95": list(share_interval(hits, self.blocks)[1:]),
-                           "coverage_80_by_volatility": [float(hits[tercile == t].mean()) for t in range(3)]}
+                           "coverage_80_by_volatility": [float(hits[tercile == t].mean()) for t in range(3)],
+                           **self.spread.summary(j, self.blocks)}
         out["1"]["independence"] = pooled_independence(self.independence)
         return out
 
@@ -163,9 +200,10 @@ def band_every_candle(band: Band, candles: dict[str, pd.DataFrame], test: Period
     start, end = test
     window = max(band.scale.history, ROLLING20.window) + 2
     origins = candle_origins(candles, start, end, window)
-    simple_lo, simple_hi = rolling20_band(candles, *validation)
+    simple_table = rolling20_levels(candles, *validation)
     n, cols = len(origins), [h - 1 for h in JUDGED_HORIZONS]
     served_is, simple_is, covered = (np.empty((n, len(cols))) for _ in range(3))
+    scores = {name: np.empty((n, len(cols))) for name in SPREAD_FIELDS}
     vol = np.empty(n)
     zeros = np.zeros((1, HORIZON))
     for first in range(0, n, BATCH):
@@ -175,13 +213,30 @@ def band_every_candle(band: Band, candles: dict[str, pd.DataFrame], test: Period
         served = band.served(np.repeat(zeros, len(rows), axis=0), close, shift)
         simple = ROLLING20.at(np.log(close), HORIZON)
         lower, upper = served.naive_lower[:, cols], served.naive_upper[:, cols]
+        simple_q = simple[:, cols, None] * simple_table[:, cols].T[None]
         actual = moves[:, cols]
         served_is[rows] = interval_score(lower, upper, actual)
-        simple_is[rows] = interval_score(simple[:, cols] * simple_lo[cols], simple[:, cols] * simple_hi[cols], actual)
+        simple_is[rows] = interval_score(simple_q[..., BAND_ROWS[0]], simple_q[..., BAND_ROWS[1]], actual)
         covered[rows] = (lower <= actual) & (actual <= upper)
         vol[rows] = simple[:, 0]
+        judged_spread(scores, rows, served.quantiles[:, cols], simple_q, actual)
     independence = independence_test(~covered[:, 0].astype(bool), origins.series, origins.position)
     kept = np.arange(0, n, max(1, -(-n // MAX_ORIGINS)))
     blocks = runs_of_time(pd.DatetimeIndex(origins.times[kept]), pd.Timedelta(hours=spec(timeframe).approx_hours),
                           HORIZON, start)
-    return Judged(served_is[kept], simple_is[kept], covered[kept].astype(bool), vol[kept], blocks, [independence])
+    spread = Spread(*(scores[name][kept] for name in SPREAD_FIELDS))
+    return Judged(served_is[kept], simple_is[kept], covered[kept].astype(bool), vol[kept], blocks, [independence],
+                  spread)
+
+
+def judged_spread(scores: dict[str, np.ndarray], rows: np.ndarray, served: np.ndarray, simple: np.ndarray,
+                  actual: np.ndarray) -> None:
+    """Fill `rows` of `scores` from the served and the simple distribution (rows x horizons x
+    LEVELS, log returns) and the outcomes (rows x horizons)."""
+    scores["crps"][rows] = crps(served, actual)
+    scores["crps_simple"][rows] = crps(simple, actual)
+    scores["pit"][rows] = pit(served, actual)
+    zero = np.zeros(actual.shape)
+    scores["p_above"][rows] = 1.0 - pit(served, zero)
+    scores["p_above_simple"][rows] = 1.0 - pit(simple, zero)
+    scores["above"][rows] = actual > 0

@@ -11,6 +11,9 @@ from training.band.scale import BandScale
 
 BAND_QUANTILES = (0.10, 0.90)
 BAND_MISS = 1.0 - (BAND_QUANTILES[1] - BAND_QUANTILES[0])  # the 80 % band should miss 20 % of outcomes
+# the predictive distribution of each step's close: these quantiles, of which the band is two
+LEVELS = (0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95)
+BAND_ROWS = (LEVELS.index(BAND_QUANTILES[0]), LEVELS.index(BAND_QUANTILES[1]))
 
 
 def naive_moves(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, scale: BandScale,
@@ -59,19 +62,28 @@ def naive_move_halves(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end
 REGIME_MARGIN = 0.5
 
 
-def band_quantiles(pooled: np.ndarray, halves: list[np.ndarray] | None = None, horizon: int = HORIZON,
-                   margin: float = REGIME_MARGIN) -> tuple[np.ndarray, np.ndarray]:
-    """The 80 % band (10 % and 90 % quantiles per horizon of moves in band units, rows x
-    horizons) with a margin for a change of regime: at h = 1 validation's band as pooled; at
-    longer horizons, moving linearly to `margin` of the way to the wider of the two halves' bands
-    at the last horizon (`horizon`). The next regime is an unknown draw, as one half of validation
-    was for the other, and a long-horizon band meets it before the scale has seen it. Without two
-    usable halves (20 rows each), the pooled band."""
-    lo, hi = np.nanquantile(pooled, BAND_QUANTILES, axis=0)
+def level_quantiles(pooled: np.ndarray, halves: list[np.ndarray] | None = None, horizon: int = HORIZON,
+                    margin: float = REGIME_MARGIN, levels: tuple[float, ...] = LEVELS) -> np.ndarray:
+    """(levels x horizons) quantiles of moves in band units (rows x horizons) with a margin for a
+    change of regime: at h = 1 validation's quantiles as pooled; at longer horizons, each level
+    below the median moving linearly to `margin` of the way to the lower of the two halves'
+    (above it, the higher; the median keeps the pooled one), reached at the last horizon
+    (`horizon`). The next regime is an unknown draw, as one half of validation was for the other,
+    and a long-horizon distribution meets it before the scale has seen it. Without two usable
+    halves (20 rows each), the pooled quantiles."""
+    table = np.nanquantile(pooled, levels, axis=0)
     usable = [h for h in (halves or []) if len(h) >= 20 and np.isfinite(h).any(axis=0).all()]
     if len(usable) < 2:
-        return lo, hi
-    (lo_a, hi_a), (lo_b, hi_b) = (np.nanquantile(h, BAND_QUANTILES, axis=0) for h in usable[:2])
+        return table
+    a, b = (np.nanquantile(h, levels, axis=0) for h in usable[:2])
+    side = np.sign(np.asarray(levels) - 0.5)[:, None]  # -1 below the median, +1 above, 0 at it
+    wider = np.where(side < 0, np.minimum(np.minimum(a, b), table), np.maximum(np.maximum(a, b), table))
     ramp = margin * np.arange(pooled.shape[1]) / max(1, horizon - 1)
-    return (lo + ramp * (np.minimum(np.minimum(lo_a, lo_b), lo) - lo),
-            hi + ramp * (np.maximum(np.maximum(hi_a, hi_b), hi) - hi))
+    return np.where(side == 0, table, table + ramp[None, :] * (wider - table))
+
+
+def band_quantiles(pooled: np.ndarray, halves: list[np.ndarray] | None = None, horizon: int = HORIZON,
+                   margin: float = REGIME_MARGIN) -> tuple[np.ndarray, np.ndarray]:
+    """The 80 % band (10 % and 90 % quantiles per horizon), as `level_quantiles` fits every level."""
+    lo, hi = level_quantiles(pooled, halves, horizon, margin, BAND_QUANTILES)
+    return lo, hi

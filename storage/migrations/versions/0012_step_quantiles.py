@@ -1,0 +1,32 @@
+"""`prediction_steps.q05`, `q25`, `q50`, `q75`, `q95`: each served step's predictive distribution
+(its close's 5, 25, 50, 75 and 95 % quantiles; the 10 and 90 % ones are `lower` and `upper`),
+what the probability endpoint, the plans and alerts read and the track record scores. Nullable:
+steps stored before this migration have no distribution, and their ledger entries keep hashing
+without one.
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-07
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+COLUMNS = ("q05", "q25", "q50", "q75", "q95")
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("prediction_steps") as batch:
+        for name in COLUMNS:
+            batch.add_column(sa.Column(name, sa.Double))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("prediction_steps") as batch:
+        for name in reversed(COLUMNS):
+            batch.drop_column(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,8 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from clock import as_utc, naive_utc
+from clock import as_utc, naive_utc, utc_now
 from config import TierLimits
+from portfolio.chances import alert_chance
 from portfolio.errors import PortfolioError
 from portfolio.owned import owned, symbol
 from storage.db import session_scope
@@ -34,14 +36,15 @@ class AlertRule:
 @dataclass
 class Alerts:
     engine: Engine
+    clock: Callable[[], datetime] = utc_now  # the forecasts' time, which an alert's chance is read at
 
-    @staticmethod
-    def _view(session: Session, alert: Alert) -> dict[str, Any]:
+    def _view(self, session: Session, alert: Alert) -> dict[str, Any]:
         sym = session.get(Symbol, alert.symbol_id)
         return {"id": str(alert.id), "symbol": sym.ticker if sym else None, "condition_type": alert.condition_type,
                 "target_price": alert.target_price, "is_active": bool(alert.is_active),
                 "expires_at": as_utc(alert.expires_at), "triggered_at": as_utc(alert.triggered_at),
-                "notified_at": as_utc(alert.notified_at), "created_at": as_utc(alert.created_at)}
+                "notified_at": as_utc(alert.notified_at), "created_at": as_utc(alert.created_at),
+                **alert_chance(session, alert, self.clock())}
 
     @staticmethod
     def _check_room(session: Session, user_id: uuid.UUID, limits: TierLimits) -> None:

@@ -8,7 +8,9 @@ below (long) or above (short) the entry, and risk/reward = reward / risk = |targ
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,8 +18,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from clock import naive_utc_now
+from clock import naive_utc_now, utc_now
 from config import TierLimits
+from portfolio.chances import plan_chances
 from portfolio.errors import PortfolioError
 from portfolio.owned import owned, symbol
 from storage.db import session_scope
@@ -45,11 +48,12 @@ def risk_reward(entry: float | None, target: float | None, stop: float | None) -
 @dataclass
 class TradingPlans:
     engine: Engine
+    clock: Callable[[], datetime] = utc_now  # the forecasts' time, which the plan's chances are read at
 
-    @staticmethod
-    def _view(session: Session, plan: TradingPlan) -> dict[str, Any]:
+    def _view(self, session: Session, plan: TradingPlan) -> dict[str, Any]:
         sym = session.get(Symbol, plan.symbol_id)
         return {"id": str(plan.id), "symbol": sym.ticker if sym else None, "title": plan.title,
+                "timeframe": plan.timeframe, **plan_chances(session, plan, self.clock()),
                 "entry_price": plan.entry_price, "target_price": plan.target_price, "stop_loss": plan.stop_loss,
                 "risk_reward": None if plan.risk_reward is None else float(plan.risk_reward),
                 "side": None if plan.entry_price is None or plan.target_price is None

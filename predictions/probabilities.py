@@ -5,16 +5,22 @@ the forecast's distribution read from its stored answer."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from sqlmodel import Session, col, select
 
+from clock import naive_utc
+from market_data.timeframes import spec
 from predictions.errors import PredictionError
-from predictions.ledger import QUANTILE_KEYS
+from predictions.ledger import QUANTILE_COLUMNS, QUANTILE_KEYS, stored_quantiles
 from risk.events import Outlook
 from risk.paths import Paths, simulate
+from storage.schema import Prediction, PredictionStep
 
 
 @dataclass(frozen=True)
@@ -78,3 +84,32 @@ def probability(found: Outlook, ask: EventAsk) -> dict[str, Any]:
     paths = _paths(found.last_close, tuple(map(tuple, found.table.tolist())))
     return {"touch": ask.touch, "within": ask.within,
             "p_touch": round(found.p_touch(ask.touch, ask.within, paths), 4)}
+
+
+@dataclass(frozen=True)
+class LatestOutlook:
+    """The newest public forecast of a symbol and timeframe that carries its distribution."""
+
+    prediction_id: str
+    made_at: datetime  # naive UTC
+    outlook: Outlook
+
+    def paths(self) -> Paths:
+        return _paths(self.outlook.last_close, tuple(map(tuple, self.outlook.table.tolist())))
+
+
+def latest_outlook(session: Session, symbol_id: uuid.UUID, timeframe: str, now: datetime) -> LatestOutlook | None:
+    """The newest anonymous forecast of `symbol_id` at `timeframe` made within one candle of `now`
+    (an older one starts from a close the market has left behind), if it carries a distribution."""
+    since = naive_utc(now) - timedelta(hours=spec(timeframe).approx_hours)
+    pred = session.exec(select(Prediction).where(Prediction.symbol_id == symbol_id, Prediction.timeframe == timeframe,
+                                                 Prediction.user_id.is_(None), col(Prediction.created_at) >= since)
+                        .order_by(Prediction.created_at.desc()).limit(1)).first()
+    if pred is None:
+        return None
+    steps = session.exec(select(PredictionStep).where(PredictionStep.prediction_id == pred.id)
+                         .order_by(PredictionStep.step_number)).all()
+    table = [stored_quantiles(s.lower, s.upper, [getattr(s, c) for c in QUANTILE_COLUMNS]) for s in steps]
+    if not steps or any(row is None for row in table):
+        return None
+    return LatestOutlook(str(pred.id), pred.created_at, Outlook(float(steps[0].open), np.asarray(table, dtype=np.float64)))

@@ -418,6 +418,9 @@ class AlertOut(BaseModel):
     notified_at: datetime | None
     created_at: datetime | None
     email_notice: str | None = Field(default=None, description="why no email will be sent when it triggers")
+    p_trigger: float | None = Field(default=None, description="the chance that the condition holds within the 1d "
+                                    "forecast's steps (null: no 1d forecast of the coin within its last day)")
+    forecast_id: str | None = Field(default=None, description="the forecast the chance is read from")
 
 
 class AlertsResponse(BaseModel):
@@ -462,6 +465,7 @@ class PlanCreate(BaseModel):
     stop_loss: Price | None = None
     status: PlanStatus | None = None
     notes: PlanNotes | None = None
+    timeframe: Timeframe = Field(default="1d", description="the forecast whose chances the plan answers")
 
 
 class PlanUpdate(BaseModel):
@@ -476,12 +480,13 @@ class PlanUpdate(BaseModel):
     stop_loss: Price | None = None
     status: PlanStatus | None = None
     notes: PlanNotes | None = None
+    timeframe: Timeframe | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _kept_fields_not_null(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            for name in ("title", "status"):
+            for name in ("title", "status", "timeframe"):
                 if name in data and data[name] is None:
                     raise ValueError(f"{name} may be left out, not null: a plan always has one")
         return data
@@ -501,6 +506,17 @@ class PlanOut(BaseModel):
     created_at: datetime | None
     updated_at: datetime | None
     closed_at: datetime | None
+    timeframe: Timeframe
+    p_target_first: float | None = Field(default=None, description="the chance that the price reaches the target "
+                                         "before the stop within the forecast's steps (null: no target and stop, "
+                                         "or no forecast of the coin within its last candle)")
+    p_stop_first: float | None = Field(default=None, description="the chance that the stop comes first")
+    p_neither: float | None = Field(default=None, description="the chance that neither is reached in the "
+                                    "forecast's steps; the three sum to 1")
+    target_band_widths: float | None = Field(default=None, description="how far the target is from the last close, "
+                                             "in widths of the next candle's 80 % band")
+    stop_band_widths: float | None = Field(default=None, description="the same for the stop")
+    forecast_id: str | None = Field(default=None, description="the forecast these chances are read from")
 
 
 class PlansResponse(BaseModel):

@@ -71,7 +71,7 @@ def build_service(settings: Settings, forecast: ForecastFn | None = None, window
     return Services(PredictionService(engine, cache, market, registry, forecast, in_log=settings.serve_as_of is None),
                     AccountService(engine, cache, settings.accounts, mail=EmailNotifier(settings.email)),
                     BillingService(engine, settings.billing),
-                    Portfolio.on(engine, settings.limits), models,
+                    Portfolio.on(engine, settings.limits, clock), models,
                     transparency_log(engine, settings.ledger, settings.serve_state_dir),
                     live_market(settings, source, live_stream))
 

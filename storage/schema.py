@@ -392,6 +392,8 @@ class TradingPlan(SQLModel, table=True):
     entry_price: float | None = Field(default=None, sa_column=sa.Column(PriceType))
     target_price: float | None = Field(default=None, sa_column=sa.Column(PriceType))
     stop_loss: float | None = Field(default=None, sa_column=sa.Column(PriceType))
+    # the forecast whose chances the plan answers (migration 0012)
+    timeframe: str = Field(default="1d", sa_column=sa.Column(sa.String(10), nullable=False, server_default="1d"))
     risk_reward: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(5, 2)))
     status: str | None = Field(default="active", sa_column=sa.Column(sa.String(20), server_default="active"))
     notes: str | None = Field(default=None, sa_column=sa.Column(sa.Text))

@@ -317,7 +317,7 @@ def app_for(world: dict[str, Any], live_market: LiveMarket | None = None, **env:
                                     flat_forecast(world["model_id"]))
     accounts = AccountService(engine, cache, settings.accounts, clock=clock, mail=EmailNotifier(settings.email))
     return create_app(predictions, accounts, BillingService(engine, settings.billing, clock=clock),
-                      portfolio=Portfolio.on(engine, settings.limits), live_market=live_market)
+                      portfolio=Portfolio.on(engine, settings.limits, clock), live_market=live_market)
 
 
 @contextlib.contextmanager

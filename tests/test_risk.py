@@ -176,3 +176,35 @@ def test_a_forecasts_distribution_and_probabilities_over_http(world) -> None:
     assert client.get(f"/api/predictions/{own}/probability", params=params, headers=bearer(token)).status_code == 200
     assert client.get(f"/api/predictions/{own}/probability", params=params, headers=bearer(other)).status_code == 404
     assert client.get(f"/api/predictions/{own}/probability", params=params).status_code == 404
+
+
+def test_plans_and_alerts_answer_their_chances_from_the_coins_newest_forecast(world) -> None:
+    client = client_for(world)
+    ticker = world["tickers"][1]
+    token = register_and_login(client, "plans@example.com")
+    auth = bearer(token)
+    plan = {"symbol": ticker, "title": "swing", "entry_price": 1.0, "target_price": 1.2, "stop_loss": 0.9}
+    before = client.post("/api/trading-plans", json=plan, headers=auth)
+    assert before.status_code == 201, before.text
+    assert before.json()["timeframe"] == "1d" and before.json()["p_target_first"] is None  # no forecast yet
+    answer = client.post("/api/predictions/generate", json={"symbol": ticker, "timeframe": "1d"}).json()
+    last = answer["steps"][0]["open"]
+    plan.update(entry_price=last, target_price=last * 1.03, stop_loss=last * 0.96)
+    made = client.post("/api/trading-plans", json=plan, headers=auth).json()
+    chances = (made["p_target_first"], made["p_stop_first"], made["p_neither"])
+    assert made["forecast_id"] == answer["prediction_id"] and abs(sum(chances) - 1.0) < 1e-3
+    assert made["p_target_first"] > made["p_stop_first"]  # the flat forecast's band (+-5 %): the nearer level first
+    assert made["target_band_widths"] > 0 > made["stop_band_widths"]
+    assert client.get(f"/api/trading-plans/{made['id']}", headers=auth).json()["p_neither"] == made["p_neither"]
+    hourly = client.patch(f"/api/trading-plans/{made['id']}", json={"timeframe": "1h"}, headers=auth).json()
+    assert hourly["timeframe"] == "1h" and hourly["p_target_first"] is None and hourly["forecast_id"] is None
+    assert client.patch(f"/api/trading-plans/{made['id']}", json={"timeframe": None}, headers=auth).status_code == 422
+    assert client.patch(f"/api/trading-plans/{made['id']}", json={"timeframe": "2h"}, headers=auth).status_code == 422
+    far = client.post("/api/alerts", json={"symbol": ticker, "condition_type": "above", "target_price": last * 1.04},
+                      headers=auth).json()
+    near = client.post("/api/alerts", json={"symbol": ticker, "condition_type": "above", "target_price": last * 1.01},
+                       headers=auth).json()
+    holds = client.post("/api/alerts", json={"symbol": ticker, "condition_type": "below", "target_price": last * 1.1},
+                        headers=auth).json()
+    assert 0 < far["p_trigger"] < near["p_trigger"] < 1 and holds["p_trigger"] == 1.0
+    assert far["forecast_id"] == answer["prediction_id"]

@@ -2,7 +2,7 @@
 (its close's 5, 25, 50, 75 and 95 % quantiles; the 10 and 90 % ones are `lower` and `upper`),
 what the probability endpoint, the plans and alerts read and the track record scores. Nullable:
 steps stored before this migration have no distribution, and their ledger entries keep hashing
-without one.
+without one. `trading_plans.timeframe`: the forecast whose chances a plan answers (default 1d).
 
 Revision ID: 0012
 Revises: 0011
@@ -24,9 +24,13 @@ def upgrade() -> None:
     with op.batch_alter_table("prediction_steps") as batch:
         for name in COLUMNS:
             batch.add_column(sa.Column(name, sa.Double))
+    with op.batch_alter_table("trading_plans") as batch:
+        batch.add_column(sa.Column("timeframe", sa.String(10), nullable=False, server_default="1d"))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("trading_plans") as batch:
+        batch.drop_column("timeframe")
     with op.batch_alter_table("prediction_steps") as batch:
         for name in reversed(COLUMNS):
             batch.drop_column(name)

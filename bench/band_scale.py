@@ -173,18 +173,22 @@ def every_candle_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
 
 def distribution_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """The deployed distribution against the 20-candle one on every candle: CRPS ratio with its
-    interval, the PIT histogram's lowest and highest bin, and the close-above-origin event's Brier
-    skill, per horizon."""
+    interval, the PIT histogram's lowest and highest bin, and the Brier skill of the close-above-
+    origin event and of touching the band's upper and lower end, per horizon."""
     lines = [f"{'':<26} " + " ".join(f"{'CRPS/rolling20 h' + str(h):>24}" for h in HORIZONS)
              + " " + " ".join(f"{'PIT min-max h' + str(h):>16}" for h in HORIZONS)
-             + " " + " ".join(f"{'Brier skill h' + str(h):>14}" for h in HORIZONS)]
+             + " " + " ".join(f"{'above skill h' + str(h):>14}" for h in HORIZONS)
+             + " " + " ".join(f"{'touch up/low skill h' + str(h):>22}" for h in HORIZONS)]
     for label, every in rows:
         crps = " ".join(f"{every[str(h)]['crps_ratio']:>7.3f} [{every[str(h)]['crps_ratio_95'][0]:.3f},"
                         f"{every[str(h)]['crps_ratio_95'][1]:.3f}]" for h in HORIZONS)
         pits = " ".join(f"{min(every[str(h)]['pit_histogram']):>8.3f}-{max(every[str(h)]['pit_histogram']):.3f}"
                         for h in HORIZONS)
-        skill = " ".join(f"{every[str(h)]['events']['above_origin']['brier_skill']:>14.4f}" for h in HORIZONS)
-        lines.append(f"{label:<26} {crps} {pits} {skill}")
+        events = {h: every[str(h)]["events"] for h in HORIZONS}
+        skill = " ".join(f"{events[h]['above_origin']['brier_skill']:>14.4f}" for h in HORIZONS)
+        touch = " ".join(f"{events[h]['touch_band_upper']['brier_skill']:>11.3f}/{events[h]['touch_band_lower']['brier_skill']:.3f}"
+                         for h in HORIZONS)
+        lines.append(f"{label:<26} {crps} {pits} {skill} {touch}")
     return lines
 
 

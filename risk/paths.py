@@ -109,3 +109,37 @@ def crossing(paths: Paths, level: float, moments: int) -> np.ndarray:
     with np.errstate(over="ignore"):
         bridge = np.exp(np.float32(-2.0) * a * b / paths.variance[None, :moments].astype(np.float32))
     return np.where(past, np.float32(1.0), bridge)
+
+
+def simulate_many(tables: np.ndarray, paths: int, substeps: int = SUBSTEPS, seed: int = SEED) -> Paths:
+    """`simulate` for many forecasts at once (tables: forecasts x steps x levels), on the same
+    Brownian draws: `values` forecasts x paths x moments, `variance` forecasts x moments. For
+    judging probabilities on every candle, where a few hundred paths a forecast suffice."""
+    count, steps, levels = tables.shape
+    moments = steps * substeps
+    times = np.arange(1, moments + 1) / substeps
+    grid = _grid(paths, max(PATH_STEPS, steps) * substeps, substeps, seed)
+    q = np.stack([moment_quantiles(t, times) for t in tables])  # forecasts x moments x levels
+    slope = np.diff(q, axis=2) / np.diff(Z_LEVELS)[None, None, :]
+    intercept = q[..., :-1] - Z_LEVELS[None, None, :-1] * slope
+    at = grid.segment[:, :moments].ravel()[None, :]
+    values = (np.take_along_axis(intercept.astype(np.float32).reshape(count, -1), at, axis=1)
+              + grid.scores[:, :moments].ravel()[None, :]
+              * np.take_along_axis(slope.astype(np.float32).reshape(count, -1), at, axis=1))
+    spread = ((q[..., BAND_ROWS[1]] - q[..., BAND_ROWS[0]]) / BAND_Z) ** 2
+    variance = np.maximum(np.diff(spread, axis=1, prepend=0.0), 1e-18)
+    return Paths(values.reshape(count, paths, moments), times, variance)
+
+
+def touch_chance(paths: Paths, level: np.ndarray, moments: int) -> np.ndarray:
+    """(forecasts,) the chance that each forecast's paths (`simulate_many`) reach its `level` (log
+    return, forecasts) within the first `moments` grid moments: `crossing`, for many at once."""
+    ends = paths.values[:, :, :moments]
+    starts = np.concatenate([np.zeros((*ends.shape[:2], 1), dtype=ends.dtype), ends[:, :, :-1]], axis=2)
+    x = level.astype(np.float32)[:, None, None]
+    up = x >= 0
+    a, b = np.where(up, starts - x, x - starts), np.where(up, ends - x, x - ends)
+    with np.errstate(over="ignore"):
+        bridge = np.exp(np.float32(-2.0) * a * b / paths.variance[:, None, :moments].astype(np.float32))
+    cross = np.where((a >= 0) | (b >= 0), np.float32(1.0), bridge)
+    return 1.0 - np.prod(1.0 - cross, axis=2).mean(axis=1)

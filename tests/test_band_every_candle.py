@@ -55,11 +55,15 @@ def test_the_simple_band_served_scores_as_the_simple_band_and_a_wider_one_worse(
         above = row["events"]["above_origin"]
         assert abs(above["brier_skill"]) < 0.01 and 0.2 < above["brier"] < 0.3
         assert sum(b["n"] for b in above["reliability"]) == row["origins"]
+        for event in ("touch_band_upper", "touch_band_lower"):  # judged on a thinned subset, on paths
+            touch = row["events"][event]
+            assert 0 < touch["origins"] <= 1000 and abs(touch["brier_skill"]) < 0.01 and 0 < touch["brier"] < 0.25
     assert same["1"]["independence"]["p_value"] > 0.001  # a random walk's misses do not cluster
     wide = band_every_candle(_band(candles, wider=2.0), candles, (TEST, end), (VALID, TEST), "1d").summary()
     for h in JUDGED_HORIZONS:
         assert wide[str(h)]["ratio_95"][0] > 1.05 and wide[str(h)]["coverage_80"] > 0.95
         assert wide[str(h)]["crps_ratio_95"][0] > 1.0
+        assert wide[str(h)]["events"]["touch_band_upper"]["brier_skill_95"][1] < 0  # it expects touches that come rarely
         pits = wide[str(h)]["pit_histogram"]  # too wide: the outcomes crowd the middle levels
         assert pits[0] < 0.06 and pits[-1] < 0.06 and max(pits[4:6]) > 0.14
 

@@ -381,6 +381,23 @@ def _works_under_its_content_security_policy(browser: Any, served: str, ticker: 
 
 
 @pytest.mark.slow
+def _risk_in_plain_words(page: Any, answer: dict[str, Any]) -> None:
+    """The fan is drawn; a forecast without a proven direction says so (no confidence shown); the
+    forecast answers the chance of touching a price in words and in numbers."""
+    assert page.get_attribute("#chart", "data-fan") == "1"
+    if all(s["direction"] == "flat" for s in answer["steps"]):
+        assert "No proven direction" in page.text_content("#outlook")
+        assert "confidence" not in page.text_content("#meta") and "no edge" in page.text_content("#steps tbody")
+    last = answer["steps"][0]["open"]
+    page.fill("#ask-price", f"{last * 1.05:.8g}")
+    page.fill("#ask-within", "10")
+    page.click("#ask button")
+    page.wait_for_function("document.querySelector('#ask-answer').dataset.pTouch !== undefined", timeout=30_000)
+    said = page.text_content("#ask-answer")
+    assert "that it touches" in said and "within 10 days" in said and "%" in said, said
+    assert 0 < float(page.get_attribute("#ask-answer", "data-p-touch")) < 1
+
+
 def test_the_page_draws_a_forecast_in_a_real_browser(world, served: str, browser, tmp_path: Path) -> None:
     ticker = top_symbol(world)
     _works_under_its_content_security_policy(browser, served, ticker)
@@ -407,6 +424,7 @@ def test_the_page_draws_a_forecast_in_a_real_browser(world, served: str, browser
     assert closes == pytest.approx([s["close"] for s in answer["steps"]], rel=1e-12)
     assert answer["model_version"] in page.text_content("#meta")
     _checked_in_the_public_log(page, served, answer)
+    _risk_in_plain_words(page, answer)
     # PAGE_SCREENSHOT=bench/results/page.png refreshes the README's picture; a plain run leaves the tree as it was
     shot = Path(os.environ.get("PAGE_SCREENSHOT") or tmp_path / "page.png")
     shot.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from market_data.timeframes import HORIZON, spec
+from risk.paths import simulate_many, touch_chance
 from stats.bootstrap import ratio_interval, runs_of_time, share_interval
 from stats.coverage import Independence, chi2_sf, independence_test
 from stats.reliability import reliability_table
@@ -31,6 +32,10 @@ from training.scores import crps, interval_score, pit, pit_histogram
 
 JUDGED_HORIZONS = (1, 5, 10, 30)
 MAX_ORIGINS = 20_000  # per horizon, thinned evenly
+EVENT_ORIGINS = 1_000  # of them, where the touch events are judged, EVENT_BATCH at a time
+EVENT_PATHS = 256  # each, on a grid of EVENT_SUBSTEPS a candle (bridges judge between them)
+EVENT_SUBSTEPS = 2
+EVENT_BATCH = 250
 BATCH = 20_000  # origins whose windows are held at once
 ROLLING20 = BandScale(ROLLING, 20)
 
@@ -41,6 +46,8 @@ class CandleOrigins:
     to it: each one's coin (`series`), its candle index in that coin (`position`) and time."""
 
     closes: list[np.ndarray]  # per coin, its closes
+    highs: list[np.ndarray]  # per coin, its highs and lows (its closes where a source has none)
+    lows: list[np.ndarray]
     series: np.ndarray
     position: np.ndarray
     times: np.ndarray  # datetime64[ns], naive UTC
@@ -62,10 +69,25 @@ class CandleOrigins:
             moves[mine] = np.log(values[at[:, None] + np.arange(1, HORIZON + 1)[None, :]]) - np.log(values[at])[:, None]
         return close, moves
 
+    def extremes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows x HORIZON) the highest high and the lowest low of the next 1..HORIZON candles, as
+        log returns from each origin's close: what judges whether a level was touched."""
+        ser, pos = self.series[rows], self.position[rows]
+        high, low = np.empty((len(rows), HORIZON)), np.empty((len(rows), HORIZON))
+        ahead = np.arange(1, HORIZON + 1)[None, :]
+        for s in np.unique(ser):
+            mine = ser == s
+            at, base = pos[mine], np.log(self.closes[s][pos[mine]])[:, None]
+            high[mine] = np.maximum.accumulate(np.log(self.highs[s][at[:, None] + ahead]) - base, axis=1)
+            low[mine] = np.minimum.accumulate(np.log(self.lows[s][at[:, None] + ahead]) - base, axis=1)
+        return high, low
+
 
 def candle_origins(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp,
                    window: int) -> CandleOrigins:
     closes: list[np.ndarray] = []
+    highs: list[np.ndarray] = []
+    lows: list[np.ndarray] = []
     series: list[np.ndarray] = []
     position: list[np.ndarray] = []
     times: list[np.ndarray] = []
@@ -77,11 +99,14 @@ def candle_origins(candles: dict[str, pd.DataFrame], start: pd.Timestamp, end: p
             continue
         series.append(np.full(len(rows), len(closes)))
         closes.append(frame["close"].to_numpy(np.float64))
+        highs.append(frame["high"].to_numpy(np.float64) if "high" in frame else closes[-1])
+        lows.append(frame["low"].to_numpy(np.float64) if "low" in frame else closes[-1])
         position.append(rows)
         times.append(pd.DatetimeIndex(stamps.iloc[rows]).tz_convert(None).to_numpy())
     if not closes:
         raise ValueError(f"no test candle from {start} to {end} has {window} candles before it and {HORIZON} after")
-    return CandleOrigins(closes, np.concatenate(series), np.concatenate(position), np.concatenate(times), window)
+    return CandleOrigins(closes, highs, lows, np.concatenate(series), np.concatenate(position), np.concatenate(times),
+                         window)
 
 
 def rolling20_levels(candles: dict[str, pd.DataFrame], valid_start: pd.Timestamp,
@@ -106,6 +131,15 @@ class Spread:
     p_above: np.ndarray
     p_above_simple: np.ndarray
     above: np.ndarray
+    # touching the served band's upper (lower) end of horizon h within h candles, by their highs
+    # (lows): the chance each distribution's paths give it, and whether it happened; NaN off the
+    # EVENT_ORIGINS judged (paths cost more than a quantile)
+    p_touch_upper: np.ndarray
+    p_touch_upper_simple: np.ndarray
+    touched_upper: np.ndarray
+    p_touch_lower: np.ndarray
+    p_touch_lower_simple: np.ndarray
+    touched_lower: np.ndarray
 
     @staticmethod
     def joined(parts: list[Spread]) -> Spread:
@@ -115,15 +149,31 @@ class Spread:
         """Horizon column `j`'s scores: the CRPS ratio with its block-bootstrap interval, the PIT
         histogram, and the close-above-origin event's Brier scores, skill and reliability."""
         ratio, low, high = ratio_interval(self.crps[:, j], self.crps_simple[:, j], blocks)
-        hit = self.above[:, j].astype(np.float64)
-        brier = float(((self.p_above[:, j] - hit) ** 2).mean())
-        simple = float(((self.p_above_simple[:, j] - hit) ** 2).mean())
         return {"crps": float(self.crps[:, j].mean()), "crps_rolling20": float(self.crps_simple[:, j].mean()),
                 "crps_ratio": ratio, "crps_ratio_95": [low, high],
                 "pit_histogram": [float(v) for v in pit_histogram(self.pit[:, j])],
-                "events": {"above_origin": {
-                    "brier": brier, "brier_rolling20": simple, "brier_skill": 1.0 - brier / simple if simple else 0.0,
-                    "reliability": [vars(b) for b in reliability_table(self.p_above[:, j], hit, blocks)]}}}
+                "events": {"above_origin": event_scores(self.p_above[:, j], self.p_above_simple[:, j], self.above[:, j],
+                                                        blocks),
+                           "touch_band_upper": event_scores(self.p_touch_upper[:, j], self.p_touch_upper_simple[:, j],
+                                                            self.touched_upper[:, j], blocks),
+                           "touch_band_lower": event_scores(self.p_touch_lower[:, j], self.p_touch_lower_simple[:, j],
+                                                            self.touched_lower[:, j], blocks)}}
+
+
+def event_scores(stated: np.ndarray, simple: np.ndarray, hit: np.ndarray, blocks: np.ndarray) -> dict[str, Any]:
+    """An event's Brier score under the served and the 20-candle distribution on the origins
+    judged (finite rows), the skill (1 - the ratio) with its block-bootstrap interval (the
+    ratio's), and the served probabilities' reliability."""
+    known = np.isfinite(stated) & np.isfinite(simple) & np.isfinite(hit)
+    if not known.any():
+        return {"origins": 0, "brier": None, "brier_rolling20": None, "brier_skill": None, "brier_skill_95": None,
+                "reliability": []}
+    y = hit[known].astype(np.float64)
+    served, rolling = (stated[known] - y) ** 2, (simple[known] - y) ** 2
+    ratio, low, high = ratio_interval(served, rolling, blocks[known])
+    return {"origins": int(known.sum()), "brier": float(served.mean()), "brier_rolling20": float(rolling.mean()),
+            "brier_skill": 1.0 - ratio, "brier_skill_95": [1.0 - high, 1.0 - low],
+            "reliability": [vars(b) for b in reliability_table(stated[known], y, blocks[known])]}
 
 
 SPREAD_FIELDS = tuple(f.name for f in fields(Spread))
@@ -204,8 +254,13 @@ def band_every_candle(band: Band, candles: dict[str, pd.DataFrame], test: Period
     n, cols = len(origins), [h - 1 for h in JUDGED_HORIZONS]
     served_is, simple_is, covered = (np.empty((n, len(cols))) for _ in range(3))
     scores = {name: np.empty((n, len(cols))) for name in SPREAD_FIELDS}
+    for name in SPREAD_FIELDS[6:]:
+        scores[name][:] = np.nan
     vol = np.empty(n)
     zeros = np.zeros((1, HORIZON))
+    step = max(1, -(-n // MAX_ORIGINS))
+    kept_count = -(-n // step)
+    event_step = step * max(1, -(-kept_count // EVENT_ORIGINS))  # a subset of the origins kept
     for first in range(0, n, BATCH):
         rows = np.arange(first, min(n, first + BATCH))
         close, moves = origins.windows(rows)
@@ -220,8 +275,13 @@ def band_every_candle(band: Band, candles: dict[str, pd.DataFrame], test: Period
         covered[rows] = (lower <= actual) & (actual <= upper)
         vol[rows] = simple[:, 0]
         judged_spread(scores, rows, served.quantiles[:, cols], simple_q, actual)
+        events = rows % event_step == 0
+        if events.any():
+            judged_touches(scores, rows[events], (served.quantiles[events], simple[events, :, None] * simple_table.T[None]),
+                           (served.naive_lower[events][:, cols], served.naive_upper[events][:, cols]),
+                           origins.extremes(rows[events]))
     independence = independence_test(~covered[:, 0].astype(bool), origins.series, origins.position)
-    kept = np.arange(0, n, max(1, -(-n // MAX_ORIGINS)))
+    kept = np.arange(0, n, step)
     blocks = runs_of_time(pd.DatetimeIndex(origins.times[kept]), pd.Timedelta(hours=spec(timeframe).approx_hours),
                           HORIZON, start)
     spread = Spread(*(scores[name][kept] for name in SPREAD_FIELDS))
@@ -240,3 +300,22 @@ def judged_spread(scores: dict[str, np.ndarray], rows: np.ndarray, served: np.nd
     scores["p_above"][rows] = 1.0 - pit(served, zero)
     scores["p_above_simple"][rows] = 1.0 - pit(simple, zero)
     scores["above"][rows] = actual > 0
+
+
+def judged_touches(scores: dict[str, np.ndarray], rows: np.ndarray, tables: tuple[np.ndarray, np.ndarray],
+                   band: tuple[np.ndarray, np.ndarray], extremes: tuple[np.ndarray, np.ndarray]) -> None:
+    """Fill `rows` of the touch events: `tables` the served and the simple distribution (rows x
+    HORIZON x LEVELS, log returns), `band` the served band's ends at the judged horizons, and
+    `extremes` the highest high and lowest low ahead (rows x HORIZON)."""
+    high, low = extremes
+    for first in range(0, len(rows), EVENT_BATCH):
+        part = slice(first, first + EVENT_BATCH)
+        for name, table in zip(("", "_simple"), tables, strict=True):
+            paths = simulate_many(table[part], EVENT_PATHS, EVENT_SUBSTEPS)
+            for j, h in enumerate(JUDGED_HORIZONS):
+                moments = paths.upto(h)
+                scores["p_touch_upper" + name][rows[part], j] = touch_chance(paths, band[1][part, j], moments)
+                scores["p_touch_lower" + name][rows[part], j] = touch_chance(paths, band[0][part, j], moments)
+    for j, h in enumerate(JUDGED_HORIZONS):
+        scores["touched_upper"][rows, j] = high[:, h - 1] >= band[1][:, j]
+        scores["touched_lower"][rows, j] = low[:, h - 1] <= band[0][:, j]

@@ -11,14 +11,23 @@ flat steps only scores 0.5, a coin toss) and of the reliability table.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from stats.reliability import reliability_table
-from training.scores import interval_score, pinball_loss
+from training.scores import crps, interval_score, pinball_loss, pit
 
 RELIABILITY_COLUMNS = ["low", "high", "n", "mean_confidence", "hit_rate", "hit_rate_low", "hit_rate_high"]
 BAND_SCORES = ("interval_score", "naive_interval_score", "pinball_10", "pinball_90")
+# the whole distribution's (steps stored with quantiles, migration 0012): CRPS, and the share of
+# outcomes in each tenth of the PIT (its histogram once pooled)
+PIT_BINS = tuple(f"pit_bin_{k}" for k in range(10))
+DISTRIBUTION_SCORES = ("crps", *PIT_BINS)
+STEP_SCORES = (*BAND_SCORES, *DISTRIBUTION_SCORES)  # averaged per model, horizon and day
+QUANTILE_COLUMNS = ("q05", "lower", "q25", "q50", "q75", "upper", "q95")  # a step's quantiles, stored
 
 
 def score(steps: pd.DataFrame, actual: pd.Series) -> pd.DataFrame:
@@ -39,6 +48,7 @@ def score(steps: pd.DataFrame, actual: pd.Series) -> pd.DataFrame:
 
     lower, upper = log_of("lower"), log_of("upper")
     return pd.DataFrame({
+        **distribution_scores(pd.concat([log_of(c) for c in QUANTILE_COLUMNS], axis=1).to_numpy(), y.to_numpy()),
         "actual_close": actual,
         "is_accurate": hit,
         "model_error": np.abs(np.log(steps["close"] / actual)),
@@ -51,29 +61,50 @@ def score(steps: pd.DataFrame, actual: pd.Series) -> pd.DataFrame:
     }, index=steps.index)
 
 
+def distribution_scores(table: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """CRPS and the PIT bin indicators of each step (`table`: steps x the seven quantiles as log
+    returns from the origin; `y` the outcomes); NaN for steps stored without quantiles."""
+    known = np.isfinite(table).all(axis=1) & np.isfinite(y)
+    out = {name: np.full(len(y), np.nan) for name in DISTRIBUTION_SCORES}
+    if known.any():
+        out["crps"][known] = crps(table[known], y[known])
+        tenth = np.clip((pit(table[known], y[known]) * 10).astype(int), 0, 9)
+        for k, name in enumerate(PIT_BINS):
+            out[name][known] = (tenth == k).astype(float)
+    return out
+
+
+def pit_histogram(row: Mapping[str, Any]) -> list[float] | None:
+    """A pooled row's PIT histogram (the shares of its bins), None where nothing was scored."""
+    shares = [row.get(name) for name in PIT_BINS]
+    if any(v is None or not np.isfinite(v) for v in shares):
+        return None
+    return [float(v) for v in shares]
+
+
 def aggregate(scored: pd.DataFrame) -> pd.DataFrame:
     """Per model_id, timeframe, horizon and day: n, mae, naive_mae, directional_accuracy,
     coverage_80, mean_confidence. `scored` holds those keys plus score()'s columns and confidence."""
     keys = ["model_id", "timeframe", "horizon", "day"]
     if scored.empty:
         return pd.DataFrame(columns=[*keys, "n", "mae", "naive_mae", "directional_accuracy", "coverage_80",
-                                     "mean_confidence", *BAND_SCORES])
+                                     "mean_confidence", *STEP_SCORES])
     grouped = scored.groupby(keys, sort=True)
     return grouped.agg(
         n=("model_error", "size"), mae=("model_error", "mean"), naive_mae=("naive_error", "mean"),
         directional_accuracy=("is_accurate", "mean"), coverage_80=("covered", "mean"),
-        mean_confidence=("confidence", "mean"), **{name: (name, "mean") for name in BAND_SCORES},
+        mean_confidence=("confidence", "mean"), **{name: (name, "mean") for name in STEP_SCORES},
     ).reset_index().fillna({"directional_accuracy": 0.5})
 
 
 def combine(daily: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Daily aggregates pooled over days (weighted by n), grouped `by`; adds mae_ratio to naive and
     interval_score_ratio to naive's band (over the days that scored both bands)."""
-    figures = ["mae", "naive_mae", "directional_accuracy", "coverage_80", "mean_confidence", *BAND_SCORES]
+    figures = ["mae", "naive_mae", "directional_accuracy", "coverage_80", "mean_confidence", *STEP_SCORES]
     if daily.empty:
         return pd.DataFrame(columns=[*by, "n", *figures, "mae_ratio", "interval_score_ratio"])
     daily = daily.copy()
-    for name in BAND_SCORES:  # days scored before the band's scores existed have none
+    for name in STEP_SCORES:  # days scored before the band's (or the distribution's) scores existed have none
         daily[name] = pd.to_numeric(daily[name] if name in daily else np.nan, errors="coerce").astype("float64")
     both = daily["interval_score"].notna() & daily["naive_interval_score"].notna()
     daily["paired_score"] = daily["interval_score"].where(both)

@@ -22,7 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from accuracy.scoring import reliability, score
+from accuracy.scoring import PIT_BINS, QUANTILE_COLUMNS, reliability, score
 from clock import naive_utc
 from stats.bootstrap import ratio_interval, share_interval
 from storage.schema import LedgerEntry, ModelRecord, Prediction, PredictionStep
@@ -63,6 +63,8 @@ class HorizonRecord:
     coverage_80: tuple[float, float, float] | None = None
     interval_score: float | None = None  # the served band's, mean, log-return units
     interval_score_ratio: tuple[float, float, float] | None = None  # to naive's band
+    crps: float | None = None  # the served distribution's mean, where steps carry one
+    pit_histogram: list[float] | None = None  # the share of outcomes in each tenth of it
 
 
 @dataclass
@@ -82,7 +84,7 @@ def ledger_steps(engine: Engine, timeframe: str, since: datetime) -> pd.DataFram
     query = (
         sa.select(m.c.version, ledger.c.seq, ledger.c.made_at, s.c.step_number.label("horizon"),
                   origin.c.open.label("origin"), s.c.close, s.c.lower, s.c.upper, s.c.naive_lower, s.c.naive_upper,
-                  s.c.direction, s.c.confidence, s.c.actual_close)
+                  s.c.direction, s.c.confidence, s.c.actual_close, s.c.q05, s.c.q25, s.c.q50, s.c.q75, s.c.q95)
         .select_from(ledger.join(p, p.c.id == ledger.c.prediction_id).join(m, m.c.id == p.c.model_id)
                      .join(s, s.c.prediction_id == p.c.id)
                      .join(origin, sa.and_(origin.c.prediction_id == p.c.id, origin.c.step_number == 1)))
@@ -97,7 +99,8 @@ def summarise(steps: pd.DataFrame, timeframe: str, min_n: int = MIN_N) -> list[V
     if steps.empty:
         return []
     frame = steps.copy()
-    for column in ("origin", "close", "lower", "upper", "naive_lower", "naive_upper", "actual_close", "confidence"):
+    for column in ("origin", "close", "lower", "upper", "naive_lower", "naive_upper", "actual_close", "confidence",
+                   *(c for c in QUANTILE_COLUMNS if c in frame)):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     frame["block"] = blocks_of(pd.DatetimeIndex(pd.to_datetime(frame["made_at"])), timeframe)
     frame = frame.join(score(frame, frame["actual_close"]).drop(columns=["actual_close"]))
@@ -130,6 +133,10 @@ def _horizon(horizon: int, group: pd.DataFrame, min_n: int) -> HorizonRecord:
         coverage_80=share_interval(group["covered"].to_numpy(), blocks),
         interval_score=float(group["interval_score"].mean()),
     )
+    with_spread = group.dropna(subset=["crps"])
+    if len(with_spread) >= min_n:
+        record.crps = float(with_spread["crps"].mean())
+        record.pit_histogram = [float(with_spread[name].mean()) for name in PIT_BINS]
     with_naive = group.dropna(subset=["naive_interval_score"])
     if len(with_naive) >= min_n:
         record.interval_score_ratio = ratio_interval(with_naive["interval_score"].to_numpy(),

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from accuracy.scoring import BAND_SCORES, aggregate, combine, reliability, score
+from accuracy.scoring import STEP_SCORES, aggregate, combine, reliability, score
 from clock import naive_utc, naive_utc_now
 from market_data.source import MarketDataError, MarketSource
 from market_data.timeframes import spec
@@ -189,7 +189,7 @@ def scored_steps(engine: Engine, models: Iterable[uuid.UUID], since: datetime) -
     query = (
         sa.select(p.c.model_id, p.c.timeframe, s.c.step_number.label("horizon"), s.c.timestamp, s.c.close,
                   s.c.lower, s.c.upper, s.c.naive_lower, s.c.naive_upper, s.c.direction, s.c.confidence,
-                  s.c.actual_close,
+                  s.c.actual_close, s.c.q05, s.c.q25, s.c.q50, s.c.q75, s.c.q95,
                   origin.c.open.label("origin"), origin.c.timestamp.label("origin_time"))
         .join(p, p.c.id == s.c.prediction_id)
         .join(origin, sa.and_(origin.c.prediction_id == s.c.prediction_id, origin.c.step_number == 1))
@@ -233,7 +233,7 @@ def refresh_aggregates(engine: Engine, touched: set[tuple[uuid.UUID, date]]) -> 
              "date": r.day, "n": int(r.n), "mae": float(r.mae), "naive_mae": float(r.naive_mae),
              "directional_accuracy": float(r.directional_accuracy), "coverage_80": float(r.coverage_80),
              "mean_confidence": _or_none(r.mean_confidence),
-             **{name: _or_none(getattr(r, name)) for name in BAND_SCORES},
+             **{name: _or_none(getattr(r, name)) for name in STEP_SCORES},
              "updated_at": naive_utc_now()} for r in daily.itertuples()]
     with engine.begin() as conn:
         for chunk in range(0, len(rows), 2000):
@@ -241,7 +241,7 @@ def refresh_aggregates(engine: Engine, touched: set[tuple[uuid.UUID, date]]) -> 
             stmt = stmt.on_conflict_do_update(
                 index_elements=["model_id", "timeframe", "horizon", "date"],
                 set_={c: stmt.excluded[c] for c in ("n", "mae", "naive_mae", "directional_accuracy", "coverage_80",
-                                                     "mean_confidence", *BAND_SCORES, "updated_at")})
+                                                     "mean_confidence", *STEP_SCORES, "updated_at")})
             conn.execute(stmt)
     return len(rows)
 

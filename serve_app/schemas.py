@@ -286,6 +286,10 @@ class HorizonAccuracy(BaseModel):
                                                                          "below 1 the band beats naive's")
     pinball_10: float | None = Field(default=None, description="pinball loss of the band's lower end (10 % quantile)")
     pinball_90: float | None = Field(default=None, description="pinball loss of the band's upper end (90 % quantile)")
+    crps: float | None = Field(default=None, description="mean CRPS of the served distribution (its quantiles; "
+                               "log-return units; lower is better); null for steps stored without one")
+    pit_histogram: list[float] | None = Field(default=None, description="the share of outcomes in each tenth of "
+                                              "the distribution (0.1 each where it is calibrated)")
 
 
 class ReliabilityBin(BaseModel):
@@ -560,6 +564,10 @@ class TrackHorizon(BaseModel):
     coverage_80: Interval | None = Field(description="share of actual closes inside the 80 % band")
     interval_score: float | None = Field(description="mean interval score of the served 80 % band, log-return units")
     interval_score_ratio: Interval | None = Field(description="the served band's interval score over naive's band's")
+    crps: float | None = Field(default=None, description="mean CRPS of the served distribution, log-return units "
+                               "(forecasts stored with quantiles only)")
+    pit_histogram: list[float] | None = Field(default=None, description="the share of outcomes in each tenth of "
+                                              "the served distribution (0.1 each where it is calibrated)")
 
 
 class TrackVersion(BaseModel):

@@ -190,6 +190,18 @@ class ModelAccuracy(SQLModel, table=True):
     naive_interval_score: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
     pinball_10: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
     pinball_90: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
+    # the whole distribution's (migration 0012): mean CRPS and the share of outcomes in each tenth of the PIT
+    crps: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
+    pit_bin_0: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
+    pit_bin_1: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
+    pit_bin_2: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
+    pit_bin_3: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
+    pit_bin_4: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
+    pit_bin_5: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
+    pit_bin_6: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
+    pit_bin_7: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
+    pit_bin_8: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
+    pit_bin_9: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
     updated_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime, server_default=sa.func.now()))
 
 

@@ -79,6 +79,7 @@ def test_the_track_record_summarises_the_ledgers_scored_forecasts(world) -> None
     assert first["mae_ratio"]["low"] <= 1.0 <= first["mae_ratio"]["high"]
     assert first["coverage_80"]["low"] <= first["coverage_80"]["value"] <= first["coverage_80"]["high"]
     assert first["interval_score"] > 0 and first["interval_score_ratio"]["value"] > 0
+    assert first["crps"] > 0 and sum(first["pit_histogram"]) == pytest.approx(1.0)
     assert first["directional_accuracy"] is not None and first["called"] == first["n"]  # every step says "up"
     assert all(h["status"] == "ok" for h in version["horizons"])  # 120 or more forecasts reached each
     # over the last 12 days, the later horizons have few scored forecasts yet: said, not a number

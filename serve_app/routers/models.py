@@ -9,6 +9,7 @@ import pandas as pd
 from fastapi import APIRouter
 
 from accuracy.report import active_accuracy
+from accuracy.scoring import pit_histogram
 from clock import as_utc
 from serve_app.dependencies import Predictions
 from serve_app.errors import ERRORS
@@ -30,7 +31,8 @@ def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     for r in frame.to_dict("records"):
         clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-        out.append({**clean, "horizon": int(clean.get("horizon") or 0), "n": int(r["n"])})
+        out.append({**clean, "horizon": int(clean.get("horizon") or 0), "n": int(r["n"]),
+                    "pit_histogram": pit_histogram(clean)})
     return out
 
 

@@ -65,7 +65,8 @@ def _horizon_out(h: HorizonRecord) -> TrackHorizon:
                         dm_statistic=None if dm is None else dm[0], dm_p_value=None if dm is None else dm[1],
                         directional_accuracy=h.directional_accuracy, called=h.called,
                         coverage_80=_interval(h.coverage_80), interval_score=h.interval_score,
-                        interval_score_ratio=_interval(h.interval_score_ratio))
+                        interval_score_ratio=_interval(h.interval_score_ratio), crps=h.crps,
+                        pit_histogram=h.pit_histogram)
 
 
 @router.get("/api/track-record", response_model=TrackRecordResponse)

@@ -7,7 +7,7 @@ const LWC = window.LightweightCharts;
 const state = { symbol: null, timeframe: "1d", request: 0, lastBar: 0, forecastFrom: 0 };
 const LAST_SYMBOL = "cryptocast.lastSymbol";
 const REQUEST_TIMEOUT_MS = 30000;
-let chart, history, forecastCandles, bandUpper, bandLower;
+let chart, history, forecastCandles, fanUpper, bandUpper, bandLower, fanLower;
 
 function fmt(x) {
   const n = Number(x);
@@ -22,10 +22,15 @@ function setupChart() {
     grid: { vertLines: { visible: false }, horzLines: { color: "#eaeef2" } },
     timeScale: { timeVisible: true, secondsVisible: false },
   });
-  bandUpper = chart.addSeries(LWC.AreaSeries, { lineColor: "rgba(9,105,218,0.45)", topColor: "rgba(9,105,218,0.16)",
-    bottomColor: "rgba(9,105,218,0.16)", lineWidth: 1, priceLineVisible: false, lastValueVisible: false });
-  bandLower = chart.addSeries(LWC.AreaSeries, { lineColor: "rgba(9,105,218,0.45)", topColor: "#ffffff",
-    bottomColor: "#ffffff", lineWidth: 1, priceLineVisible: false, lastValueVisible: false });
+  // the fan, as areas painted down to the chart's foot, each over the one before: the 5-95 %
+  // range lightest, the 80 % band over it, then below the band the light shade again and below
+  // the 5 % quantile white
+  const area = (line, fill) => chart.addSeries(LWC.AreaSeries, { lineColor: line, topColor: fill, bottomColor: fill,
+    lineWidth: 1, priceLineVisible: false, lastValueVisible: false });
+  fanUpper = area("rgba(9,105,218,0.2)", "rgba(9,105,218,0.07)");
+  bandUpper = area("rgba(9,105,218,0.45)", "rgba(9,105,218,0.18)");
+  bandLower = area("rgba(9,105,218,0.45)", "rgba(9,105,218,0.07)");
+  fanLower = area("rgba(9,105,218,0.2)", "#ffffff");
   history = chart.addSeries(LWC.CandlestickSeries, { upColor: "#1a7f37", downColor: "#cf222e", borderVisible: false,
     wickUpColor: "#1a7f37", wickDownColor: "#cf222e" });
   forecastCandles = chart.addSeries(LWC.CandlestickSeries, { upColor: "rgba(26,127,55,0.35)",
@@ -76,7 +81,11 @@ function errorText(result) {
 }
 
 function clearForecast() {
-  forecastCandles.setData([]); bandUpper.setData([]); bandLower.setData([]);
+  for (const series of [forecastCandles, fanUpper, bandUpper, bandLower, fanLower]) series.setData([]);
+  $("ask").hidden = true;
+  $("ask-answer").textContent = "";
+  $("outlook").textContent = "";
+  state.asked = null;
   $("steps").hidden = true; $("steps").querySelector("tbody").replaceChildren();
   $("summary").hidden = true;
   $("chart").dataset.forecast = "0";
@@ -88,16 +97,35 @@ function clearForecast() {
 function drawForecast(p, stale) {
   const steps = p.steps;
   forecastCandles.setData(steps.map((s) => ({ time: seconds(s.timestamp), open: s.open, high: s.high, low: s.low, close: s.close })));
+  const fan = steps.every((s) => s.quantiles);
+  const line = (key) => steps.map((s) => ({ time: seconds(s.timestamp), value: s.quantiles[key] }));
+  fanUpper.setData(fan ? line("0.95") : []);
+  fanLower.setData(fan ? line("0.05") : []);
   bandUpper.setData(steps.map((s) => ({ time: seconds(s.timestamp), value: s.upper })));
   bandLower.setData(steps.map((s) => ({ time: seconds(s.timestamp), value: s.lower })));
   chart.timeScale().fitContent();
   $("chart").dataset.forecast = String(steps.length);
+  $("chart").dataset.fan = fan ? "1" : "0";
   state.forecastFrom = seconds(steps[0].timestamp);  // step 1 is the candle forming when it was made
   $("forecast-old").hidden = true;
-  $("title").textContent = `${p.symbol} · ${p.timeframe} · ${steps.length}-step forecast: ${p.direction}`;
+  // a direction and a confidence only where validation proved an edge; a flat forecast says what it is
+  const proven = steps.some((s) => s.direction !== "flat");
+  const last = steps[steps.length - 1];
+  $("title").textContent = `${p.symbol} · ${p.timeframe} · ${steps.length}-step forecast: ` +
+    (proven ? p.direction : "no proven direction");
+  $("outlook").textContent = proven
+    ? `80 % of the time the close of step ${last.step} is between ${fmt(last.lower)} and ${fmt(last.upper)}.`
+    : `No proven direction: the price is as likely to rise as to fall. 80 % of the time it stays in this range: ` +
+      `${fmt(last.lower)} to ${fmt(last.upper)} by step ${last.step}.`;
   $("meta").textContent = `model ${p.model_version} · made ${new Date(p.created_at).toISOString().replace(".000", "")}` +
-    ` · mean confidence ${(p.confidence_avg * 100).toFixed(1)} %` + (p.cached ? " · from cache" : "") +
+    (proven ? ` · mean confidence ${(p.confidence_avg * 100).toFixed(1)} %` : "") + (p.cached ? " · from cache" : "") +
     (stale ? " · STALE (market data unavailable)" : "");
+  state.asked = { prediction: p.prediction_id, steps: steps.length, unit: UNITS[p.timeframe] || "candles",
+                  last: steps[0].open };
+  $("ask-price").value = "";
+  $("ask-within").max = String(steps.length);
+  $("ask-within").value = String(Math.min(10, steps.length));
+  $("ask").hidden = !fan || stale;
   $("summary").hidden = false;
   const shown = p.prediction_id;
   $("chart").dataset.prediction = shown;
@@ -106,8 +134,10 @@ function drawForecast(p, stale) {
   body.replaceChildren(...steps.map((s) => {
     const tr = document.createElement("tr");
     tr.dataset.close = String(s.close);
+    const flat = s.direction === "flat";
     const cells = [s.step, s.timestamp.replace("+00:00", "Z"), fmt(s.open), fmt(s.high), fmt(s.low), fmt(s.close),
-      `${fmt(s.lower)} – ${fmt(s.upper)}`, `${(s.confidence * 100).toFixed(1)} %`, s.direction];
+      `${fmt(s.lower)} – ${fmt(s.upper)}`, flat ? "—" : `${(s.confidence * 100).toFixed(1)} %`,
+      flat ? "no edge" : s.direction];
     for (const value of cells) {
       const td = document.createElement("td");
       td.textContent = String(value);
@@ -117,6 +147,35 @@ function drawForecast(p, stale) {
     return tr;
   }));
   $("steps").hidden = false;
+}
+
+// -- asking the forecast: the chance that the price touches a level --------------------------
+const UNITS = { "1h": "hours", "4h": "4-hour candles", "1d": "days", "1w": "weeks", "1m": "months" };
+
+// "about 1 in 4": the nearest 1 in n a person reads at a glance, beside the percentage
+function inWords(p) {
+  if (p >= 0.995) return "almost certain";
+  if (p < 0.005) return "almost no chance";
+  if (p > 0.5) return `about ${Math.round(p * 10)} in 10`;
+  return `about 1 in ${Math.round(1 / p)}`;
+}
+
+async function ask(event) {
+  event.preventDefault();
+  const asked = state.asked, price = Number($("ask-price").value), within = Number($("ask-within").value);
+  if (!asked || !(price > 0)) { $("ask-answer").textContent = "Enter a price above 0."; return; }
+  if (!(within >= 1 && within <= asked.steps)) { $("ask-answer").textContent = `Choose 1 to ${asked.steps}.`; return; }
+  const base = `/api/predictions/${encodeURIComponent(asked.prediction)}/probability`;
+  const [touch, above] = await Promise.all([api("GET", `${base}?touch=${price}&within=${within}`),
+    api("GET", `${base}?above=${price}&step=${within}`)]);
+  if (state.asked !== asked) return;  // a newer forecast is on screen
+  if (!touch.ok || !above.ok) { $("ask-answer").textContent = errorText(touch.ok ? above : touch); return; }
+  const pt = touch.body.p_touch, pa = above.body.p_above;
+  const side = price >= asked.last ? "above" : "below";
+  const close = side === "above" ? pa : 1 - pa;
+  $("ask-answer").textContent = `${inWords(pt)} (${(pt * 100).toFixed(0)} %) that it touches ${fmt(price)} within ` +
+    `${within} ${asked.unit}; ${(close * 100).toFixed(0)} % that it closes ${side} it then.`;
+  $("ask-answer").dataset.pTouch = String(pt);
 }
 
 async function loadCandles(symbol, timeframe, ticket) {
@@ -260,6 +319,7 @@ $("timeframe").addEventListener("change", () => {
 });
 $("retry").addEventListener("click", () => load());
 $("forecast-refresh").addEventListener("click", () => load());
+$("ask").addEventListener("submit", ask);
 
 // -- account -----------------------------------------------------------------------------------
 // The session cookie is httpOnly (scripts cannot read it); this flag only says whether to ask

@@ -3,6 +3,8 @@
 what the probability endpoint, the plans and alerts read and the track record scores. Nullable:
 steps stored before this migration have no distribution, and their ledger entries keep hashing
 without one. `trading_plans.timeframe`: the forecast whose chances a plan answers (default 1d).
+`model_accuracy.crps` and `pit_bin_0`..`pit_bin_9`: the served distribution's mean CRPS and the
+share of outcomes in each tenth of its PIT, per model, horizon and day (null before).
 
 Revision ID: 0012
 Revises: 0011
@@ -18,6 +20,7 @@ branch_labels = None
 depends_on = None
 
 COLUMNS = ("q05", "q25", "q50", "q75", "q95")
+ACCURACY_COLUMNS = ("crps", *(f"pit_bin_{k}" for k in range(10)))
 
 
 def upgrade() -> None:
@@ -26,9 +29,15 @@ def upgrade() -> None:
             batch.add_column(sa.Column(name, sa.Double))
     with op.batch_alter_table("trading_plans") as batch:
         batch.add_column(sa.Column("timeframe", sa.String(10), nullable=False, server_default="1d"))
+    with op.batch_alter_table("model_accuracy") as batch:
+        for name in ACCURACY_COLUMNS:
+            batch.add_column(sa.Column(name, sa.Double))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("model_accuracy") as batch:
+        for name in reversed(ACCURACY_COLUMNS):
+            batch.drop_column(name)
     with op.batch_alter_table("trading_plans") as batch:
         batch.drop_column("timeframe")
     with op.batch_alter_table("prediction_steps") as batch:

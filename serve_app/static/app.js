@@ -23,13 +23,13 @@ function setupChart() {
     timeScale: { timeVisible: true, secondsVisible: false },
   });
   // the fan, as areas painted down to the chart's foot, each over the one before: the 5-95 %
-  // range lightest, the 80 % band over it, then below the band the light shade again and below
-  // the 5 % quantile white
+  // range lightest, the 80 % band over it, then below the band the light shade again (opaque:
+  // the light shade over white, covering the band's) and below the 5 % quantile white
   const area = (line, fill) => chart.addSeries(LWC.AreaSeries, { lineColor: line, topColor: fill, bottomColor: fill,
     lineWidth: 1, priceLineVisible: false, lastValueVisible: false });
   fanUpper = area("rgba(9,105,218,0.2)", "rgba(9,105,218,0.07)");
   bandUpper = area("rgba(9,105,218,0.45)", "rgba(9,105,218,0.18)");
-  bandLower = area("rgba(9,105,218,0.45)", "rgba(9,105,218,0.07)");
+  bandLower = area("rgba(9,105,218,0.45)", "#eef4fc");
   fanLower = area("rgba(9,105,218,0.2)", "#ffffff");
   history = chart.addSeries(LWC.CandlestickSeries, { upColor: "#1a7f37", downColor: "#cf222e", borderVisible: false,
     wickUpColor: "#1a7f37", wickDownColor: "#cf222e" });

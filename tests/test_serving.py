@@ -511,3 +511,5 @@ def _signed_in_walkthrough(page: Any, served: str, ticker: str) -> None:
     token = httpx.post(f"{served}/api/auth/login", json={"email": email, "password": password}).json()["token"]
     mine = httpx.get(f"{served}/api/alerts", headers={"Authorization": f"Bearer {token}"}).json()["alerts"]
     assert [(a["symbol"], a["condition_type"], a["target_price"]) for a in mine] == [(ticker, "crossing", 12345.5)]
+    said = page.text_content("#alert-status")  # the chance, where the coin's 1d forecast of today was made
+    assert ("that it triggers within 30 days" in said) == (mine[0]["p_trigger"] is not None), (said, mine)

@@ -378,8 +378,12 @@ $("alert-form").addEventListener("submit", async (e) => {
   if (!state.symbol) return;
   const r = await api("POST", "/api/alerts", { symbol: state.symbol, condition_type: $("alert-condition").value,
     target_price: Number($("alert-price").value) });
+  // the chance it triggers, where today's 1d forecast of the coin has been made
+  const chance = r.ok && r.body.p_trigger !== null && r.body.p_trigger !== undefined
+    ? ` · ${inWords(r.body.p_trigger)} (${(r.body.p_trigger * 100).toFixed(0)} %) that it triggers within 30 days`
+    : "";
   $("alert-status").textContent = r.ok ? `alert set: ${r.body.symbol} ${r.body.condition_type} ${r.body.target_price}` +
-    (r.body.email_notice ? " (no email until your address is verified)" : "") : "";
+    chance + (r.body.email_notice ? " (no email until your address is verified)" : "") : "";
   if (!r.ok) say(errorText(r), "error", false);
 });
 $("signin-form").addEventListener("submit", async (e) => {

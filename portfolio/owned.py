@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import TypeVar
 
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel
 
-from portfolio.errors import PortfolioError, not_found
+from portfolio.errors import not_found
+from predictions.symbols import resolve
 from storage.schema import Symbol
 
 Row = TypeVar("Row", bound=SQLModel)
@@ -29,7 +30,5 @@ def owned(session: Session, model: type[Row], object_id: str, user_id: uuid.UUID
 
 
 def symbol(session: Session, ticker: str) -> Symbol:
-    found = session.exec(select(Symbol).where(Symbol.ticker == ticker)).first()
-    if found is None:
-        raise PortfolioError(404, "unknown_symbol", f"no symbol {ticker!r}; search with /api/symbols/search?q=")
-    return found
+    """The listed coin `ticker` names, written any way a person writes it (`predictions.symbols`)."""
+    return resolve(session, ticker)

@@ -18,6 +18,7 @@ from sqlmodel import select
 from market_data.source import AuthenticationError, MarketDataError, MarketSource, RateLimited, UnknownTickerError
 from market_data.timeframes import spec
 from predictions.errors import MarketUnavailable, PredictionError
+from predictions.symbols import resolve
 from storage.cache import FRESH_CANDLES_TTL_S, Cache, fresh_candles_key, get_frame, set_frame
 from storage.db import session_scope
 from storage.lake import RETENTION_DAYS
@@ -37,14 +38,10 @@ class MarketView:
         self.engine, self.cache, self.source, self.window, self.clock = engine, cache, source, window, clock
 
     def symbol(self, ticker: str) -> Symbol:
-        """The listed symbol `ticker`; 404 in the user's terms otherwise."""
+        """The listed symbol `ticker` names, however a person writes it (`predictions.symbols`);
+        404 in the user's terms otherwise."""
         with session_scope(self.engine) as session:
-            symbol = session.exec(select(Symbol).where(Symbol.ticker == ticker)).first()
-        if symbol is None:
-            raise PredictionError(404, "unknown_symbol", f"no symbol {ticker!r}; search with /api/symbols/search?q=")
-        if not symbol.is_active:
-            raise PredictionError(404, "inactive_symbol", f"symbol {ticker!r} is no longer listed")
-        return symbol
+            return resolve(session, ticker)
 
     def search(self, query: str, limit: int) -> list[Symbol]:
         """Active ranked symbols whose ticker or name contains `query`; prefixes first, then by rank."""

@@ -70,8 +70,11 @@ class ActiveModels:
     def get(self, timeframe: str) -> tuple[ModelRecord, ForecastModel]:
         with self._lock:
             entry = self._models.get(timeframe)
-        if entry is None:
-            raise NoActiveModel(f"no active {timeframe} model yet; run jobs.weekly_training --timeframes {timeframe}")
+            served = [tf for tf in self.timeframes if tf in self._models]
+        if entry is None:  # the operator's step goes to the log, the person gets what they can do
+            log.warning("no active %s model: run jobs.weekly_training --timeframes %s", timeframe, timeframe)
+            choice = f"; try {' or '.join(served)}" if served else ""
+            raise NoActiveModel(f"no active {timeframe} model yet: {timeframe} forecasts are not available{choice}")
         return entry
 
     def versions(self) -> dict[str, str | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import threading
 import time
 import uuid
@@ -381,6 +382,39 @@ def _works_under_its_content_security_policy(browser: Any, served: str, ticker: 
 
 
 @pytest.mark.slow
+def _fits_a_phone(browser: Any, served: str, ticker: str, shot: Path) -> None:
+    """At 390 x 844 the page opens a coin from its link, forecasts, and nothing runs off the
+    screen (no horizontal scroll: the steps' table scrolls inside its own box)."""
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, bypass_csp=True)
+    phone.goto(f"{served}/?symbol={ticker[2:-3].lower()}")
+    phone.wait_for_selector("#steps tbody tr >> nth=29", timeout=60_000)
+    phone.wait_for_timeout(300)
+    wide = phone.evaluate("document.documentElement.scrollWidth")
+    assert wide <= 390, f"the page is {wide} px wide on a 390 px screen"
+    assert phone.is_visible("#go") and phone.is_visible("#signin-form button")
+    box = phone.query_selector("#go").bounding_box()
+    assert box["x"] + box["width"] <= 390
+    phone.screenshot(path=str(shot), full_page=True)
+    phone.close()
+
+
+def _a_coin_typed_any_way(page: Any, ticker: str) -> None:
+    """Enter on a coin written as a person writes it opens its chart and is remembered; a text
+    that names no coin says what to type and leaves the chart and the remembered coin as they were."""
+    page.evaluate("localStorage.removeItem('cryptocast.lastSymbol')")
+    page.fill("#symbol", ticker[2:-3].lower() + "/usdt")
+    page.press("#symbol", "Enter")
+    page.wait_for_function(f"localStorage.getItem('cryptocast.lastSymbol') === '{ticker}'", timeout=30_000)
+    page.wait_for_selector("#steps tbody tr >> nth=29", timeout=60_000)
+    assert page.input_value("#symbol") == ticker
+    page.fill("#symbol", "zzzzzz")
+    page.press("#symbol", "Enter")
+    page.wait_for_selector("#message.error", timeout=30_000)
+    assert "no coin matches" in page.text_content("#message") and "/api/" not in page.text_content("#message")
+    assert page.evaluate("localStorage.getItem('cryptocast.lastSymbol')") == ticker
+    assert int(page.get_attribute("#chart", "data-candles")) > 50  # the chart on screen stays
+
+
 def _risk_in_plain_words(page: Any, answer: dict[str, Any]) -> None:
     """The fan is drawn; a forecast without a proven direction says so (no confidence shown); the
     forecast answers the chance of touching a price in words and in numbers."""
@@ -425,22 +459,25 @@ def test_the_page_draws_a_forecast_in_a_real_browser(world, served: str, browser
     assert answer["model_version"] in page.text_content("#meta")
     _checked_in_the_public_log(page, served, answer)
     _risk_in_plain_words(page, answer)
+    assert re.fullmatch(r"\d+ of \d+ free forecasts left today", page.text_content("#quota")), page.text_content("#quota")
     # PAGE_SCREENSHOT=bench/results/page.png refreshes the README's picture; a plain run leaves the tree as it was
     shot = Path(os.environ.get("PAGE_SCREENSHOT") or tmp_path / "page.png")
     shot.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shot))
     assert problems == []  # loaded, searched and drew with no console error
+    _a_coin_typed_any_way(page, ticker)
+    _fits_a_phone(browser, served, ticker, shot.with_name(shot.stem + "-phone.png"))
     # another timeframe redraws: its candles, and the API's message where it has no model
     page.select_option("#timeframe", "1h")
     page.wait_for_function("document.querySelector('#chart').dataset.timeframe === '1h'", timeout=60_000)
     page.wait_for_selector("#message.error", timeout=60_000)
     assert "no active 1h model" in page.text_content("#message")
-    assert page.get_attribute("#chart", "data-forecast") == "0" and page.is_visible("#retry")
+    assert page.get_attribute("#chart", "data-forecast") == "0" and page.is_hidden("#retry")  # retrying cannot help
     # an unknown symbol shows the API's message
     page.select_option("#timeframe", "1d")
     page.fill("#symbol", "X:NOSUCHUSD")
     page.press("#symbol", "Enter")
-    page.wait_for_function("document.querySelector('#message').textContent.includes('no symbol')", timeout=30_000)
+    page.wait_for_function("document.querySelector('#message').textContent.includes('no coin matches')", timeout=30_000)
     # markup in a symbol is shown as text, never run
     page.fill("#symbol", "<img src=x onerror=alert(1)>")
     page.press("#symbol", "Enter")
@@ -453,7 +490,7 @@ def test_the_page_draws_a_forecast_in_a_real_browser(world, served: str, browser
     page.fill("#symbol", ticker)
     page.press("#symbol", "Enter")
     page.wait_for_function("document.querySelector('#message').textContent.includes('quota reached')", timeout=30_000)
-    assert "3600 s" in page.text_content("#message")
+    assert "try again in 60 min" in page.text_content("#message") and page.is_hidden("#retry")
     # a network failure leaves the page usable: the message, then Retry works once it is back
     page.unroute("**/api/predictions/generate")
     page.route("**/api/predictions/generate", lambda route: route.abort())

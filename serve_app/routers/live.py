@@ -81,7 +81,7 @@ async def live_candles(websocket: WebSocket, live: Live, market: Market, account
     try:
         ticker, timeframe = _parse(websocket)
         holder = await _holder(websocket, accounts)
-        await asyncio.to_thread(market.symbol, ticker)
+        ticker = (await asyncio.to_thread(market.symbol, ticker)).ticker  # as written, resolved to the listed one
         live.admission.admit(holder)
     except (Refusal, AccountError) as exc:
         close = TRY_LATER if exc.status == 429 else POLICY

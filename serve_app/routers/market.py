@@ -29,6 +29,16 @@ def search(market: Market, q: str = Query(..., max_length=50, pattern=PRINTABLE_
                                             for s in found])
 
 
+@router.get("/api/symbols/resolve", response_model=SymbolOut)
+def resolve_symbol(market: Market, q: str = Query(..., min_length=1, max_length=50, pattern=PRINTABLE_PATTERN)) -> SymbolOut:
+    """The one listed coin `q` names, written as a person writes it ("btc", "BTC-USD", "btc/usdt",
+    "Bitcoin"); 404 `ambiguous_symbol` with `candidates` (beside `error`) where it fits several, `unknown_symbol`
+    where none. What the page's Enter asks; every endpoint that takes a symbol reads it alike."""
+    s = market.symbol(q)
+    return SymbolOut(ticker=s.ticker, name=s.name, base_currency=s.base_currency, quote_currency=s.quote_currency,
+                     volume_rank=s.volume_rank)
+
+
 @router.get("/api/candles", response_model=CandlesResponse)
 def candles(market: Market, symbol: str = Query(..., min_length=1, max_length=20, pattern=TICKER_PATTERN),
             timeframe: Timeframe = "1d", limit: int = 200) -> CandlesResponse:

@@ -14,6 +14,25 @@ function fmt(x) {
   return Math.abs(n) >= 1 ? n.toFixed(Math.max(2, 6 - Math.floor(Math.log10(Math.abs(n))) - 1)) : n.toPrecision(5);
 }
 const seconds = (iso) => Math.floor(Date.parse(iso) / 1000);
+// a candle's time as people read it: in their own zone, named
+const localTime = (iso) => new Date(iso).toLocaleString([], { year: "numeric", month: "short", day: "numeric",
+  hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
+
+// The chart's price scale from the coin's own magnitude: a coin at 0.000004 needs eight decimals
+// to show a move, one at 40,000 two; every series of the chart reads prices alike.
+function priceFormatFor(price) {
+  const p = Math.abs(Number(price));
+  const digits = !(p > 0) || p >= 1 ? 2 : Math.min(12, Math.ceil(-Math.log10(p)) + 3);
+  return { type: "price", precision: digits, minMove: Number((10 ** -digits).toFixed(digits)) };
+}
+
+function scaleTo(price) {
+  const priceFormat = priceFormatFor(price);
+  for (const series of [history, forecastCandles, fanUpper, bandUpper, bandLower, fanLower]) {
+    series.applyOptions({ priceFormat });
+  }
+  $("chart").dataset.precision = String(priceFormat.precision);
+}
 
 function setupChart() {
   chart = LWC.createChart($("chart"), {
@@ -75,9 +94,40 @@ function errorText(result) {
   const error = result.body && result.body.error;
   let text = error ? error.message : `The server answered ${result.status}.`;
   if (result.status === 429 && result.headers && result.headers.get("Retry-After")) {
-    text += ` (try again in ${result.headers.get("Retry-After")} s)`;
+    text += ` (try again ${waitWords(Number(result.headers.get("Retry-After")))})`;
   }
   return text;
+}
+
+// "in 40 s", "in 60 min", "at 14:00": a wait as a person plans around it
+function waitWords(s) {
+  if (!(s > 0)) return "later";
+  if (s < 120) return `in ${Math.ceil(s)} s`;
+  if (s < 7200) return `in ${Math.round(s / 60)} min`;
+  return `at ${new Date(Date.now() + s * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
+}
+
+// Retry is offered only where retrying soon can help: the network, the server's own trouble, a
+// short wait; not a coin that does not exist, a timeframe without a model or a day's quota spent
+function retryable(result) {
+  if (result.network || result.timeout) return true;
+  const code = result.body && result.body.error && result.body.error.code;
+  if (code === "no_model") return false;
+  if (result.status === 429) {
+    const wait = Number(result.headers && result.headers.get("Retry-After"));
+    return wait > 0 && wait <= 120;
+  }
+  return result.status >= 500;
+}
+
+// what is left of today's forecasts, from the answer's X-RateLimit-* headers
+function showQuota(result) {
+  const limit = result.headers && result.headers.get("X-RateLimit-Limit");
+  if (!limit) return;
+  const left = result.headers.get("X-RateLimit-Remaining");
+  const free = localStorage.getItem("cryptocast.signedIn") ? "" : "free ";
+  $("quota").textContent = `${left} of ${limit} ${free}forecasts left today`;
+  $("quota").hidden = false;
 }
 
 function clearForecast() {
@@ -135,7 +185,7 @@ function drawForecast(p, stale) {
     const tr = document.createElement("tr");
     tr.dataset.close = String(s.close);
     const flat = s.direction === "flat";
-    const cells = [s.step, s.timestamp.replace("+00:00", "Z"), fmt(s.open), fmt(s.high), fmt(s.low), fmt(s.close),
+    const cells = [s.step, localTime(s.timestamp), fmt(s.open), fmt(s.high), fmt(s.low), fmt(s.close),
       `${fmt(s.lower)} – ${fmt(s.upper)}`, flat ? "—" : `${(s.confidence * 100).toFixed(1)} %`,
       flat ? "no edge" : s.direction];
     for (const value of cells) {
@@ -183,6 +233,7 @@ async function loadCandles(symbol, timeframe, ticket) {
   if (ticket !== state.request) return;
   if (r.ok) {
     const bars = r.body.candles.map((c) => ({ time: seconds(c.timestamp), open: c.open, high: c.high, low: c.low, close: c.close }));
+    if (bars.length) scaleTo(bars[bars.length - 1].close);
     history.setData(bars);
     state.lastBar = bars.length ? bars[bars.length - 1].time : 0;
     $("chart").dataset.candles = String(r.body.candles.length);
@@ -191,6 +242,10 @@ async function loadCandles(symbol, timeframe, ticket) {
     history.setData([]);
     $("chart").dataset.candles = "0";
     liveStop();
+    if (r.status === 404) {  // a coin no longer listed (or remembered from before resolution): not opened again
+      if (localStorage.getItem(LAST_SYMBOL) === symbol) localStorage.removeItem(LAST_SYMBOL);
+      say(errorText(r), "error", false);
+    }
   }
   $("chart").dataset.timeframe = timeframe;
   chart.timeScale().fitContent();
@@ -238,6 +293,7 @@ async function load() {
   clearTimeout(slow);
   if (ticket !== state.request) return;
   $("chart").removeAttribute("aria-busy");
+  showQuota(r);
   if (r.ok) {
     say("", "", false);
     drawForecast(r.body, false);
@@ -245,7 +301,7 @@ async function load() {
     say(`${errorText(r)} Showing the last prediction, made ${r.body.last_prediction.created_at}.`, "stale", true);
     drawForecast(r.body.last_prediction, true);
   } else {
-    say(errorText(r), "error", true);
+    say(errorText(r), "error", retryable(r));
   }
   refreshAccount();
 }
@@ -289,6 +345,22 @@ function choose(ticker) {
   load();
 }
 
+// What a person typed ("btc", "BTC-USD", "bitcoin"), resolved by the server to the one coin it
+// names; where it names several they are offered, where none the message says what to type.
+// Nothing that does not resolve becomes the symbol on screen or the last one remembered.
+async function chooseTyped(text) {
+  const mine = ++searches;
+  const r = await api("GET", `/api/symbols/resolve?q=${encodeURIComponent(text)}`);
+  if (mine !== searches) return;
+  if (r.ok) return choose(r.body.ticker);
+  const candidates = (r.body && r.body.candidates) || [];
+  say(errorText(r), "error", false);
+  if (candidates.length) {
+    $("symbol").value = text;
+    await suggest(text);
+  }
+}
+
 $("symbol").addEventListener("input", () => {
   clearTimeout(searchTimer);
   searchTimer = setTimeout(() => suggest($("symbol").value), 150);
@@ -310,7 +382,7 @@ $("search-form").addEventListener("submit", (e) => {
   const items = suggestions();
   if (!$("suggestions").hidden && active >= 0 && items[active]) return choose(items[active].dataset.ticker);
   const typed = $("symbol").value.trim();
-  if (typed) choose(typed);
+  if (typed) chooseTyped(typed);
 });
 // a new timeframe forecasts again where a forecast is on screen; otherwise it shows the chart
 $("timeframe").addEventListener("change", () => {
@@ -407,7 +479,7 @@ const fromUrl = new URLSearchParams(location.search);
 if (fromUrl.get("symbol")) {
   state.timeframe = fromUrl.get("timeframe") || "1d";
   $("timeframe").value = state.timeframe;
-  choose(fromUrl.get("symbol"));
+  chooseTyped(fromUrl.get("symbol"));
 } else {
   openingView();
 }

@@ -27,7 +27,7 @@ BAND_SCORES = ("interval_score", "naive_interval_score", "pinball_10", "pinball_
 PIT_BINS = tuple(f"pit_bin_{k}" for k in range(10))
 DISTRIBUTION_SCORES = ("crps", *PIT_BINS)
 STEP_SCORES = (*BAND_SCORES, *DISTRIBUTION_SCORES)  # averaged per model, horizon and day
-QUANTILE_COLUMNS = ("q05", "lower", "q25", "q50", "q75", "upper", "q95")  # a step's quantiles, stored
+LEVEL_COLUMNS = ("q05", "lower", "q25", "q50", "q75", "upper", "q95")  # the step's column of each quantile, in order
 
 
 def score(steps: pd.DataFrame, actual: pd.Series) -> pd.DataFrame:
@@ -48,7 +48,7 @@ def score(steps: pd.DataFrame, actual: pd.Series) -> pd.DataFrame:
 
     lower, upper = log_of("lower"), log_of("upper")
     return pd.DataFrame({
-        **distribution_scores(pd.concat([log_of(c) for c in QUANTILE_COLUMNS], axis=1).to_numpy(), y.to_numpy()),
+        **distribution_scores(pd.concat([log_of(c) for c in LEVEL_COLUMNS], axis=1).to_numpy(), y.to_numpy()),
         "actual_close": actual,
         "is_accurate": hit,
         "model_error": np.abs(np.log(steps["close"] / actual)),

@@ -22,7 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from accuracy.scoring import PIT_BINS, QUANTILE_COLUMNS, reliability, score
+from accuracy.scoring import LEVEL_COLUMNS, PIT_BINS, reliability, score
 from clock import naive_utc
 from stats.bootstrap import ratio_interval, share_interval
 from storage.schema import LedgerEntry, ModelRecord, Prediction, PredictionStep
@@ -100,7 +100,7 @@ def summarise(steps: pd.DataFrame, timeframe: str, min_n: int = MIN_N) -> list[V
         return []
     frame = steps.copy()
     for column in ("origin", "close", "lower", "upper", "naive_lower", "naive_upper", "actual_close", "confidence",
-                   *(c for c in QUANTILE_COLUMNS if c in frame)):
+                   *(c for c in LEVEL_COLUMNS if c in frame)):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     frame["block"] = blocks_of(pd.DatetimeIndex(pd.to_datetime(frame["made_at"])), timeframe)
     frame = frame.join(score(frame, frame["actual_close"]).drop(columns=["actual_close"]))

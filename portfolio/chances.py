@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from predictions.probabilities import LatestOutlook, latest_outlook
 from storage.schema import Alert, TradingPlan
+from training.band.quantiles import BAND_ROWS
 
 ALERT_TIMEFRAME = "1d"
 NO_CHANCES = {"p_target_first": None, "p_stop_first": None, "p_neither": None, "target_band_widths": None,
@@ -22,7 +23,7 @@ NO_CHANCES = {"p_target_first": None, "p_stop_first": None, "p_neither": None, "
 def band_widths(found: LatestOutlook, price: float) -> float:
     """log(price / last close) in widths of the next candle's 80 % band (signed: below is negative)."""
     first = found.outlook.table[0]
-    width = math.log(first[5] / first[1])  # the 90 % quantile over the 10 % one
+    width = math.log(first[BAND_ROWS[1]] / first[BAND_ROWS[0]])
     move = math.log(price / found.outlook.last_close)
     return round(move / width, 2) if width > 0 else (0.0 if move == 0 else math.copysign(math.inf, move))
 

@@ -50,6 +50,12 @@ class Step(NamedTuple):  # a tuple: a long ledger's verification builds millions
     quantiles: tuple[float, ...] | None = None
 
 
+def quantile_rest(values: Sequence[float]) -> tuple[float, ...]:
+    """Of a step's quantiles at QUANTILE_KEYS' levels, those stored beside the band (QUANTILE_COLUMNS):
+    the inverse of `stored_quantiles`."""
+    return tuple(values[i] for i, key in enumerate(QUANTILE_KEYS) if key not in ("0.1", "0.9"))
+
+
 def stored_quantiles(lower: float | None, upper: float | None, rest: Sequence[float | None]) -> tuple[float, ...] | None:
     """A step's quantiles from its stored columns: the band's ends and `rest`, its QUANTILE_COLUMNS."""
     q05, q25, q50, q75, q95 = rest

@@ -70,8 +70,12 @@ def outlook(data: dict[str, Any]) -> Outlook:
 
 @lru_cache(maxsize=32)
 def _paths(last_close: float, table: tuple[tuple[float, ...], ...]) -> Paths:
-    """A forecast's paths, kept for its next questions (a forecast never changes)."""
     return simulate(np.log(np.asarray(table) / last_close))
+
+
+def paths_of(found: Outlook) -> Paths:
+    """A forecast's paths, kept for its next questions (a forecast never changes)."""
+    return _paths(found.last_close, tuple(map(tuple, found.table.tolist())))
 
 
 def probability(found: Outlook, ask: EventAsk) -> dict[str, Any]:
@@ -81,7 +85,7 @@ def probability(found: Outlook, ask: EventAsk) -> dict[str, Any]:
         assert ask.step is not None
         return {"above": ask.above, "step": ask.step, "p_above": round(found.p_above(ask.above, ask.step), 4)}
     assert ask.touch is not None and ask.within is not None
-    paths = _paths(found.last_close, tuple(map(tuple, found.table.tolist())))
+    paths = paths_of(found)
     return {"touch": ask.touch, "within": ask.within,
             "p_touch": round(found.p_touch(ask.touch, ask.within, paths), 4)}
 
@@ -95,7 +99,7 @@ class LatestOutlook:
     outlook: Outlook
 
     def paths(self) -> Paths:
-        return _paths(self.outlook.last_close, tuple(map(tuple, self.outlook.table.tolist())))
+        return paths_of(self.outlook)
 
 
 def latest_outlook(session: Session, symbol_id: uuid.UUID, timeframe: str, now: datetime) -> LatestOutlook | None:

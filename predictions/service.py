@@ -263,13 +263,13 @@ def _entered_quantiles(step: ForecastStep) -> tuple[float, ...] | None:
     ends, read from `lower` and `upper` (one value, not two that could differ)."""
     if step.quantiles is None or step.lower is None or step.upper is None:
         return None
-    q = step.quantiles
-    return ledger.stored_quantiles(step.lower, step.upper, (q[0], q[2], q[3], q[4], q[6]))
+    return ledger.stored_quantiles(step.lower, step.upper, ledger.quantile_rest(step.quantiles))
 
 
 def _quantile_columns(step: ForecastStep) -> dict[str, float | None]:
     q = step.quantiles
-    return dict(zip(ledger.QUANTILE_COLUMNS, (None,) * 5 if q is None else (q[0], q[2], q[3], q[4], q[6])))
+    return dict(zip(ledger.QUANTILE_COLUMNS, (None,) * len(ledger.QUANTILE_COLUMNS) if q is None
+                    else ledger.quantile_rest(q)))
 
 
 def _quantiles_json(values: tuple[float, ...] | None) -> dict[str, float] | None:

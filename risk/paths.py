@@ -80,41 +80,33 @@ def _grid(paths: int, moments: int, substeps: int, seed: int) -> _Grid:
 
 def simulate(table: np.ndarray, paths: int = PATHS, substeps: int = SUBSTEPS, seed: int = SEED) -> Paths:
     """Paths through the distribution `table` (steps x levels, log returns from the last close;
-    only as many steps as the question needs). Each moment's quantile function is a straight
-    line per segment between the levels' normal scores (the outer ones carried on): one lookup
-    of its intercept and slope per path and moment."""
-    steps = len(table)
-    times = np.arange(1, steps * substeps + 1) / substeps
-    grid = _grid(paths, max(PATH_STEPS, steps) * substeps, substeps, seed)
-    q = moment_quantiles(table, times)
-    slope = np.diff(q, axis=1) / np.diff(Z_LEVELS)[None, :]  # moments x segments
-    intercept = q[:, :-1] - Z_LEVELS[None, :-1] * slope
-    at = grid.segment[:, : len(times)]
-    values = (np.take(intercept.astype(np.float32).ravel(), at)
-              + grid.scores[:, : len(times)] * np.take(slope.astype(np.float32).ravel(), at))
-    spread = ((q[:, BAND_ROWS[1]] - q[:, BAND_ROWS[0]]) / BAND_Z) ** 2  # the moment's variance, read off its band
-    variance = np.maximum(np.diff(spread, prepend=0.0), 1e-18)
-    return Paths(values, times, variance)
+    only as many steps as the question needs): `simulate_many` of the one forecast."""
+    many = simulate_many(table[None], paths, substeps, seed)
+    return Paths(many.values[0], many.times, many.variance[0])
 
 
-def crossing(paths: Paths, level: float, moments: int) -> np.ndarray:
-    """(paths x moments) the probability that each path crosses log return `level` between grid
-    moment j - 1 and j (the origin before the first), given its values there: 1 where either end
-    is past it, the Brownian bridge's chance where both are short of it."""
-    ends = paths.values[:, :moments]
-    starts = np.hstack([np.zeros((len(ends), 1), dtype=ends.dtype), ends[:, :-1]])
-    x = np.float32(level)
-    a, b = (starts - x, ends - x) if level >= 0 else (x - starts, x - ends)
-    past = (a >= 0) | (b >= 0)
+def crossing(paths: Paths, level: float | np.ndarray, moments: int) -> np.ndarray:
+    """(... paths x moments) the probability that each path crosses log return `level` (one, or
+    one per forecast of `simulate_many`) between grid moment j - 1 and j (the origin before the
+    first), given its values there: 1 where either end is past it, the Brownian bridge's chance
+    where both are short of it."""
+    ends = paths.values[..., :moments]
+    starts = np.concatenate([np.zeros((*ends.shape[:-1], 1), dtype=ends.dtype), ends[..., :-1]], axis=-1)
+    x = np.asarray(level, dtype=np.float32)
+    x = x[:, None, None] if x.ndim else x
+    side = np.where(x >= 0, np.float32(1.0), np.float32(-1.0))  # distances toward the level, as if above
+    a, b = side * (starts - x), side * (ends - x)
     with np.errstate(over="ignore"):
-        bridge = np.exp(np.float32(-2.0) * a * b / paths.variance[None, :moments].astype(np.float32))
-    return np.where(past, np.float32(1.0), bridge)
+        bridge = np.exp(np.float32(-2.0) * a * b / paths.variance[..., None, :moments].astype(np.float32))
+    return np.where((a >= 0) | (b >= 0), np.float32(1.0), bridge)
 
 
 def simulate_many(tables: np.ndarray, paths: int, substeps: int = SUBSTEPS, seed: int = SEED) -> Paths:
-    """`simulate` for many forecasts at once (tables: forecasts x steps x levels), on the same
-    Brownian draws: `values` forecasts x paths x moments, `variance` forecasts x moments. For
-    judging probabilities on every candle, where a few hundred paths a forecast suffice."""
+    """Paths for many forecasts at once (tables: forecasts x steps x levels, log returns from the
+    last close), on the same Brownian draws: `values` forecasts x paths x moments, `variance`
+    forecasts x moments. Each moment's quantile function is a straight line per segment between
+    the levels' normal scores (the outer ones carried on): one lookup of its intercept and slope
+    per path and moment."""
     count, steps, levels = tables.shape
     moments = steps * substeps
     times = np.arange(1, moments + 1) / substeps
@@ -133,13 +125,5 @@ def simulate_many(tables: np.ndarray, paths: int, substeps: int = SUBSTEPS, seed
 
 def touch_chance(paths: Paths, level: np.ndarray, moments: int) -> np.ndarray:
     """(forecasts,) the chance that each forecast's paths (`simulate_many`) reach its `level` (log
-    return, forecasts) within the first `moments` grid moments: `crossing`, for many at once."""
-    ends = paths.values[:, :, :moments]
-    starts = np.concatenate([np.zeros((*ends.shape[:2], 1), dtype=ends.dtype), ends[:, :, :-1]], axis=2)
-    x = level.astype(np.float32)[:, None, None]
-    up = x >= 0
-    a, b = np.where(up, starts - x, x - starts), np.where(up, ends - x, x - ends)
-    with np.errstate(over="ignore"):
-        bridge = np.exp(np.float32(-2.0) * a * b / paths.variance[:, None, :moments].astype(np.float32))
-    cross = np.where((a >= 0) | (b >= 0), np.float32(1.0), bridge)
-    return 1.0 - np.prod(1.0 - cross, axis=2).mean(axis=1)
+    return, forecasts) within the first `moments` grid moments."""
+    return 1.0 - np.prod(1.0 - crossing(paths, level, moments), axis=-1).mean(axis=-1)

@@ -253,9 +253,7 @@ def band_every_candle(band: Band, candles: dict[str, pd.DataFrame], test: Period
     simple_table = rolling20_levels(candles, *validation)
     n, cols = len(origins), [h - 1 for h in JUDGED_HORIZONS]
     served_is, simple_is, covered = (np.empty((n, len(cols))) for _ in range(3))
-    scores = {name: np.empty((n, len(cols))) for name in SPREAD_FIELDS}
-    for name in SPREAD_FIELDS[6:]:
-        scores[name][:] = np.nan
+    scores = {name: np.full((n, len(cols)), np.nan) for name in SPREAD_FIELDS}  # touches: NaN off their origins
     vol = np.empty(n)
     zeros = np.zeros((1, HORIZON))
     step = max(1, -(-n // MAX_ORIGINS))
